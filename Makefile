@@ -1,0 +1,59 @@
+# llmctl — build, test, bench, lint.
+# `make test` is what CI runs (.ci/run): it installs the Debian packages the
+# integration tests need and makes a missing service a failure, not a skip.
+
+GO        ?= go
+BIN       ?= bin/llmctl
+PKGS      ?= ./...
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+DATE      ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS   := -s -w \
+  -X github.com/llmctl/llmctl/internal/version.version=$(VERSION) \
+  -X github.com/llmctl/llmctl/internal/version.commit=$(COMMIT) \
+  -X github.com/llmctl/llmctl/internal/version.date=$(DATE)
+TEST_TIMEOUT ?= 75m
+
+# Debian packages the tests start as throwaway services (see internal/testenv).
+APT_PKGS := postgresql redis-server tmux
+
+.PHONY: all build test test-unit bench lint deps fmt clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/llmctl
+
+## deps: install the Debian packages the tests need, only those missing.
+deps:
+	@missing=""; for p in $(APT_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+## test: every test, real services required.
+test: deps lint
+	LLMCTL_TEST_REQUIRE_SERVICES=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+## test-unit: quick run; integration tests skip when a service is missing.
+test-unit:
+	$(GO) test -count=1 $(PKGS)
+
+## bench: benchmarks that print ratios against a same-run baseline.
+bench: deps
+	LLMCTL_TEST_REQUIRE_SERVICES=1 $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// run executes llmctl with args in-process and returns stdout, stderr and the error.
+func run(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := newRootCmd(context.Background(), streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), errOut.String(), err
+}
+
+func TestVersionJSON(t *testing.T) {
+	out, _, err := run(t, "version", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]string
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("version -o json is not JSON: %v\n%s", err, out)
+	}
+	for _, k := range []string{"version", "commit", "date", "goVersion", "platform"} {
+		if v[k] == "" {
+			t.Errorf("field %q empty in %s", k, out)
+		}
+	}
+}
+
+func TestVersionBadOutput(t *testing.T) {
+	_, _, err := run(t, "version", "-o", "xml")
+	if err == nil || !strings.Contains(err.Error(), "xml") {
+		t.Fatalf("want error naming the bad format, got %v", err)
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh", "fish", "powershell"} {
+		out, _, err := run(t, "completion", sh)
+		if err != nil || !strings.Contains(out, "llmctl") {
+			t.Errorf("completion %s: err=%v, %d bytes", sh, err, len(out))
+		}
+	}
+	if _, _, err := run(t, "completion", "tcsh"); err == nil {
+		t.Error("completion tcsh: want error")
+	}
+}
+
+func TestBadLogLevel(t *testing.T) {
+	_, _, err := run(t, "--log-level", "loud", "version")
+	if err == nil || !strings.Contains(err.Error(), "loud") {
+		t.Fatalf("want error naming the level, got %v", err)
+	}
+}
