@@ -1,0 +1,76 @@
+// Package store keeps tenants and API keys, behind one Store interface with a
+// PostgreSQL implementation (pgx pool) and an embedded SQLite one (pure Go).
+// Both run the same embedded migrations on open and pass one conformance
+// suite (storetest).
+//
+// A key reads `sk-llm-<public id>_<secret>`; only SHA-256(secret) is stored.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/llmctl/llmctl/pkg/billing"
+)
+
+// Errors every implementation returns (wrapped) so callers can branch on them.
+var (
+	ErrNotFound   = errors.New("not found")
+	ErrConflict   = errors.New("already exists")
+	ErrInvalidKey = errors.New("invalid API key")
+	ErrRevoked    = errors.New("API key revoked")
+	ErrExpired    = errors.New("API key expired")
+)
+
+// Tenant is a customer account.
+type Tenant struct {
+	ID        string         `json:"id"`
+	Name      string         `json:"name"`
+	Limits    billing.Limits `json:"limits"`
+	CreatedAt time.Time      `json:"createdAt"`
+}
+
+// Key is an API key's record; the secret itself is never stored.
+type Key struct {
+	ID         string         `json:"id"` // public id, the part after sk-llm-
+	TenantID   string         `json:"tenantId"`
+	TenantName string         `json:"tenant"`
+	Name       string         `json:"name,omitempty"`
+	Models     []string       `json:"models,omitempty"`
+	Limits     billing.Limits `json:"limits"`
+	ExpiresAt  *time.Time     `json:"expiresAt,omitempty"`
+	RevokedAt  *time.Time     `json:"revokedAt,omitempty"`
+	CreatedAt  time.Time      `json:"createdAt"`
+	SecretHash []byte         `json:"-"`
+}
+
+// NewKey describes a key to create.
+type NewKey struct {
+	Tenant    string // tenant name or id
+	Name      string
+	Models    []string
+	Limits    billing.Limits
+	ExpiresAt *time.Time
+}
+
+// Store is the tenants-and-keys store.
+type Store interface {
+	CreateTenant(ctx context.Context, name string, limits billing.Limits) (Tenant, error)
+	// GetTenant finds a tenant by id or name.
+	GetTenant(ctx context.Context, nameOrID string) (Tenant, error)
+	ListTenants(ctx context.Context) ([]Tenant, error)
+	SetTenantLimits(ctx context.Context, nameOrID string, l billing.Limits) (Tenant, error)
+
+	// CreateKey stores a new key and returns it with the full secret key
+	// string, which is never retrievable again.
+	CreateKey(ctx context.Context, k NewKey) (Key, string, error)
+	GetKey(ctx context.Context, id string) (Key, error)
+	// ListKeys lists keys of one tenant (name or id), or all when tenant is "".
+	ListKeys(ctx context.Context, tenant string) ([]Key, error)
+	RevokeKey(ctx context.Context, id string) error
+	SetKeyLimits(ctx context.Context, id string, l billing.Limits) (Key, error)
+
+	Ping(ctx context.Context) error
+	Close() error
+}
