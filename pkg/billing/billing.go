@@ -5,7 +5,12 @@
 // implement them without importing serve.
 package billing
 
-import "time"
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+)
 
 // Principal is an authenticated caller: the tenant and the key it presented.
 type Principal struct {
@@ -48,3 +53,42 @@ type Usage struct {
 
 // Total is prompt plus completion tokens.
 func (u Usage) Total() int64 { return u.PromptTokens + u.CompletionTokens }
+
+// ErrInsufficientQuota is returned (wrapped) by a Reserver when the tenant's
+// balance cannot cover a request's maximum cost; the gateway answers 402.
+var ErrInsufficientQuota = errors.New("insufficient quota")
+
+// LimitError refuses a request for exceeding a rate limit; the gateway
+// answers 429 rate_limit_exceeded with Retry-After and Header.
+type LimitError struct {
+	Message    string
+	RetryAfter time.Duration
+	Header     http.Header // x-ratelimit-* headers
+}
+
+func (e *LimitError) Error() string { return e.Message }
+
+// Ticket is an admitted request's claim on rate limits (concurrency slot,
+// TPM reservation). Done is called exactly once, with actual usage.
+type Ticket interface {
+	// Header holds the x-ratelimit-* headers for the response.
+	Header() http.Header
+	// Done settles tokens to actual usage and frees the concurrency slot.
+	Done(ctx context.Context, used Usage)
+}
+
+// ReserveRequest asks the ledger to hold a request's maximum possible cost.
+type ReserveRequest struct {
+	Principal    Principal
+	RequestID    string // idempotency key of the charge
+	Model        string
+	PromptTokens int64 // estimate before forwarding
+	MaxTokens    int64 // max completion tokens (request's max_tokens or a cap)
+}
+
+// Hold is a reservation in the ledger. Settle is called exactly once: it
+// charges used (zero usage releases everything) and must never block on, nor
+// lose the entry to, a slow or absent database.
+type Hold interface {
+	Settle(ctx context.Context, used Usage)
+}

@@ -1,0 +1,25 @@
+package serve
+
+import (
+	"context"
+
+	"github.com/llmctl/llmctl/pkg/billing"
+)
+
+// Authenticator turns a bearer API key into a Principal. It returns an error
+// wrapping store.ErrInvalidKey / ErrRevoked / ErrExpired for a bad key.
+type Authenticator interface {
+	Authenticate(ctx context.Context, bearer string) (billing.Principal, error)
+}
+
+// Admitter applies rate limits (pkg/billing/limits). It returns a
+// *billing.LimitError to refuse; any other error is a limiter failure.
+type Admitter interface {
+	Admit(ctx context.Context, p billing.Principal, model string, maxTokens int64) (billing.Ticket, error)
+}
+
+// Reserver holds a request's maximum cost in the ledger before forwarding
+// (pkg/billing/ledger). An error wrapping billing.ErrInsufficientQuota → 402.
+type Reserver interface {
+	Reserve(ctx context.Context, r billing.ReserveRequest) (billing.Hold, error)
+}
