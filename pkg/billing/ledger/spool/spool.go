@@ -131,7 +131,9 @@ func (s *Spool) load() ([]Segment, error) {
 	return out, nil
 }
 
-func (s *Spool) path(id uint64) string { return filepath.Join(s.dir, fmt.Sprintf("%020d%s", id, suffix)) }
+func (s *Spool) path(id uint64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%020d%s", id, suffix))
+}
 
 // Decode reads records from a segment's bytes up to the first unreadable one;
 // torn reports whether anything was left over.
