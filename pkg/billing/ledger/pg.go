@@ -51,11 +51,11 @@ func (s *pgStore) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
 const pgReserve = `
 WITH acct AS (
-    UPDATE ledger_accounts SET reserved = reserved + $3
-    WHERE tenant_id = $1 AND balance - reserved - $3 >= -$4
+    UPDATE ledger_accounts SET reserved = reserved + $3::bigint
+    WHERE tenant_id = $1::text AND balance - reserved - $3::bigint >= -($4::bigint)
     RETURNING tenant_id)
 INSERT INTO ledger_holds (hold_key, tenant_id, amount, created_at)
-SELECT $2, tenant_id, $3, $5 FROM acct`
+SELECT $2::text, tenant_id, $3::bigint, $5::bigint FROM acct`
 
 func (s *pgStore) Reserve(ctx context.Context, h HoldRequest) error {
 	if h.Amount < 0 || h.Key == "" || h.TenantID == "" {
@@ -180,7 +180,7 @@ func (s *pgStore) Accounts(ctx context.Context) ([]Account, error) {
 
 func (s *pgStore) Entries(ctx context.Context, f Filter) ([]Entry, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+entryColumns+` FROM ledger_entries
-        WHERE ($1 = '' OR tenant_id = $1) AND created_at >= $2 ORDER BY seq LIMIT $3`,
+        WHERE ($1::text = '' OR tenant_id = $1::text) AND created_at >= $2::bigint ORDER BY seq LIMIT $3::bigint`,
 		f.TenantID, sinceMicros(f.Since), limitOrAll(f.Limit))
 	if err != nil {
 		return nil, fmt.Errorf("ledger: entries: %w", err)
