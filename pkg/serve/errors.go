@@ -13,11 +13,11 @@ var ErrRetryable = errors.New("retryable backend error")
 
 // Upstream failure reasons, the `reason` label of llmctl_upstream_errors_total.
 const (
-	ReasonConnect   = "connect"
-	ReasonTimeout   = "timeout"
-	Reason5xx       = "status_5xx"
-	Reason429       = "status_429"
-	ReasonStream    = "stream"
+	ReasonConnect = "connect"
+	ReasonTimeout = "timeout"
+	Reason5xx     = "status_5xx"
+	Reason429     = "status_429"
+	ReasonStream  = "stream"
 )
 
 // BackendError is a failure talking to one backend. Retryable ones wrap

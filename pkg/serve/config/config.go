@@ -28,7 +28,7 @@ type Config struct {
 	HealthInterval   time.Duration `yaml:"healthInterval"`
 	Timeouts         Timeouts      `yaml:"timeouts"`
 
-	Backends []Backend        `yaml:"backends"`
+	Backends []Backend         `yaml:"backends"`
 	Aliases  map[string]string `yaml:"aliases"` // client model name → backend model name
 }
 
