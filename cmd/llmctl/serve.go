@@ -6,7 +6,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/llmctl/llmctl/pkg/billing/store"
@@ -25,6 +28,7 @@ type serveOptions struct {
 	backends     []string
 	maxBodyBytes int64
 	changed      func(name string) bool
+	billing      serveBillingOptions
 
 	cfg config.Config
 }
@@ -48,6 +52,9 @@ admin tenant is created and its key printed once as "admin key: sk-llm-…".`,
 			if err := o.Complete(os.LookupEnv); err != nil {
 				return err
 			}
+			if err := o.billing.Complete(os.LookupEnv); err != nil {
+				return err
+			}
 			if err := o.Validate(); err != nil {
 				return err
 			}
@@ -60,6 +67,7 @@ admin tenant is created and its key printed once as "admin key: sk-llm-…".`,
 	f.StringVar(&o.db, "db", "", "database: postgres://… or sqlite:PATH (env LLMCTL_DB; default SQLite in the data dir)")
 	f.StringArrayVar(&o.backends, "backend", nil, "backend NAME=URL, repeatable; models discovered from URL/v1/models (env LLMCTL_BACKENDS, comma-separated)")
 	f.Int64Var(&o.maxBodyBytes, "max-body-bytes", 0, "largest request body accepted, else 413 (env LLMCTL_MAX_BODY_BYTES; default 8 MiB)")
+	o.billing.bind(cmd)
 	return cmd
 }
 
@@ -153,8 +161,24 @@ func (o *serveOptions) Run(ctx context.Context) error {
 			ConnectTimeout: o.cfg.Timeouts.Connect, FirstByteTimeout: o.cfg.Timeouts.FirstByte, TotalTimeout: o.cfg.Timeouts.Total,
 		})
 	}
-	// Rate limits (Admitter), the ledger (Reserver), webhooks and the
-	// embedded engine (Backends) plug in here as their issues land.
+	opts.Registry = prometheus.NewRegistry()
+	opts.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	bill, err := o.billing.open(ctx, o.cfg.DB, st, opts.Registry, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Flush the ledger's spool into the database on shutdown; what
+		// cannot be written in time stays on disk for the next start.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := bill.close(fctx); err != nil {
+			log.Error("ledger flush on shutdown", "err", err)
+		}
+	}()
+	opts.Reserver, opts.Webhooks = bill.reserver, bill.webhooks
+	// Rate limits (Admitter) and the embedded engine (Backends) plug in
+	// here as their issues land.
 	gw, err := serve.New(opts)
 	if err != nil {
 		return err
