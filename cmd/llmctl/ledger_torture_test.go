@@ -101,7 +101,7 @@ type outcome struct {
 	status   int
 	killed   bool // the transport broke: its gateway was SIGKILLed mid-request
 	tenant   int
-	received int64 // content events the client read
+	received int64  // content events the client read
 	code     string // error.code of a refusal
 }
 
@@ -240,7 +240,7 @@ func TestLedgerTorture(t *testing.T) {
 			prompt, model = "hello status=500", "mf"
 		}
 		body, _ := json.Marshal(map[string]any{"model": model, "max_tokens": 64, "stream": stream,
-			"messages": []map[string]string{{"role": "user", "content": prompt}},
+			"messages":       []map[string]string{{"role": "user", "content": prompt}},
 			"stream_options": map[string]bool{"include_usage": includeUsage}})
 		if !stream {
 			body, _ = json.Marshal(map[string]any{"model": model, "max_tokens": 64,
