@@ -140,8 +140,13 @@ func New(store Store, cfg Config) (*Ledger, error) {
 		}
 		for _, r := range seg.Records {
 			var e Entry
-			if err := json.Unmarshal(r, &e); err != nil {
-				// Kept on disk (never acknowledged) for an operator to inspect.
+			err := json.Unmarshal(r, &e)
+			if err == nil {
+				err = e.Validate()
+			}
+			if err != nil {
+				// Kept on disk (never acknowledged) for an operator to
+				// inspect, rather than blocking every batch behind it.
 				l.log.Error("ledger spool record unreadable; left in the spool", "segment", seg.ID, "err", err)
 				continue
 			}
