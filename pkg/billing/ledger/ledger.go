@@ -30,6 +30,8 @@ type Config struct {
 	SpoolDir string
 	// BatchMax caps entries per database write (default 1000).
 	BatchMax int
+	// Writers is how many batches may be in flight at once (default 2).
+	Writers int
 	// WriteTimeout bounds one database write (default 5s).
 	WriteTimeout time.Duration
 	// HoldTTL: holds older than this are released, as their gateway must
@@ -59,6 +61,9 @@ func (c *Config) defaults() error {
 	}
 	if c.BatchMax <= 0 {
 		c.BatchMax = 1000
+	}
+	if c.Writers <= 0 {
+		c.Writers = 2
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 5 * time.Second
@@ -100,8 +105,9 @@ type Ledger struct {
 	wake    chan struct{}
 	drain   chan struct{} // closed by Close: write what is left, then stop
 	stop    chan struct{} // closed when Close gives up waiting
-	writerQ chan struct{}
-	depth   atomic.Int64
+	writers  sync.WaitGroup
+	inflight map[*queued]time.Time // batches being written: their oldest entry's time
+	depth    atomic.Int64          // journaled and not yet written: queued + in flight
 }
 
 type submission struct {
@@ -131,7 +137,7 @@ func New(store Store, cfg Config) (*Ledger, error) {
 		wake:      make(chan struct{}, 1),
 		drain:     make(chan struct{}),
 		stop:      make(chan struct{}),
-		writerQ:   make(chan struct{}),
+		inflight:  map[*queued]time.Time{},
 	}
 	replay := 0
 	for _, seg := range left {
@@ -160,7 +166,10 @@ func New(store Store, cfg Config) (*Ledger, error) {
 	}
 	l.m = newMetrics(cfg.Registerer, l)
 	go l.appender()
-	go l.writer()
+	for i := range cfg.Writers {
+		l.writers.Add(1)
+		go l.writer(i)
+	}
 	l.poke()
 	return l, nil
 }
@@ -322,7 +331,7 @@ func (l *Ledger) appender() {
 			for _, s := range batch {
 				l.queue = append(l.queue, queued{e: s.e, seg: seg})
 			}
-			l.depth.Store(int64(len(l.queue)))
+			l.depth.Add(int64(len(batch)))
 			l.mu.Unlock()
 			l.poke()
 		} else {
@@ -334,6 +343,12 @@ func (l *Ledger) appender() {
 	}
 }
 
+func waitGroup(wg *sync.WaitGroup) <-chan struct{} {
+	c := make(chan struct{})
+	go func() { wg.Wait(); close(c) }()
+	return c
+}
+
 func (l *Ledger) poke() {
 	select {
 	case l.wake <- struct{}{}:
@@ -342,21 +357,22 @@ func (l *Ledger) poke() {
 }
 
 // writer moves journaled entries into the database in batches, retrying
-// with backoff while it is unavailable. It keeps order (FIFO) so the oldest
-// unsettled entry is always next.
-func (l *Ledger) writer() {
-	defer close(l.writerQ)
+// with backoff while it is unavailable. Config.Writers of them run at once,
+// so one batch is prepared while another commits; batches are independent
+// (idempotent by key, balance updates commute), so their order is free.
+func (l *Ledger) writer(id int) {
+	defer l.writers.Done()
 	backoff := time.Duration(0)
 	draining := false
-	expire := time.NewTicker(time.Minute)
-	defer expire.Stop()
+	var expire <-chan time.Time
+	if id == 0 {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		expire = t.C
+	}
 	for {
-		l.mu.Lock()
-		n := min(len(l.queue), l.cfg.BatchMax)
-		batch := make([]queued, n)
-		copy(batch, l.queue[:n])
-		l.mu.Unlock()
-		if n == 0 {
+		batch := l.take()
+		if batch == nil {
 			if draining {
 				return
 			}
@@ -366,19 +382,14 @@ func (l *Ledger) writer() {
 				draining = true
 			case <-l.stop:
 				return
-			case <-expire.C:
+			case <-expire:
 				l.expireHolds()
 			}
 			continue
 		}
-		if backoff > 0 {
-			select {
-			case <-time.After(backoff):
-			case <-l.stop:
-				return
-			}
-		}
-		entries := make([]Entry, n)
+		// Let the other writers look for work too.
+		l.poke()
+		entries := make([]Entry, len(batch))
 		for i, q := range batch {
 			entries[i] = q.e
 		}
@@ -388,30 +399,64 @@ func (l *Ledger) writer() {
 		if err != nil {
 			l.m.writeErrors.Inc()
 			if backoff == 0 {
-				l.log.Warn("ledger database write failed; entries stay in the spool and are retried", "entries", n, "err", err)
+				l.log.Warn("ledger database write failed; entries stay in the spool and are retried", "entries", len(batch), "err", err)
 			}
+			l.putBack(batch)
 			backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
+			select {
+			case <-time.After(backoff):
+			case <-l.stop:
+				return
+			}
 			continue
 		}
 		if backoff > 0 {
 			l.log.Info("ledger database writes resumed", "spooled", l.Depth())
 		}
 		backoff = 0
-		l.m.batchSize.Observe(float64(n))
-		l.mu.Lock()
-		l.queue = l.queue[n:]
-		l.depth.Store(int64(len(l.queue)))
-		l.mu.Unlock()
-		// Ack per segment, in order.
-		for i := 0; i < n; {
+		l.m.batchSize.Observe(float64(len(batch)))
+		l.done(batch)
+		// Ack per segment.
+		for i := 0; i < len(batch); {
 			j := i
-			for j < n && batch[j].seg == batch[i].seg {
+			for j < len(batch) && batch[j].seg == batch[i].seg {
 				j++
 			}
 			l.spool.Ack(batch[i].seg, j-i)
 			i = j
 		}
 	}
+}
+
+// take moves up to BatchMax entries from the queue into flight.
+func (l *Ledger) take() []queued {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := min(len(l.queue), l.cfg.BatchMax)
+	if n == 0 {
+		return nil
+	}
+	batch := make([]queued, n)
+	copy(batch, l.queue[:n])
+	l.queue = l.queue[n:]
+	l.inflight[&batch[0]] = batch[0].e.Time
+	return batch
+}
+
+// putBack returns a failed batch to the front of the queue.
+func (l *Ledger) putBack(batch []queued) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.inflight, &batch[0])
+	l.queue = append(batch, l.queue...)
+}
+
+// done forgets a written batch.
+func (l *Ledger) done(batch []queued) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.inflight, &batch[0])
+	l.depth.Add(-int64(len(batch)))
 }
 
 func (l *Ledger) expireHolds() {
@@ -431,10 +476,19 @@ func (l *Ledger) expireHolds() {
 func (l *Ledger) oldest() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.queue) == 0 {
+	var first time.Time
+	if len(l.queue) > 0 {
+		first = l.queue[0].e.Time
+	}
+	for _, t := range l.inflight {
+		if first.IsZero() || t.Before(first) {
+			first = t
+		}
+	}
+	if first.IsZero() {
 		return 0
 	}
-	return l.cfg.Now().Sub(l.queue[0].e.Time)
+	return l.cfg.Now().Sub(first)
 }
 
 // Close stops taking entries, writes what is queued until ctx ends, and
@@ -454,10 +508,10 @@ func (l *Ledger) Close(ctx context.Context) error {
 	l.poke()
 	var err error
 	select {
-	case <-l.writerQ:
+	case <-waitGroup(&l.writers):
 	case <-ctx.Done():
 		close(l.stop)
-		<-l.writerQ
+		l.writers.Wait()
 		err = fmt.Errorf("ledger: %d entries left in the spool for replay: %w", l.Depth(), ctx.Err())
 	}
 	if cerr := l.spool.Close(); err == nil && cerr != nil {
