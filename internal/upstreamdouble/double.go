@@ -477,27 +477,37 @@ func (d *Double) stream(w http.ResponseWriter, r *http.Request, rec *Record, end
 	if endpoint == "completions" {
 		object = "text_completion"
 	}
+	// The chunk's fixed head is encoded once; only the text varies.
+	idJSON, _ := json.Marshal("cmpl-" + rec.RequestID)
+	modelJSON, _ := json.Marshal(req.Model)
+	head := fmt.Sprintf(`{"id":%s,"object":%q,"created":%d,"model":%s,"choices":[`, idJSON, object, created, modelJSON)
 	chunk := func(text string, finish any, withChoice bool) []byte {
-		var choices []any
+		b := make([]byte, 0, len(head)+96)
+		b = append(b, head...)
 		if withChoice {
+			textJSON, _ := json.Marshal(text)
+			finishJSON, _ := json.Marshal(finish)
 			if endpoint == "completions" {
-				choices = []any{map[string]any{"index": 0, "text": text, "finish_reason": finish, "logprobs": nil}}
+				b = append(b, `{"index":0,"text":`...)
+				b = append(b, textJSON...)
+				b = append(b, `,"logprobs":null,"finish_reason":`...)
 			} else {
-				delta := map[string]any{}
+				b = append(b, `{"index":0,"delta":{`...)
 				if text != "" {
-					delta["content"] = text
+					b = append(b, `"content":`...)
+					b = append(b, textJSON...)
 				}
-				choices = []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}}
+				b = append(b, `},"finish_reason":`...)
 			}
-		} else {
-			choices = []any{}
+			b = append(b, finishJSON...)
+			b = append(b, '}')
 		}
-		b, _ := json.Marshal(map[string]any{"id": "cmpl-" + rec.RequestID, "object": object, "created": created,
-			"model": req.Model, "choices": choices})
-		return b
+		return append(b, "]}"...)
 	}
 	send := func(data []byte) bool {
-		if _, err := fmt.Fprintf(w, "data: %s\n\n", data); err != nil {
+		msg := make([]byte, 0, len(data)+8)
+		msg = append(append(append(msg, "data: "...), data...), "\n\n"...)
+		if _, err := w.Write(msg); err != nil {
 			return false
 		}
 		return rc.Flush() == nil

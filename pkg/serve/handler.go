@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -474,6 +475,7 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 		started     bool
 		first, last time.Time
 		done        bool
+		buf         []byte // reused: the writer copies what it is given
 	)
 	ttft := g.metrics.ttft.WithLabelValues(st.model)
 	itl := g.metrics.itl.WithLabelValues(st.model)
@@ -510,18 +512,14 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 			st.status = http.StatusBadGateway
 			break
 		}
-		var ev streamEvent
-		if json.Unmarshal(data, &ev) != nil {
-			ev = streamEvent{}
-		}
-		if ev.Usage != nil && len(ev.Choices) == 0 && !cr.includeUsage {
+		content, usageOnly := inspectEvent(data)
+		if usageOnly && !cr.includeUsage {
 			continue // the usage chunk we asked for on the client's behalf
 		}
 		if !started {
 			start()
 		}
-		buf := make([]byte, 0, len(data)+len(sseData)+len(sseEnd))
-		buf = append(append(append(buf, sseData...), data...), sseEnd...)
+		buf = append(append(append(buf[:0], sseData...), data...), sseEnd...)
 		if _, err := w.Write(buf); err != nil {
 			st.status = statusClientClosed
 			break
@@ -530,7 +528,7 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 			st.status = statusClientClosed
 			break
 		}
-		if hasContent(&ev) {
+		if content {
 			counted++
 			now := time.Now()
 			if first.IsZero() {
@@ -555,13 +553,51 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 	return billing.Usage{PromptTokens: cr.promptEstimate, CompletionTokens: counted}
 }
 
-func hasContent(ev *streamEvent) bool {
-	for _, c := range ev.Choices {
-		if c.Text != "" || c.Delta.Content != "" || c.Delta.Reasoning != "" || len(c.Delta.ToolCalls) > 0 {
-			return true
+// inspectEvent tells whether a chunk carries generated content and whether
+// it is the usage-only chunk (no choices, usage set). It scans bytes instead
+// of decoding every event; only the rare chunk mentioning "usage" is decoded.
+func inspectEvent(data []byte) (content, usageOnly bool) {
+	if bytes.Contains(data, []byte(`"usage"`)) {
+		var ev streamEvent
+		if json.Unmarshal(data, &ev) != nil {
+			return false, false
+		}
+		if ev.Usage != nil && len(ev.Choices) == 0 {
+			return false, true
+		}
+		for _, c := range ev.Choices {
+			if c.Text != "" || c.Delta.Content != "" || c.Delta.Reasoning != "" || len(c.Delta.ToolCalls) > 0 {
+				return true, false
+			}
+		}
+		return false, false
+	}
+	return nonEmptyString(data, `"content"`) || nonEmptyString(data, `"text"`) ||
+		nonEmptyString(data, `"reasoning_content"`) || bytes.Contains(data, []byte(`"tool_calls"`)), false
+}
+
+// nonEmptyString reports whether key is followed by a non-empty JSON string.
+func nonEmptyString(data []byte, key string) bool {
+	for {
+		i := bytes.Index(data, []byte(key))
+		if i < 0 {
+			return false
+		}
+		data = data[i+len(key):]
+		j := 0
+		for j < len(data) && (data[j] == ' ' || data[j] == '\t' || data[j] == '\n' || data[j] == '\r') {
+			j++
+		}
+		if j < len(data) && data[j] == ':' {
+			j++
+			for j < len(data) && (data[j] == ' ' || data[j] == '\t' || data[j] == '\n' || data[j] == '\r') {
+				j++
+			}
+			if j+1 < len(data) && data[j] == '"' && data[j+1] != '"' {
+				return true
+			}
 		}
 	}
-	return false
 }
 
 // models lists (or, with id, shows) the models the key may use.
