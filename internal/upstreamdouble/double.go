@@ -47,6 +47,9 @@ type Options struct {
 type Fault struct {
 	Status     int    // answer every inference request with this status (e.g. 500, 503, 429)
 	RetryAfter string // Retry-After header with Status
+	// CutStreams sends a stream's 200 headers and then cuts the connection
+	// before the first event.
+	CutStreams bool
 }
 
 // Record is what the double did for one request id.
@@ -471,7 +474,14 @@ func (d *Double) stream(w http.ResponseWriter, r *http.Request, rec *Record, end
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
+	_ = rc.Flush() // headers out now, as real servers do before the first token
 	d.update(rec, func(r *Record) { r.Status = http.StatusOK })
+	d.mu.Lock()
+	cut := d.fault.CutStreams
+	d.mu.Unlock()
+	if cut {
+		panic(http.ErrAbortHandler)
+	}
 	created := time.Now().Unix()
 	object := "chat.completion.chunk"
 	if endpoint == "completions" {

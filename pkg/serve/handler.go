@@ -367,11 +367,25 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, 
 			break
 		}
 		g.router.succeeded(m)
-		defer g.router.release(m)
-		if cr.stream {
-			return g.stream(w, r, st, cr, m, resp.Events)
+		if !cr.stream {
+			defer g.router.release(m)
+			return g.plain(w, st, cr, resp)
 		}
-		return g.plain(w, st, cr, resp)
+		var used billing.Usage
+		var cut error
+		func() {
+			defer g.router.release(m) // also on a panic
+			used, cut = g.stream(w, r, st, cr, m, resp.Events)
+		}()
+		if cut == nil {
+			return used
+		}
+		// The stream broke before its first event: nothing reached the
+		// client yet, so another backend may still answer.
+		lastErr = cut
+		if r.Context().Err() != nil {
+			break
+		}
 	}
 	g.fail(w, st, g.backendAPIError(r, st, model, lastErr))
 	return billing.Usage{}
@@ -464,10 +478,10 @@ var (
 )
 
 // stream passes events through one by one, flushing each. Headers go out
-// with the first event, so a stream failing before it is still a clean
-// 502. Usage is upstream's when reported, else counted: one token per
-// content event.
-func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, m *member, s Stream) billing.Usage {
+// with the first event, so a stream that breaks before it returns the error
+// (nothing written) and forward tries another backend. Usage is upstream's
+// when reported, else counted: one token per content event.
+func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, m *member, s Stream) (billing.Usage, error) {
 	defer s.Close() // cancels upstream work when the client left early
 	rc := http.NewResponseController(w)
 	var (
@@ -500,9 +514,13 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 			}
 			g.upstreamFailed(m, err)
 			g.log.Warn("stream broke", "request_id", st.id, "backend", m.name(), "err", err)
+			var be *BackendError
+			if !started && (!errors.As(err, &be) || be.Reason == ReasonStream) {
+				return billing.Usage{}, err // nothing sent: the caller may retry
+			}
 			if !started {
 				g.fail(w, st, g.backendAPIError(r, st, st.model, err))
-				return billing.Usage{PromptTokens: cr.promptEstimate}
+				return billing.Usage{PromptTokens: cr.promptEstimate}, nil
 			}
 			// Past the first byte no retry: end with an error event.
 			e := &apiError{Status: http.StatusBadGateway, Type: typeServer, Code: "backend_error",
@@ -548,9 +566,9 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 		_ = rc.Flush()
 	}
 	if u := s.Usage(); u != nil {
-		return *u
+		return *u, nil
 	}
-	return billing.Usage{PromptTokens: cr.promptEstimate, CompletionTokens: counted}
+	return billing.Usage{PromptTokens: cr.promptEstimate, CompletionTokens: counted}, nil
 }
 
 // inspectEvent tells whether a chunk carries generated content and whether
