@@ -100,11 +100,11 @@ type Ledger struct {
 	closed    bool
 	appenderQ chan struct{} // closed when the appender has exited
 
-	mu      sync.Mutex
-	queue   []queued // journaled, not yet in the database; FIFO
-	wake    chan struct{}
-	drain   chan struct{} // closed by Close: write what is left, then stop
-	stop    chan struct{} // closed when Close gives up waiting
+	mu       sync.Mutex
+	queue    []queued // journaled, not yet in the database; FIFO
+	wake     chan struct{}
+	drain    chan struct{} // closed by Close: write what is left, then stop
+	stop     chan struct{} // closed when Close gives up waiting
 	writers  sync.WaitGroup
 	inflight map[*queued]time.Time // batches being written: their oldest entry's time
 	depth    atomic.Int64          // journaled and not yet written: queued + in flight
