@@ -204,10 +204,5 @@ func (q pgxQuerier) query(ctx context.Context, sql string, each func(scan func(.
 		return err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		if err := each(rows.Scan); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return eachRow(rows, each)
 }

@@ -59,6 +59,20 @@ SELECT (SELECT COUNT(*) FROM ledger_entries),
         WHERE (kind = 'credit' AND amount <= 0) OR (kind = 'debit' AND amount > 0)
            OR (kind = 'release' AND amount <> 0) OR kind = 'reservation')`
 
+// eachRow calls each for every row of a pgx or database/sql result.
+func eachRow(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+}, each func(scan func(...any) error) error) error {
+	for rows.Next() {
+		if err := each(rows.Scan); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 type querier interface {
 	query(ctx context.Context, sql string, each func(scan func(...any) error) error) error
 }

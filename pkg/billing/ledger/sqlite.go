@@ -216,10 +216,5 @@ func (q sqlQuerier) query(ctx context.Context, query string, each func(scan func
 		return err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		if err := each(rows.Scan); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return eachRow(rows, each)
 }

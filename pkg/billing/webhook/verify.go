@@ -45,19 +45,11 @@ func VerifyStripe(body []byte, header string, secrets []string, tolerance time.D
 	if err := fresh(ts, tolerance, now); err != nil {
 		return err
 	}
-	for _, secret := range secrets {
-		mac := hmac.New(sha256.New, []byte(secret))
-		mac.Write([]byte(ts))
-		mac.Write([]byte{'.'})
-		mac.Write(body)
-		want := mac.Sum(nil)
-		for _, s := range sigs {
-			if hmac.Equal(want, s) {
-				return nil
-			}
-		}
+	keys := make([][]byte, len(secrets))
+	for i, s := range secrets {
+		keys[i] = []byte(s)
 	}
-	return fmt.Errorf("%w: no v1 signature matches a configured secret", ErrSignature)
+	return anyMatch(keys, sigs, []byte(ts), []byte{'.'}, body)
 }
 
 // VerifyStandard checks a Standard Webhooks delivery: webhook-signature is a
@@ -83,13 +75,17 @@ func VerifyStandard(body []byte, id, ts, header string, secrets [][]byte, tolera
 	if len(sigs) == 0 {
 		return fmt.Errorf("%w: no v1 signature in webhook-signature", ErrSignature)
 	}
-	for _, key := range secrets {
+	return anyMatch(secrets, sigs, []byte(id), []byte{'.'}, []byte(ts), []byte{'.'}, body)
+}
+
+// anyMatch computes HMAC-SHA256 of the concatenated parts under each key
+// and compares it in constant time with every presented signature.
+func anyMatch(keys, sigs [][]byte, parts ...[]byte) error {
+	for _, key := range keys {
 		mac := hmac.New(sha256.New, key)
-		mac.Write([]byte(id))
-		mac.Write([]byte{'.'})
-		mac.Write([]byte(ts))
-		mac.Write([]byte{'.'})
-		mac.Write(body)
+		for _, p := range parts {
+			mac.Write(p)
+		}
 		want := mac.Sum(nil)
 		for _, s := range sigs {
 			if hmac.Equal(want, s) {
