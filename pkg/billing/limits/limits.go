@@ -465,5 +465,5 @@ func (t *ticket) Done(ctx context.Context, used billing.Usage) {
 // noTicket is the ticket of a caller with no limits at all.
 type noTicket struct{}
 
-func (noTicket) Header() http.Header               { return http.Header{} }
+func (noTicket) Header() http.Header                 { return http.Header{} }
 func (noTicket) Done(context.Context, billing.Usage) {}
