@@ -321,11 +321,13 @@ func override(stored, def billing.Limits) billing.Limits {
 // requests and for tokens (the one with the least remaining).
 func (l *Limiter) header(bs []bucket, res admitResult) http.Header {
 	win := l.cfg.Window.Milliseconds()
-	h := http.Header{}
-	set := func(kind string, limit, rem int64, reset time.Duration) {
-		h.Set("x-ratelimit-limit-"+kind, strconv.FormatInt(limit, 10))
-		h.Set("x-ratelimit-remaining-"+kind, strconv.FormatInt(rem, 10))
-		h.Set("x-ratelimit-reset-"+kind, formatDuration(reset))
+	h := make(http.Header, 6)
+	// Keys in canonical form, written directly: Set would canonicalize
+	// (and allocate) on every request.
+	set := func(limitName, remName, resetName string, limit, rem int64, reset time.Duration) {
+		h[limitName] = []string{strconv.FormatInt(limit, 10)}
+		h[remName] = []string{strconv.FormatInt(rem, 10)}
+		h[resetName] = []string{formatDuration(reset)}
 	}
 	bestR, bestT := int64(math.MaxInt64), int64(math.MaxInt64)
 	var rq, tk [3]int64
@@ -344,13 +346,23 @@ func (l *Limiter) header(bs []bucket, res admitResult) http.Header {
 		}
 	}
 	if bestR != math.MaxInt64 {
-		set("requests", rq[0], rq[1], rqReset)
+		set(hdrLimitRequests, hdrRemainingRequests, hdrResetRequests, rq[0], rq[1], rqReset)
 	}
 	if bestT != math.MaxInt64 {
-		set("tokens", tk[0], tk[1], tkReset)
+		set(hdrLimitTokens, hdrRemainingTokens, hdrResetTokens, tk[0], tk[1], tkReset)
 	}
 	return h
 }
+
+// The x-ratelimit-* header names, canonical (as http.Header.Get looks them up).
+const (
+	hdrLimitRequests     = "X-Ratelimit-Limit-Requests"
+	hdrRemainingRequests = "X-Ratelimit-Remaining-Requests"
+	hdrResetRequests     = "X-Ratelimit-Reset-Requests"
+	hdrLimitTokens       = "X-Ratelimit-Limit-Tokens"
+	hdrRemainingTokens   = "X-Ratelimit-Remaining-Tokens"
+	hdrResetTokens       = "X-Ratelimit-Reset-Tokens"
+)
 
 // refusal explains which limit refused and when to retry.
 func (l *Limiter) refusal(bs []bucket, req admitRequest, res admitResult, h http.Header) *billing.LimitError {
@@ -435,6 +447,17 @@ type ticket struct {
 
 func (t *ticket) Header() http.Header { return t.header }
 
+// needsSettle reports whether Done has anything to tell the store: a token
+// correction for a bucket that counts tokens, or a slot to free.
+func (t *ticket) needsSettle(delta int64) bool {
+	for _, b := range t.req.buckets {
+		if b.conc > 0 || (b.tpm > 0 && delta != 0) {
+			return true
+		}
+	}
+	return false
+}
+
 func (t *ticket) holdsSlots() bool {
 	for _, b := range t.req.buckets {
 		if b.conc > 0 {
@@ -453,10 +476,15 @@ func (t *ticket) Done(ctx context.Context, used billing.Usage) {
 		t.l.mu.Lock()
 		delete(t.l.live, t)
 		t.l.mu.Unlock()
+		sr := settleRequest{buckets: t.req.buckets, ticket: t.req.ticket, wid: t.wid, delta: used.Total() - t.req.tokens}
+		if !t.needsSettle(sr.delta) {
+			return // RPM only: nothing to correct, no slot to free
+		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
-		sr := settleRequest{buckets: t.req.buckets, ticket: t.req.ticket, wid: t.wid, delta: used.Total() - t.req.tokens}
-		if err := t.st.settle(ctx, sr); err != nil {
+		if err := t.st.settle(ctx, sr); err != nil && !t.l.degraded.Load() {
+			// During a known outage this would repeat for every request;
+			// the outage itself is logged once.
 			t.l.log.Warn("rate limiter: settling a request", "err", err)
 		}
 	})
