@@ -24,8 +24,8 @@ func BenchmarkLimiterCost(b *testing.B) {
 	const n = 20000
 	ctx := context.Background()
 	c := redisClient(b)
-	lim := Config{Window: time.Hour, Key: billing.Limits{RPM: 1e9, TPM: 1e12, MaxConcurrency: 1e6},
-		Tenant: billing.Limits{RPM: 1e9, TPM: 1e12, MaxConcurrency: 1e6}}
+	lim := Config{Window: time.Hour, Key: billing.Limits{RPM: 1e9, TPM: 1e9, MaxConcurrency: 1e6},
+		Tenant: billing.Limits{RPM: 1e9, TPM: 1e9, MaxConcurrency: 1e6}}
 	mem, err := NewMemory(lim)
 	if err != nil {
 		b.Fatal(err)

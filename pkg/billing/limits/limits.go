@@ -106,8 +106,8 @@ func (c *Config) defaults() error {
 		c.Now = time.Now
 	}
 	switch {
-	case c.Window < time.Millisecond || c.Window%time.Millisecond != 0:
-		return fmt.Errorf("limits: window %s must be a whole number of milliseconds ≥ 1ms", c.Window)
+	case c.Window < time.Millisecond || c.Window > MaxWindow || c.Window%time.Millisecond != 0:
+		return fmt.Errorf("limits: window %s must be a whole number of milliseconds from 1ms to %s", c.Window, MaxWindow)
 	case c.SlotLease < 3*time.Millisecond:
 		return fmt.Errorf("limits: slot lease %s too short", c.SlotLease)
 	case c.FailMode != FailOpen && c.FailMode != FailClosed:
@@ -128,9 +128,20 @@ func (c *Config) defaults() error {
 	return nil
 }
 
+// MaxLimit bounds every limit and MaxWindow the window, so that the
+// script's arithmetic (count × window in ms, in Lua's doubles) stays exact:
+// 1e9 × 3.6e6 < 2^53.
+const (
+	MaxLimit  = 1_000_000_000
+	MaxWindow = time.Hour
+)
+
 func checkLimits(l billing.Limits) error {
 	if l.RPM < 0 || l.TPM < 0 || l.MaxConcurrency < 0 {
 		return fmt.Errorf("limits: negative limit in %+v", l)
+	}
+	if l.RPM > MaxLimit || l.TPM > MaxLimit || l.MaxConcurrency > MaxLimit {
+		return fmt.Errorf("limits: %+v: each limit must be at most %d", l, MaxLimit)
 	}
 	return nil
 }

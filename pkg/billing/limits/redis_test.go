@@ -208,10 +208,12 @@ func TestRedisOutageFailClosed(t *testing.T) {
 
 func TestConfigRejectsBadValues(t *testing.T) {
 	for name, cfg := range map[string]Config{
-		"fail mode":      {FailMode: "sometimes"},
-		"negative limit": {Key: billing.Limits{RPM: -1}},
-		"model negative": {Models: map[string]ModelLimits{"x": {Tenant: billing.Limits{TPM: -5}}}},
-		"sub-ms window":  {Window: 1500 * time.Microsecond},
+		"fail mode":       {FailMode: "sometimes"},
+		"negative limit":  {Key: billing.Limits{RPM: -1}},
+		"model negative":  {Models: map[string]ModelLimits{"x": {Tenant: billing.Limits{TPM: -5}}}},
+		"sub-ms window":   {Window: 1500 * time.Microsecond},
+		"window too long": {Window: 2 * time.Hour},
+		"limit too large": {Tenant: billing.Limits{TPM: MaxLimit + 1}},
 	} {
 		if _, err := NewMemory(cfg); err == nil {
 			t.Errorf("%s: accepted %+v", name, cfg)

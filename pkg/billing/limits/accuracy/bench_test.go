@@ -58,7 +58,7 @@ func BenchmarkGatewayWithLimiter(b *testing.B) {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: testenv.RD(b).Addr()})
 	defer rdb.Close()
-	high := billing.Limits{RPM: 1e9, TPM: 1e12, MaxConcurrency: 1e6}
+	high := billing.Limits{RPM: 1e9, TPM: 1e9, MaxConcurrency: 1e6}
 	cfg := limits.Config{Key: high, Tenant: high}
 	mem, err := limits.NewMemory(cfg)
 	if err != nil {
