@@ -8,10 +8,15 @@
 -- settle: KEYS as admit; ARGV = 'settle', wid, delta, ticket → {}
 -- renew:  KEYS = slots...; ARGV = 'renew', lease_ms, ticket1, ticket2, ... → {}
 local op = ARGV[1]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+-- Redis' clock in ms: the one clock every replica shares.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 
 if op == 'admit' then
+  local now = now_ms()
   local win = tonumber(ARGV[2])
   local lease = tonumber(ARGV[3])
   local ticket = ARGV[4]
@@ -98,6 +103,7 @@ elseif op == 'settle' then
   end
   return {}
 elseif op == 'renew' then
+  local now = now_ms()
   local lease = tonumber(ARGV[2])
   for i = 1, #KEYS do
     -- XX: a slot that already expired (or was freed) is not brought back.
