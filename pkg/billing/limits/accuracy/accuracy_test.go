@@ -258,7 +258,65 @@ func TestLimitsExactAcrossReplicas(t *testing.T) {
 		t.Fatalf("the test ran past its window (%s → %s); the RPM/TPM figures above span two windows", minute, end)
 	}
 
+	disconnectReleasesSlots(t, servers, key, rdb)
 	outageMidLoad(t, servers, key, rd, rdb)
+}
+
+// disconnectReleasesSlots holds every concurrency slot with streams that
+// stall, one per replica, then hangs up: the slots must come back.
+func disconnectReleasesSlots(t *testing.T, servers []*llmctltest.Server, key string, rdb *redis.Client) {
+	ctx, hangUp := context.WithCancel(context.Background())
+	defer hangUp()
+	started := make(chan error, len(servers))
+	var wg sync.WaitGroup
+	for _, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body, _ := json.Marshal(map[string]any{"model": "m-conc", "stream": true, "max_tokens": 10,
+				"messages": []map[string]string{{"role": "user", "content": "stall-after=1 tokens=5"}}})
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/v1/chat/completions", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				started <- err
+				return
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				started <- fmt.Errorf("stream: status %d", resp.StatusCode)
+				return
+			}
+			buf := make([]byte, 1)
+			_, err = resp.Body.Read(buf) // the first event is on its way: the slot is held
+			started <- err
+			_, _ = io.Copy(io.Discard, resp.Body) // until we hang up
+		}()
+	}
+	for range servers {
+		if err := <-started; err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := func() (n int64) {
+		for _, k := range rdb.Keys(context.Background(), "llmctl:rl:*:m:m-conc:c").Val() {
+			n += rdb.ZCard(context.Background(), k).Val()
+		}
+		return n
+	}
+	if n := held(); n != int64(len(servers)) {
+		t.Fatalf("%d slots held by %d open streams", n, len(servers))
+	}
+	hangUp()
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for held() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d slots still held 10s after the clients hung up", held())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("disconnect: %d stalled streams held %d slots; all released after the clients hung up", len(servers), len(servers))
 }
 
 // outageMidLoad kills the real Redis while the replicas are under load and
