@@ -199,6 +199,13 @@ func runConformance(t *testing.T, h harness) {
 			}
 		}
 		admitRefused(t, l, p, "m", 10, "key "+p.KeyID)
+
+		huge := principal()
+		huge.TenantLimits = billing.Limits{RPM: 1 << 60} // from the database, unvalidated
+		tk := admitOK(t, l, huge, "m", 0)
+		if got := headerInt(t, tk.Header(), "x-ratelimit-limit-requests"); got != 1 {
+			t.Fatalf("the key's default RPM 1 is the tighter limit, got %d", got)
+		}
 	})
 
 	t.Run("TokensReservedThenSettled", func(t *testing.T) {

@@ -314,18 +314,18 @@ func (l *Limiter) buckets(p billing.Principal, model string) []bucket {
 	return bs
 }
 
-// override takes each stored field that is set, else the default.
+// override takes each stored field that is set, else the default. Stored
+// values come from the database, not from validated config: above MaxLimit
+// they are clamped to it (practically unlimited, and exact in the script).
 func override(stored, def billing.Limits) billing.Limits {
-	if stored.RPM > 0 {
-		def.RPM = stored.RPM
+	pick := func(s, d int64) int64 {
+		if s > 0 {
+			return min(s, MaxLimit)
+		}
+		return d
 	}
-	if stored.TPM > 0 {
-		def.TPM = stored.TPM
-	}
-	if stored.MaxConcurrency > 0 {
-		def.MaxConcurrency = stored.MaxConcurrency
-	}
-	return def
+	return billing.Limits{RPM: pick(stored.RPM, def.RPM), TPM: pick(stored.TPM, def.TPM),
+		MaxConcurrency: pick(stored.MaxConcurrency, def.MaxConcurrency)}
 }
 
 // header builds the x-ratelimit-* headers from the tightest bucket for

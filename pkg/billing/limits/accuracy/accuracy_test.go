@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -253,6 +254,8 @@ func TestLimitsExactAcrossReplicas(t *testing.T) {
 		}
 	}
 
+	storedTenantLimit(t, servers, db)
+
 	t.Logf("all phases took %s", now().Sub(began).Round(time.Millisecond))
 	if end := now().Truncate(time.Minute); !end.Equal(minute) {
 		t.Fatalf("the test ran past its window (%s → %s); the RPM/TPM figures above span two windows", minute, end)
@@ -260,6 +263,37 @@ func TestLimitsExactAcrossReplicas(t *testing.T) {
 
 	disconnectReleasesSlots(t, servers, key, rdb)
 	outageMidLoad(t, servers, key, rd, rdb)
+}
+
+// storedTenantLimit: limits stored with a tenant by `llmctl tenants create
+// --rpm` apply on every replica, to all of the tenant's keys together.
+func storedTenantLimit(t *testing.T, servers []*llmctltest.Server, db string) {
+	const stored = 5
+	llmctl := func(args ...string) []byte {
+		out, err := exec.Command(llmctltest.Binary(t), append(args, "--db", db)...).Output()
+		if err != nil {
+			t.Fatalf("llmctl %s: %v", strings.Join(args, " "), err)
+		}
+		return out
+	}
+	llmctl("tenants", "create", "capped", "--rpm", strconv.Itoa(stored))
+	var keys []string
+	for range 2 {
+		var k struct{ Key string }
+		if err := json.Unmarshal(llmctl("keys", "create", "--tenant", "capped", "-o", "json"), &k); err != nil || k.Key == "" {
+			t.Fatalf("keys create -o json: %v", err)
+		}
+		keys = append(keys, k.Key)
+	}
+	var all []outcome
+	for _, k := range keys {
+		all = append(all, hammer(t, servers, k, "m-out", "tokens=1", 1)...)
+	}
+	t.Logf("stored tenant RPM: limit %d, %d attempts with 2 keys over %d replicas → %d admitted",
+		stored, len(all), len(servers), count(all, http.StatusOK))
+	if got := count(all, http.StatusOK); got != stored {
+		t.Errorf("tenant stored RPM %d: admitted %d", stored, got)
+	}
 }
 
 // disconnectReleasesSlots holds every concurrency slot with streams that
