@@ -30,16 +30,12 @@ type serveOptions struct {
 	redis        string
 	failMode     string
 	changed      func(name string) bool
-	lookupEnv    func(string) (string, bool)
 
 	cfg config.Config
 }
 
 func newServeCmd(g *globals) *cobra.Command {
-	return newServeCommand(&serveOptions{g: g, lookupEnv: os.LookupEnv})
-}
-
-func newServeCommand(o *serveOptions) *cobra.Command {
+	o := &serveOptions{g: g}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the OpenAI-compatible gateway (API keys, routing, streaming, metrics)",
@@ -54,7 +50,7 @@ admin tenant is created and its key printed once as "admin key: sk-llm-…".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.changed = cmd.Flags().Changed
-			if err := o.Complete(); err != nil {
+			if err := o.Complete(os.LookupEnv); err != nil {
 				return err
 			}
 			if err := o.Validate(); err != nil {
@@ -75,8 +71,7 @@ admin tenant is created and its key printed once as "admin key: sk-llm-…".`,
 }
 
 // Complete builds the effective config: defaults < file < env < flags.
-func (o *serveOptions) Complete() error {
-	lookup := o.lookupEnv
+func (o *serveOptions) Complete(lookup func(string) (string, bool)) error {
 	dsn, err := store.DefaultDSN()
 	if err != nil {
 		return err

@@ -8,7 +8,27 @@ import (
 	"github.com/llmctl/llmctl/pkg/billing/limits"
 )
 
+// completeLimits completes serve options from a config file, env and the
+// two limiter flags (set when present in flags).
+func completeLimits(t *testing.T, configFile string, env, flags map[string]string) (*serveOptions, error) {
+	t.Helper()
+	g := &globals{streams: defaultStreams(), ConfigFile: configFile, LogLevel: "info"}
+	o := &serveOptions{g: g, redis: flags["redis"], failMode: flags["rate-limit-fail-mode"]}
+	o.changed = func(name string) bool { _, ok := flags[name]; return ok }
+	if err := o.Complete(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		return o, err
+	}
+	return o, o.Validate()
+}
+
 func TestServeLimitsConfig(t *testing.T) {
+	cmd := newServeCmd(&globals{streams: defaultStreams()})
+	for _, name := range []string{"redis", "rate-limit-fail-mode"} {
+		if cmd.Flags().Lookup(name) == nil {
+			t.Fatalf("serve has no --%s flag", name)
+		}
+	}
+
 	file := writeFile(t, `
 limits:
   redis: redis://file:6379/0
@@ -19,7 +39,7 @@ limits:
   models:
     big: {key: {tpm: 100}}
 `)
-	o, err := completeServe(t, file, nil)
+	o, err := completeLimits(t, file, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +50,7 @@ limits:
 	}
 
 	env := map[string]string{"LLMCTL_REDIS": "redis://env:6379/0", "LLMCTL_RATE_LIMIT_FAIL_MODE": "open"}
-	o, err = completeServe(t, file, env)
+	o, err = completeLimits(t, file, env, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +58,7 @@ limits:
 		t.Fatalf("env over file: %+v", o.cfg.Limits)
 	}
 
-	o, err = completeServe(t, file, env, "--redis", "redis://flag:6379/1", "--rate-limit-fail-mode", "closed")
+	o, err = completeLimits(t, file, env, map[string]string{"redis": "redis://flag:6379/1", "rate-limit-fail-mode": "closed"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +66,7 @@ limits:
 		t.Fatalf("flags over env: %+v", o.cfg.Limits)
 	}
 
-	o, err = completeServe(t, "", nil)
+	o, err = completeLimits(t, "", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,12 +77,12 @@ limits:
 
 func TestServeLimitsConfigErrors(t *testing.T) {
 	for name, c := range map[string]struct {
-		file string
-		args []string
-		want string
+		file  string
+		flags map[string]string
+		want  string
 	}{
-		"fail mode flag":    {args: []string{"--rate-limit-fail-mode", "sometimes"}, want: `fail mode "sometimes"`},
-		"bad redis url":     {args: []string{"--redis", "http://nope"}, want: "limits.redis"},
+		"fail mode flag":    {flags: map[string]string{"rate-limit-fail-mode": "sometimes"}, want: `fail mode "sometimes"`},
+		"bad redis url":     {flags: map[string]string{"redis": "http://nope"}, want: "limits.redis"},
 		"unknown key":       {file: "limits:\n  rpm: 5\n", want: "rpm"},
 		"negative limit":    {file: "limits:\n  key: {tpm: -1}\n", want: "negative"},
 		"unknown model key": {file: "limits:\n  models:\n    m: {key: {rpn: 1}}\n", want: "rpn"},
@@ -72,7 +92,7 @@ func TestServeLimitsConfigErrors(t *testing.T) {
 			if c.file != "" {
 				file = writeFile(t, c.file)
 			}
-			_, err := completeServe(t, file, nil, c.args...)
+			_, err := completeLimits(t, file, nil, c.flags)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("want an error mentioning %q, got %v", c.want, err)
 			}

@@ -8,18 +8,20 @@ import (
 	"time"
 )
 
-// completeServe parses args for `serve` with env as the only environment
-// and returns the effective options.
-func completeServe(t *testing.T, configFile string, env map[string]string, args ...string) (*serveOptions, error) {
+// completeServe completes serve options as if flags (name → value) were
+// given on the command line, with env as the only environment.
+func completeServe(t *testing.T, configFile string, env map[string]string, flags map[string]string, backends ...string) (*serveOptions, error) {
 	t.Helper()
 	g := &globals{streams: defaultStreams(), ConfigFile: configFile, LogLevel: "info"}
-	o := &serveOptions{g: g, lookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
-	cmd := newServeCommand(o)
-	if err := cmd.ParseFlags(args); err != nil {
-		t.Fatal(err)
+	o := &serveOptions{g: g, listen: flags["listen"], adminListen: flags["admin-listen"], db: flags["db"], backends: backends}
+	o.changed = func(name string) bool {
+		if name == "backend" {
+			return len(backends) > 0
+		}
+		_, ok := flags[name]
+		return ok
 	}
-	o.changed = cmd.Flags().Changed
-	if err := o.Complete(); err != nil {
+	if err := o.Complete(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 		return o, err
 	}
 	return o, o.Validate()
@@ -50,7 +52,7 @@ aliases:
 `)
 	env := map[string]string{"LLMCTL_LISTEN": "127.0.0.1:3333", "LLMCTL_DB": "sqlite:/tmp/from-env.db"}
 
-	o, err := completeServe(t, file, env)
+	o, err := completeServe(t, file, env, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +62,7 @@ aliases:
 		t.Fatalf("env over file over defaults: %+v", c)
 	}
 
-	o, err = completeServe(t, file, env, "--listen", "127.0.0.1:4444", "--backend", "x=http://127.0.0.1:9", "--backend", "y=http://127.0.0.1:10")
+	o, err = completeServe(t, file, env, map[string]string{"listen": "127.0.0.1:4444"}, "x=http://127.0.0.1:9", "y=http://127.0.0.1:10")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +71,7 @@ aliases:
 		t.Fatalf("flags over env: %+v", c)
 	}
 
-	o, err = completeServe(t, "", nil)
+	o, err = completeServe(t, "", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,24 +84,25 @@ func TestServeConfigErrors(t *testing.T) {
 	for _, c := range []struct {
 		name, file string
 		env        map[string]string
-		args       []string
+		flags      map[string]string
+		backends   []string
 		want       string
 	}{
-		{"unknown key", "listen: x\nlisten_port: 9\n", nil, nil, "listen_port"},
-		{"unknown nested key", "backends:\n  - name: a\n    url: http://x\n    modles: [m]\n", nil, nil, "modles"},
-		{"bad backend flag", "", nil, []string{"--backend", "nourl"}, "NAME=URL"},
-		{"bad backend url", "", nil, []string{"--backend", "a=ftp://x"}, "http://"},
-		{"bad env backends", "", map[string]string{"LLMCTL_BACKENDS": "a=http://x,broken"}, nil, "LLMCTL_BACKENDS"},
-		{"cache ttl too long", "keyCacheTTL: 5s\n", nil, nil, "keyCacheTTL"},
-		{"bad db", "", nil, []string{"--db", "mysql://x"}, "postgres://"},
-		{"duplicate backend", "", nil, []string{"--backend", "a=http://x", "--backend", "a=http://y"}, "used twice"},
+		{"unknown key", "listen: x\nlisten_port: 9\n", nil, nil, nil, "listen_port"},
+		{"unknown nested key", "backends:\n  - name: a\n    url: http://x\n    modles: [m]\n", nil, nil, nil, "modles"},
+		{"bad backend flag", "", nil, nil, []string{"nourl"}, "NAME=URL"},
+		{"bad backend url", "", nil, nil, []string{"a=ftp://x"}, "http://"},
+		{"bad env backends", "", map[string]string{"LLMCTL_BACKENDS": "a=http://x,broken"}, nil, nil, "LLMCTL_BACKENDS"},
+		{"cache ttl too long", "keyCacheTTL: 5s\n", nil, nil, nil, "keyCacheTTL"},
+		{"bad db", "", nil, map[string]string{"db": "mysql://x"}, nil, "postgres://"},
+		{"duplicate backend", "", nil, nil, []string{"a=http://x", "a=http://y"}, "used twice"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			file := ""
 			if c.file != "" {
 				file = writeFile(t, c.file)
 			}
-			_, err := completeServe(t, file, c.env, c.args...)
+			_, err := completeServe(t, file, c.env, c.flags, c.backends...)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want one naming %q", err, c.want)
 			}

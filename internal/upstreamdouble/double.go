@@ -47,6 +47,9 @@ type Options struct {
 type Fault struct {
 	Status     int    // answer every inference request with this status (e.g. 500, 503, 429)
 	RetryAfter string // Retry-After header with Status
+	// CutStreams sends a stream's 200 headers and then cuts the connection
+	// before the first event.
+	CutStreams bool
 }
 
 // Record is what the double did for one request id.
@@ -471,33 +474,50 @@ func (d *Double) stream(w http.ResponseWriter, r *http.Request, rec *Record, end
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
+	_ = rc.Flush() // headers out now, as real servers do before the first token
 	d.update(rec, func(r *Record) { r.Status = http.StatusOK })
+	d.mu.Lock()
+	cut := d.fault.CutStreams
+	d.mu.Unlock()
+	if cut {
+		panic(http.ErrAbortHandler)
+	}
 	created := time.Now().Unix()
 	object := "chat.completion.chunk"
 	if endpoint == "completions" {
 		object = "text_completion"
 	}
+	// The chunk's fixed head is encoded once; only the text varies.
+	idJSON, _ := json.Marshal("cmpl-" + rec.RequestID)
+	modelJSON, _ := json.Marshal(req.Model)
+	head := fmt.Sprintf(`{"id":%s,"object":%q,"created":%d,"model":%s,"choices":[`, idJSON, object, created, modelJSON)
 	chunk := func(text string, finish any, withChoice bool) []byte {
-		var choices []any
+		b := make([]byte, 0, len(head)+96)
+		b = append(b, head...)
 		if withChoice {
+			textJSON, _ := json.Marshal(text)
+			finishJSON, _ := json.Marshal(finish)
 			if endpoint == "completions" {
-				choices = []any{map[string]any{"index": 0, "text": text, "finish_reason": finish, "logprobs": nil}}
+				b = append(b, `{"index":0,"text":`...)
+				b = append(b, textJSON...)
+				b = append(b, `,"logprobs":null,"finish_reason":`...)
 			} else {
-				delta := map[string]any{}
+				b = append(b, `{"index":0,"delta":{`...)
 				if text != "" {
-					delta["content"] = text
+					b = append(b, `"content":`...)
+					b = append(b, textJSON...)
 				}
-				choices = []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}}
+				b = append(b, `},"finish_reason":`...)
 			}
-		} else {
-			choices = []any{}
+			b = append(b, finishJSON...)
+			b = append(b, '}')
 		}
-		b, _ := json.Marshal(map[string]any{"id": "cmpl-" + rec.RequestID, "object": object, "created": created,
-			"model": req.Model, "choices": choices})
-		return b
+		return append(b, "]}"...)
 	}
 	send := func(data []byte) bool {
-		if _, err := fmt.Fprintf(w, "data: %s\n\n", data); err != nil {
+		msg := make([]byte, 0, len(data)+8)
+		msg = append(append(append(msg, "data: "...), data...), "\n\n"...)
+		if _, err := w.Write(msg); err != nil {
 			return false
 		}
 		return rc.Flush() == nil

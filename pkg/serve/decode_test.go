@@ -131,3 +131,27 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestInspectEvent(t *testing.T) {
+	for _, c := range []struct {
+		data             string
+		content, usageOn bool
+	}{
+		{`{"choices":[{"index":0,"delta":{"content":"hi"}}]}`, true, false},
+		{`{"choices":[{"index":0,"delta":{"content": "hi"}}]}`, true, false},
+		{`{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}`, false, false},
+		{`{"choices":[{"index":0,"delta":{"content":null},"finish_reason":"stop"}]}`, false, false},
+		{`{"choices":[{"index":0,"delta":{}}],"finish_reason":"stop"}`, false, false},
+		{`{"choices":[{"index":0,"text":"x","finish_reason":null}]}`, true, false},
+		{`{"choices":[{"index":0,"delta":{"reasoning_content":"hmm"}}]}`, true, false},
+		{`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0}]}}]}`, true, false},
+		{`{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}`, false, true},
+		{`{"choices":[{"index":0,"delta":{"content":"x"}}],"usage":{"prompt_tokens":1}}`, true, false},
+		{`{"choices":[{"index":0,"delta":{"content":"say \"content\":\"\""}}]}`, true, false},
+	} {
+		content, usageOnly := inspectEvent([]byte(c.data))
+		if content != c.content || usageOnly != c.usageOn {
+			t.Errorf("%s: content=%v usageOnly=%v", c.data, content, usageOnly)
+		}
+	}
+}

@@ -265,3 +265,28 @@ func TestChatStreamStripsUsageUnlessAsked(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamCutBeforeFirstEventIsRetried: headers came but no event did, so
+// nothing reached the client and another backend answers.
+func TestStreamCutBeforeFirstEventIsRetried(t *testing.T) {
+	a := upstreamdouble.Start(t, upstreamdouble.Options{Name: "a"})
+	b := upstreamdouble.Start(t, upstreamdouble.Options{Name: "b"})
+	a.SetFault(upstreamdouble.Fault{CutStreams: true})
+	f := newFixture(t, nil, a, b)
+	for i := range 4 {
+		resp := f.post(t, "/v1/chat/completions", "good", chatBody(true, "x tokens=2"))
+		events := readSSE(t, resp.Body)
+		if resp.StatusCode != 200 || len(events) == 0 || events[len(events)-1] != "[DONE]" {
+			t.Fatalf("request %d: %d %v", i, resp.StatusCode, events)
+		}
+	}
+	if a.Requests() == 0 || b.Requests() != 4 {
+		t.Fatalf("a tried %d times, b served %d of 4", a.Requests(), b.Requests())
+	}
+	// With every backend cutting, the client gets a clean 502, not a broken 200.
+	b.SetFault(upstreamdouble.Fault{CutStreams: true})
+	resp := f.post(t, "/v1/chat/completions", "good", chatBody(true, "x"))
+	if resp.StatusCode != 502 {
+		t.Fatalf("all cut: %d", resp.StatusCode)
+	}
+}

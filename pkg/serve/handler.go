@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -366,11 +367,25 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, 
 			break
 		}
 		g.router.succeeded(m)
-		defer g.router.release(m)
-		if cr.stream {
-			return g.stream(w, r, st, cr, m, resp.Events)
+		if !cr.stream {
+			defer g.router.release(m)
+			return g.plain(w, st, cr, resp)
 		}
-		return g.plain(w, st, cr, resp)
+		var used billing.Usage
+		var cut error
+		func() {
+			defer g.router.release(m) // also on a panic
+			used, cut = g.stream(w, r, st, cr, m, resp.Events)
+		}()
+		if cut == nil {
+			return used
+		}
+		// The stream broke before its first event: nothing reached the
+		// client yet, so another backend may still answer.
+		lastErr = cut
+		if r.Context().Err() != nil {
+			break
+		}
 	}
 	g.fail(w, st, g.backendAPIError(r, st, model, lastErr))
 	return billing.Usage{}
@@ -463,10 +478,10 @@ var (
 )
 
 // stream passes events through one by one, flushing each. Headers go out
-// with the first event, so a stream failing before it is still a clean
-// 502. Usage is upstream's when reported, else counted: one token per
-// content event.
-func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, m *member, s Stream) billing.Usage {
+// with the first event, so a stream that breaks before it returns the error
+// (nothing written) and forward tries another backend. Usage is upstream's
+// when reported, else counted: one token per content event.
+func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, m *member, s Stream) (billing.Usage, error) {
 	defer s.Close() // cancels upstream work when the client left early
 	rc := http.NewResponseController(w)
 	var (
@@ -474,6 +489,7 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 		started     bool
 		first, last time.Time
 		done        bool
+		buf         []byte // reused: the writer copies what it is given
 	)
 	ttft := g.metrics.ttft.WithLabelValues(st.model)
 	itl := g.metrics.itl.WithLabelValues(st.model)
@@ -498,9 +514,13 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 			}
 			g.upstreamFailed(m, err)
 			g.log.Warn("stream broke", "request_id", st.id, "backend", m.name(), "err", err)
+			var be *BackendError
+			if !started && (!errors.As(err, &be) || be.Reason == ReasonStream) {
+				return billing.Usage{}, err // nothing sent: the caller may retry
+			}
 			if !started {
 				g.fail(w, st, g.backendAPIError(r, st, st.model, err))
-				return billing.Usage{PromptTokens: cr.promptEstimate}
+				return billing.Usage{PromptTokens: cr.promptEstimate}, nil
 			}
 			// Past the first byte no retry: end with an error event.
 			e := &apiError{Status: http.StatusBadGateway, Type: typeServer, Code: "backend_error",
@@ -510,18 +530,14 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 			st.status = http.StatusBadGateway
 			break
 		}
-		var ev streamEvent
-		if json.Unmarshal(data, &ev) != nil {
-			ev = streamEvent{}
-		}
-		if ev.Usage != nil && len(ev.Choices) == 0 && !cr.includeUsage {
+		content, usageOnly := inspectEvent(data)
+		if usageOnly && !cr.includeUsage {
 			continue // the usage chunk we asked for on the client's behalf
 		}
 		if !started {
 			start()
 		}
-		buf := make([]byte, 0, len(data)+len(sseData)+len(sseEnd))
-		buf = append(append(append(buf, sseData...), data...), sseEnd...)
+		buf = append(append(append(buf[:0], sseData...), data...), sseEnd...)
 		if _, err := w.Write(buf); err != nil {
 			st.status = statusClientClosed
 			break
@@ -530,7 +546,7 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 			st.status = statusClientClosed
 			break
 		}
-		if hasContent(&ev) {
+		if content {
 			counted++
 			now := time.Now()
 			if first.IsZero() {
@@ -550,18 +566,56 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 		_ = rc.Flush()
 	}
 	if u := s.Usage(); u != nil {
-		return *u
+		return *u, nil
 	}
-	return billing.Usage{PromptTokens: cr.promptEstimate, CompletionTokens: counted}
+	return billing.Usage{PromptTokens: cr.promptEstimate, CompletionTokens: counted}, nil
 }
 
-func hasContent(ev *streamEvent) bool {
-	for _, c := range ev.Choices {
-		if c.Text != "" || c.Delta.Content != "" || c.Delta.Reasoning != "" || len(c.Delta.ToolCalls) > 0 {
-			return true
+// inspectEvent tells whether a chunk carries generated content and whether
+// it is the usage-only chunk (no choices, usage set). It scans bytes instead
+// of decoding every event; only the rare chunk mentioning "usage" is decoded.
+func inspectEvent(data []byte) (content, usageOnly bool) {
+	if bytes.Contains(data, []byte(`"usage"`)) {
+		var ev streamEvent
+		if json.Unmarshal(data, &ev) != nil {
+			return false, false
+		}
+		if ev.Usage != nil && len(ev.Choices) == 0 {
+			return false, true
+		}
+		for _, c := range ev.Choices {
+			if c.Text != "" || c.Delta.Content != "" || c.Delta.Reasoning != "" || len(c.Delta.ToolCalls) > 0 {
+				return true, false
+			}
+		}
+		return false, false
+	}
+	return nonEmptyString(data, `"content"`) || nonEmptyString(data, `"text"`) ||
+		nonEmptyString(data, `"reasoning_content"`) || bytes.Contains(data, []byte(`"tool_calls"`)), false
+}
+
+// nonEmptyString reports whether key is followed by a non-empty JSON string.
+func nonEmptyString(data []byte, key string) bool {
+	for {
+		i := bytes.Index(data, []byte(key))
+		if i < 0 {
+			return false
+		}
+		data = data[i+len(key):]
+		j := 0
+		for j < len(data) && (data[j] == ' ' || data[j] == '\t' || data[j] == '\n' || data[j] == '\r') {
+			j++
+		}
+		if j < len(data) && data[j] == ':' {
+			j++
+			for j < len(data) && (data[j] == ' ' || data[j] == '\t' || data[j] == '\n' || data[j] == '\r') {
+				j++
+			}
+			if j+1 < len(data) && data[j] == '"' && data[j+1] != '"' {
+				return true
+			}
 		}
 	}
-	return false
 }
 
 // models lists (or, with id, shows) the models the key may use.

@@ -229,10 +229,11 @@ func (s *sseStream) Next() ([]byte, error) {
 	for {
 		line, err := s.rd.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
-			// An event line longer than the buffer: gather it whole.
+			// A line longer than the buffer: copy what we have before the
+			// next read reuses the buffer, then gather the rest.
+			head := append([]byte(nil), line...)
 			rest, err2 := s.rd.ReadBytes('\n')
-			line = append(append([]byte(nil), line...), rest...)
-			err = err2
+			line, err = append(head, rest...), err2
 		}
 		if err != nil && len(line) == 0 {
 			if err == io.EOF {
@@ -282,6 +283,9 @@ func (s *sseStream) event() ([]byte, error) {
 
 func (s *sseStream) streamError(err error) error {
 	s.done = true
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF // never let a cut stream read as a clean end
+	}
 	if s.ctx.Err() != nil && !errors.Is(s.ctx.Err(), context.DeadlineExceeded) {
 		return s.ctx.Err()
 	}
