@@ -219,9 +219,9 @@ func (l *Limiter) Admit(ctx context.Context, p billing.Principal, model string, 
 	if len(bs) == 0 {
 		return noTicket{}, nil
 	}
-	if maxTokens < 0 {
-		maxTokens = 0
-	}
+	// A client's max_tokens is unbounded input; anything above MaxLimit can
+	// fit no TPM limit anyway, and clamping keeps the counters exact.
+	maxTokens = min(max(maxTokens, 0), MaxLimit+1)
 	req := admitRequest{
 		buckets: bs, ticket: l.idPrefix + strconv.FormatUint(l.seq.Add(1), 36),
 		tokens: maxTokens, window: l.cfg.Window, lease: l.cfg.SlotLease,
