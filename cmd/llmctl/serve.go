@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/llmctl/llmctl/pkg/billing/limits"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/serve"
 	"github.com/llmctl/llmctl/pkg/serve/config"
@@ -27,6 +28,8 @@ type serveOptions struct {
 	db           string
 	backends     []string
 	maxBodyBytes int64
+	redis        string
+	failMode     string
 	changed      func(name string) bool
 	billing      serveBillingOptions
 
@@ -67,6 +70,8 @@ admin tenant is created and its key printed once as "admin key: sk-llm-…".`,
 	f.StringVar(&o.db, "db", "", "database: postgres://… or sqlite:PATH (env LLMCTL_DB; default SQLite in the data dir)")
 	f.StringArrayVar(&o.backends, "backend", nil, "backend NAME=URL, repeatable; models discovered from URL/v1/models (env LLMCTL_BACKENDS, comma-separated)")
 	f.Int64Var(&o.maxBodyBytes, "max-body-bytes", 0, "largest request body accepted, else 413 (env LLMCTL_MAX_BODY_BYTES; default 8 MiB)")
+	f.StringVar(&o.redis, "redis", "", "Redis URL for rate limits shared by replicas, redis://… (env LLMCTL_REDIS; default: limits kept in process)")
+	f.StringVar(&o.failMode, "rate-limit-fail-mode", "", "while Redis is down: open (limit per replica) or closed (503) (env LLMCTL_RATE_LIMIT_FAIL_MODE; default open)")
 	o.billing.bind(cmd)
 	return cmd
 }
@@ -107,6 +112,12 @@ func (o *serveOptions) Complete(lookup func(string) (string, bool)) error {
 	}
 	if o.changed("max-body-bytes") {
 		o.cfg.MaxBodyBytes = o.maxBodyBytes
+	}
+	if o.changed("redis") {
+		o.cfg.Limits.Redis = o.redis
+	}
+	if o.changed("rate-limit-fail-mode") {
+		o.cfg.Limits.FailMode = limits.FailMode(o.failMode)
 	}
 	if o.changed("backend") {
 		bs, err := config.ParseBackends(o.backends)
@@ -161,8 +172,18 @@ func (o *serveOptions) Run(ctx context.Context) error {
 			ConnectTimeout: o.cfg.Timeouts.Connect, FirstByteTimeout: o.cfg.Timeouts.FirstByte, TotalTimeout: o.cfg.Timeouts.Total,
 		})
 	}
+	// Rate limits: on Redis when configured, else in process; their metric
+	// goes on the gateway's registry.
 	opts.Registry = prometheus.NewRegistry()
 	opts.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	lim, closeRedis, err := o.cfg.Limits.Open(log, opts.Registry)
+	if err != nil {
+		return fmt.Errorf("rate limits: %w", err)
+	}
+	defer closeRedis()
+	defer lim.Close()
+	opts.Admitter = lim
+	// The ledger (Reserver) and payment webhooks, on the same registry.
 	bill, err := o.billing.open(ctx, o.cfg.DB, st, opts.Registry, log)
 	if err != nil {
 		return err
@@ -177,8 +198,7 @@ func (o *serveOptions) Run(ctx context.Context) error {
 		}
 	}()
 	opts.Reserver, opts.Webhooks = bill.reserver, bill.webhooks
-	// Rate limits (Admitter) and the embedded engine (Backends) plug in
-	// here as their issues land.
+	// The embedded engine (Backends) plugs in here as its issue lands.
 	gw, err := serve.New(opts)
 	if err != nil {
 		return err

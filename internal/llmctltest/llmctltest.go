@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -273,4 +274,33 @@ func (s *Server) Stop(t testing.TB, grace time.Duration) error {
 		<-s.done
 		return fmt.Errorf("llmctltest: killed after %s: %w", grace, s.err)
 	}
+}
+
+// Run runs the built binary with args (e.g. "keys", "create", …) and
+// returns its stdout and stderr; err is non-nil on a non-zero exit.
+func Run(t testing.TB, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := exec.Command(Binary(t), args...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// CreateKey runs `llmctl keys create --tenant TENANT -o json --db DB` plus
+// extra flags and returns the key's id and secret.
+func CreateKey(t testing.TB, db, tenant string, extra ...string) (id, key string) {
+	t.Helper()
+	out, errOut, err := Run(t, append([]string{"keys", "create", "--tenant", tenant, "-o", "json", "--db", db}, extra...)...)
+	if err != nil {
+		t.Fatalf("llmctl keys create: %v\n%s", err, errOut)
+	}
+	var k struct {
+		ID  string `json:"id"`
+		Key string `json:"key"`
+	}
+	if err := json.Unmarshal([]byte(out), &k); err != nil || k.Key == "" {
+		t.Fatalf("llmctl keys create -o json: %v: %s", err, out)
+	}
+	return k.ID, k.Key
 }

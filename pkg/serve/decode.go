@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 )
 
 // clientRequest is a decoded, validated client body. Unknown fields are kept
@@ -133,17 +134,37 @@ func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw),
 // backend's model name and, for streams, include_usage forced on so usage is
 // always known (the extra chunk is stripped again if the client did not ask).
 func (cr *clientRequest) upstreamBody(model string) ([]byte, error) {
-	out := make(map[string]json.RawMessage, len(cr.fields)+1)
-	for k, v := range cr.fields {
-		out[k] = v
-	}
 	m, err := json.Marshal(model)
 	if err != nil {
 		return nil, err
 	}
-	out["model"] = m
-	if cr.stream {
-		out["stream_options"] = json.RawMessage(`{"include_usage":true}`)
+	keys := make([]string, 0, len(cr.fields))
+	size := len(m) + 64
+	for k, v := range cr.fields {
+		if k == "model" || (cr.stream && k == "stream_options") {
+			continue
+		}
+		keys = append(keys, k)
+		size += len(k) + len(v) + 4
 	}
-	return json.Marshal(out)
+	slices.Sort(keys) // deterministic bodies, as json.Marshal of a map would give
+	// Assembled by hand: the values are raw JSON already validated by the
+	// decoder, so re-marshalling (and re-compacting) them is wasted work.
+	out := make([]byte, 0, size)
+	out = append(out, `{"model":`...)
+	out = append(out, m...)
+	for _, k := range keys {
+		kj, err := json.Marshal(k)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ',')
+		out = append(out, kj...)
+		out = append(out, ':')
+		out = append(out, cr.fields[k]...)
+	}
+	if cr.stream {
+		out = append(out, `,"stream_options":{"include_usage":true}`...)
+	}
+	return append(out, '}'), nil
 }

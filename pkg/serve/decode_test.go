@@ -3,6 +3,7 @@ package serve
 import (
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"testing"
 )
 
@@ -122,12 +123,28 @@ func FuzzDecodeRequest(f *testing.F) {
 		if err != nil {
 			t.Fatalf("upstreamBody: %v", err)
 		}
-		var m map[string]json.RawMessage
+		var m map[string]any
 		if err := json.Unmarshal(out, &m); err != nil {
-			t.Fatalf("upstream body is not a JSON object: %v", err)
+			t.Fatalf("upstream body is not a JSON object: %v\n%s", err, out)
 		}
-		if string(m["model"]) != `"backend-model"` {
-			t.Fatalf("model not rewritten: %s", m["model"])
+		if m["model"] != "backend-model" {
+			t.Fatalf("model not rewritten: %v", m["model"])
+		}
+		// Every other field reaches the backend unchanged.
+		var in map[string]any
+		if err := json.Unmarshal(body, &in); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range in {
+			if k == "model" || (cr.stream && k == "stream_options") {
+				continue
+			}
+			if !reflect.DeepEqual(m[k], v) {
+				t.Fatalf("field %q changed: %v → %v", k, v, m[k])
+			}
+		}
+		if len(m) < len(in) {
+			t.Fatalf("fields lost: %d → %d", len(in), len(m))
 		}
 	})
 }

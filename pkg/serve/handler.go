@@ -366,6 +366,13 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, 
 			}
 			break
 		}
+		if cr.stream && resp.Events == nil {
+			// A backend breaking the contract must not crash the request.
+			g.router.release(m)
+			lastErr = &BackendError{Backend: m.name(), Reason: ReasonStream, Err: errors.New("stream requested, answer has no events")}
+			g.upstreamFailed(m, lastErr)
+			continue
+		}
 		g.router.succeeded(m)
 		if !cr.stream {
 			defer g.router.release(m)

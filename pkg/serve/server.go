@@ -32,8 +32,10 @@ func (g *Gateway) Serve(ctx context.Context, so ServerOptions) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", so.Listen, err)
 	}
-	servers := []*http.Server{{Handler: g, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: nil}}
+	// No ReadTimeout or WriteTimeout: a stream may run for minutes, and an
+	// expiring read deadline would cancel its context. Bodies are bounded
+	// by MaxBodyBytes instead.
+	servers := []*http.Server{{Handler: g, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}
 	lns := []net.Listener{apiLn}
 	var adminAddr net.Addr
 	if so.AdminListen != "" {

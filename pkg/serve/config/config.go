@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/llmctl/llmctl/pkg/billing/limits"
 )
 
 // Config is the whole serve configuration, as written in the YAML file.
@@ -30,6 +32,9 @@ type Config struct {
 
 	Backends []Backend         `yaml:"backends"`
 	Aliases  map[string]string `yaml:"aliases"` // client model name → backend model name
+
+	// Limits are the rate limits (docs/limits.md); Redis empty = in process.
+	Limits limits.Settings `yaml:"limits"`
 }
 
 // Timeouts apply to every remote backend.
@@ -101,7 +106,8 @@ func ParseBackend(s string) (Backend, error) {
 
 // Env names the environment variables MergeEnv reads.
 var Env = []string{"LLMCTL_LISTEN", "LLMCTL_ADMIN_LISTEN", "LLMCTL_DB", "LLMCTL_BACKENDS",
-	"LLMCTL_MAX_BODY_BYTES", "LLMCTL_KEY_CACHE_TTL", "LLMCTL_SHUTDOWN_GRACE"}
+	"LLMCTL_MAX_BODY_BYTES", "LLMCTL_KEY_CACHE_TTL", "LLMCTL_SHUTDOWN_GRACE",
+	"LLMCTL_REDIS", "LLMCTL_RATE_LIMIT_FAIL_MODE"}
 
 // MergeEnv overlays LLMCTL_… variables. LLMCTL_BACKENDS is a comma-separated
 // NAME=URL list that replaces the file's backends.
@@ -119,6 +125,12 @@ func (c *Config) MergeEnv(lookup func(string) (string, bool)) error {
 	}
 	if v, ok := get("LLMCTL_DB"); ok {
 		c.DB = v
+	}
+	if v, ok := get("LLMCTL_REDIS"); ok {
+		c.Limits.Redis = v
+	}
+	if v, ok := get("LLMCTL_RATE_LIMIT_FAIL_MODE"); ok {
+		c.Limits.FailMode = limits.FailMode(v)
 	}
 	if v, ok := get("LLMCTL_BACKENDS"); ok {
 		bs, err := ParseBackends(strings.Split(v, ","))
@@ -194,6 +206,9 @@ func (c *Config) Validate() error {
 		if b.Weight < 0 || b.MaxConcurrency < 0 {
 			errs = append(errs, fmt.Errorf("backends[%d]: weight and maxConcurrency must not be negative", i))
 		}
+	}
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

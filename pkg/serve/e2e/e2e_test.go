@@ -2,12 +2,10 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,26 +42,16 @@ func chat(prompt string) openai.ChatCompletionNewParams {
 // llmctl runs a CLI command against the server's database.
 func llmctl(t *testing.T, db string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(llmctltest.Binary(t), append(args, "--db", db)...)
-	out, err := cmd.Output()
+	out, errOut, err := llmctltest.Run(t, append(args, "--db", db)...)
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			t.Fatalf("llmctl %v: %v\n%s", args, err, ee.Stderr)
-		}
-		t.Fatal(err)
+		t.Fatalf("llmctl %v: %v\n%s", args, err, errOut)
 	}
-	return string(out)
+	return out
 }
 
 func createKey(t *testing.T, db string, args ...string) (id, key string) {
 	t.Helper()
-	var k struct{ ID, Key string }
-	out := llmctl(t, db, append([]string{"keys", "create", "--tenant", "admin", "-o", "json"}, args...)...)
-	if err := json.Unmarshal([]byte(out), &k); err != nil || k.Key == "" {
-		t.Fatalf("keys create: %v: %s", err, out)
-	}
-	return k.ID, k.Key
+	return llmctltest.CreateKey(t, db, "admin", args...)
 }
 
 func writeConfig(t *testing.T, yaml string) string {

@@ -179,6 +179,31 @@ func TestPostgresStore(t *testing.T) {
 	if _, err := c2.Chat.Completions.New(ctxT(t), chat("hi")); err != nil {
 		t.Fatal(err)
 	}
+	// A revoke through one store reaches both replicas' key caches.
+	id, key := createKey(t, dsn)
+	k1, k2 := client(s, key), client(s2, key)
+	for _, kc := range []openai.Client{k1, k2} {
+		if _, err := kc.Chat.Completions.New(ctxT(t), chat("hi")); err != nil {
+			t.Fatal(err) // cached now
+		}
+	}
+	llmctl(t, dsn, "keys", "revoke", id)
+	revoked := time.Now()
+	for i, kc := range []openai.Client{k1, k2} {
+		for {
+			_, err := kc.Chat.Completions.New(ctxT(t), chat("hi"))
+			if err != nil {
+				apiErr(t, err, http.StatusUnauthorized, "invalid_api_key")
+				t.Logf("replica %d refuses the revoked key %s after the revoke", i+1, time.Since(revoked))
+				break
+			}
+			if time.Since(revoked) > 10*time.Second {
+				t.Fatalf("replica %d still accepts a revoked key after 10s", i+1)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
 	var ae *openai.Error
 	bad := client(s2, "sk-llm-x_y")
 	_, err := bad.Chat.Completions.New(ctxT(t), chat("hi"))
