@@ -459,6 +459,9 @@ func (g *Gateway) plain(w http.ResponseWriter, st *reqState, cr *clientRequest, 
 	w.Header().Set("Content-Length", strconv.Itoa(len(resp.Body)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(resp.Body)
+	// Push the whole answer out now: settling (a durable spool append, an
+	// fsync) runs after this returns and must not add to the client's wait.
+	_ = http.NewResponseController(w).Flush()
 	if resp.Usage != nil {
 		return *resp.Usage
 	}
