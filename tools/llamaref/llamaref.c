@@ -16,6 +16,8 @@
 #include <time.h>
 #include "llama.h"
 #include "ggml-backend.h"
+#include "ggml.h"
+#include <stdbool.h>
 
 static void quiet(enum ggml_log_level level, const char *text, void *ud) {
     (void)ud;
@@ -78,6 +80,13 @@ static int cmd_greedy(int argc, char **argv) {
     FILE *f = fopen(argv[4], "wb");
     if (!f) { perror(argv[4]); return 1; }
     fwrite(&nv, 4, 1, f);
+    // LLAMAREF_SERIAL=1 feeds the prompt one token at a time (decode kernels only).
+    if (getenv("LLAMAREF_SERIAL")) {
+        for (int i = 0; i < np - 1; i++)
+            if (llama_decode(ctx, llama_batch_get_one(&toks[i], 1)) != 0) return 1;
+        toks += np - 1;
+        np = 1;
+    }
     struct llama_batch b = llama_batch_get_one(toks, np);
     for (int step = 0; step < n; step++) {
         if (llama_decode(ctx, b) != 0) { fprintf(stderr, "llamaref: decode failed\n"); return 1; }
@@ -89,6 +98,46 @@ static int cmd_greedy(int argc, char **argv) {
         b = llama_batch_get_one(&toks[np + step], 1);
     }
     fclose(f);
+    llama_free(ctx);
+    llama_model_free(m);
+    return 0;
+}
+
+// trace prints, for every F32 tensor the graph computes while decoding the
+// prompt, its name, shape and the first values of its last row: a debugging
+// aid for locating where an implementation departs from llama.cpp.
+static bool trace_cb(struct ggml_tensor *t, bool ask, void *ud) {
+    (void)ud;
+    if (ask) return true;
+    if (t->type != GGML_TYPE_F32 || !ggml_is_contiguous(t)) return true;
+    int64_t n0 = t->ne[0];
+    int64_t nrows = ggml_nrows(t);
+    const float *row = (const float *)t->data + (nrows - 1) * n0;
+    double sum = 0;
+    for (int64_t i = 0; i < n0; i++) sum += row[i];
+    const char *tr = getenv("TRACE_ROW");
+    const float *first = (const float *)t->data + (tr ? atoll(tr) : 0) * n0;
+    printf("%-24s [%lld %lld %lld] sum=%.6f v=%.6f %.6f %.6f %.6f first=%.6f %.6f\n", t->name, (long long)t->ne[0], (long long)t->ne[1],
+           (long long)t->ne[2], sum, row[0], n0 > 1 ? row[1] : 0, n0 > 2 ? row[2] : 0, n0 > 3 ? row[3] : 0, first[0], n0 > 1 ? first[1] : 0);
+    return true;
+}
+
+static int cmd_trace(int argc, char **argv) {
+    if (argc < 4) { fprintf(stderr, "usage: llamaref trace MODEL TOK...\n"); return 2; }
+    int np = argc - 3;
+    llama_token *toks = calloc(np, sizeof(llama_token));
+    for (int i = 0; i < np; i++) toks[i] = atoi(argv[3 + i]);
+    struct llama_model_params mp = llama_model_default_params();
+    struct llama_model *m = llama_model_load_from_file(argv[2], mp);
+    if (!m) return 2;
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = 512; cp.n_batch = 512; cp.n_ubatch = 512;
+    cp.n_threads = 1; cp.n_threads_batch = 1;
+    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    cp.cb_eval = trace_cb;
+    struct llama_context *ctx = llama_init_from_model(m, cp);
+    if (!ctx) return 2;
+    if (llama_decode(ctx, llama_batch_get_one(toks, np)) != 0) return 1;
     llama_free(ctx);
     llama_model_free(m);
     return 0;
@@ -134,6 +183,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "quantize")) return cmd_quantize(argc, argv);
     if (!strcmp(argv[1], "greedy")) return cmd_greedy(argc, argv);
     if (!strcmp(argv[1], "bench")) return cmd_bench(argc, argv);
+    if (!strcmp(argv[1], "trace")) return cmd_trace(argc, argv);
     fprintf(stderr, "llamaref: unknown command %s\n", argv[1]);
     return 2;
 }

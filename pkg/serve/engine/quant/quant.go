@@ -26,8 +26,19 @@ const (
 	BlockQ6_K = 210 // ql[128], qh[64], int8 scales[16], f16 d
 )
 
+// f16Table holds every half float's value; conversions are table lookups.
+var f16Table = func() *[1 << 16]float32 {
+	var t [1 << 16]float32
+	for i := range t {
+		t[i] = f16ToF32Slow(uint16(i))
+	}
+	return &t
+}()
+
 // F16ToF32 converts an IEEE binary16 value.
-func F16ToF32(h uint16) float32 {
+func F16ToF32(h uint16) float32 { return f16Table[h] }
+
+func f16ToF32Slow(h uint16) float32 {
 	sign := uint32(h>>15) << 31
 	exp := uint32(h>>10) & 0x1f
 	mant := uint32(h) & 0x3ff

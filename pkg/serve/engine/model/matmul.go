@@ -1,0 +1,117 @@
+package model
+
+import (
+	"sync"
+
+	"github.com/llmctl/llmctl/pkg/serve/engine/gguf"
+	"github.com/llmctl/llmctl/pkg/serve/engine/quant"
+)
+
+// acts is one activation row encoded for every weight type that reads it;
+// each encoding is computed on first use.
+type acts struct {
+	x    []float32
+	q8_0 []byte
+	q8k  []quant.Q8K
+	f16  []uint16
+	have [3]bool
+}
+
+func (a *acts) reset(x []float32) {
+	a.x = x
+	a.have = [3]bool{}
+}
+
+func (a *acts) forType(t gguf.GGMLType) {
+	switch t {
+	case gguf.Q8_0, gguf.Q4_0:
+		if !a.have[0] {
+			if cap(a.q8_0) < len(a.x)/32*quant.BlockQ8_0 {
+				a.q8_0 = make([]byte, len(a.x)/32*quant.BlockQ8_0)
+			}
+			a.q8_0 = a.q8_0[:len(a.x)/32*quant.BlockQ8_0]
+			quant.QuantizeQ8_0(a.q8_0, a.x)
+			a.have[0] = true
+		}
+	case gguf.Q4_K, gguf.Q6_K:
+		if !a.have[1] {
+			if cap(a.q8k) < len(a.x)/quant.QK_K {
+				a.q8k = make([]quant.Q8K, len(a.x)/quant.QK_K)
+			}
+			a.q8k = a.q8k[:len(a.x)/quant.QK_K]
+			quant.QuantizeQ8_K(a.q8k, a.x)
+			a.have[1] = true
+		}
+	case gguf.F16:
+		if !a.have[2] {
+			if cap(a.f16) < len(a.x) {
+				a.f16 = make([]uint16, len(a.x))
+			}
+			a.f16 = a.f16[:len(a.x)]
+			for i, v := range a.x {
+				a.f16[i] = quant.F32ToF16(v)
+			}
+			a.have[2] = true
+		}
+	}
+}
+
+// dot computes one weight row times one encoded activation row.
+func dot(t *Tensor, row []byte, a *acts) float32 {
+	switch t.Type {
+	case gguf.Q8_0:
+		return quant.DotQ8_0(row, a.q8_0, t.Cols)
+	case gguf.Q4_0:
+		return quant.DotQ4_0(row, a.q8_0, t.Cols)
+	case gguf.Q4_K:
+		return quant.DotQ4_K(row, a.q8k, t.Cols)
+	case gguf.Q6_K:
+		return quant.DotQ6_K(row, a.q8k, t.Cols)
+	case gguf.F16:
+		return quant.DotF16(row, a.f16, t.Cols)
+	default:
+		return quant.DotF32(row, a.x, t.Cols)
+	}
+}
+
+// pool runs a function over index ranges on a fixed number of goroutines.
+type pool struct {
+	threads int
+}
+
+// run calls fn(lo, hi) over [0, n) split into about threads chunks and
+// waits for all of them.
+func (p pool) run(n int, fn func(lo, hi int)) {
+	th := p.threads
+	if th <= 1 || n < 2*th {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + th - 1) / th
+	for lo := 0; lo < n; lo += chunk {
+		hi := min(lo+chunk, n)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(lo, hi)
+		}()
+	}
+	wg.Wait()
+}
+
+// matmul computes out[t][r] = W[r] · in[t] for every activation row t.
+// Each weight row is read once for the whole batch.
+func (p pool) matmul(w *Tensor, in []acts, out [][]float32) {
+	for i := range in {
+		in[i].forType(w.Type)
+	}
+	p.run(w.Rows, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row := w.Row(r)
+			for t := range in {
+				out[t][r] = dot(w, row, &in[t])
+			}
+		}
+	})
+}
