@@ -5,7 +5,7 @@ import "testing"
 func TestDetect(t *testing.T) {
 	none := func(string) bool { return false }
 	for tmpl, want := range map[string]Format{
-		"{% for m in messages %}<|im_start|>{{ m.role }}":                ChatML,
+		"{% for m in messages %}<|im_start|>{{ m.role }}":                 ChatML,
 		"{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>": Llama3,
 		"{{ '<start_of_turn>' + role + '\n' }}":                           Gemma,
 		"{{ bos_token + '[INST] ' + content + ' [/INST]' }}":              Llama2,

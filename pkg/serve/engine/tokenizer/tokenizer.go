@@ -500,11 +500,16 @@ func (t *Tokenizer) Piece(id int32, special bool) []byte {
 // SPM, the leading space the tokenizer added is removed.
 func (t *Tokenizer) Decode(ids []int32) string {
 	var b []byte
-	for i, id := range ids {
+	first := true
+	for _, id := range ids {
 		p := t.Piece(id, false)
-		if i == 0 && t.kind == SPM && t.addSpacePrefix && len(p) > 0 && p[0] == ' ' {
+		if len(p) == 0 {
+			continue
+		}
+		if first && t.kind == SPM && t.addSpacePrefix && p[0] == ' ' {
 			p = p[1:]
 		}
+		first = false
 		b = append(b, p...)
 	}
 	return string(b)
