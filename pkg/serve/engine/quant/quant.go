@@ -170,6 +170,15 @@ func QuantizeQ8_K(dst []Q8K, x []float32) {
 
 // DotQ8_0 is the dot product of a Q8_0 weight row and Q8_0 activations.
 func DotQ8_0(w, a []byte, n int) float32 {
+	nb := n / QK8_0
+	if useAVX2 && nb > 0 {
+		_, _ = w[nb*BlockQ8_0-1], a[nb*BlockQ8_0-1]
+		return dotQ8_0AVX2(&w[0], &a[0], nb, &f16Table[0])
+	}
+	return dotQ8_0Generic(w, a, n)
+}
+
+func dotQ8_0Generic(w, a []byte, n int) float32 {
 	var sum float32
 	for i := 0; i < n/QK8_0; i++ {
 		wb := w[i*BlockQ8_0 : (i+1)*BlockQ8_0]
@@ -186,6 +195,15 @@ func DotQ8_0(w, a []byte, n int) float32 {
 
 // DotQ4_0 is the dot product of a Q4_0 weight row and Q8_0 activations.
 func DotQ4_0(w, a []byte, n int) float32 {
+	nb := n / QK4_0
+	if useAVX2 && nb > 0 {
+		_, _ = w[nb*BlockQ4_0-1], a[nb*BlockQ8_0-1]
+		return dotQ4_0AVX2(&w[0], &a[0], nb, &f16Table[0])
+	}
+	return dotQ4_0Generic(w, a, n)
+}
+
+func dotQ4_0Generic(w, a []byte, n int) float32 {
 	var sum float32
 	for i := 0; i < n/QK4_0; i++ {
 		wb := w[i*BlockQ4_0 : (i+1)*BlockQ4_0]
@@ -211,6 +229,30 @@ func ScaleMinK4(j int, q []byte) (sc, m uint8) {
 
 // DotQ4_K is the dot product of a Q4_K weight row and Q8_K activations.
 func DotQ4_K(w []byte, a []Q8K, n int) float32 {
+	if !useAVX2 {
+		return dotQ4_KGeneric(w, a, n)
+	}
+	var sum float32
+	var d [8]int32
+	for i := 0; i < n/QK_K; i++ {
+		b := w[i*BlockQ4_K : (i+1)*BlockQ4_K]
+		y := &a[i]
+		q4KSums(&b[16], &y.Qs[0], &d)
+		sc := b[4:16]
+		var sumi, summ int32
+		for j := range 4 {
+			s1, m1 := ScaleMinK4(2*j, sc)
+			s2, m2 := ScaleMinK4(2*j+1, sc)
+			sumi += int32(s1)*d[2*j] + int32(s2)*d[2*j+1]
+			summ += int32(m1)*(int32(y.Bsums[4*j])+int32(y.Bsums[4*j+1])) +
+				int32(m2)*(int32(y.Bsums[4*j+2])+int32(y.Bsums[4*j+3]))
+		}
+		sum += f16(b[0:])*y.D*float32(sumi) - f16(b[2:])*y.D*float32(summ)
+	}
+	return sum
+}
+
+func dotQ4_KGeneric(w []byte, a []Q8K, n int) float32 {
 	var sum float32
 	for i := 0; i < n/QK_K; i++ {
 		b := w[i*BlockQ4_K : (i+1)*BlockQ4_K]
@@ -240,6 +282,26 @@ func DotQ4_K(w []byte, a []Q8K, n int) float32 {
 
 // DotQ6_K is the dot product of a Q6_K weight row and Q8_K activations.
 func DotQ6_K(w []byte, a []Q8K, n int) float32 {
+	if !useAVX2 {
+		return dotQ6_KGeneric(w, a, n)
+	}
+	var sum float32
+	var g [16]int32
+	for i := 0; i < n/QK_K; i++ {
+		b := w[i*BlockQ6_K : (i+1)*BlockQ6_K]
+		y := &a[i]
+		q6KSums(&b[0], &b[128], &y.Qs[0], &g)
+		sc := b[192:208]
+		var sumi int32
+		for k := range 16 {
+			sumi += int32(int8(sc[k])) * (g[k] - 32*int32(y.Bsums[k]))
+		}
+		sum += f16(b[208:]) * y.D * float32(sumi)
+	}
+	return sum
+}
+
+func dotQ6_KGeneric(w []byte, a []Q8K, n int) float32 {
 	var sum float32
 	for i := 0; i < n/QK_K; i++ {
 		b := w[i*BlockQ6_K : (i+1)*BlockQ6_K]

@@ -1,0 +1,23 @@
+package quant
+
+import (
+	"os"
+
+	"golang.org/x/sys/cpu"
+)
+
+// useAVX2 selects the assembly kernels; fixed at start-up from CPUID.
+// LLMCTL_ENGINE_NOASM=1 forces the portable Go kernels (for comparison).
+var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA && os.Getenv("LLMCTL_ENGINE_NOASM") != "1"
+
+//go:noescape
+func dotQ8_0AVX2(w, a *byte, nb int, tab *float32) float32
+
+//go:noescape
+func dotQ4_0AVX2(w, a *byte, nb int, tab *float32) float32
+
+//go:noescape
+func q4KSums(qs *byte, q8 *int8, out *[8]int32)
+
+//go:noescape
+func q6KSums(ql, qh *byte, q8 *int8, out *[16]int32)

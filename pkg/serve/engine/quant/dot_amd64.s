@@ -1,0 +1,224 @@
+#include "textflag.h"
+
+// AVX2/FMA kernels. They accumulate the way ggml's AVX2 kernels do (eight
+// int32 lanes of four-product sums per 32-element block, one FMA per block,
+// then the same horizontal sum), so results agree with llama.cpp to the bit
+// more often than a scalar loop would.
+
+// func dotQ8_0AVX2(w, a *byte, nb int, tab *float32) float32
+TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ a+8(FP), DI
+	MOVQ nb+16(FP), CX
+	MOVQ tab+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	MOVL $0x00010001, AX
+	VMOVD AX, X7
+	VPBROADCASTD X7, Y7
+q80loop:
+	TESTQ CX, CX
+	JZ q80done
+	MOVWLZX (SI), AX
+	MOVWLZX (DI), BX
+	VMOVSS (R8)(AX*4), X1
+	VMULSS (R8)(BX*4), X1, X1
+	VBROADCASTSS X1, Y1
+	VMOVDQU 2(SI), Y2
+	VMOVDQU 2(DI), Y3
+	VPSIGNB Y2, Y2, Y4
+	VPSIGNB Y2, Y3, Y5
+	VPMADDUBSW Y5, Y4, Y6
+	VPMADDWD Y7, Y6, Y6
+	VCVTDQ2PS Y6, Y6
+	VFMADD231PS Y6, Y1, Y0
+	ADDQ $34, SI
+	ADDQ $34, DI
+	DECQ CX
+	JMP q80loop
+q80done:
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X0, X1, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET
+
+// func dotQ4_0AVX2(w, a *byte, nb int, tab *float32) float32
+TEXT ·dotQ4_0AVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ a+8(FP), DI
+	MOVQ nb+16(FP), CX
+	MOVQ tab+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	MOVL $0x00010001, AX
+	VMOVD AX, X7
+	VPBROADCASTD X7, Y7
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+	MOVL $0x08080808, AX
+	VMOVD AX, X9
+	VPBROADCASTD X9, Y9
+q40loop:
+	TESTQ CX, CX
+	JZ q40done
+	MOVWLZX (SI), AX
+	MOVWLZX (DI), BX
+	VMOVSS (R8)(AX*4), X1
+	VMULSS (R8)(BX*4), X1, X1
+	VBROADCASTSS X1, Y1
+	VMOVDQU 2(SI), X2
+	VPSRLW $4, X2, X3
+	VINSERTI128 $1, X3, Y2, Y2
+	VPAND Y8, Y2, Y2
+	VPSUBB Y9, Y2, Y2
+	VMOVDQU 2(DI), Y3
+	VPSIGNB Y2, Y2, Y4
+	VPSIGNB Y2, Y3, Y5
+	VPMADDUBSW Y5, Y4, Y6
+	VPMADDWD Y7, Y6, Y6
+	VCVTDQ2PS Y6, Y6
+	VFMADD231PS Y6, Y1, Y0
+	ADDQ $18, SI
+	ADDQ $34, DI
+	DECQ CX
+	JMP q40loop
+q40done:
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X0, X1, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET
+
+// HSUM8 reduces the eight int32 lanes of Y6 into X6's low lane (clobbers X10).
+#define HSUM8 \
+	VEXTRACTI128 $1, Y6, X10 \
+	VPADDD X10, X6, X6 \
+	VPSHUFD $0x4E, X6, X10 \
+	VPADDD X10, X6, X6 \
+	VPSHUFD $0xB1, X6, X10 \
+	VPADDD X10, X6, X6
+
+// HSUM4 reduces the four int32 lanes of X6 (clobbers X10).
+#define HSUM4 \
+	VPSHUFD $0x4E, X6, X10 \
+	VPADDD X10, X6, X6 \
+	VPSHUFD $0xB1, X6, X10 \
+	VPADDD X10, X6, X6
+
+// func q4KSums(qs *byte, q8 *int8, out *[8]int32)
+// out[2j] = Σ lo-nibble(qs[32j+l]) * q8[64j+l], out[2j+1] the high nibbles
+// against q8[64j+32+l], l < 32.
+TEXT ·q4KSums(SB), NOSPLIT, $0-24
+	MOVQ qs+0(FP), SI
+	MOVQ q8+8(FP), DI
+	MOVQ out+16(FP), DX
+	MOVL $0x00010001, AX
+	VMOVD AX, X7
+	VPBROADCASTD X7, Y7
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+	MOVQ $4, CX
+q4kloop:
+	VMOVDQU (SI), Y2
+	VPAND Y8, Y2, Y3
+	VPSRLW $4, Y2, Y4
+	VPAND Y8, Y4, Y4
+	VMOVDQU (DI), Y5
+	VPMADDUBSW Y5, Y3, Y6
+	VPMADDWD Y7, Y6, Y6
+	HSUM8
+	VMOVD X6, (DX)
+	VMOVDQU 32(DI), Y5
+	VPMADDUBSW Y5, Y4, Y6
+	VPMADDWD Y7, Y6, Y6
+	HSUM8
+	VMOVD X6, 4(DX)
+	ADDQ $32, SI
+	ADDQ $64, DI
+	ADDQ $8, DX
+	DECQ CX
+	JNZ q4kloop
+	VZEROUPPER
+	RET
+
+// Q6GROUP multiplies the unsigned 6-bit values in Y3 by the 32 int8 at
+// off(DI) and stores the two 16-element group sums at outoff(DX).
+#define Q6GROUP(off, outoff) \
+	VMOVDQU off(DI), Y5 \
+	VPMADDUBSW Y5, Y3, Y6 \
+	VPMADDWD Y7, Y6, Y6 \
+	VEXTRACTI128 $1, Y6, X11 \
+	HSUM4 \
+	VMOVD X6, outoff(DX) \
+	VMOVDQA X11, X6 \
+	HSUM4 \
+	VMOVD X6, outoff+4(DX)
+
+// func q6KSums(ql, qh *byte, q8 *int8, out *[16]int32)
+// out[g] = Σ q6u[e] * q8[e] over the 16 elements of group g, where q6u is
+// the stored unsigned 6-bit value (0..63, before the -32 offset).
+TEXT ·q6KSums(SB), NOSPLIT, $0-32
+	MOVQ ql+0(FP), SI
+	MOVQ qh+8(FP), BX
+	MOVQ q8+16(FP), DI
+	MOVQ out+24(FP), DX
+	MOVL $0x00010001, AX
+	VMOVD AX, X7
+	VPBROADCASTD X7, Y7
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+	MOVL $0x03030303, AX
+	VMOVD AX, X9
+	VPBROADCASTD X9, Y9
+	MOVQ $2, CX
+q6kloop:
+	VMOVDQU (SI), Y0
+	VMOVDQU 32(SI), Y1
+	VMOVDQU (BX), Y2
+	// q1 = ql0 & 0F | (qh & 3) << 4
+	VPAND Y8, Y0, Y3
+	VPAND Y9, Y2, Y4
+	VPSLLW $4, Y4, Y4
+	VPOR Y4, Y3, Y3
+	Q6GROUP(0, 0)
+	// q2 = ql1 & 0F | ((qh >> 2) & 3) << 4
+	VPAND Y8, Y1, Y3
+	VPSRLW $2, Y2, Y4
+	VPAND Y9, Y4, Y4
+	VPSLLW $4, Y4, Y4
+	VPOR Y4, Y3, Y3
+	Q6GROUP(32, 8)
+	// q3 = (ql0 >> 4) & 0F | ((qh >> 4) & 3) << 4
+	VPSRLW $4, Y0, Y3
+	VPAND Y8, Y3, Y3
+	VPSRLW $4, Y2, Y4
+	VPAND Y9, Y4, Y4
+	VPSLLW $4, Y4, Y4
+	VPOR Y4, Y3, Y3
+	Q6GROUP(64, 16)
+	// q4 = (ql1 >> 4) & 0F | ((qh >> 6) & 3) << 4
+	VPSRLW $4, Y1, Y3
+	VPAND Y8, Y3, Y3
+	VPSRLW $6, Y2, Y4
+	VPAND Y9, Y4, Y4
+	VPSLLW $4, Y4, Y4
+	VPOR Y4, Y3, Y3
+	Q6GROUP(96, 24)
+	ADDQ $64, SI
+	ADDQ $32, BX
+	ADDQ $128, DI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ q6kloop
+	VZEROUPPER
+	RET

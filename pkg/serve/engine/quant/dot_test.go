@@ -1,0 +1,83 @@
+package quant
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func randBytes(r *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// setScales puts sane f16 scales into every block so results are finite.
+func setScales(b []byte, blockBytes, off int, r *rand.Rand) {
+	for i := 0; i+blockBytes <= len(b); i += blockBytes {
+		binary.LittleEndian.PutUint16(b[i+off:], F32ToF16(float32(r.Float64()*0.02+0.001)))
+	}
+}
+
+func close32(a, b float32) bool {
+	return math.Abs(float64(a-b)) <= 1e-4*math.Max(1, math.Abs(float64(b)))
+}
+
+// TestKernelsAgree checks the selected kernels (assembly where the CPU has
+// AVX2/FMA) against the portable ones on random blocks.
+func TestKernelsAgree(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no AVX2/FMA on this CPU: only the portable kernels exist")
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for trial := range 50 {
+		n := QK_K * (1 + trial%4)
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		a8 := make([]byte, n/32*BlockQ8_0)
+		QuantizeQ8_0(a8, x)
+		ak := make([]Q8K, n/QK_K)
+		QuantizeQ8_K(ak, x)
+
+		w8 := randBytes(r, n/32*BlockQ8_0)
+		setScales(w8, BlockQ8_0, 0, r)
+		if got, want := DotQ8_0(w8, a8, n), dotQ8_0Generic(w8, a8, n); !close32(got, want) {
+			t.Fatalf("Q8_0: %v vs %v", got, want)
+		}
+		w4 := randBytes(r, n/32*BlockQ4_0)
+		setScales(w4, BlockQ4_0, 0, r)
+		if got, want := DotQ4_0(w4, a8, n), dotQ4_0Generic(w4, a8, n); !close32(got, want) {
+			t.Fatalf("Q4_0: %v vs %v", got, want)
+		}
+		wk := randBytes(r, n/QK_K*BlockQ4_K)
+		setScales(wk, BlockQ4_K, 0, r)
+		setScales(wk, BlockQ4_K, 2, r)
+		if got, want := DotQ4_K(wk, ak, n), dotQ4_KGeneric(wk, ak, n); !close32(got, want) {
+			t.Fatalf("Q4_K: %v vs %v", got, want)
+		}
+		w6 := randBytes(r, n/QK_K*BlockQ6_K)
+		setScales(w6, BlockQ6_K, 208, r)
+		if got, want := DotQ6_K(w6, ak, n), dotQ6_KGeneric(w6, ak, n); !close32(got, want) {
+			t.Fatalf("Q6_K: %v vs %v", got, want)
+		}
+		// and against the dequantized weights in float
+		deq := make([]float32, n)
+		DequantRow(14, w6, deq)
+		xq := make([]float32, n)
+		for i := range xq {
+			xq[i] = ak[i/QK_K].D * float32(ak[i/QK_K].Qs[i%QK_K])
+		}
+		var ref float64
+		for i := range deq {
+			ref += float64(deq[i]) * float64(xq[i])
+		}
+		if got := DotQ6_K(w6, ak, n); math.Abs(float64(got)-ref) > 1e-3*math.Max(1, math.Abs(ref)) {
+			t.Fatalf("Q6_K vs dequantized: %v vs %v", got, ref)
+		}
+	}
+}
