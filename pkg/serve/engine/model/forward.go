@@ -45,6 +45,7 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 		if s.Cache.n+len(s.Tokens) > s.Cache.size {
 			return fmt.Errorf("model: sequence %d needs %d positions, the context holds %d", i, s.Cache.n+len(s.Tokens), s.Cache.size)
 		}
+		s.Cache.reserve(s.Cache.n + len(s.Tokens))
 		if s.Logits != nil && len(s.Logits) != m.Vocab {
 			return fmt.Errorf("model: logits buffer of %d for a vocabulary of %d", len(s.Logits), m.Vocab)
 		}
@@ -123,14 +124,9 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 				probs = probs[:n]
 				mx := float32(math.Inf(-1))
 				for j := range n {
-					kr := c.k[li][j*kvd+kh : j*kvd+kh+m.HeadDim]
-					var s float32
-					for i, kv := range kr {
-						s += q16[i] * quant.F16ToF32(kv)
-					}
-					s *= scale
-					probs[j] = s
-					mx = max(mx, s)
+					sc := quant.DotF16F32(c.k[li][j*kvd+kh:j*kvd+kh+m.HeadDim], q16) * scale
+					probs[j] = sc
+					mx = max(mx, sc)
 				}
 				var sum float64
 				for j, s := range probs {
@@ -143,12 +139,9 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 					probs[j] = quant.RoundF16(probs[j] * inv)
 				}
 				out := att[t][h*m.HeadDim : (h+1)*m.HeadDim]
-				for i := range out {
-					var s float32
-					for j, pr := range probs {
-						s += pr * quant.F16ToF32(c.v[li][j*kvd+kh+i])
-					}
-					out[i] = s
+				clear(out)
+				for j, pr := range probs {
+					quant.AxpyF16(out, c.v[li][j*kvd+kh:j*kvd+kh+m.HeadDim], pr)
 				}
 			}
 		})

@@ -217,16 +217,29 @@ type Cache struct {
 	kvd  int
 }
 
-// NewCache allocates a cache for up to size positions.
+// NewCache returns a cache for up to size positions. Memory is taken as
+// positions are filled, so a short request does not pay for a long context.
 func (m *Model) NewCache(size int) *Cache {
 	c := &Cache{size: size, kvd: m.KVHeads * m.HeadDim}
 	c.k = make([][]uint16, m.Layers)
 	c.v = make([][]uint16, m.Layers)
-	for i := range c.k {
-		c.k[i] = make([]uint16, size*c.kvd)
-		c.v[i] = make([]uint16, size*c.kvd)
-	}
 	return c
+}
+
+// reserve makes room for n positions.
+func (c *Cache) reserve(n int) {
+	if len(c.k) == 0 || len(c.k[0]) >= n*c.kvd {
+		return
+	}
+	grow := min(max(n, 2*len(c.k[0])/c.kvd, 64), c.size)
+	for i := range c.k {
+		k := make([]uint16, grow*c.kvd)
+		copy(k, c.k[i])
+		c.k[i] = k
+		v := make([]uint16, grow*c.kvd)
+		copy(v, c.v[i])
+		c.v[i] = v
+	}
 }
 
 // Len is the number of positions filled.

@@ -8,7 +8,13 @@ import (
 
 // useAVX2 selects the assembly kernels; fixed at start-up from CPUID.
 // LLMCTL_ENGINE_NOASM=1 forces the portable Go kernels (for comparison).
-var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA && os.Getenv("LLMCTL_ENGINE_NOASM") != "1"
+var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C && os.Getenv("LLMCTL_ENGINE_NOASM") != "1"
+
+//go:noescape
+func dotF16F32AVX2(h *uint16, x *float32, n int) float32
+
+//go:noescape
+func axpyF16AVX2(dst *float32, h *uint16, alpha float32, n int)
 
 //go:noescape
 func dotQ8_0AVX2(w, a *byte, nb int, tab *float32) float32
@@ -21,3 +27,6 @@ func q4KSums(qs *byte, q8 *int8, out *[8]int32)
 
 //go:noescape
 func q6KSums(ql, qh *byte, q8 *int8, out *[16]int32)
+
+//go:noescape
+func dotQ6_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32

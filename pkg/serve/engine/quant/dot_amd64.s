@@ -222,3 +222,154 @@ q6kloop:
 	JNZ q6kloop
 	VZEROUPPER
 	RET
+
+// func dotF16F32AVX2(h *uint16, x *float32, n int) float32
+// Σ f16(h[i]) * x[i]; n is a multiple of 8.
+TEXT ·dotF16F32AVX2(SB), NOSPLIT, $0-28
+	MOVQ h+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	SHRQ $3, CX
+f16dotloop:
+	TESTQ CX, CX
+	JZ f16dotdone
+	VCVTPH2PS (SI), Y1
+	VFMADD231PS (DI), Y1, Y0
+	ADDQ $16, SI
+	ADDQ $32, DI
+	DECQ CX
+	JMP f16dotloop
+f16dotdone:
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X0, X1, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func axpyF16AVX2(dst *float32, h *uint16, alpha float32, n int)
+// dst[i] += alpha * f16(h[i]); n is a multiple of 8.
+TEXT ·axpyF16AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ h+8(FP), SI
+	VBROADCASTSS alpha+16(FP), Y2
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+axpyloop:
+	TESTQ CX, CX
+	JZ axpydone
+	VCVTPH2PS (SI), Y1
+	VMOVUPS (DI), Y0
+	VFMADD231PS Y1, Y2, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $16, SI
+	ADDQ $32, DI
+	DECQ CX
+	JMP axpyloop
+axpydone:
+	VZEROUPPER
+	RET
+
+// Q6CHUNK: the unsigned 6-bit values in Y3 against the 32 int8 at off(R12),
+// less 32·q8 for the -32 offset, times the int8 scales at sa(R11) (first 16
+// elements) and sb(R11) (last 16), added to the int32 lanes of Y13.
+#define Q6CHUNK(off, sa, sb) \
+	VMOVDQU off(R12), Y5 \
+	VPMADDUBSW Y5, Y3, Y6 \
+	VPMADDUBSW Y5, Y12, Y4 \
+	VPSUBW Y4, Y6, Y6 \
+	MOVBQSX sa(R11), AX \
+	VMOVD AX, X10 \
+	VPBROADCASTW X10, X10 \
+	MOVBQSX sb(R11), AX \
+	VMOVD AX, X11 \
+	VPBROADCASTW X11, X11 \
+	VINSERTI128 $1, X11, Y10, Y10 \
+	VPMADDWD Y10, Y6, Y6 \
+	VPADDD Y6, Y13, Y13
+
+// func dotQ6_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32
+TEXT ·dotQ6_KAVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ a+8(FP), DI
+	MOVQ nb+16(FP), CX
+	MOVQ tab+24(FP), R8
+	VXORPS Y15, Y15, Y15
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+	MOVL $0x03030303, AX
+	VMOVD AX, X9
+	VPBROADCASTD X9, Y9
+	MOVL $0x20202020, AX
+	VMOVD AX, X12
+	VPBROADCASTD X12, Y12
+q6rowloop:
+	TESTQ CX, CX
+	JZ q6rowdone
+	VPXOR Y13, Y13, Y13
+	MOVQ SI, R9            // ql
+	LEAQ 128(SI), R10      // qh
+	LEAQ 192(SI), R11      // scales
+	LEAQ 4(DI), R12        // q8
+	MOVQ $2, DX
+q6half:
+	VMOVDQU (R9), Y0
+	VMOVDQU 32(R9), Y1
+	VMOVDQU (R10), Y2
+	VPAND Y8, Y0, Y3
+	VPAND Y9, Y2, Y4
+	VPSLLW $4, Y4, Y4
+	VPOR Y4, Y3, Y3
+	Q6CHUNK(0, 0, 1)
+	VPAND Y8, Y1, Y3
+	VPSRLW $2, Y2, Y4
+	VPAND Y9, Y4, Y4
+	VPSLLW $4, Y4, Y4
+	VPOR Y4, Y3, Y3
+	Q6CHUNK(32, 2, 3)
+	VPSRLW $4, Y0, Y3
+	VPAND Y8, Y3, Y3
+	VPSRLW $4, Y2, Y4
+	VPAND Y9, Y4, Y4
+	VPSLLW $4, Y4, Y4
+	VPOR Y4, Y3, Y3
+	Q6CHUNK(64, 4, 5)
+	VPSRLW $4, Y1, Y3
+	VPAND Y8, Y3, Y3
+	VPSRLW $6, Y2, Y4
+	VPAND Y9, Y4, Y4
+	VPSLLW $4, Y4, Y4
+	VPOR Y4, Y3, Y3
+	Q6CHUNK(96, 6, 7)
+	ADDQ $64, R9
+	ADDQ $32, R10
+	ADDQ $8, R11
+	ADDQ $128, R12
+	DECQ DX
+	JNZ q6half
+	// d = a.D * f16(w.d); acc += d * float(sumi lanes)
+	MOVWLZX 208(SI), AX
+	VMOVSS (R8)(AX*4), X1
+	VMULSS (DI), X1, X1
+	VBROADCASTSS X1, Y1
+	VCVTDQ2PS Y13, Y13
+	VFMADD231PS Y13, Y1, Y15
+	ADDQ $210, SI
+	ADDQ $292, DI
+	DECQ CX
+	JMP q6rowloop
+q6rowdone:
+	VEXTRACTF128 $1, Y15, X1
+	VADDPS X15, X1, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET

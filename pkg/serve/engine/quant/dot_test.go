@@ -81,3 +81,28 @@ func TestKernelsAgree(t *testing.T) {
 		}
 	}
 }
+
+func TestF16Vectors(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{1, 7, 8, 32, 37, 128} {
+		h := make([]uint16, n)
+		x := make([]float32, n)
+		var want float64
+		for i := range h {
+			h[i] = F32ToF16(float32(r.NormFloat64()))
+			x[i] = float32(r.NormFloat64())
+			want += float64(F16ToF32(h[i])) * float64(x[i])
+		}
+		if got := DotF16F32(h, x); math.Abs(float64(got)-want) > 1e-4*math.Max(1, math.Abs(want)) {
+			t.Fatalf("DotF16F32 n=%d: %v, want %v", n, got, want)
+		}
+		dst := make([]float32, n)
+		copy(dst, x)
+		AxpyF16(dst, h, 0.5)
+		for i := range dst {
+			if w := x[i] + 0.5*F16ToF32(h[i]); !close32(dst[i], w) {
+				t.Fatalf("AxpyF16 n=%d [%d]: %v, want %v", n, i, dst[i], w)
+			}
+		}
+	}
+}

@@ -130,7 +130,8 @@ func QuantizeQ8_0(dst []byte, x []float32) {
 	}
 }
 
-// Q8K is one Q8_K activation block, kept unpacked for speed.
+// Q8K is one Q8_K activation block, laid out as ggml's block_q8_K (the
+// assembly kernels depend on it: D at 0, Qs at 4, Bsums at 260, 292 bytes).
 type Q8K struct {
 	D     float32
 	Qs    [QK_K]int8
@@ -282,23 +283,12 @@ func dotQ4_KGeneric(w []byte, a []Q8K, n int) float32 {
 
 // DotQ6_K is the dot product of a Q6_K weight row and Q8_K activations.
 func DotQ6_K(w []byte, a []Q8K, n int) float32 {
-	if !useAVX2 {
-		return dotQ6_KGeneric(w, a, n)
+	nb := n / QK_K
+	if useAVX2 && nb > 0 {
+		_, _ = w[nb*BlockQ6_K-1], a[nb-1]
+		return dotQ6_KAVX2(&w[0], &a[0], nb, &f16Table[0])
 	}
-	var sum float32
-	var g [16]int32
-	for i := 0; i < n/QK_K; i++ {
-		b := w[i*BlockQ6_K : (i+1)*BlockQ6_K]
-		y := &a[i]
-		q6KSums(&b[0], &b[128], &y.Qs[0], &g)
-		sc := b[192:208]
-		var sumi int32
-		for k := range 16 {
-			sumi += int32(int8(sc[k])) * (g[k] - 32*int32(y.Bsums[k]))
-		}
-		sum += f16(b[208:]) * y.D * float32(sumi)
-	}
-	return sum
+	return dotQ6_KGeneric(w, a, n)
 }
 
 func dotQ6_KGeneric(w []byte, a []Q8K, n int) float32 {
@@ -424,4 +414,36 @@ func DequantRow(typ uint32, src []byte, dst []float32) bool {
 		return false
 	}
 	return true
+}
+
+// DotF16F32 is Σ f16(h[i]) * x[i] over len(x) elements (attention scores
+// against the F16 key cache).
+func DotF16F32(h []uint16, x []float32) float32 {
+	n := len(x)
+	var sum float32
+	i := 0
+	if useAVX2 && n >= 8 {
+		_ = h[n-1]
+		i = n &^ 7
+		sum = dotF16F32AVX2(&h[0], &x[0], i)
+	}
+	for ; i < n; i++ {
+		sum += f16Table[h[i]] * x[i]
+	}
+	return sum
+}
+
+// AxpyF16 adds alpha * f16(h[i]) to dst[i] over len(dst) elements
+// (attention's weighted sum over the F16 value cache).
+func AxpyF16(dst []float32, h []uint16, alpha float32) {
+	n := len(dst)
+	i := 0
+	if useAVX2 && n >= 8 {
+		_ = h[n-1]
+		i = n &^ 7
+		axpyF16AVX2(&dst[0], &h[0], alpha, i)
+	}
+	for ; i < n; i++ {
+		dst[i] += alpha * f16Table[h[i]]
+	}
 }
