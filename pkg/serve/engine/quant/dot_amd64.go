@@ -23,10 +23,7 @@ func dotQ8_0AVX2(w, a *byte, nb int, tab *float32) float32
 func dotQ4_0AVX2(w, a *byte, nb int, tab *float32) float32
 
 //go:noescape
-func q4KSums(qs *byte, q8 *int8, out *[8]int32)
-
-//go:noescape
-func q6KSums(ql, qh *byte, q8 *int8, out *[16]int32)
-
-//go:noescape
 func dotQ6_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32
+
+//go:noescape
+func dotQ4_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32

@@ -97,132 +97,6 @@ q40done:
 	MOVSS X0, ret+32(FP)
 	RET
 
-// HSUM8 reduces the eight int32 lanes of Y6 into X6's low lane (clobbers X10).
-#define HSUM8 \
-	VEXTRACTI128 $1, Y6, X10 \
-	VPADDD X10, X6, X6 \
-	VPSHUFD $0x4E, X6, X10 \
-	VPADDD X10, X6, X6 \
-	VPSHUFD $0xB1, X6, X10 \
-	VPADDD X10, X6, X6
-
-// HSUM4 reduces the four int32 lanes of X6 (clobbers X10).
-#define HSUM4 \
-	VPSHUFD $0x4E, X6, X10 \
-	VPADDD X10, X6, X6 \
-	VPSHUFD $0xB1, X6, X10 \
-	VPADDD X10, X6, X6
-
-// func q4KSums(qs *byte, q8 *int8, out *[8]int32)
-// out[2j] = Σ lo-nibble(qs[32j+l]) * q8[64j+l], out[2j+1] the high nibbles
-// against q8[64j+32+l], l < 32.
-TEXT ·q4KSums(SB), NOSPLIT, $0-24
-	MOVQ qs+0(FP), SI
-	MOVQ q8+8(FP), DI
-	MOVQ out+16(FP), DX
-	MOVL $0x00010001, AX
-	VMOVD AX, X7
-	VPBROADCASTD X7, Y7
-	MOVL $0x0F0F0F0F, AX
-	VMOVD AX, X8
-	VPBROADCASTD X8, Y8
-	MOVQ $4, CX
-q4kloop:
-	VMOVDQU (SI), Y2
-	VPAND Y8, Y2, Y3
-	VPSRLW $4, Y2, Y4
-	VPAND Y8, Y4, Y4
-	VMOVDQU (DI), Y5
-	VPMADDUBSW Y5, Y3, Y6
-	VPMADDWD Y7, Y6, Y6
-	HSUM8
-	VMOVD X6, (DX)
-	VMOVDQU 32(DI), Y5
-	VPMADDUBSW Y5, Y4, Y6
-	VPMADDWD Y7, Y6, Y6
-	HSUM8
-	VMOVD X6, 4(DX)
-	ADDQ $32, SI
-	ADDQ $64, DI
-	ADDQ $8, DX
-	DECQ CX
-	JNZ q4kloop
-	VZEROUPPER
-	RET
-
-// Q6GROUP multiplies the unsigned 6-bit values in Y3 by the 32 int8 at
-// off(DI) and stores the two 16-element group sums at outoff(DX).
-#define Q6GROUP(off, outoff) \
-	VMOVDQU off(DI), Y5 \
-	VPMADDUBSW Y5, Y3, Y6 \
-	VPMADDWD Y7, Y6, Y6 \
-	VEXTRACTI128 $1, Y6, X11 \
-	HSUM4 \
-	VMOVD X6, outoff(DX) \
-	VMOVDQA X11, X6 \
-	HSUM4 \
-	VMOVD X6, outoff+4(DX)
-
-// func q6KSums(ql, qh *byte, q8 *int8, out *[16]int32)
-// out[g] = Σ q6u[e] * q8[e] over the 16 elements of group g, where q6u is
-// the stored unsigned 6-bit value (0..63, before the -32 offset).
-TEXT ·q6KSums(SB), NOSPLIT, $0-32
-	MOVQ ql+0(FP), SI
-	MOVQ qh+8(FP), BX
-	MOVQ q8+16(FP), DI
-	MOVQ out+24(FP), DX
-	MOVL $0x00010001, AX
-	VMOVD AX, X7
-	VPBROADCASTD X7, Y7
-	MOVL $0x0F0F0F0F, AX
-	VMOVD AX, X8
-	VPBROADCASTD X8, Y8
-	MOVL $0x03030303, AX
-	VMOVD AX, X9
-	VPBROADCASTD X9, Y9
-	MOVQ $2, CX
-q6kloop:
-	VMOVDQU (SI), Y0
-	VMOVDQU 32(SI), Y1
-	VMOVDQU (BX), Y2
-	// q1 = ql0 & 0F | (qh & 3) << 4
-	VPAND Y8, Y0, Y3
-	VPAND Y9, Y2, Y4
-	VPSLLW $4, Y4, Y4
-	VPOR Y4, Y3, Y3
-	Q6GROUP(0, 0)
-	// q2 = ql1 & 0F | ((qh >> 2) & 3) << 4
-	VPAND Y8, Y1, Y3
-	VPSRLW $2, Y2, Y4
-	VPAND Y9, Y4, Y4
-	VPSLLW $4, Y4, Y4
-	VPOR Y4, Y3, Y3
-	Q6GROUP(32, 8)
-	// q3 = (ql0 >> 4) & 0F | ((qh >> 4) & 3) << 4
-	VPSRLW $4, Y0, Y3
-	VPAND Y8, Y3, Y3
-	VPSRLW $4, Y2, Y4
-	VPAND Y9, Y4, Y4
-	VPSLLW $4, Y4, Y4
-	VPOR Y4, Y3, Y3
-	Q6GROUP(64, 16)
-	// q4 = (ql1 >> 4) & 0F | ((qh >> 6) & 3) << 4
-	VPSRLW $4, Y1, Y3
-	VPAND Y8, Y3, Y3
-	VPSRLW $6, Y2, Y4
-	VPAND Y9, Y4, Y4
-	VPSLLW $4, Y4, Y4
-	VPOR Y4, Y3, Y3
-	Q6GROUP(96, 24)
-	ADDQ $64, SI
-	ADDQ $32, BX
-	ADDQ $128, DI
-	ADDQ $32, DX
-	DECQ CX
-	JNZ q6kloop
-	VZEROUPPER
-	RET
-
 // func dotF16F32AVX2(h *uint16, x *float32, n int) float32
 // Σ f16(h[i]) * x[i]; n is a multiple of 8.
 TEXT ·dotF16F32AVX2(SB), NOSPLIT, $0-28
@@ -370,6 +244,120 @@ q6rowdone:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET
+
+// Q4CHUNK: 32 bytes of Q4_K nibbles at qoff(R9) against the 64 int8 at
+// q8off(R10), the low nibbles weighted by scale byte shl/8 of R11 and the
+// high ones by byte shh/8, added to the int32 lanes of Y13.
+#define Q4CHUNK(qoff, q8off, shl, shh) \
+	VMOVDQU qoff(R9), Y3 \
+	VPAND Y8, Y3, Y4 \
+	VPSRLW $4, Y3, Y3 \
+	VPAND Y8, Y3, Y3 \
+	MOVQ R11, AX \
+	SHRQ $shl, AX \
+	ANDL $0xFF, AX \
+	VMOVD AX, X10 \
+	VPBROADCASTW X10, Y10 \
+	MOVQ R11, AX \
+	SHRQ $shh, AX \
+	ANDL $0xFF, AX \
+	VMOVD AX, X11 \
+	VPBROADCASTW X11, Y11 \
+	VMOVDQU q8off(R10), Y5 \
+	VPMADDUBSW Y5, Y4, Y6 \
+	VPMADDWD Y10, Y6, Y6 \
+	VPADDD Y6, Y13, Y13 \
+	VMOVDQU q8off+32(R10), Y5 \
+	VPMADDUBSW Y5, Y3, Y6 \
+	VPMADDWD Y11, Y6, Y6 \
+	VPADDD Y6, Y13, Y13
+
+// func dotQ4_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32
+TEXT ·dotQ4_KAVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ a+8(FP), DI
+	MOVQ nb+16(FP), CX
+	MOVQ tab+24(FP), R8
+	VXORPS Y15, Y15, Y15
+	VXORPS X14, X14, X14
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+q4krowloop:
+	TESTQ CX, CX
+	JZ q4krowdone
+	// unpack the 6-bit scales and mins (ggml's utmp dance)
+	MOVL 4(SI), AX
+	MOVL 8(SI), BX
+	MOVL 12(SI), DX
+	MOVL DX, R9
+	SHRL $4, R9
+	ANDL $0x0F0F0F0F, R9
+	MOVL BX, R10
+	SHRL $6, R10
+	ANDL $0x03030303, R10
+	SHLL $4, R10
+	ORL R10, R9            // utmp3: mins 4..7
+	MOVL BX, R10
+	ANDL $0x3F3F3F3F, R10  // uaux: mins 0..3
+	ANDL $0x0F0F0F0F, DX
+	MOVL AX, BX
+	SHRL $6, BX
+	ANDL $0x03030303, BX
+	SHLL $4, BX
+	ORL DX, BX             // utmp1: scales 4..7
+	ANDL $0x3F3F3F3F, AX   // utmp0: scales 0..3
+	MOVL AX, R11
+	SHLQ $32, BX
+	ORQ BX, R11            // R11: the eight scales
+	SHLQ $32, R9
+	ORQ R9, R10            // R10: the eight mins
+	// mins · (pairwise bsums), into X14 weighted by y.d * dmin
+	VMOVQ R10, X5
+	VPMOVZXBW X5, X5
+	VMOVDQU 260(DI), Y6
+	VEXTRACTI128 $1, Y6, X7
+	VPHADDW X7, X6, X6
+	VPMADDWD X6, X5, X5
+	VCVTDQ2PS X5, X5
+	MOVWLZX 2(SI), AX
+	VMOVSS (R8)(AX*4), X1
+	VMULSS (DI), X1, X1
+	VBROADCASTSS X1, X1
+	VFMADD231PS X5, X1, X14
+	// scales · nibble products
+	VPXOR Y13, Y13, Y13
+	LEAQ 16(SI), R9
+	LEAQ 4(DI), R10
+	Q4CHUNK(0, 0, 0, 8)
+	Q4CHUNK(32, 64, 16, 24)
+	Q4CHUNK(64, 128, 32, 40)
+	Q4CHUNK(96, 192, 48, 56)
+	MOVWLZX (SI), AX
+	VMOVSS (R8)(AX*4), X2
+	VMULSS (DI), X2, X2
+	VBROADCASTSS X2, Y2
+	VCVTDQ2PS Y13, Y13
+	VFMADD231PS Y13, Y2, Y15
+	ADDQ $144, SI
+	ADDQ $292, DI
+	DECQ CX
+	JMP q4krowloop
+q4krowdone:
+	VEXTRACTF128 $1, Y15, X1
+	VADDPS X15, X1, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VMOVHLPS X14, X14, X1
+	VADDPS X1, X14, X14
+	VMOVSHDUP X14, X1
+	VADDSS X1, X14, X14
+	VSUBSS X14, X0, X0
 	VZEROUPPER
 	MOVSS X0, ret+32(FP)
 	RET

@@ -6,10 +6,10 @@ const useAVX2 = false
 
 func dotQ8_0AVX2(w, a *byte, nb int, tab *float32) float32 { panic("unreachable") }
 func dotQ4_0AVX2(w, a *byte, nb int, tab *float32) float32 { panic("unreachable") }
-func q4KSums(qs *byte, q8 *int8, out *[8]int32)            { panic("unreachable") }
-func q6KSums(ql, qh *byte, q8 *int8, out *[16]int32)       { panic("unreachable") }
 
 func dotF16F32AVX2(h *uint16, x *float32, n int) float32        { panic("unreachable") }
 func axpyF16AVX2(dst *float32, h *uint16, alpha float32, n int) { panic("unreachable") }
 
 func dotQ6_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32 { panic("unreachable") }
+
+func dotQ4_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32 { panic("unreachable") }

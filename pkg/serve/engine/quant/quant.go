@@ -230,27 +230,12 @@ func ScaleMinK4(j int, q []byte) (sc, m uint8) {
 
 // DotQ4_K is the dot product of a Q4_K weight row and Q8_K activations.
 func DotQ4_K(w []byte, a []Q8K, n int) float32 {
-	if !useAVX2 {
-		return dotQ4_KGeneric(w, a, n)
+	nb := n / QK_K
+	if useAVX2 && nb > 0 {
+		_, _ = w[nb*BlockQ4_K-1], a[nb-1]
+		return dotQ4_KAVX2(&w[0], &a[0], nb, &f16Table[0])
 	}
-	var sum float32
-	var d [8]int32
-	for i := 0; i < n/QK_K; i++ {
-		b := w[i*BlockQ4_K : (i+1)*BlockQ4_K]
-		y := &a[i]
-		q4KSums(&b[16], &y.Qs[0], &d)
-		sc := b[4:16]
-		var sumi, summ int32
-		for j := range 4 {
-			s1, m1 := ScaleMinK4(2*j, sc)
-			s2, m2 := ScaleMinK4(2*j+1, sc)
-			sumi += int32(s1)*d[2*j] + int32(s2)*d[2*j+1]
-			summ += int32(m1)*(int32(y.Bsums[4*j])+int32(y.Bsums[4*j+1])) +
-				int32(m2)*(int32(y.Bsums[4*j+2])+int32(y.Bsums[4*j+3]))
-		}
-		sum += f16(b[0:])*y.D*float32(sumi) - f16(b[2:])*y.D*float32(summ)
-	}
-	return sum
+	return dotQ4_KGeneric(w, a, n)
 }
 
 func dotQ4_KGeneric(w []byte, a []Q8K, n int) float32 {
