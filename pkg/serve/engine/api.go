@@ -130,6 +130,8 @@ func (b *Backend) Do(ctx context.Context, req *serve.Request) (*serve.Response, 
 	case b.sched.submit <- j:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-b.closed:
+		return nil, fmt.Errorf("%w: %w", serve.ErrRetryable, errClosed)
 	}
 	id := req.RequestID
 	if id == "" {

@@ -52,6 +52,7 @@ type Backend struct {
 	tok    *tokenizer.Tokenizer
 	format chat.Format
 	sched  *scheduler
+	closed chan struct{} // closed by Close: no more submissions
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -106,6 +107,7 @@ func newBackend(f *gguf.File, closer func() error, opts Options) (*Backend, erro
 	b := &Backend{
 		name: opts.Name, closer: closer, m: m, tok: tok,
 		format: chat.Detect(tmpl, func(s string) bool { _, ok := tok.Lookup(s); return ok }),
+		closed: make(chan struct{}),
 	}
 	b.sched = &scheduler{
 		m: m, tok: tok, ws: m.NewWorkspace(opts.Threads),
@@ -126,6 +128,7 @@ func newBackend(f *gguf.File, closer func() error, opts Options) (*Backend, erro
 
 // Close stops the scheduler (failing requests in flight) and unmaps the file.
 func (b *Backend) Close() error {
+	close(b.closed)
 	b.stop()
 	b.wg.Wait()
 	return b.closer()

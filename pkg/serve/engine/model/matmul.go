@@ -56,24 +56,6 @@ func (a *acts) forType(t gguf.GGMLType) {
 	}
 }
 
-// dot computes one weight row times one encoded activation row.
-func dot(t *Tensor, row []byte, a *acts) float32 {
-	switch t.Type {
-	case gguf.Q8_0:
-		return quant.DotQ8_0(row, a.q8_0, t.Cols)
-	case gguf.Q4_0:
-		return quant.DotQ4_0(row, a.q8_0, t.Cols)
-	case gguf.Q4_K:
-		return quant.DotQ4_K(row, a.q8k, t.Cols)
-	case gguf.Q6_K:
-		return quant.DotQ6_K(row, a.q8k, t.Cols)
-	case gguf.F16:
-		return quant.DotF16(row, a.f16, t.Cols)
-	default:
-		return quant.DotF32(row, a.x, t.Cols)
-	}
-}
-
 // pool runs a function over index ranges on a fixed number of goroutines.
 type pool struct {
 	threads int
@@ -101,16 +83,34 @@ func (p pool) run(n int, fn func(lo, hi int)) {
 }
 
 // matmul computes out[t][r] = W[r] · in[t] for every activation row t.
-// Each weight row is read once for the whole batch.
+// Each weight row is read once for the whole batch; the kernel is chosen
+// once per call rather than per row.
 func (p pool) matmul(w *Tensor, in []acts, out [][]float32) {
 	for i := range in {
 		in[i].forType(w.Type)
 	}
+	n := w.Cols
+	var kernel func(row []byte, a *acts) float32
+	switch w.Type {
+	case gguf.Q8_0:
+		kernel = func(row []byte, a *acts) float32 { return quant.DotQ8_0(row, a.q8_0, n) }
+	case gguf.Q4_0:
+		kernel = func(row []byte, a *acts) float32 { return quant.DotQ4_0(row, a.q8_0, n) }
+	case gguf.Q4_K:
+		kernel = func(row []byte, a *acts) float32 { return quant.DotQ4_K(row, a.q8k, n) }
+	case gguf.Q6_K:
+		kernel = func(row []byte, a *acts) float32 { return quant.DotQ6_K(row, a.q8k, n) }
+	case gguf.F16:
+		kernel = func(row []byte, a *acts) float32 { return quant.DotF16(row, a.f16, n) }
+	default:
+		kernel = func(row []byte, a *acts) float32 { return quant.DotF32(row, a.x, n) }
+	}
 	p.run(w.Rows, func(lo, hi int) {
+		rb := w.rowBytes
 		for r := lo; r < hi; r++ {
-			row := w.Row(r)
+			row := w.Data[r*rb : (r+1)*rb : (r+1)*rb]
 			for t := range in {
-				out[t][r] = dot(w, row, &in[t])
+				out[t][r] = kernel(row, &in[t])
 			}
 		}
 	})
