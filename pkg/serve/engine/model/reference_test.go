@@ -148,3 +148,80 @@ func argmax(v []float32) int32 {
 	}
 	return int32(best)
 }
+
+// TestQwen2MatchesLlamaCpp covers the qwen2 variant (NeoX RoPE, q/k/v
+// biases, tied embeddings, GQA) with the real qwen2 BPE vocabulary, on the
+// F32 file and its Q8_0 quantization.
+func TestQwen2MatchesLlamaCpp(t *testing.T) {
+	vocab, err := gguf.Open(filepath.Join(llamaref.VocabDir(t), "ggml-vocab-qwen2.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vocab.Close()
+	dir := t.TempDir()
+	base := filepath.Join(dir, "qwen2-f32.gguf")
+	fh, err := os.Create(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := synth.Write(fh, synth.Qwen2Tiny, vocab.File, 9); err != nil {
+		t.Fatal(err)
+	}
+	if err := fh.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ftype := range []string{"f32", "q8_0"} {
+		t.Run(ftype, func(t *testing.T) {
+			path := base
+			if ftype != "f32" {
+				path = filepath.Join(dir, "qwen2-"+ftype+".gguf")
+				llamaref.Quantize(t, base, path, ftype)
+			}
+			f, err := gguf.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			tok, err := tokenizer.New(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prompt := tok.Encode("Once upon a time, in a land far away,", true, false)
+			const n = 16
+			wantToks, wantLogits := llamaref.Greedy(t, path, n, prompt)
+			m, err := model.Load(f.File)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !m.RopeNeox || m.Blocks[0].QB == nil || m.Output.Name != "token_embd.weight" {
+				t.Fatalf("qwen2 model not loaded as such: neox %v, bias %v, output %s", m.RopeNeox, m.Blocks[0].QB != nil, m.Output.Name)
+			}
+			cache := m.NewCache(128)
+			ws := m.NewWorkspace(2)
+			logits := make([]float32, m.Vocab)
+			tol := tolerance[ftype]
+			in := prompt
+			var maxDiff float64
+			agree := 0
+			for step := range n {
+				if err := m.Step(ws, []model.Seq{{Cache: cache, Tokens: in, Logits: logits}}); err != nil {
+					t.Fatal(err)
+				}
+				for i, l := range logits {
+					maxDiff = math.Max(maxDiff, math.Abs(float64(l-wantLogits[step][i])))
+				}
+				got := argmax(logits)
+				if got == wantToks[step] {
+					agree++
+				} else if margin(wantLogits[step]) > 2*tol {
+					t.Errorf("step %d: engine chose %d, llama.cpp %d", step, got, wantToks[step])
+				}
+				in = []int32{wantToks[step]}
+			}
+			t.Logf("%d/%d greedy choices identical, max |logit diff| %.3g (tolerance %g)", agree, n, maxDiff, tol)
+			if maxDiff > tol {
+				t.Errorf("max logit difference %.4g exceeds %g", maxDiff, tol)
+			}
+		})
+	}
+}

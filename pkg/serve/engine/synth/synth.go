@@ -19,7 +19,9 @@ import (
 
 // Shape is a llama model's hyperparameters.
 type Shape struct {
-	Name      string
+	Name string
+	// Arch is "llama" (default) or "qwen2" (NeoX RoPE, q/k/v biases).
+	Arch      string
 	Embd      int
 	Layers    int
 	Heads     int
@@ -32,6 +34,10 @@ type Shape struct {
 
 // Small is a ~20M-parameter shape (GQA 2:1, untied), used by tests.
 var Small = Shape{Name: "synth-small-random", Embd: 256, Layers: 4, Heads: 8, KVHeads: 4, FF: 768, Context: 512, RopeBase: 10000}
+
+// Qwen2Tiny is a small qwen2-style shape (NeoX RoPE, attention biases, GQA,
+// tied embeddings) for use with a qwen2 BPE vocabulary.
+var Qwen2Tiny = Shape{Name: "synth-qwen2-tiny-random", Arch: "qwen2", Embd: 128, Layers: 2, Heads: 4, KVHeads: 2, FF: 384, Context: 512, TiedEmbed: true, RopeBase: 1000000}
 
 // Base is a ~110M-parameter shape (tied embeddings), used by benchmarks.
 var Base = Shape{Name: "synth-110m-random", Embd: 768, Layers: 12, Heads: 12, KVHeads: 12, FF: 2048, Context: 1024, TiedEmbed: true, RopeBase: 10000}
@@ -49,20 +55,29 @@ func Write(w io.Writer, s Shape, vocab *gguf.File, seed uint64) error {
 	}
 	nv := len(tokens)
 	hd := s.Embd / s.Heads
+	arch := s.Arch
+	if arch == "" {
+		arch = "llama"
+	}
+	if arch != "llama" && arch != "qwen2" {
+		return fmt.Errorf("synth: architecture %q (want llama or qwen2)", arch)
+	}
 	var gw gguf.Writer
-	gw.Set("general.architecture", "llama")
+	gw.Set("general.architecture", arch)
 	gw.Set("general.name", s.Name)
 	gw.Set("general.file_type", uint32(0))
-	gw.Set("llama.context_length", uint32(s.Context))
-	gw.Set("llama.embedding_length", uint32(s.Embd))
-	gw.Set("llama.block_count", uint32(s.Layers))
-	gw.Set("llama.feed_forward_length", uint32(s.FF))
-	gw.Set("llama.attention.head_count", uint32(s.Heads))
-	gw.Set("llama.attention.head_count_kv", uint32(s.KVHeads))
-	gw.Set("llama.attention.layer_norm_rms_epsilon", float32(1e-5))
-	gw.Set("llama.rope.freq_base", s.RopeBase)
-	gw.Set("llama.rope.dimension_count", uint32(hd))
-	gw.Set("llama.vocab_size", uint32(nv))
+	gw.Set(arch+".context_length", uint32(s.Context))
+	gw.Set(arch+".embedding_length", uint32(s.Embd))
+	gw.Set(arch+".block_count", uint32(s.Layers))
+	gw.Set(arch+".feed_forward_length", uint32(s.FF))
+	gw.Set(arch+".attention.head_count", uint32(s.Heads))
+	gw.Set(arch+".attention.head_count_kv", uint32(s.KVHeads))
+	gw.Set(arch+".attention.layer_norm_rms_epsilon", float32(1e-5))
+	gw.Set(arch+".rope.freq_base", s.RopeBase)
+	if arch == "llama" {
+		gw.Set("llama.rope.dimension_count", uint32(hd))
+		gw.Set("llama.vocab_size", uint32(nv))
+	}
 	for _, kv := range vocab.KV {
 		if strings.HasPrefix(kv.Key, "tokenizer.") {
 			gw.CopyKV(kv)
@@ -92,6 +107,13 @@ func Write(w io.Writer, s Shape, vocab *gguf.File, seed uint64) error {
 		}
 		return gw.AddTensor(name, gguf.F32, d, data)
 	}
+	// biases only exist in qwen2 files
+	bias := func(name string, n int) error {
+		if arch != "qwen2" {
+			return nil
+		}
+		return add(name, normal(1, n, 0.5), n)
+	}
 	lin := func(name string, in, out int) error {
 		return add(name, normal(out, in, 1/math.Sqrt(float64(in))), in, out)
 	}
@@ -111,6 +133,9 @@ func Write(w io.Writer, s Shape, vocab *gguf.File, seed uint64) error {
 			lin(p+"attn_k.weight", s.Embd, s.KVHeads*hd),
 			lin(p+"attn_v.weight", s.Embd, s.KVHeads*hd),
 			lin(p+"attn_output.weight", s.Embd, s.Embd),
+			bias(p+"attn_q.bias", s.Embd),
+			bias(p+"attn_k.bias", s.KVHeads*hd),
+			bias(p+"attn_v.bias", s.KVHeads*hd),
 			add(p+"ffn_norm.weight", norm(s.Embd), s.Embd),
 			lin(p+"ffn_gate.weight", s.Embd, s.FF),
 			lin(p+"ffn_up.weight", s.Embd, s.FF),
