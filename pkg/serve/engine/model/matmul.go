@@ -105,11 +105,28 @@ func (p pool) matmul(w *Tensor, in []acts, out [][]float32) {
 	default:
 		kernel = func(row []byte, a *acts) float32 { return quant.DotF32(row, a.x, n) }
 	}
+	// Four-token kernels unpack each weight block once for four tokens
+	// (prompt processing and batched decoding); results are bit-identical
+	// to the one-token kernels.
+	var kernel4 func(row []byte, a []acts, out *[4]float32)
+	if w.Type == gguf.Q4_K && len(in) >= 4 {
+		kernel4 = func(row []byte, a []acts, out *[4]float32) {
+			quant.DotQ4_Kx4(row, a[0].q8k, a[1].q8k, a[2].q8k, a[3].q8k, n, out)
+		}
+	}
 	p.run(w.Rows, func(lo, hi int) {
 		rb := w.rowBytes
+		var four [4]float32
 		for r := lo; r < hi; r++ {
 			row := w.Data[r*rb : (r+1)*rb : (r+1)*rb]
-			for t := range in {
+			t := 0
+			if kernel4 != nil {
+				for ; t+4 <= len(in); t += 4 {
+					kernel4(row, in[t:t+4], &four)
+					out[t][r], out[t+1][r], out[t+2][r], out[t+3][r] = four[0], four[1], four[2], four[3]
+				}
+			}
+			for ; t < len(in); t++ {
 				out[t][r] = kernel(row, &in[t])
 			}
 		}

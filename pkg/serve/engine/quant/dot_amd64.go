@@ -27,3 +27,6 @@ func dotQ6_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32
 
 //go:noescape
 func dotQ4_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32
+
+//go:noescape
+func dotQ4_KAVX2x4(w *byte, a0, a1, a2, a3 *Q8K, nb int, tab *float32, scratch *[16]float32, out *[4]float32)

@@ -361,3 +361,170 @@ q4krowdone:
 	VZEROUPPER
 	MOVSS X0, ret+32(FP)
 	RET
+
+// Four-token versions: one weight row against four activation rows, with
+// the weight-side work (nibble and scale unpacking) done once. Per token
+// they perform exactly the operations of the one-token kernels in the same
+// order, so a token's result does not depend on how it was batched.
+
+// Q4TOK: the nibbles in Y4 (low) and Y3 (high), weighted by Y10/Y11, against
+// the token at areg, chunk q8off, into the int32 lanes of sumi.
+#define Q4TOK(areg, q8off, sumi) \
+	VMOVDQU q8off+4(areg), Y5 \
+	VPMADDUBSW Y5, Y4, Y6 \
+	VPMADDWD Y10, Y6, Y6 \
+	VPADDD Y6, sumi, sumi \
+	VMOVDQU q8off+36(areg), Y5 \
+	VPMADDUBSW Y5, Y3, Y6 \
+	VPMADDWD Y11, Y6, Y6 \
+	VPADDD Y6, sumi, sumi
+
+// Q4NIB: unpack nibble chunk qoff of the row and broadcast its two scales.
+#define Q4NIB(qoff, shl, shh) \
+	VMOVDQU qoff(R9), Y3 \
+	VPAND Y8, Y3, Y4 \
+	VPSRLW $4, Y3, Y3 \
+	VPAND Y8, Y3, Y3 \
+	MOVQ R11, AX \
+	SHRQ $shl, AX \
+	ANDL $0xFF, AX \
+	VMOVD AX, X10 \
+	VPBROADCASTW X10, Y10 \
+	MOVQ R11, AX \
+	SHRQ $shh, AX \
+	ANDL $0xFF, AX \
+	VMOVD AX, X11 \
+	VPBROADCASTW X11, Y11
+
+#define Q4CHUNK4(qoff, q8off, shl, shh) \
+	Q4NIB(qoff, shl, shh) \
+	Q4TOK(DI, q8off, Y0) \
+	Q4TOK(R12, q8off, Y1) \
+	Q4TOK(R13, q8off, Y2) \
+	Q4TOK(R14, q8off, Y7)
+
+// Q4MINS: the mins term of the token at areg into scratch lanes at off(DX).
+#define Q4MINS(areg, off) \
+	VMOVDQU 260(areg), Y6 \
+	VEXTRACTI128 $1, Y6, X7 \
+	VPHADDW X7, X6, X6 \
+	VPMADDWD X6, X9, X6 \
+	VCVTDQ2PS X6, X6 \
+	VMULSS (areg), X1, X7 \
+	VBROADCASTSS X7, X7 \
+	VMOVUPS off(DX), X3 \
+	VFMADD231PS X6, X7, X3 \
+	VMOVUPS X3, off(DX)
+
+// Q4FIN: acc += (d_w * a.D) * float(sumi) for the token at areg (d_w in X9).
+#define Q4FIN(areg, sumi, acc) \
+	VMULSS (areg), X9, X6 \
+	VBROADCASTSS X6, Y6 \
+	VCVTDQ2PS sumi, sumi \
+	VFMADD231PS sumi, Y6, acc
+
+// Q4OUT: reduce acc and the scratch mins lanes at off(DX) into the float at
+// outoff(BX), as dotQ4_KAVX2 does.
+#define Q4OUT(acc, accx, off, outoff) \
+	VEXTRACTF128 $1, acc, X1 \
+	VADDPS accx, X1, X0 \
+	VMOVHLPS X0, X0, X1 \
+	VADDPS X1, X0, X0 \
+	VMOVSHDUP X0, X1 \
+	VADDSS X1, X0, X0 \
+	VMOVUPS off(DX), X3 \
+	VMOVHLPS X3, X3, X1 \
+	VADDPS X1, X3, X3 \
+	VMOVSHDUP X3, X1 \
+	VADDSS X1, X3, X3 \
+	VSUBSS X3, X0, X0 \
+	MOVSS X0, outoff(BX)
+
+// func dotQ4_KAVX2x4(w *byte, a0, a1, a2, a3 *Q8K, nb int, tab *float32, scratch *[16]float32, out *[4]float32)
+TEXT ·dotQ4_KAVX2x4(SB), NOSPLIT, $0-72
+	MOVQ w+0(FP), SI
+	MOVQ a0+8(FP), DI
+	MOVQ a1+16(FP), R12
+	MOVQ a2+24(FP), R13
+	MOVQ a3+32(FP), R14
+	MOVQ nb+40(FP), CX
+	MOVQ tab+48(FP), R8
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y14, Y14, Y14
+	VXORPS Y15, Y15, Y15
+	MOVQ scratch+56(FP), DX
+	VXORPS Y0, Y0, Y0
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y0, 32(DX)
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+q4k4loop:
+	TESTQ CX, CX
+	JZ q4k4done
+	MOVL 4(SI), AX
+	MOVL 8(SI), BX
+	MOVL 12(SI), DX
+	MOVL DX, R9
+	SHRL $4, R9
+	ANDL $0x0F0F0F0F, R9
+	MOVL BX, R10
+	SHRL $6, R10
+	ANDL $0x03030303, R10
+	SHLL $4, R10
+	ORL R10, R9
+	MOVL BX, R10
+	ANDL $0x3F3F3F3F, R10
+	ANDL $0x0F0F0F0F, DX
+	MOVL AX, BX
+	SHRL $6, BX
+	ANDL $0x03030303, BX
+	SHLL $4, BX
+	ORL DX, BX
+	ANDL $0x3F3F3F3F, AX
+	MOVL AX, R11
+	SHLQ $32, BX
+	ORQ BX, R11
+	SHLQ $32, R9
+	ORQ R9, R10
+	VMOVQ R10, X9
+	VPMOVZXBW X9, X9
+	MOVWLZX 2(SI), AX
+	VMOVSS (R8)(AX*4), X1
+	MOVQ scratch+56(FP), DX
+	Q4MINS(DI, 0)
+	Q4MINS(R12, 16)
+	Q4MINS(R13, 32)
+	Q4MINS(R14, 48)
+	MOVWLZX (SI), AX
+	VMOVSS (R8)(AX*4), X9   // d_w (the mins are done with X9)
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y7, Y7, Y7
+	LEAQ 16(SI), R9
+	Q4CHUNK4(0, 0, 0, 8)
+	Q4CHUNK4(32, 64, 16, 24)
+	Q4CHUNK4(64, 128, 32, 40)
+	Q4CHUNK4(96, 192, 48, 56)
+	Q4FIN(DI, Y0, Y12)
+	Q4FIN(R12, Y1, Y13)
+	Q4FIN(R13, Y2, Y14)
+	Q4FIN(R14, Y7, Y15)
+	ADDQ $144, SI
+	ADDQ $292, DI
+	ADDQ $292, R12
+	ADDQ $292, R13
+	ADDQ $292, R14
+	DECQ CX
+	JMP q4k4loop
+q4k4done:
+	MOVQ scratch+56(FP), DX
+	MOVQ out+64(FP), BX
+	Q4OUT(Y12, X12, 0, 0)
+	Q4OUT(Y13, X13, 16, 4)
+	Q4OUT(Y14, X14, 32, 8)
+	Q4OUT(Y15, X15, 48, 12)
+	VZEROUPPER
+	RET

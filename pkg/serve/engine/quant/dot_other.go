@@ -13,3 +13,7 @@ func axpyF16AVX2(dst *float32, h *uint16, alpha float32, n int) { panic("unreach
 func dotQ6_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32 { panic("unreachable") }
 
 func dotQ4_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32 { panic("unreachable") }
+
+func dotQ4_KAVX2x4(w *byte, a0, a1, a2, a3 *Q8K, nb int, tab *float32, scratch *[16]float32, out *[4]float32) {
+	panic("unreachable")
+}

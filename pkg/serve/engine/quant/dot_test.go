@@ -60,6 +60,26 @@ func TestKernelsAgree(t *testing.T) {
 		if got, want := DotQ4_K(wk, ak, n), dotQ4_KGeneric(wk, ak, n); !close32(got, want) {
 			t.Fatalf("Q4_K: %v vs %v", got, want)
 		}
+		var x4 [4]float32
+		ak2, ak3, ak4 := make([]Q8K, n/QK_K), make([]Q8K, n/QK_K), make([]Q8K, n/QK_K)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		QuantizeQ8_K(ak2, x)
+		for i := range x {
+			x[i] = float32(r.NormFloat64()) * 3
+		}
+		QuantizeQ8_K(ak3, x)
+		for i := range x {
+			x[i] = float32(r.NormFloat64()) * 0.1
+		}
+		QuantizeQ8_K(ak4, x)
+		DotQ4_Kx4(wk, ak, ak2, ak3, ak4, n, &x4)
+		for i, a := range [][]Q8K{ak, ak2, ak3, ak4} {
+			if want := DotQ4_K(wk, a, n); x4[i] != want {
+				t.Fatalf("Q4_K x4 token %d: %v, single-token kernel %v", i, x4[i], want)
+			}
+		}
 		w6 := randBytes(r, n/QK_K*BlockQ6_K)
 		setScales(w6, BlockQ6_K, 208, r)
 		if got, want := DotQ6_K(w6, ak, n), dotQ6_KGeneric(w6, ak, n); !close32(got, want) {
