@@ -109,9 +109,20 @@ func (p pool) matmul(w *Tensor, in []acts, out [][]float32) {
 	// (prompt processing and batched decoding); results are bit-identical
 	// to the one-token kernels.
 	var kernel4 func(row []byte, a []acts, out *[4]float32)
-	if w.Type == gguf.Q4_K && len(in) >= 4 {
-		kernel4 = func(row []byte, a []acts, out *[4]float32) {
-			quant.DotQ4_Kx4(row, a[0].q8k, a[1].q8k, a[2].q8k, a[3].q8k, n, out)
+	if len(in) >= 4 {
+		switch w.Type {
+		case gguf.Q4_K:
+			kernel4 = func(row []byte, a []acts, out *[4]float32) {
+				quant.DotQ4_Kx4(row, a[0].q8k, a[1].q8k, a[2].q8k, a[3].q8k, n, out)
+			}
+		case gguf.Q8_0:
+			kernel4 = func(row []byte, a []acts, out *[4]float32) {
+				quant.DotQ8_0x4(row, a[0].q8_0, a[1].q8_0, a[2].q8_0, a[3].q8_0, n, out)
+			}
+		case gguf.Q4_0:
+			kernel4 = func(row []byte, a []acts, out *[4]float32) {
+				quant.DotQ4_0x4(row, a[0].q8_0, a[1].q8_0, a[2].q8_0, a[3].q8_0, n, out)
+			}
 		}
 	}
 	p.run(w.Rows, func(lo, hi int) {

@@ -80,6 +80,26 @@ func TestKernelsAgree(t *testing.T) {
 				t.Fatalf("Q4_K x4 token %d: %v, single-token kernel %v", i, x4[i], want)
 			}
 		}
+		var a8s [4][]byte
+		for k := range a8s {
+			for i := range x {
+				x[i] = float32(r.NormFloat64()) * float32(k+1)
+			}
+			a8s[k] = make([]byte, len(a8))
+			QuantizeQ8_0(a8s[k], x)
+		}
+		DotQ8_0x4(w8, a8s[0], a8s[1], a8s[2], a8s[3], n, &x4)
+		for k := range a8s {
+			if want := DotQ8_0(w8, a8s[k], n); x4[k] != want {
+				t.Fatalf("Q8_0 x4 token %d: %v, single-token kernel %v", k, x4[k], want)
+			}
+		}
+		DotQ4_0x4(w4, a8s[0], a8s[1], a8s[2], a8s[3], n, &x4)
+		for k := range a8s {
+			if want := DotQ4_0(w4, a8s[k], n); x4[k] != want {
+				t.Fatalf("Q4_0 x4 token %d: %v, single-token kernel %v", k, x4[k], want)
+			}
+		}
 		w6 := randBytes(r, n/QK_K*BlockQ6_K)
 		setScales(w6, BlockQ6_K, 208, r)
 		if got, want := DotQ6_K(w6, ak, n), dotQ6_KGeneric(w6, ak, n); !close32(got, want) {

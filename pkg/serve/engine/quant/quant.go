@@ -179,6 +179,19 @@ func DotQ8_0(w, a []byte, n int) float32 {
 	return dotQ8_0Generic(w, a, n)
 }
 
+// DotQ8_0x4 is DotQ8_0 of one weight row with four activation rows, each
+// result bit-identical to DotQ8_0's.
+func DotQ8_0x4(w, a0, a1, a2, a3 []byte, n int, out *[4]float32) {
+	nb := n / QK8_0
+	if useAVX2 && nb > 0 {
+		l := nb*BlockQ8_0 - 1
+		_, _, _, _, _ = w[l], a0[l], a1[l], a2[l], a3[l]
+		dotQ8_0AVX2x4(&w[0], &a0[0], &a1[0], &a2[0], &a3[0], nb, &f16Table[0], out)
+		return
+	}
+	out[0], out[1], out[2], out[3] = DotQ8_0(w, a0, n), DotQ8_0(w, a1, n), DotQ8_0(w, a2, n), DotQ8_0(w, a3, n)
+}
+
 func dotQ8_0Generic(w, a []byte, n int) float32 {
 	var sum float32
 	for i := 0; i < n/QK8_0; i++ {
@@ -202,6 +215,19 @@ func DotQ4_0(w, a []byte, n int) float32 {
 		return dotQ4_0AVX2(&w[0], &a[0], nb, &f16Table[0])
 	}
 	return dotQ4_0Generic(w, a, n)
+}
+
+// DotQ4_0x4 is DotQ4_0 of one weight row with four activation rows, each
+// result bit-identical to DotQ4_0's.
+func DotQ4_0x4(w, a0, a1, a2, a3 []byte, n int, out *[4]float32) {
+	nb := n / QK4_0
+	if useAVX2 && nb > 0 {
+		l := nb*BlockQ8_0 - 1
+		_, _, _, _, _ = w[nb*BlockQ4_0-1], a0[l], a1[l], a2[l], a3[l]
+		dotQ4_0AVX2x4(&w[0], &a0[0], &a1[0], &a2[0], &a3[0], nb, &f16Table[0], out)
+		return
+	}
+	out[0], out[1], out[2], out[3] = DotQ4_0(w, a0, n), DotQ4_0(w, a1, n), DotQ4_0(w, a2, n), DotQ4_0(w, a3, n)
 }
 
 func dotQ4_0Generic(w, a []byte, n int) float32 {
