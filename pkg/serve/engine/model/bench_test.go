@@ -69,11 +69,6 @@ func measure(b *testing.B, path string, threads int) llamaref.Speed {
 // files, 1 thread, measured in the same run. LLMCTL_BENCH_SHAPES=small
 // skips the 110M model.
 func BenchmarkVsLlamaCpp(b *testing.B) {
-	vocab, err := gguf.Open(filepath.Join(llamaref.VocabDir(b), "ggml-vocab-llama-spm.gguf"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer vocab.Close()
 	dir := b.TempDir()
 	shapes := []synth.Shape{synth.Small, synth.Base}
 	if os.Getenv("LLMCTL_BENCH_SHAPES") == "small" {
@@ -81,17 +76,7 @@ func BenchmarkVsLlamaCpp(b *testing.B) {
 	}
 	fmt.Printf("%-20s %-7s %12s %12s %8s %12s %12s %8s %8s %8s\n", "model", "type", "prefill t/s", "llama.cpp", "ratio", "decode t/s", "llama.cpp", "ratio", "pf cpu", "dec cpu")
 	for _, s := range shapes {
-		base := filepath.Join(dir, s.Name+"-f32.gguf")
-		fh, err := os.Create(base)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := synth.Write(fh, s, vocab.File, 7); err != nil {
-			b.Fatal(err)
-		}
-		if err := fh.Close(); err != nil {
-			b.Fatal(err)
-		}
+		base := synthModel(b, dir, "llama-spm", s, 7)
 		for _, ft := range []string{"q8_0", "q4_0", "q4_k_m"} {
 			path := filepath.Join(dir, s.Name+"-"+ft+".gguf")
 			llamaref.Quantize(b, base, path, ft)

@@ -24,25 +24,26 @@ var tolerance = map[string]float64{"f32": 0.005, "f16": 0.01, "q8_0": 0.15, "q4_
 
 const steps = 64
 
-// synthModel writes the small random-weight model with the real llama-spm
-// vocabulary into dir and returns its path.
-func synthModel(t *testing.T, dir string) string {
-	t.Helper()
-	vocab, err := gguf.Open(filepath.Join(llamaref.VocabDir(t), "ggml-vocab-llama-spm.gguf"))
+// synthModel writes a seeded random-weight model of shape s with the
+// vocabulary of llama.cpp's ggml-vocab-<vocab>.gguf into dir as F32 and
+// returns its path.
+func synthModel(tb testing.TB, dir, vocab string, s synth.Shape, seed uint64) string {
+	tb.Helper()
+	v, err := gguf.Open(filepath.Join(llamaref.VocabDir(tb), "ggml-vocab-"+vocab+".gguf"))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer vocab.Close()
-	path := filepath.Join(dir, "small-f32.gguf")
+	defer v.Close()
+	path := filepath.Join(dir, s.Name+"-f32.gguf")
 	f, err := os.Create(path)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	if err := synth.Write(f, synth.Small, vocab.File, 42); err != nil {
-		t.Fatal(err)
+	if err := synth.Write(f, s, v.File, seed); err != nil {
+		tb.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return path
 }
@@ -57,7 +58,7 @@ func synthModel(t *testing.T, dir string) string {
 // be identical.
 func TestMatchesLlamaCpp(t *testing.T) {
 	dir := t.TempDir()
-	base := synthModel(t, dir)
+	base := synthModel(t, dir, "llama-spm", synth.Small, 42)
 	for _, ftype := range []string{"f32", "f16", "q8_0", "q4_0", "q4_k_m"} {
 		t.Run(ftype, func(t *testing.T) {
 			path := base
@@ -65,65 +66,73 @@ func TestMatchesLlamaCpp(t *testing.T) {
 				path = filepath.Join(dir, "small-"+ftype+".gguf")
 				llamaref.Quantize(t, base, path, ftype)
 			}
-			f, err := gguf.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			types := map[string]int{}
-			for _, ti := range f.Tensors {
-				types[ti.Type.String()]++
-			}
-			tok, err := tokenizer.New(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			prompt := tok.Encode("Once upon a time, in a land far away,", true, false)
-			wantToks, wantLogits := llamaref.Greedy(t, path, steps, prompt)
-
-			m, err := model.Load(f.File)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cache := m.NewCache(256)
-			ws := m.NewWorkspace(2)
-			logits := make([]float32, m.Vocab)
-			tol := tolerance[ftype]
-			in := prompt
-			var maxDiff float64
-			agree, decided := 0, 0
-			for step := range steps {
-				if err := m.Step(ws, []model.Seq{{Cache: cache, Tokens: in, Logits: logits}}); err != nil {
-					t.Fatal(err)
-				}
-				var stepDiff float64
-				for i, l := range logits {
-					stepDiff = math.Max(stepDiff, math.Abs(float64(l-wantLogits[step][i])))
-				}
-				maxDiff = math.Max(maxDiff, stepDiff)
-				if stepDiff > tol {
-					t.Errorf("step %d: logits differ by up to %.4g (tolerance %g)", step, stepDiff, tol)
-				}
-				got := argmax(logits)
-				if got == wantToks[step] {
-					agree++
-				}
-				if margin(wantLogits[step]) > 2*tol {
-					decided++
-					if got != wantToks[step] {
-						t.Errorf("step %d: engine chose %d, llama.cpp %d with a margin of %.3g", step, got, wantToks[step], margin(wantLogits[step]))
-					}
-				}
-				in = []int32{wantToks[step]}
-			}
-			t.Logf("%v: %d/%d greedy choices identical (%d clear-cut), max |logit diff| %.3g (tolerance %g)", types, agree, steps, decided, maxDiff, tol)
-			if ftype == "f32" || ftype == "f16" {
-				if agree != steps {
-					t.Errorf("free-running greedy decode diverged from llama.cpp")
-				}
+			agree := compareWithLlamaCpp(t, path, steps, tolerance[ftype], nil)
+			if (ftype == "f32" || ftype == "f16") && agree != steps {
+				t.Errorf("free-running greedy decode diverged from llama.cpp")
 			}
 		})
 	}
+}
+
+// compareWithLlamaCpp runs the comparison described at TestMatchesLlamaCpp
+// on one file and returns how many greedy choices were identical. check, if
+// set, inspects the loaded model first.
+func compareWithLlamaCpp(t *testing.T, path string, steps int, tol float64, check func(*model.Model)) int {
+	t.Helper()
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	types := map[string]int{}
+	for _, ti := range f.Tensors {
+		types[ti.Type.String()]++
+	}
+	tok, err := tokenizer.New(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := tok.Encode("Once upon a time, in a land far away,", true, false)
+	wantToks, wantLogits := llamaref.Greedy(t, path, steps, prompt)
+	m, err := model.Load(f.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if check != nil {
+		check(m)
+	}
+	cache := m.NewCache(256)
+	ws := m.NewWorkspace(2)
+	logits := make([]float32, m.Vocab)
+	in := prompt
+	var maxDiff float64
+	agree, decided := 0, 0
+	for step := range steps {
+		if err := m.Step(ws, []model.Seq{{Cache: cache, Tokens: in, Logits: logits}}); err != nil {
+			t.Fatal(err)
+		}
+		var stepDiff float64
+		for i, l := range logits {
+			stepDiff = math.Max(stepDiff, math.Abs(float64(l-wantLogits[step][i])))
+		}
+		maxDiff = math.Max(maxDiff, stepDiff)
+		if stepDiff > tol {
+			t.Errorf("step %d: logits differ by up to %.4g (tolerance %g)", step, stepDiff, tol)
+		}
+		got := argmax(logits)
+		if got == wantToks[step] {
+			agree++
+		}
+		if margin(wantLogits[step]) > 2*tol {
+			decided++
+			if got != wantToks[step] {
+				t.Errorf("step %d: engine chose %d, llama.cpp %d with a margin of %.3g", step, got, wantToks[step], margin(wantLogits[step]))
+			}
+		}
+		in = []int32{wantToks[step]}
+	}
+	t.Logf("%v: %d/%d greedy choices identical (%d clear-cut), max |logit diff| %.3g (tolerance %g)", types, agree, steps, decided, maxDiff, tol)
+	return agree
 }
 
 // margin is the gap between the two largest logits.
@@ -153,23 +162,8 @@ func argmax(v []float32) int32 {
 // biases, tied embeddings, GQA) with the real qwen2 BPE vocabulary, on the
 // F32 file and its Q8_0 quantization.
 func TestQwen2MatchesLlamaCpp(t *testing.T) {
-	vocab, err := gguf.Open(filepath.Join(llamaref.VocabDir(t), "ggml-vocab-qwen2.gguf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vocab.Close()
 	dir := t.TempDir()
-	base := filepath.Join(dir, "qwen2-f32.gguf")
-	fh, err := os.Create(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := synth.Write(fh, synth.Qwen2Tiny, vocab.File, 9); err != nil {
-		t.Fatal(err)
-	}
-	if err := fh.Close(); err != nil {
-		t.Fatal(err)
-	}
+	base := synthModel(t, dir, "qwen2", synth.Qwen2Tiny, 9)
 	for _, ftype := range []string{"f32", "q8_0"} {
 		t.Run(ftype, func(t *testing.T) {
 			path := base
@@ -177,51 +171,12 @@ func TestQwen2MatchesLlamaCpp(t *testing.T) {
 				path = filepath.Join(dir, "qwen2-"+ftype+".gguf")
 				llamaref.Quantize(t, base, path, ftype)
 			}
-			f, err := gguf.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			tok, err := tokenizer.New(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			prompt := tok.Encode("Once upon a time, in a land far away,", true, false)
-			const n = 16
-			wantToks, wantLogits := llamaref.Greedy(t, path, n, prompt)
-			m, err := model.Load(f.File)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !m.RopeNeox || m.Blocks[0].QB == nil || m.Output.Name != "token_embd.weight" {
-				t.Fatalf("qwen2 model not loaded as such: neox %v, bias %v, output %s", m.RopeNeox, m.Blocks[0].QB != nil, m.Output.Name)
-			}
-			cache := m.NewCache(128)
-			ws := m.NewWorkspace(2)
-			logits := make([]float32, m.Vocab)
-			tol := tolerance[ftype]
-			in := prompt
-			var maxDiff float64
-			agree := 0
-			for step := range n {
-				if err := m.Step(ws, []model.Seq{{Cache: cache, Tokens: in, Logits: logits}}); err != nil {
-					t.Fatal(err)
+			compareWithLlamaCpp(t, path, 16, tolerance[ftype], func(m *model.Model) {
+				if !m.RopeNeox || m.Blocks[0].QB == nil || m.Output.Name != "token_embd.weight" {
+					t.Fatalf("qwen2 model not loaded as such: neox %v, bias %v, output %s", m.RopeNeox, m.Blocks[0].QB != nil, m.Output.Name)
 				}
-				for i, l := range logits {
-					maxDiff = math.Max(maxDiff, math.Abs(float64(l-wantLogits[step][i])))
-				}
-				got := argmax(logits)
-				if got == wantToks[step] {
-					agree++
-				} else if margin(wantLogits[step]) > 2*tol {
-					t.Errorf("step %d: engine chose %d, llama.cpp %d", step, got, wantToks[step])
-				}
-				in = []int32{wantToks[step]}
-			}
-			t.Logf("%d/%d greedy choices identical, max |logit diff| %.3g (tolerance %g)", agree, n, maxDiff, tol)
-			if maxDiff > tol {
-				t.Errorf("max logit difference %.4g exceeds %g", maxDiff, tol)
-			}
+			})
+
 		})
 	}
 }

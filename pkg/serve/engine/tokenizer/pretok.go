@@ -63,6 +63,43 @@ func preTokenize(text string, digitGroup int) []string {
 	return words
 }
 
+// splitter records word ends, skipping empty words.
+type splitter struct {
+	ends []int
+	prev int
+}
+
+func (s *splitter) add(end int) int {
+	n := end - s.prev
+	if n > 0 {
+		s.ends = append(s.ends, end)
+	}
+	s.prev = end
+	return n
+}
+
+// whitespace applies the trailing alternatives shared by the patterns,
+// \s*[\r\n]+ (only with newlines), \s+(?!\S) and \s+, at pos and returns
+// where the word ends (pos+1 when none matches).
+func whitespace(c cpts, pos int, newlines bool) int {
+	nws, lastRN := 0, 0
+	for c.space(pos + nws) {
+		if r := c.at(pos + nws); r == '\r' || r == '\n' {
+			lastRN = pos + nws + 1
+		}
+		nws++
+	}
+	switch {
+	case newlines && lastRN > 0:
+		return lastRN
+	case nws > 1 && c.at(pos+nws) != outOfRange:
+		return pos + nws - 1
+	case nws > 0:
+		return pos + nws
+	}
+	return pos + 1
+}
+
 func contraction(c cpts, pos int) int {
 	if c.at(pos) != '\'' || pos+1 >= len(c) {
 		return 0
@@ -83,16 +120,8 @@ func contraction(c cpts, pos int) int {
 // splitLlama3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,G}|
 // ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
 func splitLlama3(c cpts, group int) []int {
-	var ends []int
-	prevEnd := 0
-	add := func(end int) int {
-		n := end - prevEnd
-		if n > 0 {
-			ends = append(ends, end)
-		}
-		prevEnd = end
-		return n
-	}
+	var sp splitter
+	add := sp.add
 	for pos := 0; pos < len(c); {
 		r := c.at(pos)
 		if n := contraction(c, pos); n > 0 {
@@ -136,46 +165,16 @@ func splitLlama3(c cpts, group int) []int {
 			add(pos)
 			continue
 		}
-		nws, lastRN := 0, 0
-		for c.space(pos + nws) {
-			if r2 := c.at(pos + nws); r2 == '\r' || r2 == '\n' {
-				lastRN = pos + nws + 1
-			}
-			nws++
-		}
-		if lastRN > 0 {
-			pos = lastRN
-			add(pos)
-			continue
-		}
-		if nws > 1 && c.at(pos+nws) != outOfRange {
-			pos += nws - 1
-			add(pos)
-			continue
-		}
-		if nws > 0 {
-			pos += nws
-			add(pos)
-			continue
-		}
-		pos++
+		pos = whitespace(c, pos, true)
 		add(pos)
 	}
-	return ends
+	return sp.ends
 }
 
 // splitGPT2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 func splitGPT2(c cpts) []int {
-	var ends []int
-	prevEnd := 0
-	add := func(end int) int {
-		n := end - prevEnd
-		if n > 0 {
-			ends = append(ends, end)
-		}
-		prevEnd = end
-		return n
-	}
+	var sp splitter
+	add := sp.add
 	for pos := 0; pos < len(c); {
 		r := c.at(pos)
 		if r == '\'' && pos+1 < len(c) {
@@ -220,22 +219,8 @@ func splitGPT2(c cpts) []int {
 			add(pos)
 			continue
 		}
-		nws := 0
-		for c.space(pos + nws) {
-			nws++
-		}
-		if nws > 1 && c.at(pos+nws) != outOfRange {
-			pos += nws - 1
-			add(pos)
-			continue
-		}
-		if nws > 0 {
-			pos += nws
-			add(pos)
-			continue
-		}
-		pos++
+		pos = whitespace(c, pos, false)
 		add(pos)
 	}
-	return ends
+	return sp.ends
 }

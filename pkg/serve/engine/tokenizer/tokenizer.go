@@ -282,19 +282,41 @@ type bigram struct {
 	text        string
 }
 
-type spmQueue []bigram
-
-func (q spmQueue) Len() int { return len(q) }
-func (q spmQueue) Less(i, j int) bool {
-	return q[i].score > q[j].score || (q[i].score == q[j].score && q[i].left < q[j].left)
+// queue is a priority queue of candidate merges ordered by less.
+type queue struct {
+	items []bigram
+	less  func(a, b *bigram) bool
 }
-func (q spmQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *spmQueue) Push(x any)   { *q = append(*q, x.(bigram)) }
-func (q *spmQueue) Pop() any {
-	old := *q
-	x := old[len(old)-1]
-	*q = old[:len(old)-1]
+
+func (q *queue) Len() int           { return len(q.items) }
+func (q *queue) Less(i, j int) bool { return q.less(&q.items[i], &q.items[j]) }
+func (q *queue) Swap(i, j int)      { q.items[i], q.items[j] = q.items[j], q.items[i] }
+func (q *queue) Push(x any)         { q.items = append(q.items, x.(bigram)) }
+func (q *queue) Pop() any {
+	x := q.items[len(q.items)-1]
+	q.items = q.items[:len(q.items)-1]
 	return x
+}
+
+// SentencePiece merges the highest score first, BPE the lowest rank; ties
+// go to the leftmost pair, as in llama.cpp.
+func spmFirst(a, b *bigram) bool {
+	return a.score > b.score || (a.score == b.score && a.left < b.left)
+}
+
+func bpeFirst(a, b *bigram) bool {
+	return a.rank < b.rank || (a.rank == b.rank && a.left < b.left)
+}
+
+// merge joins symbol right into symbol left in the linked list.
+func merge(syms []symbol, left, right int) {
+	l, r := &syms[left], &syms[right]
+	l.n += r.n
+	r.n = 0
+	l.next = r.next
+	if r.next >= 0 {
+		syms[r.next].prev = left
+	}
 }
 
 func splitChars(text string) []symbol {
@@ -329,7 +351,7 @@ func utf8Len(b byte) int {
 
 func (t *Tokenizer) spm(text string, out []int32) []int32 {
 	syms := splitChars(text)
-	q := &spmQueue{}
+	q := &queue{less: spmFirst}
 	revMerge := map[string][2]int{}
 	try := func(l, r int) {
 		if l < 0 || r < 0 {
@@ -356,12 +378,7 @@ func (t *Tokenizer) spm(text string, out []int32) []int32 {
 		if l.n == 0 || r.n == 0 || l.n+r.n != b.size {
 			continue
 		}
-		l.n += r.n
-		r.n = 0
-		l.next = r.next
-		if r.next >= 0 {
-			syms[r.next].prev = b.left
-		}
+		merge(syms, b.left, b.right)
 		try(l.prev, b.left)
 		try(b.left, l.next)
 	}
@@ -391,21 +408,6 @@ func (t *Tokenizer) spm(text string, out []int32) []int32 {
 	return out
 }
 
-type bpeQueue []bigram
-
-func (q bpeQueue) Len() int { return len(q) }
-func (q bpeQueue) Less(i, j int) bool {
-	return q[i].rank < q[j].rank || (q[i].rank == q[j].rank && q[i].left < q[j].left)
-}
-func (q bpeQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *bpeQueue) Push(x any)   { *q = append(*q, x.(bigram)) }
-func (q *bpeQueue) Pop() any {
-	old := *q
-	x := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return x
-}
-
 func (t *Tokenizer) bpe(text string, out []int32) []int32 {
 	for _, word := range preTokenize(text, t.digitGroup) {
 		w := byteEncode(word)
@@ -416,7 +418,7 @@ func (t *Tokenizer) bpe(text string, out []int32) []int32 {
 			}
 		}
 		syms := splitChars(w)
-		q := &bpeQueue{}
+		q := &queue{less: bpeFirst}
 		add := func(l, r int) {
 			if l < 0 || r < 0 {
 				return
@@ -441,12 +443,7 @@ func (t *Tokenizer) bpe(text string, out []int32) []int32 {
 			if w[l.start:l.start+l.n]+w[r.start:r.start+r.n] != b.text {
 				continue
 			}
-			l.n += r.n
-			r.n = 0
-			l.next = r.next
-			if r.next >= 0 {
-				syms[r.next].prev = b.left
-			}
+			merge(syms, b.left, b.right)
 			add(l.prev, b.left)
 			add(b.left, l.next)
 		}
