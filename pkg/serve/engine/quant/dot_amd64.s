@@ -3,6 +3,36 @@
 // Macros of the four-token Q8_0/Q4_0 kernels (defined before any TEXT so
 // that vet's frame checks see them only where they are used).
 
+// Q4KSCALES unpacks the 6-bit scales and mins of the Q4_K block at SI
+// (ggml's utmp steps): R11 = the eight scales, R10 = the eight mins, one
+// byte each. Clobbers AX, BX, DX, R9.
+#define Q4KSCALES \
+	MOVL 4(SI), AX \
+	MOVL 8(SI), BX \
+	MOVL 12(SI), DX \
+	MOVL DX, R9 \
+	SHRL $4, R9 \
+	ANDL $0x0F0F0F0F, R9 \
+	MOVL BX, R10 \
+	SHRL $6, R10 \
+	ANDL $0x03030303, R10 \
+	SHLL $4, R10 \
+	ORL R10, R9 \
+	MOVL BX, R10 \
+	ANDL $0x3F3F3F3F, R10 \
+	ANDL $0x0F0F0F0F, DX \
+	MOVL AX, BX \
+	SHRL $6, BX \
+	ANDL $0x03030303, BX \
+	SHLL $4, BX \
+	ORL DX, BX \
+	ANDL $0x3F3F3F3F, AX \
+	MOVL AX, R11 \
+	SHLQ $32, BX \
+	ORQ BX, R11 \
+	SHLQ $32, R9 \
+	ORQ R9, R10
+
 // Q80TOK: the signed weight block (Y2 signs, Y4 = |w|, X10 = f16(w.d))
 // against the Q8_0 block at areg, into acc, as dotQ8_0AVX2 does per block.
 #define Q80TOK(areg, acc) \
@@ -356,32 +386,7 @@ TEXT ·dotQ4_KAVX2(SB), NOSPLIT, $0-36
 q4krowloop:
 	TESTQ CX, CX
 	JZ q4krowdone
-	// unpack the 6-bit scales and mins (ggml's utmp dance)
-	MOVL 4(SI), AX
-	MOVL 8(SI), BX
-	MOVL 12(SI), DX
-	MOVL DX, R9
-	SHRL $4, R9
-	ANDL $0x0F0F0F0F, R9
-	MOVL BX, R10
-	SHRL $6, R10
-	ANDL $0x03030303, R10
-	SHLL $4, R10
-	ORL R10, R9            // utmp3: mins 4..7
-	MOVL BX, R10
-	ANDL $0x3F3F3F3F, R10  // uaux: mins 0..3
-	ANDL $0x0F0F0F0F, DX
-	MOVL AX, BX
-	SHRL $6, BX
-	ANDL $0x03030303, BX
-	SHLL $4, BX
-	ORL DX, BX             // utmp1: scales 4..7
-	ANDL $0x3F3F3F3F, AX   // utmp0: scales 0..3
-	MOVL AX, R11
-	SHLQ $32, BX
-	ORQ BX, R11            // R11: the eight scales
-	SHLQ $32, R9
-	ORQ R9, R10            // R10: the eight mins
+	Q4KSCALES
 	// mins · (pairwise bsums), into X14 weighted by y.d * dmin
 	VMOVQ R10, X5
 	VPMOVZXBW X5, X5
@@ -530,31 +535,7 @@ TEXT ·dotQ4_KAVX2x4(SB), NOSPLIT, $0-72
 q4k4loop:
 	TESTQ CX, CX
 	JZ q4k4done
-	MOVL 4(SI), AX
-	MOVL 8(SI), BX
-	MOVL 12(SI), DX
-	MOVL DX, R9
-	SHRL $4, R9
-	ANDL $0x0F0F0F0F, R9
-	MOVL BX, R10
-	SHRL $6, R10
-	ANDL $0x03030303, R10
-	SHLL $4, R10
-	ORL R10, R9
-	MOVL BX, R10
-	ANDL $0x3F3F3F3F, R10
-	ANDL $0x0F0F0F0F, DX
-	MOVL AX, BX
-	SHRL $6, BX
-	ANDL $0x03030303, BX
-	SHLL $4, BX
-	ORL DX, BX
-	ANDL $0x3F3F3F3F, AX
-	MOVL AX, R11
-	SHLQ $32, BX
-	ORQ BX, R11
-	SHLQ $32, R9
-	ORQ R9, R10
+	Q4KSCALES
 	VMOVQ R10, X9
 	VPMOVZXBW X9, X9
 	MOVWLZX 2(SI), AX
