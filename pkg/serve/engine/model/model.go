@@ -106,6 +106,11 @@ func Load(f *gguf.File) (*Model, error) {
 	if m.Layers, err = u("block_count", -1); err != nil {
 		return nil, err
 	}
+	// Each block has at least nine tensors: refuse a count the file cannot
+	// back before allocating for it.
+	if m.Layers*9 > len(f.Tensors) {
+		return nil, fmt.Errorf("%w: %d blocks declared but the file has only %d tensors", ErrModel, m.Layers, len(f.Tensors))
+	}
 	if m.Heads, err = u("attention.head_count", -1); err != nil {
 		return nil, err
 	}
