@@ -65,12 +65,14 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 	in := make([]acts, T)
 	hin := make([]acts, T)
 	pos := make([]int, T)
+	ropeCS := rows(T, m.RopeDims)
 	seqOf := make([]int, T)
 	t := 0
 	for i, s := range seqs {
 		for j, tok := range s.Tokens {
 			quant.DequantRow(uint32(m.Embed.Type), m.Embed.Row(int(tok)), x[t])
 			pos[t] = s.Cache.n + j
+			ropeTable(ropeCS[t], pos[t], m.RopeDims, m.RopeBase)
 			seqOf[t] = i
 			t++
 		}
@@ -91,10 +93,10 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 			addBias(k[t], l.KB)
 			addBias(v[t], l.VB)
 			for h := range m.Heads {
-				rope(q[t][h*m.HeadDim:(h+1)*m.HeadDim], pos[t], m.RopeDims, m.RopeBase, m.RopeNeox)
+				rope(q[t][h*m.HeadDim:(h+1)*m.HeadDim], ropeCS[t], m.RopeDims, m.RopeNeox)
 			}
 			for h := range m.KVHeads {
-				rope(k[t][h*m.HeadDim:(h+1)*m.HeadDim], pos[t], m.RopeDims, m.RopeBase, m.RopeNeox)
+				rope(k[t][h*m.HeadDim:(h+1)*m.HeadDim], ropeCS[t], m.RopeDims, m.RopeNeox)
 			}
 			c := seqs[seqOf[t]].Cache
 			kc := c.k[li][pos[t]*kvd : (pos[t]+1)*kvd]
@@ -130,7 +132,7 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 				}
 				var sum float64
 				for j, s := range probs {
-					e := float32(math.Exp(float64(s - mx)))
+					e := expf(s - mx)
 					probs[j] = e
 					sum += float64(e)
 				}

@@ -272,13 +272,24 @@ func rmsNorm(dst, x, w []float32, eps float32) {
 	}
 }
 
-// rope rotates x (one head) in place for position pos, as ggml_rope_ext
-// with no scaling: theta advances by repeated float32 multiplication.
-func rope(x []float32, pos int, dims int, base float32, neox bool) {
+// ropeTable returns cos and sin of every rotated pair for position pos, as
+// ggml_rope_ext computes them with no scaling: theta advances by repeated
+// float32 multiplication. Computed once per token, shared by all heads and
+// layers.
+func ropeTable(cs []float32, pos int, dims int, base float32) {
 	thetaScale := float32(math.Pow(float64(base), -2.0/float64(dims)))
 	theta := float32(pos)
 	for i := 0; i < dims/2; i++ {
-		c, s := float32(math.Cos(float64(theta))), float32(math.Sin(float64(theta)))
+		cs[2*i] = float32(math.Cos(float64(theta)))
+		cs[2*i+1] = float32(math.Sin(float64(theta)))
+		theta *= thetaScale
+	}
+}
+
+// rope rotates x (one head) in place with the table of ropeTable.
+func rope(x []float32, cs []float32, dims int, neox bool) {
+	for i := 0; i < dims/2; i++ {
+		c, s := cs[2*i], cs[2*i+1]
 		a, b := 2*i, 2*i+1
 		if neox {
 			a, b = i, i+dims/2
@@ -286,8 +297,34 @@ func rope(x []float32, pos int, dims int, base float32, neox bool) {
 		x0, x1 := x[a], x[b]
 		x[a] = x0*c - x1*s
 		x[b] = x0*s + x1*c
-		theta *= thetaScale
 	}
 }
 
-func silu(x float32) float32 { return x / (1 + float32(math.Exp(float64(-x)))) }
+// expf is e^x in float32 (softmax, SiLU): range reduction by ln 2 and a
+// degree-6 polynomial, within about one ulp. llama.cpp likewise uses its
+// own vectorised approximation rather than libm.
+func expf(x float32) float32 {
+	if x < -87 {
+		return 0
+	}
+	if x > 88 {
+		return float32(math.Inf(1))
+	}
+	const (
+		log2e = 1.44269504088896341
+		ln2hi = 0.693359375
+		ln2lo = -2.12194440e-4
+	)
+	n := float32(math.Floor(float64(x*log2e + 0.5)))
+	r := x - n*ln2hi - n*ln2lo
+	p := float32(1.0 / 720)
+	p = p*r + 1.0/120
+	p = p*r + 1.0/24
+	p = p*r + 1.0/6
+	p = p*r + 0.5
+	p = p*r + 1
+	p = p*r + 1
+	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+}
+
+func silu(x float32) float32 { return x / (1 + expf(-x)) }
