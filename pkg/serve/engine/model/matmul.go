@@ -115,6 +115,10 @@ func (p pool) matmul(w *Tensor, in []acts, out [][]float32) {
 			kernel4 = func(row []byte, a []acts, out *[4]float32) {
 				quant.DotQ4_Kx4(row, a[0].q8k, a[1].q8k, a[2].q8k, a[3].q8k, n, out)
 			}
+		case gguf.Q6_K:
+			kernel4 = func(row []byte, a []acts, out *[4]float32) {
+				quant.DotQ6_Kx4(row, a[0].q8k, a[1].q8k, a[2].q8k, a[3].q8k, n, out)
+			}
 		case gguf.Q8_0:
 			kernel4 = func(row []byte, a []acts, out *[4]float32) {
 				quant.DotQ8_0x4(row, a[0].q8_0, a[1].q8_0, a[2].q8_0, a[3].q8_0, n, out)

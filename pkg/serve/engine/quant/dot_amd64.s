@@ -33,6 +33,100 @@
 	SHLQ $32, R9 \
 	ORQ R9, R10
 
+// Q6 four-token macros. Q6BUILD* leave one chunk's unsigned 6-bit values
+// in Y3 from ql0 (Y0), ql1 (Y1) and qh (Y2); Q6SCALE broadcasts the chunk's
+// two scales into Y10; Q6TOK multiplies for one token into its sumi.
+#define Q6BUILD1 \
+	VPAND Y8, Y0, Y3 \
+	VPAND Y9, Y2, Y4 \
+	VPSLLW $4, Y4, Y4 \
+	VPOR Y4, Y3, Y3
+
+#define Q6BUILD2 \
+	VPAND Y8, Y1, Y3 \
+	VPSRLW $2, Y2, Y4 \
+	VPAND Y9, Y4, Y4 \
+	VPSLLW $4, Y4, Y4 \
+	VPOR Y4, Y3, Y3
+
+#define Q6BUILD3 \
+	VPSRLW $4, Y0, Y3 \
+	VPAND Y8, Y3, Y3 \
+	VPSRLW $4, Y2, Y4 \
+	VPAND Y9, Y4, Y4 \
+	VPSLLW $4, Y4, Y4 \
+	VPOR Y4, Y3, Y3
+
+#define Q6BUILD4 \
+	VPSRLW $4, Y1, Y3 \
+	VPAND Y8, Y3, Y3 \
+	VPSRLW $6, Y2, Y4 \
+	VPAND Y9, Y4, Y4 \
+	VPSLLW $4, Y4, Y4 \
+	VPOR Y4, Y3, Y3
+
+#define Q6SCALE(sa, sb) \
+	MOVBQSX sa(SI), AX \
+	VMOVD AX, X10 \
+	VPBROADCASTW X10, X10 \
+	MOVBQSX sb(SI), AX \
+	VMOVD AX, X11 \
+	VPBROADCASTW X11, X11 \
+	VINSERTI128 $1, X11, Y10, Y10
+
+#define Q6TOK(areg, q8off, sumi) \
+	VMOVDQU q8off(areg), Y5 \
+	VPMADDUBSW Y5, Y3, Y6 \
+	VPMADDUBSW Y5, Y12, Y4 \
+	VPSUBW Y4, Y6, Y6 \
+	VPMADDWD Y10, Y6, Y6 \
+	VPADDD Y6, sumi, sumi
+
+#define Q6TOKS(q8off) \
+	Q6TOK(DI, q8off, Y7) \
+	Q6TOK(R12, q8off, Y13) \
+	Q6TOK(R13, q8off, Y14) \
+	Q6TOK(R14, q8off, Y15)
+
+// Q6HALF: one 128-element half h of the block at SI for the four tokens.
+#define Q6HALF(qlo, qho, sco, q8o) \
+	VMOVDQU qlo(SI), Y0 \
+	VMOVDQU qlo+32(SI), Y1 \
+	VMOVDQU qho(SI), Y2 \
+	Q6BUILD1 \
+	Q6SCALE(sco, sco+1) \
+	Q6TOKS(q8o) \
+	Q6BUILD2 \
+	Q6SCALE(sco+2, sco+3) \
+	Q6TOKS(q8o+32) \
+	Q6BUILD3 \
+	Q6SCALE(sco+4, sco+5) \
+	Q6TOKS(q8o+64) \
+	Q6BUILD4 \
+	Q6SCALE(sco+6, sco+7) \
+	Q6TOKS(q8o+96)
+
+// Q6FIN: scratch acc at off(DX) += (f16(w.d) * a.D) * float(sumi).
+#define Q6FIN(areg, sumi, off) \
+	MOVWLZX 208(SI), AX \
+	VMOVSS (R8)(AX*4), X1 \
+	VMULSS (areg), X1, X1 \
+	VBROADCASTSS X1, Y1 \
+	VCVTDQ2PS sumi, sumi \
+	VMOVUPS off(DX), Y0 \
+	VFMADD231PS sumi, Y1, Y0 \
+	VMOVUPS Y0, off(DX)
+
+#define Q6OUT(off, outoff) \
+	VMOVUPS off(DX), Y2 \
+	VEXTRACTF128 $1, Y2, X1 \
+	VADDPS X2, X1, X0 \
+	VMOVHLPS X0, X0, X1 \
+	VADDPS X1, X0, X0 \
+	VMOVSHDUP X0, X1 \
+	VADDSS X1, X0, X0 \
+	MOVSS X0, outoff(BX)
+
 // Q80TOK: the signed weight block (Y2 signs, Y4 = |w|, X10 = f16(w.d))
 // against the Q8_0 block at areg, into acc, as dotQ8_0AVX2 does per block.
 #define Q80TOK(areg, acc) \
@@ -614,3 +708,56 @@ q404loop:
 	JMP q404loop
 q404done:
 	X4EPILOGUE
+
+// func dotQ6_KAVX2x4(w *byte, a0, a1, a2, a3 *Q8K, nb int, tab *float32, scratch *[32]float32, out *[4]float32)
+TEXT ·dotQ6_KAVX2x4(SB), NOSPLIT, $0-72
+	MOVQ w+0(FP), SI
+	MOVQ a0+8(FP), DI
+	MOVQ a1+16(FP), R12
+	MOVQ a2+24(FP), R13
+	MOVQ a3+32(FP), R14
+	MOVQ nb+40(FP), CX
+	MOVQ tab+48(FP), R8
+	MOVQ scratch+56(FP), DX
+	VXORPS Y0, Y0, Y0
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y0, 32(DX)
+	VMOVUPS Y0, 64(DX)
+	VMOVUPS Y0, 96(DX)
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+	MOVL $0x03030303, AX
+	VMOVD AX, X9
+	VPBROADCASTD X9, Y9
+	MOVL $0x20202020, AX
+	VMOVD AX, X12
+	VPBROADCASTD X12, Y12
+q6k4loop:
+	TESTQ CX, CX
+	JZ q6k4done
+	VPXOR Y7, Y7, Y7
+	VPXOR Y13, Y13, Y13
+	VPXOR Y14, Y14, Y14
+	VPXOR Y15, Y15, Y15
+	Q6HALF(0, 128, 192, 4)
+	Q6HALF(64, 160, 200, 132)
+	Q6FIN(DI, Y7, 0)
+	Q6FIN(R12, Y13, 32)
+	Q6FIN(R13, Y14, 64)
+	Q6FIN(R14, Y15, 96)
+	ADDQ $210, SI
+	ADDQ $292, DI
+	ADDQ $292, R12
+	ADDQ $292, R13
+	ADDQ $292, R14
+	DECQ CX
+	JMP q6k4loop
+q6k4done:
+	MOVQ out+64(FP), BX
+	Q6OUT(0, 0)
+	Q6OUT(32, 4)
+	Q6OUT(64, 8)
+	Q6OUT(96, 12)
+	VZEROUPPER
+	RET

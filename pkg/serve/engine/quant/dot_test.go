@@ -105,6 +105,12 @@ func TestKernelsAgree(t *testing.T) {
 		if got, want := DotQ6_K(w6, ak, n), dotQ6_KGeneric(w6, ak, n); !close32(got, want) {
 			t.Fatalf("Q6_K: %v vs %v", got, want)
 		}
+		DotQ6_Kx4(w6, ak, ak2, ak3, ak4, n, &x4)
+		for i, a := range [][]Q8K{ak, ak2, ak3, ak4} {
+			if want := DotQ6_K(w6, a, n); x4[i] != want {
+				t.Fatalf("Q6_K x4 token %d: %v, single-token kernel %v", i, x4[i], want)
+			}
+		}
 		// and against the dequantized weights in float
 		deq := make([]float32, n)
 		DequantRow(14, w6, deq)

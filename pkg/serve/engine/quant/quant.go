@@ -315,6 +315,19 @@ func DotQ6_K(w []byte, a []Q8K, n int) float32 {
 	return dotQ6_KGeneric(w, a, n)
 }
 
+// DotQ6_Kx4 computes the dot products of one Q6_K weight row with four
+// Q8_K activation rows into out, each bit-identical to DotQ6_K.
+func DotQ6_Kx4(w []byte, a0, a1, a2, a3 []Q8K, n int, out *[4]float32) {
+	nb := n / QK_K
+	if useAVX2 && nb > 0 {
+		_, _, _, _, _ = w[nb*BlockQ6_K-1], a0[nb-1], a1[nb-1], a2[nb-1], a3[nb-1]
+		var scratch [32]float32
+		dotQ6_KAVX2x4(&w[0], &a0[0], &a1[0], &a2[0], &a3[0], nb, &f16Table[0], &scratch, out)
+		return
+	}
+	out[0], out[1], out[2], out[3] = DotQ6_K(w, a0, n), DotQ6_K(w, a1, n), DotQ6_K(w, a2, n), DotQ6_K(w, a3, n)
+}
+
 func dotQ6_KGeneric(w []byte, a []Q8K, n int) float32 {
 	var sum float32
 	for i := 0; i < n/QK_K; i++ {
