@@ -125,8 +125,9 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 				}
 				probs = probs[:n]
 				mx := float32(math.Inf(-1))
-				for j := range n {
-					sc := quant.DotF16F32(c.k[li][j*kvd+kh:j*kvd+kh+m.HeadDim], q16) * scale
+				quant.ScoresF16(probs, c.k[li][kh:], kvd, q16)
+				for j, sc := range probs {
+					sc *= scale
 					probs[j] = sc
 					mx = max(mx, sc)
 				}
@@ -142,9 +143,7 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 				}
 				out := att[t][h*m.HeadDim : (h+1)*m.HeadDim]
 				clear(out)
-				for j, pr := range probs {
-					quant.AxpyF16(out, c.v[li][j*kvd+kh:j*kvd+kh+m.HeadDim], pr)
-				}
+				quant.MixF16(out, c.v[li][kh:], kvd, probs)
 			}
 		})
 		for t := range T {

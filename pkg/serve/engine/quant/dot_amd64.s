@@ -761,3 +761,79 @@ q6k4done:
 	Q6OUT(96, 12)
 	VZEROUPPER
 	RET
+
+// func scoresF16AVX2(k *uint16, stride int, q *float32, hd int, n int, out *float32)
+// out[j] = Σ_i f16(k[j*stride+i]) * q[i] for j < n; hd is a multiple of 8,
+// stride is in elements. Same per-row arithmetic as dotF16F32AVX2.
+TEXT ·scoresF16AVX2(SB), NOSPLIT, $0-48
+	MOVQ k+0(FP), SI
+	MOVQ stride+8(FP), R9
+	SHLQ $1, R9
+	MOVQ q+16(FP), R10
+	MOVQ hd+24(FP), R11
+	SHRQ $3, R11
+	MOVQ n+32(FP), CX
+	MOVQ out+40(FP), DX
+scrow:
+	TESTQ CX, CX
+	JZ scdone
+	MOVQ SI, AX
+	MOVQ R10, DI
+	MOVQ R11, BX
+	VXORPS Y0, Y0, Y0
+sccol:
+	VCVTPH2PS (AX), Y1
+	VFMADD231PS (DI), Y1, Y0
+	ADDQ $16, AX
+	ADDQ $32, DI
+	DECQ BX
+	JNZ sccol
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X0, X1, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	MOVSS X0, (DX)
+	ADDQ $4, DX
+	ADDQ R9, SI
+	DECQ CX
+	JMP scrow
+scdone:
+	VZEROUPPER
+	RET
+
+// func mixF16AVX2(dst *float32, v *uint16, stride int, p *float32, hd int, n int)
+// dst[i] += Σ_j p[j] * f16(v[j*stride+i]), accumulated j by j as axpyF16AVX2.
+TEXT ·mixF16AVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ v+8(FP), SI
+	MOVQ stride+16(FP), R9
+	SHLQ $1, R9
+	MOVQ p+24(FP), R10
+	MOVQ hd+32(FP), R11
+	SHRQ $3, R11
+	MOVQ n+40(FP), CX
+mixrow:
+	TESTQ CX, CX
+	JZ mixdone
+	VBROADCASTSS (R10), Y2
+	MOVQ SI, AX
+	MOVQ DI, DX
+	MOVQ R11, BX
+mixcol:
+	VCVTPH2PS (AX), Y1
+	VMOVUPS (DX), Y0
+	VFMADD231PS Y1, Y2, Y0
+	VMOVUPS Y0, (DX)
+	ADDQ $16, AX
+	ADDQ $32, DX
+	DECQ BX
+	JNZ mixcol
+	ADDQ $4, R10
+	ADDQ R9, SI
+	DECQ CX
+	JMP mixrow
+mixdone:
+	VZEROUPPER
+	RET

@@ -29,3 +29,11 @@ func dotQ4_0AVX2x4(w, a0, a1, a2, a3 *byte, nb int, tab *float32, out *[4]float3
 func dotQ6_KAVX2x4(w *byte, a0, a1, a2, a3 *Q8K, nb int, tab *float32, scratch *[32]float32, out *[4]float32) {
 	panic("unreachable")
 }
+
+func scoresF16AVX2(k *uint16, stride int, q *float32, hd int, n int, out *float32) {
+	panic("unreachable")
+}
+
+func mixF16AVX2(dst *float32, v *uint16, stride int, p *float32, hd int, n int) {
+	panic("unreachable")
+}

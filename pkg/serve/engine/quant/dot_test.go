@@ -152,3 +152,39 @@ func TestF16Vectors(t *testing.T) {
 		}
 	}
 }
+
+func TestAttentionKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const hd, stride, n = 32, 96, 37
+	k := make([]uint16, n*stride)
+	for i := range k {
+		k[i] = F32ToF16(float32(r.NormFloat64()))
+	}
+	q := make([]float32, hd)
+	p := make([]float32, n)
+	for i := range q {
+		q[i] = float32(r.NormFloat64())
+	}
+	for i := range p {
+		p[i] = float32(r.Float64())
+	}
+	got := make([]float32, n)
+	ScoresF16(got, k[32:], stride, q)
+	for j := range got {
+		if want := DotF16F32(k[32+j*stride:32+j*stride+hd], q); got[j] != want {
+			t.Fatalf("ScoresF16[%d] = %v, DotF16F32 %v", j, got[j], want)
+		}
+	}
+	mix := make([]float32, hd)
+	ScoresF16(mix[:0], k, stride, q) // n = 0 is a no-op
+	MixF16(mix, k[32:], stride, p)
+	want := make([]float32, hd)
+	for j := range p {
+		AxpyF16(want, k[32+j*stride:32+j*stride+hd], p[j])
+	}
+	for i := range mix {
+		if mix[i] != want[i] {
+			t.Fatalf("MixF16[%d] = %v, AxpyF16 rows %v", i, mix[i], want[i])
+		}
+	}
+}

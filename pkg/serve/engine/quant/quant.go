@@ -484,3 +484,37 @@ func AxpyF16(dst []float32, h []uint16, alpha float32) {
 		dst[i] += alpha * f16Table[h[i]]
 	}
 }
+
+// ScoresF16 sets out[j] = DotF16F32(k[j*stride:j*stride+len(q)], q) for
+// j < len(out): one head's attention scores against the F16 key cache.
+func ScoresF16(out []float32, k []uint16, stride int, q []float32) {
+	hd, n := len(q), len(out)
+	if n == 0 {
+		return
+	}
+	if useAVX2 && hd%8 == 0 && hd > 0 {
+		_ = k[(n-1)*stride+hd-1]
+		scoresF16AVX2(&k[0], stride, &q[0], hd, n, &out[0])
+		return
+	}
+	for j := range out {
+		out[j] = DotF16F32(k[j*stride:j*stride+hd], q)
+	}
+}
+
+// MixF16 adds Σ_j p[j] * v[j*stride:j*stride+len(dst)] to dst, row by row
+// as AxpyF16 would: one head's attention output from the F16 value cache.
+func MixF16(dst []float32, v []uint16, stride int, p []float32) {
+	hd, n := len(dst), len(p)
+	if n == 0 {
+		return
+	}
+	if useAVX2 && hd%8 == 0 && hd > 0 {
+		_ = v[(n-1)*stride+hd-1]
+		mixF16AVX2(&dst[0], &v[0], stride, &p[0], hd, n)
+		return
+	}
+	for j, pj := range p {
+		AxpyF16(dst, v[j*stride:j*stride+hd], pj)
+	}
+}
