@@ -892,3 +892,66 @@ r4done:
 	QOUT(Y15, X15, 12)
 	VZEROUPPER
 	RET
+
+// R4ROW40: one Q4_0 weight block (f16 scale at wd, nibbles at wq) against
+// the activation block in Y3 (scale index in BX), into acc.
+#define R4ROW40(wd, wq, acc) \
+	MOVWLZX wd, AX \
+	VMOVSS (R8)(AX*4), X1 \
+	VMULSS (R8)(BX*4), X1, X1 \
+	VBROADCASTSS X1, Y1 \
+	VMOVDQU wq, X2 \
+	VPSRLW $4, X2, X5 \
+	VINSERTI128 $1, X5, Y2, Y2 \
+	VPAND Y8, Y2, Y2 \
+	VPSUBB Y9, Y2, Y2 \
+	VPSIGNB Y2, Y2, Y4 \
+	VPSIGNB Y2, Y3, Y5 \
+	VPMADDUBSW Y5, Y4, Y6 \
+	VPMADDWD Y7, Y6, Y6 \
+	VCVTDQ2PS Y6, Y6 \
+	VFMADD231PS Y6, Y1, acc
+
+// func dotQ4_0AVX2r4(w *byte, stride int, a *byte, nb int, tab *float32, out *[4]float32)
+TEXT ·dotQ4_0AVX2r4(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ stride+8(FP), R9
+	MOVQ a+16(FP), DI
+	MOVQ nb+24(FP), CX
+	MOVQ tab+32(FP), R8
+	LEAQ (SI)(R9*2), R10
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y14, Y14, Y14
+	VXORPS Y15, Y15, Y15
+	MOVL $0x00010001, AX
+	VMOVD AX, X7
+	VPBROADCASTD X7, Y7
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+	MOVL $0x08080808, AX
+	VMOVD AX, X9
+	VPBROADCASTD X9, Y9
+r40loop:
+	TESTQ CX, CX
+	JZ r40done
+	MOVWLZX (DI), BX
+	VMOVDQU 2(DI), Y3
+	R4ROW40((SI), 2(SI), Y12)
+	R4ROW40((SI)(R9*1), 2(SI)(R9*1), Y13)
+	R4ROW40((R10), 2(R10), Y14)
+	R4ROW40((R10)(R9*1), 2(R10)(R9*1), Y15)
+	ADDQ $18, SI
+	ADDQ $18, R10
+	ADDQ $34, DI
+	DECQ CX
+	JMP r40loop
+r40done:
+	MOVQ out+40(FP), BX
+	QOUT(Y12, X12, 0)
+	QOUT(Y13, X13, 4)
+	QOUT(Y14, X14, 8)
+	QOUT(Y15, X15, 12)
+	VZEROUPPER
+	RET
