@@ -74,6 +74,9 @@ func newRootCmd(ctx context.Context, s streams) *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(g),
 		newCompletionCmd(g),
+		newTenantsCmd(g),
+		newKeysCmd(g),
+		newServeCmd(g),
 	)
 	return root
 }
