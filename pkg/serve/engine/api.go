@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -113,8 +114,19 @@ func stringOrList(raw json.RawMessage, param string) ([]string, error) {
 	return l, nil
 }
 
-// Do serves one request.
+// Do serves one request. A refused request is a non-retryable
+// *serve.BackendError carrying the 4xx status and OpenAI error body (the
+// gateway passes both through); it wraps the *RequestError.
 func (b *Backend) Do(ctx context.Context, req *serve.Request) (*serve.Response, error) {
+	resp, err := b.do(ctx, req)
+	var re *RequestError
+	if errors.As(err, &re) {
+		return nil, &serve.BackendError{Backend: b.Name(), Status: re.Status, Body: re.Body(), Err: re}
+	}
+	return resp, err
+}
+
+func (b *Backend) do(ctx context.Context, req *serve.Request) (*serve.Response, error) {
 	if req.Endpoint != serve.EndpointChat && req.Endpoint != serve.EndpointCompletions {
 		return nil, &RequestError{Status: http.StatusNotFound, Message: fmt.Sprintf("the embedded engine does not serve %s", req.Endpoint)}
 	}

@@ -249,7 +249,9 @@ func TestBadRequests(t *testing.T) {
 	} {
 		_, err := b.Do(context.Background(), &serve.Request{Endpoint: tc.ep, Body: []byte(tc.body)})
 		var re *engine.RequestError
-		if !errors.As(err, &re) || re.Status != 400 || re.Param != tc.param {
+		var be *serve.BackendError
+		if !errors.As(err, &re) || re.Status != 400 || re.Param != tc.param ||
+			!errors.As(err, &be) || be.Status != 400 || string(be.Body) != string(re.Body()) || errors.Is(err, serve.ErrRetryable) {
 			t.Errorf("%.60s: got %v, want a 400 on %q", tc.body, err, tc.param)
 			continue
 		}
