@@ -131,23 +131,15 @@ func (p pool) matmul(w *Tensor, in []acts, out [][]float32) {
 	}
 	// For fewer than four tokens (decoding), a four-row kernel reads each
 	// activation block once for four weight rows instead.
-	var rows4 func(w []byte, stride int, a []byte, n int, out *[4]float32)
-	if len(in) < 4 {
-		switch w.Type {
-		case gguf.Q8_0:
-			rows4 = quant.DotQ8_0Rows4
-		case gguf.Q4_0:
-			rows4 = quant.DotQ4_0Rows4
-		}
-	}
+	rows4 := w.Type == gguf.Q8_0 && len(in) < 4
 	p.run(w.Rows, func(lo, hi int) {
 		rb := w.rowBytes
 		var four [4]float32
-		if rows4 != nil {
+		if rows4 {
 			r := lo
 			for ; r+4 <= hi; r += 4 {
 				for t := range in {
-					rows4(w.Data[r*rb:(r+4)*rb], rb, in[t].q8_0, n, &four)
+					quant.DotQ8_0Rows4(w.Data[r*rb:(r+4)*rb], rb, in[t].q8_0, n, &four)
 					out[t][r], out[t][r+1], out[t][r+2], out[t][r+3] = four[0], four[1], four[2], four[3]
 				}
 			}

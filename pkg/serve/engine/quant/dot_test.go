@@ -88,14 +88,6 @@ func TestKernelsAgree(t *testing.T) {
 				t.Fatalf("Q4_K x4 token %d: %v, single-token kernel %v", i, x4[i], want)
 			}
 		}
-		rows4 := randBytes(r, 4*len(w4))
-		setScales(rows4, BlockQ4_0, 0, r)
-		DotQ4_0Rows4(rows4, len(w4), a8, n, &x4)
-		for k := range 4 {
-			if want := DotQ4_0(rows4[k*len(w4):(k+1)*len(w4)], a8, n); x4[k] != want {
-				t.Fatalf("Q4_0 rows4 row %d: %v, one-row kernel %v", k, x4[k], want)
-			}
-		}
 		var a8s [4][]byte
 		for k := range a8s {
 			for i := range x {
