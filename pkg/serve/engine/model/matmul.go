@@ -129,22 +129,9 @@ func (p pool) matmul(w *Tensor, in []acts, out [][]float32) {
 			}
 		}
 	}
-	// For fewer than four tokens (decoding), a four-row kernel reads each
-	// activation block once for four weight rows instead.
-	rows4 := w.Type == gguf.Q8_0 && len(in) < 4
 	p.run(w.Rows, func(lo, hi int) {
 		rb := w.rowBytes
 		var four [4]float32
-		if rows4 {
-			r := lo
-			for ; r+4 <= hi; r += 4 {
-				for t := range in {
-					quant.DotQ8_0Rows4(w.Data[r*rb:(r+4)*rb], rb, in[t].q8_0, n, &four)
-					out[t][r], out[t][r+1], out[t][r+2], out[t][r+3] = four[0], four[1], four[2], four[3]
-				}
-			}
-			lo = r
-		}
 		for r := lo; r < hi; r++ {
 			row := w.Data[r*rb : (r+1)*rb : (r+1)*rb]
 			t := 0

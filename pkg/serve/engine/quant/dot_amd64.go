@@ -45,6 +45,3 @@ func scoresF16AVX2(k *uint16, stride int, q *float32, hd int, n int, out *float3
 
 //go:noescape
 func mixF16AVX2(dst *float32, v *uint16, stride int, p *float32, hd int, n int)
-
-//go:noescape
-func dotQ8_0AVX2r4(w *byte, stride int, a *byte, nb int, tab *float32, out *[4]float32)

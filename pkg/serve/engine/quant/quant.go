@@ -192,21 +192,6 @@ func DotQ8_0x4(w, a0, a1, a2, a3 []byte, n int, out *[4]float32) {
 	out[0], out[1], out[2], out[3] = DotQ8_0(w, a0, n), DotQ8_0(w, a1, n), DotQ8_0(w, a2, n), DotQ8_0(w, a3, n)
 }
 
-// DotQ8_0Rows4 is DotQ8_0 of four consecutive weight rows (w holds them,
-// stride bytes apart) with one activation row, each result bit-identical to
-// DotQ8_0's: decoding reads each activation block once for four rows.
-func DotQ8_0Rows4(w []byte, stride int, a []byte, n int, out *[4]float32) {
-	nb := n / QK8_0
-	if useAVX2 && nb > 0 {
-		_, _ = w[3*stride+nb*BlockQ8_0-1], a[nb*BlockQ8_0-1]
-		dotQ8_0AVX2r4(&w[0], stride, &a[0], nb, &f16Table[0], out)
-		return
-	}
-	for r := range 4 {
-		out[r] = DotQ8_0(w[r*stride:], a, n)
-	}
-}
-
 func dotQ8_0Generic(w, a []byte, n int) float32 {
 	var sum float32
 	for i := 0; i < n/QK8_0; i++ {
