@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/serve"
 	"github.com/llmctl/llmctl/pkg/serve/config"
+	"github.com/llmctl/llmctl/pkg/serve/engine"
 )
 
 // serveOptions binds `llmctl serve` flags; Complete layers them over env,
@@ -30,6 +32,9 @@ type serveOptions struct {
 	maxBodyBytes int64
 	redis        string
 	failMode     string
+	models       []string
+	engThreads   int
+	demo         bool
 	changed      func(name string) bool
 	billing      serveBillingOptions
 
@@ -72,6 +77,9 @@ admin tenant is created and its key printed once as "admin key: sk-llm-…".`,
 	f.Int64Var(&o.maxBodyBytes, "max-body-bytes", 0, "largest request body accepted, else 413 (env LLMCTL_MAX_BODY_BYTES; default 8 MiB)")
 	f.StringVar(&o.redis, "redis", "", "Redis URL for rate limits shared by replicas, redis://… (env LLMCTL_REDIS; default: limits kept in process)")
 	f.StringVar(&o.failMode, "rate-limit-fail-mode", "", "while Redis is down: open (limit per replica) or closed (503) (env LLMCTL_RATE_LIMIT_FAIL_MODE; default open)")
+	f.StringArrayVar(&o.models, "model", nil, "GGUF model file for the embedded CPU engine, repeatable (env LLMCTL_MODELS, comma-separated)")
+	f.IntVar(&o.engThreads, "engine-threads", 0, "engine threads per model, 0 = all CPUs (env LLMCTL_ENGINE_THREADS)")
+	f.BoolVar(&o.demo, "demo", true, "serve the bundled random-weight demo model when no backend and no model is configured (env LLMCTL_DEMO)")
 	o.billing.bind(cmd)
 	return cmd
 }
@@ -118,6 +126,15 @@ func (o *serveOptions) Complete(lookup func(string) (string, bool)) error {
 	}
 	if o.changed("rate-limit-fail-mode") {
 		o.cfg.Limits.FailMode = limits.FailMode(o.failMode)
+	}
+	if o.changed("model") {
+		o.cfg.Models = config.ParseModels(o.models)
+	}
+	if o.changed("engine-threads") {
+		o.cfg.EngineThreads = o.engThreads
+	}
+	if o.changed("demo") {
+		o.cfg.Demo = o.demo
 	}
 	if o.changed("backend") {
 		bs, err := config.ParseBackends(o.backends)
@@ -198,7 +215,18 @@ func (o *serveOptions) Run(ctx context.Context) error {
 		}
 	}()
 	opts.Reserver, opts.Webhooks = bill.reserver, bill.webhooks
-	// The embedded engine (Backends) plugs in here as its issue lands.
+	engines, err := o.openEngines(log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, e := range engines {
+			_ = e.Close()
+		}
+	}()
+	for _, e := range engines {
+		opts.Backends = append(opts.Backends, e)
+	}
 	gw, err := serve.New(opts)
 	if err != nil {
 		return err
@@ -211,6 +239,35 @@ func (o *serveOptions) Run(ctx context.Context) error {
 		Listen: o.cfg.Listen, AdminListen: admin, ShutdownGrace: o.cfg.ShutdownGrace,
 		OnListening: func(api, adm net.Addr) { printListening(o.g.Out, api, adm) },
 	})
+}
+
+// openEngines loads the configured GGUF models into the embedded engine, or
+// the demo model when nothing else would answer.
+func (o *serveOptions) openEngines(log *slog.Logger) ([]*engine.Backend, error) {
+	var out []*engine.Backend
+	for _, m := range o.cfg.Models {
+		threads := m.Threads
+		if threads == 0 {
+			threads = o.cfg.EngineThreads
+		}
+		b, err := engine.Open(m.Path, engine.Options{Name: m.Name, Threads: threads, Context: m.Context, Logger: log})
+		if err != nil {
+			for _, e := range out {
+				_ = e.Close()
+			}
+			return nil, fmt.Errorf("--model %s: %w", m.Path, err)
+		}
+		out = append(out, b)
+	}
+	if len(out) == 0 && len(o.cfg.Backends) == 0 && o.cfg.Demo {
+		b, err := engine.OpenDemo(engine.Options{Threads: o.cfg.EngineThreads, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("demo model: %w", err)
+		}
+		log.Info("no backend or model configured: serving the random-weight demo model", "model", engine.DemoName)
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 // printListening writes the line tests and scripts read to find the ports.

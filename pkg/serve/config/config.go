@@ -33,8 +33,36 @@ type Config struct {
 	Backends []Backend         `yaml:"backends"`
 	Aliases  map[string]string `yaml:"aliases"` // client model name → backend model name
 
+	// Models are GGUF files served by the embedded CPU engine, beside the
+	// remote backends and through the same keys, limits and billing.
+	Models []Model `yaml:"models"`
+	// EngineThreads is the engine's default threads per model (0 = all CPUs).
+	EngineThreads int `yaml:"engineThreads"`
+	// Demo serves the bundled random-weight demo model when neither a
+	// backend nor a model is configured, so a bare `llmctl serve` answers.
+	Demo bool `yaml:"demo"`
+
 	// Limits are the rate limits (docs/limits.md); Redis empty = in process.
 	Limits limits.Settings `yaml:"limits"`
+}
+
+// Model is one GGUF file for the embedded engine.
+type Model struct {
+	Path    string `yaml:"path"`
+	Name    string `yaml:"name"`    // default: the file name without .gguf
+	Threads int    `yaml:"threads"` // default: engineThreads
+	Context int    `yaml:"context"` // tokens per request; default: the model's, at most 4096
+}
+
+// ParseModels turns --model / LLMCTL_MODELS paths into models, skipping empty ones.
+func ParseModels(paths []string) []Model {
+	var out []Model
+	for _, p := range paths {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, Model{Path: p})
+		}
+	}
+	return out
 }
 
 // Timeouts apply to every remote backend.
@@ -74,6 +102,7 @@ func Defaults(db string) Config {
 		ShutdownGrace:    30 * time.Second,
 		HealthInterval:   5 * time.Second,
 		Timeouts:         Timeouts{Connect: 2 * time.Second, FirstByte: 60 * time.Second, Total: 10 * time.Minute},
+		Demo:             true,
 	}
 }
 
@@ -107,7 +136,7 @@ func ParseBackend(s string) (Backend, error) {
 // Env names the environment variables MergeEnv reads.
 var Env = []string{"LLMCTL_LISTEN", "LLMCTL_ADMIN_LISTEN", "LLMCTL_DB", "LLMCTL_BACKENDS",
 	"LLMCTL_MAX_BODY_BYTES", "LLMCTL_KEY_CACHE_TTL", "LLMCTL_SHUTDOWN_GRACE",
-	"LLMCTL_REDIS", "LLMCTL_RATE_LIMIT_FAIL_MODE"}
+	"LLMCTL_REDIS", "LLMCTL_RATE_LIMIT_FAIL_MODE", "LLMCTL_MODELS", "LLMCTL_ENGINE_THREADS", "LLMCTL_DEMO"}
 
 // MergeEnv overlays LLMCTL_… variables. LLMCTL_BACKENDS is a comma-separated
 // NAME=URL list that replaces the file's backends.
@@ -138,6 +167,23 @@ func (c *Config) MergeEnv(lookup func(string) (string, bool)) error {
 			return fmt.Errorf("LLMCTL_BACKENDS: %w", err)
 		}
 		c.Backends = bs
+	}
+	if v, ok := get("LLMCTL_MODELS"); ok {
+		c.Models = ParseModels(strings.Split(v, ","))
+	}
+	if v, ok := get("LLMCTL_ENGINE_THREADS"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("LLMCTL_ENGINE_THREADS: %w", err)
+		}
+		c.EngineThreads = n
+	}
+	if v, ok := get("LLMCTL_DEMO"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("LLMCTL_DEMO: %w", err)
+		}
+		c.Demo = b
 	}
 	if v, ok := get("LLMCTL_MAX_BODY_BYTES"); ok {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -205,6 +251,17 @@ func (c *Config) Validate() error {
 		}
 		if b.Weight < 0 || b.MaxConcurrency < 0 {
 			errs = append(errs, fmt.Errorf("backends[%d]: weight and maxConcurrency must not be negative", i))
+		}
+	}
+	if c.EngineThreads < 0 {
+		errs = append(errs, errors.New("engineThreads: must not be negative"))
+	}
+	for i, m := range c.Models {
+		if strings.TrimSpace(m.Path) == "" {
+			errs = append(errs, fmt.Errorf("models[%d].path: must not be empty", i))
+		}
+		if m.Threads < 0 || m.Context < 0 {
+			errs = append(errs, fmt.Errorf("models[%d]: threads and context must not be negative", i))
 		}
 	}
 	if err := c.Limits.Validate(); err != nil {

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/llmctl/llmctl/pkg/serve/engine/gguf"
@@ -92,11 +93,20 @@ func demoVocab() *gguf.File {
 	return f
 }
 
+// WriteDemo writes the demo model as a GGUF file: what OpenDemo serves, for
+// tests and for anyone who wants to look at it with other tools.
+func WriteDemo(w io.Writer) error {
+	return synth.Write(w, demoShape, demoVocab(), demoSeed)
+}
+
+// demoSeed fixes the demo's weights, so it is the same model every time.
+const demoSeed = 2024
+
 // OpenDemo builds the bundled demo model in memory (a fixed seed, so it is
 // the same model every time) and serves it as DemoName.
 func OpenDemo(opts Options) (*Backend, error) {
 	var buf bytes.Buffer
-	if err := synth.Write(&buf, demoShape, demoVocab(), 2024); err != nil {
+	if err := WriteDemo(&buf); err != nil {
 		return nil, fmt.Errorf("engine: demo model: %w", err)
 	}
 	f, err := gguf.Parse(buf.Bytes())
