@@ -96,7 +96,7 @@ func TestScrapeDeltaSummarize(t *testing.T) {
 	}
 	tr := Summarize([]Window{w})
 
-	approx(t, "overall rps", tr.Overall.RPS, 12)      // 24 requests / 2 s
+	approx(t, "overall rps", tr.Overall.RPS, 12)       // 24 requests / 2 s
 	approx(t, "overall 5xx/s", tr.Overall.ErrorsPS, 1) // 2 / 2 s
 	approx(t, "overall 429/s", tr.Overall.LimitedPS, 1)
 	approx(t, "in-flight", tr.InFlight, 3)
