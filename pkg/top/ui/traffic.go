@@ -89,8 +89,8 @@ func (p *trafficPane) view(mon *top.Monitor, st *styles, width, height int) []st
 		{title: "TTFT99", width: 6, right: true},
 		{title: "TOK/S IN", width: 8, right: true},
 		{title: "TOK/S OUT", width: 9, right: true},
-		{title: "5XX", width: 5, right: true},
-		{title: "429", width: 5, right: true},
+		{title: "5XX", width: 6, right: true},
+		{title: "429", width: 6, right: true},
 	}
 	used := 0
 	for _, c := range cols {
