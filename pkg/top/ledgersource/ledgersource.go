@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/llmctl/llmctl/pkg/billing/ledger"
@@ -118,9 +119,11 @@ func (s *Source) Entries(ctx context.Context, tenantID string, limit int) ([]top
 			return nil, err
 		}
 	}
+	// Newest first by time; seq (write order) breaks ties. Spool replays
+	// can write an old entry late, so seq alone is not time order.
+	sort.SliceStable(es, func(i, j int) bool { return es[i].Time.After(es[j].Time) })
 	out := make([]top.Entry, 0, min(len(es), limit))
-	for i := len(es) - 1; i >= 0 && len(out) < limit; i-- {
-		e := es[i]
+	for _, e := range es[:min(len(es), limit)] {
 		out = append(out, top.Entry{
 			Time: e.Time, Kind: string(e.Kind), Amount: int64(e.Amount), Model: e.Model,
 			PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens, Reason: e.Reason,

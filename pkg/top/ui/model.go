@@ -338,7 +338,7 @@ func (m *Model) View() string {
 	}
 	head := st.title.Render("llmctl top") + st.dim.Render(" · ") +
 		tgt.Render(fmt.Sprintf("%d/%d targets up", up, len(ts))) +
-		st.dim.Render(fmt.Sprintf(" · every %s · %s", m.opts.Interval, m.opts.Now().Format("15:04:05")))
+		st.dim.Render(fmt.Sprintf(" · every %s · %s", fmtInterval(m.opts.Interval), m.opts.Now().Format("15:04:05")))
 	lines := []string{head}
 
 	if m.showHelp {
@@ -399,4 +399,16 @@ func (m *Model) footer() string {
 		return m.input.View() + m.st.dim.Render("  enter apply · esc clear")
 	}
 	return " " + m.help.ShortHelpView(m.keys.ShortHelp())
+}
+
+// fmtInterval drops a duration's zero tails: 1s, 500ms, 1h.
+func fmtInterval(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
