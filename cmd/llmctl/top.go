@@ -23,6 +23,9 @@ import (
 	"github.com/llmctl/llmctl/pkg/top/ui"
 )
 
+// defaultTopTarget is `llmctl serve`'s default admin listener.
+const defaultTopTarget = "http://127.0.0.1:9090/metrics"
+
 // topOptions is `llmctl top`.
 type topOptions struct {
 	Targets  []string
@@ -43,6 +46,8 @@ func (o *topOptions) Complete() error {
 	if len(o.Targets) == 0 {
 		if v := os.Getenv("LLMCTL_TOP_TARGETS"); v != "" {
 			o.Targets = strings.Split(v, ",")
+		} else {
+			o.Targets = []string{defaultTopTarget}
 		}
 	}
 	for i, t := range o.Targets {
@@ -148,7 +153,7 @@ Keys: ? help, tab switch pane, / filter, s/S sort, enter drill down, esc back, q
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&o.Targets, "target", nil, "gateway metrics URL, repeatable (env LLMCTL_TOP_TARGETS, comma-separated)")
+	f.StringArrayVar(&o.Targets, "target", nil, "gateway metrics URL, repeatable (env LLMCTL_TOP_TARGETS, comma-separated; default "+defaultTopTarget+", serve's admin listener)")
 	f.DurationVar(&o.Interval, "interval", time.Second, "refresh interval; with --once, the window rates are measured over")
 	f.StringVar(&o.DB, "db", "", "ledger database: postgres://… or sqlite:PATH (env LLMCTL_DB; default the SQLite file in the data dir, if it exists)")
 	f.BoolVar(&o.Once, "once", false, "print one snapshot and exit")

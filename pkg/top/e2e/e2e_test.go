@@ -306,6 +306,7 @@ func TestTopCPU(t *testing.T) {
 	x := startTmux(t, 120, 40, "bash -c '"+script+"'")
 	x.waitScreen("traffic", 30*time.Second, func(sc string) bool { r := row(sc, model); return len(r) > 1 && num(r[1]) > 0 })
 	time.Sleep(time.Duration(secs) * time.Second)
+	t.Logf("screen at the end:\n%s", x.screen())
 	x.keys("q")
 	var b []byte
 	for i := 0; i < 100 && !bytes.Contains(b, []byte(" ")); i++ {
