@@ -45,7 +45,10 @@ func WriteTable(w io.Writer, s Snapshot) error {
 			t = printer.TableWriter(w, "backend", "state", "in-flight", "req/s", "err/s")
 			for _, b := range s.Traffic.Backends {
 				state := "up"
-				if !b.Up {
+				switch {
+				case !b.Reported:
+					state = "unknown"
+				case !b.Up:
 					state = "down"
 				}
 				t.Row(b.Name, state, num(b.InFlight), num(b.RPS), num(b.ErrorsPS))

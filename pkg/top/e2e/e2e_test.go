@@ -23,6 +23,7 @@ import (
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/billing/ledger"
 	"github.com/llmctl/llmctl/pkg/billing/store"
+	"github.com/llmctl/llmctl/pkg/top"
 )
 
 func TestMain(m *testing.M) { os.Exit(llmctltest.Main(m)) }
@@ -246,6 +247,32 @@ func TestTopInTmux(t *testing.T) {
 	scr = x.waitScreen("acme's ledger row", 15*time.Second, func(sc string) bool { return row(sc, "acme") != nil })
 	if a := row(scr, "acme"); strings.Join(a, " ") != "acme 18.6250 0.3750 1.3750 3 4" {
 		t.Errorf("acme row = %v, want balance 18.6250, spend 0.3750/1.3750, 3/4 requests\n%s", a, scr)
+	}
+
+	// --once -o json against the same serve and database.
+	once, err := exec.Command(bin, "top", "--once", "-o", "json", "--target", target, "--db", s.db).Output()
+	if err != nil {
+		t.Fatalf("top --once: %v", err)
+	}
+	t.Logf("top --once -o json:\n%s", once)
+	var snap top.Snapshot
+	if err := json.Unmarshal(once, &snap); err != nil {
+		t.Fatalf("--once output is not a snapshot: %v", err)
+	}
+	if len(snap.Targets) != 1 || !snap.Targets[0].Up || snap.Traffic == nil || len(snap.Traffic.Models) != 1 {
+		t.Fatalf("--once snapshot: %s", once)
+	}
+	if m := snap.Traffic.Models[0]; m.Model != model || m.RPS <= 0 || math.Abs(m.TokensOutPS/m.RPS-4) > 0.4 {
+		t.Errorf("--once model stats: %+v", m)
+	}
+	var acme *top.TenantRow
+	for i := range snap.Tenants {
+		if snap.Tenants[i].Name == "acme" {
+			acme = &snap.Tenants[i]
+		}
+	}
+	if acme == nil || acme.Balance != 18_625_000 || acme.Spend1h != 375_000 || acme.Spend24h != 1_375_000 || acme.Requests1h != 3 || acme.Requests24h != 4 {
+		t.Errorf("--once acme = %+v", acme)
 	}
 
 	// Drill down: tab to the ledger, filter to acme, enter.

@@ -123,8 +123,19 @@ func TestScrapeDeltaSummarize(t *testing.T) {
 		t.Fatalf("backends = %+v", tr.Backends)
 	}
 	a, b := tr.Backends[0], tr.Backends[1]
-	if !a.Up || b.Up {
-		t.Errorf("backend up: a=%v b=%v, want true false", a.Up, b.Up)
+	if !a.Up || b.Up || !a.Reported || !b.Reported {
+		t.Errorf("backend up: a=%+v b=%+v, want a up, b down, both reported", a, b)
+	}
+	// A backend only seen in request labels has unknown health.
+	g.requests.WithLabelValues("chat", "llama", "200", "c").Add(1)
+	cur2, err := sc.Scrape(ctx, srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, be := range Summarize([]Window{Delta(cur, cur2)}).Backends {
+		if be.Name == "c" && (be.Reported || be.Up) {
+			t.Errorf("backend c = %+v, want unreported", be)
+		}
 	}
 	approx(t, "backend a rps", a.RPS, 7)
 	approx(t, "backend a errors/s", a.ErrorsPS, 1)

@@ -48,8 +48,11 @@ type ModelStats struct {
 
 // Backend is one upstream's health as the gateway sees it.
 type Backend struct {
-	Name     string  `json:"name"`
+	Name string `json:"name"`
+	// Up is llmctl_backend_up; Reported says whether the gauge was there
+	// at all (a backend seen only in request labels has unknown health).
 	Up       bool    `json:"up"`
+	Reported bool    `json:"reported"`
 	InFlight float64 `json:"inFlight"`
 	RPS      float64 `json:"rps"`
 	ErrorsPS float64 `json:"errorsPerSecond"`
@@ -150,7 +153,7 @@ func Summarize(ws []Window) Traffic {
 				t.InFlight += s.Value
 			case BackendUp:
 				b := backend(s.Labels["backend"])
-				b.Up = b.Up || s.Value > 0
+				b.Up, b.Reported = b.Up || s.Value > 0, true
 			case BackendInFlight:
 				backend(s.Labels["backend"]).InFlight += s.Value
 			case UpstreamErrorsTotal:

@@ -158,7 +158,10 @@ func (p *trafficPane) view(mon *top.Monitor, st *styles, width, height int) []st
 		var brows [][]cell
 		for _, b := range tr.Backends {
 			state := cell{"up", st.ok}
-			if !b.Up {
+			switch {
+			case !b.Reported:
+				state = cell{"?", st.dim}
+			case !b.Up:
 				state = cell{"DOWN", st.bad}
 			}
 			brows = append(brows, []cell{{b.Name, st.plain}, state, {fmtRate(b.InFlight), st.plain}, {fmtRate(b.RPS), st.plain}, {fmtRate(b.ErrorsPS), st.level(b.ErrorsPS, 0.01, 1)}})
