@@ -359,3 +359,34 @@ func TestTopCPU(t *testing.T) {
 	t.Logf("llmctl top at 1s refresh: user %.2fs + sys %.2fs over %.1fs wall = %.2f%% of one core (%d requests served meanwhile)",
 		cu, cs, wall, 100*(cu+cs)/wall, s.sent.Load())
 }
+
+// TestTopNoColor: with NO_COLOR the screen carries no colour sequences;
+// without it, the down target's header is coloured. Nothing needs to
+// answer: an unreachable target is drawn, not fatal.
+func TestTopNoColor(t *testing.T) {
+	bin := llmctltest.Binary(t)
+	target := "http://" + freeAddr(t) + "/metrics" // closed
+	for _, noColor := range []bool{true, false} {
+		env := "env -u NO_COLOR"
+		if noColor {
+			env = "env NO_COLOR=1"
+		}
+		x := startTmux(t, 100, 30, fmt.Sprintf("%s TERM=xterm-256color %s top --target %s --interval 200ms", env, bin, target))
+		x.waitScreen("the target down", 15*time.Second, func(sc string) bool {
+			return strings.Contains(sc, "0/1 targets up") && strings.Contains(sc, "connection refused")
+		})
+		esc, err := x.run("capture-pane", "-e", "-p", "-t", "top")
+		if err != nil {
+			t.Fatal(err)
+		}
+		coloured := strings.Contains(esc, "\x1b[38;5;") || strings.Contains(esc, "\x1b[31m") || strings.Contains(esc, "\x1b[1;31m") || strings.Contains(esc, ";31m")
+		if noColor && coloured {
+			t.Errorf("NO_COLOR=1 but the screen has colour:\n%q", esc)
+		}
+		if !noColor && !coloured {
+			t.Errorf("no colour without NO_COLOR:\n%q", esc)
+		}
+		x.keys("q")
+		x.run("kill-server")
+	}
+}

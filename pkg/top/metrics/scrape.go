@@ -7,10 +7,12 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	neturl "net/url"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -63,6 +65,11 @@ func (s *Scraper) Scrape(ctx context.Context, url string) (Scrape, error) {
 	req.Header.Set("Accept", "text/plain;version=0.0.4;q=1")
 	resp, err := client.Do(req)
 	if err != nil {
+		// net/http repeats the method and URL; the target is named once here.
+		var ue *neturl.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return Scrape{}, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	defer resp.Body.Close()

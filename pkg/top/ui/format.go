@@ -151,3 +151,17 @@ func fmtMoney(m int64) string {
 }
 
 func fmtGiB(b float64) string { return fmt.Sprintf("%.1f", b/(1<<30)) }
+
+// wrap splits s into lines of at most w cells, at spaces where it can.
+func wrap(s string, w int) []string {
+	var out []string
+	for ansi.StringWidth(s) > w {
+		cut := ansi.Truncate(s, w, "")
+		if i := strings.LastIndex(cut, " "); i > w/2 {
+			cut = cut[:i]
+		}
+		out = append(out, cut)
+		s = strings.TrimLeft(s[len(cut):], " ")
+	}
+	return append(out, s)
+}

@@ -129,3 +129,12 @@ func TestGoldenTenantEntries(t *testing.T) {
 		teatest.WithDuration(10*time.Second))
 	golden.RequireEqual(t, finalView(t, tm))
 }
+
+func TestGoldenLedgerFocusedSortedByBalance(t *testing.T) {
+	_, tm := screen(t, termenv.Ascii, 120, 34)
+	tm.Send(tea.KeyMsg{Type: tea.KeyShiftTab})                  // Traffic → Ledger
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("s")}) // tenant
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("s")}) // balance
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("j")}) // second row
+	golden.RequireEqual(t, finalView(t, tm))
+}

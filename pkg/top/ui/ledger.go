@@ -137,7 +137,13 @@ func (p *ledgerPane) view(mon *top.Monitor, st *styles, focused bool, width, hei
 			{fmt.Sprint(r.Requests1h), st.plain}, {fmt.Sprint(r.Requests24h), st.plain},
 		})
 	}
-	for _, l := range table(st, cols, rows) {
+	for i, l := range table(st, cols, rows) {
+		// A text marker as well as reverse video: without colour (NO_COLOR)
+		// styles are dropped and the cursor must still show.
+		if focused && i-1 == p.cursor-p.offset {
+			out = append(out, " ›"+l)
+			continue
+		}
 		out = append(out, "  "+l)
 	}
 	if p.filter != "" {

@@ -384,7 +384,12 @@ func (m *Model) title(p pane, sort, filter string) string {
 	if m.focus == p {
 		s = st.titleFocus
 	}
-	t := s.Render(" " + paneNames[p] + " ")
+	// Brackets mark focus even when styles are dropped (NO_COLOR).
+	name := " " + paneNames[p] + " "
+	if m.focus == p {
+		name = "[" + paneNames[p] + "]"
+	}
+	t := s.Render(name)
 	if sort != "" {
 		t += st.dim.Render("  sort: " + sort)
 	}

@@ -124,6 +124,12 @@ func TestUnreachableTargetShownAndRecovered(t *testing.T) {
 	if strings.Contains(v, "REQ/S") {
 		t.Errorf("stale rates shown for a down target:\n%s", v)
 	}
+	// A narrow terminal wraps the error rather than cutting off its end.
+	f.m.Update(tea.WindowSizeMsg{Width: 50, Height: 30})
+	if v := f.view(); !strings.Contains(v, "refused") {
+		t.Errorf("error cut at 50 columns:\n%s", v)
+	}
+	f.m.Update(tea.WindowSizeMsg{Width: 120, Height: 30})
 	// Back: one scrape is a baseline, the next a window.
 	f.scrape()
 	if v := f.view(); !strings.Contains(v, "1/1 targets up") || strings.Contains(v, "connection refused") {

@@ -65,7 +65,14 @@ func (p *trafficPane) view(mon *top.Monitor, st *styles, width, height int) []st
 	var down []string
 	for _, t := range targets {
 		if !t.Up && t.Error != "" {
-			down = append(down, st.bad.Render("  ✗ ")+st.plain.Render(t.Error))
+			// Wrapped, not clipped: the end of an error says what happened.
+			for i, part := range wrap(t.Error, max(width-6, 20)) {
+				mark := "    "
+				if i == 0 {
+					mark = "  ✗ "
+				}
+				down = append(down, st.bad.Render(mark)+st.plain.Render(part))
+			}
 		}
 	}
 	if !mon.Warm {
