@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -10,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/billing/ledger"
-	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/top"
 	"github.com/llmctl/llmctl/pkg/top/toptest"
 )
@@ -40,29 +37,14 @@ func topGateway(t *testing.T) string {
 
 func topLedger(t *testing.T) string {
 	t.Helper()
-	ctx := context.Background()
 	dsn := "sqlite:" + filepath.Join(t.TempDir(), "llmctl.db")
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	tn, err := st.CreateTenant(ctx, "acme", billing.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lg, err := ledger.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lg.Close()
 	now := time.Now()
-	if _, err := lg.Apply(ctx, []ledger.Entry{
-		{Key: "c", TenantID: tn.ID, Kind: ledger.KindCredit, Amount: 10 * ledger.Unit, Time: now.Add(-48 * time.Hour)},
-		{Key: "d", TenantID: tn.ID, Kind: ledger.KindDebit, Amount: -250_000, Model: "llama", Time: now.Add(-time.Minute)},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	toptest.Ledger(t, dsn, []string{"acme"}, func(ids map[string]string) []ledger.Entry {
+		return []ledger.Entry{
+			{Key: "c", TenantID: ids["acme"], Kind: ledger.KindCredit, Amount: 10 * ledger.Unit, Time: now.Add(-48 * time.Hour)},
+			{Key: "d", TenantID: ids["acme"], Kind: ledger.KindDebit, Amount: -250_000, Model: "llama", Time: now.Add(-time.Minute)},
+		}
+	})
 	return dsn
 }
 

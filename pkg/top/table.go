@@ -80,7 +80,7 @@ func WriteTable(w io.Writer, s Snapshot) error {
 		}
 		t = printer.TableWriter(w, "tenant", "balance", "spend 1h", "spend 24h", "reqs 1h", "reqs 24h")
 		for _, r := range s.Tenants {
-			t.Row(r.Name, Money(r.Balance), Money(r.Spend1h), Money(r.Spend24h), fmt.Sprint(r.Requests1h), fmt.Sprint(r.Requests24h))
+			t.Row(r.Name, Money(r.Balance, 6), Money(r.Spend1h, 6), Money(r.Spend24h, 6), fmt.Sprint(r.Requests1h), fmt.Sprint(r.Requests24h))
 		}
 		if err := t.Flush(); err != nil {
 			return err
@@ -111,13 +111,22 @@ func dash(s string) string {
 
 func num(v float64) string { return fmt.Sprintf("%.2f", v) }
 
-// Money formats integer micro-units exactly, six decimals.
-func Money(m int64) string {
+// Money formats integer micro-units exactly with decimals (0..6)
+// fractional digits, truncating toward zero: money is never a float.
+func Money(m int64, decimals int) string {
 	sign := ""
 	u := uint64(m)
 	if m < 0 {
 		sign = "-"
-		u = uint64(-(m + 1)) + 1
+		u = uint64(-(m + 1)) + 1 // no overflow for math.MinInt64
 	}
-	return fmt.Sprintf("%s%d.%06d", sign, u/1_000_000, u%1_000_000)
+	decimals = min(max(decimals, 0), 6)
+	if decimals == 0 {
+		return fmt.Sprintf("%s%d", sign, u/1_000_000)
+	}
+	div := uint64(1)
+	for i := decimals; i < 6; i++ {
+		div *= 10
+	}
+	return fmt.Sprintf("%s%d.%0*d", sign, u/1_000_000, decimals, (u%1_000_000)/div)
 }

@@ -99,3 +99,18 @@ func TestWriteTable(t *testing.T) {
 		}
 	}
 }
+
+func TestMoney(t *testing.T) {
+	for _, c := range []struct {
+		m    int64
+		d    int
+		want string
+	}{
+		{18_625_000, 4, "18.6250"}, {-1_500_000, 6, "-1.500000"}, {1, 6, "0.000001"}, {1, 4, "0.0000"},
+		{-123_456_789, 2, "-123.45"}, {7_000_000, 0, "7"}, {-9223372036854775808, 6, "-9223372036854.775808"},
+	} {
+		if got := Money(c.m, c.d); got != c.want {
+			t.Errorf("Money(%d, %d) = %q, want %q", c.m, c.d, got, c.want)
+		}
+	}
+}

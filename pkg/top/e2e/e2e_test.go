@@ -20,10 +20,9 @@ import (
 	"github.com/llmctl/llmctl/internal/llmctltest"
 	"github.com/llmctl/llmctl/internal/testenv"
 	"github.com/llmctl/llmctl/internal/upstreamdouble"
-	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/billing/ledger"
-	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/top"
+	"github.com/llmctl/llmctl/pkg/top/toptest"
 )
 
 func TestMain(m *testing.M) { os.Exit(llmctltest.Main(m)) }
@@ -98,34 +97,29 @@ func (s *stack) traffic(ctx context.Context, gap time.Duration) {
 
 // populate writes a tenant with known entries into serve's database.
 func populate(t *testing.T, dsn string) {
-	ctx := context.Background()
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	tn, err := st.CreateTenant(ctx, "acme", billing.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lg, err := ledger.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lg.Close()
 	now := time.Now()
-	e := func(key string, k ledger.Kind, amt ledger.Micros, ago time.Duration, reason string) ledger.Entry {
-		return ledger.Entry{Key: key, TenantID: tn.ID, Kind: k, Amount: amt, Model: model, PromptTokens: 7, CompletionTokens: 4, Reason: reason, Time: now.Add(-ago)}
-	}
-	if _, err := lg.Apply(ctx, []ledger.Entry{
-		e("c1", ledger.KindCredit, 20*ledger.Unit, 48*time.Hour, "top-up invoice 7"),
-		e("d1", ledger.KindDebit, -ledger.Unit, 5*time.Hour, ""),
-		e("d2", ledger.KindDebit, -125_000, 40*time.Minute, ""),
-		e("d3", ledger.KindDebit, -125_000, 20*time.Minute, ""),
-		e("d4", ledger.KindDebit, -125_000, 2*time.Minute, ""),
-	}); err != nil {
-		t.Fatal(err)
-	}
+	toptest.Ledger(t, dsn, []string{"acme"}, func(ids map[string]string) []ledger.Entry {
+		e := func(key string, k ledger.Kind, amt ledger.Micros, ago time.Duration, reason string) ledger.Entry {
+			return ledger.Entry{Key: key, TenantID: ids["acme"], Kind: k, Amount: amt, Model: model, PromptTokens: 7, CompletionTokens: 4, Reason: reason, Time: now.Add(-ago)}
+		}
+		return []ledger.Entry{
+			e("c1", ledger.KindCredit, 20*ledger.Unit, 48*time.Hour, "top-up invoice 7"),
+			e("d1", ledger.KindDebit, -ledger.Unit, 5*time.Hour, ""),
+			e("d2", ledger.KindDebit, -125_000, 40*time.Minute, ""),
+			e("d3", ledger.KindDebit, -125_000, 20*time.Minute, ""),
+			e("d4", ledger.KindDebit, -125_000, 2*time.Minute, ""),
+		}
+	})
+}
+
+// newStack starts a double, serve on a fixed admin address, and a
+// populated ledger in serve's database.
+func newStack(t *testing.T) *stack {
+	s := &stack{t: t, db: "sqlite:" + filepath.Join(t.TempDir(), "llmctl.db"), adminAddr: freeAddr(t)}
+	s.double = upstreamdouble.Start(t, upstreamdouble.Options{Name: "a", Models: []string{model}})
+	s.start()
+	populate(t, s.db)
+	return s
 }
 
 // tmux drives one tmux server on a private socket.
@@ -204,10 +198,7 @@ func num(s string) float64 {
 }
 
 func TestTopInTmux(t *testing.T) {
-	s := &stack{t: t, db: "sqlite:" + filepath.Join(t.TempDir(), "llmctl.db"), adminAddr: freeAddr(t)}
-	s.double = upstreamdouble.Start(t, upstreamdouble.Options{Name: "a", Models: []string{model}})
-	s.start()
-	populate(t, s.db)
+	s := newStack(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -318,10 +309,7 @@ func TestTopCPU(t *testing.T) {
 	if secs <= 0 {
 		t.Skip("set LLMCTL_TOP_CPU_SECONDS=60 to measure")
 	}
-	s := &stack{t: t, db: "sqlite:" + filepath.Join(t.TempDir(), "llmctl.db"), adminAddr: freeAddr(t)}
-	s.double = upstreamdouble.Start(t, upstreamdouble.Options{Name: "a", Models: []string{model}})
-	s.start()
-	populate(t, s.db)
+	s := newStack(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go s.traffic(ctx, 50*time.Millisecond)

@@ -9,10 +9,9 @@ import (
 	"time"
 
 	"github.com/llmctl/llmctl/internal/testenv"
-	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/billing/ledger"
-	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/top"
+	"github.com/llmctl/llmctl/pkg/top/toptest"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -28,7 +27,7 @@ func TestPostgres(t *testing.T) {
 func run(t *testing.T, dsn string) {
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Second)
-	populate(t, ctx, dsn, now)
+	populate(t, dsn, now)
 
 	src, closeFn, err := Open(ctx, dsn)
 	if err != nil {
@@ -79,39 +78,21 @@ func run(t *testing.T, dsn string) {
 	}
 }
 
-func populate(t *testing.T, ctx context.Context, dsn string, now time.Time) {
+func populate(t *testing.T, dsn string, now time.Time) {
 	t.Helper()
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	ids := map[string]string{}
-	for _, n := range []string{"acme", "beta", "idle"} {
-		tn, err := st.CreateTenant(ctx, n, billing.Limits{})
-		if err != nil {
-			t.Fatal(err)
+	toptest.Ledger(t, dsn, []string{"acme", "beta", "idle"}, func(ids map[string]string) []ledger.Entry {
+		i := 0
+		e := func(tenant string, kind ledger.Kind, amt ledger.Micros, ago time.Duration) ledger.Entry {
+			i++
+			return ledger.Entry{Key: fmt.Sprintf("k%d", i), TenantID: ids[tenant], Kind: kind, Amount: amt, Model: "llama",
+				PromptTokens: 10, CompletionTokens: 20, Time: now.Add(-ago)}
 		}
-		ids[n] = tn.ID
-	}
-	lg, err := ledger.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lg.Close()
-	i := 0
-	e := func(tenant string, kind ledger.Kind, amt ledger.Micros, ago time.Duration) ledger.Entry {
-		i++
-		return ledger.Entry{Key: fmt.Sprintf("k%d", i), TenantID: ids[tenant], Kind: kind, Amount: amt, Model: "llama",
-			PromptTokens: 10, CompletionTokens: 20, Time: now.Add(-ago)}
-	}
-	if _, err := lg.Apply(ctx, []ledger.Entry{
-		e("acme", ledger.KindCredit, 100*ledger.Unit, 48*time.Hour),
-		e("acme", ledger.KindDebit, -250_000, 3*time.Hour),
-		e("acme", ledger.KindDebit, -500_000, 30*time.Minute),
-		e("acme", ledger.KindRelease, 0, 10*time.Minute),
-		e("beta", ledger.KindDebit, -ledger.Unit, 25*time.Hour),
-	}); err != nil {
-		t.Fatal(err)
-	}
+		return []ledger.Entry{
+			e("acme", ledger.KindCredit, 100*ledger.Unit, 48*time.Hour),
+			e("acme", ledger.KindDebit, -250_000, 3*time.Hour),
+			e("acme", ledger.KindDebit, -500_000, 30*time.Minute),
+			e("acme", ledger.KindRelease, 0, 10*time.Minute),
+			e("beta", ledger.KindDebit, -ledger.Unit, 25*time.Hour),
+		}
+	})
 }

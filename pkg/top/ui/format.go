@@ -7,6 +7,8 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/llmctl/llmctl/pkg/top"
 )
 
 // cell is one table cell: plain text and the style it is drawn with.
@@ -138,17 +140,8 @@ func fmtPct(r float64) string {
 	return fmt.Sprintf("%.1f%%", r*100)
 }
 
-// fmtMoney formats micro-units with four decimals, truncating toward zero
-// (never a float: money stays integer).
-func fmtMoney(m int64) string {
-	sign := ""
-	u := uint64(m)
-	if m < 0 {
-		sign = "-"
-		u = uint64(-(m + 1)) + 1
-	}
-	return fmt.Sprintf("%s%d.%04d", sign, u/1_000_000, (u%1_000_000)/100)
-}
+// fmtMoney shows micro-units with four decimals.
+func fmtMoney(m int64) string { return top.Money(m, 4) }
 
 func fmtGiB(b float64) string { return fmt.Sprintf("%.1f", b/(1<<30)) }
 

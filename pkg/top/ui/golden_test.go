@@ -13,54 +13,34 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/muesli/termenv"
 
-	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/billing/ledger"
-	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/top/ledgersource"
+	"github.com/llmctl/llmctl/pkg/top/toptest"
 )
 
 // ledgerDB is a real SQLite billing database with three tenants and
 // entries dated relative to t0, the screen's clock.
 func ledgerDB(t *testing.T) *ledgersource.Source {
 	t.Helper()
-	ctx := context.Background()
 	dsn := "sqlite:" + filepath.Join(t.TempDir(), "llmctl.db")
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	ids := map[string]string{}
-	for _, n := range []string{"acme", "globex", "initech"} {
-		tn, err := st.CreateTenant(ctx, n, billing.Limits{})
-		if err != nil {
-			t.Fatal(err)
+	toptest.Ledger(t, dsn, []string{"acme", "globex", "initech"}, func(ids map[string]string) []ledger.Entry {
+		var es []ledger.Entry
+		add := func(tenant string, kind ledger.Kind, amt ledger.Micros, ago time.Duration, model string, in, out int64) {
+			es = append(es, ledger.Entry{Key: fmt.Sprintf("e%d", len(es)), TenantID: ids[tenant], Kind: kind, Amount: amt,
+				Model: model, PromptTokens: in, CompletionTokens: out, Time: t0.Add(-ago)})
 		}
-		ids[n] = tn.ID
-	}
-	lg, err := ledger.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lg.Close()
-	var es []ledger.Entry
-	add := func(tenant string, kind ledger.Kind, amt ledger.Micros, ago time.Duration, model string, in, out int64) {
-		es = append(es, ledger.Entry{Key: fmt.Sprintf("e%d", len(es)), TenantID: ids[tenant], Kind: kind, Amount: amt,
-			Model: model, PromptTokens: in, CompletionTokens: out, Time: t0.Add(-ago)})
-	}
-	add("acme", ledger.KindCredit, 50*ledger.Unit, 72*time.Hour, "", 0, 0)
-	add("globex", ledger.KindCredit, 5*ledger.Unit, 72*time.Hour, "", 0, 0)
-	for i := 0; i < 6; i++ {
-		add("acme", ledger.KindDebit, -123_400, time.Duration(i)*20*time.Minute+time.Minute, "llama", 1200, 300)
-		add("globex", ledger.KindDebit, -1_500_000, time.Duration(i)*5*time.Hour+time.Minute, "qwen", 8000, 2000)
-	}
-	add("acme", ledger.KindRelease, 0, 2*time.Minute, "llama", 0, 0)
-	add("acme", ledger.KindAdjustment, 2*ledger.Unit, 90*time.Minute, "", 0, 0)
-	es[len(es)-1].Reason = "refund ticket 42"
-	if _, err := lg.Apply(ctx, es); err != nil {
-		t.Fatal(err)
-	}
-	src, closeFn, err := ledgersource.Open(ctx, dsn)
+		add("acme", ledger.KindCredit, 50*ledger.Unit, 72*time.Hour, "", 0, 0)
+		add("globex", ledger.KindCredit, 5*ledger.Unit, 72*time.Hour, "", 0, 0)
+		for i := 0; i < 6; i++ {
+			add("acme", ledger.KindDebit, -123_400, time.Duration(i)*20*time.Minute+time.Minute, "llama", 1200, 300)
+			add("globex", ledger.KindDebit, -1_500_000, time.Duration(i)*5*time.Hour+time.Minute, "qwen", 8000, 2000)
+		}
+		add("acme", ledger.KindRelease, 0, 2*time.Minute, "llama", 0, 0)
+		add("acme", ledger.KindAdjustment, 2*ledger.Unit, 90*time.Minute, "", 0, 0)
+		es[len(es)-1].Reason = "refund ticket 42"
+		return es
+	})
+	src, closeFn, err := ledgersource.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
