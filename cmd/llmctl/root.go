@@ -78,6 +78,8 @@ func newRootCmd(ctx context.Context, s streams) *cobra.Command {
 		newKeysCmd(g),
 		newServeCmd(g),
 		newTopCmd(g),
+		newUpCmd(g),
+		newDownCmd(g),
 	)
 	return root
 }
