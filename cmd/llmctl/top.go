@@ -14,10 +14,13 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/llmctl/llmctl/internal/printer"
 	"github.com/llmctl/llmctl/pkg/billing/store"
+	"github.com/llmctl/llmctl/pkg/deploy"
 	"github.com/llmctl/llmctl/pkg/top"
+	"github.com/llmctl/llmctl/pkg/top/kube"
 	"github.com/llmctl/llmctl/pkg/top/ledgersource"
 	"github.com/llmctl/llmctl/pkg/top/metrics"
 	"github.com/llmctl/llmctl/pkg/top/ui"
@@ -33,6 +36,8 @@ type topOptions struct {
 	DB       string
 	Once     bool
 	Output   string
+	Kube     deploy.ClientFlags // Namespace set: discover gateway pods there
+	Selector string
 
 	format printer.Format
 	dsn    string // "" when there is no ledger to read
@@ -43,7 +48,12 @@ func (o *topOptions) Complete() error {
 	if o.format, err = printer.Parse(o.Output, printer.Table, printer.JSON, printer.YAML); err != nil {
 		return err
 	}
-	if len(o.Targets) == 0 {
+	if o.Kube.Namespace != "" {
+		if len(o.Targets) > 0 {
+			return fmt.Errorf("--target and --namespace: use one (targets are discovered in the namespace)")
+		}
+		completeClient(&o.Kube)
+	} else if len(o.Targets) == 0 {
 		if v := os.Getenv("LLMCTL_TOP_TARGETS"); v != "" {
 			o.Targets = strings.Split(v, ",")
 		} else {
@@ -98,6 +108,19 @@ func (o *topOptions) Run(ctx context.Context, g *globals) error {
 		// GPU: local NVML is wired by the integrator once pkg/preflight's
 		// NVML reader lands; until then the gateway's gauges are used.
 	}
+	if o.Kube.Namespace != "" {
+		cfg, err := o.Kube.Getter().ToRESTConfig()
+		if err != nil {
+			return fmt.Errorf("kubeconfig: %w", err)
+		}
+		cfg.Timeout = timeout
+		cs, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return fmt.Errorf("kubernetes client: %w", err)
+		}
+		d := &kube.Discovery{Client: cs, Namespace: o.Kube.Namespace, Selector: o.Selector}
+		src.Discover, src.Scraper = d.Targets, d
+	}
 	if o.dsn != "" {
 		ls, closeLedger, err := ledgersource.Open(ctx, o.dsn)
 		if err != nil {
@@ -133,14 +156,16 @@ func newTopCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "top",
 		Short: "Live view of gateway traffic, GPUs and the billing ledger",
-		Long: `top scrapes one or more gateways' /metrics (--target, repeatable) and shows per
+		Long: `top scrapes one or more gateways' /metrics (--target, repeatable; or the gateway
+pods found in --namespace, through the API server's pod proxy) and shows per
 model request rates, p50/p99 latency and time to first token, tokens per second,
 error and 429 rates, backend health, GPU readings, and each tenant's balance and
 recent spend from the ledger database (--db).
 
 Keys: ? help, tab switch pane, / filter, s/S sort, enter drill down, esc back, q quit.`,
 		Example: `  llmctl top --target http://127.0.0.1:9090/metrics --db sqlite:/var/lib/llmctl/llmctl.db
-  llmctl top --target http://10.0.0.5:9090 --once -o json`,
+  llmctl top --target http://10.0.0.5:9090 --once -o json
+  llmctl top -n llmctl --db postgres://llmctl@db/llmctl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Complete(); err != nil {
@@ -156,6 +181,10 @@ Keys: ? help, tab switch pane, / filter, s/S sort, enter drill down, esc back, q
 	f.StringArrayVar(&o.Targets, "target", nil, "gateway metrics URL, repeatable (env LLMCTL_TOP_TARGETS, comma-separated; default "+defaultTopTarget+", serve's admin listener)")
 	f.DurationVar(&o.Interval, "interval", time.Second, "refresh interval; with --once, the window rates are measured over")
 	f.StringVar(&o.DB, "db", "", "ledger database: postgres://… or sqlite:PATH (env LLMCTL_DB; default the SQLite file in the data dir, if it exists)")
+	f.StringVarP(&o.Kube.Namespace, "namespace", "n", "", "discover gateway pods in this namespace and scrape them through the API server's pod proxy (instead of --target)")
+	f.StringVar(&o.Selector, "selector", kube.DefaultSelector, "with --namespace: label selector of the gateway pods")
+	f.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "with --namespace: kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then "+deploy.K3sKubeconfig+")")
+	f.StringVar(&o.Kube.Context, "context", "", "with --namespace: kubeconfig context")
 	f.BoolVar(&o.Once, "once", false, "print one snapshot and exit")
 	f.StringVarP(&o.Output, "output", "o", "", "with --once: table, json or yaml")
 	return cmd

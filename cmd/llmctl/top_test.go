@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -130,5 +131,37 @@ func TestTopBadInput(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+func TestTopNamespaceAndTargetExclusive(t *testing.T) {
+	_, _, err := run(t, "top", "--once", "-n", "llmctl", "--target", "http://127.0.0.1:9090")
+	if err == nil || !strings.Contains(err.Error(), "use one") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestTopNamespaceUnreachableCluster(t *testing.T) {
+	// A kubeconfig pointing at a closed port: discovery fails, and that is
+	// reported as a down pseudo-target, not an exit.
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.URL
+	srv.Close()
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	cfg := "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: " + addr + "}}]\n" +
+		"users: [{name: u, user: {token: x}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"
+	if err := os.WriteFile(kc, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := run(t, "top", "--once", "-o", "json", "--interval", "100ms", "-n", "llmctl", "--kubeconfig", kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s top.Snapshot
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Targets) != 1 || s.Targets[0].URL != top.DiscoveryTarget || s.Targets[0].Up || !strings.Contains(s.Targets[0].Error, "llmctl") {
+		t.Fatalf("snapshot = %s", out)
 	}
 }

@@ -35,6 +35,9 @@ type target struct {
 // from the TUI's Update (no IO, no goroutines).
 type Monitor struct {
 	targets []*target
+	// Dynamic: the targets are whatever the last round scraped (discovered
+	// pods), not a fixed list.
+	Dynamic bool
 
 	Traffic   metrics.Traffic
 	Warm      bool               // at least one target has a window
@@ -78,6 +81,9 @@ func (m *Monitor) ApplyScrapes(rs []ScrapeResult) {
 	byURL := map[string]ScrapeResult{}
 	for _, r := range rs {
 		byURL[r.URL] = r
+	}
+	if m.Dynamic {
+		m.syncTargets(rs)
 	}
 	var wins []metrics.Window
 	var gateGPUs []metrics.GPU
@@ -135,6 +141,23 @@ func (m *Monitor) ApplyScrapes(rs []ScrapeResult) {
 		if len(gateGPUs) > 0 {
 			m.GPUFrom = "gateway"
 		}
+	}
+}
+
+// syncTargets makes the target list the round's, keeping the state (the
+// baseline) of targets seen before.
+func (m *Monitor) syncTargets(rs []ScrapeResult) {
+	old := map[string]*target{}
+	for _, t := range m.targets {
+		old[t.URL] = t
+	}
+	m.targets = m.targets[:0]
+	for _, r := range rs {
+		t := old[r.URL]
+		if t == nil {
+			t = &target{TargetStatus: TargetStatus{URL: r.URL}}
+		}
+		m.targets = append(m.targets, t)
 	}
 }
 
@@ -204,7 +227,8 @@ func (m *Monitor) Snapshot(now time.Time) Snapshot {
 // two), the GPUs and the ledger.
 func Once(ctx context.Context, src *Sources, window time.Duration) (Snapshot, error) {
 	m := NewMonitor(src.Targets, src.Ledger != nil)
-	if len(src.Targets) > 0 {
+	m.Dynamic = src.Discover != nil
+	if len(src.Targets) > 0 || m.Dynamic {
 		m.ApplyScrapes(src.ScrapeAll(ctx))
 		select {
 		case <-time.After(window):

@@ -54,13 +54,22 @@ type ScrapeResult struct {
 	Err    error
 }
 
+// Fetcher scrapes one target: metrics.Scraper for URLs, kube.Discovery for
+// pods behind the API server.
+type Fetcher interface {
+	Scrape(ctx context.Context, target string) (metrics.Scrape, error)
+}
+
 // Sources does top's IO. Every method is safe to call from a tea.Cmd.
 type Sources struct {
 	Targets []string
-	Scraper *metrics.Scraper
-	GPU     GPUSource    // nil: no local GPU reader
-	Ledger  LedgerSource // nil: no --db
-	Timeout time.Duration
+	// Discover, when set, replaces Targets: it is asked for the current
+	// targets on every scrape round (pods come and go).
+	Discover func(ctx context.Context) ([]string, error)
+	Scraper  Fetcher
+	GPU      GPUSource    // nil: no local GPU reader
+	Ledger   LedgerSource // nil: no --db
+	Timeout  time.Duration
 }
 
 func (s *Sources) timeout() time.Duration {
@@ -70,11 +79,24 @@ func (s *Sources) timeout() time.Duration {
 	return 2 * time.Second
 }
 
+// DiscoveryTarget names the pseudo-target that carries a failed discovery.
+const DiscoveryTarget = "kubernetes discovery"
+
 // ScrapeAll scrapes every target concurrently, each under the timeout.
 func (s *Sources) ScrapeAll(ctx context.Context) []ScrapeResult {
-	out := make([]ScrapeResult, len(s.Targets))
+	targets := s.Targets
+	if s.Discover != nil {
+		dctx, cancel := context.WithTimeout(ctx, s.timeout())
+		ts, err := s.Discover(dctx)
+		cancel()
+		if err != nil {
+			return []ScrapeResult{{URL: DiscoveryTarget, Err: err}}
+		}
+		targets = ts
+	}
+	out := make([]ScrapeResult, len(targets))
 	var wg sync.WaitGroup
-	for i, u := range s.Targets {
+	for i, u := range targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

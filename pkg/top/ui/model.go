@@ -114,9 +114,11 @@ func New(ctx context.Context, o Options) *Model {
 	in := textinput.New()
 	in.Prompt = "/"
 	in.CharLimit = 64
+	mon := top.NewMonitor(src.Targets, src.Ledger != nil)
+	mon.Dynamic = src.Discover != nil
 	m := &Model{
 		ctx: ctx, opts: o, src: src,
-		mon:   top.NewMonitor(src.Targets, src.Ledger != nil),
+		mon:   mon,
 		st:    newStyles(r),
 		keys:  newKeyMap(),
 		help:  help.New(),
@@ -148,7 +150,7 @@ func (m *Model) tick() tea.Cmd {
 // target never stacks up scrapes.
 func (m *Model) refresh(ledgerDue bool) tea.Cmd {
 	var cmds []tea.Cmd
-	if !m.scraping && len(m.src.Targets) > 0 {
+	if !m.scraping && (len(m.src.Targets) > 0 || m.src.Discover != nil) {
 		m.scraping = true
 		cmds = append(cmds, func() tea.Msg { return scrapeMsg(m.src.ScrapeAll(m.ctx)) })
 	}

@@ -149,7 +149,7 @@ func TestRealUnreachableTarget(t *testing.T) {
 	url := srv.URL + "/metrics"
 	srv.Close()
 	f.src.Targets = []string{url}
-	f.src.Scraper.Client = http.DefaultClient
+	f.src.Scraper = &metrics.Scraper{Client: http.DefaultClient}
 	m := New(context.Background(), Options{Sources: f.src, Interval: time.Hour, Now: func() time.Time { return t0 }})
 	msg := runCmd(t, m.refresh(false))
 	m.Update(msg)

@@ -60,6 +60,9 @@ func (p *trafficPane) view(mon *top.Monitor, st *styles, width, height int) []st
 	var out []string
 	targets := mon.Targets()
 	if len(targets) == 0 {
+		if mon.Dynamic {
+			return []string{st.dim.Render("  no running gateway pods found")}
+		}
 		return []string{st.dim.Render("  no targets: pass --target URL (a gateway's admin /metrics)")}
 	}
 	var down []string
