@@ -74,6 +74,7 @@ func newRootCmd(ctx context.Context, s streams) *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(g),
 		newCompletionCmd(g),
+		newDoctorCmd(g),
 	)
 	return root
 }

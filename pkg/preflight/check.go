@@ -87,9 +87,13 @@ type Fix struct {
 
 // Helpers keep check bodies short and their verdicts explicit.
 
-func pass(msg string, ev ...string) Outcome { return Outcome{Verdict: Pass, Message: msg, Evidence: ev} }
+func pass(msg string, ev ...string) Outcome {
+	return Outcome{Verdict: Pass, Message: msg, Evidence: ev}
+}
 
-func skip(msg string, ev ...string) Outcome { return Outcome{Verdict: Skip, Message: msg, Evidence: ev} }
+func skip(msg string, ev ...string) Outcome {
+	return Outcome{Verdict: Skip, Message: msg, Evidence: ev}
+}
 
 func warn(msg, remedy string, ev ...string) Outcome {
 	return Outcome{Verdict: Warn, Message: msg, Remedy: remedy, Evidence: ev}

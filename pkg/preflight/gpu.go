@@ -172,7 +172,7 @@ func checkNVML(ctx context.Context, e *Env) Outcome {
 	case InitLibraryNotFound:
 		if len(nodes) == 0 && !e.exists("/proc/driver/nvidia/version") {
 			return Outcome{Verdict: Warn, Message: "no NVIDIA GPU or driver on this host: only the CPU engine can serve",
-				Remedy: "for GPU serving install the NVIDIA driver (on WSL2: the Windows driver; never install a Linux driver inside WSL2)",
+				Remedy:   "for GPU serving install the NVIDIA driver (on WSL2: the Windows driver; never install a Linux driver inside WSL2)",
 				Evidence: ev}
 		}
 		rem := "install the NVIDIA driver's user-space libraries (libnvidia-ml.so.1), e.g. `apt install nvidia-driver` or the matching `libnvidia-compute-<ver>`"
