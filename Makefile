@@ -17,7 +17,7 @@ TEST_TIMEOUT ?= 75m
 # Debian packages the tests start as throwaway services (see internal/testenv).
 APT_PKGS := postgresql redis-server tmux
 
-.PHONY: all build test test-unit bench lint deps fmt clean
+.PHONY: all build test test-unit bench lint deps fmt clean kube-tools
 
 all: build
 
@@ -36,7 +36,7 @@ deps:
 	fi
 
 ## test: every test, real services required.
-test: deps lint
+test: deps kube-tools lint
 	LLMCTL_TEST_REQUIRE_SERVICES=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 ## test-unit: quick run; integration tests skip when a service is missing.
@@ -46,6 +46,10 @@ test-unit:
 ## bench: benchmarks that print ratios against a same-run baseline.
 bench: deps
 	LLMCTL_TEST_REQUIRE_SERVICES=1 $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m $(PKGS)
+
+## kube-tools: build the test control plane (etcd, kube-apiserver, ...) once into the cache.
+kube-tools:
+	@hack/kube-tools.sh >/dev/null
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

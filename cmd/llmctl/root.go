@@ -74,6 +74,8 @@ func newRootCmd(ctx context.Context, s streams) *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(g),
 		newCompletionCmd(g),
+		newUpCmd(g),
+		newDownCmd(g),
 		newDoctorCmd(g),
 	)
 	return root
