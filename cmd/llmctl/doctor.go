@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -114,7 +115,13 @@ func (o *doctorOptions) Complete() error {
 		return nil
 	}
 	gpu := o.deps.gpu
-	if gpu == nil {
+	switch {
+	case gpu != nil:
+	case filepath.Clean(o.Root) != "/":
+		// The GPUs NVML would report are this machine's, not the tree's.
+		gpu = preflight.StaticProbe(preflight.GPUSnapshot{Init: preflight.InitNotQueried,
+			InitDetail: "--root " + o.Root + " is a filesystem tree, not this machine"})
+	default:
 		gpu = nvmlprobe.Open()
 	}
 	var kube preflight.KubeTarget

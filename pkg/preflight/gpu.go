@@ -24,7 +24,8 @@ const (
 	InitDriverNotLoaded InitStatus = "driver-not-loaded" // kernel module absent
 	InitRMMismatch      InitStatus = "rm-version-mismatch"
 	InitNoPermission    InitStatus = "no-permission"
-	InitNotBuilt        InitStatus = "not-built" // binary built without cgo
+	InitNotBuilt        InitStatus = "not-built"   // binary built without cgo
+	InitNotQueried      InitStatus = "not-queried" // --root: the GPUs are not this tree's
 	InitError           InitStatus = "error"
 )
 
@@ -133,8 +134,13 @@ func (e *Env) gpuExpected(ctx context.Context) bool {
 	if len(e.gpuNodes()) > 0 || e.exists("/proc/driver/nvidia/version") {
 		return true
 	}
-	s := e.gpu(ctx)
-	return s.Init == InitOK && len(s.Devices) > 0
+	switch s := e.gpu(ctx); s.Init {
+	case InitOK:
+		return len(s.Devices) > 0
+	case InitDriverNotLoaded, InitRMMismatch, InitNoPermission:
+		return true // a driver is installed, just broken
+	}
+	return false
 }
 
 func gpuChecks() []Check {
@@ -163,6 +169,8 @@ func checkNVML(ctx context.Context, e *Env) Outcome {
 	switch s.Init {
 	case InitOK:
 		return pass(fmt.Sprintf("NVML initialised, driver %s, %d device(s)", s.DriverVersion, len(s.Devices)), ev...)
+	case InitNotQueried:
+		return skip("NVML not queried: "+s.InitDetail, ev...)
 	case InitNotBuilt:
 		if len(nodes) > 0 {
 			return warn("GPU present but this build cannot query it (no cgo, no NVML)",
@@ -399,3 +407,11 @@ func compareVersions(a, b string) int {
 	}
 	return 0
 }
+
+// StaticProbe returns a probe that always answers s: for --root, and for
+// replaying a snapshot recorded on a GPU machine.
+func StaticProbe(s GPUSnapshot) GPUProbe { return staticProbe(s) }
+
+type staticProbe GPUSnapshot
+
+func (p staticProbe) Probe(context.Context) GPUSnapshot { return GPUSnapshot(p) }

@@ -191,8 +191,8 @@ func (e *Env) cgroup() (cgroupMode, []string) {
 func checkCgroup(_ context.Context, e *Env) Outcome {
 	mode, ctrls := e.cgroup()
 	ev := []string{evf("cgroup mode: %s", mode)}
-	if ctrls != nil {
-		ev = append(ev, "controllers: "+strings.Join(ctrls, " "))
+	if mode == cgroupV2 || mode == cgroupHybrid {
+		ev = append(ev, "cgroup v2 controllers: "+listOr(ctrls, "none"))
 	}
 	switch mode {
 	case cgroupNone:

@@ -214,11 +214,11 @@ func (e *Env) cdiInUse(c *containerdConfig) (bool, string) {
 			}
 		}
 	}
+	// K3s also registers an "nvidia-cdi" runtime whenever the .cdi binary
+	// exists; that alone uses nothing. What GPU pods run is the nvidia runtime.
 	if c != nil {
-		for name, rt := range c.Runtimes {
-			if strings.HasSuffix(rt.BinaryName, ".cdi") {
-				return true, evf("runtime %s uses %s", name, rt.BinaryName)
-			}
+		if rt, ok := c.Runtimes[NvidiaRuntime]; ok && strings.HasSuffix(rt.BinaryName, ".cdi") {
+			return true, evf("runtime nvidia uses %s", rt.BinaryName)
 		}
 	}
 	return false, ""
