@@ -289,7 +289,9 @@ func checkGPUHealth(ctx context.Context, e *Env) Outcome {
 	}
 	o := Outcome{Verdict: Pass, Message: "no ECC errors, no row-remap failures, temperatures normal"}
 	var problems, fixes []string
+	readable := false
 	for _, d := range s.Devices {
+		readable = readable || d.ECCUncorrected.OK || d.Remapped.OK || d.TemperatureC.OK
 		o.Evidence = append(o.Evidence, evf("GPU %d: ECC %s, uncorrected ECC errors %s, remapped rows %s, temperature %s",
 			d.Index, boolReading(d.ECC, "on", "off"), d.ECCUncorrected, remapString(d.Remapped), tempString(d.TemperatureC)))
 		if d.Remapped.OK && d.Remapped.Value.Failed {
@@ -311,6 +313,9 @@ func checkGPUHealth(ctx context.Context, e *Env) Outcome {
 			problems = append(problems, evf("GPU %d at %d °C", d.Index, d.TemperatureC.Value))
 			fixes = append(fixes, "improve cooling or cap power (`nvidia-smi -pl`): the board will throttle")
 		}
+	}
+	if !readable {
+		o.Message = "ECC, row remapping and temperature are n/a on this driver/board (normal on WSL2 and GeForce)"
 	}
 	if len(problems) > 0 {
 		o.Message = strings.Join(problems, "; ")
