@@ -365,7 +365,15 @@ func checkDevicePlugin(ctx context.Context, e *Env) Outcome {
 		out.Message = ds.Name + " is scheduled on no node"
 		r := "its nodeSelector/affinity matches no node"
 		if e.wsl() == wsl2 {
-			r += ": on WSL2 label the node " + GPUPresentLabel + "=true"
+			r += ": on WSL2 node feature discovery cannot see the GPU, so label the node " + GPUPresentLabel + "=true (--fix)"
+			cctx, cancel := e.call(ctx)
+			nodes, err := kc.CoreV1().Nodes().List(cctx, metav1.ListOptions{})
+			cancel()
+			if err == nil {
+				if n := e.localNode(nodes.Items); n != nil && n.Labels[GPUPresentLabel] != "true" {
+					out.Fix = nodeLabelFix(kc, n.Name)
+				}
+			}
 		}
 		rem = append(rem, r)
 	} else if st.NumberReady < st.DesiredNumberScheduled {
@@ -572,6 +580,12 @@ func diagnosePod(p corev1.Pod, events []corev1.Event) (podProblem, bool) {
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
 				msg = strings.TrimSpace(c.Reason + ": " + c.Message)
+				// The scheduler's condition says what its event says, and
+				// is there before the event is listed.
+				if ks := matchFailures(c.Message, eventFailures); len(ks) > 0 {
+					return podProblem{verdict: Fail, summary: fmt.Sprintf("pod %s: %s", p.Name, ks[0].meaning),
+						evidence: []string{evf("pod %s: %s", p.Name, msg)}, remedy: ks[0].remedy}, true
+				}
 			}
 		}
 		return podProblem{verdict: Fail, summary: fmt.Sprintf("pod %s Pending", p.Name),
