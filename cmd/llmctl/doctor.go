@@ -71,6 +71,9 @@ too with --strict).`,
   llmctl doctor --root /mnt/image --skip cluster
   sudo llmctl doctor --fix`,
 		Args: cobra.NoArgs,
+		// Exit status 1 is a verdict, not a usage error.
+		SilenceUsage:  true,
+		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Complete(); err != nil {
 				return err

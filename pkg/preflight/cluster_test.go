@@ -20,7 +20,7 @@ import (
 
 	"github.com/llmctl/llmctl/internal/kubetest"
 	"github.com/llmctl/llmctl/pkg/preflight"
-	"github.com/llmctl/llmctl/pkg/preflight/nvmlprobe"
+	"github.com/llmctl/llmctl/pkg/preflight/gonvml"
 )
 
 // One control plane (kube-apiserver, controller-manager, scheduler, KWOK
@@ -42,7 +42,7 @@ func runOnly(t *testing.T, env *preflight.Env, ids ...string) map[string]preflig
 
 func clusterEnv(t *testing.T, fixture string, kc kubernetes.Interface, ns string) *preflight.Env {
 	return &preflight.Env{
-		Root: copyTree(t, filepath.Join("testdata", fixture)), GPU: nvmlprobe.New(rtx4090(t)),
+		Root: copyTree(t, filepath.Join("testdata", fixture)), GPU: gonvml.New(rtx4090(t)),
 		Kube: preflight.KubeTarget{Client: kc, Source: "kubetest"}, Namespace: ns, Statfs: fixedDisk,
 	}
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 
 	"github.com/llmctl/llmctl/pkg/preflight"
-	"github.com/llmctl/llmctl/pkg/preflight/nvmlprobe"
+	"github.com/llmctl/llmctl/pkg/preflight/gonvml"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -132,7 +132,7 @@ func TestFixtures(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			root := copyTree(t, filepath.Join("testdata", c.name))
 			preflight.WriteTestGGUF(t, root)
-			env := &preflight.Env{Root: root, GPU: nvmlprobe.New(c.nvml), Model: "/model.gguf", Context: 8192, Statfs: fixedDisk}
+			env := &preflight.Env{Root: root, GPU: gonvml.New(c.nvml), Model: "/model.gguf", Context: 8192, Statfs: fixedDisk}
 			checks, err := preflight.Select(preflight.All(), nil, []string{"cluster"})
 			if err != nil {
 				t.Fatal(err)
@@ -257,7 +257,7 @@ func TestContainerdTemplateFix(t *testing.T) {
 	if err := os.WriteFile(tmpl, []byte("{{ template \"base\" . }}\n# mine\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := &preflight.Env{Root: root, GPU: nvmlprobe.New(rtx4090(t)), Statfs: fixedDisk}
+	env := &preflight.Env{Root: root, GPU: gonvml.New(rtx4090(t)), Statfs: fixedDisk}
 	checks, _ := preflight.Select(preflight.All(), []string{"runtime.k3s-containerd"}, nil)
 	rep := preflight.Run(context.Background(), env, checks, preflight.RunOptions{})
 	var log strings.Builder
@@ -287,7 +287,7 @@ func TestContainerdTemplateFix(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "var/lib/rancher/k3s/agent/etc/containerd/config.toml"), []byte(rendered), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env2 := &preflight.Env{Root: root, GPU: nvmlprobe.New(rtx4090(t)), Statfs: fixedDisk}
+	env2 := &preflight.Env{Root: root, GPU: gonvml.New(rtx4090(t)), Statfs: fixedDisk}
 	checks, _ = preflight.Select(preflight.All(), []string{"runtime.k3s-containerd", "runtime.systemd-cgroup"}, nil)
 	for _, r := range preflight.Run(context.Background(), env2, checks, preflight.RunOptions{}).Results {
 		if r.Verdict != preflight.Pass {

@@ -101,7 +101,7 @@ type GPUDevice struct {
 func (e *Env) gpu(ctx context.Context) GPUSnapshot {
 	e.facts.gpuOnce.Do(func() {
 		if e.GPU == nil {
-			e.facts.gpu = GPUSnapshot{Init: InitNotBuilt, InitDetail: "this llmctl binary was built without cgo, so it cannot load NVML"}
+			e.facts.gpu = GPUSnapshot{Init: InitNotBuilt, InitDetail: "this llmctl binary has no NVML probe"}
 			return
 		}
 		// Detached from the caller's deadline: the snapshot is shared, so the
@@ -174,7 +174,7 @@ func checkNVML(ctx context.Context, e *Env) Outcome {
 	case InitNotBuilt:
 		if len(nodes) > 0 {
 			return warn("GPU present but this build cannot query it (no cgo, no NVML)",
-				"use the release binary for linux/amd64 (built with cgo), or build with CGO_ENABLED=1", ev...)
+				"use the linux/amd64 release binary, or build with `CGO_ENABLED=1 go build -tags nvml -ldflags=-extldflags=-Wl,-z,lazy ./cmd/llmctl`", ev...)
 		}
 		return skip("no NVML in this build and no NVIDIA device nodes", ev...)
 	case InitLibraryNotFound:

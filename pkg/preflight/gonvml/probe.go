@@ -1,6 +1,10 @@
 //go:build cgo
 
-package nvmlprobe
+// Package gonvml adapts github.com/NVIDIA/go-nvml to preflight.GPUProbe: the
+// real library (nvml.New()) or go-nvml's mocks and DGX-style mock servers in
+// tests. It needs cgo, and a binary that links it must bind lazily (see
+// package nvmlprobe, the only production importer).
+package gonvml
 
 import (
 	"context"
@@ -11,15 +15,8 @@ import (
 	"github.com/llmctl/llmctl/pkg/preflight"
 )
 
-// Available reports whether this build can load NVML.
-const Available = true
-
 // Probe reads a snapshot through an nvml.Interface.
 type Probe struct{ lib nvml.Interface }
-
-// Open returns a probe over the system's libnvidia-ml.so.1, loaded when
-// probed (dlopen), so a host without the driver gets a verdict, not a crash.
-func Open() preflight.GPUProbe { return New(nvml.New()) }
 
 // New returns a probe over lib: nvml.New() or a go-nvml mock.
 func New(lib nvml.Interface) *Probe { return &Probe{lib: lib} }

@@ -1,6 +1,6 @@
 //go:build cgo
 
-package nvmlprobe_test
+package gonvml_test
 
 import (
 	"context"
@@ -15,14 +15,14 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 
 	"github.com/llmctl/llmctl/pkg/preflight"
-	"github.com/llmctl/llmctl/pkg/preflight/nvmlprobe"
+	"github.com/llmctl/llmctl/pkg/preflight/gonvml"
 )
 
 // TestDGXH100 reads go-nvml's DGX H100 mock: eight H100s. The server leaves
 // ECC, remapped rows, temperature, utilisation and power unset, so the mock
 // would panic on them: the probe must report n/a instead of crashing.
 func TestDGXH100(t *testing.T) {
-	s := nvmlprobe.New(dgxh100.New()).Probe(context.Background())
+	s := gonvml.New(dgxh100.New()).Probe(context.Background())
 	if s.Init != preflight.InitOK || s.DriverVersion != "550.54.15" || s.CUDADriverVersion != 12040 {
 		t.Fatalf("snapshot header %+v", s)
 	}
@@ -52,7 +52,7 @@ func TestMIGEnabled(t *testing.T) {
 	if _, r := srv.Devices[0].SetMigMode(nvml.DEVICE_MIG_ENABLE); r != nvml.SUCCESS {
 		t.Fatal(r)
 	}
-	s := nvmlprobe.New(srv).Probe(context.Background())
+	s := gonvml.New(srv).Probe(context.Background())
 	if !s.Devices[0].MIG.Value || s.Devices[1].MIG.Value || !strings.Contains(s.Devices[0].Name, "A100") {
 		t.Errorf("MIG: %v %v", s.Devices[0].MIG, s.Devices[1].MIG)
 	}
@@ -67,13 +67,13 @@ func TestInitFailures(t *testing.T) {
 		nvml.ERROR_UNKNOWN:                 preflight.InitError,
 	} {
 		// Only Init is set: touching anything else after a failed init panics.
-		s := nvmlprobe.New(&mock.Interface{InitFunc: func() nvml.Return { return r }}).Probe(context.Background())
+		s := gonvml.New(&mock.Interface{InitFunc: func() nvml.Return { return r }}).Probe(context.Background())
 		if s.Init != want || s.InitDetail == "" || len(s.Devices) != 0 {
 			t.Errorf("%d: %+v, want %s", r, s, want)
 		}
 	}
 	// A mock without even Init set: the panic becomes an error verdict.
-	if s := nvmlprobe.New(&mock.Interface{}).Probe(context.Background()); s.Init != preflight.InitError || !strings.Contains(s.InitDetail, "not implemented") {
+	if s := gonvml.New(&mock.Interface{}).Probe(context.Background()); s.Init != preflight.InitError || !strings.Contains(s.InitDetail, "not implemented") {
 		t.Errorf("empty mock: %+v", s)
 	}
 }
@@ -85,7 +85,7 @@ func TestShutdownAfterProbe(t *testing.T) {
 	srv.InitFunc = func() nvml.Return { inits++; return nvml.SUCCESS }
 	srv.ShutdownFunc = func() nvml.Return { shutdowns++; return nvml.SUCCESS }
 	var _ *server.Server = srv
-	p := nvmlprobe.New(srv)
+	p := gonvml.New(srv)
 	p.Probe(context.Background())
 	p.Probe(context.Background())
 	if inits != 2 || shutdowns != 2 {

@@ -1,4 +1,4 @@
-//go:build !cgo
+//go:build !cgo || !nvml
 
 package nvmlprobe
 
@@ -18,5 +18,5 @@ type stub struct{}
 
 func (stub) Probe(context.Context) preflight.GPUSnapshot {
 	return preflight.GPUSnapshot{Init: preflight.InitNotBuilt,
-		InitDetail: "this llmctl binary was built with CGO_ENABLED=0, so it cannot load libnvidia-ml.so.1"}
+		InitDetail: "this llmctl binary was built without NVML (it needs cgo and -tags nvml; the linux/amd64 release binary has it)"}
 }
