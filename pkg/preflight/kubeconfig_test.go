@@ -3,6 +3,7 @@ package preflight_test
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,5 +97,42 @@ func TestNoClusterConfigured(t *testing.T) {
 	e = &preflight.Env{Root: root, Kube: preflight.KubeTarget{Err: preflight.ErrNoKubeconfig}}
 	if r := preflight.Run(context.Background(), e, checks, preflight.RunOptions{}).Results[0]; r.Verdict != preflight.Warn {
 		t.Errorf("K3s installed, no kubeconfig: %s %s", r.Verdict, r.Message)
+	}
+}
+
+// TestAPIServerHangs: an API server that accepts connections and never
+// answers costs one call timeout; the verdict names the deadline.
+func TestAPIServerHangs(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var held []net.Conn // keep them open, say nothing
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	cfg := strings.Replace(deadKubeconfig, "127.0.0.1:1", ln.Addr().String(), 1)
+	p := writeFile(t, filepath.Join(t.TempDir(), "hang.yaml"), cfg)
+	kt := preflight.LoadKube(preflight.KubeOptions{Kubeconfig: p, Timeout: 300 * time.Millisecond})
+	checks, _ := preflight.Select(preflight.All(), []string{"cluster"}, nil)
+	rep := preflight.Run(context.Background(), &preflight.Env{Root: t.TempDir(), Kube: kt, CallTimeout: 300 * time.Millisecond}, checks, preflight.RunOptions{})
+	api := rep.Results[0]
+	if api.Verdict != preflight.Fail || !strings.Contains(strings.Join(api.Evidence, "\n"), "deadline exceeded") {
+		t.Errorf("api: %s %s %v", api.Verdict, api.Message, api.Evidence)
+	}
+	if rep.Summary.Skip != len(rep.Results)-1 {
+		t.Errorf("summary %+v: the other cluster checks should skip", rep.Summary)
 	}
 }
