@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -289,16 +290,23 @@ func checkMemory(_ context.Context, e *Env) Outcome {
 const diskPath = "/var/lib/rancher"
 
 func checkDisk(_ context.Context, e *Env) Outcome {
-	free, total, err := e.Statfs(e.path(diskPath))
-	if err != nil {
-		return skip("cannot stat the filesystem of "+diskPath, err.Error())
+	// Before K3s's first start the directory does not exist yet: measure the
+	// filesystem it will be created on, and say which one that is.
+	where := diskPath
+	for where != "/" && !e.exists(where) {
+		where = path.Dir(where)
 	}
-	ev := []string{evf("%s: %s free of %s", diskPath, bytesString(free), bytesString(total))}
+	free, total, err := e.Statfs(e.path(where))
+	if err != nil {
+		return skip("cannot stat the filesystem of "+where, err.Error())
+	}
+	ev := []string{evf("%s (filesystem of %s): %s free of %s", diskPath, where, bytesString(free), bytesString(total))}
 	need := uint64(10 * gib)
 	if e.Model != "" {
 		if m, err := readGGUFFile(e.path(e.Model)); err == nil {
-			need += uint64(m.FileSize)
-			ev = append(ev, evf("model %s: %s (pulled into the cluster once more)", e.Model, bytesString(uint64(m.FileSize))))
+			size := max(uint64(m.FileSize), m.WeightBytes)
+			need += size
+			ev = append(ev, evf("model %s: %s (pulled into the cluster once more)", e.Model, bytesString(size)))
 		}
 	}
 	rem := "free space under /var/lib/rancher (`sudo k3s crictl rmi --prune` removes unused images)"

@@ -48,6 +48,10 @@ func checkModelFit(ctx context.Context, e *Env) Outcome {
 	if err != nil {
 		return fail("cannot read the model's GGUF header", "pass a GGUF file (llama.cpp format) to --model", err.Error())
 	}
+	if m.Tensors == 0 {
+		return warn(fmt.Sprintf("%s has no tensors (a vocab-only GGUF?): nothing to fit", e.Model),
+			"pass the model file itself, not its tokenizer", evf("%s: %s, %d layers, 0 tensors", e.Model, m.Arch, m.Layers))
+	}
 	if m.Layers == 0 || m.KVHeads == 0 || m.KeyLength == 0 {
 		return warn(fmt.Sprintf("%s: missing attention metadata, cannot size the KV cache", m.Arch), "",
 			evf("weights %s, layers %d, kv heads %d, head dim %d", bytesString(m.WeightBytes), m.Layers, m.KVHeads, m.KeyLength))

@@ -83,6 +83,15 @@ func TestModelFit(t *testing.T) {
 			t.Errorf("evidence: %v", r.Evidence)
 		}
 	})
+	t.Run("vocab-only file", func(t *testing.T) {
+		e := fitEnv(t, gpuWithFree(20*gib), 0, false)
+		s := llama8B()
+		s.Tensors = nil
+		writeGGUF(t, e.Root, s)
+		if r := runModelFit(t, e); r.Verdict != Warn || !strings.Contains(r.Message, "no tensors") {
+			t.Errorf("%s: %s", r.Verdict, r.Message)
+		}
+	})
 	t.Run("not a GGUF file", func(t *testing.T) {
 		e := fitEnv(t, gpuWithFree(20*gib), 0, false)
 		if err := os.WriteFile(filepath.Join(e.Root, "model.gguf"), []byte("<html>404</html>"), 0o644); err != nil {
