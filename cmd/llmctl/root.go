@@ -80,6 +80,7 @@ func newRootCmd(ctx context.Context, s streams) *cobra.Command {
 		newTopCmd(g),
 		newUpCmd(g),
 		newDownCmd(g),
+		newDoctorCmd(g),
 	)
 	return root
 }
