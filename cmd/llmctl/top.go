@@ -19,6 +19,7 @@ import (
 	"github.com/llmctl/llmctl/internal/printer"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/deploy"
+	"github.com/llmctl/llmctl/pkg/preflight/nvmlprobe"
 	"github.com/llmctl/llmctl/pkg/top"
 	"github.com/llmctl/llmctl/pkg/top/kube"
 	"github.com/llmctl/llmctl/pkg/top/ledgersource"
@@ -105,8 +106,9 @@ func (o *topOptions) Run(ctx context.Context, g *globals) error {
 		Targets: o.Targets,
 		Scraper: &metrics.Scraper{Client: &http.Client{Timeout: timeout}},
 		Timeout: timeout,
-		// GPU: local NVML is wired by the integrator once pkg/preflight's
-		// NVML reader lands; until then the gateway's gauges are used.
+	}
+	if nvmlprobe.Available { // built with cgo and -tags nvml
+		src.GPU = top.NVMLSource{Probe: nvmlprobe.Open()}
 	}
 	if o.Kube.Namespace != "" {
 		cfg, err := o.Kube.Getter().ToRESTConfig()
