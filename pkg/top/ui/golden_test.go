@@ -60,7 +60,7 @@ func screen(t *testing.T, profile termenv.Profile, w, h int) (*fixture, *teatest
 	tm := teatest.NewTestModel(t, f.m, teatest.WithInitialTermSize(w, h))
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
 		return bytes.Contains(b, []byte("1/1 targets up")) && bytes.Contains(b, []byte("globex"))
-	}, teatest.WithDuration(10*time.Second))
+	}, teatest.WithDuration(30*time.Second))
 	for i := 1; i <= 6; i++ {
 		f.gw.Serve("llama-3.1-8b-q4", "200", "gpu-box", 8+i, 0.2+0.05*float64(i), 0.09, 420, 180)
 		f.gw.Serve("qwen2.5-7b", "200", "gpu-box", 3, 0.6, 0.15, 900, 260)
@@ -77,7 +77,7 @@ func screen(t *testing.T, profile termenv.Profile, w, h int) (*fixture, *teatest
 func finalView(t *testing.T, tm *teatest.TestModel) []byte {
 	t.Helper()
 	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("q")})
-	fm := tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second))
+	fm := tm.FinalModel(t, teatest.WithFinalTimeout(30*time.Second))
 	return []byte(fm.View())
 }
 
@@ -106,7 +106,7 @@ func TestGoldenTenantEntries(t *testing.T) {
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter}) // apply the filter
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter}) // drill into acme
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("refund ticket 42")) },
-		teatest.WithDuration(10*time.Second))
+		teatest.WithDuration(30*time.Second))
 	golden.RequireEqual(t, finalView(t, tm))
 }
 
