@@ -17,7 +17,7 @@ TEST_TIMEOUT ?= 75m
 # Debian packages the tests start as throwaway services (see internal/testenv).
 APT_PKGS := postgresql redis-server tmux
 
-.PHONY: all build test test-unit bench lint deps fmt clean llamaref
+.PHONY: all build test test-unit bench lint deps fmt clean llamaref kube-tools
 
 all: build
 
@@ -36,7 +36,7 @@ deps:
 	fi
 
 ## test: every test, real services required.
-test: deps lint llamaref
+test: deps lint llamaref kube-tools
 	LLMCTL_TEST_REQUIRE_SERVICES=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 ## test-unit: quick run; integration tests skip when a service is missing.
@@ -50,6 +50,10 @@ bench: deps llamaref
 ## llamaref: the llama.cpp reference the engine tests compare against (npm packages, cached).
 llamaref:
 	@tools/llamaref/setup.sh >/dev/null
+
+## kube-tools: build the test control plane (etcd, kube-apiserver, ...) once into the cache.
+kube-tools:
+	@hack/kube-tools.sh >/dev/null
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

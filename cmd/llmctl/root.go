@@ -78,6 +78,10 @@ func newRootCmd(ctx context.Context, s streams) *cobra.Command {
 		newKeysCmd(g),
 		newServeCmd(g),
 		newLedgerCmd(g),
+		newTopCmd(g),
+		newUpCmd(g),
+		newDownCmd(g),
+		newDoctorCmd(g),
 	)
 	return root
 }

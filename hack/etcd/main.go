@@ -1,0 +1,11 @@
+// Command etcd is the etcd server, built from the Go module proxy so tests
+// need no release tarball.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }

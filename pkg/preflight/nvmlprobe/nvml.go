@@ -1,0 +1,17 @@
+//go:build cgo && nvml
+
+package nvmlprobe
+
+import (
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+
+	"github.com/llmctl/llmctl/pkg/preflight"
+	"github.com/llmctl/llmctl/pkg/preflight/gonvml"
+)
+
+// Available reports whether this build can load NVML.
+const Available = true
+
+// Open returns a probe over the system's libnvidia-ml.so.1, loaded when
+// probed (dlopen), so a host without the driver gets a verdict, not a crash.
+func Open() preflight.GPUProbe { return gonvml.New(nvml.New()) }

@@ -1,0 +1,149 @@
+package kube
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/llmctl/llmctl/internal/kubetest"
+	"github.com/llmctl/llmctl/pkg/top"
+	"github.com/llmctl/llmctl/pkg/top/metrics"
+	"github.com/llmctl/llmctl/pkg/top/toptest"
+)
+
+func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }
+
+// hostIP is a non-loopback address of this machine: the API server refuses
+// to proxy to loopback, as it should.
+func hostIP(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			return n.IP.String()
+		}
+	}
+	t.Skip("no non-loopback IPv4 address to stand in for a pod IP")
+	return ""
+}
+
+// gatewayPod creates a pod that KWOK leaves alone and marks it Running at
+// ip with the metrics port; the API server's proxy then reaches ip:port.
+func gatewayPod(t *testing.T, cs kubernetes.Interface, ns, name, ip string, port int, labels map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels,
+			Annotations: map[string]string{kubetest.DisregardAnnotation: kubetest.DisregardValue}},
+		Spec: corev1.PodSpec{NodeName: kubetest.NodeName, Containers: []corev1.Container{{
+			Name: "gateway", Image: "example.invalid/llmctl:1",
+			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}, {Name: "metrics", ContainerPort: int32(port)}},
+		}}},
+	}
+	created, err := cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
+	if _, err := cs.CoreV1().Pods(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDiscoveryThroughPodProxy(t *testing.T) {
+	c := kubetest.Start(t)
+	cs := c.Client(t)
+	ctx := context.Background()
+	ns := "llmctl-top"
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The gateway's /metrics double on a host address.
+	ip := hostIP(t)
+	gw := toptest.NewGateway()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", gw.Handler())
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	chart := map[string]string{"app.kubernetes.io/name": "llmctl-gateway", "app.kubernetes.io/component": "gateway"}
+	gatewayPod(t, cs, ns, "gw-0", ip, port, chart)
+	// Not a gateway, and a gateway with no IP yet: both left out.
+	gatewayPod(t, cs, ns, "redis-0", ip, port, map[string]string{"app.kubernetes.io/name": "redis"})
+	pending := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "gw-1", Namespace: ns, Labels: chart,
+		Annotations: map[string]string{kubetest.DisregardAnnotation: kubetest.DisregardValue}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "gateway", Image: "x", Ports: []corev1.ContainerPort{{Name: "metrics", ContainerPort: 9090}}}}}}
+	if _, err := cs.CoreV1().Pods(ns).Create(ctx, pending, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	clk := &toptest.Clock{T: time.Unix(1_800_000_000, 0), Step: time.Second}
+	d := &Discovery{Client: cs, Namespace: ns, Now: clk.Now}
+	targets, err := d.Targets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "kube://" + ns + "/gw-0:" + strconv.Itoa(port)
+	if len(targets) != 1 || targets[0] != want {
+		t.Fatalf("targets = %v, want [%s]", targets, want)
+	}
+
+	// Through top's Sources and Monitor, as `top --namespace` wires them.
+	src := &top.Sources{Discover: d.Targets, Scraper: d}
+	m := top.NewMonitor(nil, false)
+	m.Dynamic = true
+	m.ApplyScrapes(src.ScrapeAll(ctx))
+	gw.Serve("llama", "200", "gpu-box", 6, 0.3, 0.1, 10, 5)
+	m.ApplyScrapes(src.ScrapeAll(ctx))
+	ts := m.Targets()
+	if len(ts) != 1 || !ts[0].Up || !m.Warm {
+		t.Fatalf("targets %+v warm %v", ts, m.Warm)
+	}
+	if got := m.Traffic.Overall.RPS; got != 6 { // 6 requests over the clock's 1 s
+		t.Errorf("rps through the pod proxy = %v, want 6", got)
+	}
+
+	// The pod goes away: the target leaves with it; a broken API server
+	// shows as the discovery pseudo-target.
+	if err := cs.CoreV1().Pods(ns).Delete(ctx, "gw-0", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(m.Targets()) != 0 && time.Now().Before(deadline) {
+		m.ApplyScrapes(src.ScrapeAll(ctx))
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(m.Targets()) != 0 {
+		t.Fatalf("deleted pod still a target: %+v", m.Targets())
+	}
+	bad := &Discovery{Client: cs, Namespace: ns, Selector: "not a selector!!"}
+	m.ApplyScrapes((&top.Sources{Discover: bad.Targets, Scraper: bad}).ScrapeAll(ctx))
+	if ts := m.Targets(); len(ts) != 1 || ts[0].URL != top.DiscoveryTarget || ts[0].Up || !strings.Contains(ts[0].Error, "selector") {
+		t.Fatalf("bad selector: %+v", ts)
+	}
+
+	if _, err := d.Scrape(ctx, "kube://nonsense"); err == nil {
+		t.Error("malformed target: want an error")
+	}
+	var _ top.Fetcher = d
+	var _ top.Fetcher = &metrics.Scraper{}
+}
