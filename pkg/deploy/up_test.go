@@ -237,6 +237,7 @@ func TestUpInsufficientGPU(t *testing.T) {
 	if !errors.Is(err, deploy.ErrRolloutTimeout) || !strings.Contains(err.Error(), "Insufficient nvidia.com/gpu") {
 		t.Fatalf("error does not explain the scheduling failure: %v", err)
 	}
+	t.Logf("up failed as expected:\n%v", err)
 	if !strings.Contains(err.Error(), "llmctl-gateway-gpu") {
 		t.Errorf("error does not name the GPU workload: %v", err)
 	}
