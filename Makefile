@@ -17,7 +17,7 @@ TEST_TIMEOUT ?= 75m
 # Debian packages the tests start as throwaway services (see internal/testenv).
 APT_PKGS := postgresql redis-server tmux
 
-.PHONY: all build test test-unit bench lint deps fmt clean kube-tools
+.PHONY: all build test test-unit bench lint deps fmt clean llamaref kube-tools
 
 all: build
 
@@ -36,7 +36,7 @@ deps:
 	fi
 
 ## test: every test, real services required.
-test: deps kube-tools lint
+test: deps lint llamaref kube-tools
 	LLMCTL_TEST_REQUIRE_SERVICES=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 ## test-unit: quick run; integration tests skip when a service is missing.
@@ -44,8 +44,12 @@ test-unit:
 	$(GO) test -count=1 $(PKGS)
 
 ## bench: benchmarks that print ratios against a same-run baseline.
-bench: deps
+bench: deps llamaref
 	LLMCTL_TEST_REQUIRE_SERVICES=1 $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m $(PKGS)
+
+## llamaref: the llama.cpp reference the engine tests compare against (npm packages, cached).
+llamaref:
+	@tools/llamaref/setup.sh >/dev/null
 
 ## kube-tools: build the test control plane (etcd, kube-apiserver, ...) once into the cache.
 kube-tools:

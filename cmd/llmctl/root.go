@@ -74,6 +74,10 @@ func newRootCmd(ctx context.Context, s streams) *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(g),
 		newCompletionCmd(g),
+		newTenantsCmd(g),
+		newKeysCmd(g),
+		newServeCmd(g),
+		newLedgerCmd(g),
 		newUpCmd(g),
 		newDownCmd(g),
 	)

@@ -1,7 +1,105 @@
 package serve
 
-import "errors"
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+)
 
 // ErrRetryable marks a backend failure that happened before anything was
 // sent to the client (connect error, 5xx, 429): another backend may be tried.
 var ErrRetryable = errors.New("retryable backend error")
+
+// Upstream failure reasons, the `reason` label of llmctl_upstream_errors_total.
+const (
+	ReasonConnect = "connect"
+	ReasonTimeout = "timeout"
+	Reason5xx     = "status_5xx"
+	Reason429     = "status_429"
+	ReasonStream  = "stream"
+)
+
+// BackendError is a failure talking to one backend. Retryable ones wrap
+// ErrRetryable (errors.Is); a non-retryable one with Status 4xx carries the
+// upstream's own error Body, which the gateway passes through unchanged.
+type BackendError struct {
+	Backend   string
+	Reason    string // one of the Reason* constants, "" for a passed-through 4xx
+	Status    int    // upstream HTTP status, 0 when none was received
+	Body      []byte // upstream error body (4xx pass-through)
+	Retryable bool
+	Err       error
+}
+
+func (e *BackendError) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("backend %s: status %d: %v", e.Backend, e.Status, e.Err)
+	}
+	return fmt.Sprintf("backend %s: %s: %v", e.Backend, e.Reason, e.Err)
+}
+
+func (e *BackendError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrRetryable) true for retryable failures.
+func (e *BackendError) Is(target error) bool { return target == ErrRetryable && e.Retryable }
+
+// apiError is an error answered to the client in OpenAI's shape.
+type apiError struct {
+	Status  int
+	Type    string
+	Code    string
+	Param   string
+	Message string
+	Header  http.Header // extra response headers (Retry-After, x-ratelimit-*)
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+
+// OpenAI error types.
+const (
+	typeInvalidRequest = "invalid_request_error"
+	typeAuthentication = "authentication_error"
+	typePermission     = "permission_error"
+	typeNotFound       = "not_found_error"
+	typeRateLimit      = "rate_limit_error"
+	typeQuota          = "insufficient_quota"
+	typeServer         = "server_error"
+)
+
+func badRequest(param, format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Type: typeInvalidRequest, Code: "invalid_request",
+		Param: param, Message: fmt.Sprintf(format, args...)}
+}
+
+// errorBody renders {"error":{"message","type","param","code"}}; param and
+// code are null when empty, as OpenAI does.
+func (e *apiError) body() []byte {
+	type inner struct {
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Param   *string `json:"param"`
+		Code    *string `json:"code"`
+	}
+	in := inner{Message: e.Message, Type: e.Type}
+	if e.Param != "" {
+		in.Param = &e.Param
+	}
+	if e.Code != "" {
+		in.Code = &e.Code
+	}
+	b, _ := json.Marshal(struct {
+		Error inner `json:"error"`
+	}{in})
+	return b
+}
+
+func writeAPIError(w http.ResponseWriter, e *apiError) {
+	h := w.Header()
+	for k, vs := range e.Header {
+		h[k] = vs
+	}
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(append(e.body(), '\n'))
+}

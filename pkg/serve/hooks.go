@@ -14,6 +14,8 @@ type Authenticator interface {
 
 // Admitter applies rate limits (pkg/billing/limits). It returns a
 // *billing.LimitError to refuse; any other error is a limiter failure.
+// maxTokens is the request's worst case for TPM: the prompt estimate plus
+// max_tokens (or the gateway's default cap); Ticket.Done settles it.
 type Admitter interface {
 	Admit(ctx context.Context, p billing.Principal, model string, maxTokens int64) (billing.Ticket, error)
 }

@@ -66,6 +66,9 @@ type Store interface {
 	// string, which is never retrievable again.
 	CreateKey(ctx context.Context, k NewKey) (Key, string, error)
 	GetKey(ctx context.Context, id string) (Key, error)
+	// LookupKey returns a key with its tenant in one round trip: the
+	// authenticator's cache-miss path.
+	LookupKey(ctx context.Context, id string) (Key, Tenant, error)
 	// ListKeys lists keys of one tenant (name or id), or all when tenant is "".
 	ListKeys(ctx context.Context, tenant string) ([]Key, error)
 	RevokeKey(ctx context.Context, id string) error

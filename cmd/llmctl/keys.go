@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/llmctl/llmctl/internal/printer"
+	"github.com/llmctl/llmctl/pkg/billing"
+	"github.com/llmctl/llmctl/pkg/billing/store"
+)
+
+func newKeysCmd(g *globals) *cobra.Command {
+	db := &dbFlag{}
+	cmd := &cobra.Command{Use: "keys", Short: "Manage API keys"}
+	db.bind(cmd)
+	cmd.AddCommand(newKeysCreateCmd(g, db), newKeysListCmd(g, db), newKeysRevokeCmd(g, db), newKeysLimitsCmd(g, db))
+	return cmd
+}
+
+// keysCreateOptions is `llmctl keys create --tenant NAME`.
+type keysCreateOptions struct {
+	db      *dbFlag
+	Tenant  string
+	Name    string
+	Models  []string
+	Expires string
+	Limits  limitFlags
+	Output  string
+
+	format    printer.Format
+	expiresAt *time.Time
+	now       func() time.Time
+}
+
+// createdKey is what `keys create` prints: the record plus the secret, once.
+type createdKey struct {
+	store.Key
+	Secret string `json:"key"`
+}
+
+func (o *keysCreateOptions) Complete() (err error) {
+	if o.format, err = printer.Parse(o.Output); err != nil {
+		return err
+	}
+	if o.Expires != "" {
+		t, err := parseExpiry(o.Expires, o.now())
+		if err != nil {
+			return err
+		}
+		o.expiresAt = &t
+	}
+	return nil
+}
+
+// parseExpiry takes a duration from now ("720h") or an RFC 3339 time.
+func parseExpiry(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		if d <= 0 {
+			return time.Time{}, fmt.Errorf("--expires %q: duration must be positive", s)
+		}
+		return now.Add(d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--expires %q: want a duration like 720h or an RFC 3339 time", s)
+	}
+	return t, nil
+}
+
+func (o *keysCreateOptions) Validate() error {
+	if o.Tenant == "" {
+		return fmt.Errorf("--tenant is required")
+	}
+	for i, m := range o.Models {
+		o.Models[i] = strings.TrimSpace(m)
+		if o.Models[i] == "" {
+			return fmt.Errorf("--models: empty model name")
+		}
+	}
+	return o.Limits.validate()
+}
+
+func (o *keysCreateOptions) Run(cmd *cobra.Command, g *globals) error {
+	st, err := o.db.open(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	k, secret, err := st.CreateKey(cmd.Context(), store.NewKey{
+		Tenant: o.Tenant, Name: o.Name, Models: o.Models, Limits: o.Limits.Limits, ExpiresAt: o.expiresAt,
+	})
+	if err != nil {
+		return err
+	}
+	if o.format != printer.Table {
+		return printer.Structured(g.Out, o.format, createdKey{Key: k, Secret: secret})
+	}
+	if err := printKeys(g, o.format, k); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(g.Out, "\nkey: %s\nStore it now: it is shown only once.\n", secret)
+	return err
+}
+
+func newKeysCreateCmd(g *globals, db *dbFlag) *cobra.Command {
+	o := &keysCreateOptions{db: db, now: time.Now}
+	cmd := &cobra.Command{
+		Use:   "create --tenant NAME",
+		Short: "Create an API key (the secret is printed once)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Complete(); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd, g)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Tenant, "tenant", "", "tenant name or id (required)")
+	f.StringVar(&o.Name, "name", "", "a label for the key")
+	f.StringSliceVar(&o.Models, "models", nil, "models the key may use, comma separated (default: all)")
+	f.StringVar(&o.Expires, "expires", "", "expiry: a duration (720h) or an RFC 3339 time (default: never)")
+	o.Limits.bind(cmd)
+	f.StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml")
+	return cmd
+}
+
+func newKeysListCmd(g *globals, db *dbFlag) *cobra.Command {
+	var tenant, output string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List API keys (never their secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := printer.Parse(output)
+			if err != nil {
+				return err
+			}
+			st, err := db.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ks, err := st.ListKeys(cmd.Context(), tenant)
+			if err != nil {
+				return err
+			}
+			return printKeys(g, f, ks...)
+		},
+	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "only this tenant's keys")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table, json, yaml")
+	return cmd
+}
+
+func newKeysRevokeCmd(g *globals, db *dbFlag) *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke an API key (takes effect on every gateway within a second)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := db.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			id := args[0]
+			// Accept the full key too: operators often have only that at hand.
+			if pid, _, err := store.ParseKey(id); err == nil {
+				id = pid
+			}
+			if err := st.RevokeKey(cmd.Context(), id); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(g.Out, "key %s revoked\n", id)
+			return err
+		},
+	}
+}
+
+func newKeysLimitsCmd(g *globals, db *dbFlag) *cobra.Command {
+	return newLimitsCmd(g, db, "limits ID", "Set a key's rate limits (0 = tenant or config default)",
+		func(ctx context.Context, st store.Store, id string, l billing.Limits, f printer.Format) error {
+			k, err := st.SetKeyLimits(ctx, id, l)
+			if err != nil {
+				return err
+			}
+			return printKeys(g, f, k)
+		})
+}
+
+func printKeys(g *globals, f printer.Format, ks ...store.Key) error {
+	if f != printer.Table {
+		if len(ks) == 1 {
+			return printer.Structured(g.Out, f, ks[0])
+		}
+		return printer.Structured(g.Out, f, ks)
+	}
+	tw := printer.TableWriter(g.Out, "id", "tenant", "name", "models", "rpm", "tpm", "max-concurrency", "expires", "status")
+	for _, k := range ks {
+		exp, status := "never", "active"
+		if k.ExpiresAt != nil {
+			exp = k.ExpiresAt.Format(time.RFC3339)
+			if !time.Now().Before(*k.ExpiresAt) {
+				status = "expired"
+			}
+		}
+		if k.RevokedAt != nil {
+			status = "revoked"
+		}
+		name := k.Name
+		if name == "" {
+			name = "-"
+		}
+		tw.Row(k.ID, k.TenantName, name, fmtModels(k.Models), fmtLimit(k.Limits.RPM), fmtLimit(k.Limits.TPM),
+			fmtLimit(k.Limits.MaxConcurrency), exp, status)
+	}
+	return tw.Flush()
+}

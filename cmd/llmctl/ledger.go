@@ -1,0 +1,418 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/llmctl/llmctl/internal/printer"
+	"github.com/llmctl/llmctl/pkg/billing/ledger"
+	"github.com/llmctl/llmctl/pkg/billing/store"
+)
+
+func newLedgerCmd(g *globals) *cobra.Command {
+	db := &dbFlag{}
+	cmd := &cobra.Command{Use: "ledger", Short: "Inspect and correct the billing ledger"}
+	db.bind(cmd)
+	cmd.AddCommand(newLedgerBalanceCmd(g, db), newLedgerEntriesCmd(g, db), newLedgerCreditCmd(g, db), newLedgerVerifyCmd(g, db))
+	return cmd
+}
+
+// ledgerConn is the tenants store (for names) and the ledger on one --db.
+type ledgerConn struct {
+	st store.Store
+	lg ledger.Store
+}
+
+func (d *dbFlag) openLedger(ctx context.Context) (*ledgerConn, error) {
+	dsn, err := d.resolve()
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	lg, err := ledger.Open(ctx, dsn)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &ledgerConn{st: st, lg: lg}, nil
+}
+
+func (c *ledgerConn) Close() {
+	c.lg.Close()
+	c.st.Close()
+}
+
+// names maps tenant ids to names for display.
+func (c *ledgerConn) names(ctx context.Context) (map[string]string, error) {
+	ts, err := c.st.ListTenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]string, len(ts))
+	for _, t := range ts {
+		m[t.ID] = t.Name
+	}
+	return m, nil
+}
+
+// balanceRow is one tenant's balance as printed.
+type balanceRow struct {
+	TenantID  string `json:"tenantId"`
+	Tenant    string `json:"tenant"`
+	Balance   string `json:"balance"`
+	Reserved  string `json:"reserved"`
+	Available string `json:"available"`
+	// Micro-unit integers for programs: no decimal parsing needed.
+	BalanceMicros  int64 `json:"balanceMicros"`
+	ReservedMicros int64 `json:"reservedMicros"`
+}
+
+func toBalanceRow(a ledger.Account, name string) balanceRow {
+	return balanceRow{TenantID: a.TenantID, Tenant: name, Balance: a.Balance.String(), Reserved: a.Reserved.String(),
+		Available: a.Available().String(), BalanceMicros: int64(a.Balance), ReservedMicros: int64(a.Reserved)}
+}
+
+func newLedgerBalanceCmd(g *globals, db *dbFlag) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "balance [TENANT]",
+		Short: "Show one tenant's balance, or every tenant's",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := printer.Parse(output)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			c, err := db.openLedger(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var rows []balanceRow
+			if len(args) == 1 {
+				t, err := c.st.GetTenant(ctx, args[0])
+				if err != nil {
+					return fmt.Errorf("tenant %q: %w", args[0], err)
+				}
+				a, err := c.lg.Account(ctx, t.ID)
+				if err != nil {
+					return err
+				}
+				rows = append(rows, toBalanceRow(a, t.Name))
+			} else {
+				names, err := c.names(ctx)
+				if err != nil {
+					return err
+				}
+				as, err := c.lg.Accounts(ctx)
+				if err != nil {
+					return err
+				}
+				for _, a := range as {
+					rows = append(rows, toBalanceRow(a, names[a.TenantID]))
+				}
+			}
+			if f != printer.Table {
+				if len(args) == 1 {
+					return printer.Structured(g.Out, f, rows[0])
+				}
+				return printer.Structured(g.Out, f, rows)
+			}
+			tw := printer.TableWriter(g.Out, "tenant", "id", "balance", "reserved", "available")
+			for _, r := range rows {
+				tw.Row(r.Tenant, r.TenantID, r.Balance, r.Reserved, r.Available)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table, json, yaml")
+	return cmd
+}
+
+// ledgerEntriesOptions is `llmctl ledger entries`.
+type ledgerEntriesOptions struct {
+	db     *dbFlag
+	Tenant string
+	Since  string
+	Limit  int
+	Output string
+
+	format printer.Format
+	since  time.Time
+}
+
+func (o *ledgerEntriesOptions) Complete(now time.Time) (err error) {
+	if o.format, err = printer.Parse(o.Output, printer.Table, printer.JSON, printer.CSV); err != nil {
+		return err
+	}
+	if o.Since != "" {
+		if o.since, err = parseSince(o.Since, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *ledgerEntriesOptions) Validate() error {
+	if o.Limit < 0 {
+		return errors.New("--limit must not be negative")
+	}
+	return nil
+}
+
+// parseSince reads --since: an RFC 3339 time, a date, or a duration back from now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("--since %q: duration must be positive", s)
+		}
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("--since %q: want a duration (24h), a date (2026-01-02) or an RFC 3339 time", s)
+}
+
+func (o *ledgerEntriesOptions) Run(cmd *cobra.Command, g *globals) error {
+	ctx := cmd.Context()
+	c, err := o.db.openLedger(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	f := ledger.Filter{Since: o.since, Limit: o.Limit}
+	if o.Tenant != "" {
+		t, err := c.st.GetTenant(ctx, o.Tenant)
+		if err != nil {
+			return fmt.Errorf("tenant %q: %w", o.Tenant, err)
+		}
+		f.TenantID = t.ID
+	}
+	es, err := c.lg.Entries(ctx, f)
+	if err != nil {
+		return err
+	}
+	switch o.format {
+	case printer.JSON:
+		if es == nil {
+			es = []ledger.Entry{}
+		}
+		return printer.Structured(g.Out, o.format, es)
+	case printer.CSV:
+		w := csv.NewWriter(g.Out)
+		_ = w.Write([]string{"seq", "time", "tenant", "kind", "amount_micros", "amount", "model", "prompt_tokens", "completion_tokens", "key", "reason"})
+		for _, e := range es {
+			_ = w.Write([]string{strconv.FormatInt(e.Seq, 10), e.Time.Format(time.RFC3339Nano), e.TenantID, string(e.Kind),
+				strconv.FormatInt(int64(e.Amount), 10), e.Amount.String(), e.Model,
+				strconv.FormatInt(e.PromptTokens, 10), strconv.FormatInt(e.CompletionTokens, 10), e.Key, e.Reason})
+		}
+		w.Flush()
+		return w.Error()
+	}
+	tw := printer.TableWriter(g.Out, "seq", "time", "tenant", "kind", "amount", "model", "tokens", "reason")
+	for _, e := range es {
+		tokens := "-"
+		if e.PromptTokens+e.CompletionTokens > 0 {
+			tokens = fmt.Sprintf("%d+%d", e.PromptTokens, e.CompletionTokens)
+		}
+		tw.Row(strconv.FormatInt(e.Seq, 10), e.Time.Format(time.RFC3339), e.TenantID, string(e.Kind), e.Amount.String(),
+			dash(e.Model), tokens, dash(e.Reason))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newLedgerEntriesCmd(g *globals, db *dbFlag) *cobra.Command {
+	o := &ledgerEntriesOptions{db: db}
+	cmd := &cobra.Command{
+		Use:   "entries",
+		Short: "List ledger entries, oldest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Complete(time.Now()); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd, g)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.Tenant, "tenant", "", "only this tenant (name or id)")
+	fl.StringVar(&o.Since, "since", "", "only entries at or after: a duration back (24h), a date or an RFC 3339 time")
+	fl.IntVar(&o.Limit, "limit", 0, "at most this many entries (0 = all)")
+	fl.StringVarP(&o.Output, "output", "o", "", "output format: table, json, csv")
+	return cmd
+}
+
+// ledgerCreditOptions is `llmctl ledger credit TENANT AMOUNT --reason`.
+type ledgerCreditOptions struct {
+	db     *dbFlag
+	Tenant string
+	Amount string
+	Reason string
+	Key    string
+	Output string
+
+	amount ledger.Micros
+	format printer.Format
+}
+
+func (o *ledgerCreditOptions) Complete(args []string) (err error) {
+	o.Tenant, o.Amount = args[0], args[1]
+	if o.format, err = printer.Parse(o.Output); err != nil {
+		return err
+	}
+	if o.amount, err = ledger.ParseMicros(o.Amount); err != nil {
+		return err
+	}
+	if o.Key == "" {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		o.Key = "adjust:" + hex.EncodeToString(b[:])
+	}
+	return nil
+}
+
+func (o *ledgerCreditOptions) Validate() error {
+	if o.amount == 0 {
+		return errors.New("AMOUNT must not be zero")
+	}
+	if strings.TrimSpace(o.Reason) == "" {
+		return errors.New("--reason is required: every adjustment says why")
+	}
+	return nil
+}
+
+func (o *ledgerCreditOptions) Run(cmd *cobra.Command, g *globals) error {
+	ctx := cmd.Context()
+	c, err := o.db.openLedger(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	t, err := c.st.GetTenant(ctx, o.Tenant)
+	if err != nil {
+		return fmt.Errorf("tenant %q: %w", o.Tenant, err)
+	}
+	e := ledger.Entry{Key: o.Key, TenantID: t.ID, Kind: ledger.KindAdjustment, Amount: o.amount, Reason: o.Reason, Time: time.Now().UTC()}
+	n, err := c.lg.Apply(ctx, []ledger.Entry{e})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		fmt.Fprintf(g.ErrOut, "adjustment %s was already applied; nothing changed\n", o.Key)
+	}
+	a, err := c.lg.Account(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	row := toBalanceRow(a, t.Name)
+	if o.format != printer.Table {
+		return printer.Structured(g.Out, o.format, row)
+	}
+	fmt.Fprintf(g.Out, "%s %s: balance %s (key %s)\n", t.Name, o.amount, row.Balance, o.Key)
+	return nil
+}
+
+func newLedgerCreditCmd(g *globals, db *dbFlag) *cobra.Command {
+	o := &ledgerCreditOptions{db: db}
+	cmd := &cobra.Command{
+		Use:   "credit TENANT AMOUNT",
+		Short: "Add an adjustment entry (AMOUNT in currency units: 10, or -- -2.50 to debit)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd, g)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.Reason, "reason", "", "why (required; stored on the entry)")
+	fl.StringVar(&o.Key, "idempotency-key", "", "key making a retried command apply once (default: random)")
+	fl.StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml")
+	return cmd
+}
+
+// errDrift makes `ledger verify` exit non-zero.
+var errDrift = errors.New("ledger drift")
+
+func newLedgerVerifyCmd(g *globals, db *dbFlag) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Recompute every balance from the entries; exit non-zero on any drift",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := printer.Parse(output)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			c, err := db.openLedger(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			r, err := c.lg.Verify(ctx)
+			if err != nil {
+				return err
+			}
+			if f != printer.Table {
+				if err := printer.Structured(g.Out, f, r); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(g.Out, "%d tenants, %d entries, %d open holds\n", r.Tenants, r.Entries, r.Holds)
+				if len(r.Drifts) > 0 {
+					tw := printer.TableWriter(g.Out, "tenant", "balance", "sum of entries", "reserved", "sum of holds")
+					for _, d := range r.Drifts {
+						tw.Row(d.TenantID, d.Balance.String(), d.EntrySum.String(), d.Reserved.String(), d.HoldSum.String())
+					}
+					if err := tw.Flush(); err != nil {
+						return err
+					}
+				}
+				if r.BadSigns > 0 {
+					fmt.Fprintf(g.Out, "%d entries break their kind's sign rule\n", r.BadSigns)
+				}
+				if r.OK() {
+					fmt.Fprintln(g.Out, "ok: every balance equals the sum of its entries")
+				}
+			}
+			if !r.OK() {
+				return fmt.Errorf("%w: %d tenants drifted, %d entries with a wrong sign", errDrift, len(r.Drifts), r.BadSigns)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table, json, yaml")
+	return cmd
+}

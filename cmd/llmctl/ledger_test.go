@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/llmctl/llmctl/internal/testenv"
+	"github.com/llmctl/llmctl/pkg/billing/store"
+)
+
+func TestLedgerCLISQLite(t *testing.T) {
+	testLedgerCLI(t, "sqlite:"+filepath.Join(t.TempDir(), "llmctl.db"))
+}
+
+func TestLedgerCLIPostgres(t *testing.T) {
+	testLedgerCLI(t, testenv.PG(t).NewDatabase(t))
+}
+
+func testLedgerCLI(t *testing.T, dsn string) {
+	must := func(args ...string) string {
+		t.Helper()
+		out, errOut, err := run(t, append(args, "--db", dsn)...)
+		if err != nil {
+			t.Fatalf("llmctl %s: %v\n%s", strings.Join(args, " "), err, errOut)
+		}
+		return out
+	}
+	fails := func(args ...string) error {
+		t.Helper()
+		_, _, err := run(t, append(args, "--db", dsn)...)
+		if err == nil {
+			t.Fatalf("llmctl %s succeeded", strings.Join(args, " "))
+		}
+		return err
+	}
+	must("tenants", "create", "acme")
+	must("tenants", "create", "zeta")
+
+	var bal struct {
+		Tenant, Balance, Available string
+		BalanceMicros              int64
+	}
+	if err := json.Unmarshal([]byte(must("ledger", "credit", "acme", "12.5", "--reason", "welcome", "-o", "json")), &bal); err != nil {
+		t.Fatal(err)
+	}
+	if bal.Tenant != "acme" || bal.Balance != "12.500000" || bal.BalanceMicros != 12_500_000 {
+		t.Fatalf("credit -o json: %+v", bal)
+	}
+	// A retried command with the same key applies once.
+	// A negative amount follows "--" so it is not read as a flag.
+	for range 2 {
+		if _, errOut, err := run(t, "ledger", "credit", "--db", dsn, "--reason", "fix", "--idempotency-key", "fix-1", "acme", "--", "-0.000001"); err != nil {
+			t.Fatalf("negative credit: %v\n%s", err, errOut)
+		}
+	}
+	if err := json.Unmarshal([]byte(must("ledger", "balance", "acme", "-o", "json")), &bal); err != nil || bal.Balance != "12.499999" {
+		t.Fatalf("balance after one correction: %+v %v", bal, err)
+	}
+
+	// Bad input is refused before anything is written.
+	fails("ledger", "credit", "acme", "1.0000001", "--reason", "x")
+	fails("ledger", "credit", "acme", "ten", "--reason", "x")
+	fails("ledger", "credit", "acme", "5")
+	fails("ledger", "credit", "nobody", "5", "--reason", "x")
+	fails("ledger", "entries", "--since", "yesterday-ish")
+	fails("ledger", "entries", "-o", "yaml")
+
+	var es []struct {
+		Key, Kind, Reason string
+		Amount            int64
+	}
+	if err := json.Unmarshal([]byte(must("ledger", "entries", "--tenant", "acme", "-o", "json")), &es); err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 2 || es[0].Kind != "adjustment" || es[0].Amount != 12_500_000 || es[1].Key != "fix-1" || es[1].Reason != "fix" {
+		t.Fatalf("entries -o json: %+v", es)
+	}
+	rows, err := csv.NewReader(strings.NewReader(must("ledger", "entries", "-o", "csv", "--since", "1h"))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 || rows[0][4] != "amount_micros" || rows[2][4] != "-1" || rows[2][5] != "-0.000001" {
+		t.Fatalf("entries -o csv: %q", rows)
+	}
+	if out := must("ledger", "entries", "--since", time.Now().Add(time.Hour).Format(time.RFC3339)); strings.Count(out, "\n") != 1 {
+		t.Fatalf("--since in the future listed entries:\n%s", out)
+	}
+	table := must("ledger", "balance")
+	if !strings.Contains(table, "acme") || !strings.Contains(table, "12.499999") {
+		t.Fatalf("balance table:\n%s", table)
+	}
+
+	if out := must("ledger", "verify"); out != "1 tenants, 2 entries, 0 open holds\nok: every balance equals the sum of its entries\n" {
+		t.Fatalf("verify:\n%s", out)
+	}
+	// Drift: a balance changed behind the ledger's back.
+	tamper(t, dsn, `UPDATE ledger_accounts SET balance = balance + 7`)
+	if err := fails("ledger", "verify"); !errors.Is(err, errDrift) {
+		t.Fatalf("verify on a drifted ledger: %v", err)
+	}
+	out, _, _ := run(t, "ledger", "verify", "-o", "json", "--db", dsn)
+	var r struct {
+		Drifts []struct {
+			Balance, EntrySum int64
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil || len(r.Drifts) != 1 || r.Drifts[0].Balance-r.Drifts[0].EntrySum != 7 {
+		t.Fatalf("verify -o json: %s %v", out, err)
+	}
+}
+
+func tamper(t *testing.T, dsn, q string) {
+	t.Helper()
+	ctx := context.Background()
+	driver, target, err := store.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if driver == store.Postgres {
+		conn, err := pgx.Connect(ctx, target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	db, err := store.OpenSQLite(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/llmctl/llmctl/pkg/billing/limits"
+	"github.com/llmctl/llmctl/pkg/billing/store"
+	"github.com/llmctl/llmctl/pkg/serve"
+	"github.com/llmctl/llmctl/pkg/serve/config"
+	"github.com/llmctl/llmctl/pkg/serve/engine"
+)
+
+// serveOptions binds `llmctl serve` flags; Complete layers them over env,
+// the --config file and the embedded defaults.
+type serveOptions struct {
+	g *globals
+
+	listen       string
+	adminListen  string
+	db           string
+	backends     []string
+	maxBodyBytes int64
+	redis        string
+	failMode     string
+	models       []string
+	engThreads   int
+	demo         bool
+	changed      func(name string) bool
+	billing      serveBillingOptions
+
+	cfg config.Config
+}
+
+func newServeCmd(g *globals) *cobra.Command {
+	o := &serveOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the OpenAI-compatible gateway (API keys, routing, streaming, metrics)",
+		Long: `Run the OpenAI-compatible gateway in front of one or more backends.
+
+Settings come from flags, then LLMCTL_* environment variables, then the
+--config YAML file, then embedded defaults (SQLite in the XDG data dir,
+API on 127.0.0.1:8080, metrics on 127.0.0.1:9090). On an empty store an
+admin tenant is created and its key printed once as "admin key: sk-llm-…".`,
+		Example: `  llmctl serve --backend vllm=http://127.0.0.1:8000
+  llmctl serve --config serve.yaml --db postgres://llmctl@db/llmctl`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.changed = cmd.Flags().Changed
+			if err := o.Complete(os.LookupEnv); err != nil {
+				return err
+			}
+			if err := o.billing.Complete(os.LookupEnv); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", "", "public API address (env LLMCTL_LISTEN; default 127.0.0.1:8080)")
+	f.StringVar(&o.adminListen, "admin-listen", "", `admin address serving /metrics, "off" to disable (env LLMCTL_ADMIN_LISTEN; default 127.0.0.1:9090)`)
+	f.StringVar(&o.db, "db", "", "database: postgres://… or sqlite:PATH (env LLMCTL_DB; default SQLite in the data dir)")
+	f.StringArrayVar(&o.backends, "backend", nil, "backend NAME=URL, repeatable; models discovered from URL/v1/models (env LLMCTL_BACKENDS, comma-separated)")
+	f.Int64Var(&o.maxBodyBytes, "max-body-bytes", 0, "largest request body accepted, else 413 (env LLMCTL_MAX_BODY_BYTES; default 8 MiB)")
+	f.StringVar(&o.redis, "redis", "", "Redis URL for rate limits shared by replicas, redis://… (env LLMCTL_REDIS; default: limits kept in process)")
+	f.StringVar(&o.failMode, "rate-limit-fail-mode", "", "while Redis is down: open (limit per replica) or closed (503) (env LLMCTL_RATE_LIMIT_FAIL_MODE; default open)")
+	f.StringArrayVar(&o.models, "model", nil, "GGUF model file for the embedded CPU engine, repeatable (env LLMCTL_MODELS, comma-separated)")
+	f.IntVar(&o.engThreads, "engine-threads", 0, "engine threads per model, 0 = all CPUs (env LLMCTL_ENGINE_THREADS)")
+	f.BoolVar(&o.demo, "demo", true, "serve the bundled random-weight demo model when no backend and no model is configured (env LLMCTL_DEMO)")
+	o.billing.bind(cmd)
+	return cmd
+}
+
+// Complete builds the effective config: defaults < file < env < flags.
+func (o *serveOptions) Complete(lookup func(string) (string, bool)) error {
+	dsn, err := store.DefaultDSN()
+	if err != nil {
+		return err
+	}
+	o.cfg = config.Defaults(dsn)
+	path := o.g.ConfigFile
+	if path == "" {
+		path, _ = lookup("LLMCTL_CONFIG")
+	}
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("--config: %w", err)
+		}
+		err = o.cfg.MergeFile(path, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if err := o.cfg.MergeEnv(lookup); err != nil {
+		return err
+	}
+	if o.changed("listen") {
+		o.cfg.Listen = o.listen
+	}
+	if o.changed("admin-listen") {
+		o.cfg.AdminListen = o.adminListen
+	}
+	if o.changed("db") {
+		o.cfg.DB = o.db
+	}
+	if o.changed("max-body-bytes") {
+		o.cfg.MaxBodyBytes = o.maxBodyBytes
+	}
+	if o.changed("redis") {
+		o.cfg.Limits.Redis = o.redis
+	}
+	if o.changed("rate-limit-fail-mode") {
+		o.cfg.Limits.FailMode = limits.FailMode(o.failMode)
+	}
+	if o.changed("model") {
+		o.cfg.Models = config.ParseModels(o.models)
+	}
+	if o.changed("engine-threads") {
+		o.cfg.EngineThreads = o.engThreads
+	}
+	if o.changed("demo") {
+		o.cfg.Demo = o.demo
+	}
+	if o.changed("backend") {
+		bs, err := config.ParseBackends(o.backends)
+		if err != nil {
+			return fmt.Errorf("--backend: %w", err)
+		}
+		o.cfg.Backends = bs
+	}
+	return nil
+}
+
+// Validate checks the effective config.
+func (o *serveOptions) Validate() error { return o.cfg.Validate() }
+
+// Run opens the store, bootstraps the admin key, and serves until the
+// context ends (SIGINT/SIGTERM), draining in-flight requests.
+func (o *serveOptions) Run(ctx context.Context) error {
+	log, err := o.g.Logger()
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, o.cfg.DB)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close()
+	key, err := serve.EnsureAdmin(ctx, st)
+	if err != nil {
+		return err
+	}
+	if key != "" {
+		// Printed once to stdout, never logged: it is not stored anywhere.
+		fmt.Fprintf(o.g.Out, "admin key: %s\n", key)
+	}
+
+	opts := serve.Options{
+		Logger:           log,
+		Auth:             store.NewAuthenticator(st, o.cfg.KeyCacheTTL),
+		Ready:            st.Ping,
+		Aliases:          o.cfg.Aliases,
+		MaxBodyBytes:     o.cfg.MaxBodyBytes,
+		DefaultMaxTokens: o.cfg.DefaultMaxTokens,
+		HealthInterval:   o.cfg.HealthInterval,
+	}
+	for _, b := range o.cfg.Backends {
+		apiKey := b.APIKey
+		if b.APIKeyEnv != "" {
+			apiKey = os.Getenv(b.APIKeyEnv)
+		}
+		opts.Remotes = append(opts.Remotes, serve.RemoteConfig{
+			Name: b.Name, URL: b.URL, APIKey: apiKey, Models: b.Models, Weight: b.Weight, MaxConc: b.MaxConcurrency,
+			ConnectTimeout: o.cfg.Timeouts.Connect, FirstByteTimeout: o.cfg.Timeouts.FirstByte, TotalTimeout: o.cfg.Timeouts.Total,
+		})
+	}
+	// Rate limits: on Redis when configured, else in process; their metric
+	// goes on the gateway's registry.
+	opts.Registry = prometheus.NewRegistry()
+	opts.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	lim, closeRedis, err := o.cfg.Limits.Open(log, opts.Registry)
+	if err != nil {
+		return fmt.Errorf("rate limits: %w", err)
+	}
+	defer closeRedis()
+	defer lim.Close()
+	opts.Admitter = lim
+	// The ledger (Reserver) and payment webhooks, on the same registry.
+	bill, err := o.billing.open(ctx, o.cfg.DB, st, opts.Registry, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Flush the ledger's spool into the database on shutdown; what
+		// cannot be written in time stays on disk for the next start.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := bill.close(fctx); err != nil {
+			log.Error("ledger flush on shutdown", "err", err)
+		}
+	}()
+	opts.Reserver, opts.Webhooks = bill.reserver, bill.webhooks
+	engines, err := o.openEngines(log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, e := range engines {
+			_ = e.Close()
+		}
+	}()
+	for _, e := range engines {
+		opts.Backends = append(opts.Backends, e)
+	}
+	gw, err := serve.New(opts)
+	if err != nil {
+		return err
+	}
+	admin := o.cfg.AdminListen
+	if admin == "off" {
+		admin = ""
+	}
+	return gw.Serve(ctx, serve.ServerOptions{
+		Listen: o.cfg.Listen, AdminListen: admin, ShutdownGrace: o.cfg.ShutdownGrace,
+		OnListening: func(api, adm net.Addr) { printListening(o.g.Out, api, adm) },
+	})
+}
+
+// openEngines loads the configured GGUF models into the embedded engine, or
+// the demo model when nothing else would answer.
+func (o *serveOptions) openEngines(log *slog.Logger) ([]*engine.Backend, error) {
+	var out []*engine.Backend
+	for _, m := range o.cfg.Models {
+		threads := m.Threads
+		if threads == 0 {
+			threads = o.cfg.EngineThreads
+		}
+		b, err := engine.Open(m.Path, engine.Options{Name: m.Name, Threads: threads, Context: m.Context, Logger: log})
+		if err != nil {
+			for _, e := range out {
+				_ = e.Close()
+			}
+			return nil, fmt.Errorf("--model %s: %w", m.Path, err)
+		}
+		out = append(out, b)
+	}
+	if len(out) == 0 && len(o.cfg.Backends) == 0 && o.cfg.Demo {
+		b, err := engine.OpenDemo(engine.Options{Threads: o.cfg.EngineThreads, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("demo model: %w", err)
+		}
+		log.Info("no backend or model configured: serving the random-weight demo model", "model", engine.DemoName)
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// printListening writes the line tests and scripts read to find the ports.
+func printListening(w io.Writer, api, admin net.Addr) {
+	adm := "off"
+	if admin != nil {
+		adm = "http://" + admin.String()
+	}
+	fmt.Fprintf(w, "serving: api=http://%s admin=%s\n", api, adm)
+}

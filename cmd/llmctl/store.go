@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/llmctl/llmctl/internal/printer"
+
+	"github.com/llmctl/llmctl/pkg/billing"
+	"github.com/llmctl/llmctl/pkg/billing/store"
+)
+
+// dbFlag binds --db: flag, else LLMCTL_DB, else the embedded SQLite default.
+type dbFlag struct{ DSN string }
+
+func (d *dbFlag) bind(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&d.DSN, "db", "", "database: postgres://… or sqlite:PATH (env LLMCTL_DB; default SQLite in the data dir)")
+}
+
+func (d *dbFlag) resolve() (string, error) {
+	if d.DSN != "" {
+		return d.DSN, nil
+	}
+	if v := os.Getenv("LLMCTL_DB"); v != "" {
+		return v, nil
+	}
+	return store.DefaultDSN()
+}
+
+func (d *dbFlag) open(ctx context.Context) (store.Store, error) {
+	dsn, err := d.resolve()
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, dsn)
+}
+
+// limitFlags binds --rpm, --tpm and --max-concurrency.
+type limitFlags struct{ billing.Limits }
+
+func (l *limitFlags) bind(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.Int64Var(&l.RPM, "rpm", 0, "requests per minute (0 = config default)")
+	f.Int64Var(&l.TPM, "tpm", 0, "tokens per minute (0 = config default)")
+	f.Int64Var(&l.MaxConcurrency, "max-concurrency", 0, "concurrent requests (0 = config default)")
+}
+
+func (l *limitFlags) validate() error {
+	if l.RPM < 0 || l.TPM < 0 || l.MaxConcurrency < 0 {
+		return fmt.Errorf("--rpm, --tpm and --max-concurrency must not be negative")
+	}
+	return nil
+}
+
+func fmtLimit(v int64) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprint(v)
+}
+
+func fmtModels(m []string) string {
+	if len(m) == 0 {
+		return "*"
+	}
+	return strings.Join(m, ",")
+}
+
+// newLimitsCmd builds `tenants limits` and `keys limits`, which differ only in
+// what they update and print.
+func newLimitsCmd(g *globals, db *dbFlag, use, short string,
+	set func(ctx context.Context, st store.Store, ref string, l billing.Limits, f printer.Format) error) *cobra.Command {
+	var (
+		lim    limitFlags
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := printer.Parse(output)
+			if err != nil {
+				return err
+			}
+			if err := lim.validate(); err != nil {
+				return err
+			}
+			st, err := db.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			return set(cmd.Context(), st, args[0], lim.Limits, f)
+		},
+	}
+	lim.bind(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table, json, yaml")
+	return cmd
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/llmctl/llmctl/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+func TestTenantsAndKeysSQLite(t *testing.T) {
+	testTenantsAndKeys(t, "sqlite:"+filepath.Join(t.TempDir(), "llmctl.db"))
+}
+
+func TestTenantsAndKeysPostgres(t *testing.T) {
+	testTenantsAndKeys(t, testenv.PG(t).NewDatabase(t))
+}
+
+func testTenantsAndKeys(t *testing.T, dsn string) {
+	must := func(args ...string) string {
+		t.Helper()
+		out, errOut, err := run(t, append(args, "--db", dsn)...)
+		if err != nil {
+			t.Fatalf("llmctl %s: %v\n%s", strings.Join(args, " "), err, errOut)
+		}
+		return out
+	}
+	var ten struct{ ID, Name string }
+	if err := json.Unmarshal([]byte(must("tenants", "create", "acme", "--rpm", "60", "-o", "json")), &ten); err != nil || ten.Name != "acme" {
+		t.Fatalf("tenants create -o json: %+v %v", ten, err)
+	}
+	out := must("keys", "create", "--tenant", "acme", "--models", "m1, m2", "--expires", "24h", "-o", "json")
+	var key struct {
+		ID     string   `json:"id"`
+		Key    string   `json:"key"`
+		Models []string `json:"models"`
+		Tenant string   `json:"tenant"`
+	}
+	if err := json.Unmarshal([]byte(out), &key); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(key.Key, "sk-llm-"+key.ID+"_") || key.Tenant != "acme" || strings.Join(key.Models, ",") != "m1,m2" {
+		t.Fatalf("keys create -o json = %s", out)
+	}
+	if strings.Contains(out, "secret_hash") || strings.Contains(out, "SecretHash") {
+		t.Fatal("hash printed")
+	}
+	table := must("keys", "create", "--tenant", ten.ID)
+	if !strings.Contains(table, "key: sk-llm-") || !strings.Contains(table, "shown only once") {
+		t.Fatalf("table output lacks the one-time key notice:\n%s", table)
+	}
+	list := must("keys", "list", "--tenant", "acme")
+	if strings.Contains(list, key.Key) || strings.Count(list, "\n") != 3 || !strings.Contains(list, "m1,m2") {
+		t.Fatalf("keys list:\n%s", list)
+	}
+	must("keys", "revoke", key.Key) // the full key is accepted and reduced to its id
+	var keys []struct {
+		ID        string  `json:"id"`
+		RevokedAt *string `json:"revokedAt"`
+	}
+	if err := json.Unmarshal([]byte(must("keys", "list", "-o", "json")), &keys); err != nil {
+		t.Fatal(err)
+	}
+	revoked := 0
+	for _, k := range keys {
+		if k.RevokedAt != nil {
+			revoked++
+			if k.ID != key.ID {
+				t.Fatalf("wrong key revoked: %s", k.ID)
+			}
+		}
+	}
+	if revoked != 1 {
+		t.Fatalf("%d keys revoked, want 1", revoked)
+	}
+	lim := must("keys", "limits", key.ID, "--tpm", "500", "-o", "yaml")
+	if !strings.Contains(lim, "tpm: 500") {
+		t.Fatalf("keys limits -o yaml:\n%s", lim)
+	}
+	if out := must("tenants", "limits", "acme", "--max-concurrency", "3"); !strings.Contains(out, "3") {
+		t.Fatalf("tenants limits:\n%s", out)
+	}
+	if out := must("tenants", "list"); !strings.Contains(out, "acme") || !strings.HasPrefix(out, "ID") {
+		t.Fatalf("tenants list:\n%s", out)
+	}
+}
+
+func TestTenantsAndKeysGarbage(t *testing.T) {
+	db := "sqlite:" + filepath.Join(t.TempDir(), "llmctl.db")
+	if _, _, err := run(t, "tenants", "create", "acme", "--db", db); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tenants", "create", "acme"}, "already exists"},
+		{[]string{"tenants", "create", " x"}, "leading or trailing"},
+		{[]string{"tenants", "create", "b", "--rpm", "-1"}, "negative"},
+		{[]string{"tenants", "create", "b", "--rpm", "many"}, "invalid argument"},
+		{[]string{"tenants", "list", "-o", "xml"}, "xml"},
+		{[]string{"keys", "create"}, "--tenant is required"},
+		{[]string{"keys", "create", "--tenant", "ghost"}, "not found"},
+		{[]string{"keys", "create", "--tenant", "acme", "--expires", "soon"}, "--expires"},
+		{[]string{"keys", "create", "--tenant", "acme", "--expires", "-5h"}, "positive"},
+		{[]string{"keys", "create", "--tenant", "acme", "--models", "a,,b"}, "empty model"},
+		{[]string{"keys", "revoke", "nope"}, "not found"},
+		{[]string{"keys", "limits", "nope", "--rpm", "1"}, "not found"},
+	}
+	for _, c := range cases {
+		_, _, err := run(t, append(c.args, "--db", db)...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("llmctl %s: want error containing %q, got %v", strings.Join(c.args, " "), c.want, err)
+		}
+	}
+	if _, _, err := run(t, "tenants", "list", "--db", "mysql://u:hunter2@h/db"); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("bad --db: want an error without the password, got %v", err)
+	}
+}

@@ -1,0 +1,522 @@
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/llmctl/llmctl/pkg/billing"
+	"github.com/llmctl/llmctl/pkg/billing/ledger/spool"
+)
+
+// Config tunes a Ledger. Zero values take the documented defaults.
+type Config struct {
+	Prices Prices
+	// Overdraft is how far below zero a tenant's available balance may go.
+	Overdraft Micros
+	// DefaultMaxTokens is reserved for completion when a request sets no
+	// max_tokens (default 4096).
+	DefaultMaxTokens int64
+	// SpoolDir holds the durable journal; required. One process per dir.
+	SpoolDir string
+	// BatchMax caps entries per database write (default 1000).
+	BatchMax int
+	// Writers is how many batches may be in flight at once (default 2).
+	Writers int
+	// WriteTimeout bounds one database write (default 5s).
+	WriteTimeout time.Duration
+	// HoldTTL: holds older than this are released, as their gateway must
+	// have died with the request (default 1h; 0 keeps the default).
+	HoldTTL time.Duration
+	// AdmitWhenDown lets requests through with an unrecorded hold when the
+	// database cannot be reached for the reservation (default: refuse).
+	// Their settlement is journaled and charged like any other.
+	AdmitWhenDown bool
+	Logger        *slog.Logger
+	Registerer    prometheus.Registerer
+	Now           func() time.Time
+}
+
+func (c *Config) defaults() error {
+	if c.SpoolDir == "" {
+		return errors.New("ledger: a spool directory is required")
+	}
+	if err := c.Prices.Validate(); err != nil {
+		return err
+	}
+	if c.Overdraft < 0 {
+		return fmt.Errorf("ledger: negative overdraft %s", c.Overdraft)
+	}
+	if c.DefaultMaxTokens <= 0 {
+		c.DefaultMaxTokens = 4096
+	}
+	if c.BatchMax <= 0 {
+		c.BatchMax = 1000
+	}
+	if c.Writers <= 0 {
+		c.Writers = 2
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 5 * time.Second
+	}
+	if c.HoldTTL <= 0 {
+		c.HoldTTL = time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Ledger reserves and settles requests' costs (it implements serve.Reserver)
+// and writes credits. Settled entries take this path:
+//
+//	Settle → journal (fsync'd spool, group commit) → queue → batch Apply → Ack
+//
+// Settle returns once the entry is on local disk, never waiting for the
+// database; the writer retries a failed batch with backoff until it lands,
+// and New replays whatever a previous process left in the spool.
+type Ledger struct {
+	store Store
+	spool *spool.Spool
+	cfg   Config
+	log   *slog.Logger
+	m     *metrics
+
+	in        chan *submission
+	closing   sync.RWMutex // held for reading by every submission in flight
+	closed    bool
+	appenderQ chan struct{} // closed when the appender has exited
+
+	mu       sync.Mutex
+	queue    []queued // journaled, not yet in the database; FIFO
+	wake     chan struct{}
+	drain    chan struct{} // closed by Close: write what is left, then stop
+	stop     chan struct{} // closed when Close gives up waiting
+	writers  sync.WaitGroup
+	inflight map[*queued]time.Time // batches being written: their oldest entry's time
+	depth    atomic.Int64          // journaled and not yet written: queued + in flight
+}
+
+type submission struct {
+	e    Entry
+	done chan error
+}
+
+type queued struct {
+	e   Entry
+	seg uint64
+}
+
+// New starts a Ledger over store, first queueing for replay every entry an
+// earlier process left in the spool.
+func New(store Store, cfg Config) (*Ledger, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	sp, left, err := spool.Open(cfg.SpoolDir, 0)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	l := &Ledger{
+		store: store, spool: sp, cfg: cfg, log: cfg.Logger,
+		in:        make(chan *submission, 4*cfg.BatchMax),
+		appenderQ: make(chan struct{}),
+		wake:      make(chan struct{}, 1),
+		drain:     make(chan struct{}),
+		stop:      make(chan struct{}),
+		inflight:  map[*queued]time.Time{},
+	}
+	replay := 0
+	for _, seg := range left {
+		if seg.Torn {
+			l.log.Warn("ledger spool segment ends in a torn record; replaying the whole records before it", "segment", seg.ID)
+		}
+		for _, r := range seg.Records {
+			var e Entry
+			err := json.Unmarshal(r, &e)
+			if err == nil {
+				err = e.Validate()
+			}
+			if err != nil {
+				// Kept on disk (never acknowledged) for an operator to
+				// inspect, rather than blocking every batch behind it.
+				l.log.Error("ledger spool record unreadable; left in the spool", "segment", seg.ID, "err", err)
+				continue
+			}
+			l.queue = append(l.queue, queued{e: e, seg: seg.ID})
+		}
+		replay += len(seg.Records)
+	}
+	l.depth.Store(int64(len(l.queue)))
+	if replay > 0 {
+		l.log.Info("ledger replaying spooled entries from an earlier run", "entries", replay)
+	}
+	l.m = newMetrics(cfg.Registerer, l)
+	go l.appender()
+	for i := range cfg.Writers {
+		l.writers.Add(1)
+		go l.writer(i)
+	}
+	l.poke()
+	return l, nil
+}
+
+// Reserve holds the request's maximum cost: the prompt estimate plus
+// max_tokens (or DefaultMaxTokens) at the model's price.
+func (l *Ledger) Reserve(ctx context.Context, r billing.ReserveRequest) (billing.Hold, error) {
+	price, err := l.cfg.Prices.For(r.Model)
+	if err != nil {
+		return nil, err
+	}
+	maxTokens := r.MaxTokens
+	if maxTokens <= 0 {
+		maxTokens = l.cfg.DefaultMaxTokens
+	}
+	amount, err := price.Cost(billing.Usage{PromptTokens: max(r.PromptTokens, 0), CompletionTokens: maxTokens})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: reserve: %w", err)
+	}
+	h := &hold{l: l, key: chargeKey(r.RequestID), tenant: r.Principal.TenantID, model: r.Model, price: price}
+	err = l.store.Reserve(ctx, HoldRequest{Key: h.key, TenantID: h.tenant, Amount: amount, Overdraft: l.cfg.Overdraft, Time: l.cfg.Now()})
+	switch {
+	case err == nil:
+		return h, nil
+	case errors.Is(err, billing.ErrInsufficientQuota):
+		return nil, err
+	case l.cfg.AdmitWhenDown && ctx.Err() == nil:
+		l.m.reserveUnrecorded.Inc()
+		l.log.Warn("ledger unreachable; admitting with an unrecorded hold", "request_id", r.RequestID, "err", err)
+		return h, nil
+	default:
+		return nil, err
+	}
+}
+
+// chargeKey makes the idempotency key of a request's charge: the request id
+// plus a random suffix, because X-Request-Id comes from the client and a
+// reused id must not make a second request's charge a "duplicate".
+func chargeKey(requestID string) string {
+	if len(requestID) > 128 {
+		requestID = requestID[:128]
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "req:" + requestID + ":" + hex.EncodeToString(b[:])
+}
+
+type hold struct {
+	l       *Ledger
+	key     string
+	tenant  string
+	model   string
+	price   Price
+	settled atomic.Bool
+}
+
+// Settle charges used and releases the rest of the hold. It returns once
+// the entry is journaled on local disk, whatever the database is doing; ctx
+// is not consulted, since a cancelled request must still be charged.
+func (h *hold) Settle(_ context.Context, used billing.Usage) {
+	if !h.settled.CompareAndSwap(false, true) {
+		h.l.log.Error("ledger hold settled twice; second settlement ignored", "key", h.key)
+		return
+	}
+	used.PromptTokens, used.CompletionTokens = max(used.PromptTokens, 0), max(used.CompletionTokens, 0)
+	cost, err := h.price.Cost(used)
+	if err != nil {
+		h.l.log.Error("ledger cannot price usage; charging nothing", "key", h.key, "err", err)
+		cost = 0
+	}
+	e := Entry{Key: h.key, TenantID: h.tenant, Kind: KindDebit, Amount: -cost, Model: h.model,
+		PromptTokens: used.PromptTokens, CompletionTokens: used.CompletionTokens, Time: h.l.cfg.Now().UTC()}
+	if used.Total() == 0 {
+		e.Kind = KindRelease
+	}
+	h.l.Submit(e)
+}
+
+// Submit journals e and queues it for the database. It returns once e is
+// durable on local disk; if the disk fails it writes e to the database
+// directly, and only if both fail is the entry lost (logged with every field).
+func (l *Ledger) Submit(e Entry) {
+	if err := e.Validate(); err != nil {
+		l.log.Error("ledger entry rejected", "err", err)
+		return
+	}
+	l.closing.RLock()
+	if l.closed {
+		l.closing.RUnlock()
+		l.direct(e, errors.New("ledger closed"))
+		return
+	}
+	s := &submission{e: e, done: make(chan error, 1)}
+	l.in <- s
+	l.closing.RUnlock()
+	if err := <-s.done; err != nil {
+		l.direct(e, err)
+	}
+}
+
+func (l *Ledger) direct(e Entry, cause error) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.WriteTimeout)
+	defer cancel()
+	if _, err := l.store.Apply(ctx, []Entry{e}); err != nil {
+		l.m.writeErrors.Inc()
+		l.log.Error("ledger entry LOST: spool and database both failed",
+			"key", e.Key, "tenant", e.TenantID, "kind", e.Kind, "amount", e.Amount.String(),
+			"prompt_tokens", e.PromptTokens, "completion_tokens", e.CompletionTokens,
+			"spool_err", cause, "db_err", err)
+	}
+}
+
+// Credit writes one entry (a payment, refund or adjustment) synchronously
+// and reports whether it was new; a key already present is not an error.
+func (l *Ledger) Credit(ctx context.Context, e Entry) (bool, error) {
+	n, err := l.store.Apply(ctx, []Entry{e})
+	if err != nil {
+		l.m.writeErrors.Inc()
+		return false, err
+	}
+	return n == 1, nil
+}
+
+// Store is the ledger's database, for reads.
+func (l *Ledger) Store() Store { return l.store }
+
+// Depth is how many journaled entries are not yet in the database.
+func (l *Ledger) Depth() int { return int(l.depth.Load()) }
+
+// appender group-commits submissions into the spool: whatever queued up
+// during one fsync goes into the next.
+func (l *Ledger) appender() {
+	defer close(l.appenderQ)
+	for {
+		first, ok := <-l.in
+		if !ok {
+			return
+		}
+		batch := []*submission{first}
+	more:
+		for len(batch) < l.cfg.BatchMax {
+			select {
+			case s, ok := <-l.in:
+				if !ok {
+					break more
+				}
+				batch = append(batch, s)
+			default:
+				break more
+			}
+		}
+		recs := make([][]byte, len(batch))
+		for i, s := range batch {
+			recs[i], _ = json.Marshal(s.e) // an Entry always marshals
+		}
+		seg, err := l.spool.Append(recs)
+		if err == nil {
+			l.mu.Lock()
+			for _, s := range batch {
+				l.queue = append(l.queue, queued{e: s.e, seg: seg})
+			}
+			l.depth.Add(int64(len(batch)))
+			l.mu.Unlock()
+			l.poke()
+		} else {
+			l.log.Error("ledger spool append failed; writing to the database directly", "err", err)
+		}
+		for _, s := range batch {
+			s.done <- err
+		}
+	}
+}
+
+func waitGroup(wg *sync.WaitGroup) <-chan struct{} {
+	c := make(chan struct{})
+	go func() { wg.Wait(); close(c) }()
+	return c
+}
+
+func (l *Ledger) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writer moves journaled entries into the database in batches, retrying
+// with backoff while it is unavailable. Config.Writers of them run at once,
+// so one batch is prepared while another commits; batches are independent
+// (idempotent by key, balance updates commute), so their order is free.
+func (l *Ledger) writer(id int) {
+	defer l.writers.Done()
+	backoff := time.Duration(0)
+	draining := false
+	var expire <-chan time.Time
+	if id == 0 {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		expire = t.C
+	}
+	for {
+		batch := l.take()
+		if batch == nil {
+			if draining {
+				return
+			}
+			select {
+			case <-l.wake:
+			case <-l.drain:
+				draining = true
+			case <-l.stop:
+				return
+			case <-expire:
+				l.expireHolds()
+			}
+			continue
+		}
+		// Let the other writers look for work too.
+		l.poke()
+		entries := make([]Entry, len(batch))
+		for i, q := range batch {
+			entries[i] = q.e
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), l.cfg.WriteTimeout)
+		_, err := l.store.Apply(ctx, entries)
+		cancel()
+		if err != nil {
+			l.m.writeErrors.Inc()
+			if backoff == 0 {
+				l.log.Warn("ledger database write failed; entries stay in the spool and are retried", "entries", len(batch), "err", err)
+			}
+			l.putBack(batch)
+			backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
+			select {
+			case <-time.After(backoff):
+			case <-l.stop:
+				return
+			}
+			continue
+		}
+		if backoff > 0 {
+			l.log.Info("ledger database writes resumed", "spooled", l.Depth())
+		}
+		backoff = 0
+		l.m.batchSize.Observe(float64(len(batch)))
+		l.done(batch)
+		// Ack per segment.
+		for i := 0; i < len(batch); {
+			j := i
+			for j < len(batch) && batch[j].seg == batch[i].seg {
+				j++
+			}
+			l.spool.Ack(batch[i].seg, j-i)
+			i = j
+		}
+	}
+}
+
+// take moves up to BatchMax entries from the queue into flight.
+func (l *Ledger) take() []queued {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := min(len(l.queue), l.cfg.BatchMax)
+	if n == 0 {
+		return nil
+	}
+	batch := make([]queued, n)
+	copy(batch, l.queue[:n])
+	l.queue = l.queue[n:]
+	l.inflight[&batch[0]] = batch[0].e.Time
+	return batch
+}
+
+// putBack returns a failed batch to the front of the queue.
+func (l *Ledger) putBack(batch []queued) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.inflight, &batch[0])
+	l.queue = append(batch, l.queue...)
+}
+
+// done forgets a written batch.
+func (l *Ledger) done(batch []queued) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.inflight, &batch[0])
+	l.depth.Add(-int64(len(batch)))
+}
+
+func (l *Ledger) expireHolds() {
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.WriteTimeout)
+	defer cancel()
+	n, err := l.store.ExpireHolds(ctx, l.cfg.Now().Add(-l.cfg.HoldTTL))
+	if err != nil {
+		l.log.Debug("ledger hold expiry failed", "err", err)
+		return
+	}
+	if n > 0 {
+		l.log.Warn("ledger released holds of requests that never settled", "holds", n, "older_than", l.cfg.HoldTTL)
+	}
+}
+
+// oldest is the age of the oldest journaled entry not yet in the database.
+func (l *Ledger) oldest() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var first time.Time
+	if len(l.queue) > 0 {
+		first = l.queue[0].e.Time
+	}
+	for _, t := range l.inflight {
+		if first.IsZero() || t.Before(first) {
+			first = t
+		}
+	}
+	if first.IsZero() {
+		return 0
+	}
+	return l.cfg.Now().Sub(first)
+}
+
+// Close stops taking entries, writes what is queued until ctx ends, and
+// leaves the rest in the spool for the next start. It does not close the
+// store.
+func (l *Ledger) Close(ctx context.Context) error {
+	l.closing.Lock()
+	if l.closed {
+		l.closing.Unlock()
+		return nil
+	}
+	l.closed = true
+	close(l.in)
+	l.closing.Unlock()
+	<-l.appenderQ
+	close(l.drain)
+	l.poke()
+	var err error
+	select {
+	case <-waitGroup(&l.writers):
+	case <-ctx.Done():
+		close(l.stop)
+		l.writers.Wait()
+		err = fmt.Errorf("ledger: %d entries left in the spool for replay: %w", l.Depth(), ctx.Err())
+	}
+	if cerr := l.spool.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	l.m.unregister()
+	return err
+}

@@ -1,0 +1,313 @@
+// Package ledgertest is the conformance suite every ledger.Store passes:
+// idempotent entries, balances in step with entries, atomic reservations
+// under concurrency, hold release and expiry, and drift detection.
+package ledgertest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/llmctl/llmctl/pkg/billing"
+	"github.com/llmctl/llmctl/pkg/billing/ledger"
+)
+
+// Harness gives the suite fresh, migrated, empty stores.
+type Harness struct {
+	// Open returns a new store over an empty database; the suite closes it.
+	Open func(t *testing.T) ledger.Store
+	// Exec runs raw SQL on that database (the suite tampers with balances
+	// to check that Verify notices). It is given the store Open returned.
+	Exec func(t *testing.T, s ledger.Store, sql string) error
+}
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+
+func credit(key, tenant string, amount ledger.Micros) ledger.Entry {
+	return ledger.Entry{Key: key, TenantID: tenant, Kind: ledger.KindCredit, Amount: amount, Reason: "test", Time: t0}
+}
+
+func debit(key, tenant string, amount ledger.Micros) ledger.Entry {
+	return ledger.Entry{Key: key, TenantID: tenant, Kind: ledger.KindDebit, Amount: -amount, Model: "m", PromptTokens: 3, CompletionTokens: 4, Time: t0}
+}
+
+// Run runs the suite.
+func Run(t *testing.T, h Harness) {
+	open := func(t *testing.T) ledger.Store {
+		s := h.Open(t)
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	ctx := context.Background()
+
+	t.Run("CreditIsIdempotent", func(t *testing.T) {
+		s := open(t)
+		n, err := s.Apply(ctx, []ledger.Entry{credit("pay1", "a", 10*ledger.Unit)})
+		mustEq(t, err, n, 1)
+		n, err = s.Apply(ctx, []ledger.Entry{credit("pay1", "a", 10*ledger.Unit)})
+		mustEq(t, err, n, 0)
+		// Two of the same key inside one batch count once.
+		n, err = s.Apply(ctx, []ledger.Entry{credit("pay2", "a", ledger.Unit), credit("pay2", "a", ledger.Unit)})
+		mustEq(t, err, n, 1)
+		wantAccount(t, s, "a", 11*ledger.Unit, 0)
+		wantClean(t, s)
+	})
+
+	t.Run("EntriesRoundTrip", func(t *testing.T) {
+		s := open(t)
+		e := debit("req:1", "a", 1234567)
+		e.Reason = "why"
+		later := credit("pay", "b", 5)
+		later.Time = t0.Add(time.Hour)
+		if _, err := s.Apply(ctx, []ledger.Entry{e, later, credit("pay-a", "a", 9)}); err != nil {
+			t.Fatal(err)
+		}
+		all, err := s.Entries(ctx, ledger.Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) != 3 || all[0].Seq >= all[1].Seq {
+			t.Fatalf("entries not in insertion order: %+v", all)
+		}
+		got := all[0]
+		got.Seq = 0
+		if got != e {
+			t.Fatalf("entry round trip:\n got %+v\nwant %+v", got, e)
+		}
+		a, err := s.Entries(ctx, ledger.Filter{TenantID: "a", Limit: 1})
+		if err != nil || len(a) != 1 || a[0].Key != "req:1" {
+			t.Fatalf("tenant+limit filter: %+v %v", a, err)
+		}
+		since, err := s.Entries(ctx, ledger.Filter{Since: t0.Add(time.Minute)})
+		if err != nil || len(since) != 1 || since[0].Key != "pay" {
+			t.Fatalf("since filter: %+v %v", since, err)
+		}
+	})
+
+	t.Run("InvalidBatchWritesNothing", func(t *testing.T) {
+		s := open(t)
+		bad := credit("neg", "a", -1)
+		if _, err := s.Apply(ctx, []ledger.Entry{credit("ok", "a", 1), bad}); !errors.Is(err, ledger.ErrInvalidEntry) {
+			t.Fatalf("want ErrInvalidEntry, got %v", err)
+		}
+		wantAccount(t, s, "a", 0, 0)
+		if es, _ := s.Entries(ctx, ledger.Filter{}); len(es) != 0 {
+			t.Fatalf("a rejected batch wrote %d entries", len(es))
+		}
+	})
+
+	t.Run("ReserveChecksBalance", func(t *testing.T) {
+		s := open(t)
+		if _, err := s.Apply(ctx, []ledger.Entry{credit("pay", "a", ledger.Unit)}); err != nil {
+			t.Fatal(err)
+		}
+		hold := func(key string, amount, overdraft ledger.Micros) error {
+			return s.Reserve(ctx, ledger.HoldRequest{Key: key, TenantID: "a", Amount: amount, Overdraft: overdraft, Time: t0})
+		}
+		if err := hold("h1", 2*ledger.Unit, 0); !errors.Is(err, billing.ErrInsufficientQuota) {
+			t.Fatalf("over balance: want ErrInsufficientQuota, got %v", err)
+		}
+		if err := hold("h2", ledger.Unit/2, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := hold("h3", ledger.Unit/2+1, 0); !errors.Is(err, billing.ErrInsufficientQuota) {
+			t.Fatalf("over available: want ErrInsufficientQuota, got %v", err)
+		}
+		if err := hold("h4", ledger.Unit/2+1, 1); err != nil {
+			t.Fatalf("within overdraft: %v", err)
+		}
+		wantAccount(t, s, "a", ledger.Unit, ledger.Unit+1)
+		wantClean(t, s)
+	})
+
+	t.Run("OverdraftCoversNewTenant", func(t *testing.T) {
+		s := open(t)
+		if err := s.Reserve(ctx, ledger.HoldRequest{Key: "h", TenantID: "new", Amount: 5, Overdraft: 0, Time: t0}); !errors.Is(err, billing.ErrInsufficientQuota) {
+			t.Fatalf("no account, no overdraft: want ErrInsufficientQuota, got %v", err)
+		}
+		if err := s.Reserve(ctx, ledger.HoldRequest{Key: "h", TenantID: "new", Amount: 5, Overdraft: 10, Time: t0}); err != nil {
+			t.Fatal(err)
+		}
+		wantAccount(t, s, "new", 0, 5)
+	})
+
+	t.Run("SettlementReleasesHoldOnce", func(t *testing.T) {
+		s := open(t)
+		if _, err := s.Apply(ctx, []ledger.Entry{credit("pay", "a", 10*ledger.Unit)}); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"r1", "r2"} {
+			if err := s.Reserve(ctx, ledger.HoldRequest{Key: k, TenantID: "a", Amount: 4 * ledger.Unit, Time: t0}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wantAccount(t, s, "a", 10*ledger.Unit, 8*ledger.Unit)
+		rel := ledger.Entry{Key: "r2", TenantID: "a", Kind: ledger.KindRelease, Time: t0}
+		for range 2 { // the replay changes nothing
+			if _, err := s.Apply(ctx, []ledger.Entry{debit("r1", "a", ledger.Unit), rel}); err != nil {
+				t.Fatal(err)
+			}
+			wantAccount(t, s, "a", 9*ledger.Unit, 0)
+		}
+		wantClean(t, s)
+	})
+
+	t.Run("ExpiredHoldThenLateSettlement", func(t *testing.T) {
+		s := open(t)
+		if _, err := s.Apply(ctx, []ledger.Entry{credit("pay", "a", 10)}); err != nil {
+			t.Fatal(err)
+		}
+		for i, at := range []time.Time{t0, t0.Add(time.Hour)} {
+			if err := s.Reserve(ctx, ledger.HoldRequest{Key: fmt.Sprint("h", i), TenantID: "a", Amount: 3, Time: at}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := s.ExpireHolds(ctx, t0.Add(time.Minute))
+		mustEq(t, err, n, 1)
+		wantAccount(t, s, "a", 10, 3)
+		// The expired request's settlement still charges, without touching
+		// the reservation of the live one.
+		if _, err := s.Apply(ctx, []ledger.Entry{debit("h0", "a", 2)}); err != nil {
+			t.Fatal(err)
+		}
+		wantAccount(t, s, "a", 8, 3)
+		wantClean(t, s)
+	})
+
+	t.Run("ConcurrentReservationsNeverOversell", func(t *testing.T) {
+		s := open(t)
+		if _, err := s.Apply(ctx, []ledger.Entry{credit("pay", "a", 100)}); err != nil {
+			t.Fatal(err)
+		}
+		var ok, short atomic.Int64
+		var wg sync.WaitGroup
+		for i := range 40 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := s.Reserve(ctx, ledger.HoldRequest{Key: fmt.Sprint("h", i), TenantID: "a", Amount: 3, Time: t0})
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, billing.ErrInsufficientQuota):
+					short.Add(1)
+				default:
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if ok.Load() != 33 || short.Load() != 7 {
+			t.Fatalf("%d reservations granted, %d refused; want 33 and 7", ok.Load(), short.Load())
+		}
+		wantAccount(t, s, "a", 100, 99)
+	})
+
+	t.Run("ConcurrentBatchesKeepBalancesExact", func(t *testing.T) {
+		s := open(t)
+		const writers, batches, per, tenants = 6, 10, 40, 7
+		keys := map[string]bool{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := rand.New(rand.NewPCG(uint64(w), 1))
+				for b := range batches {
+					var es []ledger.Entry
+					for i := range per {
+						tenant := fmt.Sprint("t", r.IntN(tenants))
+						// Keys overlap across writers: each counts once.
+						key := fmt.Sprintf("k%d-%d-%d", w%3, b, i)
+						es = append(es, credit(key, tenant, ledger.Micros(1+r.IntN(1000))))
+					}
+					if _, err := s.Apply(ctx, es); err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					for _, e := range es {
+						keys[e.Key] = true
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		r := wantClean(t, s)
+		if r.Entries != int64(len(keys)) {
+			t.Fatalf("%d entries for %d distinct keys", r.Entries, len(keys))
+		}
+	})
+
+	t.Run("VerifyFindsDrift", func(t *testing.T) {
+		s := open(t)
+		if _, err := s.Apply(ctx, []ledger.Entry{credit("pay", "a", 10), credit("pay-b", "b", 10)}); err != nil {
+			t.Fatal(err)
+		}
+		wantClean(t, s)
+		if err := h.Exec(t, s, `UPDATE ledger_accounts SET balance = balance + 1 WHERE tenant_id = 'b'`); err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.Verify(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.OK() || len(r.Drifts) != 1 || r.Drifts[0].TenantID != "b" || r.Drifts[0].Balance != 11 || r.Drifts[0].EntrySum != 10 {
+			t.Fatalf("drift not reported exactly: %+v", r)
+		}
+	})
+
+	t.Run("EntriesAreAppendOnly", func(t *testing.T) {
+		s := open(t)
+		if _, err := s.Apply(ctx, []ledger.Entry{credit("pay", "a", 10)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Exec(t, s, `UPDATE ledger_entries SET amount = 1`); err == nil {
+			t.Fatal("an entry could be updated")
+		}
+		if err := h.Exec(t, s, `DELETE FROM ledger_entries`); err == nil {
+			t.Fatal("an entry could be deleted")
+		}
+		wantAccount(t, s, "a", 10, 0)
+	})
+}
+
+func mustEq(t *testing.T, err error, got, want int) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatalf("got %d, want %d", got, want)
+	}
+}
+
+func wantAccount(t *testing.T, s ledger.Store, tenant string, balance, reserved ledger.Micros) {
+	t.Helper()
+	a, err := s.Account(context.Background(), tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Balance != balance || a.Reserved != reserved {
+		t.Fatalf("account %s = balance %s reserved %s; want %s and %s", tenant, a.Balance, a.Reserved, balance, reserved)
+	}
+}
+
+func wantClean(t *testing.T, s ledger.Store) ledger.Report {
+	t.Helper()
+	r, err := s.Verify(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK() {
+		t.Fatalf("verify: %+v", r)
+	}
+	return r
+}

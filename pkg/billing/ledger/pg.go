@@ -1,0 +1,208 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/llmctl/llmctl/pkg/billing"
+)
+
+// pgStore is the PostgreSQL ledger. It keeps two pools on one DSN: holds are
+// written with synchronous_commit off (a hold lost in a crash only frees a
+// reservation early, and the reserve sits on the request's hot path), while
+// entries always commit synchronously.
+type pgStore struct {
+	pool  *pgxpool.Pool // entries, reads
+	holds *pgxpool.Pool // reservations
+}
+
+// OpenPostgres connects to an already migrated PostgreSQL database.
+func OpenPostgres(ctx context.Context, dsn string) (Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: parse postgres DSN: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: connect postgres: %w", err)
+	}
+	hcfg := cfg.Copy()
+	hcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	holds, err := pgxpool.NewWithConfig(ctx, hcfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("ledger: connect postgres: %w", err)
+	}
+	return &pgStore{pool: pool, holds: holds}, nil
+}
+
+func (s *pgStore) Close() error {
+	s.pool.Close()
+	s.holds.Close()
+	return nil
+}
+
+func (s *pgStore) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+const pgReserve = `
+WITH acct AS (
+    UPDATE ledger_accounts SET reserved = reserved + $3::bigint
+    WHERE tenant_id = $1::text AND balance - reserved - $3::bigint >= -($4::bigint)
+    RETURNING tenant_id)
+INSERT INTO ledger_holds (hold_key, tenant_id, amount, created_at)
+SELECT $2::text, tenant_id, $3::bigint, $5::bigint FROM acct`
+
+func (s *pgStore) Reserve(ctx context.Context, h HoldRequest) error {
+	if h.Amount < 0 || h.Key == "" || h.TenantID == "" {
+		return fmt.Errorf("ledger: reserve: invalid hold %q", h.Key)
+	}
+	for attempt := 0; ; attempt++ {
+		tag, err := s.holds.Exec(ctx, pgReserve, h.TenantID, h.Key, int64(h.Amount), int64(h.Overdraft), h.Time.UnixMicro())
+		if err != nil {
+			return fmt.Errorf("ledger: reserve: %w", err)
+		}
+		if tag.RowsAffected() == 1 {
+			return nil
+		}
+		// No row: the tenant has no account yet or too little balance. An
+		// overdraft may cover a tenant that never paid, so create the
+		// account once and try again.
+		if attempt > 0 || h.Overdraft < h.Amount {
+			return fmt.Errorf("%w: tenant %s cannot cover %s", billing.ErrInsufficientQuota, h.TenantID, h.Amount)
+		}
+		if _, err := s.holds.Exec(ctx, `INSERT INTO ledger_accounts (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING`, h.TenantID); err != nil {
+			return fmt.Errorf("ledger: reserve: %w", err)
+		}
+	}
+}
+
+// pgApply inserts a batch, moves balances by what was new and releases the
+// matching holds, in one statement. Accounts are locked in tenant order so
+// that concurrent batches from several gateways cannot deadlock.
+const pgApply = `
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[])
+        AS t(idem_key, tenant_id, kind, amount, model, prompt_tokens, completion_tokens, reason, created_at)
+), ins AS (
+    INSERT INTO ledger_entries (idem_key, tenant_id, kind, amount, model, prompt_tokens, completion_tokens, reason, created_at)
+    SELECT * FROM input
+    ON CONFLICT (idem_key) DO NOTHING
+    RETURNING tenant_id, amount
+), rel AS (
+    DELETE FROM ledger_holds WHERE hold_key = ANY($1::text[])
+    RETURNING tenant_id, amount
+), delta AS (
+    SELECT tenant_id, sum(b)::bigint AS b, sum(r)::bigint AS r FROM (
+        SELECT tenant_id, amount AS b, 0::bigint AS r FROM ins
+        UNION ALL
+        SELECT tenant_id, 0::bigint, amount FROM rel) x
+    GROUP BY tenant_id
+), upd AS (
+    INSERT INTO ledger_accounts AS a (tenant_id, balance, reserved)
+    SELECT tenant_id, b, -r FROM delta ORDER BY tenant_id
+    ON CONFLICT (tenant_id) DO UPDATE
+        SET balance = a.balance + EXCLUDED.balance, reserved = a.reserved + EXCLUDED.reserved
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)`
+
+func (s *pgStore) Apply(ctx context.Context, entries []Entry) (int, error) {
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	n := len(entries)
+	var (
+		keys, tenants, kinds, models, reasons = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		amounts, pt, ct, times                = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	)
+	for i, e := range entries {
+		if err := e.Validate(); err != nil {
+			return 0, err
+		}
+		keys[i], tenants[i], kinds[i], models[i], reasons[i] = e.Key, e.TenantID, string(e.Kind), e.Model, e.Reason
+		amounts[i], pt[i], ct[i], times[i] = int64(e.Amount), e.PromptTokens, e.CompletionTokens, e.Time.UnixMicro()
+	}
+	var inserted, accounts int64
+	err := s.pool.QueryRow(ctx, pgApply, keys, tenants, kinds, amounts, models, pt, ct, reasons, times).Scan(&inserted, &accounts)
+	if err != nil {
+		return 0, fmt.Errorf("ledger: apply %d entries: %w", n, err)
+	}
+	return int(inserted), nil
+}
+
+const pgExpire = `
+WITH gone AS (
+    DELETE FROM ledger_holds WHERE created_at < $1 RETURNING tenant_id, amount
+), d AS (
+    SELECT tenant_id, sum(amount)::bigint AS s FROM gone GROUP BY tenant_id
+), upd AS (
+    UPDATE ledger_accounts a SET reserved = a.reserved - d.s FROM d WHERE a.tenant_id = d.tenant_id RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM upd)`
+
+func (s *pgStore) ExpireHolds(ctx context.Context, before time.Time) (int, error) {
+	var n, accounts int64
+	if err := s.pool.QueryRow(ctx, pgExpire, before.UnixMicro()).Scan(&n, &accounts); err != nil {
+		return 0, fmt.Errorf("ledger: expire holds: %w", err)
+	}
+	return int(n), nil
+}
+
+func (s *pgStore) Account(ctx context.Context, tenantID string) (Account, error) {
+	a := Account{TenantID: tenantID}
+	err := s.pool.QueryRow(ctx, `SELECT balance, reserved FROM ledger_accounts WHERE tenant_id = $1`, tenantID).Scan(&a.Balance, &a.Reserved)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return Account{}, fmt.Errorf("ledger: account %s: %w", tenantID, err)
+	}
+	return a, nil
+}
+
+func (s *pgStore) Accounts(ctx context.Context) ([]Account, error) {
+	rows, err := s.pool.Query(ctx, `SELECT tenant_id, balance, reserved FROM ledger_accounts ORDER BY tenant_id`)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: accounts: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Account, error) {
+		var a Account
+		err := r.Scan(&a.TenantID, &a.Balance, &a.Reserved)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: accounts: %w", err)
+	}
+	return out, nil
+}
+
+func (s *pgStore) Entries(ctx context.Context, f Filter) ([]Entry, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+entryColumns+` FROM ledger_entries
+        WHERE ($1::text = '' OR tenant_id = $1::text) AND created_at >= $2::bigint ORDER BY seq LIMIT $3::bigint`,
+		f.TenantID, sinceMicros(f.Since), limitOrAll(f.Limit))
+	if err != nil {
+		return nil, fmt.Errorf("ledger: entries: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Entry, error) { return scanEntry(r) })
+	if err != nil {
+		return nil, fmt.Errorf("ledger: entries: %w", err)
+	}
+	return out, nil
+}
+
+func (s *pgStore) Verify(ctx context.Context) (Report, error) {
+	return verify(ctx, pgxQuerier{s.pool})
+}
+
+type pgxQuerier struct{ p *pgxpool.Pool }
+
+func (q pgxQuerier) query(ctx context.Context, sql string, each func(scan func(...any) error) error) error {
+	rows, err := q.p.Query(ctx, sql)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	return eachRow(rows, each)
+}

@@ -1,0 +1,103 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Queries and helpers shared by both dialects.
+
+const entryColumns = `seq, idem_key, tenant_id, kind, amount, model, prompt_tokens, completion_tokens, reason, created_at`
+
+func scanEntry(r interface{ Scan(...any) error }) (Entry, error) {
+	var (
+		e    Entry
+		kind string
+		at   int64
+	)
+	if err := r.Scan(&e.Seq, &e.Key, &e.TenantID, &kind, &e.Amount, &e.Model, &e.PromptTokens, &e.CompletionTokens, &e.Reason, &at); err != nil {
+		return Entry{}, err
+	}
+	e.Kind = Kind(kind)
+	e.Time = time.UnixMicro(at).UTC()
+	return e, nil
+}
+
+func sinceMicros(t time.Time) int64 {
+	if t.IsZero() {
+		return math.MinInt64
+	}
+	return t.UnixMicro()
+}
+
+func limitOrAll(n int) int64 {
+	if n <= 0 {
+		return math.MaxInt64
+	}
+	return int64(n)
+}
+
+// verifyBalances lists, per tenant seen anywhere, the stored balance and
+// reservation beside the sums they must equal.
+const verifyBalances = `
+SELECT t.tenant_id,
+       COALESCE(a.balance, 0), COALESCE(e.s, 0), COALESCE(a.reserved, 0), COALESCE(h.s, 0)
+FROM (SELECT tenant_id FROM ledger_accounts
+      UNION SELECT tenant_id FROM ledger_entries
+      UNION SELECT tenant_id FROM ledger_holds) t
+LEFT JOIN ledger_accounts a ON a.tenant_id = t.tenant_id
+LEFT JOIN (SELECT tenant_id, CAST(SUM(amount) AS BIGINT) AS s FROM ledger_entries GROUP BY tenant_id) e ON e.tenant_id = t.tenant_id
+LEFT JOIN (SELECT tenant_id, CAST(SUM(amount) AS BIGINT) AS s FROM ledger_holds GROUP BY tenant_id) h ON h.tenant_id = t.tenant_id
+ORDER BY t.tenant_id`
+
+const verifyCounts = `
+SELECT (SELECT COUNT(*) FROM ledger_entries),
+       (SELECT COUNT(*) FROM ledger_holds),
+       (SELECT COUNT(*) FROM ledger_entries
+        WHERE (kind = 'credit' AND amount <= 0) OR (kind = 'debit' AND amount > 0)
+           OR (kind = 'release' AND amount <> 0) OR kind = 'reservation')`
+
+// eachRow calls each for every row of a pgx or database/sql result.
+func eachRow(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+}, each func(scan func(...any) error) error) error {
+	for rows.Next() {
+		if err := each(rows.Scan); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+type querier interface {
+	query(ctx context.Context, sql string, each func(scan func(...any) error) error) error
+}
+
+func verify(ctx context.Context, q querier) (Report, error) {
+	var r Report
+	err := q.query(ctx, verifyBalances, func(scan func(...any) error) error {
+		var d Drift
+		if err := scan(&d.TenantID, &d.Balance, &d.EntrySum, &d.Reserved, &d.HoldSum); err != nil {
+			return err
+		}
+		r.Tenants++
+		if d.Balance != d.EntrySum || d.Reserved != d.HoldSum {
+			r.Drifts = append(r.Drifts, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return Report{}, fmt.Errorf("ledger: verify balances: %w", err)
+	}
+	err = q.query(ctx, verifyCounts, func(scan func(...any) error) error {
+		return scan(&r.Entries, &r.Holds, &r.BadSigns)
+	})
+	if err != nil {
+		return Report{}, fmt.Errorf("ledger: verify entries: %w", err)
+	}
+	return r, nil
+}

@@ -1,0 +1,220 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/llmctl/llmctl/pkg/billing"
+)
+
+// sqliteStore is the embedded ledger. Every write is one IMMEDIATE
+// transaction (the DSN sets _txlock), so reservations are atomic with the
+// balance check; WAL keeps readers off the writer's back.
+type sqliteStore struct {
+	db *sql.DB
+}
+
+// NewSQLite wraps an opened, migrated SQLite database (see store.OpenSQLite
+// for the shared settings). The ledger owns db from here on.
+func NewSQLite(db *sql.DB) Store {
+	// One writer at a time is SQLite's model; one connection avoids
+	// busy-waiting between our own connections.
+	db.SetMaxOpenConns(1)
+	return &sqliteStore{db: db}
+}
+
+func (s *sqliteStore) Close() error                   { return s.db.Close() }
+func (s *sqliteStore) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+func (s *sqliteStore) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func (s *sqliteStore) Reserve(ctx context.Context, h HoldRequest) error {
+	if h.Amount < 0 || h.Key == "" || h.TenantID == "" {
+		return fmt.Errorf("ledger: reserve: invalid hold %q", h.Key)
+	}
+	short := false
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if h.Overdraft >= h.Amount {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO ledger_accounts (tenant_id) VALUES (?) ON CONFLICT DO NOTHING`, h.TenantID); err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE ledger_accounts SET reserved = reserved + ?
+            WHERE tenant_id = ? AND balance - reserved - ? >= -?`, int64(h.Amount), h.TenantID, int64(h.Amount), int64(h.Overdraft))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			short = true
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO ledger_holds (hold_key, tenant_id, amount, created_at) VALUES (?, ?, ?, ?)`,
+			h.Key, h.TenantID, int64(h.Amount), h.Time.UnixMicro())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: reserve: %w", err)
+	}
+	if short {
+		return fmt.Errorf("%w: tenant %s cannot cover %s", billing.ErrInsufficientQuota, h.TenantID, h.Amount)
+	}
+	return nil
+}
+
+func (s *sqliteStore) Apply(ctx context.Context, entries []Entry) (int, error) {
+	for _, e := range entries {
+		if err := e.Validate(); err != nil {
+			return 0, err
+		}
+	}
+	inserted := 0
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		inserted = 0
+		for _, e := range entries {
+			res, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries
+                (idem_key, tenant_id, kind, amount, model, prompt_tokens, completion_tokens, reason, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idem_key) DO NOTHING`,
+				e.Key, e.TenantID, string(e.Kind), int64(e.Amount), e.Model, e.PromptTokens, e.CompletionTokens, e.Reason, e.Time.UnixMicro())
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			var held int64
+			err = tx.QueryRowContext(ctx, `DELETE FROM ledger_holds WHERE hold_key = ? RETURNING amount`, e.Key).Scan(&held)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if n == 0 && held == 0 {
+				continue
+			}
+			moved := int64(0)
+			if n == 1 {
+				inserted++
+				moved = int64(e.Amount)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO ledger_accounts (tenant_id, balance, reserved) VALUES (?, ?, ?)
+                ON CONFLICT (tenant_id) DO UPDATE SET balance = balance + excluded.balance, reserved = reserved + excluded.reserved`,
+				e.TenantID, moved, -held); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("ledger: apply %d entries: %w", len(entries), err)
+	}
+	return inserted, nil
+}
+
+func (s *sqliteStore) ExpireHolds(ctx context.Context, before time.Time) (int, error) {
+	n := 0
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `DELETE FROM ledger_holds WHERE created_at < ? RETURNING tenant_id, amount`, before.UnixMicro())
+		if err != nil {
+			return err
+		}
+		sums := map[string]int64{}
+		for rows.Next() {
+			var t string
+			var a int64
+			if err := rows.Scan(&t, &a); err != nil {
+				rows.Close()
+				return err
+			}
+			sums[t] += a
+			n++
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		for t, a := range sums {
+			if _, err := tx.ExecContext(ctx, `UPDATE ledger_accounts SET reserved = reserved - ? WHERE tenant_id = ?`, a, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("ledger: expire holds: %w", err)
+	}
+	return n, nil
+}
+
+func (s *sqliteStore) Account(ctx context.Context, tenantID string) (Account, error) {
+	a := Account{TenantID: tenantID}
+	err := s.db.QueryRowContext(ctx, `SELECT balance, reserved FROM ledger_accounts WHERE tenant_id = ?`, tenantID).Scan(&a.Balance, &a.Reserved)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return Account{}, fmt.Errorf("ledger: account %s: %w", tenantID, err)
+	}
+	return a, nil
+}
+
+func (s *sqliteStore) Accounts(ctx context.Context) ([]Account, error) {
+	var out []Account
+	err := sqlQuerier{s.db}.query(ctx, `SELECT tenant_id, balance, reserved FROM ledger_accounts ORDER BY tenant_id`,
+		func(scan func(...any) error) error {
+			var a Account
+			if err := scan(&a.TenantID, &a.Balance, &a.Reserved); err != nil {
+				return err
+			}
+			out = append(out, a)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: accounts: %w", err)
+	}
+	return out, nil
+}
+
+func (s *sqliteStore) Entries(ctx context.Context, f Filter) ([]Entry, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+entryColumns+` FROM ledger_entries
+        WHERE (? = '' OR tenant_id = ?) AND created_at >= ? ORDER BY seq LIMIT ?`,
+		f.TenantID, f.TenantID, sinceMicros(f.Since), limitOrAll(f.Limit))
+	if err != nil {
+		return nil, fmt.Errorf("ledger: entries: %w", err)
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: entries: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger: entries: %w", err)
+	}
+	return out, nil
+}
+
+func (s *sqliteStore) Verify(ctx context.Context) (Report, error) {
+	return verify(ctx, sqlQuerier{s.db})
+}
+
+type sqlQuerier struct{ db *sql.DB }
+
+func (q sqlQuerier) query(ctx context.Context, query string, each func(scan func(...any) error) error) error {
+	rows, err := q.db.QueryContext(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	return eachRow(rows, each)
+}

@@ -1,0 +1,159 @@
+package limits
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// memStore is the in-process store: one mutex over a map, the same
+// arithmetic as the Redis script. It serves a single gateway instance and is
+// the Redis store's fallback while Redis is unreachable.
+type memStore struct {
+	now func() time.Time
+
+	mu      sync.Mutex
+	buckets map[string]*memBucket
+	slots   map[string]map[string]int64 // slots key → ticket → expiry (unix ms)
+	ops     int
+}
+
+type memBucket struct {
+	c       counters
+	expires int64 // unix ms; like the Redis key's TTL
+}
+
+func newMemStore(now func() time.Time) *memStore {
+	if now == nil {
+		now = time.Now
+	}
+	return &memStore{now: now, buckets: map[string]*memBucket{}, slots: map[string]map[string]int64{}}
+}
+
+func (m *memStore) admit(_ context.Context, r admitRequest) (admitResult, error) {
+	now := m.now().UnixMilli()
+	win := r.window.Milliseconds()
+	wid := now / win
+	res := admitResult{wid: wid, elapsed: now - wid*win, state: make([]bucketState, len(r.buckets))}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.maybeSweep(now)
+	for i, b := range r.buckets {
+		var st bucketState
+		if b.rpm > 0 || b.tpm > 0 {
+			if mb := m.buckets[b.counter]; mb != nil && mb.expires > now {
+				st.counters = mb.c.at(wid)
+			} else {
+				st.counters = counters{W: wid}
+			}
+		}
+		if b.conc > 0 {
+			held := m.slots[b.slots]
+			for id, exp := range held {
+				if exp <= now {
+					delete(held, id)
+				}
+			}
+			st.inUse = int64(len(held))
+		}
+		res.state[i] = st
+		if res.dim != dimNone {
+			continue
+		}
+		switch {
+		case b.rpm > 0 && over(b.rpm, st.RP, st.RC, 1, res.elapsed, win):
+			res.dim = dimRequests
+		case b.tpm > 0 && over(b.tpm, st.TP, st.TC, r.tokens, res.elapsed, win):
+			res.dim = dimTokens
+		case b.conc > 0 && st.inUse >= b.conc:
+			res.dim = dimConcurrency
+		}
+		if res.dim != dimNone {
+			res.denied = i
+		}
+	}
+	if res.dim != dimNone {
+		return res, nil
+	}
+	res.admitted = true
+	for i, b := range r.buckets {
+		st := &res.state[i]
+		if b.rpm > 0 || b.tpm > 0 {
+			st.RC++
+			st.TC += r.tokens
+			m.buckets[b.counter] = &memBucket{c: st.counters, expires: now + 2*win + 1000}
+		}
+		if b.conc > 0 {
+			held := m.slots[b.slots]
+			if held == nil {
+				held = map[string]int64{}
+				m.slots[b.slots] = held
+			}
+			held[r.ticket] = now + r.lease.Milliseconds()
+			st.inUse++
+		}
+	}
+	return res, nil
+}
+
+func (m *memStore) settle(_ context.Context, r settleRequest) error {
+	now := m.now().UnixMilli()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, b := range r.buckets {
+		if mb := m.buckets[b.counter]; mb != nil && mb.expires > now && r.delta != 0 {
+			switch mb.c.W {
+			case r.wid:
+				mb.c.TC = max(0, mb.c.TC+r.delta)
+			case r.wid + 1:
+				mb.c.TP = max(0, mb.c.TP+r.delta)
+			}
+		}
+		if held := m.slots[b.slots]; held != nil {
+			delete(held, r.ticket)
+			if len(held) == 0 {
+				delete(m.slots, b.slots)
+			}
+		}
+	}
+	return nil
+}
+
+func (m *memStore) renew(_ context.Context, slots []slotRef, lease time.Duration) error {
+	exp := m.now().UnixMilli() + lease.Milliseconds()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range slots {
+		if held := m.slots[s.key]; held != nil {
+			if _, ok := held[s.ticket]; ok { // like ZADD XX: never resurrect
+				held[s.ticket] = exp
+			}
+		}
+	}
+	return nil
+}
+
+// maybeSweep drops expired buckets now and then so that keys that stop
+// sending do not keep memory forever. Caller holds mu.
+func (m *memStore) maybeSweep(now int64) {
+	m.ops++
+	if m.ops%4096 != 0 {
+		return
+	}
+	for k, b := range m.buckets {
+		if b.expires <= now {
+			delete(m.buckets, k)
+		}
+	}
+	for k, held := range m.slots {
+		for id, exp := range held {
+			if exp <= now {
+				delete(held, id)
+			}
+		}
+		if len(held) == 0 {
+			delete(m.slots, k)
+		}
+	}
+}

@@ -1,0 +1,85 @@
+package limits
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed limiter.lua
+var limiterLua string
+
+// redisStore runs every decision as one EVALSHA of limiter.lua. go-redis's
+// Script.Run sends EVALSHA and, on NOSCRIPT (a restarted or flushed Redis),
+// falls back to EVAL, which also loads the script for the next call.
+type redisStore struct {
+	rdb    redis.Scripter
+	script *redis.Script
+}
+
+func newRedisStore(rdb redis.Scripter) *redisStore {
+	return &redisStore{rdb: rdb, script: redis.NewScript(limiterLua)}
+}
+
+func (s *redisStore) admit(ctx context.Context, r admitRequest) (admitResult, error) {
+	keys := make([]string, 0, 2*len(r.buckets))
+	args := make([]any, 0, 5+3*len(r.buckets))
+	args = append(args, "admit", r.window.Milliseconds(), r.lease.Milliseconds(), r.ticket, r.tokens)
+	for _, b := range r.buckets {
+		keys = append(keys, b.counter, b.slots)
+		args = append(args, b.rpm, b.tpm, b.conc)
+	}
+	v, err := s.script.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	if err != nil {
+		return admitResult{}, fmt.Errorf("rate limit script: %w", err)
+	}
+	if len(v) != 5+5*len(r.buckets) {
+		return admitResult{}, fmt.Errorf("rate limit script: %d values for %d buckets", len(v), len(r.buckets))
+	}
+	res := admitResult{
+		admitted: v[0] == 1, wid: v[1], elapsed: v[2], denied: int(v[3]), dim: int(v[4]),
+		state: make([]bucketState, len(r.buckets)),
+	}
+	for i := range r.buckets {
+		o := 5 + 5*i
+		res.state[i] = bucketState{
+			counters: counters{W: res.wid, RP: v[o], RC: v[o+1], TP: v[o+2], TC: v[o+3]},
+			inUse:    v[o+4],
+		}
+	}
+	return res, nil
+}
+
+func (s *redisStore) settle(ctx context.Context, r settleRequest) error {
+	keys := make([]string, 0, 2*len(r.buckets))
+	for _, b := range r.buckets {
+		keys = append(keys, b.counter, b.slots)
+	}
+	err := s.script.Run(ctx, s.rdb, keys, "settle", r.wid, r.delta, r.ticket).Err()
+	if err != nil && err != redis.Nil {
+		return fmt.Errorf("rate limit settle: %w", err)
+	}
+	return nil
+}
+
+func (s *redisStore) renew(ctx context.Context, slots []slotRef, lease time.Duration) error {
+	if len(slots) == 0 {
+		return nil
+	}
+	keys := make([]string, len(slots))
+	args := make([]any, 0, 2+len(slots))
+	args = append(args, "renew", strconv.FormatInt(lease.Milliseconds(), 10))
+	for i, sl := range slots {
+		keys[i] = sl.key
+		args = append(args, sl.ticket)
+	}
+	err := s.script.Run(ctx, s.rdb, keys, args...).Err()
+	if err != nil && err != redis.Nil {
+		return fmt.Errorf("rate limit renew: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,294 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/llmctl/llmctl/pkg/billing"
+)
+
+// sqlStore implements Store over either database through conn.
+type sqlStore struct {
+	c   conn
+	now func() time.Time
+}
+
+const tenantCols = `id, name, rpm, tpm, max_concurrency, created_at`
+
+const keyCols = `k.id, k.tenant_id, t.name, k.name, k.secret_hash, k.models, k.rpm, k.tpm,
+	k.max_concurrency, k.expires_at, k.revoked_at, k.created_at`
+
+// ValidateName checks a tenant or key name: printable, 1–64 runes, no spaces
+// at the ends, and not shaped like a generated id.
+func ValidateName(kind, name string) error {
+	switch {
+	case name == "" || strings.TrimSpace(name) != name:
+		return fmt.Errorf("%s name %q: must be non-empty without leading or trailing spaces", kind, name)
+	case !utf8.ValidString(name) || utf8.RuneCountInString(name) > 64:
+		return fmt.Errorf("%s name: must be valid UTF-8, at most 64 characters", kind)
+	case strings.HasPrefix(name, "ten_"):
+		return fmt.Errorf("%s name %q: the prefix ten_ is reserved for ids", kind, name)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%s name: control characters are not allowed", kind)
+		}
+	}
+	return nil
+}
+
+func validateLimits(l billing.Limits) error {
+	if l.RPM < 0 || l.TPM < 0 || l.MaxConcurrency < 0 {
+		return fmt.Errorf("limits must not be negative (rpm=%d tpm=%d max-concurrency=%d)", l.RPM, l.TPM, l.MaxConcurrency)
+	}
+	return nil
+}
+
+func (s *sqlStore) CreateTenant(ctx context.Context, name string, l billing.Limits) (Tenant, error) {
+	if err := ValidateName("tenant", name); err != nil {
+		return Tenant{}, err
+	}
+	if err := validateLimits(l); err != nil {
+		return Tenant{}, err
+	}
+	id, err := newID("ten_")
+	if err != nil {
+		return Tenant{}, err
+	}
+	t := Tenant{ID: id, Name: name, Limits: l, CreatedAt: micros(s.now())}
+	_, err = s.c.exec(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+		t.ID, t.Name, l.RPM, l.TPM, l.MaxConcurrency, t.CreatedAt.UnixMicro())
+	if errors.Is(err, ErrConflict) {
+		return Tenant{}, fmt.Errorf("tenant %q: %w", name, ErrConflict)
+	}
+	if err != nil {
+		return Tenant{}, fmt.Errorf("create tenant: %w", err)
+	}
+	return t, nil
+}
+
+func scanTenant(sc scanner) (Tenant, error) {
+	var t Tenant
+	var created int64
+	if err := sc.Scan(&t.ID, &t.Name, &t.Limits.RPM, &t.Limits.TPM, &t.Limits.MaxConcurrency, &created); err != nil {
+		return Tenant{}, err
+	}
+	t.CreatedAt = time.UnixMicro(created).UTC()
+	return t, nil
+}
+
+func (s *sqlStore) GetTenant(ctx context.Context, nameOrID string) (Tenant, error) {
+	t, err := scanTenant(s.c.queryRow(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = $1 OR name = $1`, nameOrID))
+	if err != nil {
+		return Tenant{}, fmt.Errorf("tenant %q: %w", nameOrID, err)
+	}
+	return t, nil
+}
+
+func (s *sqlStore) ListTenants(ctx context.Context) ([]Tenant, error) {
+	r, err := s.c.query(ctx, `SELECT `+tenantCols+` FROM tenants ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	defer r.Close()
+	out := []Tenant{}
+	for r.Next() {
+		t, err := scanTenant(r)
+		if err != nil {
+			return nil, fmt.Errorf("list tenants: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, r.Err()
+}
+
+func (s *sqlStore) SetTenantLimits(ctx context.Context, nameOrID string, l billing.Limits) (Tenant, error) {
+	if err := validateLimits(l); err != nil {
+		return Tenant{}, err
+	}
+	n, err := s.c.exec(ctx, `UPDATE tenants SET rpm = $2, tpm = $3, max_concurrency = $4 WHERE id = $1 OR name = $1`,
+		nameOrID, l.RPM, l.TPM, l.MaxConcurrency)
+	if err != nil {
+		return Tenant{}, fmt.Errorf("set tenant limits: %w", err)
+	}
+	if n == 0 {
+		return Tenant{}, fmt.Errorf("tenant %q: %w", nameOrID, ErrNotFound)
+	}
+	return s.GetTenant(ctx, nameOrID)
+}
+
+func (s *sqlStore) CreateKey(ctx context.Context, nk NewKey) (Key, string, error) {
+	if nk.Name != "" {
+		if err := ValidateName("key", nk.Name); err != nil {
+			return Key{}, "", err
+		}
+	}
+	if err := validateLimits(nk.Limits); err != nil {
+		return Key{}, "", err
+	}
+	for _, m := range nk.Models {
+		if strings.TrimSpace(m) == "" || m != strings.TrimSpace(m) {
+			return Key{}, "", fmt.Errorf("model name %q: must be non-empty without surrounding spaces", m)
+		}
+	}
+	now := micros(s.now())
+	if nk.ExpiresAt != nil && !nk.ExpiresAt.After(now) {
+		return Key{}, "", fmt.Errorf("expiry %s is not in the future", nk.ExpiresAt.Format(time.RFC3339))
+	}
+	t, err := s.GetTenant(ctx, nk.Tenant)
+	if err != nil {
+		return Key{}, "", err
+	}
+	id, full, hash, err := newKeyMaterial()
+	if err != nil {
+		return Key{}, "", err
+	}
+	models := nk.Models
+	if models == nil {
+		models = []string{}
+	}
+	mj, err := json.Marshal(models)
+	if err != nil {
+		return Key{}, "", err
+	}
+	k := Key{ID: id, TenantID: t.ID, TenantName: t.Name, Name: nk.Name, Models: nk.Models,
+		Limits: nk.Limits, CreatedAt: now, SecretHash: hash}
+	var exp *int64
+	if nk.ExpiresAt != nil {
+		e := micros(*nk.ExpiresAt)
+		k.ExpiresAt = &e
+		v := e.UnixMicro()
+		exp = &v
+	}
+	_, err = s.c.exec(ctx, `INSERT INTO api_keys (id, tenant_id, name, secret_hash, models, rpm, tpm,
+		max_concurrency, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		k.ID, k.TenantID, k.Name, hash, string(mj), k.Limits.RPM, k.Limits.TPM, k.Limits.MaxConcurrency,
+		exp, now.UnixMicro())
+	if err != nil {
+		return Key{}, "", fmt.Errorf("create key: %w", err)
+	}
+	return k, full, nil
+}
+
+// scanKey reads keyCols, then any extra columns into extra.
+func scanKey(sc scanner, extra ...any) (Key, error) {
+	var (
+		k                 Key
+		models            string
+		exp, rev          *int64
+		created           int64
+		secretHash        []byte
+		rpm, tpm, maxConc int64
+	)
+	dest := append([]any{&k.ID, &k.TenantID, &k.TenantName, &k.Name, &secretHash, &models, &rpm, &tpm,
+		&maxConc, &exp, &rev, &created}, extra...)
+	if err := sc.Scan(dest...); err != nil {
+		return Key{}, err
+	}
+	k.SecretHash = append([]byte(nil), secretHash...)
+	k.Limits = billing.Limits{RPM: rpm, TPM: tpm, MaxConcurrency: maxConc}
+	if err := json.Unmarshal([]byte(models), &k.Models); err != nil {
+		return Key{}, fmt.Errorf("key %s: corrupt model list: %w", k.ID, err)
+	}
+	if len(k.Models) == 0 {
+		k.Models = nil
+	}
+	if exp != nil {
+		t := time.UnixMicro(*exp).UTC()
+		k.ExpiresAt = &t
+	}
+	if rev != nil {
+		t := time.UnixMicro(*rev).UTC()
+		k.RevokedAt = &t
+	}
+	k.CreatedAt = time.UnixMicro(created).UTC()
+	return k, nil
+}
+
+func (s *sqlStore) GetKey(ctx context.Context, id string) (Key, error) {
+	k, err := scanKey(s.c.queryRow(ctx, `SELECT `+keyCols+` FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = $1`, id))
+	if err != nil {
+		return Key{}, fmt.Errorf("key %q: %w", id, err)
+	}
+	return k, nil
+}
+
+func (s *sqlStore) LookupKey(ctx context.Context, id string) (Key, Tenant, error) {
+	var t Tenant
+	var tCreated int64
+	k, err := scanKey(s.c.queryRow(ctx, `SELECT `+keyCols+`, t.rpm, t.tpm, t.max_concurrency, t.created_at
+		FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = $1`, id),
+		&t.Limits.RPM, &t.Limits.TPM, &t.Limits.MaxConcurrency, &tCreated)
+	if err != nil {
+		return Key{}, Tenant{}, fmt.Errorf("key %q: %w", id, err)
+	}
+	t.ID, t.Name, t.CreatedAt = k.TenantID, k.TenantName, time.UnixMicro(tCreated).UTC()
+	return k, t, nil
+}
+
+func (s *sqlStore) ListKeys(ctx context.Context, tenant string) ([]Key, error) {
+	q := `SELECT ` + keyCols + ` FROM api_keys k JOIN tenants t ON t.id = k.tenant_id`
+	var args []any
+	if tenant != "" {
+		if _, err := s.GetTenant(ctx, tenant); err != nil {
+			return nil, err
+		}
+		q += ` WHERE t.id = $1 OR t.name = $1`
+		args = append(args, tenant)
+	}
+	r, err := s.c.query(ctx, q+` ORDER BY t.name, k.created_at, k.id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	defer r.Close()
+	out := []Key{}
+	for r.Next() {
+		k, err := scanKey(r)
+		if err != nil {
+			return nil, fmt.Errorf("list keys: %w", err)
+		}
+		out = append(out, k)
+	}
+	return out, r.Err()
+}
+
+func (s *sqlStore) RevokeKey(ctx context.Context, id string) error {
+	n, err := s.c.exec(ctx, `UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL`, id, s.now().UnixMicro())
+	if err != nil {
+		return fmt.Errorf("revoke key: %w", err)
+	}
+	if n == 0 {
+		// Either unknown or already revoked: revoking twice is not an error.
+		if _, err := s.GetKey(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *sqlStore) SetKeyLimits(ctx context.Context, id string, l billing.Limits) (Key, error) {
+	if err := validateLimits(l); err != nil {
+		return Key{}, err
+	}
+	n, err := s.c.exec(ctx, `UPDATE api_keys SET rpm = $2, tpm = $3, max_concurrency = $4 WHERE id = $1`,
+		id, l.RPM, l.TPM, l.MaxConcurrency)
+	if err != nil {
+		return Key{}, fmt.Errorf("set key limits: %w", err)
+	}
+	if n == 0 {
+		return Key{}, fmt.Errorf("key %q: %w", id, ErrNotFound)
+	}
+	return s.GetKey(ctx, id)
+}
+
+func (s *sqlStore) Ping(ctx context.Context) error { return s.c.ping(ctx) }
+
+func (s *sqlStore) Close() error { s.c.close(); return nil }
+
+// micros truncates t to what the database keeps, so values round-trip exactly.
+func micros(t time.Time) time.Time { return time.UnixMicro(t.UnixMicro()).UTC() }

@@ -1,0 +1,313 @@
+// Package storetest is the conformance suite every store.Store
+// implementation must pass.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/llmctl/llmctl/pkg/billing"
+	"github.com/llmctl/llmctl/pkg/billing/store"
+)
+
+// Run runs the suite; open returns a fresh, empty store for each subtest.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"Tenants", testTenants},
+		{"TenantValidation", testTenantValidation},
+		{"Keys", testKeys},
+		{"KeyValidation", testKeyValidation},
+		{"Revoke", testRevoke},
+		{"Limits", testLimits},
+		{"Authenticate", testAuthenticate},
+		{"ConcurrentCreate", testConcurrentCreate},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			t.Cleanup(func() { s.Close() })
+			tc.fn(t, s)
+		})
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func testTenants(t *testing.T, s store.Store) {
+	c := ctx(t)
+	if err := s.Ping(c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ListTenants(c)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("empty store lists %v, %v", got, err)
+	}
+	a, err := s.CreateTenant(c, "acme", billing.Limits{RPM: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(a.ID, "ten_") || a.Name != "acme" || a.Limits.RPM != 60 || a.CreatedAt.IsZero() {
+		t.Fatalf("created tenant %+v", a)
+	}
+	if _, err := s.CreateTenant(c, "acme", billing.Limits{}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate tenant: want ErrConflict, got %v", err)
+	}
+	if _, err := s.CreateTenant(c, "beta", billing.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"acme", a.ID} {
+		g, err := s.GetTenant(c, ref)
+		if err != nil || g != a {
+			t.Fatalf("GetTenant(%q) = %+v, %v; want %+v", ref, g, err, a)
+		}
+	}
+	if _, err := s.GetTenant(c, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown tenant: want ErrNotFound, got %v", err)
+	}
+	list, err := s.ListTenants(c)
+	if err != nil || len(list) != 2 || list[0].Name != "acme" || list[1].Name != "beta" {
+		t.Fatalf("ListTenants = %+v, %v", list, err)
+	}
+}
+
+func testTenantValidation(t *testing.T, s store.Store) {
+	c := ctx(t)
+	for _, name := range []string{"", " padded", "tab\tname", "ten_abc", strings.Repeat("x", 65), "\xff"} {
+		if _, err := s.CreateTenant(c, name, billing.Limits{}); err == nil {
+			t.Errorf("CreateTenant(%q) accepted a bad name", name)
+		}
+	}
+	if _, err := s.CreateTenant(c, "neg", billing.Limits{RPM: -1}); err == nil {
+		t.Error("negative limit accepted")
+	}
+	// Hostile but valid names are stored verbatim (parameterised SQL).
+	weird := "o'brien; DROP TABLE tenants;--"
+	if _, err := s.CreateTenant(c, weird, billing.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := s.GetTenant(c, weird); err != nil || g.Name != weird {
+		t.Fatalf("weird name round trip: %+v %v", g, err)
+	}
+}
+
+func testKeys(t *testing.T, s store.Store) {
+	c := ctx(t)
+	ten, err := s.CreateTenant(c, "acme", billing.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(time.Hour).UTC()
+	k, secret, err := s.CreateKey(c, store.NewKey{Tenant: "acme", Name: "ci", Models: []string{"a", "b"}, ExpiresAt: &exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, sec, err := store.ParseKey(secret)
+	if err != nil || id != k.ID {
+		t.Fatalf("created key %q does not parse to id %q: %v", secret, k.ID, err)
+	}
+	if k.TenantID != ten.ID || k.TenantName != "acme" || len(k.Models) != 2 || k.ExpiresAt == nil {
+		t.Fatalf("created key %+v", k)
+	}
+	got, err := s.GetKey(c, k.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.SecretHash) != string(store.HashSecret(sec)) {
+		t.Fatal("stored hash is not SHA-256 of the secret")
+	}
+	if strings.Contains(string(got.SecretHash), sec) {
+		t.Fatal("secret stored in clear")
+	}
+	if !got.ExpiresAt.Equal(*k.ExpiresAt) || got.Models[1] != "b" || got.Name != "ci" {
+		t.Fatalf("GetKey = %+v, want %+v", got, k)
+	}
+	k2, _, err := s.CreateKey(c, store.NewKey{Tenant: ten.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k2.Models != nil {
+		t.Fatalf("unscoped key has models %v", k2.Models)
+	}
+	if _, err := s.CreateTenant(c, "other", billing.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.CreateKey(c, store.NewKey{Tenant: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	mine, err := s.ListKeys(c, "acme")
+	if err != nil || len(mine) != 2 {
+		t.Fatalf("ListKeys(acme) = %d keys, %v", len(mine), err)
+	}
+	all, err := s.ListKeys(c, "")
+	if err != nil || len(all) != 3 {
+		t.Fatalf("ListKeys() = %d keys, %v", len(all), err)
+	}
+	if _, err := s.ListKeys(c, "ghost"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ListKeys(unknown tenant): want ErrNotFound, got %v", err)
+	}
+	if _, _, err := s.CreateKey(c, store.NewKey{Tenant: "ghost"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("CreateKey(unknown tenant): want ErrNotFound, got %v", err)
+	}
+	kk, tt, err := s.LookupKey(c, k.ID)
+	if err != nil || kk.ID != k.ID || tt.ID != ten.ID || tt.Name != "acme" {
+		t.Fatalf("LookupKey = %+v %+v %v", kk, tt, err)
+	}
+	if _, _, err := s.LookupKey(c, "aaaaaaaaaaaa"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("LookupKey(unknown): want ErrNotFound, got %v", err)
+	}
+}
+
+func testKeyValidation(t *testing.T, s store.Store) {
+	c := ctx(t)
+	if _, err := s.CreateTenant(c, "acme", billing.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-time.Minute)
+	bad := []store.NewKey{
+		{Tenant: "acme", ExpiresAt: &past},
+		{Tenant: "acme", Models: []string{""}},
+		{Tenant: "acme", Models: []string{" x"}},
+		{Tenant: "acme", Limits: billing.Limits{TPM: -5}},
+		{Tenant: "acme", Name: "\x00"},
+	}
+	for _, nk := range bad {
+		if _, _, err := s.CreateKey(c, nk); err == nil {
+			t.Errorf("CreateKey(%+v) accepted bad input", nk)
+		}
+	}
+	if keys, _ := s.ListKeys(c, ""); len(keys) != 0 {
+		t.Fatalf("rejected keys were stored: %d", len(keys))
+	}
+}
+
+func testRevoke(t *testing.T, s store.Store) {
+	c := ctx(t)
+	if _, err := s.CreateTenant(c, "acme", billing.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	k, _, err := s.CreateKey(c, store.NewKey{Tenant: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeKey(c, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetKey(c, k.ID)
+	if err != nil || got.RevokedAt == nil {
+		t.Fatalf("revoked key %+v, %v", got, err)
+	}
+	first := *got.RevokedAt
+	if err := s.RevokeKey(c, k.ID); err != nil {
+		t.Fatalf("second revoke: %v", err)
+	}
+	if again, _ := s.GetKey(c, k.ID); !again.RevokedAt.Equal(first) {
+		t.Fatal("second revoke moved the revocation time")
+	}
+	if err := s.RevokeKey(c, "aaaaaaaaaaaa"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("revoke unknown: want ErrNotFound, got %v", err)
+	}
+}
+
+func testLimits(t *testing.T, s store.Store) {
+	c := ctx(t)
+	if _, err := s.CreateTenant(c, "acme", billing.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	ten, err := s.SetTenantLimits(c, "acme", billing.Limits{RPM: 10, TPM: 1000, MaxConcurrency: 2})
+	if err != nil || ten.Limits != (billing.Limits{RPM: 10, TPM: 1000, MaxConcurrency: 2}) {
+		t.Fatalf("SetTenantLimits = %+v, %v", ten, err)
+	}
+	k, _, err := s.CreateKey(c, store.NewKey{Tenant: "acme", Limits: billing.Limits{RPM: 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err = s.SetKeyLimits(c, k.ID, billing.Limits{TPM: 77})
+	if err != nil || k.Limits != (billing.Limits{TPM: 77}) {
+		t.Fatalf("SetKeyLimits = %+v, %v", k.Limits, err)
+	}
+	if _, err := s.SetKeyLimits(c, "aaaaaaaaaaaa", billing.Limits{}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("SetKeyLimits(unknown): %v", err)
+	}
+	if _, err := s.SetTenantLimits(c, "ghost", billing.Limits{}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("SetTenantLimits(unknown): %v", err)
+	}
+	if _, err := s.SetTenantLimits(c, "acme", billing.Limits{MaxConcurrency: -1}); err == nil {
+		t.Fatal("negative limit accepted")
+	}
+}
+
+func testAuthenticate(t *testing.T, s store.Store) {
+	c := ctx(t)
+	if _, err := s.CreateTenant(c, "acme", billing.Limits{TPM: 9}); err != nil {
+		t.Fatal(err)
+	}
+	k, secret, err := s.CreateKey(c, store.NewKey{Tenant: "acme", Models: []string{"m"}, Limits: billing.Limits{RPM: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := store.NewAuthenticator(s, time.Nanosecond) // effectively uncached: see the store's state
+	p, err := a.Authenticate(c, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.KeyID != k.ID || p.TenantName != "acme" || !p.Allows("m") || p.Allows("x") || p.KeyLimits.RPM != 3 || p.TenantLimits.TPM != 9 {
+		t.Fatalf("principal %+v", p)
+	}
+	wrong := secret[:len(secret)-1] + "a"
+	if wrong == secret {
+		wrong = secret[:len(secret)-1] + "b"
+	}
+	for _, bad := range []string{"", "sk-llm-", wrong, "Bearer " + secret, strings.ToUpper(secret)} {
+		if _, err := a.Authenticate(c, bad); !errors.Is(err, store.ErrInvalidKey) {
+			t.Errorf("Authenticate(%.12q…): want ErrInvalidKey, got %v", bad, err)
+		}
+	}
+	if err := s.RevokeKey(c, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Millisecond)
+	if _, err := a.Authenticate(c, secret); !errors.Is(err, store.ErrRevoked) {
+		t.Fatalf("revoked key: want ErrRevoked, got %v", err)
+	}
+}
+
+func testConcurrentCreate(t *testing.T, s store.Store) {
+	c := ctx(t)
+	if _, err := s.CreateTenant(c, "acme", billing.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := 0; i < 20; i++ {
+		wg.Add(2)
+		go func() { defer wg.Done(); _, _, err := s.CreateKey(c, store.NewKey{Tenant: "acme"}); errs <- err }()
+		go func() { defer wg.Done(); _, err := s.CreateTenant(c, "race", billing.Limits{}); errs <- err }()
+	}
+	wg.Wait()
+	close(errs)
+	created, conflicts := 0, 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			created++
+		case errors.Is(err, store.ErrConflict):
+			conflicts++
+		default:
+			t.Errorf("concurrent create: %v", err)
+		}
+	}
+	if created != 21 || conflicts != 19 {
+		t.Fatalf("created %d, conflicts %d: want 21 (20 keys + 1 tenant) and 19", created, conflicts)
+	}
+}

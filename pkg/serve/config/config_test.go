@@ -1,0 +1,57 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMergeFileStrictAndLayered(t *testing.T) {
+	c := Defaults("sqlite:/tmp/x.db")
+	err := c.MergeFile("serve.yaml", strings.NewReader("timeouts:\n  connect: 1s\n  firstbyte: 2s\n"))
+	if err == nil || !strings.Contains(err.Error(), "firstbyte") || !strings.Contains(err.Error(), "serve.yaml") {
+		t.Fatalf("unknown nested key: %v", err)
+	}
+	c = Defaults("sqlite:/tmp/x.db")
+	if err := c.MergeFile("serve.yaml", strings.NewReader("timeouts:\n  connect: 1s\naliases: {a: b}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if c.Timeouts.Connect != time.Second || c.Timeouts.FirstByte != 60*time.Second || c.Aliases["a"] != "b" || c.Listen != "127.0.0.1:8080" {
+		t.Fatalf("file over defaults: %+v", c)
+	}
+	if err := c.MergeFile("empty.yaml", strings.NewReader("  \n")); err != nil {
+		t.Fatalf("an empty file is no change: %v", err)
+	}
+}
+
+func TestMergeEnv(t *testing.T) {
+	c := Defaults("sqlite:/tmp/x.db")
+	env := map[string]string{"LLMCTL_BACKENDS": " a=http://x , ,b=http://y", "LLMCTL_KEY_CACHE_TTL": "250ms", "LLMCTL_ADMIN_LISTEN": "off", "LLMCTL_LISTEN": "  "}
+	if err := c.MergeEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Backends) != 2 || c.Backends[1].URL != "http://y" || c.KeyCacheTTL != 250*time.Millisecond || c.AdminListen != "off" || c.Listen != "127.0.0.1:8080" {
+		t.Fatalf("%+v", c)
+	}
+	for k, v := range map[string]string{"LLMCTL_SHUTDOWN_GRACE": "soon", "LLMCTL_MAX_BODY_BYTES": "big"} {
+		c := Defaults("sqlite:/tmp/x.db")
+		err := c.MergeEnv(func(key string) (string, bool) { return v, key == k })
+		if err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("%s=%s: %v", k, v, err)
+		}
+	}
+}
+
+func TestValidateReportsEverything(t *testing.T) {
+	c := Config{KeyCacheTTL: 2 * time.Second, Backends: []Backend{{URL: "x"}, {Name: "a", URL: "http://a", Weight: -1}}}
+	err := c.Validate()
+	for _, want := range []string{"listen", "db", "maxBodyBytes", "keyCacheTTL", "backends[0].name", "backends[0].url", "backends[1]"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("validation error lacks %q: %v", want, err)
+		}
+	}
+	d := Defaults("sqlite:/tmp/x.db")
+	if err := d.Validate(); err != nil {
+		t.Fatalf("defaults must be valid: %v", err)
+	}
+}

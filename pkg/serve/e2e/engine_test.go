@@ -1,0 +1,111 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/openai/openai-go/v3"
+
+	"github.com/llmctl/llmctl/internal/llmctltest"
+	"github.com/llmctl/llmctl/pkg/serve/engine"
+)
+
+// TestDemoDefault is the README's first command: a bare `llmctl serve`
+// answers from the bundled demo model with the stock OpenAI client.
+func TestDemoDefault(t *testing.T) {
+	s := llmctltest.Start(t, llmctltest.Options{Args: []string{"--engine-threads", "1"}})
+	if s.AdminKey == "" {
+		t.Fatal("no admin key printed on an empty store")
+	}
+	c := client(s, s.AdminKey)
+	ctx := ctxT(t)
+	models, err := c.Models.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(models.Data) != 1 || models.Data[0].ID != engine.DemoName {
+		t.Fatalf("models = %+v, want only %s", models.Data, engine.DemoName)
+	}
+	params := openai.ChatCompletionNewParams{Model: engine.DemoName, MaxTokens: openai.Int(8), Temperature: openai.Float(0),
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("tell me about the sea")}}
+	resp, err := c.Chat.Completions.New(ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Choices) != 1 || resp.Choices[0].Message.Content == "" {
+		t.Fatalf("empty answer: %+v", resp)
+	}
+	if resp.Usage.PromptTokens <= 0 || resp.Usage.CompletionTokens <= 0 || resp.Usage.CompletionTokens > 8 {
+		t.Fatalf("usage %+v", resp.Usage)
+	}
+	// Streaming through the gateway yields the same greedy text.
+	params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+	st := c.Chat.Completions.NewStreaming(ctx, params)
+	var text strings.Builder
+	var streamed openai.CompletionUsage
+	for st.Next() {
+		ch := st.Current()
+		if len(ch.Choices) > 0 {
+			text.WriteString(ch.Choices[0].Delta.Content)
+		}
+		if ch.Usage.TotalTokens > 0 {
+			streamed = ch.Usage
+		}
+	}
+	if err := st.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if text.String() != resp.Choices[0].Message.Content {
+		t.Fatalf("stream %q != plain %q", text.String(), resp.Choices[0].Message.Content)
+	}
+	if streamed.CompletionTokens != resp.Usage.CompletionTokens {
+		t.Fatalf("stream usage %+v, plain %+v", streamed, resp.Usage)
+	}
+}
+
+// TestModelFlag serves a GGUF file given with --model and no demo beside it;
+// a file that is not a model stops serve with an error naming it.
+func TestModelFlag(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tiny-random.gguf")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.WriteDemo(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := llmctltest.Start(t, llmctltest.Options{Args: []string{"--model", path, "--engine-threads", "1"}})
+	c := client(s, s.AdminKey)
+	ctx := ctxT(t)
+	models, err := c.Models.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(models.Data) != 1 || models.Data[0].ID != "tiny-random" {
+		t.Fatalf("models = %+v, want only tiny-random", models.Data)
+	}
+	resp, err := c.Completions.New(ctx, openai.CompletionNewParams{Model: "tiny-random", MaxTokens: openai.Int(4),
+		Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("the sea")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Choices) != 1 || resp.Choices[0].Text == "" || resp.Usage.CompletionTokens == 0 {
+		t.Fatalf("answer %+v", resp)
+	}
+
+	bad := filepath.Join(dir, "junk.gguf")
+	if err := os.WriteFile(bad, []byte("not a model"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, err := llmctltest.Run(t, "serve", "--listen", "127.0.0.1:0", "--admin-listen", "off",
+		"--db", "sqlite:"+filepath.Join(dir, "x.db"), "--model", bad)
+	if err == nil || !strings.Contains(errOut, "junk.gguf") {
+		t.Fatalf("bad --model: err=%v stderr=%s", err, errOut)
+	}
+}

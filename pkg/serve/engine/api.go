@@ -1,0 +1,373 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/llmctl/llmctl/pkg/billing"
+	"github.com/llmctl/llmctl/pkg/serve"
+	"github.com/llmctl/llmctl/pkg/serve/engine/chat"
+	"github.com/llmctl/llmctl/pkg/serve/engine/sample"
+)
+
+// RequestError is a request the engine refuses (bad parameters, prompt too
+// long). Status is the HTTP status to answer and Body the OpenAI-shaped
+// error JSON; the gateway passes both to the client unchanged.
+type RequestError struct {
+	Status  int
+	Param   string
+	Message string
+}
+
+func (e *RequestError) Error() string { return "engine: " + e.Message }
+
+// Body renders the OpenAI error object.
+func (e *RequestError) Body() []byte {
+	var param *string
+	if e.Param != "" {
+		param = &e.Param
+	}
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{
+		"message": e.Message, "type": "invalid_request_error", "param": param, "code": nil,
+	}})
+	return b
+}
+
+func badParam(param, format string, a ...any) error {
+	return &RequestError{Status: http.StatusBadRequest, Param: param, Message: fmt.Sprintf(format, a...)}
+}
+
+// request is the union of the chat/completions and completions fields the
+// engine honours.
+type request struct {
+	Model               string          `json:"model"`
+	Messages            []message       `json:"messages"`
+	Prompt              json.RawMessage `json:"prompt"`
+	MaxTokens           *int            `json:"max_tokens"`
+	MaxCompletionTokens *int            `json:"max_completion_tokens"`
+	Temperature         *float64        `json:"temperature"`
+	TopP                *float64        `json:"top_p"`
+	TopK                int             `json:"top_k"`
+	MinP                float64         `json:"min_p"`
+	RepeatPenalty       float64         `json:"repeat_penalty"`
+	RepeatLastN         *int            `json:"repeat_last_n"`
+	PresencePenalty     float64         `json:"presence_penalty"`
+	FrequencyPenalty    float64         `json:"frequency_penalty"`
+	Seed                *int64          `json:"seed"`
+	Stop                json.RawMessage `json:"stop"`
+	Stream              bool            `json:"stream"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	N *int `json:"n"`
+}
+
+type message struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+}
+
+// content accepts a string or an array of {"type":"text","text":...} parts.
+func (m message) text() (string, error) {
+	if len(m.Content) == 0 || string(m.Content) == "null" {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(m.Content, &s); err == nil {
+		return s, nil
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(m.Content, &parts); err != nil {
+		return "", badParam("messages", "message content must be a string or an array of text parts")
+	}
+	var b strings.Builder
+	for _, p := range parts {
+		if p.Type != "text" {
+			return "", badParam("messages", "content part type %q is not supported by the embedded engine", p.Type)
+		}
+		b.WriteString(p.Text)
+	}
+	return b.String(), nil
+}
+
+func stringOrList(raw json.RawMessage, param string) ([]string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return []string{s}, nil
+	}
+	var l []string
+	if err := json.Unmarshal(raw, &l); err != nil {
+		return nil, badParam(param, "%s must be a string or an array of strings", param)
+	}
+	return l, nil
+}
+
+// Do serves one request. A refused request is a non-retryable
+// *serve.BackendError carrying the 4xx status and OpenAI error body (the
+// gateway passes both through); it wraps the *RequestError.
+func (b *Backend) Do(ctx context.Context, req *serve.Request) (*serve.Response, error) {
+	resp, err := b.do(ctx, req)
+	var re *RequestError
+	if errors.As(err, &re) {
+		return nil, &serve.BackendError{Backend: b.Name(), Status: re.Status, Body: re.Body(), Err: re}
+	}
+	return resp, err
+}
+
+func (b *Backend) do(ctx context.Context, req *serve.Request) (*serve.Response, error) {
+	if req.Endpoint != serve.EndpointChat && req.Endpoint != serve.EndpointCompletions {
+		return nil, &RequestError{Status: http.StatusNotFound, Message: fmt.Sprintf("the embedded engine does not serve %s", req.Endpoint)}
+	}
+	var r request
+	if err := json.Unmarshal(req.Body, &r); err != nil {
+		return nil, badParam("", "invalid JSON body: %v", err)
+	}
+	j, err := b.newJob(ctx, req.Endpoint, &r)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case b.sched.submit <- j:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-b.closed:
+		return nil, fmt.Errorf("%w: %w", serve.ErrRetryable, errClosed)
+	}
+	id := req.RequestID
+	if id == "" {
+		id = fmt.Sprintf("%d", time.Now().UnixNano())
+	}
+	s := &stream{b: b, j: j, ctx: ctx, endpoint: req.Endpoint, created: time.Now().Unix(), includeUsage: r.StreamOptions != nil && r.StreamOptions.IncludeUsage}
+	if req.Endpoint == serve.EndpointChat {
+		s.id = "chatcmpl-" + id
+	} else {
+		s.id = "cmpl-" + id
+	}
+	if req.Stream || r.Stream {
+		return &serve.Response{Events: s}, nil
+	}
+	return s.collect()
+}
+
+func (b *Backend) newJob(ctx context.Context, ep serve.Endpoint, r *request) (*job, error) {
+	if r.N != nil && *r.N != 1 {
+		return nil, badParam("n", "the embedded engine produces one choice per request (n=1)")
+	}
+	var prompt string
+	var stops []string
+	if ep == serve.EndpointChat {
+		if len(r.Messages) == 0 {
+			return nil, badParam("messages", "messages must not be empty")
+		}
+		msgs := make([]chat.Message, len(r.Messages))
+		for i, m := range r.Messages {
+			t, err := m.text()
+			if err != nil {
+				return nil, err
+			}
+			msgs[i] = chat.Message{Role: m.Role, Content: t}
+		}
+		var err error
+		if prompt, err = chat.Render(b.format, msgs); err != nil {
+			return nil, badParam("messages", "%v", err)
+		}
+		stops = b.format.Stops()
+	} else {
+		ps, err := stringOrList(r.Prompt, "prompt")
+		if err != nil {
+			return nil, err
+		}
+		if len(ps) != 1 {
+			return nil, badParam("prompt", "the embedded engine takes exactly one prompt string")
+		}
+		prompt = ps[0]
+	}
+	user, err := stringOrList(r.Stop, "stop")
+	if err != nil {
+		return nil, err
+	}
+	if len(user) > 4 {
+		return nil, badParam("stop", "at most 4 stop sequences")
+	}
+	stops = append(stops, user...)
+	// Chat prompts contain the format's control tokens; plain completions
+	// are text only.
+	toks := b.tok.Encode(prompt, true, ep == serve.EndpointChat)
+	ctxSize := b.sched.ctxSize
+	if len(toks) >= ctxSize {
+		return nil, badParam("messages", "the prompt is %d tokens; this model's context holds %d", len(toks), ctxSize)
+	}
+	maxTok := ctxSize - len(toks)
+	for _, v := range []*int{r.MaxTokens, r.MaxCompletionTokens} {
+		if v != nil {
+			if *v <= 0 {
+				return nil, badParam("max_tokens", "max_tokens must be positive")
+			}
+			maxTok = min(maxTok, *v)
+		}
+	}
+	p := sample.Params{Temperature: 1, TopK: r.TopK, MinP: r.MinP, RepeatPenalty: r.RepeatPenalty,
+		RepeatLastN: 64, PresencePenalty: r.PresencePenalty, FrequencyPenalty: r.FrequencyPenalty}
+	if r.Temperature != nil {
+		if *r.Temperature < 0 || *r.Temperature > 2 {
+			return nil, badParam("temperature", "temperature must be between 0 and 2")
+		}
+		p.Temperature = *r.Temperature
+	}
+	if r.TopP != nil {
+		if *r.TopP <= 0 || *r.TopP > 1 {
+			return nil, badParam("top_p", "top_p must be in (0, 1]")
+		}
+		p.TopP = *r.TopP
+	}
+	if r.RepeatLastN != nil {
+		p.RepeatLastN = *r.RepeatLastN
+	}
+	if r.Seed != nil {
+		p.Seed = uint64(*r.Seed)
+	} else {
+		p.Seed = uint64(time.Now().UnixNano())
+	}
+	return &job{ctx: ctx, prompt: toks, maxTokens: maxTok, stops: stops, sampler: sample.New(p), notify: make(chan struct{}, 1)}, nil
+}
+
+// stream turns a job's output into OpenAI chunks; collect builds the
+// non-stream answer from the same job.
+type stream struct {
+	b            *Backend
+	j            *job
+	ctx          context.Context
+	endpoint     serve.Endpoint
+	id           string
+	created      int64
+	includeUsage bool
+
+	started  bool
+	finished bool
+	queue    [][]byte // chunks ready to hand out
+	usage    *billing.Usage
+}
+
+func (s *stream) object() string {
+	if s.endpoint == serve.EndpointChat {
+		return "chat.completion.chunk"
+	}
+	return "text_completion"
+}
+
+func (s *stream) chunk(delta map[string]any, text string, finish *string) []byte {
+	var choice map[string]any
+	if s.endpoint == serve.EndpointChat {
+		choice = map[string]any{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": nil}
+	} else {
+		choice = map[string]any{"index": 0, "text": text, "finish_reason": finish, "logprobs": nil}
+	}
+	b, _ := json.Marshal(map[string]any{"id": s.id, "object": s.object(), "created": s.created, "model": s.b.name, "choices": []any{choice}})
+	return b
+}
+
+func (s *stream) usageValue() *billing.Usage {
+	return &billing.Usage{PromptTokens: int64(len(s.j.prompt)), CompletionTokens: int64(s.j.generated())}
+}
+
+// Next returns the next chunk: the role, text deltas as they are decoded,
+// the finish chunk, and (with stream_options.include_usage) a usage chunk.
+func (s *stream) Next() ([]byte, error) {
+	for {
+		if len(s.queue) > 0 {
+			c := s.queue[0]
+			s.queue = s.queue[1:]
+			return c, nil
+		}
+		if s.finished {
+			return nil, io.EOF
+		}
+		if !s.started {
+			s.started = true
+			if s.endpoint == serve.EndpointChat {
+				return s.chunk(map[string]any{"role": "assistant", "content": ""}, "", nil), nil
+			}
+		}
+		text, finish, err := s.j.take()
+		if err != nil {
+			s.finished = true
+			return nil, fmt.Errorf("engine: %w", err)
+		}
+		if text != "" {
+			s.queue = append(s.queue, s.chunk(map[string]any{"content": text}, text, nil))
+		}
+		if finish != "" {
+			s.finished = true
+			s.usage = s.usageValue()
+			s.queue = append(s.queue, s.chunk(map[string]any{}, "", &finish))
+			if s.includeUsage {
+				b, _ := json.Marshal(map[string]any{"id": s.id, "object": s.object(), "created": s.created, "model": s.b.name,
+					"choices": []any{}, "usage": usageJSON(s.usage)})
+				s.queue = append(s.queue, b)
+			}
+			continue
+		}
+		if text != "" {
+			continue
+		}
+		if err := s.j.wait(s.ctx); err != nil {
+			s.finished = true
+			s.j.end("", err)
+			return nil, err
+		}
+	}
+}
+
+// Usage is valid after io.EOF.
+func (s *stream) Usage() *billing.Usage { return s.usage }
+
+// Close cancels the job if it is still running (the client went away).
+func (s *stream) Close() error {
+	s.j.end("", context.Canceled)
+	return nil
+}
+
+func usageJSON(u *billing.Usage) map[string]int64 {
+	return map[string]int64{"prompt_tokens": u.PromptTokens, "completion_tokens": u.CompletionTokens, "total_tokens": u.Total()}
+}
+
+func (s *stream) collect() (*serve.Response, error) {
+	var out strings.Builder
+	for {
+		text, finish, err := s.j.take()
+		out.WriteString(text)
+		if err != nil {
+			return nil, fmt.Errorf("engine: %w", err)
+		}
+		if finish != "" {
+			u := s.usageValue()
+			var choice map[string]any
+			obj := "chat.completion"
+			if s.endpoint == serve.EndpointChat {
+				choice = map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": out.String()}, "finish_reason": finish, "logprobs": nil}
+			} else {
+				obj = "text_completion"
+				choice = map[string]any{"index": 0, "text": out.String(), "finish_reason": finish, "logprobs": nil}
+			}
+			body, _ := json.Marshal(map[string]any{"id": s.id, "object": obj, "created": s.created, "model": s.b.name,
+				"choices": []any{choice}, "usage": usageJSON(u)})
+			return &serve.Response{Body: body, Usage: u}, nil
+		}
+		if err := s.j.wait(s.ctx); err != nil {
+			s.j.end("", err)
+			return nil, err
+		}
+	}
+}

@@ -1,0 +1,144 @@
+// Package engine is llmctl's embedded CPU inference backend: it loads a
+// llama-family GGUF model (F32/F16/Q8_0/Q4_0/Q4_K/Q6_K tensors), tokenizes
+// with the model's own vocabulary, renders chat templates, and serves OpenAI
+// chat/completions and completions requests through serve.Backend, with all
+// concurrent requests batched into shared decode steps.
+//
+// Subpackages: gguf (file format), tokenizer, quant (encodings and dot
+// products), model (forward pass), sample, chat, synth (random-weight test
+// models).
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/llmctl/llmctl/pkg/serve"
+	"github.com/llmctl/llmctl/pkg/serve/engine/chat"
+	"github.com/llmctl/llmctl/pkg/serve/engine/gguf"
+	"github.com/llmctl/llmctl/pkg/serve/engine/model"
+	"github.com/llmctl/llmctl/pkg/serve/engine/tokenizer"
+)
+
+// Options configure a Backend.
+type Options struct {
+	// Name is the model name clients ask for; default: the file name
+	// without .gguf.
+	Name string
+	// Threads computing each step; default: the number of CPUs.
+	Threads int
+	// Context is the token capacity of each request (prompt + completion);
+	// default: the model's context length, at most 4096.
+	Context int
+	// MaxActive is how many requests decode together; more wait in line.
+	// Default 8.
+	MaxActive int
+	// PrefillChunk bounds the prompt tokens processed per step, so long
+	// prompts do not stall other requests' decoding. Default 64.
+	PrefillChunk int
+	Logger       *slog.Logger
+}
+
+// Backend serves one model file. It implements serve.Backend.
+type Backend struct {
+	name   string
+	closer func() error // releases the model file
+	m      *model.Model
+	tok    *tokenizer.Tokenizer
+	format chat.Format
+	sched  *scheduler
+	closed chan struct{} // closed by Close: no more submissions
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+var _ serve.Backend = (*Backend)(nil)
+
+// Open memory-maps a GGUF model and starts its scheduler. Close releases it.
+func Open(path string, opts Options) (*Backend, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	if opts.Name == "" {
+		opts.Name = strings.TrimSuffix(filepath.Base(path), ".gguf")
+	}
+	b, err := newBackend(f.File, f.Close, opts)
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("engine: %s: %w", path, err)
+	}
+	return b, nil
+}
+
+func newBackend(f *gguf.File, closer func() error, opts Options) (*Backend, error) {
+	m, err := model.Load(f)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.New(f)
+	if err != nil {
+		return nil, err
+	}
+	if tok.VocabSize() != m.Vocab {
+		return nil, fmt.Errorf("%w: tokenizer has %d tokens, the embedding %d", model.ErrModel, tok.VocabSize(), m.Vocab)
+	}
+	if opts.Threads <= 0 {
+		opts.Threads = runtime.NumCPU()
+	}
+	if opts.Context <= 0 {
+		opts.Context = min(m.Context, 4096)
+	}
+	if opts.MaxActive <= 0 {
+		opts.MaxActive = 8
+	}
+	if opts.PrefillChunk <= 0 {
+		opts.PrefillChunk = 64
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	tmpl, _ := f.String("tokenizer.chat_template")
+	b := &Backend{
+		name: opts.Name, closer: closer, m: m, tok: tok,
+		format: chat.Detect(tmpl, func(s string) bool { _, ok := tok.Lookup(s); return ok }),
+		closed: make(chan struct{}),
+	}
+	b.sched = &scheduler{
+		m: m, tok: tok, ws: m.NewWorkspace(opts.Threads),
+		ctxSize: opts.Context, maxActive: opts.MaxActive, prefillChunk: opts.PrefillChunk,
+		submit: make(chan *job), log: opts.Logger,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.stop = cancel
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.sched.run(ctx)
+	}()
+	opts.Logger.Info("engine model loaded", "model", b.name, "arch", m.Arch, "layers", m.Layers,
+		"embd", m.Embd, "vocab", m.Vocab, "context", opts.Context, "threads", opts.Threads, "chat_format", b.format)
+	return b, nil
+}
+
+// Close stops the scheduler (failing requests in flight) and unmaps the file.
+func (b *Backend) Close() error {
+	close(b.closed)
+	b.stop()
+	b.wg.Wait()
+	return b.closer()
+}
+
+// Name identifies the backend.
+func (b *Backend) Name() string { return "engine:" + b.name }
+
+// Models lists the one model this backend serves.
+func (b *Backend) Models(context.Context) ([]string, error) { return []string{b.name}, nil }
+
+// Tokenizer exposes the model's tokenizer (for usage counting).
+func (b *Backend) Tokenizer() *tokenizer.Tokenizer { return b.tok }

@@ -1,0 +1,118 @@
+// Package llamaref drives the llama.cpp reference tool (tools/llamaref) from
+// tests and benchmarks: quantizing model files, greedy decoding with per-step
+// logits, and timing prefill and decode.
+//
+// The reference is prepared by `make llamaref` (tools/llamaref/setup.sh).
+// When it is missing, tests skip under plain `go test` and fail under
+// `make test` (LLMCTL_TEST_REQUIRE_SERVICES=1), like the other test services.
+package llamaref
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Dir returns the prepared reference directory or skips/fails t.
+func Dir(tb testing.TB) string {
+	tb.Helper()
+	dir := os.Getenv("LLMCTL_LLAMAREF_DIR")
+	if dir == "" {
+		cache, err := os.UserCacheDir()
+		if err == nil {
+			dir = filepath.Join(cache, "llmctl", "llamaref")
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "llamaref")); err != nil {
+		msg := fmt.Sprintf("llama.cpp reference not prepared in %q (run `make llamaref`): %v", dir, err)
+		if os.Getenv("LLMCTL_TEST_REQUIRE_SERVICES") == "1" {
+			tb.Fatal(msg)
+		}
+		tb.Skip(msg)
+	}
+	return dir
+}
+
+// VocabDir is where llama.cpp's ggml-vocab-*.gguf test files are.
+func VocabDir(tb testing.TB) string {
+	return filepath.Join(Dir(tb), "llama.cpp", "models")
+}
+
+func run(tb testing.TB, args ...string) []byte {
+	tb.Helper()
+	dir := Dir(tb)
+	cmd := exec.Command(filepath.Join(dir, "llamaref"), args...)
+	cmd.Env = append(os.Environ(), "LLAMAREF_LIBDIR="+filepath.Join(dir, "bin"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		tb.Fatalf("llamaref %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return out
+}
+
+// Quantize writes in quantized to ftype (q8_0, q4_0, q4_k_m, f16) as out.
+func Quantize(tb testing.TB, in, out, ftype string) {
+	tb.Helper()
+	run(tb, "quantize", in, out, ftype)
+}
+
+// Greedy decodes n tokens greedily after prompt and returns the chosen
+// tokens and the logits of every step.
+func Greedy(tb testing.TB, model string, n int, prompt []int32) ([]int32, [][]float32) {
+	tb.Helper()
+	out := filepath.Join(tb.TempDir(), "greedy.bin")
+	args := []string{"greedy", model, strconv.Itoa(n), out}
+	for _, t := range prompt {
+		args = append(args, strconv.Itoa(int(t)))
+	}
+	run(tb, args...)
+	b, err := os.ReadFile(out)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	nv := int(binary.LittleEndian.Uint32(b))
+	b = b[4:]
+	if len(b) != n*(4+4*nv) {
+		tb.Fatalf("llamaref greedy: %d bytes for %d steps of %d logits", len(b), n, nv)
+	}
+	toks := make([]int32, n)
+	logits := make([][]float32, n)
+	for s := range n {
+		toks[s] = int32(binary.LittleEndian.Uint32(b))
+		l := make([]float32, nv)
+		for i := range l {
+			l[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4+4*i:]))
+		}
+		logits[s] = l
+		b = b[4+4*nv:]
+	}
+	return toks, logits
+}
+
+// Speed is a throughput measurement in tokens per second, by wall clock and
+// by process CPU time.
+type Speed struct {
+	PrefillTPS, DecodeTPS       float64
+	PrefillCPUTPS, DecodeCPUTPS float64
+}
+
+// Bench times llama.cpp on model: a prompt of nPrompt tokens, then nGen
+// greedy decode steps, on threads threads.
+func Bench(tb testing.TB, model string, nPrompt, nGen, threads int) Speed {
+	tb.Helper()
+	out := run(tb, "bench", model, strconv.Itoa(nPrompt), strconv.Itoa(nGen), strconv.Itoa(threads))
+	var s Speed
+	if _, err := fmt.Sscan(string(out), &s.PrefillTPS, &s.DecodeTPS, &s.PrefillCPUTPS, &s.DecodeCPUTPS); err != nil {
+		tb.Fatalf("llamaref bench output %q: %v", out, err)
+	}
+	return s
+}

@@ -1,0 +1,200 @@
+package model
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/llmctl/llmctl/pkg/serve/engine/quant"
+)
+
+// Seq is one sequence's share of a batched step: Tokens are appended to
+// Cache at its next positions. If Logits is non-nil (len Vocab) it receives
+// the logits after the last token.
+type Seq struct {
+	Cache  *Cache
+	Tokens []int32
+	Logits []float32
+}
+
+// Workspace holds the scratch buffers of Step; one per concurrent caller.
+type Workspace struct {
+	p pool
+}
+
+// NewWorkspace returns scratch space that computes on threads goroutines.
+func (m *Model) NewWorkspace(threads int) *Workspace {
+	return &Workspace{p: pool{threads: max(threads, 1)}}
+}
+
+func rows(n, width int) [][]float32 {
+	buf := make([]float32, n*width)
+	out := make([][]float32, n)
+	for i := range out {
+		out[i] = buf[i*width : (i+1)*width : (i+1)*width]
+	}
+	return out
+}
+
+// Step runs every sequence's tokens through the model in one batch.
+func (m *Model) Step(ws *Workspace, seqs []Seq) error {
+	var T int
+	for i, s := range seqs {
+		if len(s.Tokens) == 0 {
+			return fmt.Errorf("model: sequence %d has no tokens", i)
+		}
+		if s.Cache.n+len(s.Tokens) > s.Cache.size {
+			return fmt.Errorf("model: sequence %d needs %d positions, the context holds %d", i, s.Cache.n+len(s.Tokens), s.Cache.size)
+		}
+		s.Cache.reserve(s.Cache.n + len(s.Tokens))
+		if s.Logits != nil && len(s.Logits) != m.Vocab {
+			return fmt.Errorf("model: logits buffer of %d for a vocabulary of %d", len(s.Logits), m.Vocab)
+		}
+		for _, t := range s.Tokens {
+			if t < 0 || int(t) >= m.Vocab {
+				return fmt.Errorf("model: token %d outside the vocabulary of %d", t, m.Vocab)
+			}
+		}
+		T += len(s.Tokens)
+	}
+	p := ws.p
+	kvd := m.KVHeads * m.HeadDim
+	x, xn := rows(T, m.Embd), rows(T, m.Embd)
+	q, att, o := rows(T, m.Embd), rows(T, m.Embd), rows(T, m.Embd)
+	k, v := rows(T, kvd), rows(T, kvd)
+	g, u := rows(T, m.FF), rows(T, m.FF)
+	in := make([]acts, T)
+	hin := make([]acts, T)
+	pos := make([]int, T)
+	ropeCS := rows(T, m.RopeDims)
+	seqOf := make([]int, T)
+	t := 0
+	for i, s := range seqs {
+		for j, tok := range s.Tokens {
+			quant.DequantRow(uint32(m.Embed.Type), m.Embed.Row(int(tok)), x[t])
+			pos[t] = s.Cache.n + j
+			ropeTable(ropeCS[t], pos[t], m.RopeDims, m.RopeBase)
+			seqOf[t] = i
+			t++
+		}
+	}
+	group := m.Heads / m.KVHeads
+	scale := float32(1 / math.Sqrt(float64(m.HeadDim)))
+	for li := range m.Blocks {
+		l := &m.Blocks[li]
+		for t := range T {
+			rmsNorm(xn[t], x[t], l.AttnNorm, m.Eps)
+			in[t].reset(xn[t])
+		}
+		p.matmul(&l.Q, in, q)
+		p.matmul(&l.K, in, k)
+		p.matmul(&l.V, in, v)
+		for t := range T {
+			addBias(q[t], l.QB)
+			addBias(k[t], l.KB)
+			addBias(v[t], l.VB)
+			for h := range m.Heads {
+				rope(q[t][h*m.HeadDim:(h+1)*m.HeadDim], ropeCS[t], m.RopeDims, m.RopeNeox)
+			}
+			for h := range m.KVHeads {
+				rope(k[t][h*m.HeadDim:(h+1)*m.HeadDim], ropeCS[t], m.RopeDims, m.RopeNeox)
+			}
+			c := seqs[seqOf[t]].Cache
+			kc := c.k[li][pos[t]*kvd : (pos[t]+1)*kvd]
+			vc := c.v[li][pos[t]*kvd : (pos[t]+1)*kvd]
+			for i := range kvd {
+				kc[i] = quant.F32ToF16(k[t][i])
+				vc[i] = quant.F32ToF16(v[t][i])
+			}
+		}
+		p.run(T*m.Heads, func(lo, hi int) {
+			var q16 []float32
+			var probs []float32
+			for th := lo; th < hi; th++ {
+				t, h := th/m.Heads, th%m.Heads
+				c := seqs[seqOf[t]].Cache
+				kh := (h / group) * m.HeadDim
+				if q16 == nil {
+					q16 = make([]float32, m.HeadDim)
+				}
+				for i := range q16 {
+					q16[i] = quant.RoundF16(q[t][h*m.HeadDim+i])
+				}
+				n := pos[t] + 1
+				if cap(probs) < n {
+					probs = make([]float32, n, c.size)
+				}
+				probs = probs[:n]
+				mx := float32(math.Inf(-1))
+				quant.ScoresF16(probs, c.k[li][kh:], kvd, q16)
+				for j, sc := range probs {
+					sc *= scale
+					probs[j] = sc
+					mx = max(mx, sc)
+				}
+				var sum float64
+				for j, s := range probs {
+					e := expf(s - mx)
+					probs[j] = e
+					sum += float64(e)
+				}
+				inv := float32(1 / sum)
+				for j := range probs {
+					probs[j] = quant.RoundF16(probs[j] * inv)
+				}
+				out := att[t][h*m.HeadDim : (h+1)*m.HeadDim]
+				clear(out)
+				quant.MixF16(out, c.v[li][kh:], kvd, probs)
+			}
+		})
+		for t := range T {
+			in[t].reset(att[t])
+		}
+		p.matmul(&l.O, in, o)
+		for t := range T {
+			for i, d := range o[t] {
+				x[t][i] += d
+			}
+			rmsNorm(xn[t], x[t], l.FFNNorm, m.Eps)
+			in[t].reset(xn[t])
+		}
+		p.matmul(&l.Gate, in, g)
+		p.matmul(&l.Up, in, u)
+		for t := range T {
+			for i := range g[t] {
+				g[t][i] = silu(g[t][i]) * u[t][i]
+			}
+			hin[t].reset(g[t])
+		}
+		p.matmul(&l.Down, hin, o)
+		for t := range T {
+			for i, d := range o[t] {
+				x[t][i] += d
+			}
+		}
+	}
+	t = 0
+	var outIn []acts
+	var outRows [][]float32
+	for _, s := range seqs {
+		t += len(s.Tokens)
+		s.Cache.n += len(s.Tokens)
+		if s.Logits == nil {
+			continue
+		}
+		rmsNorm(xn[t-1], x[t-1], m.OutNorm, m.Eps)
+		var a acts
+		a.reset(xn[t-1])
+		outIn = append(outIn, a)
+		outRows = append(outRows, s.Logits)
+	}
+	if len(outIn) > 0 {
+		p.matmul(&m.Output, outIn, outRows)
+	}
+	return nil
+}
+
+func addBias(x, b []float32) {
+	for i := range b {
+		x[i] += b[i]
+	}
+}

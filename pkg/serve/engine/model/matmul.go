@@ -1,0 +1,149 @@
+package model
+
+import (
+	"sync"
+
+	"github.com/llmctl/llmctl/pkg/serve/engine/gguf"
+	"github.com/llmctl/llmctl/pkg/serve/engine/quant"
+)
+
+// acts is one activation row encoded for every weight type that reads it;
+// each encoding is computed on first use.
+type acts struct {
+	x    []float32
+	q8_0 []byte
+	q8k  []quant.Q8K
+	f16  []uint16
+	have [3]bool
+}
+
+func (a *acts) reset(x []float32) {
+	a.x = x
+	a.have = [3]bool{}
+}
+
+func (a *acts) forType(t gguf.GGMLType) {
+	switch t {
+	case gguf.Q8_0, gguf.Q4_0:
+		if !a.have[0] {
+			if cap(a.q8_0) < len(a.x)/32*quant.BlockQ8_0 {
+				a.q8_0 = make([]byte, len(a.x)/32*quant.BlockQ8_0)
+			}
+			a.q8_0 = a.q8_0[:len(a.x)/32*quant.BlockQ8_0]
+			quant.QuantizeQ8_0(a.q8_0, a.x)
+			a.have[0] = true
+		}
+	case gguf.Q4_K, gguf.Q6_K:
+		if !a.have[1] {
+			if cap(a.q8k) < len(a.x)/quant.QK_K {
+				a.q8k = make([]quant.Q8K, len(a.x)/quant.QK_K)
+			}
+			a.q8k = a.q8k[:len(a.x)/quant.QK_K]
+			quant.QuantizeQ8_K(a.q8k, a.x)
+			a.have[1] = true
+		}
+	case gguf.F16:
+		if !a.have[2] {
+			if cap(a.f16) < len(a.x) {
+				a.f16 = make([]uint16, len(a.x))
+			}
+			a.f16 = a.f16[:len(a.x)]
+			for i, v := range a.x {
+				a.f16[i] = quant.F32ToF16(v)
+			}
+			a.have[2] = true
+		}
+	}
+}
+
+// pool runs a function over index ranges on a fixed number of goroutines.
+type pool struct {
+	threads int
+}
+
+// run calls fn(lo, hi) over [0, n) split into about threads chunks and
+// waits for all of them.
+func (p pool) run(n int, fn func(lo, hi int)) {
+	th := p.threads
+	if th <= 1 || n < 2*th {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + th - 1) / th
+	for lo := 0; lo < n; lo += chunk {
+		hi := min(lo+chunk, n)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(lo, hi)
+		}()
+	}
+	wg.Wait()
+}
+
+// matmul computes out[t][r] = W[r] · in[t] for every activation row t.
+// Each weight row is read once for the whole batch; the kernel is chosen
+// once per call rather than per row.
+func (p pool) matmul(w *Tensor, in []acts, out [][]float32) {
+	for i := range in {
+		in[i].forType(w.Type)
+	}
+	n := w.Cols
+	var kernel func(row []byte, a *acts) float32
+	switch w.Type {
+	case gguf.Q8_0:
+		kernel = func(row []byte, a *acts) float32 { return quant.DotQ8_0(row, a.q8_0, n) }
+	case gguf.Q4_0:
+		kernel = func(row []byte, a *acts) float32 { return quant.DotQ4_0(row, a.q8_0, n) }
+	case gguf.Q4_K:
+		kernel = func(row []byte, a *acts) float32 { return quant.DotQ4_K(row, a.q8k, n) }
+	case gguf.Q6_K:
+		kernel = func(row []byte, a *acts) float32 { return quant.DotQ6_K(row, a.q8k, n) }
+	case gguf.F16:
+		kernel = func(row []byte, a *acts) float32 { return quant.DotF16(row, a.f16, n) }
+	default:
+		kernel = func(row []byte, a *acts) float32 { return quant.DotF32(row, a.x, n) }
+	}
+	// Four-token kernels unpack each weight block once for four tokens
+	// (prompt processing and batched decoding); results are bit-identical
+	// to the one-token kernels.
+	var kernel4 func(row []byte, a []acts, out *[4]float32)
+	if len(in) >= 4 {
+		switch w.Type {
+		case gguf.Q4_K:
+			kernel4 = func(row []byte, a []acts, out *[4]float32) {
+				quant.DotQ4_Kx4(row, a[0].q8k, a[1].q8k, a[2].q8k, a[3].q8k, n, out)
+			}
+		case gguf.Q6_K:
+			kernel4 = func(row []byte, a []acts, out *[4]float32) {
+				quant.DotQ6_Kx4(row, a[0].q8k, a[1].q8k, a[2].q8k, a[3].q8k, n, out)
+			}
+		case gguf.Q8_0:
+			kernel4 = func(row []byte, a []acts, out *[4]float32) {
+				quant.DotQ8_0x4(row, a[0].q8_0, a[1].q8_0, a[2].q8_0, a[3].q8_0, n, out)
+			}
+		case gguf.Q4_0:
+			kernel4 = func(row []byte, a []acts, out *[4]float32) {
+				quant.DotQ4_0x4(row, a[0].q8_0, a[1].q8_0, a[2].q8_0, a[3].q8_0, n, out)
+			}
+		}
+	}
+	p.run(w.Rows, func(lo, hi int) {
+		rb := w.rowBytes
+		var four [4]float32
+		for r := lo; r < hi; r++ {
+			row := w.Data[r*rb : (r+1)*rb : (r+1)*rb]
+			t := 0
+			if kernel4 != nil {
+				for ; t+4 <= len(in); t += 4 {
+					kernel4(row, in[t:t+4], &four)
+					out[t][r], out[t+1][r], out[t+2][r], out[t+3][r] = four[0], four[1], four[2], four[3]
+				}
+			}
+			for ; t < len(in); t++ {
+				out[t][r] = kernel(row, &in[t])
+			}
+		}
+	})
+}

@@ -1,0 +1,839 @@
+#include "textflag.h"
+
+// Macros of the four-token Q8_0/Q4_0 kernels (defined before any TEXT so
+// that vet's frame checks see them only where they are used).
+
+// Q4KSCALES unpacks the 6-bit scales and mins of the Q4_K block at SI
+// (ggml's utmp steps): R11 = the eight scales, R10 = the eight mins, one
+// byte each. Clobbers AX, BX, DX, R9.
+#define Q4KSCALES \
+	MOVL 4(SI), AX \
+	MOVL 8(SI), BX \
+	MOVL 12(SI), DX \
+	MOVL DX, R9 \
+	SHRL $4, R9 \
+	ANDL $0x0F0F0F0F, R9 \
+	MOVL BX, R10 \
+	SHRL $6, R10 \
+	ANDL $0x03030303, R10 \
+	SHLL $4, R10 \
+	ORL R10, R9 \
+	MOVL BX, R10 \
+	ANDL $0x3F3F3F3F, R10 \
+	ANDL $0x0F0F0F0F, DX \
+	MOVL AX, BX \
+	SHRL $6, BX \
+	ANDL $0x03030303, BX \
+	SHLL $4, BX \
+	ORL DX, BX \
+	ANDL $0x3F3F3F3F, AX \
+	MOVL AX, R11 \
+	SHLQ $32, BX \
+	ORQ BX, R11 \
+	SHLQ $32, R9 \
+	ORQ R9, R10
+
+// Q6 four-token macros. Q6BUILD* leave one chunk's unsigned 6-bit values
+// in Y3 from ql0 (Y0), ql1 (Y1) and qh (Y2); Q6SCALE broadcasts the chunk's
+// two scales into Y10; Q6TOK multiplies for one token into its sumi.
+#define Q6BUILD1 \
+	VPAND Y8, Y0, Y3 \
+	VPAND Y9, Y2, Y4 \
+	VPSLLW $4, Y4, Y4 \
+	VPOR Y4, Y3, Y3
+
+#define Q6BUILD2 \
+	VPAND Y8, Y1, Y3 \
+	VPSRLW $2, Y2, Y4 \
+	VPAND Y9, Y4, Y4 \
+	VPSLLW $4, Y4, Y4 \
+	VPOR Y4, Y3, Y3
+
+#define Q6BUILD3 \
+	VPSRLW $4, Y0, Y3 \
+	VPAND Y8, Y3, Y3 \
+	VPSRLW $4, Y2, Y4 \
+	VPAND Y9, Y4, Y4 \
+	VPSLLW $4, Y4, Y4 \
+	VPOR Y4, Y3, Y3
+
+#define Q6BUILD4 \
+	VPSRLW $4, Y1, Y3 \
+	VPAND Y8, Y3, Y3 \
+	VPSRLW $6, Y2, Y4 \
+	VPAND Y9, Y4, Y4 \
+	VPSLLW $4, Y4, Y4 \
+	VPOR Y4, Y3, Y3
+
+#define Q6SCALE(sa, sb) \
+	MOVBQSX sa(SI), AX \
+	VMOVD AX, X10 \
+	VPBROADCASTW X10, X10 \
+	MOVBQSX sb(SI), AX \
+	VMOVD AX, X11 \
+	VPBROADCASTW X11, X11 \
+	VINSERTI128 $1, X11, Y10, Y10
+
+#define Q6TOK(areg, q8off, sumi) \
+	VMOVDQU q8off(areg), Y5 \
+	VPMADDUBSW Y5, Y3, Y6 \
+	VPMADDUBSW Y5, Y12, Y4 \
+	VPSUBW Y4, Y6, Y6 \
+	VPMADDWD Y10, Y6, Y6 \
+	VPADDD Y6, sumi, sumi
+
+#define Q6TOKS(q8off) \
+	Q6TOK(DI, q8off, Y7) \
+	Q6TOK(R12, q8off, Y13) \
+	Q6TOK(R13, q8off, Y14) \
+	Q6TOK(R14, q8off, Y15)
+
+// Q6HALF: one 128-element half h of the block at SI for the four tokens.
+#define Q6HALF(qlo, qho, sco, q8o) \
+	VMOVDQU qlo(SI), Y0 \
+	VMOVDQU qlo+32(SI), Y1 \
+	VMOVDQU qho(SI), Y2 \
+	Q6BUILD1 \
+	Q6SCALE(sco, sco+1) \
+	Q6TOKS(q8o) \
+	Q6BUILD2 \
+	Q6SCALE(sco+2, sco+3) \
+	Q6TOKS(q8o+32) \
+	Q6BUILD3 \
+	Q6SCALE(sco+4, sco+5) \
+	Q6TOKS(q8o+64) \
+	Q6BUILD4 \
+	Q6SCALE(sco+6, sco+7) \
+	Q6TOKS(q8o+96)
+
+// Q6FIN: scratch acc at off(DX) += (f16(w.d) * a.D) * float(sumi).
+#define Q6FIN(areg, sumi, off) \
+	MOVWLZX 208(SI), AX \
+	VMOVSS (R8)(AX*4), X1 \
+	VMULSS (areg), X1, X1 \
+	VBROADCASTSS X1, Y1 \
+	VCVTDQ2PS sumi, sumi \
+	VMOVUPS off(DX), Y0 \
+	VFMADD231PS sumi, Y1, Y0 \
+	VMOVUPS Y0, off(DX)
+
+#define Q6OUT(off, outoff) \
+	VMOVUPS off(DX), Y2 \
+	VEXTRACTF128 $1, Y2, X1 \
+	VADDPS X2, X1, X0 \
+	VMOVHLPS X0, X0, X1 \
+	VADDPS X1, X0, X0 \
+	VMOVSHDUP X0, X1 \
+	VADDSS X1, X0, X0 \
+	MOVSS X0, outoff(BX)
+
+// Q80TOK: the signed weight block (Y2 signs, Y4 = |w|, X10 = f16(w.d))
+// against the Q8_0 block at areg, into acc, as dotQ8_0AVX2 does per block.
+#define Q80TOK(areg, acc) \
+	MOVWLZX (areg), BX \
+	VMULSS (R8)(BX*4), X10, X1 \
+	VBROADCASTSS X1, Y1 \
+	VMOVDQU 2(areg), Y3 \
+	VPSIGNB Y2, Y3, Y5 \
+	VPMADDUBSW Y5, Y4, Y6 \
+	VPMADDWD Y7, Y6, Y6 \
+	VCVTDQ2PS Y6, Y6 \
+	VFMADD231PS Y6, Y1, acc
+
+#define QOUT(acc, accx, outoff) \
+	VEXTRACTF128 $1, acc, X1 \
+	VADDPS accx, X1, X0 \
+	VMOVHLPS X0, X0, X1 \
+	VADDPS X1, X0, X0 \
+	VMOVSHDUP X0, X1 \
+	VADDSS X1, X0, X0 \
+	MOVSS X0, outoff(BX)
+
+#define X4PROLOGUE \
+	MOVQ w+0(FP), SI \
+	MOVQ a0+8(FP), DI \
+	MOVQ a1+16(FP), R12 \
+	MOVQ a2+24(FP), R13 \
+	MOVQ a3+32(FP), R14 \
+	MOVQ nb+40(FP), CX \
+	MOVQ tab+48(FP), R8 \
+	VXORPS Y12, Y12, Y12 \
+	VXORPS Y13, Y13, Y13 \
+	VXORPS Y14, Y14, Y14 \
+	VXORPS Y15, Y15, Y15 \
+	MOVL $0x00010001, AX \
+	VMOVD AX, X7 \
+	VPBROADCASTD X7, Y7 \
+	MOVL $0x0F0F0F0F, AX \
+	VMOVD AX, X8 \
+	VPBROADCASTD X8, Y8 \
+	MOVL $0x08080808, AX \
+	VMOVD AX, X9 \
+	VPBROADCASTD X9, Y9
+
+#define X4TOKENS \
+	Q80TOK(DI, Y12) \
+	Q80TOK(R12, Y13) \
+	Q80TOK(R13, Y14) \
+	Q80TOK(R14, Y15) \
+	ADDQ $34, DI \
+	ADDQ $34, R12 \
+	ADDQ $34, R13 \
+	ADDQ $34, R14
+
+#define X4EPILOGUE \
+	MOVQ out+56(FP), BX \
+	QOUT(Y12, X12, 0) \
+	QOUT(Y13, X13, 4) \
+	QOUT(Y14, X14, 8) \
+	QOUT(Y15, X15, 12) \
+	VZEROUPPER \
+	RET
+
+
+// AVX2/FMA kernels. They accumulate the way ggml's AVX2 kernels do (eight
+// int32 lanes of four-product sums per 32-element block, one FMA per block,
+// then the same horizontal sum), so results agree with llama.cpp to the bit
+// more often than a scalar loop would.
+
+// func dotQ8_0AVX2(w, a *byte, nb int, tab *float32) float32
+TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ a+8(FP), DI
+	MOVQ nb+16(FP), CX
+	MOVQ tab+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	MOVL $0x00010001, AX
+	VMOVD AX, X7
+	VPBROADCASTD X7, Y7
+q80loop:
+	TESTQ CX, CX
+	JZ q80done
+	MOVWLZX (SI), AX
+	MOVWLZX (DI), BX
+	VMOVSS (R8)(AX*4), X1
+	VMULSS (R8)(BX*4), X1, X1
+	VBROADCASTSS X1, Y1
+	VMOVDQU 2(SI), Y2
+	VMOVDQU 2(DI), Y3
+	VPSIGNB Y2, Y2, Y4
+	VPSIGNB Y2, Y3, Y5
+	VPMADDUBSW Y5, Y4, Y6
+	VPMADDWD Y7, Y6, Y6
+	VCVTDQ2PS Y6, Y6
+	VFMADD231PS Y6, Y1, Y0
+	ADDQ $34, SI
+	ADDQ $34, DI
+	DECQ CX
+	JMP q80loop
+q80done:
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X0, X1, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET
+
+// func dotQ4_0AVX2(w, a *byte, nb int, tab *float32) float32
+TEXT ·dotQ4_0AVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ a+8(FP), DI
+	MOVQ nb+16(FP), CX
+	MOVQ tab+24(FP), R8
+	VXORPS Y0, Y0, Y0
+	MOVL $0x00010001, AX
+	VMOVD AX, X7
+	VPBROADCASTD X7, Y7
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+	MOVL $0x08080808, AX
+	VMOVD AX, X9
+	VPBROADCASTD X9, Y9
+q40loop:
+	TESTQ CX, CX
+	JZ q40done
+	MOVWLZX (SI), AX
+	MOVWLZX (DI), BX
+	VMOVSS (R8)(AX*4), X1
+	VMULSS (R8)(BX*4), X1, X1
+	VBROADCASTSS X1, Y1
+	VMOVDQU 2(SI), X2
+	VPSRLW $4, X2, X3
+	VINSERTI128 $1, X3, Y2, Y2
+	VPAND Y8, Y2, Y2
+	VPSUBB Y9, Y2, Y2
+	VMOVDQU 2(DI), Y3
+	VPSIGNB Y2, Y2, Y4
+	VPSIGNB Y2, Y3, Y5
+	VPMADDUBSW Y5, Y4, Y6
+	VPMADDWD Y7, Y6, Y6
+	VCVTDQ2PS Y6, Y6
+	VFMADD231PS Y6, Y1, Y0
+	ADDQ $18, SI
+	ADDQ $34, DI
+	DECQ CX
+	JMP q40loop
+q40done:
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X0, X1, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET
+
+// func dotF16F32AVX2(h *uint16, x *float32, n int) float32
+// Σ f16(h[i]) * x[i]; n is a multiple of 8.
+TEXT ·dotF16F32AVX2(SB), NOSPLIT, $0-28
+	MOVQ h+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	SHRQ $3, CX
+f16dotloop:
+	TESTQ CX, CX
+	JZ f16dotdone
+	VCVTPH2PS (SI), Y1
+	VFMADD231PS (DI), Y1, Y0
+	ADDQ $16, SI
+	ADDQ $32, DI
+	DECQ CX
+	JMP f16dotloop
+f16dotdone:
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X0, X1, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func axpyF16AVX2(dst *float32, h *uint16, alpha float32, n int)
+// dst[i] += alpha * f16(h[i]); n is a multiple of 8.
+TEXT ·axpyF16AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ h+8(FP), SI
+	VBROADCASTSS alpha+16(FP), Y2
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+axpyloop:
+	TESTQ CX, CX
+	JZ axpydone
+	VCVTPH2PS (SI), Y1
+	VMOVUPS (DI), Y0
+	VFMADD231PS Y1, Y2, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $16, SI
+	ADDQ $32, DI
+	DECQ CX
+	JMP axpyloop
+axpydone:
+	VZEROUPPER
+	RET
+
+// Q6CHUNK: the unsigned 6-bit values in Y3 against the 32 int8 at off(R12),
+// less 32·q8 for the -32 offset, times the int8 scales at sa(R11) (first 16
+// elements) and sb(R11) (last 16), added to the int32 lanes of Y13.
+#define Q6CHUNK(off, sa, sb) \
+	VMOVDQU off(R12), Y5 \
+	VPMADDUBSW Y5, Y3, Y6 \
+	VPMADDUBSW Y5, Y12, Y4 \
+	VPSUBW Y4, Y6, Y6 \
+	MOVBQSX sa(R11), AX \
+	VMOVD AX, X10 \
+	VPBROADCASTW X10, X10 \
+	MOVBQSX sb(R11), AX \
+	VMOVD AX, X11 \
+	VPBROADCASTW X11, X11 \
+	VINSERTI128 $1, X11, Y10, Y10 \
+	VPMADDWD Y10, Y6, Y6 \
+	VPADDD Y6, Y13, Y13
+
+// func dotQ6_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32
+TEXT ·dotQ6_KAVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ a+8(FP), DI
+	MOVQ nb+16(FP), CX
+	MOVQ tab+24(FP), R8
+	VXORPS Y15, Y15, Y15
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+	MOVL $0x03030303, AX
+	VMOVD AX, X9
+	VPBROADCASTD X9, Y9
+	MOVL $0x20202020, AX
+	VMOVD AX, X12
+	VPBROADCASTD X12, Y12
+q6rowloop:
+	TESTQ CX, CX
+	JZ q6rowdone
+	VPXOR Y13, Y13, Y13
+	MOVQ SI, R9            // ql
+	LEAQ 128(SI), R10      // qh
+	LEAQ 192(SI), R11      // scales
+	LEAQ 4(DI), R12        // q8
+	MOVQ $2, DX
+q6half:
+	VMOVDQU (R9), Y0
+	VMOVDQU 32(R9), Y1
+	VMOVDQU (R10), Y2
+	VPAND Y8, Y0, Y3
+	VPAND Y9, Y2, Y4
+	VPSLLW $4, Y4, Y4
+	VPOR Y4, Y3, Y3
+	Q6CHUNK(0, 0, 1)
+	VPAND Y8, Y1, Y3
+	VPSRLW $2, Y2, Y4
+	VPAND Y9, Y4, Y4
+	VPSLLW $4, Y4, Y4
+	VPOR Y4, Y3, Y3
+	Q6CHUNK(32, 2, 3)
+	VPSRLW $4, Y0, Y3
+	VPAND Y8, Y3, Y3
+	VPSRLW $4, Y2, Y4
+	VPAND Y9, Y4, Y4
+	VPSLLW $4, Y4, Y4
+	VPOR Y4, Y3, Y3
+	Q6CHUNK(64, 4, 5)
+	VPSRLW $4, Y1, Y3
+	VPAND Y8, Y3, Y3
+	VPSRLW $6, Y2, Y4
+	VPAND Y9, Y4, Y4
+	VPSLLW $4, Y4, Y4
+	VPOR Y4, Y3, Y3
+	Q6CHUNK(96, 6, 7)
+	ADDQ $64, R9
+	ADDQ $32, R10
+	ADDQ $8, R11
+	ADDQ $128, R12
+	DECQ DX
+	JNZ q6half
+	// d = a.D * f16(w.d); acc += d * float(sumi lanes)
+	MOVWLZX 208(SI), AX
+	VMOVSS (R8)(AX*4), X1
+	VMULSS (DI), X1, X1
+	VBROADCASTSS X1, Y1
+	VCVTDQ2PS Y13, Y13
+	VFMADD231PS Y13, Y1, Y15
+	ADDQ $210, SI
+	ADDQ $292, DI
+	DECQ CX
+	JMP q6rowloop
+q6rowdone:
+	VEXTRACTF128 $1, Y15, X1
+	VADDPS X15, X1, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET
+
+// Q4CHUNK: 32 bytes of Q4_K nibbles at qoff(R9) against the 64 int8 at
+// q8off(R10), the low nibbles weighted by scale byte shl/8 of R11 and the
+// high ones by byte shh/8, added to the int32 lanes of Y13.
+#define Q4CHUNK(qoff, q8off, shl, shh) \
+	VMOVDQU qoff(R9), Y3 \
+	VPAND Y8, Y3, Y4 \
+	VPSRLW $4, Y3, Y3 \
+	VPAND Y8, Y3, Y3 \
+	MOVQ R11, AX \
+	SHRQ $shl, AX \
+	ANDL $0xFF, AX \
+	VMOVD AX, X10 \
+	VPBROADCASTW X10, Y10 \
+	MOVQ R11, AX \
+	SHRQ $shh, AX \
+	ANDL $0xFF, AX \
+	VMOVD AX, X11 \
+	VPBROADCASTW X11, Y11 \
+	VMOVDQU q8off(R10), Y5 \
+	VPMADDUBSW Y5, Y4, Y6 \
+	VPMADDWD Y10, Y6, Y6 \
+	VPADDD Y6, Y13, Y13 \
+	VMOVDQU q8off+32(R10), Y5 \
+	VPMADDUBSW Y5, Y3, Y6 \
+	VPMADDWD Y11, Y6, Y6 \
+	VPADDD Y6, Y13, Y13
+
+// func dotQ4_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32
+TEXT ·dotQ4_KAVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ a+8(FP), DI
+	MOVQ nb+16(FP), CX
+	MOVQ tab+24(FP), R8
+	VXORPS Y15, Y15, Y15
+	VXORPS X14, X14, X14
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+q4krowloop:
+	TESTQ CX, CX
+	JZ q4krowdone
+	Q4KSCALES
+	// mins · (pairwise bsums), into X14 weighted by y.d * dmin
+	VMOVQ R10, X5
+	VPMOVZXBW X5, X5
+	VMOVDQU 260(DI), Y6
+	VEXTRACTI128 $1, Y6, X7
+	VPHADDW X7, X6, X6
+	VPMADDWD X6, X5, X5
+	VCVTDQ2PS X5, X5
+	MOVWLZX 2(SI), AX
+	VMOVSS (R8)(AX*4), X1
+	VMULSS (DI), X1, X1
+	VBROADCASTSS X1, X1
+	VFMADD231PS X5, X1, X14
+	// scales · nibble products
+	VPXOR Y13, Y13, Y13
+	LEAQ 16(SI), R9
+	LEAQ 4(DI), R10
+	Q4CHUNK(0, 0, 0, 8)
+	Q4CHUNK(32, 64, 16, 24)
+	Q4CHUNK(64, 128, 32, 40)
+	Q4CHUNK(96, 192, 48, 56)
+	MOVWLZX (SI), AX
+	VMOVSS (R8)(AX*4), X2
+	VMULSS (DI), X2, X2
+	VBROADCASTSS X2, Y2
+	VCVTDQ2PS Y13, Y13
+	VFMADD231PS Y13, Y2, Y15
+	ADDQ $144, SI
+	ADDQ $292, DI
+	DECQ CX
+	JMP q4krowloop
+q4krowdone:
+	VEXTRACTF128 $1, Y15, X1
+	VADDPS X15, X1, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VMOVHLPS X14, X14, X1
+	VADDPS X1, X14, X14
+	VMOVSHDUP X14, X1
+	VADDSS X1, X14, X14
+	VSUBSS X14, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET
+
+// Four-token versions: one weight row against four activation rows, with
+// the weight-side work (nibble and scale unpacking) done once. Per token
+// they perform exactly the operations of the one-token kernels in the same
+// order, so a token's result does not depend on how it was batched.
+
+// Q4TOK: the nibbles in Y4 (low) and Y3 (high), weighted by Y10/Y11, against
+// the token at areg, chunk q8off, into the int32 lanes of sumi.
+#define Q4TOK(areg, q8off, sumi) \
+	VMOVDQU q8off+4(areg), Y5 \
+	VPMADDUBSW Y5, Y4, Y6 \
+	VPMADDWD Y10, Y6, Y6 \
+	VPADDD Y6, sumi, sumi \
+	VMOVDQU q8off+36(areg), Y5 \
+	VPMADDUBSW Y5, Y3, Y6 \
+	VPMADDWD Y11, Y6, Y6 \
+	VPADDD Y6, sumi, sumi
+
+// Q4NIB: unpack nibble chunk qoff of the row and broadcast its two scales.
+#define Q4NIB(qoff, shl, shh) \
+	VMOVDQU qoff(R9), Y3 \
+	VPAND Y8, Y3, Y4 \
+	VPSRLW $4, Y3, Y3 \
+	VPAND Y8, Y3, Y3 \
+	MOVQ R11, AX \
+	SHRQ $shl, AX \
+	ANDL $0xFF, AX \
+	VMOVD AX, X10 \
+	VPBROADCASTW X10, Y10 \
+	MOVQ R11, AX \
+	SHRQ $shh, AX \
+	ANDL $0xFF, AX \
+	VMOVD AX, X11 \
+	VPBROADCASTW X11, Y11
+
+#define Q4CHUNK4(qoff, q8off, shl, shh) \
+	Q4NIB(qoff, shl, shh) \
+	Q4TOK(DI, q8off, Y0) \
+	Q4TOK(R12, q8off, Y1) \
+	Q4TOK(R13, q8off, Y2) \
+	Q4TOK(R14, q8off, Y7)
+
+// Q4MINS: the mins term of the token at areg into scratch lanes at off(DX).
+#define Q4MINS(areg, off) \
+	VMOVDQU 260(areg), Y6 \
+	VEXTRACTI128 $1, Y6, X7 \
+	VPHADDW X7, X6, X6 \
+	VPMADDWD X6, X9, X6 \
+	VCVTDQ2PS X6, X6 \
+	VMULSS (areg), X1, X7 \
+	VBROADCASTSS X7, X7 \
+	VMOVUPS off(DX), X3 \
+	VFMADD231PS X6, X7, X3 \
+	VMOVUPS X3, off(DX)
+
+// Q4FIN: acc += (d_w * a.D) * float(sumi) for the token at areg (d_w in X9).
+#define Q4FIN(areg, sumi, acc) \
+	VMULSS (areg), X9, X6 \
+	VBROADCASTSS X6, Y6 \
+	VCVTDQ2PS sumi, sumi \
+	VFMADD231PS sumi, Y6, acc
+
+// Q4OUT: reduce acc and the scratch mins lanes at off(DX) into the float at
+// outoff(BX), as dotQ4_KAVX2 does.
+#define Q4OUT(acc, accx, off, outoff) \
+	VEXTRACTF128 $1, acc, X1 \
+	VADDPS accx, X1, X0 \
+	VMOVHLPS X0, X0, X1 \
+	VADDPS X1, X0, X0 \
+	VMOVSHDUP X0, X1 \
+	VADDSS X1, X0, X0 \
+	VMOVUPS off(DX), X3 \
+	VMOVHLPS X3, X3, X1 \
+	VADDPS X1, X3, X3 \
+	VMOVSHDUP X3, X1 \
+	VADDSS X1, X3, X3 \
+	VSUBSS X3, X0, X0 \
+	MOVSS X0, outoff(BX)
+
+// func dotQ4_KAVX2x4(w *byte, a0, a1, a2, a3 *Q8K, nb int, tab *float32, scratch *[16]float32, out *[4]float32)
+TEXT ·dotQ4_KAVX2x4(SB), NOSPLIT, $0-72
+	MOVQ w+0(FP), SI
+	MOVQ a0+8(FP), DI
+	MOVQ a1+16(FP), R12
+	MOVQ a2+24(FP), R13
+	MOVQ a3+32(FP), R14
+	MOVQ nb+40(FP), CX
+	MOVQ tab+48(FP), R8
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y14, Y14, Y14
+	VXORPS Y15, Y15, Y15
+	MOVQ scratch+56(FP), DX
+	VXORPS Y0, Y0, Y0
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y0, 32(DX)
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+q4k4loop:
+	TESTQ CX, CX
+	JZ q4k4done
+	Q4KSCALES
+	VMOVQ R10, X9
+	VPMOVZXBW X9, X9
+	MOVWLZX 2(SI), AX
+	VMOVSS (R8)(AX*4), X1
+	MOVQ scratch+56(FP), DX
+	Q4MINS(DI, 0)
+	Q4MINS(R12, 16)
+	Q4MINS(R13, 32)
+	Q4MINS(R14, 48)
+	MOVWLZX (SI), AX
+	VMOVSS (R8)(AX*4), X9   // d_w (the mins are done with X9)
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y7, Y7, Y7
+	LEAQ 16(SI), R9
+	Q4CHUNK4(0, 0, 0, 8)
+	Q4CHUNK4(32, 64, 16, 24)
+	Q4CHUNK4(64, 128, 32, 40)
+	Q4CHUNK4(96, 192, 48, 56)
+	Q4FIN(DI, Y0, Y12)
+	Q4FIN(R12, Y1, Y13)
+	Q4FIN(R13, Y2, Y14)
+	Q4FIN(R14, Y7, Y15)
+	ADDQ $144, SI
+	ADDQ $292, DI
+	ADDQ $292, R12
+	ADDQ $292, R13
+	ADDQ $292, R14
+	DECQ CX
+	JMP q4k4loop
+q4k4done:
+	MOVQ scratch+56(FP), DX
+	MOVQ out+64(FP), BX
+	Q4OUT(Y12, X12, 0, 0)
+	Q4OUT(Y13, X13, 16, 4)
+	Q4OUT(Y14, X14, 32, 8)
+	Q4OUT(Y15, X15, 48, 12)
+	VZEROUPPER
+	RET
+
+// func dotQ8_0AVX2x4(w, a0, a1, a2, a3 *byte, nb int, tab *float32, out *[4]float32)
+TEXT ·dotQ8_0AVX2x4(SB), NOSPLIT, $0-64
+	X4PROLOGUE
+q804loop:
+	TESTQ CX, CX
+	JZ q804done
+	MOVWLZX (SI), AX
+	VMOVSS (R8)(AX*4), X10
+	VMOVDQU 2(SI), Y2
+	VPSIGNB Y2, Y2, Y4
+	X4TOKENS
+	ADDQ $34, SI
+	DECQ CX
+	JMP q804loop
+q804done:
+	X4EPILOGUE
+
+// func dotQ4_0AVX2x4(w, a0, a1, a2, a3 *byte, nb int, tab *float32, out *[4]float32)
+TEXT ·dotQ4_0AVX2x4(SB), NOSPLIT, $0-64
+	X4PROLOGUE
+q404loop:
+	TESTQ CX, CX
+	JZ q404done
+	MOVWLZX (SI), AX
+	VMOVSS (R8)(AX*4), X10
+	VMOVDQU 2(SI), X2
+	VPSRLW $4, X2, X3
+	VINSERTI128 $1, X3, Y2, Y2
+	VPAND Y8, Y2, Y2
+	VPSUBB Y9, Y2, Y2
+	VPSIGNB Y2, Y2, Y4
+	X4TOKENS
+	ADDQ $18, SI
+	DECQ CX
+	JMP q404loop
+q404done:
+	X4EPILOGUE
+
+// func dotQ6_KAVX2x4(w *byte, a0, a1, a2, a3 *Q8K, nb int, tab *float32, scratch *[32]float32, out *[4]float32)
+TEXT ·dotQ6_KAVX2x4(SB), NOSPLIT, $0-72
+	MOVQ w+0(FP), SI
+	MOVQ a0+8(FP), DI
+	MOVQ a1+16(FP), R12
+	MOVQ a2+24(FP), R13
+	MOVQ a3+32(FP), R14
+	MOVQ nb+40(FP), CX
+	MOVQ tab+48(FP), R8
+	MOVQ scratch+56(FP), DX
+	VXORPS Y0, Y0, Y0
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y0, 32(DX)
+	VMOVUPS Y0, 64(DX)
+	VMOVUPS Y0, 96(DX)
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+	MOVL $0x03030303, AX
+	VMOVD AX, X9
+	VPBROADCASTD X9, Y9
+	MOVL $0x20202020, AX
+	VMOVD AX, X12
+	VPBROADCASTD X12, Y12
+q6k4loop:
+	TESTQ CX, CX
+	JZ q6k4done
+	VPXOR Y7, Y7, Y7
+	VPXOR Y13, Y13, Y13
+	VPXOR Y14, Y14, Y14
+	VPXOR Y15, Y15, Y15
+	Q6HALF(0, 128, 192, 4)
+	Q6HALF(64, 160, 200, 132)
+	Q6FIN(DI, Y7, 0)
+	Q6FIN(R12, Y13, 32)
+	Q6FIN(R13, Y14, 64)
+	Q6FIN(R14, Y15, 96)
+	ADDQ $210, SI
+	ADDQ $292, DI
+	ADDQ $292, R12
+	ADDQ $292, R13
+	ADDQ $292, R14
+	DECQ CX
+	JMP q6k4loop
+q6k4done:
+	MOVQ out+64(FP), BX
+	Q6OUT(0, 0)
+	Q6OUT(32, 4)
+	Q6OUT(64, 8)
+	Q6OUT(96, 12)
+	VZEROUPPER
+	RET
+
+// func scoresF16AVX2(k *uint16, stride int, q *float32, hd int, n int, out *float32)
+// out[j] = Σ_i f16(k[j*stride+i]) * q[i] for j < n; hd is a multiple of 8,
+// stride is in elements. Same per-row arithmetic as dotF16F32AVX2.
+TEXT ·scoresF16AVX2(SB), NOSPLIT, $0-48
+	MOVQ k+0(FP), SI
+	MOVQ stride+8(FP), R9
+	SHLQ $1, R9
+	MOVQ q+16(FP), R10
+	MOVQ hd+24(FP), R11
+	SHRQ $3, R11
+	MOVQ n+32(FP), CX
+	MOVQ out+40(FP), DX
+scrow:
+	TESTQ CX, CX
+	JZ scdone
+	MOVQ SI, AX
+	MOVQ R10, DI
+	MOVQ R11, BX
+	VXORPS Y0, Y0, Y0
+sccol:
+	VCVTPH2PS (AX), Y1
+	VFMADD231PS (DI), Y1, Y0
+	ADDQ $16, AX
+	ADDQ $32, DI
+	DECQ BX
+	JNZ sccol
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X0, X1, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	MOVSS X0, (DX)
+	ADDQ $4, DX
+	ADDQ R9, SI
+	DECQ CX
+	JMP scrow
+scdone:
+	VZEROUPPER
+	RET
+
+// func mixF16AVX2(dst *float32, v *uint16, stride int, p *float32, hd int, n int)
+// dst[i] += Σ_j p[j] * f16(v[j*stride+i]), accumulated j by j as axpyF16AVX2.
+TEXT ·mixF16AVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ v+8(FP), SI
+	MOVQ stride+16(FP), R9
+	SHLQ $1, R9
+	MOVQ p+24(FP), R10
+	MOVQ hd+32(FP), R11
+	SHRQ $3, R11
+	MOVQ n+40(FP), CX
+mixrow:
+	TESTQ CX, CX
+	JZ mixdone
+	VBROADCASTSS (R10), Y2
+	MOVQ SI, AX
+	MOVQ DI, DX
+	MOVQ R11, BX
+mixcol:
+	VCVTPH2PS (AX), Y1
+	VMOVUPS (DX), Y0
+	VFMADD231PS Y1, Y2, Y0
+	VMOVUPS Y0, (DX)
+	ADDQ $16, AX
+	ADDQ $32, DX
+	DECQ BX
+	JNZ mixcol
+	ADDQ $4, R10
+	ADDQ R9, SI
+	DECQ CX
+	JMP mixrow
+mixdone:
+	VZEROUPPER
+	RET

@@ -1,0 +1,39 @@
+//go:build !amd64
+
+package quant
+
+const useAVX2 = false
+
+func dotQ8_0AVX2(w, a *byte, nb int, tab *float32) float32 { panic("unreachable") }
+func dotQ4_0AVX2(w, a *byte, nb int, tab *float32) float32 { panic("unreachable") }
+
+func dotF16F32AVX2(h *uint16, x *float32, n int) float32        { panic("unreachable") }
+func axpyF16AVX2(dst *float32, h *uint16, alpha float32, n int) { panic("unreachable") }
+
+func dotQ6_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32 { panic("unreachable") }
+
+func dotQ4_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32 { panic("unreachable") }
+
+func dotQ4_KAVX2x4(w *byte, a0, a1, a2, a3 *Q8K, nb int, tab *float32, scratch *[16]float32, out *[4]float32) {
+	panic("unreachable")
+}
+
+func dotQ8_0AVX2x4(w, a0, a1, a2, a3 *byte, nb int, tab *float32, out *[4]float32) {
+	panic("unreachable")
+}
+
+func dotQ4_0AVX2x4(w, a0, a1, a2, a3 *byte, nb int, tab *float32, out *[4]float32) {
+	panic("unreachable")
+}
+
+func dotQ6_KAVX2x4(w *byte, a0, a1, a2, a3 *Q8K, nb int, tab *float32, scratch *[32]float32, out *[4]float32) {
+	panic("unreachable")
+}
+
+func scoresF16AVX2(k *uint16, stride int, q *float32, hd int, n int, out *float32) {
+	panic("unreachable")
+}
+
+func mixF16AVX2(dst *float32, v *uint16, stride int, p *float32, hd int, n int) {
+	panic("unreachable")
+}

@@ -1,0 +1,190 @@
+package quant
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func randBytes(r *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// setScales puts sane f16 scales into every block so results are finite.
+func setScales(b []byte, blockBytes, off int, r *rand.Rand) {
+	for i := 0; i+blockBytes <= len(b); i += blockBytes {
+		binary.LittleEndian.PutUint16(b[i+off:], F32ToF16(float32(r.Float64()*0.02+0.001)))
+	}
+}
+
+func close32(a, b float32) bool {
+	return math.Abs(float64(a-b)) <= 1e-4*math.Max(1, math.Abs(float64(b)))
+}
+
+// TestKernelsAgree checks the selected kernels (assembly where the CPU has
+// AVX2/FMA) against the portable ones on random blocks.
+func TestKernelsAgree(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no AVX2/FMA on this CPU: only the portable kernels exist")
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for trial := range 50 {
+		n := QK_K * (1 + trial%4)
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		a8 := make([]byte, n/32*BlockQ8_0)
+		QuantizeQ8_0(a8, x)
+		ak := make([]Q8K, n/QK_K)
+		QuantizeQ8_K(ak, x)
+
+		w8 := randBytes(r, n/32*BlockQ8_0)
+		setScales(w8, BlockQ8_0, 0, r)
+		if got, want := DotQ8_0(w8, a8, n), dotQ8_0Generic(w8, a8, n); !close32(got, want) {
+			t.Fatalf("Q8_0: %v vs %v", got, want)
+		}
+		w4 := randBytes(r, n/32*BlockQ4_0)
+		setScales(w4, BlockQ4_0, 0, r)
+		if got, want := DotQ4_0(w4, a8, n), dotQ4_0Generic(w4, a8, n); !close32(got, want) {
+			t.Fatalf("Q4_0: %v vs %v", got, want)
+		}
+		wk := randBytes(r, n/QK_K*BlockQ4_K)
+		setScales(wk, BlockQ4_K, 0, r)
+		setScales(wk, BlockQ4_K, 2, r)
+		if got, want := DotQ4_K(wk, ak, n), dotQ4_KGeneric(wk, ak, n); !close32(got, want) {
+			t.Fatalf("Q4_K: %v vs %v", got, want)
+		}
+		var x4 [4]float32
+		ak2, ak3, ak4 := make([]Q8K, n/QK_K), make([]Q8K, n/QK_K), make([]Q8K, n/QK_K)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		QuantizeQ8_K(ak2, x)
+		for i := range x {
+			x[i] = float32(r.NormFloat64()) * 3
+		}
+		QuantizeQ8_K(ak3, x)
+		for i := range x {
+			x[i] = float32(r.NormFloat64()) * 0.1
+		}
+		QuantizeQ8_K(ak4, x)
+		DotQ4_Kx4(wk, ak, ak2, ak3, ak4, n, &x4)
+		for i, a := range [][]Q8K{ak, ak2, ak3, ak4} {
+			if want := DotQ4_K(wk, a, n); x4[i] != want {
+				t.Fatalf("Q4_K x4 token %d: %v, single-token kernel %v", i, x4[i], want)
+			}
+		}
+		var a8s [4][]byte
+		for k := range a8s {
+			for i := range x {
+				x[i] = float32(r.NormFloat64()) * float32(k+1)
+			}
+			a8s[k] = make([]byte, len(a8))
+			QuantizeQ8_0(a8s[k], x)
+		}
+		DotQ8_0x4(w8, a8s[0], a8s[1], a8s[2], a8s[3], n, &x4)
+		for k := range a8s {
+			if want := DotQ8_0(w8, a8s[k], n); x4[k] != want {
+				t.Fatalf("Q8_0 x4 token %d: %v, single-token kernel %v", k, x4[k], want)
+			}
+		}
+		DotQ4_0x4(w4, a8s[0], a8s[1], a8s[2], a8s[3], n, &x4)
+		for k := range a8s {
+			if want := DotQ4_0(w4, a8s[k], n); x4[k] != want {
+				t.Fatalf("Q4_0 x4 token %d: %v, single-token kernel %v", k, x4[k], want)
+			}
+		}
+		w6 := randBytes(r, n/QK_K*BlockQ6_K)
+		setScales(w6, BlockQ6_K, 208, r)
+		if got, want := DotQ6_K(w6, ak, n), dotQ6_KGeneric(w6, ak, n); !close32(got, want) {
+			t.Fatalf("Q6_K: %v vs %v", got, want)
+		}
+		DotQ6_Kx4(w6, ak, ak2, ak3, ak4, n, &x4)
+		for i, a := range [][]Q8K{ak, ak2, ak3, ak4} {
+			if want := DotQ6_K(w6, a, n); x4[i] != want {
+				t.Fatalf("Q6_K x4 token %d: %v, single-token kernel %v", i, x4[i], want)
+			}
+		}
+		// and against the dequantized weights in float
+		deq := make([]float32, n)
+		DequantRow(14, w6, deq)
+		xq := make([]float32, n)
+		for i := range xq {
+			xq[i] = ak[i/QK_K].D * float32(ak[i/QK_K].Qs[i%QK_K])
+		}
+		var ref float64
+		for i := range deq {
+			ref += float64(deq[i]) * float64(xq[i])
+		}
+		if got := DotQ6_K(w6, ak, n); math.Abs(float64(got)-ref) > 1e-3*math.Max(1, math.Abs(ref)) {
+			t.Fatalf("Q6_K vs dequantized: %v vs %v", got, ref)
+		}
+	}
+}
+
+func TestF16Vectors(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{1, 7, 8, 32, 37, 128} {
+		h := make([]uint16, n)
+		x := make([]float32, n)
+		var want float64
+		for i := range h {
+			h[i] = F32ToF16(float32(r.NormFloat64()))
+			x[i] = float32(r.NormFloat64())
+			want += float64(F16ToF32(h[i])) * float64(x[i])
+		}
+		if got := DotF16F32(h, x); math.Abs(float64(got)-want) > 1e-4*math.Max(1, math.Abs(want)) {
+			t.Fatalf("DotF16F32 n=%d: %v, want %v", n, got, want)
+		}
+		dst := make([]float32, n)
+		copy(dst, x)
+		AxpyF16(dst, h, 0.5)
+		for i := range dst {
+			if w := x[i] + 0.5*F16ToF32(h[i]); !close32(dst[i], w) {
+				t.Fatalf("AxpyF16 n=%d [%d]: %v, want %v", n, i, dst[i], w)
+			}
+		}
+	}
+}
+
+func TestAttentionKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const hd, stride, n = 32, 96, 37
+	k := make([]uint16, n*stride)
+	for i := range k {
+		k[i] = F32ToF16(float32(r.NormFloat64()))
+	}
+	q := make([]float32, hd)
+	p := make([]float32, n)
+	for i := range q {
+		q[i] = float32(r.NormFloat64())
+	}
+	for i := range p {
+		p[i] = float32(r.Float64())
+	}
+	got := make([]float32, n)
+	ScoresF16(got, k[32:], stride, q)
+	for j := range got {
+		if want := DotF16F32(k[32+j*stride:32+j*stride+hd], q); got[j] != want {
+			t.Fatalf("ScoresF16[%d] = %v, DotF16F32 %v", j, got[j], want)
+		}
+	}
+	mix := make([]float32, hd)
+	ScoresF16(mix[:0], k, stride, q) // n = 0 is a no-op
+	MixF16(mix, k[32:], stride, p)
+	want := make([]float32, hd)
+	for j := range p {
+		AxpyF16(want, k[32+j*stride:32+j*stride+hd], p[j])
+	}
+	for i := range mix {
+		if mix[i] != want[i] {
+			t.Fatalf("MixF16[%d] = %v, AxpyF16 rows %v", i, mix[i], want[i])
+		}
+	}
+}

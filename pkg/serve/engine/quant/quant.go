@@ -1,0 +1,520 @@
+// Package quant holds the tensor encodings the engine computes with: IEEE
+// half floats, the ggml block formats Q8_0, Q4_0, Q4_K and Q6_K, the
+// activation encodings llama.cpp pairs them with (Q8_0 activations for
+// Q8_0/Q4_0 weights, Q8_K for K-quants, F16 for F16 weights), row dequantizers
+// and the dot products between a weight row and an encoded activation row.
+//
+// The arithmetic mirrors ggml's CPU backend: integer dot products within a
+// block, then one float scale per block, so results agree with llama.cpp to
+// float rounding.
+package quant
+
+import (
+	"encoding/binary"
+	"math"
+)
+
+// Block geometry.
+const (
+	QK8_0 = 32
+	QK4_0 = 32
+	QK_K  = 256
+
+	BlockQ8_0 = 34  // f16 d, int8 qs[32]
+	BlockQ4_0 = 18  // f16 d, uint8 qs[16]
+	BlockQ4_K = 144 // f16 d, f16 dmin, scales[12], qs[128]
+	BlockQ6_K = 210 // ql[128], qh[64], int8 scales[16], f16 d
+)
+
+// f16Table holds every half float's value; conversions are table lookups.
+var f16Table = func() *[1 << 16]float32 {
+	var t [1 << 16]float32
+	for i := range t {
+		t[i] = f16ToF32Slow(uint16(i))
+	}
+	return &t
+}()
+
+// F16ToF32 converts an IEEE binary16 value.
+func F16ToF32(h uint16) float32 { return f16Table[h] }
+
+func f16ToF32Slow(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h) & 0x3ff
+	switch {
+	case exp == 0 && mant == 0:
+		return math.Float32frombits(sign)
+	case exp == 0: // subnormal: normalise
+		e := uint32(127 - 15 + 1)
+		for mant&0x400 == 0 {
+			mant <<= 1
+			e--
+		}
+		mant &= 0x3ff
+		return math.Float32frombits(sign | e<<23 | mant<<13)
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
+	}
+	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+}
+
+// F32ToF16 converts with round-to-nearest-even, as the F16C instruction does.
+func F32ToF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int32(b>>23) & 0xff
+	mant := b & 0x7fffff
+	if exp == 0xff {
+		if mant != 0 {
+			return sign | 0x7e00
+		}
+		return sign | 0x7c00
+	}
+	e := exp - 127 + 15
+	if e >= 0x1f {
+		return sign | 0x7c00
+	}
+	if e <= 0 {
+		if e < -10 {
+			return sign
+		}
+		mant |= 0x800000
+		shift := uint32(14 - e)
+		half := uint32(1) << (shift - 1)
+		rem := mant & (1<<shift - 1)
+		m := mant >> shift
+		if rem > half || (rem == half && m&1 == 1) {
+			m++
+		}
+		return sign | uint16(m)
+	}
+	m := mant >> 13
+	rem := mant & 0x1fff
+	h := uint32(e)<<10 | m
+	if rem > 0x1000 || (rem == 0x1000 && m&1 == 1) {
+		h++ // may carry into the exponent, which is the correct result
+	}
+	return sign | uint16(h)
+}
+
+func f16(b []byte) float32 { return F16ToF32(binary.LittleEndian.Uint16(b)) }
+
+// RoundF16 rounds v to the nearest half-float value.
+func RoundF16(v float32) float32 { return F16ToF32(F32ToF16(v)) }
+
+// nearestInt rounds half to even like ggml's nearest_int (|v| < 2^22).
+func nearestInt(v float32) int32 {
+	return int32(math.RoundToEven(float64(v)))
+}
+
+// QuantizeQ8_0 encodes x (len a multiple of 32) into dst (len/32 blocks) the
+// way ggml's AVX2 quantize_row_q8_0 does: scale 127/amax, round to nearest even.
+func QuantizeQ8_0(dst []byte, x []float32) {
+	for i := 0; i < len(x)/QK8_0; i++ {
+		blk := x[i*QK8_0 : (i+1)*QK8_0]
+		out := dst[i*BlockQ8_0 : (i+1)*BlockQ8_0]
+		var amax float32
+		for _, v := range blk {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		d := amax / 127
+		binary.LittleEndian.PutUint16(out, F32ToF16(d))
+		var id float32
+		if amax != 0 {
+			id = 127 / amax
+		}
+		for j, v := range blk {
+			out[2+j] = byte(int8(nearestInt(v * id)))
+		}
+	}
+}
+
+// Q8K is one Q8_K activation block, laid out as ggml's block_q8_K (the
+// assembly kernels depend on it: D at 0, Qs at 4, Bsums at 260, 292 bytes).
+type Q8K struct {
+	D     float32
+	Qs    [QK_K]int8
+	Bsums [QK_K / 16]int16
+}
+
+// QuantizeQ8_K encodes x (len a multiple of 256) as quantize_row_q8_K_ref:
+// scale by the signed value of largest magnitude.
+func QuantizeQ8_K(dst []Q8K, x []float32) {
+	for i := range dst[:len(x)/QK_K] {
+		blk := x[i*QK_K : (i+1)*QK_K]
+		y := &dst[i]
+		var amax, mx float32
+		for _, v := range blk {
+			if a := float32(math.Abs(float64(v))); a > amax {
+				amax, mx = a, v
+			}
+		}
+		if amax == 0 {
+			*y = Q8K{}
+			continue
+		}
+		iscale := -127 / mx
+		for j, v := range blk {
+			y.Qs[j] = int8(min(127, nearestInt(iscale*v)))
+		}
+		for j := range y.Bsums {
+			var s int32
+			for _, q := range y.Qs[j*16 : j*16+16] {
+				s += int32(q)
+			}
+			y.Bsums[j] = int16(s)
+		}
+		y.D = 1 / iscale
+	}
+}
+
+// DotQ8_0 is the dot product of a Q8_0 weight row and Q8_0 activations.
+func DotQ8_0(w, a []byte, n int) float32 {
+	nb := n / QK8_0
+	if useAVX2 && nb > 0 {
+		_, _ = w[nb*BlockQ8_0-1], a[nb*BlockQ8_0-1]
+		return dotQ8_0AVX2(&w[0], &a[0], nb, &f16Table[0])
+	}
+	return dotQ8_0Generic(w, a, n)
+}
+
+// DotQ8_0x4 is DotQ8_0 of one weight row with four activation rows, each
+// result bit-identical to DotQ8_0's.
+func DotQ8_0x4(w, a0, a1, a2, a3 []byte, n int, out *[4]float32) {
+	nb := n / QK8_0
+	if useAVX2 && nb > 0 {
+		l := nb*BlockQ8_0 - 1
+		_, _, _, _, _ = w[l], a0[l], a1[l], a2[l], a3[l]
+		dotQ8_0AVX2x4(&w[0], &a0[0], &a1[0], &a2[0], &a3[0], nb, &f16Table[0], out)
+		return
+	}
+	out[0], out[1], out[2], out[3] = DotQ8_0(w, a0, n), DotQ8_0(w, a1, n), DotQ8_0(w, a2, n), DotQ8_0(w, a3, n)
+}
+
+func dotQ8_0Generic(w, a []byte, n int) float32 {
+	var sum float32
+	for i := 0; i < n/QK8_0; i++ {
+		wb := w[i*BlockQ8_0 : (i+1)*BlockQ8_0]
+		ab := a[i*BlockQ8_0 : (i+1)*BlockQ8_0]
+		var s int32
+		wq, aq := wb[2:34], ab[2:34]
+		for j := range 32 {
+			s += int32(int8(wq[j])) * int32(int8(aq[j]))
+		}
+		sum += f16(wb) * f16(ab) * float32(s)
+	}
+	return sum
+}
+
+// DotQ4_0 is the dot product of a Q4_0 weight row and Q8_0 activations.
+func DotQ4_0(w, a []byte, n int) float32 {
+	nb := n / QK4_0
+	if useAVX2 && nb > 0 {
+		_, _ = w[nb*BlockQ4_0-1], a[nb*BlockQ8_0-1]
+		return dotQ4_0AVX2(&w[0], &a[0], nb, &f16Table[0])
+	}
+	return dotQ4_0Generic(w, a, n)
+}
+
+// DotQ4_0x4 is DotQ4_0 of one weight row with four activation rows, each
+// result bit-identical to DotQ4_0's.
+func DotQ4_0x4(w, a0, a1, a2, a3 []byte, n int, out *[4]float32) {
+	nb := n / QK4_0
+	if useAVX2 && nb > 0 {
+		l := nb*BlockQ8_0 - 1
+		_, _, _, _, _ = w[nb*BlockQ4_0-1], a0[l], a1[l], a2[l], a3[l]
+		dotQ4_0AVX2x4(&w[0], &a0[0], &a1[0], &a2[0], &a3[0], nb, &f16Table[0], out)
+		return
+	}
+	out[0], out[1], out[2], out[3] = DotQ4_0(w, a0, n), DotQ4_0(w, a1, n), DotQ4_0(w, a2, n), DotQ4_0(w, a3, n)
+}
+
+func dotQ4_0Generic(w, a []byte, n int) float32 {
+	var sum float32
+	for i := 0; i < n/QK4_0; i++ {
+		wb := w[i*BlockQ4_0 : (i+1)*BlockQ4_0]
+		ab := a[i*BlockQ8_0 : (i+1)*BlockQ8_0]
+		var s int32
+		q, aq := wb[2:18], ab[2:34]
+		for j := range 16 {
+			s += (int32(q[j]&0xf) - 8) * int32(int8(aq[j]))
+			s += (int32(q[j]>>4) - 8) * int32(int8(aq[j+16]))
+		}
+		sum += f16(wb) * f16(ab) * float32(s)
+	}
+	return sum
+}
+
+// ScaleMinK4 unpacks the j-th 6-bit scale and min of a Q4_K block.
+func ScaleMinK4(j int, q []byte) (sc, m uint8) {
+	if j < 4 {
+		return q[j] & 63, q[j+4] & 63
+	}
+	return q[j+4]&0xf | (q[j-4]>>6)<<4, q[j+4]>>4 | (q[j]>>6)<<4
+}
+
+// DotQ4_K is the dot product of a Q4_K weight row and Q8_K activations.
+func DotQ4_K(w []byte, a []Q8K, n int) float32 {
+	nb := n / QK_K
+	if useAVX2 && nb > 0 {
+		_, _ = w[nb*BlockQ4_K-1], a[nb-1]
+		return dotQ4_KAVX2(&w[0], &a[0], nb, &f16Table[0])
+	}
+	return dotQ4_KGeneric(w, a, n)
+}
+
+// DotQ4_Kx4 computes the dot products of one Q4_K weight row with four
+// Q8_K activation rows into out, each bit-identical to DotQ4_K.
+func DotQ4_Kx4(w []byte, a0, a1, a2, a3 []Q8K, n int, out *[4]float32) {
+	nb := n / QK_K
+	if useAVX2 && nb > 0 {
+		_, _, _, _, _ = w[nb*BlockQ4_K-1], a0[nb-1], a1[nb-1], a2[nb-1], a3[nb-1]
+		var scratch [16]float32
+		dotQ4_KAVX2x4(&w[0], &a0[0], &a1[0], &a2[0], &a3[0], nb, &f16Table[0], &scratch, out)
+		return
+	}
+	out[0], out[1], out[2], out[3] = DotQ4_K(w, a0, n), DotQ4_K(w, a1, n), DotQ4_K(w, a2, n), DotQ4_K(w, a3, n)
+}
+
+func dotQ4_KGeneric(w []byte, a []Q8K, n int) float32 {
+	var sum float32
+	for i := 0; i < n/QK_K; i++ {
+		b := w[i*BlockQ4_K : (i+1)*BlockQ4_K]
+		y := &a[i]
+		sc := b[4:16]
+		qs := b[16:144]
+		var sumi, summ int32
+		for j := range 4 {
+			s1, m1 := ScaleMinK4(2*j, sc)
+			s2, m2 := ScaleMinK4(2*j+1, sc)
+			q := qs[32*j : 32*j+32]
+			a1 := y.Qs[64*j : 64*j+32]
+			a2 := y.Qs[64*j+32 : 64*j+64]
+			var d1, d2 int32
+			for l := range 32 {
+				d1 += int32(q[l]&0xf) * int32(a1[l])
+				d2 += int32(q[l]>>4) * int32(a2[l])
+			}
+			sumi += int32(s1)*d1 + int32(s2)*d2
+			summ += int32(m1)*(int32(y.Bsums[4*j])+int32(y.Bsums[4*j+1])) +
+				int32(m2)*(int32(y.Bsums[4*j+2])+int32(y.Bsums[4*j+3]))
+		}
+		sum += f16(b[0:])*y.D*float32(sumi) - f16(b[2:])*y.D*float32(summ)
+	}
+	return sum
+}
+
+// DotQ6_K is the dot product of a Q6_K weight row and Q8_K activations.
+func DotQ6_K(w []byte, a []Q8K, n int) float32 {
+	nb := n / QK_K
+	if useAVX2 && nb > 0 {
+		_, _ = w[nb*BlockQ6_K-1], a[nb-1]
+		return dotQ6_KAVX2(&w[0], &a[0], nb, &f16Table[0])
+	}
+	return dotQ6_KGeneric(w, a, n)
+}
+
+// DotQ6_Kx4 computes the dot products of one Q6_K weight row with four
+// Q8_K activation rows into out, each bit-identical to DotQ6_K.
+func DotQ6_Kx4(w []byte, a0, a1, a2, a3 []Q8K, n int, out *[4]float32) {
+	nb := n / QK_K
+	if useAVX2 && nb > 0 {
+		_, _, _, _, _ = w[nb*BlockQ6_K-1], a0[nb-1], a1[nb-1], a2[nb-1], a3[nb-1]
+		var scratch [32]float32
+		dotQ6_KAVX2x4(&w[0], &a0[0], &a1[0], &a2[0], &a3[0], nb, &f16Table[0], &scratch, out)
+		return
+	}
+	out[0], out[1], out[2], out[3] = DotQ6_K(w, a0, n), DotQ6_K(w, a1, n), DotQ6_K(w, a2, n), DotQ6_K(w, a3, n)
+}
+
+func dotQ6_KGeneric(w []byte, a []Q8K, n int) float32 {
+	var sum float32
+	for i := 0; i < n/QK_K; i++ {
+		b := w[i*BlockQ6_K : (i+1)*BlockQ6_K]
+		y := &a[i]
+		var sumi int32
+		for h := range 2 {
+			ql := b[64*h : 64*h+64]
+			qh := b[128+32*h : 128+32*h+32]
+			sc := b[192+8*h : 192+8*h+8]
+			q8 := y.Qs[128*h : 128*h+128]
+			for half := range 2 { // l in [0,16) and [16,32): scale index is = half
+				var s1, s2, s3, s4 int32
+				for l := 16 * half; l < 16*half+16; l++ {
+					q1 := int32(ql[l]&0xf|(qh[l]&3)<<4) - 32
+					q2 := int32(ql[l+32]&0xf|((qh[l]>>2)&3)<<4) - 32
+					q3 := int32(ql[l]>>4|((qh[l]>>4)&3)<<4) - 32
+					q4 := int32(ql[l+32]>>4|((qh[l]>>6)&3)<<4) - 32
+					s1 += q1 * int32(q8[l])
+					s2 += q2 * int32(q8[l+32])
+					s3 += q3 * int32(q8[l+64])
+					s4 += q4 * int32(q8[l+96])
+				}
+				sumi += int32(int8(sc[half]))*s1 + int32(int8(sc[half+2]))*s2 +
+					int32(int8(sc[half+4]))*s3 + int32(int8(sc[half+6]))*s4
+			}
+		}
+		sum += f16(b[208:]) * y.D * float32(sumi)
+	}
+	return sum
+}
+
+// DotF16 is the dot product of an F16 weight row and F16 activations.
+func DotF16(w []byte, a []uint16, n int) float32 {
+	var sum float32
+	for i := range n {
+		sum += F16ToF32(binary.LittleEndian.Uint16(w[2*i:])) * F16ToF32(a[i])
+	}
+	return sum
+}
+
+// DotF32 is the dot product of an F32 weight row and F32 activations.
+func DotF32(w []byte, a []float32, n int) float32 {
+	var sum float32
+	for i := range n {
+		sum += math.Float32frombits(binary.LittleEndian.Uint32(w[4*i:])) * a[i]
+	}
+	return sum
+}
+
+// DequantRow decodes n elements of encoding typ (a gguf type id) into dst.
+// It reports false for an unsupported type.
+func DequantRow(typ uint32, src []byte, dst []float32) bool {
+	n := len(dst)
+	switch typ {
+	case 0: // F32
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+		}
+	case 1: // F16
+		for i := range dst {
+			dst[i] = F16ToF32(binary.LittleEndian.Uint16(src[2*i:]))
+		}
+	case 8: // Q8_0
+		for i := 0; i < n/QK8_0; i++ {
+			b := src[i*BlockQ8_0:]
+			d := f16(b)
+			for j := range 32 {
+				dst[i*32+j] = d * float32(int8(b[2+j]))
+			}
+		}
+	case 2: // Q4_0
+		for i := 0; i < n/QK4_0; i++ {
+			b := src[i*BlockQ4_0:]
+			d := f16(b)
+			for j := range 16 {
+				dst[i*32+j] = d * float32(int32(b[2+j]&0xf)-8)
+				dst[i*32+j+16] = d * float32(int32(b[2+j]>>4)-8)
+			}
+		}
+	case 12: // Q4_K
+		for i := 0; i < n/QK_K; i++ {
+			b := src[i*BlockQ4_K:]
+			d, dmin := f16(b), f16(b[2:])
+			y := dst[i*QK_K:]
+			for j := range 4 {
+				s1, m1 := ScaleMinK4(2*j, b[4:16])
+				s2, m2 := ScaleMinK4(2*j+1, b[4:16])
+				d1, dm1 := d*float32(s1), dmin*float32(m1)
+				d2, dm2 := d*float32(s2), dmin*float32(m2)
+				q := b[16+32*j:]
+				for l := range 32 {
+					y[64*j+l] = d1*float32(q[l]&0xf) - dm1
+					y[64*j+32+l] = d2*float32(q[l]>>4) - dm2
+				}
+			}
+		}
+	case 14: // Q6_K
+		for i := 0; i < n/QK_K; i++ {
+			b := src[i*BlockQ6_K:]
+			d := f16(b[208:])
+			y := dst[i*QK_K:]
+			for h := range 2 {
+				ql := b[64*h:]
+				qh := b[128+32*h:]
+				sc := b[192+8*h:]
+				for l := range 32 {
+					is := l / 16
+					q1 := int32(ql[l]&0xf|(qh[l]&3)<<4) - 32
+					q2 := int32(ql[l+32]&0xf|((qh[l]>>2)&3)<<4) - 32
+					q3 := int32(ql[l]>>4|((qh[l]>>4)&3)<<4) - 32
+					q4 := int32(ql[l+32]>>4|((qh[l]>>6)&3)<<4) - 32
+					y[128*h+l] = d * float32(int8(sc[is])) * float32(q1)
+					y[128*h+l+32] = d * float32(int8(sc[is+2])) * float32(q2)
+					y[128*h+l+64] = d * float32(int8(sc[is+4])) * float32(q3)
+					y[128*h+l+96] = d * float32(int8(sc[is+6])) * float32(q4)
+				}
+			}
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+// DotF16F32 is Σ f16(h[i]) * x[i] over len(x) elements (attention scores
+// against the F16 key cache).
+func DotF16F32(h []uint16, x []float32) float32 {
+	n := len(x)
+	var sum float32
+	i := 0
+	if useAVX2 && n >= 8 {
+		_ = h[n-1]
+		i = n &^ 7
+		sum = dotF16F32AVX2(&h[0], &x[0], i)
+	}
+	for ; i < n; i++ {
+		sum += f16Table[h[i]] * x[i]
+	}
+	return sum
+}
+
+// AxpyF16 adds alpha * f16(h[i]) to dst[i] over len(dst) elements
+// (attention's weighted sum over the F16 value cache).
+func AxpyF16(dst []float32, h []uint16, alpha float32) {
+	n := len(dst)
+	i := 0
+	if useAVX2 && n >= 8 {
+		_ = h[n-1]
+		i = n &^ 7
+		axpyF16AVX2(&dst[0], &h[0], alpha, i)
+	}
+	for ; i < n; i++ {
+		dst[i] += alpha * f16Table[h[i]]
+	}
+}
+
+// ScoresF16 sets out[j] = DotF16F32(k[j*stride:j*stride+len(q)], q) for
+// j < len(out): one head's attention scores against the F16 key cache.
+func ScoresF16(out []float32, k []uint16, stride int, q []float32) {
+	hd, n := len(q), len(out)
+	if n == 0 {
+		return
+	}
+	if useAVX2 && hd%8 == 0 && hd > 0 {
+		_ = k[(n-1)*stride+hd-1]
+		scoresF16AVX2(&k[0], stride, &q[0], hd, n, &out[0])
+		return
+	}
+	for j := range out {
+		out[j] = DotF16F32(k[j*stride:j*stride+hd], q)
+	}
+}
+
+// MixF16 adds Σ_j p[j] * v[j*stride:j*stride+len(dst)] to dst, row by row
+// as AxpyF16 would: one head's attention output from the F16 value cache.
+func MixF16(dst []float32, v []uint16, stride int, p []float32) {
+	hd, n := len(dst), len(p)
+	if n == 0 {
+		return
+	}
+	if useAVX2 && hd%8 == 0 && hd > 0 {
+		_ = v[(n-1)*stride+hd-1]
+		mixF16AVX2(&dst[0], &v[0], stride, &p[0], hd, n)
+		return
+	}
+	for j, pj := range p {
+		AxpyF16(dst, v[j*stride:j*stride+hd], pj)
+	}
+}

@@ -1,0 +1,209 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/llmctl/llmctl/pkg/billing"
+)
+
+// Options configure a Gateway. Auth is required; everything else has a
+// working default. With no backend at all the gateway still runs (/readyz
+// says 503 and every model is unknown) so a bare `llmctl serve` starts.
+type Options struct {
+	Logger *slog.Logger
+
+	// Auth turns bearer keys into principals (store.NewAuthenticator).
+	Auth Authenticator
+	// Admitter applies rate limits; nil admits everything.
+	Admitter Admitter
+	// Reserver holds the ledger's maximum cost; nil logs usage with slog.
+	Reserver Reserver
+	// Ready reports whether the store is reachable, for /readyz; nil = always.
+	Ready func(ctx context.Context) error
+
+	// Remotes are OpenAI-compatible HTTP backends.
+	Remotes []RemoteConfig
+	// Backends are extra backends (the embedded engine): weight 1, no
+	// concurrency cap, models discovered through Backend.Models.
+	Backends []Backend
+	// Aliases map a client-facing model name to a backend model name.
+	Aliases map[string]string
+
+	// MaxBodyBytes limits a request body (413 above); default 8 MiB.
+	MaxBodyBytes int64
+	// DefaultMaxTokens is admitted and reserved when a request sets no
+	// max_tokens; default 4096.
+	DefaultMaxTokens int64
+	// MaxAttempts bounds backends tried per request; default 3.
+	MaxAttempts int
+
+	// Webhooks, when set, is mounted at /v1/billing/webhooks/ without API-key
+	// auth or limits, its bodies limited to WebhookMaxBodyBytes (default 1 MiB).
+	Webhooks            http.Handler
+	WebhookMaxBodyBytes int64
+
+	// HealthInterval is the active health check period (default 5s) and
+	// HealthTimeout one check's limit (default 2s).
+	HealthInterval time.Duration
+	HealthTimeout  time.Duration
+	// EjectBase is the first passive ejection, doubled per consecutive
+	// failure up to EjectMax (defaults 1s and 30s).
+	EjectBase time.Duration
+	EjectMax  time.Duration
+
+	// Registry receives the gateway's metrics and is served on the admin
+	// listener; nil creates one (with Go and process collectors). Other
+	// components (limits, ledger) register their series on the same one.
+	Registry *prometheus.Registry
+}
+
+// Gateway is the OpenAI-compatible front door: an http.Handler for the
+// public API and one for the admin listener.
+type Gateway struct {
+	opts     Options
+	log      *slog.Logger
+	router   *router
+	metrics  *metrics
+	registry *prometheus.Registry
+	reserver Reserver
+	webhooks http.Handler
+}
+
+// New validates opts and builds the gateway. Call CheckBackends (or Serve,
+// which does) before expecting discovered models.
+func New(opts Options) (*Gateway, error) {
+	if opts.Auth == nil {
+		return nil, errors.New("serve: an Authenticator is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	def := func(v *int64, d int64) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&opts.MaxBodyBytes, 8<<20)
+	def(&opts.DefaultMaxTokens, 4096)
+	def(&opts.WebhookMaxBodyBytes, 1<<20)
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur(&opts.HealthInterval, 5*time.Second)
+	defDur(&opts.HealthTimeout, 2*time.Second)
+	defDur(&opts.EjectBase, time.Second)
+	defDur(&opts.EjectMax, 30*time.Second)
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 3
+	}
+
+	seen := map[string]bool{}
+	var members []*member
+	add := func(b Backend, weight, maxConc int, models []string) error {
+		if seen[b.Name()] {
+			return fmt.Errorf("serve: backend name %q used twice", b.Name())
+		}
+		seen[b.Name()] = true
+		if weight <= 0 {
+			weight = 1
+		}
+		members = append(members, &member{b: b, weight: int64(weight), maxConcurrency: int64(maxConc), staticModels: models})
+		return nil
+	}
+	for _, rc := range opts.Remotes {
+		rb, err := NewRemote(rc)
+		if err != nil {
+			return nil, err
+		}
+		var models []string
+		if len(rc.Models) > 0 {
+			models = append([]string(nil), rc.Models...)
+		}
+		if err := add(rb, rc.Weight, rc.MaxConc, models); err != nil {
+			return nil, err
+		}
+	}
+	for _, b := range opts.Backends {
+		if err := add(b, 1, 0, nil); err != nil {
+			return nil, err
+		}
+	}
+
+	g := &Gateway{opts: opts, log: opts.Logger, registry: opts.Registry, reserver: opts.Reserver}
+	if g.registry == nil {
+		g.registry = prometheus.NewRegistry()
+		g.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if g.reserver == nil {
+		g.reserver = logReserver{log: g.log}
+	}
+	if opts.Webhooks != nil {
+		g.webhooks = http.MaxBytesHandler(opts.Webhooks, opts.WebhookMaxBodyBytes)
+	}
+	g.router = newRouter(g.log, members, opts.Aliases, opts.EjectBase, opts.EjectMax)
+	m, err := newMetrics(g.registry, g.router)
+	if err != nil {
+		return nil, fmt.Errorf("serve: register metrics: %w", err)
+	}
+	g.metrics = m
+	return g, nil
+}
+
+// Registry is where the gateway's metrics live; register more on it.
+func (g *Gateway) Registry() *prometheus.Registry { return g.registry }
+
+// CheckBackends runs one active health check (and model discovery) now.
+func (g *Gateway) CheckBackends(ctx context.Context) { g.router.check(ctx, g.opts.HealthTimeout) }
+
+// RunHealthChecks checks backends every HealthInterval until ctx ends.
+func (g *Gateway) RunHealthChecks(ctx context.Context) {
+	t := time.NewTicker(g.opts.HealthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			g.router.check(ctx, g.opts.HealthTimeout)
+		}
+	}
+}
+
+// AdminHandler serves /metrics (and /healthz) for the admin listener.
+func (g *Gateway) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{Registry: g.registry}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	return mux
+}
+
+// logReserver is the default Reserver until a ledger is wired: it holds
+// nothing and logs each request's usage once.
+type logReserver struct{ log *slog.Logger }
+
+func (l logReserver) Reserve(_ context.Context, r billing.ReserveRequest) (billing.Hold, error) {
+	return logHold{log: l.log, r: r}, nil
+}
+
+type logHold struct {
+	log *slog.Logger
+	r   billing.ReserveRequest
+}
+
+func (h logHold) Settle(ctx context.Context, used billing.Usage) {
+	h.log.LogAttrs(ctx, slog.LevelInfo, "usage",
+		slog.String("request_id", h.r.RequestID), slog.String("tenant", h.r.Principal.TenantID),
+		slog.String("key_id", h.r.Principal.KeyID), slog.String("model", h.r.Model),
+		slog.Int64("prompt_tokens", used.PromptTokens), slog.Int64("completion_tokens", used.CompletionTokens))
+}

@@ -1,0 +1,673 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/llmctl/llmctl/pkg/billing"
+	"github.com/llmctl/llmctl/pkg/billing/store"
+)
+
+// statusClientClosed is logged (never sent) when the client went away first.
+const statusClientClosed = 499
+
+// reqState is what the access log and metrics learn about one request as it
+// moves along the path.
+type reqState struct {
+	id      string
+	route   string
+	model   string // resolved backend model, "" until known to exist
+	backend string
+	status  int
+	tenant  string
+	keyID   string
+	usage   billing.Usage
+	start   time.Time
+}
+
+// respWriter records the status and whether anything reached the client.
+type respWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *respWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *respWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func routeOf(path string) string {
+	switch path {
+	case "/v1/chat/completions":
+		return "chat"
+	case "/v1/completions":
+		return "completions"
+	case "/v1/embeddings":
+		return "embeddings"
+	}
+	if path == "/v1/models" || strings.HasPrefix(path, "/v1/models/") {
+		return "models"
+	}
+	return "other"
+}
+
+// requestID takes a sane client X-Request-Id or makes one.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 128 {
+		ok := true
+		for i := 0; i < len(id); i++ {
+			if c := id[i]; c <= ' ' || c >= 0x7f {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return id
+		}
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ServeHTTP is the public API: request id, metrics, access log and panic
+// safety around the routes.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := &reqState{id: requestID(r), route: routeOf(r.URL.Path), start: time.Now()}
+	w.Header().Set("X-Request-Id", st.id)
+	rw := &respWriter{ResponseWriter: w}
+	inflight := g.metrics.inFlight.WithLabelValues(st.route)
+	inflight.Inc()
+	defer func() {
+		p := recover()
+		if p != nil && p != http.ErrAbortHandler {
+			g.log.Error("panic serving request", "request_id", st.id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if rw.status == 0 {
+				writeAPIError(rw, &apiError{Status: http.StatusInternalServerError, Type: typeServer,
+					Code: "internal_error", Message: "internal error"})
+			}
+			st.status = http.StatusInternalServerError
+		}
+		inflight.Dec()
+		g.finish(r, rw, st)
+		if p == http.ErrAbortHandler {
+			panic(p)
+		}
+	}()
+	g.route(rw, r, st)
+}
+
+func (g *Gateway) finish(r *http.Request, rw *respWriter, st *reqState) {
+	if st.status == 0 {
+		st.status = rw.status
+	}
+	if st.status == 0 {
+		st.status = http.StatusOK
+	}
+	d := time.Since(st.start)
+	g.metrics.requests.WithLabelValues(st.route, st.model, strconv.Itoa(st.status), st.backend).Inc()
+	g.metrics.duration.WithLabelValues(st.route, st.model).Observe(d.Seconds())
+	lvl := slog.LevelInfo
+	if st.route == "other" && st.status < 400 {
+		lvl = slog.LevelDebug // probes
+	}
+	// Never the key, never the body: ids, sizes and outcome only.
+	g.log.LogAttrs(r.Context(), lvl, "request",
+		slog.String("request_id", st.id), slog.String("method", r.Method), slog.String("route", st.route),
+		slog.String("model", st.model), slog.Int("status", st.status), slog.String("backend", st.backend),
+		slog.String("tenant", st.tenant), slog.String("key_id", st.keyID),
+		slog.Int64("prompt_tokens", st.usage.PromptTokens), slog.Int64("completion_tokens", st.usage.CompletionTokens),
+		slog.Int64("bytes", rw.bytes), slog.Duration("duration", d))
+}
+
+func (g *Gateway) route(w http.ResponseWriter, r *http.Request, st *reqState) {
+	path := r.URL.Path
+	if strings.HasPrefix(path, "/v1/billing/webhooks/") && g.webhooks != nil {
+		g.webhooks.ServeHTTP(w, r)
+		return
+	}
+	var ep Endpoint
+	switch path {
+	case "/healthz":
+		_, _ = w.Write([]byte("ok\n"))
+		return
+	case "/readyz":
+		g.readyz(w, r)
+		return
+	case "/v1/chat/completions":
+		ep = EndpointChat
+	case "/v1/completions":
+		ep = EndpointCompletions
+	case "/v1/embeddings":
+		ep = EndpointEmbeddings
+	default:
+		if st.route == "models" {
+			if r.Method != http.MethodGet {
+				g.fail(w, st, methodNotAllowed(r.Method, http.MethodGet))
+				return
+			}
+			g.models(w, r, st, strings.TrimPrefix(strings.TrimPrefix(path, "/v1/models"), "/"))
+			return
+		}
+		g.fail(w, st, &apiError{Status: http.StatusNotFound, Type: typeInvalidRequest, Code: "unknown_url",
+			Message: fmt.Sprintf("unknown URL: %s %s", r.Method, path)})
+		return
+	}
+	if r.Method != http.MethodPost {
+		g.fail(w, st, methodNotAllowed(r.Method, http.MethodPost))
+		return
+	}
+	g.inference(w, r, st, ep)
+}
+
+func methodNotAllowed(got, want string) *apiError {
+	return &apiError{Status: http.StatusMethodNotAllowed, Type: typeInvalidRequest, Code: "method_not_allowed",
+		Message: fmt.Sprintf("method %s not allowed; use %s", got, want), Header: http.Header{"Allow": {want}}}
+}
+
+func (g *Gateway) fail(w http.ResponseWriter, st *reqState, e *apiError) {
+	st.status = e.Status
+	writeAPIError(w, e)
+}
+
+func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
+	if g.opts.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		err := g.opts.Ready(ctx)
+		cancel()
+		if err != nil {
+			http.Error(w, "store unreachable", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	if g.router.healthyCount() == 0 {
+		http.Error(w, "no healthy backend", http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// authenticate checks the bearer key. Bad keys are 401; a store failure 503.
+func (g *Gateway) authenticate(r *http.Request, st *reqState) (billing.Principal, *apiError) {
+	h := r.Header.Get("Authorization")
+	key, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		key, ok = strings.CutPrefix(h, "bearer ")
+	}
+	key = strings.TrimSpace(key)
+	if !ok || key == "" {
+		return billing.Principal{}, &apiError{Status: http.StatusUnauthorized, Type: typeAuthentication,
+			Code: "invalid_api_key", Message: "missing API key: send Authorization: Bearer sk-llm-..."}
+	}
+	p, err := g.opts.Auth.Authenticate(r.Context(), key)
+	if err != nil {
+		msg := ""
+		switch {
+		case errors.Is(err, store.ErrRevoked):
+			msg = "API key revoked"
+		case errors.Is(err, store.ErrExpired):
+			msg = "API key expired"
+		case errors.Is(err, store.ErrInvalidKey), errors.Is(err, store.ErrNotFound):
+			msg = "invalid API key"
+		default:
+			g.log.Error("authenticate", "request_id", st.id, "err", err)
+			return billing.Principal{}, &apiError{Status: http.StatusServiceUnavailable, Type: typeServer,
+				Code: "auth_unavailable", Message: "could not verify the API key; try again"}
+		}
+		return billing.Principal{}, &apiError{Status: http.StatusUnauthorized, Type: typeAuthentication,
+			Code: "invalid_api_key", Message: msg}
+	}
+	st.tenant, st.keyID = p.TenantID, p.KeyID
+	return p, nil
+}
+
+// inference is the one-way request path of design.md.
+func (g *Gateway) inference(w http.ResponseWriter, r *http.Request, st *reqState, ep Endpoint) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.opts.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			g.fail(w, st, &apiError{Status: http.StatusRequestEntityTooLarge, Type: typeInvalidRequest,
+				Code: "request_too_large", Message: fmt.Sprintf("request body exceeds %d bytes", mbe.Limit)})
+			return
+		}
+		g.fail(w, st, badRequest("", "could not read request body: %v", err))
+		return
+	}
+	cr, aerr := decodeRequest(ep, body)
+	if aerr != nil {
+		g.fail(w, st, aerr)
+		return
+	}
+	p, aerr := g.authenticate(r, st)
+	if aerr != nil {
+		g.fail(w, st, aerr)
+		return
+	}
+	model, known := g.router.resolve(cr.model)
+	if !known {
+		g.fail(w, st, &apiError{Status: http.StatusNotFound, Type: typeNotFound, Code: "model_not_found", Param: "model",
+			Message: fmt.Sprintf("the model %q does not exist", cr.model)})
+		return
+	}
+	st.model = model
+	if !p.Allows(cr.model) && !p.Allows(model) {
+		g.fail(w, st, &apiError{Status: http.StatusForbidden, Type: typePermission, Code: "model_not_allowed", Param: "model",
+			Message: fmt.Sprintf("this API key may not use the model %q", cr.model)})
+		return
+	}
+	maxTokens := cr.maxTokens
+	if maxTokens == 0 && ep != EndpointEmbeddings {
+		maxTokens = g.opts.DefaultMaxTokens
+	}
+
+	// Settling must survive the client going away, so it gets a context
+	// without cancellation; used is filled in by forward below.
+	settleCtx := context.WithoutCancel(r.Context())
+	var used billing.Usage
+	if g.opts.Admitter != nil {
+		ticket, err := g.opts.Admitter.Admit(r.Context(), p, model, maxTokens+cr.promptEstimate)
+		if err != nil {
+			var le *billing.LimitError
+			if errors.As(err, &le) {
+				h := le.Header.Clone()
+				if h == nil {
+					h = http.Header{}
+				}
+				secs := int64((le.RetryAfter + time.Second - 1) / time.Second)
+				h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+				g.fail(w, st, &apiError{Status: http.StatusTooManyRequests, Type: typeRateLimit,
+					Code: "rate_limit_exceeded", Message: le.Message, Header: h})
+				return
+			}
+			g.log.Error("rate limiter", "request_id", st.id, "err", err)
+			g.fail(w, st, &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: "limiter_unavailable",
+				Message: "rate limiter unavailable; try again"})
+			return
+		}
+		defer func() { ticket.Done(settleCtx, used) }()
+		for k, vs := range ticket.Header() {
+			w.Header()[k] = vs
+		}
+	}
+	hold, err := g.reserver.Reserve(r.Context(), billing.ReserveRequest{Principal: p, RequestID: st.id, Model: model,
+		PromptTokens: cr.promptEstimate, MaxTokens: maxTokens})
+	if err != nil {
+		if errors.Is(err, billing.ErrInsufficientQuota) {
+			g.fail(w, st, &apiError{Status: http.StatusPaymentRequired, Type: typeQuota, Code: "insufficient_quota",
+				Message: "you exceeded your current quota; add credit to continue"})
+			return
+		}
+		g.log.Error("ledger reserve", "request_id", st.id, "err", err)
+		g.fail(w, st, &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: "ledger_unavailable",
+			Message: "billing unavailable; try again"})
+		return
+	}
+	defer func() { hold.Settle(settleCtx, used) }()
+
+	used = g.forward(w, r, st, cr, model)
+	st.usage = used
+	g.metrics.tokens.WithLabelValues(model, "in").Add(float64(used.PromptTokens))
+	g.metrics.tokens.WithLabelValues(model, "out").Add(float64(used.CompletionTokens))
+}
+
+// forward routes to a backend, retrying on another one while nothing has
+// been sent to the client, and returns the usage to settle.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, model string) billing.Usage {
+	ubody, err := cr.upstreamBody(model)
+	if err != nil {
+		g.fail(w, st, badRequest("", "cannot re-encode request: %v", err))
+		return billing.Usage{}
+	}
+	req := &Request{Endpoint: cr.endpoint, Model: model, Body: ubody, Stream: cr.stream, RequestID: st.id}
+	tried := make(map[*member]bool, g.opts.MaxAttempts)
+	var lastErr error
+	for range g.opts.MaxAttempts {
+		m := g.router.pick(model, tried)
+		if m == nil {
+			break
+		}
+		tried[m] = true
+		st.backend = m.name()
+		resp, err := m.b.Do(r.Context(), req)
+		if err != nil {
+			g.router.release(m)
+			lastErr = err
+			g.upstreamFailed(m, err)
+			if errors.Is(err, ErrRetryable) && r.Context().Err() == nil {
+				continue
+			}
+			break
+		}
+		if cr.stream && resp.Events == nil {
+			// A backend breaking the contract must not crash the request.
+			g.router.release(m)
+			lastErr = &BackendError{Backend: m.name(), Reason: ReasonStream, Err: errors.New("stream requested, answer has no events")}
+			g.upstreamFailed(m, lastErr)
+			continue
+		}
+		g.router.succeeded(m)
+		if !cr.stream {
+			defer g.router.release(m)
+			return g.plain(w, st, cr, resp)
+		}
+		var used billing.Usage
+		var cut error
+		func() {
+			defer g.router.release(m) // also on a panic
+			used, cut = g.stream(w, r, st, cr, m, resp.Events)
+		}()
+		if cut == nil {
+			return used
+		}
+		// The stream broke before its first event: nothing reached the
+		// client yet, so another backend may still answer.
+		lastErr = cut
+		if r.Context().Err() != nil {
+			break
+		}
+	}
+	g.fail(w, st, g.backendAPIError(r, st, model, lastErr))
+	return billing.Usage{}
+}
+
+// upstreamFailed counts the failure and passively ejects the backend.
+func (g *Gateway) upstreamFailed(m *member, err error) {
+	var be *BackendError
+	reason := ""
+	switch {
+	case errors.As(err, &be):
+		reason = be.Reason
+	case errors.Is(err, context.Canceled):
+	case errors.Is(err, context.DeadlineExceeded):
+		reason = ReasonTimeout
+	default:
+		reason = ReasonConnect
+	}
+	if reason == "" {
+		return // a passed-through 4xx or the client leaving: not the backend's fault
+	}
+	g.metrics.upstreamError.WithLabelValues(m.name(), reason).Inc()
+	if reason != ReasonStream {
+		g.router.failed(m)
+	}
+}
+
+func (g *Gateway) backendAPIError(r *http.Request, st *reqState, model string, err error) *apiError {
+	var be *BackendError
+	switch {
+	case err == nil:
+		st.backend = ""
+		return &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: "no_backend",
+			Message: fmt.Sprintf("no healthy backend serves the model %q right now", model)}
+	case r.Context().Err() != nil:
+		return &apiError{Status: statusClientClosed, Type: typeServer, Code: "client_closed", Message: "client closed the request"}
+	case errors.As(err, &be) && be.Reason == "" && be.Status >= 400 && be.Status < 500:
+		// The backend rejected the request itself: pass its answer through.
+		return &apiError{Status: be.Status, Type: typeInvalidRequest, Code: "upstream_rejected", Message: upstreamMessage(be.Body, be.Status)}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &apiError{Status: http.StatusGatewayTimeout, Type: typeServer, Code: "backend_timeout",
+			Message: "the backend did not answer in time"}
+	default:
+		return &apiError{Status: http.StatusBadGateway, Type: typeServer, Code: "backend_error",
+			Message: "the backend failed to answer; try again"}
+	}
+}
+
+// upstreamMessage picks the message out of an upstream OpenAI-shaped error.
+func upstreamMessage(body []byte, status int) string {
+	var v struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &v) == nil && v.Error.Message != "" {
+		return v.Error.Message
+	}
+	return fmt.Sprintf("the backend rejected the request with status %d", status)
+}
+
+func (g *Gateway) plain(w http.ResponseWriter, st *reqState, cr *clientRequest, resp *Response) billing.Usage {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(resp.Body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(resp.Body)
+	// Push the whole answer out now: settling (a durable spool append, an
+	// fsync) runs after this returns and must not add to the client's wait.
+	_ = http.NewResponseController(w).Flush()
+	if resp.Usage != nil {
+		return *resp.Usage
+	}
+	return billing.Usage{PromptTokens: cr.promptEstimate}
+}
+
+// streamEvent is the part of a chunk the gateway looks at.
+type streamEvent struct {
+	Choices []struct {
+		Text  string `json:"text"`
+		Delta struct {
+			Content   string          `json:"content"`
+			Reasoning string          `json:"reasoning_content"`
+			ToolCalls json.RawMessage `json:"tool_calls"`
+		} `json:"delta"`
+	} `json:"choices"`
+	Usage *billing.Usage `json:"usage"`
+}
+
+var (
+	sseData = []byte("data: ")
+	sseEnd  = []byte("\n\n")
+	sseDone = []byte("data: [DONE]\n\n")
+)
+
+// stream passes events through one by one, flushing each. Headers go out
+// with the first event, so a stream that breaks before it returns the error
+// (nothing written) and forward tries another backend. Usage is upstream's
+// when reported, else counted: one token per content event.
+func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, m *member, s Stream) (billing.Usage, error) {
+	defer s.Close() // cancels upstream work when the client left early
+	rc := http.NewResponseController(w)
+	var (
+		counted     int64
+		started     bool
+		first, last time.Time
+		done        bool
+		buf         []byte // reused: the writer copies what it is given
+	)
+	ttft := g.metrics.ttft.WithLabelValues(st.model)
+	itl := g.metrics.itl.WithLabelValues(st.model)
+	start := func() {
+		h := w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no")
+		w.WriteHeader(http.StatusOK)
+		started = true
+	}
+	for {
+		data, err := s.Next()
+		if errors.Is(err, io.EOF) {
+			done = true
+			break
+		}
+		if err != nil {
+			if r.Context().Err() != nil {
+				st.status = statusClientClosed
+				break
+			}
+			g.upstreamFailed(m, err)
+			g.log.Warn("stream broke", "request_id", st.id, "backend", m.name(), "err", err)
+			var be *BackendError
+			if !started && (!errors.As(err, &be) || be.Reason == ReasonStream) {
+				return billing.Usage{}, err // nothing sent: the caller may retry
+			}
+			if !started {
+				g.fail(w, st, g.backendAPIError(r, st, st.model, err))
+				return billing.Usage{PromptTokens: cr.promptEstimate}, nil
+			}
+			// Past the first byte no retry: end with an error event.
+			e := &apiError{Status: http.StatusBadGateway, Type: typeServer, Code: "backend_error",
+				Message: "the backend stream broke off"}
+			_, _ = w.Write(append(append(append([]byte(nil), sseData...), e.body()...), sseEnd...))
+			_ = rc.Flush()
+			st.status = http.StatusBadGateway
+			break
+		}
+		content, usageOnly := inspectEvent(data)
+		if usageOnly && !cr.includeUsage {
+			continue // the usage chunk we asked for on the client's behalf
+		}
+		if !started {
+			start()
+		}
+		buf = append(append(append(buf[:0], sseData...), data...), sseEnd...)
+		if _, err := w.Write(buf); err != nil {
+			st.status = statusClientClosed
+			break
+		}
+		if err := rc.Flush(); err != nil {
+			st.status = statusClientClosed
+			break
+		}
+		if content {
+			counted++
+			now := time.Now()
+			if first.IsZero() {
+				first = now
+				ttft.Observe(now.Sub(st.start).Seconds())
+			} else {
+				itl.Observe(now.Sub(last).Seconds())
+			}
+			last = now
+		}
+	}
+	if done {
+		if !started {
+			start()
+		}
+		_, _ = w.Write(sseDone)
+		_ = rc.Flush()
+	}
+	if u := s.Usage(); u != nil {
+		return *u, nil
+	}
+	return billing.Usage{PromptTokens: cr.promptEstimate, CompletionTokens: counted}, nil
+}
+
+// inspectEvent tells whether a chunk carries generated content and whether
+// it is the usage-only chunk (no choices, usage set). It scans bytes instead
+// of decoding every event; only the rare chunk mentioning "usage" is decoded.
+func inspectEvent(data []byte) (content, usageOnly bool) {
+	if bytes.Contains(data, []byte(`"usage"`)) {
+		var ev streamEvent
+		if json.Unmarshal(data, &ev) != nil {
+			return false, false
+		}
+		if ev.Usage != nil && len(ev.Choices) == 0 {
+			return false, true
+		}
+		for _, c := range ev.Choices {
+			if c.Text != "" || c.Delta.Content != "" || c.Delta.Reasoning != "" || len(c.Delta.ToolCalls) > 0 {
+				return true, false
+			}
+		}
+		return false, false
+	}
+	return nonEmptyString(data, `"content"`) || nonEmptyString(data, `"text"`) ||
+		nonEmptyString(data, `"reasoning_content"`) || bytes.Contains(data, []byte(`"tool_calls"`)), false
+}
+
+// nonEmptyString reports whether key is followed by a non-empty JSON string.
+func nonEmptyString(data []byte, key string) bool {
+	for {
+		i := bytes.Index(data, []byte(key))
+		if i < 0 {
+			return false
+		}
+		data = data[i+len(key):]
+		j := 0
+		for j < len(data) && (data[j] == ' ' || data[j] == '\t' || data[j] == '\n' || data[j] == '\r') {
+			j++
+		}
+		if j < len(data) && data[j] == ':' {
+			j++
+			for j < len(data) && (data[j] == ' ' || data[j] == '\t' || data[j] == '\n' || data[j] == '\r') {
+				j++
+			}
+			if j+1 < len(data) && data[j] == '"' && data[j+1] != '"' {
+				return true
+			}
+		}
+	}
+}
+
+// models lists (or, with id, shows) the models the key may use.
+func (g *Gateway) models(w http.ResponseWriter, r *http.Request, st *reqState, id string) {
+	p, aerr := g.authenticate(r, st)
+	if aerr != nil {
+		g.fail(w, st, aerr)
+		return
+	}
+	type model struct {
+		ID      string `json:"id"`
+		Object  string `json:"object"`
+		Created int64  `json:"created"`
+		OwnedBy string `json:"owned_by"`
+	}
+	all := g.router.models()
+	var list []model
+	for name, owners := range all {
+		resolved, _ := g.router.resolve(name)
+		if !p.Allows(name) && !p.Allows(resolved) {
+			continue
+		}
+		list = append(list, model{ID: name, Object: "model", OwnedBy: strings.Join(owners, ",")})
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	w.Header().Set("Content-Type", "application/json")
+	if id != "" {
+		for _, m := range list {
+			if m.ID == id {
+				_ = json.NewEncoder(w).Encode(m)
+				return
+			}
+		}
+		g.fail(w, st, &apiError{Status: http.StatusNotFound, Type: typeNotFound, Code: "model_not_found",
+			Message: fmt.Sprintf("the model %q does not exist", id)})
+		return
+	}
+	if list == nil {
+		list = []model{}
+	}
+	_ = json.NewEncoder(w).Encode(struct {
+		Object string  `json:"object"`
+		Data   []model `json:"data"`
+	}{"list", list})
+}
