@@ -237,7 +237,7 @@ func TestIngressClass(t *testing.T) {
 
 func TestSecretsGeneratedOrSupplied(t *testing.T) {
 	ch := loadChart(t)
-	vals, err := deploy.Values(nil, []string{"secrets.adminKey=supplied-admin-key"})
+	vals, err := deploy.Values(nil, []string{"secrets.standardWebhookSecret=whsec_c3VwcGxpZWQ="})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,10 +254,10 @@ func TestSecretsGeneratedOrSupplied(t *testing.T) {
 	if sec == nil {
 		t.Fatal("no Secret rendered")
 	}
-	if got := string(sec.Data["admin-key"]); got != "supplied-admin-key" {
-		t.Errorf("admin-key = %q, want the supplied one", got)
+	if got := string(sec.Data["standard-webhook-secret"]); got != "whsec_c3VwcGxpZWQ=" {
+		t.Errorf("standard-webhook-secret = %q, want the supplied one", got)
 	}
-	for _, k := range []string{"webhook-secret", "postgres-password", "redis-password", "database-url", "redis-url"} {
+	for _, k := range []string{"postgres-password", "redis-password", "database-url", "redis-url"} {
 		if len(sec.Data[k]) < 16 {
 			t.Errorf("generated %s too short or missing: %q", k, sec.Data[k])
 		}
@@ -266,8 +266,8 @@ func TestSecretsGeneratedOrSupplied(t *testing.T) {
 		t.Errorf("database-url does not point at the in-cluster PostgreSQL: %s", sec.Data["database-url"])
 	}
 	// Without ShowSecrets the rendered output must not carry them.
-	if hidden := render(t, "secrets.adminKey=supplied-admin-key"); strings.Contains(hidden, base64.StdEncoding.EncodeToString([]byte("supplied-admin-key"))) {
-		t.Error("dry-run output leaks the admin key")
+	if hidden := render(t, "secrets.standardWebhookSecret=whsec_c3VwcGxpZWQ="); strings.Contains(hidden, base64.StdEncoding.EncodeToString([]byte("whsec_c3VwcGxpZWQ="))) {
+		t.Error("dry-run output leaks the webhook secret")
 	}
 	if strings.Contains(out, "kind: ConfigMap") && strings.Contains(strings.SplitN(out[strings.Index(out, "kind: ConfigMap"):], "---", 2)[0], "password") {
 		t.Error("ConfigMap mentions a password")
@@ -289,6 +289,7 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"service.type=Magic", "type"},
 		{"gateway.backends[0].name=vllm", "url"},
 		{"postgresql.password=has space", "password"},
+		{"secrets.standardWebhookSecret=plain", "standardWebhookSecret"},
 	} {
 		t.Run(tc.set, func(t *testing.T) {
 			vals, err := deploy.Values(nil, []string{tc.set})
@@ -361,7 +362,7 @@ func FuzzSetValues(f *testing.F) {
 	for _, s := range []string{
 		"replicaCount=2", "gateway.backends[0].name=a", "gateway.backends[0].url=http://x",
 		"ingress.className=nginx", "gpuBackend.enabled=true", "a.b.c=", "=", "x[999999]=1",
-		"gateway.config.listen=:1", "secrets.adminKey={a,b}", "image.tag=null",
+		"gateway.config.listen=:1", "secrets.stripeWebhookSecret={a,b}", "image.tag=null",
 	} {
 		f.Add(s)
 	}

@@ -42,13 +42,15 @@ func trunc63(s string) string {
 	return strings.TrimSuffix(s, "-")
 }
 
-// endpoint is where clients reach the gateway and how to read the admin key.
+// endpoint is where clients reach the gateway and how to find the admin key.
 func endpoint(ch *chart.Chart, vals map[string]any, namespace, name string) (string, string) {
 	v, err := chartutil.CoalesceValues(ch, vals)
 	if err != nil {
 		v = vals
 	}
-	keyCmd := fmt.Sprintf("kubectl -n %s get secret %s -o jsonpath='{.data.admin-key}' | base64 -d", namespace, name)
+	// The gateway creates the admin key on its first start against an empty
+	// store and prints it once; it is not kept anywhere else.
+	keyCmd := fmt.Sprintf("kubectl -n %s logs deploy/%s | grep 'admin key:'", namespace, name)
 	ing, _ := v.Table("ingress")
 	if enabled, _ := ing["enabled"].(bool); enabled {
 		scheme := "http"
