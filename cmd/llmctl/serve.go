@@ -161,7 +161,7 @@ func (o *serveOptions) Run(ctx context.Context) error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer st.Close()
-	key, err := serve.EnsureAdmin(ctx, st)
+	key, err := serve.EnsureAdmin(ctx, st, o.cfg.AdminKey)
 	if err != nil {
 		return err
 	}

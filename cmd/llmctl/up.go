@@ -171,7 +171,7 @@ func (o *upOptions) Run(cmd *cobra.Command) error {
 			GPU *deploy.GPUResult `json:"gpu,omitempty"`
 		}{res, gpu})
 	}
-	_, err = fmt.Fprintf(o.g.Out, "%s %s (revision %d, chart %s) in namespace %s: ready\nendpoint:  %s\nadmin key: printed once by the gateway on its first start; find it with: %s\n",
+	_, err = fmt.Fprintf(o.g.Out, "%s %s (revision %d, chart %s) in namespace %s: ready\nendpoint:  %s\nadmin key: kept in the release's Secret; read it with: %s\n",
 		res.Action, res.Release, res.Revision, res.ChartVersion, res.Namespace, res.Endpoint, res.AdminKeyCommand)
 	return err
 }

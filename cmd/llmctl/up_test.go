@@ -68,7 +68,7 @@ func TestUpDownAgainstCluster(t *testing.T) {
 		t.Fatalf("up -o json: %v\n%s", err, out)
 	}
 	if res["action"] != "installed" || res["endpoint"] != "http://llm.example.com/v1" ||
-		!strings.Contains(res["adminKeyCommand"].(string), "kubectl -n cmdtest logs deploy/llmctl-gateway") {
+		!strings.Contains(res["adminKeyCommand"].(string), "kubectl -n cmdtest get secret llmctl-gateway") {
 		t.Errorf("up result: %v", res)
 	}
 	if !strings.Contains(errOut, "preflight: cluster reachable (Kubernetes "+kubetest.Version+")") {

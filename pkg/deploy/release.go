@@ -48,9 +48,9 @@ func endpoint(ch *chart.Chart, vals map[string]any, namespace, name string) (str
 	if err != nil {
 		v = vals
 	}
-	// The gateway creates the admin key on its first start against an empty
-	// store and prints it once; it is not kept anywhere else.
-	keyCmd := fmt.Sprintf("kubectl -n %s logs deploy/%s | grep 'admin key:'", namespace, name)
+	// The chart keeps the admin key in the release's Secret (generated once,
+	// kept across upgrades); the gateway imports it on start.
+	keyCmd := fmt.Sprintf("kubectl -n %s get secret %s -o jsonpath='{.data.admin-key}' | base64 -d", namespace, name)
 	ing, _ := v.Table("ingress")
 	if enabled, _ := ing["enabled"].(bool); enabled {
 		scheme := "http"

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/llmctl/llmctl/internal/kubetest"
+	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/deploy"
 )
 
@@ -117,7 +118,10 @@ func generatedSecrets(t *testing.T, e *env) map[string]string {
 		t.Fatal(err)
 	}
 	out := map[string]string{}
-	for _, k := range []string{"standard-webhook-secret", "postgres-password", "redis-password", "database-url"} {
+	if _, _, err := store.ParseKey(string(s.Data["admin-key"])); err != nil {
+		t.Fatalf("generated admin-key is not an llmctl key: %v", err)
+	}
+	for _, k := range []string{"admin-key", "standard-webhook-secret", "postgres-password", "redis-password", "database-url"} {
 		if len(s.Data[k]) < 16 {
 			t.Fatalf("generated %s missing or short: %q", k, s.Data[k])
 		}
@@ -145,7 +149,7 @@ func TestUpLifecycle(t *testing.T) {
 	if !strings.Contains(progress.String(), "ready: ✓ deployment/llmctl-gateway 1/1") {
 		t.Errorf("progress never reported the gateway ready:\n%s", progress.String())
 	}
-	if !strings.Contains(res.AdminKeyCommand, "logs deploy/llmctl-gateway") || !strings.HasSuffix(res.Endpoint, "/v1") {
+	if !strings.Contains(res.AdminKeyCommand, "get secret llmctl-gateway -o jsonpath='{.data.admin-key}'") || !strings.HasSuffix(res.Endpoint, "/v1") {
 		t.Errorf("endpoint/admin key hints: %+v", res)
 	}
 	gw := e.deployment(t, "llmctl-gateway")

@@ -50,7 +50,7 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	key, err := serve.EnsureAdmin(ctx, st)
+	key, err := serve.EnsureAdmin(ctx, st, "")
 	if err != nil || key == "" {
 		b.Fatalf("bootstrap key: %q %v", key, err)
 	}

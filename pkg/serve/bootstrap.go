@@ -23,7 +23,22 @@ type adminStore interface {
 // no tenant at all, and returns that key (the only time it is visible). It
 // returns "" when the store already had tenants, or when another replica
 // won the race to create the admin tenant.
-func EnsureAdmin(ctx context.Context, st adminStore) (string, error) {
+//
+// With preset (a full key, e.g. LLMCTL_ADMIN_KEY from a Kubernetes Secret)
+// the admin tenant is ensured and that key imported instead, on every start
+// and idempotently, so replicas racing each other and restarts are harmless;
+// nothing is returned because the operator already holds the key.
+func EnsureAdmin(ctx context.Context, st adminStore, preset string) (string, error) {
+	if preset != "" {
+		if _, err := st.CreateTenant(ctx, AdminTenant, billing.Limits{}); err != nil && !errors.Is(err, store.ErrConflict) {
+			return "", fmt.Errorf("bootstrap: create tenant %s: %w", AdminTenant, err)
+		}
+		_, _, err := st.CreateKey(ctx, store.NewKey{Tenant: AdminTenant, Name: "bootstrap", Import: preset})
+		if err != nil && !errors.Is(err, store.ErrConflict) {
+			return "", fmt.Errorf("bootstrap: import admin key: %w", err)
+		}
+		return "", nil
+	}
 	ts, err := st.ListTenants(ctx)
 	if err != nil {
 		return "", fmt.Errorf("bootstrap: list tenants: %w", err)

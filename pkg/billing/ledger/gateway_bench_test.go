@@ -42,7 +42,7 @@ func BenchmarkGatewayAccounting(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer st.Close()
-		key, err := serve.EnsureAdmin(ctx, st)
+		key, err := serve.EnsureAdmin(ctx, st, "")
 		if err != nil {
 			b.Fatal(err)
 		}

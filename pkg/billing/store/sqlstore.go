@@ -145,6 +145,13 @@ func (s *sqlStore) CreateKey(ctx context.Context, nk NewKey) (Key, string, error
 		return Key{}, "", err
 	}
 	id, full, hash, err := newKeyMaterial()
+	if nk.Import != "" {
+		var secret string
+		if id, secret, err = ParseKey(nk.Import); err != nil {
+			return Key{}, "", fmt.Errorf("import key: %w", err)
+		}
+		full, hash = nk.Import, HashSecret(secret)
+	}
 	if err != nil {
 		return Key{}, "", err
 	}
@@ -169,6 +176,9 @@ func (s *sqlStore) CreateKey(ctx context.Context, nk NewKey) (Key, string, error
 		max_concurrency, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		k.ID, k.TenantID, k.Name, hash, string(mj), k.Limits.RPM, k.Limits.TPM, k.Limits.MaxConcurrency,
 		exp, now.UnixMicro())
+	if errors.Is(err, ErrConflict) {
+		return Key{}, "", fmt.Errorf("key %s: %w", k.ID, ErrConflict)
+	}
 	if err != nil {
 		return Key{}, "", fmt.Errorf("create key: %w", err)
 	}

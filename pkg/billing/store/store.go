@@ -52,6 +52,9 @@ type NewKey struct {
 	Models    []string
 	Limits    billing.Limits
 	ExpiresAt *time.Time
+	// Import, when set, is an existing full key (sk-llm-<id>_<secret>) to
+	// store instead of generating one: a bootstrap key from a Secret.
+	Import string
 }
 
 // Store is the tenants-and-keys store.

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/llmctl/llmctl/pkg/billing/limits"
+	"github.com/llmctl/llmctl/pkg/billing/store"
 )
 
 // Config is the whole serve configuration, as written in the YAML file.
@@ -41,6 +42,10 @@ type Config struct {
 	// Demo serves the bundled random-weight demo model when neither a
 	// backend nor a model is configured, so a bare `llmctl serve` answers.
 	Demo bool `yaml:"demo"`
+
+	// AdminKey, from LLMCTL_ADMIN_KEY only (a secret stays out of files), is
+	// imported as the admin tenant's key instead of generating and printing one.
+	AdminKey string `yaml:"-"`
 
 	// Limits are the rate limits (docs/limits.md); Redis empty = in process.
 	Limits limits.Settings `yaml:"limits"`
@@ -136,7 +141,7 @@ func ParseBackend(s string) (Backend, error) {
 // Env names the environment variables MergeEnv reads.
 var Env = []string{"LLMCTL_LISTEN", "LLMCTL_ADMIN_LISTEN", "LLMCTL_DB", "LLMCTL_BACKENDS",
 	"LLMCTL_MAX_BODY_BYTES", "LLMCTL_KEY_CACHE_TTL", "LLMCTL_SHUTDOWN_GRACE",
-	"LLMCTL_REDIS", "LLMCTL_RATE_LIMIT_FAIL_MODE", "LLMCTL_MODELS", "LLMCTL_ENGINE_THREADS", "LLMCTL_DEMO"}
+	"LLMCTL_REDIS", "LLMCTL_RATE_LIMIT_FAIL_MODE", "LLMCTL_MODELS", "LLMCTL_ENGINE_THREADS", "LLMCTL_DEMO", "LLMCTL_ADMIN_KEY"}
 
 // MergeEnv overlays LLMCTL_… variables. LLMCTL_BACKENDS is a comma-separated
 // NAME=URL list that replaces the file's backends.
@@ -167,6 +172,9 @@ func (c *Config) MergeEnv(lookup func(string) (string, bool)) error {
 			return fmt.Errorf("LLMCTL_BACKENDS: %w", err)
 		}
 		c.Backends = bs
+	}
+	if v, ok := get("LLMCTL_ADMIN_KEY"); ok {
+		c.AdminKey = v
 	}
 	if v, ok := get("LLMCTL_MODELS"); ok {
 		c.Models = ParseModels(strings.Split(v, ","))
@@ -251,6 +259,12 @@ func (c *Config) Validate() error {
 		}
 		if b.Weight < 0 || b.MaxConcurrency < 0 {
 			errs = append(errs, fmt.Errorf("backends[%d]: weight and maxConcurrency must not be negative", i))
+		}
+	}
+	if c.AdminKey != "" {
+		if _, _, err := store.ParseKey(c.AdminKey); err != nil {
+			// Never echo the value: it is a secret.
+			errs = append(errs, fmt.Errorf("LLMCTL_ADMIN_KEY: %w (want sk-llm-<12 chars>_<secret>, lower-case letters and 2-7)", err))
 		}
 	}
 	if c.EngineThreads < 0 {

@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 
@@ -107,5 +109,33 @@ func TestModelFlag(t *testing.T) {
 		"--db", "sqlite:"+filepath.Join(dir, "x.db"), "--model", bad)
 	if err == nil || !strings.Contains(errOut, "junk.gguf") {
 		t.Fatalf("bad --model: err=%v stderr=%s", err, errOut)
+	}
+}
+
+// TestPresetAdminKey is the chart's path: LLMCTL_ADMIN_KEY (from a Secret) is
+// imported as the admin key on every start, never printed; a malformed one
+// stops serve without echoing it.
+func TestPresetAdminKey(t *testing.T) {
+	preset := "sk-llm-presetkeyabc_" + strings.Repeat("k", 52)
+	db := "sqlite:" + filepath.Join(t.TempDir(), "llmctl.db")
+	for i := 0; i < 2; i++ { // a restart (or a second replica) must be harmless
+		s := llmctltest.Start(t, llmctltest.Options{DB: db, Env: []string{"LLMCTL_ADMIN_KEY=" + preset}})
+		if s.AdminKey != "" || strings.Contains(s.Stdout(), preset) || strings.Contains(s.Stderr(), preset) {
+			t.Fatalf("start %d printed or logged the preset key", i)
+		}
+		c := client(s, preset)
+		if _, err := c.Models.List(ctxT(t)); err != nil {
+			t.Fatalf("start %d: preset key rejected: %v", i, err)
+		}
+		if err := s.Stop(t, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := "sk-llm-NOTVALID_secretvalue"
+	cmd := exec.Command(llmctltest.Binary(t), "serve", "--listen", "127.0.0.1:0", "--admin-listen", "off", "--db", db)
+	cmd.Env = append(os.Environ(), "LLMCTL_ADMIN_KEY="+bad)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "LLMCTL_ADMIN_KEY") || strings.Contains(string(out), "secretvalue") {
+		t.Fatalf("malformed LLMCTL_ADMIN_KEY: err=%v output=%s", err, out)
 	}
 }

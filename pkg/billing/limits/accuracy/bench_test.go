@@ -52,7 +52,7 @@ func BenchmarkGatewayWithLimiter(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	key, err := serve.EnsureAdmin(ctx, st)
+	key, err := serve.EnsureAdmin(ctx, st, "")
 	if err != nil || key == "" {
 		b.Fatalf("bootstrap key: %v", err)
 	}

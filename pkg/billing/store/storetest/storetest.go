@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Limits", testLimits},
 		{"Authenticate", testAuthenticate},
 		{"ConcurrentCreate", testConcurrentCreate},
+		{"ImportKey", testImportKey},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -309,5 +310,34 @@ func testConcurrentCreate(t *testing.T, s store.Store) {
 	}
 	if created != 21 || conflicts != 19 {
 		t.Fatalf("created %d, conflicts %d: want 21 (20 keys + 1 tenant) and 19", created, conflicts)
+	}
+}
+
+func testImportKey(t *testing.T, s store.Store) {
+	c := ctx(t)
+	if _, err := s.CreateTenant(c, "admin", billing.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	preset := "sk-llm-abcdefghijkl_" + strings.Repeat("q", 52)
+	k, full, err := s.CreateKey(c, store.NewKey{Tenant: "admin", Import: preset})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.ID != "abcdefghijkl" || full != preset {
+		t.Fatalf("imported key %+v %q", k, full)
+	}
+	if _, err := store.NewAuthenticator(s, time.Nanosecond).Authenticate(c, preset); err != nil {
+		t.Fatalf("imported key does not authenticate: %v", err)
+	}
+	if _, _, err := s.CreateKey(c, store.NewKey{Tenant: "admin", Import: preset}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second import: want ErrConflict, got %v", err)
+	}
+	for _, bad := range []string{"sk-llm-short_x", "not-a-key", "sk-llm-ABCDEFGHIJKL_qqqq"} {
+		if _, _, err := s.CreateKey(c, store.NewKey{Tenant: "admin", Import: bad}); !errors.Is(err, store.ErrInvalidKey) {
+			t.Errorf("import %q: want ErrInvalidKey, got %v", bad, err)
+		}
+	}
+	if keys, _ := s.ListKeys(c, "admin"); len(keys) != 1 {
+		t.Fatalf("%d keys stored, want 1", len(keys))
 	}
 }
