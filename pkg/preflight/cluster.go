@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	appsv1 "k8s.io/api/apps/v1"
+	"net"
 	"slices"
 	"sort"
 	"strings"
@@ -67,6 +68,10 @@ func (e *Env) api(ctx context.Context) apiFacts {
 		body, err := rc.Get().AbsPath("/version").Do(ctx).Raw()
 		if err == nil {
 			err = json.Unmarshal(body, &v)
+		}
+		var ne net.Error
+		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+			err = fmt.Errorf("no answer within %s: %w", e.CallTimeout, err)
 		}
 		e.facts.api = apiFacts{version: v.GitVersion, err: err}
 	})
