@@ -92,6 +92,21 @@ func (e *Env) kube(ctx context.Context) (kubernetes.Interface, *Outcome) {
 	return e.Kube.Client, nil
 }
 
+// nodes lists the cluster's nodes once per run; several checks read them.
+func (e *Env) nodes(ctx context.Context, kc kubernetes.Interface) ([]corev1.Node, error) {
+	e.facts.nodesOnce.Do(func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.CallTimeout)
+		defer cancel()
+		list, err := kc.CoreV1().Nodes().List(cctx, metav1.ListOptions{})
+		if err != nil {
+			e.facts.nodesErr = fmt.Errorf("list nodes: %w", err)
+			return
+		}
+		e.facts.nodes = list.Items
+	})
+	return e.facts.nodes, e.facts.nodesErr
+}
+
 // call bounds one API request.
 func (e *Env) call(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, e.CallTimeout)
@@ -126,17 +141,15 @@ func checkNodes(ctx context.Context, e *Env) Outcome {
 	if o != nil {
 		return *o
 	}
-	cctx, cancel := e.call(ctx)
-	defer cancel()
-	nodes, err := kc.CoreV1().Nodes().List(cctx, metav1.ListOptions{})
+	nodes, err := e.nodes(ctx, kc)
 	if err != nil {
 		return fail("cannot list nodes", "check the kubeconfig's RBAC permissions", err.Error())
 	}
-	if len(nodes.Items) == 0 {
+	if len(nodes) == 0 {
 		return fail("the cluster has no nodes", "the K3s agent has not registered: `sudo journalctl -u k3s -e`")
 	}
 	var ev, notReady []string
-	for _, n := range nodes.Items {
+	for _, n := range nodes {
 		ready, why := nodeReady(n)
 		ni := n.Status.NodeInfo
 		ev = append(ev, evf("%s: Ready=%s, kubelet %s, runtime %s, kernel %s", n.Name, ready, ni.KubeletVersion, ni.ContainerRuntimeVersion, ni.KernelVersion))
@@ -148,7 +161,7 @@ func checkNodes(ctx context.Context, e *Env) Outcome {
 		return fail("not Ready: "+strings.Join(notReady, ", "),
 			"`kubectl describe node` shows why; a NotReady K3s node is usually its container runtime (see the runtime checks) or disk/memory pressure", ev...)
 	}
-	return pass(fmt.Sprintf("%d node(s) Ready", len(nodes.Items)), ev...)
+	return pass(fmt.Sprintf("%d node(s) Ready", len(nodes)), ev...)
 }
 
 func nodeReady(n corev1.Node) (corev1.ConditionStatus, string) {
@@ -199,13 +212,11 @@ func checkRuntimeClass(ctx context.Context, e *Env) Outcome {
 }
 
 func (e *Env) clusterHasGPU(ctx context.Context, kc kubernetes.Interface) bool {
-	cctx, cancel := e.call(ctx)
-	defer cancel()
-	nodes, err := kc.CoreV1().Nodes().List(cctx, metav1.ListOptions{})
+	nodes, err := e.nodes(ctx, kc)
 	if err != nil {
 		return false
 	}
-	for _, v := range clusterGPUs(nodes.Items) {
+	for _, v := range clusterGPUs(nodes) {
 		if v > 0 {
 			return true
 		}
@@ -253,16 +264,14 @@ func checkAllocatable(ctx context.Context, e *Env) Outcome {
 	if o != nil {
 		return *o
 	}
-	cctx, cancel := e.call(ctx)
-	defer cancel()
-	nodes, err := kc.CoreV1().Nodes().List(cctx, metav1.ListOptions{})
+	nodes, err := e.nodes(ctx, kc)
 	if err != nil {
-		return fail("cannot list nodes", "", err.Error())
+		return fail("cannot list nodes", "check the kubeconfig's RBAC permissions", err.Error())
 	}
-	gpus := clusterGPUs(nodes.Items)
+	gpus := clusterGPUs(nodes)
 	var ev []string
 	var total int64
-	for _, n := range nodes.Items {
+	for _, n := range nodes {
 		ev = append(ev, evf("%s: allocatable nvidia.com/gpu=%d, label %s=%q", n.Name, gpus[n.Name], GPUPresentLabel, n.Labels[GPUPresentLabel]))
 		total += gpus[n.Name]
 	}
@@ -278,7 +287,7 @@ func checkAllocatable(ctx context.Context, e *Env) Outcome {
 	}
 	out := fail("no node advertises nvidia.com/gpu: GPU pods stay Pending",
 		"the NVIDIA device plugin is missing or finds no GPU: see cluster.device-plugin", ev...)
-	if n := e.localNode(nodes.Items); isWSL && n != nil && n.Labels[GPUPresentLabel] != "true" {
+	if n := e.localNode(nodes); isWSL && n != nil && n.Labels[GPUPresentLabel] != "true" {
 		out.Remedy = "on WSL2 node feature discovery cannot see the GPU (no PCI device), so the device plugin's node affinity never matches: label the node " + GPUPresentLabel + "=true (--fix)"
 		out.Fix = nodeLabelFix(kc, n.Name)
 	}
@@ -371,11 +380,8 @@ func checkDevicePlugin(ctx context.Context, e *Env) Outcome {
 		r := "its nodeSelector/affinity matches no node"
 		if e.wsl() == wsl2 {
 			r += ": on WSL2 node feature discovery cannot see the GPU, so label the node " + GPUPresentLabel + "=true (--fix)"
-			cctx, cancel := e.call(ctx)
-			nodes, err := kc.CoreV1().Nodes().List(cctx, metav1.ListOptions{})
-			cancel()
-			if err == nil {
-				if n := e.localNode(nodes.Items); n != nil && n.Labels[GPUPresentLabel] != "true" {
+			if nodes, err := e.nodes(ctx, kc); err == nil {
+				if n := e.localNode(nodes); n != nil && n.Labels[GPUPresentLabel] != "true" {
 					out.Fix = nodeLabelFix(kc, n.Name)
 				}
 			}

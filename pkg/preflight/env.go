@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -70,6 +71,10 @@ type facts struct {
 
 	apiOnce sync.Once
 	api     apiFacts
+
+	nodesOnce sync.Once
+	nodes     []corev1.Node
+	nodesErr  error
 }
 
 func (e *Env) init() {
