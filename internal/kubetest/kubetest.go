@@ -58,6 +58,8 @@ type Cluster struct {
 	Dir string
 	// Node is the name of the KWOK fake GPU node.
 	Node string
+	// Startup is how long the control plane took to start, node Ready included.
+	Startup time.Duration
 
 	procs []*proc
 }
@@ -108,19 +110,7 @@ func Start(t testing.TB) *Cluster {
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
 	if reg.cluster == nil && reg.err == nil {
-		dir, err := ToolsDir()
-		if err != nil {
-			testenv.Unavailable(t, "kubetest: %v (build them with `make kube-tools`)", err)
-			return nil
-		}
-		root, err := os.MkdirTemp("", "llmctl-kubetest-")
-		if err != nil {
-			t.Fatalf("kubetest: %v", err)
-		}
-		reg.root = root
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		reg.cluster, reg.err = start(ctx, dir, root)
-		cancel()
+		reg.cluster, reg.root, reg.err = launch(t)
 	}
 	if reg.err != nil {
 		t.Fatalf("kubetest: start control plane: %v", reg.err)
@@ -133,18 +123,7 @@ func Start(t testing.TB) *Cluster {
 // which shares one control plane across the package's tests.
 func New(t testing.TB) *Cluster {
 	t.Helper()
-	dir, err := ToolsDir()
-	if err != nil {
-		testenv.Unavailable(t, "kubetest: %v (build them with `make kube-tools`)", err)
-		return nil
-	}
-	root, err := os.MkdirTemp("", "llmctl-kubetest-")
-	if err != nil {
-		t.Fatalf("kubetest: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c, err := start(ctx, dir, root)
+	c, root, err := launch(t)
 	if err != nil {
 		t.Fatalf("kubetest: start control plane: %v", err)
 	}
@@ -157,6 +136,28 @@ func New(t testing.TB) *Cluster {
 		os.RemoveAll(root)
 	})
 	return c
+}
+
+// launch finds the binaries (skipping t when they are missing) and starts a
+// control plane in a fresh temp dir.
+func launch(t testing.TB) (*Cluster, string, error) {
+	dir, err := ToolsDir()
+	if err != nil {
+		testenv.Unavailable(t, "kubetest: %v (build them with `make kube-tools`)", err)
+		return nil, "", err
+	}
+	root, err := os.MkdirTemp("", "llmctl-kubetest-")
+	if err != nil {
+		return nil, "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	began := time.Now()
+	c, err := start(ctx, dir, root)
+	if c != nil {
+		c.Startup = time.Since(began)
+	}
+	return c, root, err
 }
 
 // Binaries are the executables hack/kube-tools.sh builds.

@@ -35,6 +35,7 @@ func gpuPod(name string, n int64) *corev1.Pod {
 // The fake node runs a pod that fits and the scheduler refuses one that does not.
 func TestControlPlaneSchedulesGPUs(t *testing.T) {
 	c := kubetest.Start(t)
+	t.Logf("control plane started in %s", c.Startup.Round(time.Millisecond))
 	cs := c.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

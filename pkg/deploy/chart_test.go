@@ -354,3 +354,29 @@ func TestEmbeddedChartComplete(t *testing.T) {
 		t.Error("embedded chart has no values.schema.json")
 	}
 }
+
+// Any --set string either fails with an error or renders; it never panics,
+// and what renders has passed the schema.
+func FuzzSetValues(f *testing.F) {
+	for _, s := range []string{
+		"replicaCount=2", "gateway.backends[0].name=a", "gateway.backends[0].url=http://x",
+		"ingress.className=nginx", "gpuBackend.enabled=true", "a.b.c=", "=", "x[999999]=1",
+		"gateway.config.listen=:1", "secrets.adminKey={a,b}", "image.tag=null",
+	} {
+		f.Add(s)
+	}
+	ch, err := deploy.LoadChart()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, set string) {
+		vals, err := deploy.Values(nil, []string{set})
+		if err != nil {
+			return
+		}
+		out, err := deploy.Render(ch, deploy.RenderOptions{Release: "r", Namespace: "n", Values: vals})
+		if err == nil && !strings.Contains(out, "kind: Deployment") {
+			t.Fatalf("--set %q rendered without the gateway Deployment", set)
+		}
+	})
+}
