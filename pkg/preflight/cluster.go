@@ -211,6 +211,13 @@ func checkRuntimeClass(ctx context.Context, e *Env) Outcome {
 	return pass("RuntimeClass nvidia → handler nvidia")
 }
 
+func (e *Env) runtimeClassExists(ctx context.Context, kc kubernetes.Interface) bool {
+	cctx, cancel := e.call(ctx)
+	defer cancel()
+	_, err := kc.NodeV1().RuntimeClasses().Get(cctx, NvidiaRuntime, metav1.GetOptions{})
+	return err == nil
+}
+
 func (e *Env) clusterHasGPU(ctx context.Context, kc kubernetes.Interface) bool {
 	nodes, err := e.nodes(ctx, kc)
 	if err != nil {
@@ -370,7 +377,9 @@ func checkDevicePlugin(ctx context.Context, e *Env) Outcome {
 	ev = append(ev, evf("pod template runtimeClassName: %q", rcn))
 	out := Outcome{Verdict: Pass, Message: fmt.Sprintf("%s ready %d/%d", ds.Name, st.NumberReady, st.DesiredNumberScheduled)}
 	var rem []string
-	if rcn != NvidiaRuntime && e.k3sInstalled() {
+	// Where GPU containers need RuntimeClass nvidia (K3s: runc is the
+	// default runtime), the plugin needs it too, or it sees no NVML.
+	if rcn != NvidiaRuntime && (e.k3sInstalled() || e.runtimeClassExists(ctx, kc)) {
 		out.Verdict = worse(out.Verdict, Warn)
 		rem = append(rem, "set `runtimeClassName: nvidia` on the DaemonSet: on K3s the default runtime is runc, which gives the plugin no NVML")
 	}
