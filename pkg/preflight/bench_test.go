@@ -23,7 +23,7 @@ func BenchmarkDoctorRun(b *testing.B) {
 	run := func(conc int) time.Duration {
 		start := time.Now()
 		for range b.N {
-			env := &preflight.Env{Root: root, GPU: gonvml.New(rtx4090(b)), Model: "/model.gguf", Statfs: fixedDisk}
+			env := &preflight.Env{Root: root, GPU: gonvml.New(rtx4090(b)), Model: filepath.Join(root, "model.gguf"), Statfs: fixedDisk}
 			rep := preflight.Run(context.Background(), env, checks, preflight.RunOptions{Concurrency: conc})
 			if rep.Summary.Fail != 0 {
 				b.Fatalf("healthy fixture failed: %+v", rep.Summary)

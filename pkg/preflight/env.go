@@ -29,7 +29,8 @@ type Env struct {
 	Kube KubeTarget
 	// Namespace holds the gateway's pods (workload check).
 	Namespace string
-	// Model is the GGUF file to fit (empty: model checks skip), Context its
+	// Model is the GGUF file to fit, a path on this machine even with another
+	// Root (empty: model checks skip), Context its
 	// context length in tokens (0: the model's own), CPU forces the fit
 	// against RAM for the embedded CPU engine.
 	Model   string

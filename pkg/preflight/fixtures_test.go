@@ -132,7 +132,7 @@ func TestFixtures(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			root := copyTree(t, filepath.Join("testdata", c.name))
 			preflight.WriteTestGGUF(t, root)
-			env := &preflight.Env{Root: root, GPU: gonvml.New(c.nvml), Model: "/model.gguf", Context: 8192, Statfs: fixedDisk}
+			env := &preflight.Env{Root: root, GPU: gonvml.New(c.nvml), Model: filepath.Join(root, "model.gguf"), Context: 8192, Statfs: fixedDisk}
 			checks, err := preflight.Select(preflight.All(), nil, []string{"cluster"})
 			if err != nil {
 				t.Fatal(err)
