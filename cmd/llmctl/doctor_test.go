@@ -149,6 +149,7 @@ func TestDoctorRejectsBadFlags(t *testing.T) {
 		{[]string{"--fix", "-o", "json"}, "--fix is interactive"},
 		{[]string{"--root", "/does/not/exist"}, "not a directory"},
 		{[]string{"--context", "-5"}, "--context -5"},
+		{[]string{"--model", "/does/not/exist.gguf"}, "--model /does/not/exist.gguf: not a readable file"},
 	} {
 		_, err := runDoctor(t, "", c.args...)
 		if err == nil || exitCode(err) != -1 || !strings.Contains(err.Error(), c.want) {
