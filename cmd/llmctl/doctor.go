@@ -171,6 +171,11 @@ func (o *doctorOptions) Validate() error {
 	if o.Yes && !o.Fix {
 		return errors.New("--yes only makes sense with --fix")
 	}
+	if o.Model != "" {
+		if fi, err := os.Stat(o.Model); err != nil || fi.IsDir() {
+			return fmt.Errorf("--model %s: not a readable file", o.Model)
+		}
+	}
 	if fi, err := os.Stat(o.Root); err != nil || !fi.IsDir() {
 		return fmt.Errorf("--root %s: not a directory", o.Root)
 	}

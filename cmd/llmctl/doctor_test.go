@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llmctl/llmctl/internal/kubetest"
 	"github.com/llmctl/llmctl/pkg/preflight"
 )
 
@@ -148,6 +149,7 @@ func TestDoctorRejectsBadFlags(t *testing.T) {
 		{[]string{"--fix", "-o", "json"}, "--fix is interactive"},
 		{[]string{"--root", "/does/not/exist"}, "not a directory"},
 		{[]string{"--context", "-5"}, "--context -5"},
+		{[]string{"--model", "/does/not/exist.gguf"}, "--model /does/not/exist.gguf: not a readable file"},
 	} {
 		_, err := runDoctor(t, "", c.args...)
 		if err == nil || exitCode(err) != -1 || !strings.Contains(err.Error(), c.want) {
@@ -197,4 +199,34 @@ func TestDoctorOnThisMachine(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// TestDoctorAgainstCluster runs the real command's kubeconfig loading and
+// cluster checks against a throwaway control plane with a KWOK GPU node.
+func TestDoctorAgainstCluster(t *testing.T) {
+	c := kubetest.New(t)
+	t.Setenv("KUBECONFIG", "")
+	out, _, err := run(t, "doctor", "--kubeconfig", c.Kubeconfig, "--only", "cluster", "-o", "json")
+	if c := exitCode(err); c != 0 && c != 1 {
+		t.Fatalf("doctor errored: %v\n%s", err, out)
+	}
+	var rep preflight.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	got := map[string]preflight.Result{}
+	for _, r := range rep.Results {
+		got[r.ID] = r
+	}
+	if r := got["cluster.api"]; r.Verdict != preflight.Pass || !strings.Contains(r.Message, kubetest.Version) {
+		t.Errorf("api: %s %s", r.Verdict, r.Message)
+	}
+	if r := got["cluster.nodes"]; r.Verdict != preflight.Pass {
+		t.Errorf("nodes: %s %s", r.Verdict, r.Message)
+	}
+	if r := got["cluster.gpu-allocatable"]; r.Verdict != preflight.Pass || r.Message != "1 nvidia.com/gpu allocatable" {
+		t.Errorf("allocatable: %s %s", r.Verdict, r.Message)
+	}
+	table, _, _ := run(t, "doctor", "--kubeconfig", c.Kubeconfig, "--only", "cluster")
+	t.Logf("llmctl doctor --only cluster:\n%s", table)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	appsv1 "k8s.io/api/apps/v1"
+	"net"
 	"slices"
 	"sort"
 	"strings"
@@ -68,6 +69,10 @@ func (e *Env) api(ctx context.Context) apiFacts {
 		if err == nil {
 			err = json.Unmarshal(body, &v)
 		}
+		var ne net.Error
+		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+			err = fmt.Errorf("no answer within %s: %w", e.CallTimeout, err)
+		}
 		e.facts.api = apiFacts{version: v.GitVersion, err: err}
 	})
 	return e.facts.api
@@ -85,6 +90,21 @@ func (e *Env) kube(ctx context.Context) (kubernetes.Interface, *Outcome) {
 		return nil, &o
 	}
 	return e.Kube.Client, nil
+}
+
+// nodes lists the cluster's nodes once per run; several checks read them.
+func (e *Env) nodes(ctx context.Context, kc kubernetes.Interface) ([]corev1.Node, error) {
+	e.facts.nodesOnce.Do(func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.CallTimeout)
+		defer cancel()
+		list, err := kc.CoreV1().Nodes().List(cctx, metav1.ListOptions{})
+		if err != nil {
+			e.facts.nodesErr = fmt.Errorf("list nodes: %w", err)
+			return
+		}
+		e.facts.nodes = list.Items
+	})
+	return e.facts.nodes, e.facts.nodesErr
 }
 
 // call bounds one API request.
@@ -121,17 +141,15 @@ func checkNodes(ctx context.Context, e *Env) Outcome {
 	if o != nil {
 		return *o
 	}
-	cctx, cancel := e.call(ctx)
-	defer cancel()
-	nodes, err := kc.CoreV1().Nodes().List(cctx, metav1.ListOptions{})
+	nodes, err := e.nodes(ctx, kc)
 	if err != nil {
 		return fail("cannot list nodes", "check the kubeconfig's RBAC permissions", err.Error())
 	}
-	if len(nodes.Items) == 0 {
+	if len(nodes) == 0 {
 		return fail("the cluster has no nodes", "the K3s agent has not registered: `sudo journalctl -u k3s -e`")
 	}
 	var ev, notReady []string
-	for _, n := range nodes.Items {
+	for _, n := range nodes {
 		ready, why := nodeReady(n)
 		ni := n.Status.NodeInfo
 		ev = append(ev, evf("%s: Ready=%s, kubelet %s, runtime %s, kernel %s", n.Name, ready, ni.KubeletVersion, ni.ContainerRuntimeVersion, ni.KernelVersion))
@@ -143,7 +161,7 @@ func checkNodes(ctx context.Context, e *Env) Outcome {
 		return fail("not Ready: "+strings.Join(notReady, ", "),
 			"`kubectl describe node` shows why; a NotReady K3s node is usually its container runtime (see the runtime checks) or disk/memory pressure", ev...)
 	}
-	return pass(fmt.Sprintf("%d node(s) Ready", len(nodes.Items)), ev...)
+	return pass(fmt.Sprintf("%d node(s) Ready", len(nodes)), ev...)
 }
 
 func nodeReady(n corev1.Node) (corev1.ConditionStatus, string) {
@@ -193,14 +211,19 @@ func checkRuntimeClass(ctx context.Context, e *Env) Outcome {
 	return pass("RuntimeClass nvidia → handler nvidia")
 }
 
-func (e *Env) clusterHasGPU(ctx context.Context, kc kubernetes.Interface) bool {
+func (e *Env) runtimeClassExists(ctx context.Context, kc kubernetes.Interface) bool {
 	cctx, cancel := e.call(ctx)
 	defer cancel()
-	nodes, err := kc.CoreV1().Nodes().List(cctx, metav1.ListOptions{})
+	_, err := kc.NodeV1().RuntimeClasses().Get(cctx, NvidiaRuntime, metav1.GetOptions{})
+	return err == nil
+}
+
+func (e *Env) clusterHasGPU(ctx context.Context, kc kubernetes.Interface) bool {
+	nodes, err := e.nodes(ctx, kc)
 	if err != nil {
 		return false
 	}
-	for _, v := range clusterGPUs(nodes.Items) {
+	for _, v := range clusterGPUs(nodes) {
 		if v > 0 {
 			return true
 		}
@@ -248,16 +271,14 @@ func checkAllocatable(ctx context.Context, e *Env) Outcome {
 	if o != nil {
 		return *o
 	}
-	cctx, cancel := e.call(ctx)
-	defer cancel()
-	nodes, err := kc.CoreV1().Nodes().List(cctx, metav1.ListOptions{})
+	nodes, err := e.nodes(ctx, kc)
 	if err != nil {
-		return fail("cannot list nodes", "", err.Error())
+		return fail("cannot list nodes", "check the kubeconfig's RBAC permissions", err.Error())
 	}
-	gpus := clusterGPUs(nodes.Items)
+	gpus := clusterGPUs(nodes)
 	var ev []string
 	var total int64
-	for _, n := range nodes.Items {
+	for _, n := range nodes {
 		ev = append(ev, evf("%s: allocatable nvidia.com/gpu=%d, label %s=%q", n.Name, gpus[n.Name], GPUPresentLabel, n.Labels[GPUPresentLabel]))
 		total += gpus[n.Name]
 	}
@@ -273,7 +294,7 @@ func checkAllocatable(ctx context.Context, e *Env) Outcome {
 	}
 	out := fail("no node advertises nvidia.com/gpu: GPU pods stay Pending",
 		"the NVIDIA device plugin is missing or finds no GPU: see cluster.device-plugin", ev...)
-	if n := e.localNode(nodes.Items); isWSL && n != nil && n.Labels[GPUPresentLabel] != "true" {
+	if n := e.localNode(nodes); isWSL && n != nil && n.Labels[GPUPresentLabel] != "true" {
 		out.Remedy = "on WSL2 node feature discovery cannot see the GPU (no PCI device), so the device plugin's node affinity never matches: label the node " + GPUPresentLabel + "=true (--fix)"
 		out.Fix = nodeLabelFix(kc, n.Name)
 	}
@@ -324,7 +345,9 @@ func matchFailures(text string, known []knownFailure) []knownFailure {
 }
 
 func isDevicePlugin(meta metav1.ObjectMeta) bool {
-	return strings.Contains(meta.Name, devicePluginName) || meta.Labels["app.kubernetes.io/name"] == devicePluginName
+	n := meta.Name
+	return strings.Contains(n, devicePluginName) || meta.Labels["app.kubernetes.io/name"] == devicePluginName ||
+		(strings.Contains(n, "nvidia") && strings.Contains(n, "device-plugin"))
 }
 
 func checkDevicePlugin(ctx context.Context, e *Env) Outcome {
@@ -340,7 +363,12 @@ func checkDevicePlugin(ctx context.Context, e *Env) Outcome {
 	}
 	idx := slices.IndexFunc(dss.Items, func(d appsv1.DaemonSet) bool { return isDevicePlugin(d.ObjectMeta) })
 	if idx < 0 {
-		if !e.gpuExpected(ctx) && !e.clusterHasGPU(ctx, kc) {
+		if e.clusterHasGPU(ctx, kc) {
+			// Something advertises GPUs: a plugin under another name (GPU
+			// operator, a cloud's own), which this check does not know.
+			return skip("nodes advertise nvidia.com/gpu, but no DaemonSet named like nvidia-device-plugin was found to inspect")
+		}
+		if !e.gpuExpected(ctx) {
 			return skip("no NVIDIA device plugin, and no GPU here")
 		}
 		return fail("no NVIDIA device plugin DaemonSet: nodes never advertise nvidia.com/gpu",
@@ -356,7 +384,9 @@ func checkDevicePlugin(ctx context.Context, e *Env) Outcome {
 	ev = append(ev, evf("pod template runtimeClassName: %q", rcn))
 	out := Outcome{Verdict: Pass, Message: fmt.Sprintf("%s ready %d/%d", ds.Name, st.NumberReady, st.DesiredNumberScheduled)}
 	var rem []string
-	if rcn != NvidiaRuntime && e.k3sInstalled() {
+	// Where GPU containers need RuntimeClass nvidia (K3s: runc is the
+	// default runtime), the plugin needs it too, or it sees no NVML.
+	if rcn != NvidiaRuntime && (e.k3sInstalled() || e.runtimeClassExists(ctx, kc)) {
 		out.Verdict = worse(out.Verdict, Warn)
 		rem = append(rem, "set `runtimeClassName: nvidia` on the DaemonSet: on K3s the default runtime is runc, which gives the plugin no NVML")
 	}
@@ -366,11 +396,8 @@ func checkDevicePlugin(ctx context.Context, e *Env) Outcome {
 		r := "its nodeSelector/affinity matches no node"
 		if e.wsl() == wsl2 {
 			r += ": on WSL2 node feature discovery cannot see the GPU, so label the node " + GPUPresentLabel + "=true (--fix)"
-			cctx, cancel := e.call(ctx)
-			nodes, err := kc.CoreV1().Nodes().List(cctx, metav1.ListOptions{})
-			cancel()
-			if err == nil {
-				if n := e.localNode(nodes.Items); n != nil && n.Labels[GPUPresentLabel] != "true" {
+			if nodes, err := e.nodes(ctx, kc); err == nil {
+				if n := e.localNode(nodes); n != nil && n.Labels[GPUPresentLabel] != "true" {
 					out.Fix = nodeLabelFix(kc, n.Name)
 				}
 			}

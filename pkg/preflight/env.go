@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -28,7 +29,8 @@ type Env struct {
 	Kube KubeTarget
 	// Namespace holds the gateway's pods (workload check).
 	Namespace string
-	// Model is the GGUF file to fit (empty: model checks skip), Context its
+	// Model is the GGUF file to fit, a path on this machine even with another
+	// Root (empty: model checks skip), Context its
 	// context length in tokens (0: the model's own), CPU forces the fit
 	// against RAM for the embedded CPU engine.
 	Model   string
@@ -70,6 +72,10 @@ type facts struct {
 
 	apiOnce sync.Once
 	api     apiFacts
+
+	nodesOnce sync.Once
+	nodes     []corev1.Node
+	nodesErr  error
 }
 
 func (e *Env) init() {

@@ -28,7 +28,7 @@ const gib = 1 << 30
 // rtx4090 is a consumer board as go-nvml's mock server builds it, made
 // deterministic (the mock draws random UUIDs) and given the queries the
 // server leaves unset: bare metal answers them all.
-func rtx4090(t *testing.T) *server.Server {
+func rtx4090(t testing.TB) *server.Server {
 	t.Helper()
 	s, err := server.New(
 		server.WithGPUs(gpus.Config{Name: "NVIDIA GeForce RTX 4090", Architecture: nvml.DEVICE_ARCH_ADA, MemoryMB: 24564, CudaMajor: 8, CudaMinor: 9}),
@@ -132,7 +132,7 @@ func TestFixtures(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			root := copyTree(t, filepath.Join("testdata", c.name))
 			preflight.WriteTestGGUF(t, root)
-			env := &preflight.Env{Root: root, GPU: gonvml.New(c.nvml), Model: "/model.gguf", Context: 8192, Statfs: fixedDisk}
+			env := &preflight.Env{Root: root, GPU: gonvml.New(c.nvml), Model: filepath.Join(root, "model.gguf"), Context: 8192, Statfs: fixedDisk}
 			checks, err := preflight.Select(preflight.All(), nil, []string{"cluster"})
 			if err != nil {
 				t.Fatal(err)
@@ -168,7 +168,11 @@ func TestFixtures(t *testing.T) {
 // model file need not live in the repository.
 func copyTree(t *testing.T, src string) string {
 	t.Helper()
-	dst := t.TempDir()
+	return copyTreeInto(t, src, t.TempDir())
+}
+
+func copyTreeInto(t testing.TB, src, dst string) string {
+	t.Helper()
 	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err

@@ -93,8 +93,13 @@ func (g *ggufReader) bytes(n uint64) []byte {
 		g.err = fmt.Errorf("header larger than %d bytes", ggufMaxHeader)
 		return nil
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(g.r, b); err != nil {
+	// Grow with the data actually there: a corrupt length must not make us
+	// allocate megabytes up front for a file that ends a few bytes later.
+	b, err := io.ReadAll(io.LimitReader(g.r, int64(n)))
+	if err == nil && uint64(len(b)) < n {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
 		g.err = fmt.Errorf("truncated header: %w", err)
 		return nil
 	}

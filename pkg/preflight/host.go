@@ -303,10 +303,10 @@ func checkDisk(_ context.Context, e *Env) Outcome {
 	ev := []string{evf("%s (filesystem of %s): %s free of %s", diskPath, where, bytesString(free), bytesString(total))}
 	need := uint64(10 * gib)
 	if e.Model != "" {
-		if m, err := readGGUFFile(e.path(e.Model)); err == nil {
+		if m, err := readGGUFFile(e.Model); err == nil {
 			size := max(uint64(m.FileSize), m.WeightBytes)
 			need += size
-			ev = append(ev, evf("model %s: %s (pulled into the cluster once more)", e.Model, bytesString(size)))
+			ev = append(ev, evf("model %s: %s (pulled into the cluster once more)", path.Base(e.Model), bytesString(size)))
 		}
 	}
 	rem := "free space under /var/lib/rancher (`sudo k3s crictl rmi --prune` removes unused images)"

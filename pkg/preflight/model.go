@@ -3,6 +3,7 @@ package preflight
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 )
 
 // Model fit defaults.
@@ -44,13 +45,13 @@ func checkModelFit(ctx context.Context, e *Env) Outcome {
 	if e.Model == "" {
 		return skip("no --model given")
 	}
-	m, err := readGGUFFile(e.path(e.Model))
+	m, err := readGGUFFile(e.Model)
 	if err != nil {
 		return fail("cannot read the model's GGUF header", "pass a GGUF file (llama.cpp format) to --model", err.Error())
 	}
 	if m.Tensors == 0 {
-		return warn(fmt.Sprintf("%s has no tensors (a vocab-only GGUF?): nothing to fit", e.Model),
-			"pass the model file itself, not its tokenizer", evf("%s: %s, %d layers, 0 tensors", e.Model, m.Arch, m.Layers))
+		return warn(fmt.Sprintf("%s has no tensors (a vocab-only GGUF?): nothing to fit", filepath.Base(e.Model)),
+			"pass the model file itself, not its tokenizer", evf("%s: %s, %d layers, 0 tensors", filepath.Base(e.Model), m.Arch, m.Layers))
 	}
 	if m.Layers == 0 || m.KVHeads == 0 || m.KeyLength == 0 {
 		return warn(fmt.Sprintf("%s: missing attention metadata, cannot size the KV cache", m.Arch), "",
@@ -91,7 +92,7 @@ func checkModelFit(ctx context.Context, e *Env) Outcome {
 		name = m.Arch
 	}
 	ev := []string{
-		evf("%s: %s, %d layers, %d KV heads × %d head dim, %d tensors", e.Model, m.Arch, m.Layers, m.KVHeads, m.KeyLength, m.Tensors),
+		evf("%s: %s, %d layers, %d KV heads × %d head dim, %d tensors", filepath.Base(e.Model), m.Arch, m.Layers, m.KVHeads, m.KeyLength, m.Tensors),
 		evf("weights %s", bytesString(f.Weights)),
 		evf("KV cache %s = 2 × %d layers × %d kv heads × %d head dim × %d context × 2 bytes (context: %s)",
 			bytesString(f.KVCache), m.Layers, m.KVHeads, m.KeyLength, ctxLen, ctxNote),

@@ -33,7 +33,7 @@ func fitEnv(t *testing.T, probe GPUProbe, ctxLen int, cpu bool) *Env {
 	if err := os.WriteFile(filepath.Join(root, "proc/meminfo"), []byte("MemTotal: 33554432 kB\nMemAvailable: 16777216 kB\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return &Env{Root: root, GPU: probe, Model: "/model.gguf", Context: ctxLen, CPU: cpu}
+	return &Env{Root: root, GPU: probe, Model: filepath.Join(root, "model.gguf"), Context: ctxLen, CPU: cpu}
 }
 
 func runModelFit(t *testing.T, e *Env) Result {

@@ -12,7 +12,6 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxh100"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/gpus"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 
 	"github.com/llmctl/llmctl/pkg/preflight"
 	"github.com/llmctl/llmctl/pkg/preflight/gonvml"
@@ -84,7 +83,6 @@ func TestShutdownAfterProbe(t *testing.T) {
 	inits, shutdowns := 0, 0
 	srv.InitFunc = func() nvml.Return { inits++; return nvml.SUCCESS }
 	srv.ShutdownFunc = func() nvml.Return { shutdowns++; return nvml.SUCCESS }
-	var _ *server.Server = srv
 	p := gonvml.New(srv)
 	p.Probe(context.Background())
 	p.Probe(context.Background())
