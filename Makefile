@@ -21,8 +21,20 @@ APT_PKGS := postgresql redis-server tmux
 
 all: build
 
+# The real NVML probe needs cgo, the nvml tag and lazy binding (go-nvml's C
+# symbols resolve only when the driver library is loaded; see docs/doctor.md).
+# NVML=0 builds a pure-Go binary whose doctor reports "no NVML in this build".
+NVML ?= 1
+ifeq ($(NVML),1)
+BUILD_ENV   := CGO_ENABLED=1
+BUILD_FLAGS := -tags nvml
+LDFLAGS     += -extldflags=-Wl,-z,lazy
+else
+BUILD_ENV   := CGO_ENABLED=0
+endif
+
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/llmctl
+	$(BUILD_ENV) $(GO) build -trimpath $(BUILD_FLAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/llmctl
 
 ## deps: install the Debian packages the tests need, only those missing.
 deps:
