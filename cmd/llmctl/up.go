@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -9,9 +10,12 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/llmctl/llmctl/internal/printer"
 	"github.com/llmctl/llmctl/pkg/deploy"
+	"github.com/llmctl/llmctl/pkg/preflight"
 )
 
 // upOptions are `llmctl up`'s flags and what Complete derives from them.
@@ -144,6 +148,9 @@ func (o *upOptions) Run(cmd *cobra.Command) error {
 			return fmt.Errorf("preflight: %w (use --skip-preflight to try anyway)", err)
 		}
 		fmt.Fprintf(o.g.ErrOut, "preflight: cluster reachable (Kubernetes %s)\n", v)
+		if err := o.doctorChecks(ctx, getter); err != nil {
+			return err
+		}
 	}
 	d, err := deploy.NewDeployer(getter, log)
 	if err != nil {
@@ -180,4 +187,37 @@ func (o *upOptions) Run(cmd *cobra.Command) error {
 func isTerminal(w any) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// upChecks are the doctor checks that gate an install: a cluster with no
+// Ready node would only leave the rollout waiting until its timeout.
+var upChecks = []string{"cluster.nodes"}
+
+// doctorChecks runs the doctor checks relevant to the install against the
+// same cluster and stops on a failure (warnings are printed, not fatal).
+func (o *upOptions) doctorChecks(ctx context.Context, getter genericclioptions.RESTClientGetter) error {
+	rc, err := getter.ToRESTConfig()
+	if err != nil {
+		return fmt.Errorf("preflight: %w", err)
+	}
+	kc, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("preflight: %w", err)
+	}
+	checks, err := preflight.Select(preflight.All(), upChecks, nil)
+	if err != nil {
+		return err
+	}
+	env := &preflight.Env{Kube: preflight.KubeTarget{Client: kc, Source: "llmctl up"}, Namespace: o.client.Namespace}
+	rep := preflight.Run(ctx, env, checks, preflight.RunOptions{})
+	for _, r := range rep.Results {
+		fmt.Fprintf(o.g.ErrOut, "preflight: %s %s: %s\n", r.ID, r.Verdict, r.Message)
+		if r.Verdict == preflight.Fail && r.Remedy != "" {
+			fmt.Fprintf(o.g.ErrOut, "preflight:   fix: %s\n", r.Remedy)
+		}
+	}
+	if rep.ExitCode(false) != 0 {
+		return fmt.Errorf("preflight failed (see above; `llmctl doctor` gives the full report; --skip-preflight to try anyway)")
+	}
+	return nil
 }

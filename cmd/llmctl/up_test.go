@@ -71,6 +71,9 @@ func TestUpDownAgainstCluster(t *testing.T) {
 		!strings.Contains(res["adminKeyCommand"].(string), "kubectl -n cmdtest get secret llmctl-gateway") {
 		t.Errorf("up result: %v", res)
 	}
+	if !strings.Contains(errOut, "preflight: cluster.nodes pass:") {
+		t.Errorf("doctor's node check did not gate the install:\n%s", errOut)
+	}
 	if !strings.Contains(errOut, "preflight: cluster reachable (Kubernetes "+kubetest.Version+")") {
 		t.Errorf("no preflight line in stderr:\n%s", errOut)
 	}
