@@ -58,6 +58,11 @@ func (u Usage) Total() int64 { return u.PromptTokens + u.CompletionTokens }
 // balance cannot cover a request's maximum cost; the gateway answers 402.
 var ErrInsufficientQuota = errors.New("insufficient quota")
 
+// ErrModelNotPriced is returned (wrapped) by a Reserver for a model that has
+// no price under a reject policy; the gateway answers 403 model_not_priced
+// (a retry cannot help: the operator must price the model).
+var ErrModelNotPriced = errors.New("no price configured for model")
+
 // LimitError refuses a request for exceeding a rate limit; the gateway
 // answers 429 rate_limit_exceeded with Retry-After and Header.
 type LimitError struct {

@@ -325,6 +325,11 @@ func (g *Gateway) inference(w http.ResponseWriter, r *http.Request, st *reqState
 				Message: "you exceeded your current quota; add credit to continue"})
 			return
 		}
+		if errors.Is(err, billing.ErrModelNotPriced) {
+			g.fail(w, st, &apiError{Status: http.StatusForbidden, Type: typePermission, Code: "model_not_priced", Param: "model",
+				Message: fmt.Sprintf("the model %q has no price configured; ask the operator to add one", cr.model)})
+			return
+		}
 		g.log.Error("ledger reserve", "request_id", st.id, "err", err)
 		g.fail(w, st, &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: "ledger_unavailable",
 			Message: "billing unavailable; try again"})

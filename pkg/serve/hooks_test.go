@@ -79,6 +79,24 @@ func TestInsufficientQuotaIs402AndReleasesTicket(t *testing.T) {
 	}
 }
 
+func TestUnpricedModelIs403(t *testing.T) {
+	d := upstreamdouble.Start(t, upstreamdouble.Options{})
+	f := newFixture(t, nil, d)
+	f.rec.reserve = func(billing.ReserveRequest) error { return fmt.Errorf("ledger: %w", billing.ErrModelNotPriced) }
+	resp := f.post(t, "/v1/chat/completions", "good", chatBody(false, "hi"))
+	if resp.StatusCode != 403 {
+		t.Fatalf("status %d, want 403 (a retry cannot help)", resp.StatusCode)
+	}
+	if _, code := decodeErr(t, resp); code != "model_not_priced" {
+		t.Fatalf("code %q", code)
+	}
+	f.rec.mu.Lock()
+	defer f.rec.mu.Unlock()
+	if len(f.rec.done) != 1 {
+		t.Fatalf("the admitted ticket must be released once: %v", f.rec.done)
+	}
+}
+
 func TestHookFailuresAre503(t *testing.T) {
 	d := upstreamdouble.Start(t, upstreamdouble.Options{})
 	f := newFixture(t, nil, d)

@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"errors"
 	"fmt"
 	"math/bits"
 	"os"
@@ -34,7 +33,9 @@ type Prices struct {
 }
 
 // ErrUnknownModel is returned for a model without a price under the reject policy.
-var ErrUnknownModel = errors.New("no price configured for model")
+// It is billing.ErrModelNotPriced, so the gateway can answer it without
+// importing the ledger.
+var ErrUnknownModel = billing.ErrModelNotPriced
 
 // Validate checks the policy and that no price is negative.
 func (p Prices) Validate() error {
