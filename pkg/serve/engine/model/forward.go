@@ -70,6 +70,8 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 	t := 0
 	for i, s := range seqs {
 		for j, tok := range s.Tokens {
+			in[t].tile = j < len(s.Tokens)-len(s.Tokens)%4
+			hin[t].tile = in[t].tile
 			quant.DequantRow(uint32(m.Embed.Type), m.Embed.Row(int(tok)), x[t])
 			pos[t] = s.Cache.n + j
 			ropeTable(ropeCS[t], pos[t], m.RopeDims, m.RopeBase)
@@ -125,25 +127,43 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 				}
 				probs = probs[:n]
 				mx := float32(math.Inf(-1))
-				quant.ScoresF16(probs, c.k[li][kh:], kvd, q16)
+				// llama.cpp multiplies a batch of two or more tokens with
+				// tinyBLAS, a single token with ggml's dot products.
+				tile := len(seqs[seqOf[t]].Tokens) >= 2 && m.HeadDim%8 == 0
+				if tile {
+					quant.ScoresF16Tile(probs, c.k[li][kh:], kvd, q16)
+				} else {
+					quant.ScoresF16Vec(probs, c.k[li][kh:], kvd, q16)
+				}
 				for j, sc := range probs {
 					sc *= scale
 					probs[j] = sc
 					mx = max(mx, sc)
 				}
+				// ggml_vec_soft_max_f32: eight exponentials at a time,
+				// summed in float32 across the lanes, then added in float64
+				// (llama.cpp's cache length is a multiple of 8; the zeros
+				// of its masked positions change no sum).
 				var sum float64
-				for j, s := range probs {
-					e := expf(s - mx)
-					probs[j] = e
-					sum += float64(e)
+				for j0 := 0; j0 < len(probs); j0 += 8 {
+					var lanes [8]float32
+					for j := j0; j < min(j0+8, len(probs)); j++ {
+						probs[j] = expf(probs[j] - mx)
+						lanes[j-j0] = probs[j]
+					}
+					r0, r1, r2, r3 := lanes[4]+lanes[0], lanes[5]+lanes[1], lanes[6]+lanes[2], lanes[7]+lanes[3]
+					sum += float64((r0 + r2) + (r1 + r3))
 				}
 				inv := float32(1 / sum)
 				for j := range probs {
 					probs[j] = quant.RoundF16(probs[j] * inv)
 				}
 				out := att[t][h*m.HeadDim : (h+1)*m.HeadDim]
-				clear(out)
-				quant.MixF16(out, c.v[li][kh:], kvd, probs)
+				if tile {
+					quant.MixF16Tile(out, c.v[li][kh:], kvd, probs)
+				} else {
+					quant.MixF16Vec(out, c.v[li][kh:], kvd, probs)
+				}
 			}
 		})
 		for t := range T {
@@ -160,8 +180,13 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 		p.matmul(&l.Gate, in, g)
 		p.matmul(&l.Up, in, u)
 		for t := range T {
+			vec := len(g[t]) - len(g[t])%8
 			for i := range g[t] {
-				g[t][i] = silu(g[t][i]) * u[t][i]
+				if i < vec {
+					g[t][i] = silu(g[t][i]) * u[t][i]
+				} else {
+					g[t][i] = siluLibm(g[t][i]) * u[t][i]
+				}
 			}
 			hin[t].reset(g[t])
 		}

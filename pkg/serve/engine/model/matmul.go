@@ -10,6 +10,10 @@ import (
 // acts is one activation row encoded for every weight type that reads it;
 // each encoding is computed on first use.
 type acts struct {
+	// tile marks a token that llama.cpp would multiply with its gemm
+	// kernel: one of the first n-n%4 of its sequence's n tokens in this
+	// step (see quant.DotQ4_KTile).
+	tile bool
 	x    []float32
 	q8_0 []byte
 	q8k  []quant.Q8K
@@ -108,25 +112,35 @@ func (p pool) matmul(w *Tensor, in []acts, out [][]float32) {
 	// Four-token kernels unpack each weight block once for four tokens
 	// (prompt processing and batched decoding); results are bit-identical
 	// to the one-token kernels.
-	var kernel4 func(row []byte, a []acts, out *[4]float32)
+	var kernel4 func(row []byte, a [4]*acts, out *[4]float32)
 	if len(in) >= 4 {
 		switch w.Type {
 		case gguf.Q4_K:
-			kernel4 = func(row []byte, a []acts, out *[4]float32) {
+			kernel4 = func(row []byte, a [4]*acts, out *[4]float32) {
 				quant.DotQ4_Kx4(row, a[0].q8k, a[1].q8k, a[2].q8k, a[3].q8k, n, out)
 			}
 		case gguf.Q6_K:
-			kernel4 = func(row []byte, a []acts, out *[4]float32) {
+			kernel4 = func(row []byte, a [4]*acts, out *[4]float32) {
 				quant.DotQ6_Kx4(row, a[0].q8k, a[1].q8k, a[2].q8k, a[3].q8k, n, out)
 			}
 		case gguf.Q8_0:
-			kernel4 = func(row []byte, a []acts, out *[4]float32) {
+			kernel4 = func(row []byte, a [4]*acts, out *[4]float32) {
 				quant.DotQ8_0x4(row, a[0].q8_0, a[1].q8_0, a[2].q8_0, a[3].q8_0, n, out)
 			}
 		case gguf.Q4_0:
-			kernel4 = func(row []byte, a []acts, out *[4]float32) {
+			kernel4 = func(row []byte, a [4]*acts, out *[4]float32) {
 				quant.DotQ4_0x4(row, a[0].q8_0, a[1].q8_0, a[2].q8_0, a[3].q8_0, n, out)
 			}
+		}
+	}
+	// Q4_K tokens that llama.cpp runs through its gemm kernel get that
+	// kernel's rounding; there are a multiple of four of them.
+	var tiled, plain []int
+	for t := range in {
+		if w.Type == gguf.Q4_K && in[t].tile {
+			tiled = append(tiled, t)
+		} else {
+			plain = append(plain, t)
 		}
 	}
 	p.run(w.Rows, func(lo, hi int) {
@@ -134,14 +148,21 @@ func (p pool) matmul(w *Tensor, in []acts, out [][]float32) {
 		var four [4]float32
 		for r := lo; r < hi; r++ {
 			row := w.Data[r*rb : (r+1)*rb : (r+1)*rb]
-			t := 0
+			for i := 0; i+4 <= len(tiled); i += 4 {
+				g := tiled[i : i+4]
+				quant.DotQ4_KTile(row, in[g[0]].q8k, in[g[1]].q8k, in[g[2]].q8k, in[g[3]].q8k, n, &four)
+				out[g[0]][r], out[g[1]][r], out[g[2]][r], out[g[3]][r] = four[0], four[1], four[2], four[3]
+			}
+			i := 0
 			if kernel4 != nil {
-				for ; t+4 <= len(in); t += 4 {
-					kernel4(row, in[t:t+4], &four)
-					out[t][r], out[t+1][r], out[t+2][r], out[t+3][r] = four[0], four[1], four[2], four[3]
+				for ; i+4 <= len(plain); i += 4 {
+					g := plain[i : i+4]
+					kernel4(row, [4]*acts{&in[g[0]], &in[g[1]], &in[g[2]], &in[g[3]]}, &four)
+					out[g[0]][r], out[g[1]][r], out[g[2]][r], out[g[3]][r] = four[0], four[1], four[2], four[3]
 				}
 			}
-			for ; t < len(in); t++ {
+			for ; i < len(plain); i++ {
+				t := plain[i]
 				out[t][r] = kernel(row, &in[t])
 			}
 		}

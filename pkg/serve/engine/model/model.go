@@ -295,36 +295,63 @@ func rope(x []float32, cs []float32, dims int, neox bool) {
 			a, b = i, i+dims/2
 		}
 		x0, x1 := x[a], x[b]
-		x[a] = x0*c - x1*s
-		x[b] = x0*s + x1*c
+		// llama.cpp's CPU library is compiled with FMA contraction, so its
+		// rotation rounds one product fewer; which one differs between its
+		// vectorised (normal) and scalar (NeoX) loops, and the last bit
+		// decides later F16 and int8 roundings.
+		if neox {
+			x[a] = quant.FMA32(x0, c, -float32(x1*s))
+			x[b] = quant.FMA32(x0, s, float32(x1*c))
+		} else {
+			x[a] = quant.FMA32(c, x0, -float32(s*x1))
+			x[b] = quant.FMA32(c, x1, float32(s*x0))
+		}
 	}
 }
 
-// expf is e^x in float32 (softmax, SiLU): range reduction by ln 2 and a
-// degree-6 polynomial, within about one ulp. llama.cpp likewise uses its
-// own vectorised approximation rather than libm.
+// expf is e^x in float32 computed as ggml's AVX2 ggml_v_expf computes each
+// lane (softmax and SiLU use it there): a rounding-constant range reduction
+// by ln 2 and a degree-5 polynomial, every step the same float32 operation
+// (FMA where ggml fuses) so the results are bit-identical, not merely close.
 func expf(x float32) float32 {
-	if x < -87 {
-		return 0
-	}
-	if x > 88 {
-		return float32(math.Inf(1))
-	}
 	const (
-		log2e = 1.44269504088896341
-		ln2hi = 0.693359375
-		ln2lo = -2.12194440e-4
+		shift  float32 = 0x1.8p23
+		log2e  float32 = 0x1.715476p+0
+		ln2hi  float32 = 0x1.62e4p-1
+		ln2lo  float32 = 0x1.7f7d1cp-20
+		c1     float32 = 0x1.ffffecp-1
+		c2     float32 = 0x1.fffdb6p-2
+		c3     float32 = 0x1.555e66p-3
+		c4     float32 = 0x1.573e2ep-5
+		c5     float32 = 0x1.0e4020p-7
+		oneBit uint32  = 0x3f800000
 	)
-	n := float32(math.Floor(float64(x*log2e + 0.5)))
-	r := x - n*ln2hi - n*ln2lo
-	p := float32(1.0 / 720)
-	p = p*r + 1.0/120
-	p = p*r + 1.0/24
-	p = p*r + 1.0/6
-	p = p*r + 0.5
-	p = p*r + 1
-	p = p*r + 1
-	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+	z := quant.FMA32(x, log2e, shift)
+	n := z - shift
+	b := quant.FMA32(-n, ln2lo, quant.FMA32(-n, ln2hi, x))
+	e := math.Float32bits(z) << 23
+	k := math.Float32frombits(e + oneBit)
+	u := b * b
+	j := quant.FMA32(quant.FMA32(quant.FMA32(c5, b, c4), u, quant.FMA32(c3, b, c2)), u, c1*b)
+	an := float32(math.Abs(float64(n)))
+	if !(an > 126) {
+		return quant.FMA32(k, j, k)
+	}
+	var g uint32
+	if n <= 0 {
+		g = 0x82000000
+	}
+	s1 := math.Float32frombits(g + 0x7f000000)
+	if an > 192 {
+		return s1 * s1
+	}
+	s2 := math.Float32frombits(e - g)
+	return quant.FMA32(s2, j, s2) * s1
 }
 
-func silu(x float32) float32 { return x / (1 + expf(-x)) }
+// silu is ggml_v_silu: x / (1 + e^(0-x)).
+func silu(x float32) float32 { return x / (1 + expf(0-x)) }
+
+// siluLibm is ggml_silu_f32, which ggml uses for the n%8 elements its
+// vector loop leaves (libm expf, here the correctly rounded value).
+func siluLibm(x float32) float32 { return x / (1 + float32(math.Exp(float64(-x)))) }

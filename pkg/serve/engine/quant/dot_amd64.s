@@ -3,6 +3,14 @@
 // Macros of the four-token Q8_0/Q4_0 kernels (defined before any TEXT so
 // that vet's frame checks see them only where they are used).
 
+// HSUMD adds the four int32 lanes of x into its lane 0 (exact, so the
+// order does not matter); tmp is clobbered.
+#define HSUMD(x, tmp) \
+	VPSHUFD $0x4E, x, tmp \
+	VPADDD tmp, x, x \
+	VPSHUFD $0xB1, x, tmp \
+	VPADDD tmp, x, x
+
 // Q4KSCALES unpacks the 6-bit scales and mins of the Q4_K block at SI
 // (ggml's utmp steps): R11 = the eight scales, R10 = the eight mins, one
 // byte each. Clobbers AX, BX, DX, R9.
@@ -77,8 +85,6 @@
 #define Q6TOK(areg, q8off, sumi) \
 	VMOVDQU q8off(areg), Y5 \
 	VPMADDUBSW Y5, Y3, Y6 \
-	VPMADDUBSW Y5, Y12, Y4 \
-	VPSUBW Y4, Y6, Y6 \
 	VPMADDWD Y10, Y6, Y6 \
 	VPADDD Y6, sumi, sumi
 
@@ -87,6 +93,18 @@
 	Q6TOK(R12, q8off, Y13) \
 	Q6TOK(R13, q8off, Y14) \
 	Q6TOK(R14, q8off, Y15)
+
+// Q6SUB subtracts the 6-bit values' offset of 32 from the int32 lanes of
+// sumi as ggml_vec_dot_q6_K_q8_K does: lane k loses 32·(bsums[2k]·sc[2k] +
+// bsums[2k+1]·sc[2k+1]) for the block at SI and the token at areg. The
+// lanes (not only their total) must match ggml's, because each lane is
+// converted and fused-multiply-added on its own.
+#define Q6SUB(areg, sumi) \
+	VMOVDQU 260(areg), Y4 \
+	VPMOVSXBW 192(SI), Y5 \
+	VPMADDWD Y5, Y4, Y4 \
+	VPSLLD $5, Y4, Y4 \
+	VPSUBD Y4, sumi, sumi
 
 // Q6HALF: one 128-element half h of the block at SI for the four tokens.
 #define Q6HALF(qlo, qho, sco, q8o) \
@@ -108,6 +126,7 @@
 
 // Q6FIN: scratch acc at off(DX) += (f16(w.d) * a.D) * float(sumi).
 #define Q6FIN(areg, sumi, off) \
+	Q6SUB(areg, sumi) \
 	MOVWLZX 208(SI), AX \
 	VMOVSS (R8)(AX*4), X1 \
 	VMULSS (areg), X1, X1 \
@@ -340,13 +359,11 @@ axpydone:
 	RET
 
 // Q6CHUNK: the unsigned 6-bit values in Y3 against the 32 int8 at off(R12),
-// less 32·q8 for the -32 offset, times the int8 scales at sa(R11) (first 16
-// elements) and sb(R11) (last 16), added to the int32 lanes of Y13.
+// times the int8 scales at sa(R11) (first 16 elements) and sb(R11) (last
+// 16), added to the int32 lanes of Y13 (the -32 offset is Q6SUB's).
 #define Q6CHUNK(off, sa, sb) \
 	VMOVDQU off(R12), Y5 \
 	VPMADDUBSW Y5, Y3, Y6 \
-	VPMADDUBSW Y5, Y12, Y4 \
-	VPSUBW Y4, Y6, Y6 \
 	MOVBQSX sa(R11), AX \
 	VMOVD AX, X10 \
 	VPBROADCASTW X10, X10 \
@@ -370,9 +387,6 @@ TEXT ·dotQ6_KAVX2(SB), NOSPLIT, $0-36
 	MOVL $0x03030303, AX
 	VMOVD AX, X9
 	VPBROADCASTD X9, Y9
-	MOVL $0x20202020, AX
-	VMOVD AX, X12
-	VPBROADCASTD X12, Y12
 q6rowloop:
 	TESTQ CX, CX
 	JZ q6rowdone
@@ -417,6 +431,7 @@ q6half:
 	ADDQ $128, R12
 	DECQ DX
 	JNZ q6half
+	Q6SUB(DI, Y13)
 	// d = a.D * f16(w.d); acc += d * float(sumi lanes)
 	MOVWLZX 208(SI), AX
 	VMOVSS (R8)(AX*4), X1
@@ -488,12 +503,12 @@ q4krowloop:
 	VEXTRACTI128 $1, Y6, X7
 	VPHADDW X7, X6, X6
 	VPMADDWD X6, X5, X5
+	HSUMD(X5, X6)
 	VCVTDQ2PS X5, X5
 	MOVWLZX 2(SI), AX
 	VMOVSS (R8)(AX*4), X1
 	VMULSS (DI), X1, X1
-	VBROADCASTSS X1, X1
-	VFMADD231PS X5, X1, X14
+	VFMADD231SS X5, X1, X14
 	// scales · nibble products
 	VPXOR Y13, Y13, Y13
 	LEAQ 16(SI), R9
@@ -505,25 +520,17 @@ q4krowloop:
 	MOVWLZX (SI), AX
 	VMOVSS (R8)(AX*4), X2
 	VMULSS (DI), X2, X2
-	VBROADCASTSS X2, Y2
-	VCVTDQ2PS Y13, Y13
-	VFMADD231PS Y13, Y2, Y15
+	VEXTRACTI128 $1, Y13, X6
+	VPADDD X6, X13, X13
+	HSUMD(X13, X6)
+	VCVTDQ2PS X13, X13
+	VFMADD231SS X13, X2, X15
 	ADDQ $144, SI
 	ADDQ $292, DI
 	DECQ CX
 	JMP q4krowloop
 q4krowdone:
-	VEXTRACTF128 $1, Y15, X1
-	VADDPS X15, X1, X0
-	VMOVHLPS X0, X0, X1
-	VADDPS X1, X0, X0
-	VMOVSHDUP X0, X1
-	VADDSS X1, X0, X0
-	VMOVHLPS X14, X14, X1
-	VADDPS X1, X14, X14
-	VMOVSHDUP X14, X1
-	VADDSS X1, X14, X14
-	VSUBSS X14, X0, X0
+	VSUBSS X14, X15, X0
 	VZEROUPPER
 	MOVSS X0, ret+32(FP)
 	RET
@@ -575,35 +582,27 @@ q4krowdone:
 	VEXTRACTI128 $1, Y6, X7 \
 	VPHADDW X7, X6, X6 \
 	VPMADDWD X6, X9, X6 \
+	HSUMD(X6, X7) \
 	VCVTDQ2PS X6, X6 \
 	VMULSS (areg), X1, X7 \
-	VBROADCASTSS X7, X7 \
-	VMOVUPS off(DX), X3 \
-	VFMADD231PS X6, X7, X3 \
-	VMOVUPS X3, off(DX)
+	VMOVSS off(DX), X3 \
+	VFMADD231SS X6, X7, X3 \
+	VMOVSS X3, off(DX)
 
 // Q4FIN: acc += (d_w * a.D) * float(sumi) for the token at areg (d_w in X9).
-#define Q4FIN(areg, sumi, acc) \
+#define Q4FIN(areg, sumi, sumix, accx) \
 	VMULSS (areg), X9, X6 \
-	VBROADCASTSS X6, Y6 \
-	VCVTDQ2PS sumi, sumi \
-	VFMADD231PS sumi, Y6, acc
+	VEXTRACTI128 $1, sumi, X5 \
+	VPADDD X5, sumix, sumix \
+	HSUMD(sumix, X5) \
+	VCVTDQ2PS sumix, sumix \
+	VFMADD231SS sumix, X6, accx
 
 // Q4OUT: reduce acc and the scratch mins lanes at off(DX) into the float at
 // outoff(BX), as dotQ4_KAVX2 does.
-#define Q4OUT(acc, accx, off, outoff) \
-	VEXTRACTF128 $1, acc, X1 \
-	VADDPS accx, X1, X0 \
-	VMOVHLPS X0, X0, X1 \
-	VADDPS X1, X0, X0 \
-	VMOVSHDUP X0, X1 \
-	VADDSS X1, X0, X0 \
-	VMOVUPS off(DX), X3 \
-	VMOVHLPS X3, X3, X1 \
-	VADDPS X1, X3, X3 \
-	VMOVSHDUP X3, X1 \
-	VADDSS X1, X3, X3 \
-	VSUBSS X3, X0, X0 \
+#define Q4OUT(accx, off, outoff) \
+	VMOVSS off(DX), X3 \
+	VSUBSS X3, accx, X0 \
 	MOVSS X0, outoff(BX)
 
 // func dotQ4_KAVX2x4(w *byte, a0, a1, a2, a3 *Q8K, nb int, tab *float32, scratch *[16]float32, out *[4]float32)
@@ -650,10 +649,10 @@ q4k4loop:
 	Q4CHUNK4(32, 64, 16, 24)
 	Q4CHUNK4(64, 128, 32, 40)
 	Q4CHUNK4(96, 192, 48, 56)
-	Q4FIN(DI, Y0, Y12)
-	Q4FIN(R12, Y1, Y13)
-	Q4FIN(R13, Y2, Y14)
-	Q4FIN(R14, Y7, Y15)
+	Q4FIN(DI, Y0, X0, X12)
+	Q4FIN(R12, Y1, X1, X13)
+	Q4FIN(R13, Y2, X2, X14)
+	Q4FIN(R14, Y7, X7, X15)
 	ADDQ $144, SI
 	ADDQ $292, DI
 	ADDQ $292, R12
@@ -664,10 +663,105 @@ q4k4loop:
 q4k4done:
 	MOVQ scratch+56(FP), DX
 	MOVQ out+64(FP), BX
-	Q4OUT(Y12, X12, 0, 0)
-	Q4OUT(Y13, X13, 16, 4)
-	Q4OUT(Y14, X14, 32, 8)
-	Q4OUT(Y15, X15, 48, 12)
+	Q4OUT(X12, 0, 0)
+	Q4OUT(X13, 16, 4)
+	Q4OUT(X14, 32, 8)
+	Q4OUT(X15, 48, 12)
+	VZEROUPPER
+	RET
+
+// dotQ4_KAVX2x4g is dotQ4_KAVX2x4 with ggml_gemm_q4_K_8x8_q8_K's float
+// steps (llama.cpp's kernel for prompt rows in groups of four): the integer
+// sums are fused-multiply-added once per 64-value sub-block pair rather
+// than once per super-block, for the scales and for the mins alike.
+
+// Q4MINSG: the four per-pair mins sums of the token at areg, each
+// fused-multiply-added in turn into the float at off(DX).
+#define Q4MINSG(areg, off) \
+	VMOVDQU 260(areg), Y6 \
+	VEXTRACTI128 $1, Y6, X7 \
+	VPHADDW X7, X6, X6 \
+	VPMADDWD X6, X9, X6 \
+	VCVTDQ2PS X6, X6 \
+	VMULSS (areg), X1, X7 \
+	VMOVSS off(DX), X3 \
+	VFMADD231SS X6, X7, X3 \
+	VPSRLDQ $4, X6, X6 \
+	VFMADD231SS X6, X7, X3 \
+	VPSRLDQ $4, X6, X6 \
+	VFMADD231SS X6, X7, X3 \
+	VPSRLDQ $4, X6, X6 \
+	VFMADD231SS X6, X7, X3 \
+	VMOVSS X3, off(DX)
+
+// Q4TOKG: one sub-block pair of the token at areg, summed and
+// fused-multiply-added into accx.
+#define Q4TOKG(areg, q8off, sumi, sumix, accx) \
+	VPXOR sumi, sumi, sumi \
+	Q4TOK(areg, q8off, sumi) \
+	Q4FIN(areg, sumi, sumix, accx)
+
+#define Q4CHUNK4G(qoff, q8off, shl, shh) \
+	Q4NIB(qoff, shl, shh) \
+	Q4TOKG(DI, q8off, Y0, X0, X12) \
+	Q4TOKG(R12, q8off, Y1, X1, X13) \
+	Q4TOKG(R13, q8off, Y2, X2, X14) \
+	Q4TOKG(R14, q8off, Y7, X7, X15)
+
+// func dotQ4_KAVX2x4g(w *byte, a0, a1, a2, a3 *Q8K, nb int, tab *float32, scratch *[16]float32, out *[4]float32)
+TEXT ·dotQ4_KAVX2x4g(SB), NOSPLIT, $0-72
+	MOVQ w+0(FP), SI
+	MOVQ a0+8(FP), DI
+	MOVQ a1+16(FP), R12
+	MOVQ a2+24(FP), R13
+	MOVQ a3+32(FP), R14
+	MOVQ nb+40(FP), CX
+	MOVQ tab+48(FP), R8
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y14, Y14, Y14
+	VXORPS Y15, Y15, Y15
+	MOVQ scratch+56(FP), DX
+	VXORPS Y0, Y0, Y0
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y0, 32(DX)
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+q4k4gloop:
+	TESTQ CX, CX
+	JZ q4k4gdone
+	Q4KSCALES
+	VMOVQ R10, X9
+	VPMOVZXBW X9, X9
+	MOVWLZX 2(SI), AX
+	VMOVSS (R8)(AX*4), X1
+	MOVQ scratch+56(FP), DX
+	Q4MINSG(DI, 0)
+	Q4MINSG(R12, 16)
+	Q4MINSG(R13, 32)
+	Q4MINSG(R14, 48)
+	MOVWLZX (SI), AX
+	VMOVSS (R8)(AX*4), X9   // d_w (the mins are done with X9)
+	LEAQ 16(SI), R9
+	Q4CHUNK4G(0, 0, 0, 8)
+	Q4CHUNK4G(32, 64, 16, 24)
+	Q4CHUNK4G(64, 128, 32, 40)
+	Q4CHUNK4G(96, 192, 48, 56)
+	ADDQ $144, SI
+	ADDQ $292, DI
+	ADDQ $292, R12
+	ADDQ $292, R13
+	ADDQ $292, R14
+	DECQ CX
+	JMP q4k4gloop
+q4k4gdone:
+	MOVQ scratch+56(FP), DX
+	MOVQ out+64(FP), BX
+	Q4OUT(X12, 0, 0)
+	Q4OUT(X13, 16, 4)
+	Q4OUT(X14, 32, 8)
+	Q4OUT(X15, 48, 12)
 	VZEROUPPER
 	RET
 
@@ -730,9 +824,6 @@ TEXT ·dotQ6_KAVX2x4(SB), NOSPLIT, $0-72
 	MOVL $0x03030303, AX
 	VMOVD AX, X9
 	VPBROADCASTD X9, Y9
-	MOVL $0x20202020, AX
-	VMOVD AX, X12
-	VPBROADCASTD X12, Y12
 q6k4loop:
 	TESTQ CX, CX
 	JZ q6k4done

@@ -18,6 +18,10 @@ func dotQ4_KAVX2x4(w *byte, a0, a1, a2, a3 *Q8K, nb int, tab *float32, scratch *
 	panic("unreachable")
 }
 
+func dotQ4_KAVX2x4g(w *byte, a0, a1, a2, a3 *Q8K, nb int, tab *float32, scratch *[16]float32, out *[4]float32) {
+	panic("unreachable")
+}
+
 func dotQ8_0AVX2x4(w, a0, a1, a2, a3 *byte, nb int, tab *float32, out *[4]float32) {
 	panic("unreachable")
 }

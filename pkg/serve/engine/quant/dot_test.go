@@ -57,7 +57,7 @@ func TestKernelsAgree(t *testing.T) {
 		wk := randBytes(r, n/QK_K*BlockQ4_K)
 		setScales(wk, BlockQ4_K, 0, r)
 		setScales(wk, BlockQ4_K, 2, r)
-		if got, want := DotQ4_K(wk, ak, n), dotQ4_KGeneric(wk, ak, n); !close32(got, want) {
+		if got, want := DotQ4_K(wk, ak, n), dotQ4_KGeneric(wk, ak, n); got != want {
 			t.Fatalf("Q4_K: %v vs %v", got, want)
 		}
 		var x4 [4]float32
@@ -78,6 +78,12 @@ func TestKernelsAgree(t *testing.T) {
 		for i, a := range [][]Q8K{ak, ak2, ak3, ak4} {
 			if want := DotQ4_K(wk, a, n); x4[i] != want {
 				t.Fatalf("Q4_K x4 token %d: %v, single-token kernel %v", i, x4[i], want)
+			}
+		}
+		DotQ4_KTile(wk, ak, ak2, ak3, ak4, n, &x4)
+		for i, a := range [][]Q8K{ak, ak2, ak3, ak4} {
+			if want := dotQ4_KTileGeneric(wk, a, n); x4[i] != want {
+				t.Fatalf("Q4_K tile token %d: %v, portable %v", i, x4[i], want)
 			}
 		}
 		var a8s [4][]byte
@@ -102,7 +108,7 @@ func TestKernelsAgree(t *testing.T) {
 		}
 		w6 := randBytes(r, n/QK_K*BlockQ6_K)
 		setScales(w6, BlockQ6_K, 208, r)
-		if got, want := DotQ6_K(w6, ak, n), dotQ6_KGeneric(w6, ak, n); !close32(got, want) {
+		if got, want := DotQ6_K(w6, ak, n), dotQ6_KGeneric(w6, ak, n); got != want {
 			t.Fatalf("Q6_K: %v vs %v", got, want)
 		}
 		DotQ6_Kx4(w6, ak, ak2, ak3, ak4, n, &x4)

@@ -255,6 +255,14 @@ func ScaleMinK4(j int, q []byte) (sc, m uint8) {
 }
 
 // DotQ4_K is the dot product of a Q4_K weight row and Q8_K activations.
+//
+// On AVX2 CPUs llama.cpp repacks Q4_K weights eight rows at a time and
+// multiplies them with ggml_gemv/gemm_q4_K_8x8_q8_K, not with
+// ggml_vec_dot_q4_K_q8_K, so the float steps here follow those kernels: per
+// super-block the exact integer sums Σ scale·(q4·q8) and Σ min·bsum, each
+// fused-multiply-added into its own running float (weighted by d·y.d and
+// dmin·y.d), and the two runnings subtracted once at the end. Any other
+// order differs in the last bit often enough to flip a later rounding.
 func DotQ4_K(w []byte, a []Q8K, n int) float32 {
 	nb := n / QK_K
 	if useAVX2 && nb > 0 {
@@ -277,8 +285,56 @@ func DotQ4_Kx4(w []byte, a0, a1, a2, a3 []Q8K, n int, out *[4]float32) {
 	out[0], out[1], out[2], out[3] = DotQ4_K(w, a0, n), DotQ4_K(w, a1, n), DotQ4_K(w, a2, n), DotQ4_K(w, a3, n)
 }
 
+// DotQ4_KTile computes the dot products of one Q4_K weight row with four
+// Q8_K activation rows the way llama.cpp's ggml_gemm_q4_K_8x8_q8_K does,
+// the kernel it uses (on AVX2, for repacked Q4_K weights) for a batch's rows
+// in groups of four, while a batch's last n%4 rows go through the gemv
+// kernel that DotQ4_K follows. The two differ only in float rounding: the
+// gemm kernel fused-multiply-adds its integer sums once per 64-value
+// sub-block pair instead of once per super-block.
+func DotQ4_KTile(w []byte, a0, a1, a2, a3 []Q8K, n int, out *[4]float32) {
+	nb := n / QK_K
+	if useAVX2 && nb > 0 {
+		_, _, _, _, _ = w[nb*BlockQ4_K-1], a0[nb-1], a1[nb-1], a2[nb-1], a3[nb-1]
+		var scratch [16]float32
+		dotQ4_KAVX2x4g(&w[0], &a0[0], &a1[0], &a2[0], &a3[0], nb, &f16Table[0], &scratch, out)
+		return
+	}
+	for i, a := range [4][]Q8K{a0, a1, a2, a3} {
+		out[i] = dotQ4_KTileGeneric(w, a, n)
+	}
+}
+
+func dotQ4_KTileGeneric(w []byte, a []Q8K, n int) float32 {
+	var acc, accm float32
+	for i := 0; i < n/QK_K; i++ {
+		b := w[i*BlockQ4_K : (i+1)*BlockQ4_K]
+		y := &a[i]
+		sc := b[4:16]
+		qs := b[16:144]
+		dd, dm := f16(b[0:])*y.D, f16(b[2:])*y.D
+		for j := range 4 {
+			s1, m1 := ScaleMinK4(2*j, sc)
+			s2, m2 := ScaleMinK4(2*j+1, sc)
+			q := qs[32*j : 32*j+32]
+			a1 := y.Qs[64*j : 64*j+32]
+			a2 := y.Qs[64*j+32 : 64*j+64]
+			var d1, d2 int32
+			for l := range 32 {
+				d1 += int32(q[l]&0xf) * int32(a1[l])
+				d2 += int32(q[l]>>4) * int32(a2[l])
+			}
+			summ := int32(m1)*(int32(y.Bsums[4*j])+int32(y.Bsums[4*j+1])) +
+				int32(m2)*(int32(y.Bsums[4*j+2])+int32(y.Bsums[4*j+3]))
+			acc = FMA32(float32(int32(s1)*d1+int32(s2)*d2), dd, acc)
+			accm = FMA32(float32(summ), dm, accm)
+		}
+	}
+	return acc - accm
+}
+
 func dotQ4_KGeneric(w []byte, a []Q8K, n int) float32 {
-	var sum float32
+	var acc, accm float32
 	for i := 0; i < n/QK_K; i++ {
 		b := w[i*BlockQ4_K : (i+1)*BlockQ4_K]
 		y := &a[i]
@@ -300,9 +356,39 @@ func dotQ4_KGeneric(w []byte, a []Q8K, n int) float32 {
 			summ += int32(m1)*(int32(y.Bsums[4*j])+int32(y.Bsums[4*j+1])) +
 				int32(m2)*(int32(y.Bsums[4*j+2])+int32(y.Bsums[4*j+3]))
 		}
-		sum += f16(b[0:])*y.D*float32(sumi) - f16(b[2:])*y.D*float32(summ)
+		acc = FMA32(float32(sumi), f16(b[0:])*y.D, acc)
+		accm = FMA32(float32(summ), f16(b[2:])*y.D, accm)
 	}
-	return sum
+	return acc - accm
+}
+
+// fma32 is a*b+c rounded once to float32, as VFMADD231SS computes it.
+// The product is exact in float64; the sum is rounded to float64 and its
+// rounding error kept, which settles the one case where rounding the
+// float64 sum to float32 would round twice: a float64 sum that lies exactly
+// halfway between two float32 values.
+func FMA32(a, b, c float32) float32 {
+	p := float64(a) * float64(b)
+	s := p + float64(c)
+	bv := s - p
+	e := (p - (s - bv)) + (float64(c) - bv)
+	r := float32(s)
+	if e == 0 || float64(r) == s {
+		return r
+	}
+	lo, hi := r, r
+	if float64(r) < s {
+		hi = math.Nextafter32(r, float32(math.Inf(1)))
+	} else {
+		lo = math.Nextafter32(r, float32(math.Inf(-1)))
+	}
+	if s != (float64(lo)+float64(hi))/2 {
+		return r
+	}
+	if e > 0 {
+		return hi
+	}
+	return lo
 }
 
 // DotQ6_K is the dot product of a Q6_K weight row and Q8_K activations.
@@ -328,36 +414,42 @@ func DotQ6_Kx4(w []byte, a0, a1, a2, a3 []Q8K, n int, out *[4]float32) {
 	out[0], out[1], out[2], out[3] = DotQ6_K(w, a0, n), DotQ6_K(w, a1, n), DotQ6_K(w, a2, n), DotQ6_K(w, a3, n)
 }
 
+// dotQ6_KGeneric follows ggml_vec_dot_q6_K_q8_K's AVX2 arithmetic exactly:
+// eight int32 lanes, lane k holding the products of bytes 4k..4k+3 of every
+// 32-value chunk (unsigned 6-bit values times scale) minus 32·(bsums[2k]·
+// sc[2k] + bsums[2k+1]·sc[2k+1]); each lane fused-multiply-added into its
+// own float accumulator; the eight added pairwise as hsum_float_8 does.
 func dotQ6_KGeneric(w []byte, a []Q8K, n int) float32 {
-	var sum float32
+	var acc [8]float32
 	for i := 0; i < n/QK_K; i++ {
 		b := w[i*BlockQ6_K : (i+1)*BlockQ6_K]
 		y := &a[i]
-		var sumi int32
+		sc := b[192:208]
+		var lanes [8]int32
 		for h := range 2 {
 			ql := b[64*h : 64*h+64]
 			qh := b[128+32*h : 128+32*h+32]
-			sc := b[192+8*h : 192+8*h+8]
 			q8 := y.Qs[128*h : 128*h+128]
-			for half := range 2 { // l in [0,16) and [16,32): scale index is = half
-				var s1, s2, s3, s4 int32
-				for l := 16 * half; l < 16*half+16; l++ {
-					q1 := int32(ql[l]&0xf|(qh[l]&3)<<4) - 32
-					q2 := int32(ql[l+32]&0xf|((qh[l]>>2)&3)<<4) - 32
-					q3 := int32(ql[l]>>4|((qh[l]>>4)&3)<<4) - 32
-					q4 := int32(ql[l+32]>>4|((qh[l]>>6)&3)<<4) - 32
-					s1 += q1 * int32(q8[l])
-					s2 += q2 * int32(q8[l+32])
-					s3 += q3 * int32(q8[l+64])
-					s4 += q4 * int32(q8[l+96])
+			for l := range 32 {
+				q := [4]int32{
+					int32(ql[l]&0xf | (qh[l]&3)<<4),
+					int32(ql[l+32]&0xf | ((qh[l]>>2)&3)<<4),
+					int32(ql[l]>>4 | ((qh[l]>>4)&3)<<4),
+					int32(ql[l+32]>>4 | ((qh[l]>>6)&3)<<4),
 				}
-				sumi += int32(int8(sc[half]))*s1 + int32(int8(sc[half+2]))*s2 +
-					int32(int8(sc[half+4]))*s3 + int32(int8(sc[half+6]))*s4
+				for p, v := range q {
+					s := int32(int8(sc[2*(4*h+p)+l/16]))
+					lanes[l/4] += s * v * int32(q8[32*p+l])
+				}
 			}
 		}
-		sum += f16(b[208:]) * y.D * float32(sumi)
+		d := y.D * f16(b[208:])
+		for k := range lanes {
+			lanes[k] -= 32 * (int32(y.Bsums[2*k])*int32(int8(sc[2*k])) + int32(y.Bsums[2*k+1])*int32(int8(sc[2*k+1])))
+			acc[k] = FMA32(d, float32(lanes[k]), acc[k])
+		}
 	}
-	return sum
+	return hsum8(&acc)
 }
 
 // DotF16 is the dot product of an F16 weight row and F16 activations.
@@ -517,4 +609,97 @@ func MixF16(dst []float32, v []uint16, stride int, p []float32) {
 	for j, pj := range p {
 		AxpyF16(dst, v[j*stride:j*stride+hd], pj)
 	}
+}
+
+// ScoresF16Tile is ScoresF16 with the rounding of llama.cpp's tinyBLAS
+// (llamafile_sgemm), which computes attention for a batch of two or more
+// tokens: per row, eight lanes each fused-multiply-add every eighth
+// product, then the lanes are added pairwise. q holds F16-rounded values;
+// len(q) must be a multiple of 8.
+func ScoresF16Tile(out []float32, k []uint16, stride int, q []float32) {
+	for j := range out {
+		row := k[j*stride : j*stride+len(q)]
+		var c [8]float32
+		for l := 0; l < len(q); l += 8 {
+			for i := range 8 {
+				c[i] = FMA32(F16ToF32(row[l+i]), q[l+i], c[i])
+			}
+		}
+		out[j] = hsum8(&c)
+	}
+}
+
+// MixF16Tile sets dst[d] = Σ_j p[j]·v[j*stride+d] with tinyBLAS's rounding
+// (see ScoresF16Tile); p holds F16-rounded probabilities. Positions past
+// len(p) that llama.cpp pads with zero probabilities leave the lanes as
+// they are, so they need no counterpart here.
+func MixF16Tile(dst []float32, v []uint16, stride int, p []float32) {
+	for d := range dst {
+		var c [8]float32
+		for j, pj := range p {
+			c[j%8] = FMA32(F16ToF32(v[j*stride+d]), pj, c[j%8])
+		}
+		dst[d] = hsum8(&c)
+	}
+}
+
+// hsum8 adds eight lanes as the AVX horizontal sums do: the upper four to
+// the lower four, then lanes 2,3 to 0,1, then lane 1 to lane 0.
+func hsum8(c *[8]float32) float32 {
+	r0, r1, r2, r3 := c[4]+c[0], c[5]+c[1], c[6]+c[2], c[7]+c[3]
+	return (r0 + r2) + (r1 + r3)
+}
+
+// ScoresF16Vec sets out[j] to the dot product of key row j (of stride
+// elements) with q as ggml_vec_dot_f16 computes it on AVX2, which llama.cpp
+// uses for a single token's attention: four 8-lane accumulators take
+// consecutive groups of 8 of every 32 elements by fused multiply-add, are
+// reduced pairwise and horizontally, and the n%32 leftovers are added in
+// float64. q holds F16-rounded values.
+func ScoresF16Vec(out []float32, k []uint16, stride int, q []float32) {
+	hd := len(q)
+	np := hd &^ 31
+	for j := range out {
+		row := k[j*stride : j*stride+hd]
+		var s [4][8]float32
+		for i := 0; i < np; i += 32 {
+			for a := range 4 {
+				for l := range 8 {
+					e := i + 8*a + l
+					s[a][l] = FMA32(F16ToF32(row[e]), q[e], s[a][l])
+				}
+			}
+		}
+		sum := float64(reduceF16Vec(&s))
+		for i := np; i < hd; i++ {
+			sum += float64(F16ToF32(row[i]) * q[i])
+		}
+		out[j] = float32(sum)
+	}
+}
+
+// MixF16Vec sets dst[d] = Σ_j p[j]·v[j*stride+d] as ggml_vec_dot_f16 does
+// over llama.cpp's cache length (a multiple of 256, so no leftovers; the
+// zero probabilities of its unused positions leave the lanes unchanged).
+// p holds F16-rounded probabilities.
+func MixF16Vec(dst []float32, v []uint16, stride int, p []float32) {
+	for d := range dst {
+		var s [4][8]float32
+		for j, pj := range p {
+			c := j % 32
+			s[c/8][c%8] = FMA32(F16ToF32(v[j*stride+d]), pj, s[c/8][c%8])
+		}
+		dst[d] = reduceF16Vec(&s)
+	}
+}
+
+// reduceF16Vec is GGML_F32x8_REDUCE: accumulators 0+2 and 1+3, then
+// those two, then the upper half onto the lower and two horizontal adds.
+func reduceF16Vec(s *[4][8]float32) float32 {
+	var x [8]float32
+	for l := range 8 {
+		x[l] = (s[0][l] + s[2][l]) + (s[1][l] + s[3][l])
+	}
+	t0, t1, t2, t3 := x[0]+x[4], x[1]+x[5], x[2]+x[6], x[3]+x[7]
+	return (t0 + t1) + (t2 + t3)
 }
