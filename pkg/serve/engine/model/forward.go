@@ -62,6 +62,7 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 	q, att, o := rows(T, m.Embd), rows(T, m.Embd), rows(T, m.Embd)
 	k, v := rows(T, kvd), rows(T, kvd)
 	g, u := rows(T, m.FF), rows(T, m.FF)
+	ex := make([]float32, m.FF)
 	in := make([]acts, T)
 	hin := make([]acts, T)
 	pos := make([]int, T)
@@ -111,6 +112,7 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 		p.run(T*m.Heads, func(lo, hi int) {
 			var q16 []float32
 			var probs []float32
+			mixAcc := make([]float32, 32*m.HeadDim)
 			for th := lo; th < hi; th++ {
 				t, h := th/m.Heads, th%m.Heads
 				c := seqs[seqOf[t]].Cache
@@ -145,12 +147,10 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 				// (llama.cpp's cache length is a multiple of 8; the zeros
 				// of its masked positions change no sum).
 				var sum float64
+				quant.ExpSub(probs, probs, mx, false)
 				for j0 := 0; j0 < len(probs); j0 += 8 {
 					var lanes [8]float32
-					for j := j0; j < min(j0+8, len(probs)); j++ {
-						probs[j] = expf(probs[j] - mx)
-						lanes[j-j0] = probs[j]
-					}
+					copy(lanes[:], probs[j0:min(j0+8, len(probs))])
 					r0, r1, r2, r3 := lanes[4]+lanes[0], lanes[5]+lanes[1], lanes[6]+lanes[2], lanes[7]+lanes[3]
 					sum += float64((r0 + r2) + (r1 + r3))
 				}
@@ -160,9 +160,9 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 				}
 				out := att[t][h*m.HeadDim : (h+1)*m.HeadDim]
 				if tile {
-					quant.MixF16Tile(out, c.v[li][kh:], kvd, probs)
+					quant.MixF16Tile(out, c.v[li][kh:], kvd, probs, mixAcc)
 				} else {
-					quant.MixF16Vec(out, c.v[li][kh:], kvd, probs)
+					quant.MixF16Vec(out, c.v[li][kh:], kvd, probs, mixAcc)
 				}
 			}
 		})
@@ -180,10 +180,13 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 		p.matmul(&l.Gate, in, g)
 		p.matmul(&l.Up, in, u)
 		for t := range T {
+			// ggml_vec_swiglu_f32: ggml_v_silu(x)·up eight at a time,
+			// ggml_silu_f32 (libm) for the n%8 left over.
 			vec := len(g[t]) - len(g[t])%8
+			quant.ExpSub(ex[:vec], g[t][:vec], 0, true)
 			for i := range g[t] {
 				if i < vec {
-					g[t][i] = silu(g[t][i]) * u[t][i]
+					g[t][i] = g[t][i] / (1 + ex[i]) * u[t][i]
 				} else {
 					g[t][i] = siluLibm(g[t][i]) * u[t][i]
 				}

@@ -309,49 +309,6 @@ func rope(x []float32, cs []float32, dims int, neox bool) {
 	}
 }
 
-// expf is e^x in float32 computed as ggml's AVX2 ggml_v_expf computes each
-// lane (softmax and SiLU use it there): a rounding-constant range reduction
-// by ln 2 and a degree-5 polynomial, every step the same float32 operation
-// (FMA where ggml fuses) so the results are bit-identical, not merely close.
-func expf(x float32) float32 {
-	const (
-		shift  float32 = 0x1.8p23
-		log2e  float32 = 0x1.715476p+0
-		ln2hi  float32 = 0x1.62e4p-1
-		ln2lo  float32 = 0x1.7f7d1cp-20
-		c1     float32 = 0x1.ffffecp-1
-		c2     float32 = 0x1.fffdb6p-2
-		c3     float32 = 0x1.555e66p-3
-		c4     float32 = 0x1.573e2ep-5
-		c5     float32 = 0x1.0e4020p-7
-		oneBit uint32  = 0x3f800000
-	)
-	z := quant.FMA32(x, log2e, shift)
-	n := z - shift
-	b := quant.FMA32(-n, ln2lo, quant.FMA32(-n, ln2hi, x))
-	e := math.Float32bits(z) << 23
-	k := math.Float32frombits(e + oneBit)
-	u := b * b
-	j := quant.FMA32(quant.FMA32(quant.FMA32(c5, b, c4), u, quant.FMA32(c3, b, c2)), u, c1*b)
-	an := float32(math.Abs(float64(n)))
-	if !(an > 126) {
-		return quant.FMA32(k, j, k)
-	}
-	var g uint32
-	if n <= 0 {
-		g = 0x82000000
-	}
-	s1 := math.Float32frombits(g + 0x7f000000)
-	if an > 192 {
-		return s1 * s1
-	}
-	s2 := math.Float32frombits(e - g)
-	return quant.FMA32(s2, j, s2) * s1
-}
-
-// silu is ggml_v_silu: x / (1 + e^(0-x)).
-func silu(x float32) float32 { return x / (1 + expf(0-x)) }
-
 // siluLibm is ggml_silu_f32, which ggml uses for the n%8 elements its
 // vector loop leaves (libm expf, here the correctly rounded value).
 func siluLibm(x float32) float32 { return x / (1 + float32(math.Exp(float64(-x)))) }

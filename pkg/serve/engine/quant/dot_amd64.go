@@ -48,3 +48,12 @@ func scoresF16AVX2(k *uint16, stride int, q *float32, hd int, n int, out *float3
 
 //go:noescape
 func mixF16AVX2(dst *float32, v *uint16, stride int, p *float32, hd int, n int)
+
+//go:noescape
+func scoresF16VecAVX2(k *uint16, stride int, q *float32, hd int, n int, out *float32)
+
+//go:noescape
+func mixAccF16AVX2(acc *float32, v *uint16, stride int, p *float32, hd int, n int, lanes int)
+
+//go:noescape
+func expAVX2(dst, src *float32, s float32, neg int, n int, tab *[80]float32)

@@ -928,3 +928,154 @@ mixcol:
 mixdone:
 	VZEROUPPER
 	RET
+
+// func scoresF16VecAVX2(k *uint16, stride int, q *float32, hd int, n int, out *float32)
+// out[j] = ggml_vec_dot_f16(k row j, q) for j < n; hd is a multiple of 32:
+// four accumulators take elements 8a..8a+7 of every 32, then
+// GGML_F32x8_REDUCE ((0+2)+(1+3), upper half onto lower, two hadds).
+TEXT ·scoresF16VecAVX2(SB), NOSPLIT, $0-48
+	MOVQ k+0(FP), SI
+	MOVQ stride+8(FP), R9
+	SHLQ $1, R9
+	MOVQ q+16(FP), R10
+	MOVQ hd+24(FP), R11
+	SHRQ $5, R11
+	MOVQ n+32(FP), CX
+	MOVQ out+40(FP), DX
+svrow:
+	TESTQ CX, CX
+	JZ svdone
+	MOVQ SI, AX
+	MOVQ R10, DI
+	MOVQ R11, BX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+svcol:
+	VCVTPH2PS (AX), Y4
+	VFMADD231PS (DI), Y4, Y0
+	VCVTPH2PS 16(AX), Y4
+	VFMADD231PS 32(DI), Y4, Y1
+	VCVTPH2PS 32(AX), Y4
+	VFMADD231PS 64(DI), Y4, Y2
+	VCVTPH2PS 48(AX), Y4
+	VFMADD231PS 96(DI), Y4, Y3
+	ADDQ $64, AX
+	ADDQ $128, DI
+	DECQ BX
+	JNZ svcol
+	VADDPS Y2, Y0, Y0
+	VADDPS Y3, Y1, Y1
+	VADDPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	MOVSS X0, (DX)
+	ADDQ $4, DX
+	ADDQ R9, SI
+	DECQ CX
+	JMP svrow
+svdone:
+	VZEROUPPER
+	RET
+
+// func mixAccF16AVX2(acc *float32, v *uint16, stride int, p *float32, hd int, n int, lanes int)
+// For j < n: acc[(j%lanes)*hd + d] = fma(f16(v[j*stride+d]), p[j], that)
+// for every d < hd (a multiple of 8): the per-lane accumulators of
+// ggml_vec_dot_f16 (lanes 32) or tinyBLAS (lanes 8) along the positions.
+TEXT ·mixAccF16AVX2(SB), NOSPLIT, $0-56
+	MOVQ acc+0(FP), R12
+	MOVQ v+8(FP), SI
+	MOVQ stride+16(FP), R9
+	SHLQ $1, R9
+	MOVQ p+24(FP), R10
+	MOVQ hd+32(FP), R11
+	MOVQ n+40(FP), CX
+	MOVQ lanes+48(FP), R13
+	MOVQ R11, R14
+	SHLQ $2, R14          // bytes per accumulator row
+	XORQ R15, R15         // j % lanes
+mxrow:
+	TESTQ CX, CX
+	JZ mxdone
+	VBROADCASTSS (R10), Y5
+	MOVQ R15, DI
+	IMULQ R14, DI
+	ADDQ R12, DI          // accumulator row
+	MOVQ SI, AX
+	MOVQ R11, BX
+	SHRQ $3, BX
+mxcol:
+	VCVTPH2PS (AX), Y4
+	VMOVUPS (DI), Y6
+	VFMADD231PS Y5, Y4, Y6
+	VMOVUPS Y6, (DI)
+	ADDQ $16, AX
+	ADDQ $32, DI
+	DECQ BX
+	JNZ mxcol
+	ADDQ R9, SI
+	ADDQ $4, R10
+	INCQ R15
+	CMPQ R15, R13
+	JNE mxnext
+	XORQ R15, R15
+mxnext:
+	DECQ CX
+	JMP mxrow
+mxdone:
+	VZEROUPPER
+	RET
+
+// func expAVX2(dst, src *float32, s float32, neg int, n int, tab *[80]float32)
+// dst[i] = ggml_v_expf(src[i] - s) (or s - src[i] when neg != 0) for
+// n (a multiple of 8) elements, with ggml's instruction sequence for lanes
+// whose |n| <= 126 (the caller keeps larger inputs off this path). tab holds
+// the constants, each broadcast to 8 lanes: shift, log2e, ln2hi, ln2lo,
+// c1..c5, one.
+TEXT ·expAVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	VBROADCASTSS s+16(FP), Y15
+	MOVQ neg+24(FP), DX
+	MOVQ n+32(FP), CX
+	MOVQ tab+40(FP), R8
+	SHRQ $3, CX
+exploop:
+	TESTQ CX, CX
+	JZ expdone
+	VMOVUPS (SI), Y1
+	TESTQ DX, DX
+	JNZ expneg
+	VSUBPS Y15, Y1, Y0
+	JMP expgo
+expneg:
+	VSUBPS Y1, Y15, Y0
+expgo:
+	VMOVUPS (R8), Y2            // z = fma(x, log2e, shift)
+	VFMADD231PS 32(R8), Y0, Y2
+	VSUBPS (R8), Y2, Y3         // n = z - shift
+	VMOVAPS Y0, Y4              // b = x - n*ln2hi - n*ln2lo (fused)
+	VFNMADD231PS 64(R8), Y3, Y4
+	VFNMADD231PS 96(R8), Y3, Y4
+	VPSLLD $23, Y2, Y5          // k = (z << 23) + bits(1)
+	VPADDD 288(R8), Y5, Y5
+	VMULPS Y4, Y4, Y6           // u = b*b
+	VMOVUPS 224(R8), Y7         // A = fma(c5, b, c4)
+	VFMADD231PS 256(R8), Y4, Y7
+	VMOVUPS 160(R8), Y8         // B = fma(c3, b, c2)
+	VFMADD231PS 192(R8), Y4, Y8
+	VFMADD231PS Y6, Y7, Y8      // B = fma(A, u, B)
+	VMULPS 128(R8), Y4, Y9      // C = c1*b
+	VFMADD231PS Y6, Y8, Y9      // j = fma(B, u, C)
+	VFMADD231PS Y5, Y9, Y5      // k*j + k
+	VMOVUPS Y5, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JMP exploop
+expdone:
+	VZEROUPPER
+	RET

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -191,6 +192,50 @@ func TestAttentionKernels(t *testing.T) {
 	for i := range mix {
 		if mix[i] != want[i] {
 			t.Fatalf("MixF16[%d] = %v, AxpyF16 rows %v", i, mix[i], want[i])
+		}
+	}
+}
+
+// TestAttentionKernelsAgree checks the llama.cpp-order attention kernels
+// (ggml_vec_dot_f16 for one token, tinyBLAS for a batch) bit for bit
+// against their portable versions.
+func TestAttentionKernelsAgree(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no AVX2/FMA on this CPU: only the portable kernels exist")
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, hd := range []int{32, 64, 128} {
+		const stride, n = 160, 77
+		k := make([]uint16, n*stride)
+		for i := range k {
+			k[i] = F32ToF16(float32(r.NormFloat64()))
+		}
+		q := make([]float32, hd)
+		for i := range q {
+			q[i] = RoundF16(float32(r.NormFloat64()))
+		}
+		p := make([]float32, n)
+		for i := range p {
+			p[i] = RoundF16(float32(r.Float64() / 10))
+		}
+		got, want := make([]float32, n), make([]float32, n)
+		ScoresF16Vec(got, k, stride, q)
+		scoresF16VecGeneric(want, k, stride, q)
+		if !slices.Equal(got, want) {
+			t.Fatalf("hd %d: ScoresF16Vec %v, portable %v", hd, got[:4], want[:4])
+		}
+		ScoresF16Tile(got, k, stride, q)
+		scoresF16TileGeneric(want, k, stride, q)
+		if !slices.Equal(got, want) {
+			t.Fatalf("hd %d: ScoresF16Tile %v, portable %v", hd, got[:4], want[:4])
+		}
+		for _, lanes := range []int{8, 32} {
+			a, b := make([]float32, lanes*hd), make([]float32, lanes*hd)
+			mixAcc(a, k, stride, p, hd, lanes)
+			mixAccGeneric(b, k, stride, p, hd, lanes)
+			if !slices.Equal(a, b) {
+				t.Fatalf("hd %d lanes %d: mixAcc differs from portable", hd, lanes)
+			}
 		}
 	}
 }

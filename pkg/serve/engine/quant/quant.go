@@ -362,12 +362,24 @@ func dotQ4_KGeneric(w []byte, a []Q8K, n int) float32 {
 	return acc - accm
 }
 
-// fma32 is a*b+c rounded once to float32, as VFMADD231SS computes it.
-// The product is exact in float64; the sum is rounded to float64 and its
-// rounding error kept, which settles the one case where rounding the
-// float64 sum to float32 would round twice: a float64 sum that lies exactly
-// halfway between two float32 values.
+// FMA32 is a*b+c rounded once to float32, as the FMA instructions compute
+// it. The float64 FMA rounds the exact value once to 53 bits; rounding that
+// to float32 is correct unless it landed exactly halfway between two float32
+// values (or below float32's normal range), which fma32Exact settles.
 func FMA32(a, b, c float32) float32 {
+	s := math.FMA(float64(a), float64(b), float64(c))
+	bits := math.Float64bits(s)
+	if bits&(1<<29-1) != 1<<28 && bits&0x7ff0000000000000 >= uint64(1023-126)<<52 {
+		return float32(s)
+	}
+	return fma32Exact(a, b, c)
+}
+
+// fma32Exact: the product is exact in float64; the sum is rounded to
+// float64 and its rounding error kept, which settles the one case where
+// rounding the float64 sum to float32 would round twice: a float64 sum that
+// lies exactly halfway between two float32 values.
+func fma32Exact(a, b, c float32) float32 {
 	p := float64(a) * float64(b)
 	s := p + float64(c)
 	bv := s - p
@@ -617,6 +629,16 @@ func MixF16(dst []float32, v []uint16, stride int, p []float32) {
 // product, then the lanes are added pairwise. q holds F16-rounded values;
 // len(q) must be a multiple of 8.
 func ScoresF16Tile(out []float32, k []uint16, stride int, q []float32) {
+	if useAVX2 && len(out) > 0 && len(q) > 0 {
+		// scoresF16AVX2 accumulates exactly this way.
+		_ = k[(len(out)-1)*stride+len(q)-1]
+		scoresF16AVX2(&k[0], stride, &q[0], len(q), len(out), &out[0])
+		return
+	}
+	scoresF16TileGeneric(out, k, stride, q)
+}
+
+func scoresF16TileGeneric(out []float32, k []uint16, stride int, q []float32) {
 	for j := range out {
 		row := k[j*stride : j*stride+len(q)]
 		var c [8]float32
@@ -630,16 +652,46 @@ func ScoresF16Tile(out []float32, k []uint16, stride int, q []float32) {
 }
 
 // MixF16Tile sets dst[d] = Σ_j p[j]·v[j*stride+d] with tinyBLAS's rounding
-// (see ScoresF16Tile); p holds F16-rounded probabilities. Positions past
-// len(p) that llama.cpp pads with zero probabilities leave the lanes as
-// they are, so they need no counterpart here.
-func MixF16Tile(dst []float32, v []uint16, stride int, p []float32) {
+// (see ScoresF16Tile): lane j%8 of eight accumulators per d takes position
+// j, and the eight are added as hsum8 does. p holds F16-rounded
+// probabilities. Positions past len(p) that llama.cpp pads with zero
+// probabilities leave the lanes as they are, so they need no counterpart
+// here. acc is scratch of at least 8*len(dst).
+func MixF16Tile(dst []float32, v []uint16, stride int, p []float32, acc []float32) {
+	hd := len(dst)
+	acc = acc[:8*hd]
+	mixAcc(acc, v, stride, p, hd, 8)
 	for d := range dst {
 		var c [8]float32
-		for j, pj := range p {
-			c[j%8] = FMA32(F16ToF32(v[j*stride+d]), pj, c[j%8])
+		for l := range 8 {
+			c[l] = acc[l*hd+d]
 		}
 		dst[d] = hsum8(&c)
+	}
+}
+
+// mixAcc runs the per-lane accumulation of MixF16Tile (lanes 8) and
+// MixF16Vec (lanes 32) into acc[(j%lanes)*hd+d].
+func mixAcc(acc []float32, v []uint16, stride int, p []float32, hd, lanes int) {
+	clear(acc)
+	if len(p) == 0 || hd == 0 {
+		return
+	}
+	_ = v[(len(p)-1)*stride+hd-1]
+	if useAVX2 && hd%8 == 0 {
+		mixAccF16AVX2(&acc[0], &v[0], stride, &p[0], hd, len(p), lanes)
+		return
+	}
+	mixAccGeneric(acc, v, stride, p, hd, lanes)
+}
+
+func mixAccGeneric(acc []float32, v []uint16, stride int, p []float32, hd, lanes int) {
+	for j, pj := range p {
+		row := v[j*stride : j*stride+hd]
+		a := acc[(j%lanes)*hd : (j%lanes+1)*hd]
+		for d, h := range row {
+			a[d] = FMA32(F16ToF32(h), pj, a[d])
+		}
 	}
 }
 
@@ -657,6 +709,17 @@ func hsum8(c *[8]float32) float32 {
 // reduced pairwise and horizontally, and the n%32 leftovers are added in
 // float64. q holds F16-rounded values.
 func ScoresF16Vec(out []float32, k []uint16, stride int, q []float32) {
+	hd := len(q)
+	np := hd &^ 31
+	if useAVX2 && np == hd && hd > 0 && len(out) > 0 {
+		_ = k[(len(out)-1)*stride+hd-1]
+		scoresF16VecAVX2(&k[0], stride, &q[0], hd, len(out), &out[0])
+		return
+	}
+	scoresF16VecGeneric(out, k, stride, q)
+}
+
+func scoresF16VecGeneric(out []float32, k []uint16, stride int, q []float32) {
 	hd := len(q)
 	np := hd &^ 31
 	for j := range out {
@@ -680,14 +743,17 @@ func ScoresF16Vec(out []float32, k []uint16, stride int, q []float32) {
 
 // MixF16Vec sets dst[d] = Σ_j p[j]·v[j*stride+d] as ggml_vec_dot_f16 does
 // over llama.cpp's cache length (a multiple of 256, so no leftovers; the
-// zero probabilities of its unused positions leave the lanes unchanged).
-// p holds F16-rounded probabilities.
-func MixF16Vec(dst []float32, v []uint16, stride int, p []float32) {
+// zero probabilities of its unused positions leave the lanes unchanged):
+// lane j%32 of 32 accumulators per d takes position j. p holds F16-rounded
+// probabilities; acc is scratch of at least 32*len(dst).
+func MixF16Vec(dst []float32, v []uint16, stride int, p []float32, acc []float32) {
+	hd := len(dst)
+	acc = acc[:32*hd]
+	mixAcc(acc, v, stride, p, hd, 32)
 	for d := range dst {
 		var s [4][8]float32
-		for j, pj := range p {
-			c := j % 32
-			s[c/8][c%8] = FMA32(F16ToF32(v[j*stride+d]), pj, s[c/8][c%8])
+		for c := range 32 {
+			s[c/8][c%8] = acc[c*hd+d]
 		}
 		dst[d] = reduceF16Vec(&s)
 	}
@@ -702,4 +768,101 @@ func reduceF16Vec(s *[4][8]float32) float32 {
 	}
 	t0, t1, t2, t3 := x[0]+x[4], x[1]+x[5], x[2]+x[6], x[3]+x[7]
 	return (t0 + t1) + (t2 + t3)
+}
+
+// Expf is e^x in float32 computed as ggml's AVX2 ggml_v_expf computes each
+// lane (softmax and SiLU use it there): a rounding-constant range reduction
+// by ln 2 and a degree-5 polynomial, every step the same float32 operation
+// (FMA where ggml fuses) so the results are bit-identical, not merely close.
+func Expf(x float32) float32 {
+	const (
+		shift  float32 = 0x1.8p23
+		log2e  float32 = 0x1.715476p+0
+		ln2hi  float32 = 0x1.62e4p-1
+		ln2lo  float32 = 0x1.7f7d1cp-20
+		c1     float32 = 0x1.ffffecp-1
+		c2     float32 = 0x1.fffdb6p-2
+		c3     float32 = 0x1.555e66p-3
+		c4     float32 = 0x1.573e2ep-5
+		c5     float32 = 0x1.0e4020p-7
+		oneBit uint32  = 0x3f800000
+	)
+	z := FMA32(x, log2e, shift)
+	n := z - shift
+	b := FMA32(-n, ln2lo, FMA32(-n, ln2hi, x))
+	e := math.Float32bits(z) << 23
+	k := math.Float32frombits(e + oneBit)
+	u := b * b
+	j := FMA32(FMA32(FMA32(c5, b, c4), u, FMA32(c3, b, c2)), u, c1*b)
+	an := float32(math.Abs(float64(n)))
+	if !(an > 126) {
+		return FMA32(k, j, k)
+	}
+	var g uint32
+	if n <= 0 {
+		g = 0x82000000
+	}
+	s1 := math.Float32frombits(g + 0x7f000000)
+	if an > 192 {
+		return s1 * s1
+	}
+	s2 := math.Float32frombits(e - g)
+	return FMA32(s2, j, s2) * s1
+}
+
+// expTab holds Expf's constants, each repeated for the 8 lanes of expAVX2:
+// shift, log2e, ln2hi, ln2lo, c1..c5, one.
+var expTab = func() (t [80]float32) {
+	for i, c := range [10]float32{0x1.8p23, 0x1.715476p+0, 0x1.62e4p-1, 0x1.7f7d1cp-20,
+		0x1.ffffecp-1, 0x1.fffdb6p-2, 0x1.555e66p-3, 0x1.573e2ep-5, 0x1.0e4020p-7, 1} {
+		for l := range 8 {
+			t[8*i+l] = c
+		}
+	}
+	return t
+}()
+
+// ExpSub sets dst[i] = Expf(src[i]-s), or Expf(s-src[i]) when neg, eight
+// at a time with ggml's AVX2 instruction sequence where the CPU has it (bit
+// for bit Expf: the same operations). Blocks holding an argument beyond
+// ±87, whose exponent needs ggml's rescaling branch, go element by element.
+func ExpSub(dst, src []float32, s float32, neg bool) {
+	n := len(src)
+	dst = dst[:n]
+	i := 0
+	if useAVX2 {
+		ng := 0
+		if neg {
+			ng = 1
+		}
+		for ; i+8 <= n; i += 8 {
+			ok := true
+			for _, v := range src[i : i+8] {
+				x := v - s
+				if neg {
+					x = s - v
+				}
+				if !(x > -87 && x < 87) {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				expAVX2(&dst[i], &src[i], s, ng, 8, &expTab)
+				continue
+			}
+			expSubGeneric(dst[i:i+8], src[i:i+8], s, neg)
+		}
+	}
+	expSubGeneric(dst[i:], src[i:], s, neg)
+}
+
+func expSubGeneric(dst, src []float32, s float32, neg bool) {
+	for i, v := range src {
+		if neg {
+			dst[i] = Expf(s - v)
+		} else {
+			dst[i] = Expf(v - s)
+		}
+	}
 }
