@@ -47,12 +47,12 @@ func TestKernelsAgree(t *testing.T) {
 
 		w8 := randBytes(r, n/32*BlockQ8_0)
 		setScales(w8, BlockQ8_0, 0, r)
-		if got, want := DotQ8_0(w8, a8, n), dotQ8_0Generic(w8, a8, n); !close32(got, want) {
+		if got, want := DotQ8_0(w8, a8, n), dotQ8_0Generic(w8, a8, n); got != want {
 			t.Fatalf("Q8_0: %v vs %v", got, want)
 		}
 		w4 := randBytes(r, n/32*BlockQ4_0)
 		setScales(w4, BlockQ4_0, 0, r)
-		if got, want := DotQ4_0(w4, a8, n), dotQ4_0Generic(w4, a8, n); !close32(got, want) {
+		if got, want := DotQ4_0(w4, a8, n), dotQ4_0Generic(w4, a8, n); got != want {
 			t.Fatalf("Q4_0: %v vs %v", got, want)
 		}
 		wk := randBytes(r, n/QK_K*BlockQ4_K)

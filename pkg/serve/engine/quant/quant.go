@@ -192,19 +192,25 @@ func DotQ8_0x4(w, a0, a1, a2, a3 []byte, n int, out *[4]float32) {
 	out[0], out[1], out[2], out[3] = DotQ8_0(w, a0, n), DotQ8_0(w, a1, n), DotQ8_0(w, a2, n), DotQ8_0(w, a3, n)
 }
 
+// dotQ8_0Generic follows the assembly (ggml's AVX2 order): per block, eight
+// int32 lanes of four products each, each fused-multiply-added with
+// d_w·d_a into its own float lane, the lanes added as hsum8 does.
 func dotQ8_0Generic(w, a []byte, n int) float32 {
-	var sum float32
+	var acc [8]float32
 	for i := 0; i < n/QK8_0; i++ {
 		wb := w[i*BlockQ8_0 : (i+1)*BlockQ8_0]
 		ab := a[i*BlockQ8_0 : (i+1)*BlockQ8_0]
-		var s int32
+		d := f16(wb) * f16(ab)
 		wq, aq := wb[2:34], ab[2:34]
-		for j := range 32 {
-			s += int32(int8(wq[j])) * int32(int8(aq[j]))
+		for k := range 8 {
+			var s int32
+			for e := 4 * k; e < 4*k+4; e++ {
+				s += int32(int8(wq[e])) * int32(int8(aq[e]))
+			}
+			acc[k] = FMA32(d, float32(s), acc[k])
 		}
-		sum += f16(wb) * f16(ab) * float32(s)
 	}
-	return sum
+	return hsum8(&acc)
 }
 
 // DotQ4_0 is the dot product of a Q4_0 weight row and Q8_0 activations.
@@ -230,20 +236,29 @@ func DotQ4_0x4(w, a0, a1, a2, a3 []byte, n int, out *[4]float32) {
 	out[0], out[1], out[2], out[3] = DotQ4_0(w, a0, n), DotQ4_0(w, a1, n), DotQ4_0(w, a2, n), DotQ4_0(w, a3, n)
 }
 
+// dotQ4_0Generic follows the assembly as dotQ8_0Generic does; element e
+// of a block is the low nibble of byte e for e < 16, else the high nibble of
+// byte e-16.
 func dotQ4_0Generic(w, a []byte, n int) float32 {
-	var sum float32
+	var acc [8]float32
 	for i := 0; i < n/QK4_0; i++ {
 		wb := w[i*BlockQ4_0 : (i+1)*BlockQ4_0]
 		ab := a[i*BlockQ8_0 : (i+1)*BlockQ8_0]
-		var s int32
+		d := f16(wb) * f16(ab)
 		q, aq := wb[2:18], ab[2:34]
-		for j := range 16 {
-			s += (int32(q[j]&0xf) - 8) * int32(int8(aq[j]))
-			s += (int32(q[j]>>4) - 8) * int32(int8(aq[j+16]))
+		for k := range 8 {
+			var s int32
+			for e := 4 * k; e < 4*k+4; e++ {
+				v := int32(q[e%16] & 0xf)
+				if e >= 16 {
+					v = int32(q[e-16] >> 4)
+				}
+				s += (v - 8) * int32(int8(aq[e]))
+			}
+			acc[k] = FMA32(d, float32(s), acc[k])
 		}
-		sum += f16(wb) * f16(ab) * float32(s)
 	}
-	return sum
+	return hsum8(&acc)
 }
 
 // ScaleMinK4 unpacks the j-th 6-bit scale and min of a Q4_K block.
