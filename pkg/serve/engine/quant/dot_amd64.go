@@ -11,12 +11,6 @@ import (
 var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C && os.Getenv("LLMCTL_ENGINE_NOASM") != "1"
 
 //go:noescape
-func dotF16F32AVX2(h *uint16, x *float32, n int) float32
-
-//go:noescape
-func axpyF16AVX2(dst *float32, h *uint16, alpha float32, n int)
-
-//go:noescape
 func dotQ8_0AVX2(w, a *byte, nb int, tab *float32) float32
 
 //go:noescape
@@ -45,9 +39,6 @@ func dotQ6_KAVX2x4(w *byte, a0, a1, a2, a3 *Q8K, nb int, tab *float32, scratch *
 
 //go:noescape
 func scoresF16AVX2(k *uint16, stride int, q *float32, hd int, n int, out *float32)
-
-//go:noescape
-func mixF16AVX2(dst *float32, v *uint16, stride int, p *float32, hd int, n int)
 
 //go:noescape
 func scoresF16VecAVX2(k *uint16, stride int, q *float32, hd int, n int, out *float32)

@@ -307,57 +307,6 @@ q40done:
 	MOVSS X0, ret+32(FP)
 	RET
 
-// func dotF16F32AVX2(h *uint16, x *float32, n int) float32
-// Σ f16(h[i]) * x[i]; n is a multiple of 8.
-TEXT ·dotF16F32AVX2(SB), NOSPLIT, $0-28
-	MOVQ h+0(FP), SI
-	MOVQ x+8(FP), DI
-	MOVQ n+16(FP), CX
-	VXORPS Y0, Y0, Y0
-	SHRQ $3, CX
-f16dotloop:
-	TESTQ CX, CX
-	JZ f16dotdone
-	VCVTPH2PS (SI), Y1
-	VFMADD231PS (DI), Y1, Y0
-	ADDQ $16, SI
-	ADDQ $32, DI
-	DECQ CX
-	JMP f16dotloop
-f16dotdone:
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X0, X1, X0
-	VMOVHLPS X0, X0, X1
-	VADDPS X1, X0, X0
-	VMOVSHDUP X0, X1
-	VADDSS X1, X0, X0
-	VZEROUPPER
-	MOVSS X0, ret+24(FP)
-	RET
-
-// func axpyF16AVX2(dst *float32, h *uint16, alpha float32, n int)
-// dst[i] += alpha * f16(h[i]); n is a multiple of 8.
-TEXT ·axpyF16AVX2(SB), NOSPLIT, $0-32
-	MOVQ dst+0(FP), DI
-	MOVQ h+8(FP), SI
-	VBROADCASTSS alpha+16(FP), Y2
-	MOVQ n+24(FP), CX
-	SHRQ $3, CX
-axpyloop:
-	TESTQ CX, CX
-	JZ axpydone
-	VCVTPH2PS (SI), Y1
-	VMOVUPS (DI), Y0
-	VFMADD231PS Y1, Y2, Y0
-	VMOVUPS Y0, (DI)
-	ADDQ $16, SI
-	ADDQ $32, DI
-	DECQ CX
-	JMP axpyloop
-axpydone:
-	VZEROUPPER
-	RET
-
 // Q6CHUNK: the unsigned 6-bit values in Y3 against the 32 int8 at off(R12),
 // times the int8 scales at sa(R11) (first 16 elements) and sb(R11) (last
 // 16), added to the int32 lanes of Y13 (the -32 offset is Q6SUB's).
@@ -855,7 +804,8 @@ q6k4done:
 
 // func scoresF16AVX2(k *uint16, stride int, q *float32, hd int, n int, out *float32)
 // out[j] = Σ_i f16(k[j*stride+i]) * q[i] for j < n; hd is a multiple of 8,
-// stride is in elements. Same per-row arithmetic as dotF16F32AVX2.
+// stride is in elements: tinyBLAS's order, one 8-lane accumulator per row,
+// then hsum8.
 TEXT ·scoresF16AVX2(SB), NOSPLIT, $0-48
 	MOVQ k+0(FP), SI
 	MOVQ stride+8(FP), R9
@@ -891,41 +841,6 @@ sccol:
 	DECQ CX
 	JMP scrow
 scdone:
-	VZEROUPPER
-	RET
-
-// func mixF16AVX2(dst *float32, v *uint16, stride int, p *float32, hd int, n int)
-// dst[i] += Σ_j p[j] * f16(v[j*stride+i]), accumulated j by j as axpyF16AVX2.
-TEXT ·mixF16AVX2(SB), NOSPLIT, $0-48
-	MOVQ dst+0(FP), DI
-	MOVQ v+8(FP), SI
-	MOVQ stride+16(FP), R9
-	SHLQ $1, R9
-	MOVQ p+24(FP), R10
-	MOVQ hd+32(FP), R11
-	SHRQ $3, R11
-	MOVQ n+40(FP), CX
-mixrow:
-	TESTQ CX, CX
-	JZ mixdone
-	VBROADCASTSS (R10), Y2
-	MOVQ SI, AX
-	MOVQ DI, DX
-	MOVQ R11, BX
-mixcol:
-	VCVTPH2PS (AX), Y1
-	VMOVUPS (DX), Y0
-	VFMADD231PS Y1, Y2, Y0
-	VMOVUPS Y0, (DX)
-	ADDQ $16, AX
-	ADDQ $32, DX
-	DECQ BX
-	JNZ mixcol
-	ADDQ $4, R10
-	ADDQ R9, SI
-	DECQ CX
-	JMP mixrow
-mixdone:
 	VZEROUPPER
 	RET
 

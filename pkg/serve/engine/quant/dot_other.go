@@ -7,9 +7,6 @@ const useAVX2 = false
 func dotQ8_0AVX2(w, a *byte, nb int, tab *float32) float32 { panic("unreachable") }
 func dotQ4_0AVX2(w, a *byte, nb int, tab *float32) float32 { panic("unreachable") }
 
-func dotF16F32AVX2(h *uint16, x *float32, n int) float32        { panic("unreachable") }
-func axpyF16AVX2(dst *float32, h *uint16, alpha float32, n int) { panic("unreachable") }
-
 func dotQ6_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32 { panic("unreachable") }
 
 func dotQ4_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32 { panic("unreachable") }
@@ -35,10 +32,6 @@ func dotQ6_KAVX2x4(w *byte, a0, a1, a2, a3 *Q8K, nb int, tab *float32, scratch *
 }
 
 func scoresF16AVX2(k *uint16, stride int, q *float32, hd int, n int, out *float32) {
-	panic("unreachable")
-}
-
-func mixF16AVX2(dst *float32, v *uint16, stride int, p *float32, hd int, n int) {
 	panic("unreachable")
 }
 

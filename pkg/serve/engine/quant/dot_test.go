@@ -135,67 +135,6 @@ func TestKernelsAgree(t *testing.T) {
 	}
 }
 
-func TestF16Vectors(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 4))
-	for _, n := range []int{1, 7, 8, 32, 37, 128} {
-		h := make([]uint16, n)
-		x := make([]float32, n)
-		var want float64
-		for i := range h {
-			h[i] = F32ToF16(float32(r.NormFloat64()))
-			x[i] = float32(r.NormFloat64())
-			want += float64(F16ToF32(h[i])) * float64(x[i])
-		}
-		if got := DotF16F32(h, x); math.Abs(float64(got)-want) > 1e-4*math.Max(1, math.Abs(want)) {
-			t.Fatalf("DotF16F32 n=%d: %v, want %v", n, got, want)
-		}
-		dst := make([]float32, n)
-		copy(dst, x)
-		AxpyF16(dst, h, 0.5)
-		for i := range dst {
-			if w := x[i] + 0.5*F16ToF32(h[i]); !close32(dst[i], w) {
-				t.Fatalf("AxpyF16 n=%d [%d]: %v, want %v", n, i, dst[i], w)
-			}
-		}
-	}
-}
-
-func TestAttentionKernels(t *testing.T) {
-	r := rand.New(rand.NewPCG(5, 6))
-	const hd, stride, n = 32, 96, 37
-	k := make([]uint16, n*stride)
-	for i := range k {
-		k[i] = F32ToF16(float32(r.NormFloat64()))
-	}
-	q := make([]float32, hd)
-	p := make([]float32, n)
-	for i := range q {
-		q[i] = float32(r.NormFloat64())
-	}
-	for i := range p {
-		p[i] = float32(r.Float64())
-	}
-	got := make([]float32, n)
-	ScoresF16(got, k[32:], stride, q)
-	for j := range got {
-		if want := DotF16F32(k[32+j*stride:32+j*stride+hd], q); got[j] != want {
-			t.Fatalf("ScoresF16[%d] = %v, DotF16F32 %v", j, got[j], want)
-		}
-	}
-	mix := make([]float32, hd)
-	ScoresF16(mix[:0], k, stride, q) // n = 0 is a no-op
-	MixF16(mix, k[32:], stride, p)
-	want := make([]float32, hd)
-	for j := range p {
-		AxpyF16(want, k[32+j*stride:32+j*stride+hd], p[j])
-	}
-	for i := range mix {
-		if mix[i] != want[i] {
-			t.Fatalf("MixF16[%d] = %v, AxpyF16 rows %v", i, mix[i], want[i])
-		}
-	}
-}
-
 // TestAttentionKernelsAgree checks the llama.cpp-order attention kernels
 // (ggml_vec_dot_f16 for one token, tinyBLAS for a batch) bit for bit
 // against their portable versions.
@@ -229,6 +168,8 @@ func TestAttentionKernelsAgree(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("hd %d: ScoresF16Tile %v, portable %v", hd, got[:4], want[:4])
 		}
+		ScoresF16Vec(got[:0], k, stride, q) // n = 0 is a no-op
+		ScoresF16Tile(got[:0], k, stride, q)
 		for _, lanes := range []int{8, 32} {
 			a, b := make([]float32, lanes*hd), make([]float32, lanes*hd)
 			mixAcc(a, k, stride, p, hd, lanes)

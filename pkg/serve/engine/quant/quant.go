@@ -572,73 +572,8 @@ func DequantRow(typ uint32, src []byte, dst []float32) bool {
 	return true
 }
 
-// DotF16F32 is Σ f16(h[i]) * x[i] over len(x) elements (attention scores
-// against the F16 key cache).
-func DotF16F32(h []uint16, x []float32) float32 {
-	n := len(x)
-	var sum float32
-	i := 0
-	if useAVX2 && n >= 8 {
-		_ = h[n-1]
-		i = n &^ 7
-		sum = dotF16F32AVX2(&h[0], &x[0], i)
-	}
-	for ; i < n; i++ {
-		sum += f16Table[h[i]] * x[i]
-	}
-	return sum
-}
-
-// AxpyF16 adds alpha * f16(h[i]) to dst[i] over len(dst) elements
-// (attention's weighted sum over the F16 value cache).
-func AxpyF16(dst []float32, h []uint16, alpha float32) {
-	n := len(dst)
-	i := 0
-	if useAVX2 && n >= 8 {
-		_ = h[n-1]
-		i = n &^ 7
-		axpyF16AVX2(&dst[0], &h[0], alpha, i)
-	}
-	for ; i < n; i++ {
-		dst[i] += alpha * f16Table[h[i]]
-	}
-}
-
-// ScoresF16 sets out[j] = DotF16F32(k[j*stride:j*stride+len(q)], q) for
-// j < len(out): one head's attention scores against the F16 key cache.
-func ScoresF16(out []float32, k []uint16, stride int, q []float32) {
-	hd, n := len(q), len(out)
-	if n == 0 {
-		return
-	}
-	if useAVX2 && hd%8 == 0 && hd > 0 {
-		_ = k[(n-1)*stride+hd-1]
-		scoresF16AVX2(&k[0], stride, &q[0], hd, n, &out[0])
-		return
-	}
-	for j := range out {
-		out[j] = DotF16F32(k[j*stride:j*stride+hd], q)
-	}
-}
-
-// MixF16 adds Σ_j p[j] * v[j*stride:j*stride+len(dst)] to dst, row by row
-// as AxpyF16 would: one head's attention output from the F16 value cache.
-func MixF16(dst []float32, v []uint16, stride int, p []float32) {
-	hd, n := len(dst), len(p)
-	if n == 0 {
-		return
-	}
-	if useAVX2 && hd%8 == 0 && hd > 0 {
-		_ = v[(n-1)*stride+hd-1]
-		mixF16AVX2(&dst[0], &v[0], stride, &p[0], hd, n)
-		return
-	}
-	for j, pj := range p {
-		AxpyF16(dst, v[j*stride:j*stride+hd], pj)
-	}
-}
-
-// ScoresF16Tile is ScoresF16 with the rounding of llama.cpp's tinyBLAS
+// ScoresF16Tile sets out[j] to the dot product of key row j (of stride
+// elements) with q with the rounding of llama.cpp's tinyBLAS
 // (llamafile_sgemm), which computes attention for a batch of two or more
 // tokens: per row, eight lanes each fused-multiply-add every eighth
 // product, then the lanes are added pairwise. q holds F16-rounded values;
