@@ -296,16 +296,11 @@ func rope(x []float32, cs []float32, dims int, neox bool) {
 		}
 		x0, x1 := x[a], x[b]
 		// llama.cpp's CPU library is compiled with FMA contraction, so its
-		// rotation rounds one product fewer; which one differs between its
-		// vectorised (normal) and scalar (NeoX) loops, and the last bit
-		// decides later F16 and int8 roundings.
-		if neox {
-			x[a] = quant.FMA32(x0, c, -float32(x1*s))
-			x[b] = quant.FMA32(x0, s, float32(x1*c))
-		} else {
-			x[a] = quant.FMA32(c, x0, -float32(s*x1))
-			x[b] = quant.FMA32(c, x1, float32(s*x0))
-		}
+		// rotation rounds one product fewer (x0·cos and x0·sin are the fused
+		// ones, as its scalar loop does, checked bit for bit with llamaref
+		// trace); the last bit decides later F16 and int8 roundings.
+		x[a] = quant.FMA32(x0, c, -float32(x1*s))
+		x[b] = quant.FMA32(x0, s, float32(x1*c))
 	}
 }
 
