@@ -168,6 +168,41 @@
 	VADDSS X1, X0, X0 \
 	MOVSS X0, outoff(BX)
 
+// Q40TOKR: one Q4_0 block against the token at areg in the order of
+// llama.cpp's repacked q4_0_8x8 kernels: the block's int32 sum, converted
+// and fused-multiply-added with d_w·d_a into the scalar accx.
+#define Q40TOKR(areg, accx) \
+	MOVWLZX (areg), BX \
+	VMULSS (R8)(BX*4), X10, X1 \
+	VMOVDQU 2(areg), Y3 \
+	VPSIGNB Y2, Y3, Y5 \
+	VPMADDUBSW Y5, Y4, Y6 \
+	VPMADDWD Y7, Y6, Y6 \
+	VEXTRACTI128 $1, Y6, X5 \
+	VPADDD X5, X6, X6 \
+	HSUMD(X6, X5) \
+	VCVTDQ2PS X6, X6 \
+	VFMADD231SS X6, X1, accx
+
+#define X4TOKENSR \
+	Q40TOKR(DI, X12) \
+	Q40TOKR(R12, X13) \
+	Q40TOKR(R13, X14) \
+	Q40TOKR(R14, X15) \
+	ADDQ $34, DI \
+	ADDQ $34, R12 \
+	ADDQ $34, R13 \
+	ADDQ $34, R14
+
+#define X4EPILOGUER \
+	MOVQ out+56(FP), BX \
+	MOVSS X12, 0(BX) \
+	MOVSS X13, 4(BX) \
+	MOVSS X14, 8(BX) \
+	MOVSS X15, 12(BX) \
+	VZEROUPPER \
+	RET
+
 #define X4PROLOGUE \
 	MOVQ w+0(FP), SI \
 	MOVQ a0+8(FP), DI \
@@ -210,10 +245,12 @@
 	RET
 
 
-// AVX2/FMA kernels. They accumulate the way ggml's AVX2 kernels do (eight
-// int32 lanes of four-product sums per 32-element block, one FMA per block,
-// then the same horizontal sum), so results agree with llama.cpp to the bit
-// more often than a scalar loop would.
+// AVX2/FMA kernels. They perform the float operations of the llama.cpp
+// kernels they stand for, in the same order, so results agree to the bit:
+// Q8_0 as ggml_vec_dot_q8_0_q8_0 (eight int32 lanes of four-product sums
+// per block, one FMA per lane and block, then the horizontal sum); Q4_0 as
+// the repacked ggml_gemv/gemm_q4_0_8x8_q8_0 (the block's int32 sum, one
+// scalar FMA per block); Q4_K and Q6_K as described at their functions.
 
 // func dotQ8_0AVX2(w, a *byte, nb int, tab *float32) float32
 TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $0-36
@@ -290,19 +327,16 @@ q40loop:
 	VPSIGNB Y2, Y3, Y5
 	VPMADDUBSW Y5, Y4, Y6
 	VPMADDWD Y7, Y6, Y6
-	VCVTDQ2PS Y6, Y6
-	VFMADD231PS Y6, Y1, Y0
+	VEXTRACTI128 $1, Y6, X5
+	VPADDD X5, X6, X6
+	HSUMD(X6, X5)
+	VCVTDQ2PS X6, X6
+	VFMADD231SS X6, X1, X0
 	ADDQ $18, SI
 	ADDQ $34, DI
 	DECQ CX
 	JMP q40loop
 q40done:
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X0, X1, X0
-	VMOVHLPS X0, X0, X1
-	VADDPS X1, X0, X0
-	VMOVSHDUP X0, X1
-	VADDSS X1, X0, X0
 	VZEROUPPER
 	MOVSS X0, ret+32(FP)
 	RET
@@ -745,12 +779,12 @@ q404loop:
 	VPAND Y8, Y2, Y2
 	VPSUBB Y9, Y2, Y2
 	VPSIGNB Y2, Y2, Y4
-	X4TOKENS
+	X4TOKENSR
 	ADDQ $18, SI
 	DECQ CX
 	JMP q404loop
 q404done:
-	X4EPILOGUE
+	X4EPILOGUER
 
 // func dotQ6_KAVX2x4(w *byte, a0, a1, a2, a3 *Q8K, nb int, tab *float32, scratch *[32]float32, out *[4]float32)
 TEXT ·dotQ6_KAVX2x4(SB), NOSPLIT, $0-72

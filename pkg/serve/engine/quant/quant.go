@@ -236,29 +236,28 @@ func DotQ4_0x4(w, a0, a1, a2, a3 []byte, n int, out *[4]float32) {
 	out[0], out[1], out[2], out[3] = DotQ4_0(w, a0, n), DotQ4_0(w, a1, n), DotQ4_0(w, a2, n), DotQ4_0(w, a3, n)
 }
 
-// dotQ4_0Generic follows the assembly as dotQ8_0Generic does; element e
-// of a block is the low nibble of byte e for e < 16, else the high nibble of
-// byte e-16.
+// dotQ4_0Generic follows the assembly, which follows llama.cpp's repacked
+// q4_0_8x8 kernels (llama.cpp repacks every Q4_0 matrix with a multiple of
+// 8 rows on AVX2): per block the exact int32 sum, fused-multiply-added with
+// d_w·d_a into one float. Element e of a block is the low nibble of byte e
+// for e < 16, else the high nibble of byte e-16.
 func dotQ4_0Generic(w, a []byte, n int) float32 {
-	var acc [8]float32
+	var acc float32
 	for i := 0; i < n/QK4_0; i++ {
 		wb := w[i*BlockQ4_0 : (i+1)*BlockQ4_0]
 		ab := a[i*BlockQ8_0 : (i+1)*BlockQ8_0]
-		d := f16(wb) * f16(ab)
 		q, aq := wb[2:18], ab[2:34]
-		for k := range 8 {
-			var s int32
-			for e := 4 * k; e < 4*k+4; e++ {
-				v := int32(q[e%16] & 0xf)
-				if e >= 16 {
-					v = int32(q[e-16] >> 4)
-				}
-				s += (v - 8) * int32(int8(aq[e]))
+		var s int32
+		for e := range 32 {
+			v := int32(q[e%16] & 0xf)
+			if e >= 16 {
+				v = int32(q[e-16] >> 4)
 			}
-			acc[k] = FMA32(d, float32(s), acc[k])
+			s += (v - 8) * int32(int8(aq[e]))
 		}
+		acc = FMA32(float32(s), f16(wb)*f16(ab), acc)
 	}
-	return hsum8(&acc)
+	return acc
 }
 
 // ScaleMinK4 unpacks the j-th 6-bit scale and min of a Q4_K block.
