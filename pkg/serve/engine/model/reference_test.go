@@ -13,17 +13,17 @@ import (
 	"github.com/llmctl/llmctl/pkg/serve/engine/tokenizer"
 )
 
-// The engine follows the float operation order of llama.cpp's AVX2 kernels
-// where it matters for the quantized files (Q4_K's repacked gemv/gemm
-// kernels, Q6_K's lanes, FMA-contracted RoPE, ggml's expf, the F16
-// attention products of ggml_vec_dot_f16 and tinyBLAS), but not everywhere
-// (F32/F16 weight products, Q4_0's repacked kernels), so an f32 result can
-// still differ in its last bit. Where such a value is later rounded (to F16
-// in the KV cache, or to int8 when activations are quantized) the last-bit
-// difference occasionally flips one rounding step, and that flip
-// propagates. F32 and F16 weights keep logits within ~1e-3; quantized files
-// within a few 1e-2, on logits of unit scale. The tolerances below state
-// that; the greedy tokens must be identical for all of them.
+// The engine performs the float operations of llama.cpp's AVX2 CPU kernels
+// in their order for the quantized files (Q8_0's lanes, Q4_0's and Q4_K's
+// repacked gemv/gemm kernels, Q6_K's lanes, FMA-contracted RoPE, ggml's
+// expf, the F16 attention products of ggml_vec_dot_f16 and tinyBLAS), so on
+// a CPU where ggml picks its AVX2 library the Q8_0, Q4_0 and Q4_K_M logits
+// are bit-identical. F32/F16 weight products are not in llama.cpp's order
+// (within ~1e-3), and on CPUs where ggml picks another variant (AVX-512,
+// ARM) its kernels round differently: a last-bit difference that later
+// flips an F16 or int8 rounding moves quantized logits by a few 1e-2 on
+// logits of unit scale. The tolerances below allow for that; the greedy
+// tokens must be identical for all files.
 var tolerance = map[string]float64{"f32": 0.005, "f16": 0.01, "q8_0": 0.15, "q4_0": 0.15, "q4_k_m": 0.15}
 
 const steps = 64
