@@ -15,7 +15,7 @@ LDFLAGS   := -s -w \
 TEST_TIMEOUT ?= 75m
 
 # Debian packages the tests start as throwaway services (see internal/testenv).
-APT_PKGS := postgresql redis-server tmux
+APT_PKGS := postgresql redis-server tmux iproute2
 
 .PHONY: all build test test-unit bench lint deps fmt clean llamaref kube-tools
 

@@ -1,20 +1,27 @@
+//go:build linux
+
 package kube
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/llmctl/llmctl/internal/kubetest"
+	"github.com/llmctl/llmctl/internal/testenv"
 	"github.com/llmctl/llmctl/pkg/top"
 	"github.com/llmctl/llmctl/pkg/top/metrics"
 	"github.com/llmctl/llmctl/pkg/top/toptest"
@@ -22,21 +29,72 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }
 
-// hostIP is a non-loopback address of this machine: the API server refuses
-// to proxy to loopback, as it should.
-func hostIP(t *testing.T) string {
+// podHost makes this test's own "pod" host: a network namespace joined to
+// this one by a veth pair, the pod at 10.231.N.2 and the API server reaching
+// it from 10.231.N.1. The API server refuses to proxy to loopback (as it
+// should), and a test must not send traffic to any other host, so the pod
+// lives in a namespace the test creates and removes. It returns the pod's IP
+// and a listener bound inside the namespace.
+func podHost(t *testing.T) (string, net.Listener) {
 	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
+	pid := os.Getpid()
+	ns := fmt.Sprintf("llmctl-top-%d", pid)
+	hostIf, podIf := fmt.Sprintf("lt%dh", pid%100000), fmt.Sprintf("lt%dp", pid%100000)
+	n := pid%250 + 1
+	hostIP, podIP := fmt.Sprintf("10.231.%d.1", n), fmt.Sprintf("10.231.%d.2", n)
+	ipCmd := func(args ...string) error {
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
 	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
-			return n.IP.String()
+	t.Cleanup(func() {
+		_ = ipCmd("netns", "del", ns) // takes the veth pair with it
+		_ = ipCmd("link", "del", hostIf)
+	})
+	for _, args := range [][]string{
+		{"netns", "add", ns},
+		{"link", "add", hostIf, "type", "veth", "peer", "name", podIf},
+		{"link", "set", podIf, "netns", ns},
+		{"addr", "add", hostIP + "/30", "dev", hostIf},
+		{"link", "set", hostIf, "up"},
+		{"-n", ns, "addr", "add", podIP + "/30", "dev", podIf},
+		{"-n", ns, "link", "set", podIf, "up"},
+		{"-n", ns, "link", "set", "lo", "up"},
+	} {
+		if err := ipCmd(args...); err != nil {
+			testenv.Unavailable(t, "test network namespace (needs root and iproute2): %v", err)
 		}
 	}
-	t.Skip("no non-loopback IPv4 address to stand in for a pod IP")
-	return ""
+	// A socket belongs to the namespace of the thread that creates it: bind
+	// on a locked thread switched into the namespace. The thread is never
+	// unlocked, so the runtime retires it instead of reusing it.
+	type result struct {
+		ln  net.Listener
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		fd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			ch <- result{err: err}
+			return
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(podIP, "0"))
+		ch <- result{ln, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		t.Fatalf("listen in namespace %s: %v", ns, r.err)
+	}
+	return podIP, r.ln
 }
 
 // gatewayPod creates a pod that KWOK leaves alone and marks it Running at
@@ -71,13 +129,9 @@ func TestDiscoveryThroughPodProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The gateway's /metrics double on a host address.
-	ip := hostIP(t)
+	// The gateway's /metrics double on the test's own pod host.
+	ip, ln := podHost(t)
 	gw := toptest.NewGateway()
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", gw.Handler())
 	srv := &http.Server{Handler: mux}
