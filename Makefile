@@ -17,7 +17,7 @@ TEST_TIMEOUT ?= 75m
 # Debian packages the tests start as throwaway services (see internal/testenv).
 APT_PKGS := postgresql redis-server tmux iproute2
 
-.PHONY: all build test test-unit bench lint deps fmt clean llamaref kube-tools
+.PHONY: all build test test-unit bench lint deps fmt clean llamaref kube-tools release-check
 
 all: build
 
@@ -66,6 +66,14 @@ llamaref:
 ## kube-tools: build the test control plane (etcd, kube-apiserver, ...) once into the cache.
 kube-tools:
 	@hack/kube-tools.sh >/dev/null
+
+## release-check: validate goreleaser.yaml and build both release targets (snapshot).
+# goreleaser v2.12.7 is the newest that builds with Go 1.26.
+GORELEASER ?= $(shell go env GOPATH)/bin/goreleaser
+release-check:
+	@[ -x $(GORELEASER) ] || $(GO) install github.com/goreleaser/goreleaser/v2@v2.12.7
+	$(GORELEASER) check -f goreleaser.yaml
+	$(GORELEASER) build --snapshot --clean -f goreleaser.yaml
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
