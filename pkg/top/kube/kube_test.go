@@ -4,7 +4,9 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -17,7 +19,9 @@ import (
 
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/llmctl/llmctl/internal/kubetest"
@@ -110,14 +114,38 @@ func gatewayPod(t *testing.T, cs kubernetes.Interface, ns, name, ip string, port
 			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}, {Name: "metrics", ContainerPort: int32(port)}},
 		}}},
 	}
-	created, err := cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var created *corev1.Pod
+	apiRetry(t, func() (err error) {
+		created, err = cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) { // an earlier try landed; its answer was lost
+			created, err = cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		}
+		return err
+	})
 	created.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
-	if _, err := cs.CoreV1().Pods(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
+	apiRetry(t, func() error {
+		_, err := cs.CoreV1().Pods(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+// apiRetry retries a call whose connection to the test API server broke
+// (seen once under a full parallel `make test` on 2 cores: "unexpected EOF");
+// any other error fails the test at once.
+func apiRetry(t *testing.T, call func() error) {
+	t.Helper()
+	var err error
+	for try := 0; try < 5; try++ {
+		if err = call(); err == nil {
+			return
+		}
+		if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) && !utilnet.IsConnectionReset(err) &&
+			!strings.Contains(err.Error(), "EOF") {
+			break
+		}
+		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
 	}
+	t.Fatal(err)
 }
 
 func TestDiscoveryThroughPodProxy(t *testing.T) {
@@ -125,9 +153,13 @@ func TestDiscoveryThroughPodProxy(t *testing.T) {
 	cs := c.Client(t)
 	ctx := context.Background()
 	ns := "llmctl-top"
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	apiRetry(t, func() error {
+		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		return err
+	})
 
 	// The gateway's /metrics double on the test's own pod host.
 	ip, ln := podHost(t)
@@ -146,9 +178,13 @@ func TestDiscoveryThroughPodProxy(t *testing.T) {
 	pending := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "gw-1", Namespace: ns, Labels: chart,
 		Annotations: map[string]string{kubetest.DisregardAnnotation: kubetest.DisregardValue}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "gateway", Image: "x", Ports: []corev1.ContainerPort{{Name: "metrics", ContainerPort: 9090}}}}}}
-	if _, err := cs.CoreV1().Pods(ns).Create(ctx, pending, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	apiRetry(t, func() error {
+		_, err := cs.CoreV1().Pods(ns).Create(ctx, pending, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		return err
+	})
 
 	clk := &toptest.Clock{T: time.Unix(1_800_000_000, 0), Step: time.Second}
 	d := &Discovery{Client: cs, Namespace: ns, Now: clk.Now}
