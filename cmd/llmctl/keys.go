@@ -186,7 +186,7 @@ func newKeysRevokeCmd(g *globals, db *dbFlag) *cobra.Command {
 }
 
 func newKeysLimitsCmd(g *globals, db *dbFlag) *cobra.Command {
-	return newLimitsCmd(g, db, "limits ID", "Set a key's rate limits (0 = tenant or config default)",
+	return newLimitsCmd(g, db, "limits ID", "Set a key's rate limits (0 = the config's key default; tenant limits apply as well)",
 		func(ctx context.Context, st store.Store, id string, l billing.Limits, f printer.Format) error {
 			k, err := st.SetKeyLimits(ctx, id, l)
 			if err != nil {
@@ -198,10 +198,7 @@ func newKeysLimitsCmd(g *globals, db *dbFlag) *cobra.Command {
 
 func printKeys(g *globals, f printer.Format, ks ...store.Key) error {
 	if f != printer.Table {
-		if len(ks) == 1 {
-			return printer.Structured(g.Out, f, ks[0])
-		}
-		return printer.Structured(g.Out, f, ks)
+		return printer.Items(g.Out, f, ks)
 	}
 	tw := printer.TableWriter(g.Out, "id", "tenant", "name", "models", "rpm", "tpm", "max-concurrency", "expires", "status")
 	for _, k := range ks {

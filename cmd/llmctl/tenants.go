@@ -114,10 +114,7 @@ func newTenantsLimitsCmd(g *globals, db *dbFlag) *cobra.Command {
 
 func printTenants(g *globals, f printer.Format, ts ...store.Tenant) error {
 	if f != printer.Table {
-		if len(ts) == 1 {
-			return printer.Structured(g.Out, f, ts[0])
-		}
-		return printer.Structured(g.Out, f, ts)
+		return printer.Items(g.Out, f, ts)
 	}
 	tw := printer.TableWriter(g.Out, "id", "name", "rpm", "tpm", "max-concurrency", "created")
 	for _, t := range ts {

@@ -60,6 +60,15 @@ func Structured(w io.Writer, f Format, v any) error {
 	}
 }
 
+// Items writes one item as an object and several (or none) as a list, the
+// shape `-o json|yaml` of the create/list/limits commands share.
+func Items[T any](w io.Writer, f Format, items []T) error {
+	if len(items) == 1 {
+		return Structured(w, f, items[0])
+	}
+	return Structured(w, f, items)
+}
+
 // TableWriter writes aligned columns; the header row is upper-cased.
 func TableWriter(w io.Writer, header ...string) *Tab {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
