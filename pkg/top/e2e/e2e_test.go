@@ -355,7 +355,9 @@ func TestTopNoColor(t *testing.T) {
 	bin := llmctltest.Binary(t)
 	target := "http://" + freeAddr(t) + "/metrics" // closed
 	for _, noColor := range []bool{true, false} {
-		env := "env -u NO_COLOR"
+		// termenv (under lipgloss) treats any CI variable as "not a
+		// terminal" and drops colour, so the colour case unsets it too.
+		env := "env -u NO_COLOR -u CI"
 		if noColor {
 			env = "env NO_COLOR=1"
 		}
