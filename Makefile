@@ -17,7 +17,7 @@ TEST_TIMEOUT ?= 75m
 # Debian packages the tests start as throwaway services (see internal/testenv).
 APT_PKGS := postgresql redis-server tmux iproute2
 
-.PHONY: all build test test-unit bench lint deps fmt clean llamaref kube-tools release-check
+.PHONY: all build test test-unit bench lint deps fmt clean llamaref kube-tools release-check demo-model
 
 all: build
 
@@ -62,6 +62,16 @@ bench: deps llamaref
 ## llamaref: the llama.cpp reference the engine tests compare against (npm packages, cached).
 llamaref:
 	@tools/llamaref/setup.sh >/dev/null
+
+## demo-model: retrain the bundled demo model on the King James Bible (Debian
+## bible-kjv; ~10 minutes on one core) and rewrite pkg/serve/engine/demo/kjv.gguf.
+demo-model:
+	@command -v bible >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq bible-kjv bible-kjv-text; }
+	@mkdir -p build
+	bible -f Genesis1:1-Revelation22:21 > build/kjv.txt
+	$(GO) run ./tools/traindemo -corpus build/kjv.txt -out pkg/serve/engine/demo/kjv.gguf \
+	  -heldout pkg/serve/engine/demo/testdata/heldout.txt
 
 ## kube-tools: build the test control plane (etcd, kube-apiserver, ...) once into the cache.
 kube-tools:

@@ -79,7 +79,7 @@ admin tenant is created and its key printed once as "admin key: sk-llm-…".`,
 	f.StringVar(&o.failMode, "rate-limit-fail-mode", "", "while Redis is down: open (limit per replica) or closed (503) (env LLMCTL_RATE_LIMIT_FAIL_MODE; default open)")
 	f.StringArrayVar(&o.models, "model", nil, "GGUF model file for the embedded CPU engine, repeatable (env LLMCTL_MODELS, comma-separated)")
 	f.IntVar(&o.engThreads, "engine-threads", 0, "engine threads per model, 0 = all CPUs (env LLMCTL_ENGINE_THREADS)")
-	f.BoolVar(&o.demo, "demo", true, "serve the bundled random-weight demo model when no backend and no model is configured (env LLMCTL_DEMO)")
+	f.BoolVar(&o.demo, "demo", true, "serve the bundled demo model (a tiny llama trained on the King James Bible) when no backend and no model is configured (env LLMCTL_DEMO)")
 	o.billing.bind(cmd)
 	return cmd
 }
@@ -264,7 +264,7 @@ func (o *serveOptions) openEngines(log *slog.Logger) ([]*engine.Backend, error) 
 		if err != nil {
 			return nil, fmt.Errorf("demo model: %w", err)
 		}
-		log.Info("no backend or model configured: serving the random-weight demo model", "model", engine.DemoName)
+		log.Info("no backend or model configured: serving the bundled demo model (trained on the King James Bible)", "model", engine.DemoName)
 		out = append(out, b)
 	}
 	return out, nil

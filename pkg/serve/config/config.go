@@ -39,7 +39,7 @@ type Config struct {
 	Models []Model `yaml:"models"`
 	// EngineThreads is the engine's default threads per model (0 = all CPUs).
 	EngineThreads int `yaml:"engineThreads"`
-	// Demo serves the bundled random-weight demo model when neither a
+	// Demo serves the bundled demo model (trained on the KJV Bible) when neither a
 	// backend nor a model is configured, so a bare `llmctl serve` answers.
 	Demo bool `yaml:"demo"`
 

@@ -71,7 +71,7 @@ func TestDemoDefault(t *testing.T) {
 // a file that is not a model stops serve with an error naming it.
 func TestModelFlag(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "tiny-random.gguf")
+	path := filepath.Join(dir, "kjv-copy.gguf")
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
@@ -89,10 +89,10 @@ func TestModelFlag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(models.Data) != 1 || models.Data[0].ID != "tiny-random" {
-		t.Fatalf("models = %+v, want only tiny-random", models.Data)
+	if len(models.Data) != 1 || models.Data[0].ID != "kjv-copy" {
+		t.Fatalf("models = %+v, want only kjv-copy", models.Data)
 	}
-	resp, err := c.Completions.New(ctx, openai.CompletionNewParams{Model: "tiny-random", MaxTokens: openai.Int(4),
+	resp, err := c.Completions.New(ctx, openai.CompletionNewParams{Model: "kjv-copy", MaxTokens: openai.Int(4),
 		Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("the sea")}})
 	if err != nil {
 		t.Fatal(err)

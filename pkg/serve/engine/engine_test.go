@@ -117,7 +117,7 @@ func TestChatCompletion(t *testing.T) {
 	if len(models) != 1 || models[0] != engine.DemoName {
 		t.Fatalf("models %v", models)
 	}
-	a := do(t, b, serve.EndpointChat, `{"model":"demo-random-weights","messages":[{"role":"user","content":"Tell me about the sea"}],"max_tokens":7,"temperature":0}`)
+	a := do(t, b, serve.EndpointChat, `{"messages":[{"role":"user","content":"Tell me about the sea"}],"max_tokens":7,"temperature":0}`)
 	if len(a.Choices) != 1 || a.Choices[0].Message.Role != "assistant" || a.Choices[0].Message.Content == "" {
 		t.Fatalf("answer %+v", a)
 	}

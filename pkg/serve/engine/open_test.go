@@ -12,19 +12,18 @@ import (
 
 	"github.com/llmctl/llmctl/pkg/serve"
 	"github.com/llmctl/llmctl/pkg/serve/engine/gguf"
-	"github.com/llmctl/llmctl/pkg/serve/engine/synth"
 )
 
 // TestOpenFile serves a model from a GGUF file on disk (the --model path)
 // and refuses a file that is not one.
 func TestOpenFile(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "tiny-random.gguf")
+	path := filepath.Join(dir, "tiny.gguf")
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := synth.Write(f, demoShape, demoVocab(), 1); err != nil {
+	if err := WriteDemo(f); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
@@ -34,7 +33,7 @@ func TestOpenFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Name() != "engine:tiny-random" {
+	if b.Name() != "engine:tiny" {
 		t.Errorf("name %q", b.Name())
 	}
 	resp, err := b.Do(context.Background(), &serve.Request{Endpoint: serve.EndpointCompletions,
