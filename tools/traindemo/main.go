@@ -21,26 +21,48 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(ctx, os.Args[1:], log); err != nil {
 		fmt.Fprintln(os.Stderr, "traindemo:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	cfg := demo.DefaultConfig()
-	corpus := flag.String("corpus", "", "verses as printed by `bible -f` (required)")
-	out := flag.String("out", "pkg/serve/engine/demo/kjv.gguf", "GGUF file to write")
-	held := flag.String("heldout", "pkg/serve/engine/demo/testdata/heldout.txt", "where to write the held-out verses (empty: nowhere)")
-	flag.IntVar(&cfg.Steps, "steps", cfg.Steps, "optimizer steps")
-	flag.Parse()
-	if *corpus == "" {
-		return fmt.Errorf("-corpus is required")
+// options are the command line; the shape flags exist for quick test runs,
+// the defaults are the shipped model.
+type options struct {
+	corpus, out, heldOut string
+	cfg                  demo.Config
+}
+
+func parse(args []string) (*options, error) {
+	o := &options{cfg: demo.DefaultConfig()}
+	fs := flag.NewFlagSet("traindemo", flag.ContinueOnError)
+	fs.StringVar(&o.corpus, "corpus", "", "verses as printed by `bible -f` (required)")
+	fs.StringVar(&o.out, "out", "pkg/serve/engine/demo/kjv.gguf", "GGUF file to write")
+	fs.StringVar(&o.heldOut, "heldout", "pkg/serve/engine/demo/testdata/heldout.txt", "where to write the held-out verses (empty: nowhere)")
+	fs.IntVar(&o.cfg.Steps, "steps", o.cfg.Steps, "optimizer steps")
+	fs.IntVar(&o.cfg.Vocab, "vocab", o.cfg.Vocab, "vocabulary size")
+	fs.IntVar(&o.cfg.Embd, "embd", o.cfg.Embd, "embedding width")
+	fs.IntVar(&o.cfg.FF, "ff", o.cfg.FF, "feed-forward width")
+	fs.IntVar(&o.cfg.Batch, "batch", o.cfg.Batch, "sequences per step")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	f, err := os.Open(*corpus)
+	if o.corpus == "" {
+		return nil, fmt.Errorf("-corpus is required")
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, log *slog.Logger) error {
+	o, err := parse(args)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(o.corpus)
 	if err != nil {
 		return err
 	}
@@ -52,7 +74,7 @@ func run() error {
 	train, heldOut := demo.Split(verses)
 	log.Info("corpus", "verses", len(verses), "train", len(train), "held_out", len(heldOut))
 	start := time.Now()
-	m, err := demo.Train(ctx, train, cfg, log)
+	m, err := demo.Train(ctx, train, o.cfg, log)
 	if err != nil {
 		return err
 	}
@@ -78,14 +100,14 @@ func run() error {
 	}
 	log.Info("engine on the written file", "heldout_nll", fmt.Sprintf("%.3f", served),
 		"heldout_ppl", fmt.Sprintf("%.1f", math.Exp(served)), "bytes", buf.Len())
-	if err := os.WriteFile(*out, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(o.out, buf.Bytes(), 0o644); err != nil {
 		return err
 	}
-	if *held != "" {
-		if err := os.WriteFile(*held, []byte(strings.Join(heldOut, "\n")+"\n"), 0o644); err != nil {
+	if o.heldOut != "" {
+		if err := os.WriteFile(o.heldOut, []byte(strings.Join(heldOut, "\n")+"\n"), 0o644); err != nil {
 			return err
 		}
 	}
-	log.Info("written", "model", *out)
+	log.Info("written", "model", o.out)
 	return nil
 }

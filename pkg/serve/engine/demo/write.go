@@ -57,9 +57,9 @@ func (m *Model) write(w io.Writer) (int64, error) {
 	var gw gguf.Writer
 	gw.Set("general.architecture", "llama")
 	gw.Set("general.name", Name)
-	gw.Set("general.description", "llmctl demo model: a one-layer llama trained on the King James Bible "+
+	gw.Set("general.description", fmt.Sprintf("llmctl demo model: a one-layer llama trained on the King James Bible "+
 		"(Debian bible-kjv-text) by pkg/serve/engine/demo; its attention is set, not trained "+
-		"(heads look 1..7 tokens back and average the context), see docs/engine.md")
+		"(heads look 1..%d tokens back and average the context), see docs/engine.md", c.Heads-1))
 	gw.Set("general.license", "public-domain")
 	gw.Set("general.file_type", uint32(1))
 	gw.Set("llama.context_length", uint32(c.Context))
