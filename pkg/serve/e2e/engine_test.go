@@ -39,6 +39,10 @@ func TestDemoDefault(t *testing.T) {
 	if len(resp.Choices) != 1 || resp.Choices[0].Message.Content == "" {
 		t.Fatalf("empty answer: %+v", resp)
 	}
+	// the trained demo answers in words with spaces between them
+	if words := strings.Fields(resp.Choices[0].Message.Content); len(words) < 4 {
+		t.Fatalf("answer %q is not words separated by spaces", resp.Choices[0].Message.Content)
+	}
 	if resp.Usage.PromptTokens <= 0 || resp.Usage.CompletionTokens <= 0 || resp.Usage.CompletionTokens > 8 {
 		t.Fatalf("usage %+v", resp.Usage)
 	}
