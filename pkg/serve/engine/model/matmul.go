@@ -18,12 +18,13 @@ type acts struct {
 	q8_0 []byte
 	q8k  []quant.Q8K
 	f16  []uint16
-	have [3]bool
+	q8x  []byte // q8_0 re-encoded for the packed Q4_0 kernels
+	have [4]bool
 }
 
 func (a *acts) reset(x []float32) {
 	a.x = x
-	a.have = [3]bool{}
+	a.have = [4]bool{}
 }
 
 func (a *acts) forType(t gguf.GGMLType) {
@@ -60,6 +61,39 @@ func (a *acts) forType(t gguf.GGMLType) {
 	}
 }
 
+// forPacked prepares the activation encoding of the packed Q4_0 kernels.
+func (a *acts) forPacked() {
+	a.forType(gguf.Q4_0)
+	if !a.have[3] {
+		n := len(a.x) / quant.QK8_0 * quant.BlockQ8_0x
+		if cap(a.q8x) < n {
+			a.q8x = make([]byte, n)
+		}
+		a.q8x = a.q8x[:n]
+		quant.PrepQ8_0x(a.q8x, a.q8_0)
+		a.have[3] = true
+	}
+}
+
+// matmulPacked is matmul over packed weights: groups of eight rows are
+// split over the threads, and each group meets all activation rows at once.
+func (p pool) matmulPacked(w *Tensor, in []acts, out [][]float32) {
+	a := make([][]byte, len(in))
+	for i := range in {
+		in[i].forPacked()
+		a[i] = in[i].q8x
+	}
+	nb := w.Cols / quant.QK4_0
+	gb := nb * quant.BlockQ4_0x8
+	p.run(w.Rows/8, func(lo, hi int) {
+		scratch := make([]float32, 8*len(a))
+		ptrs := make([]*byte, len(a))
+		for g := lo; g < hi; g++ {
+			quant.GemmQ4_0x8(w.packed[g*gb:(g+1)*gb], nb, a, out, 8*g, scratch, ptrs)
+		}
+	})
+}
+
 // pool runs a function over index ranges on a fixed number of goroutines.
 type pool struct {
 	threads int
@@ -90,6 +124,10 @@ func (p pool) run(n int, fn func(lo, hi int)) {
 // Each weight row is read once for the whole batch; the kernel is chosen
 // once per call rather than per row.
 func (p pool) matmul(w *Tensor, in []acts, out [][]float32) {
+	if w.packed != nil {
+		p.matmulPacked(w, in, out)
+		return
+	}
 	for i := range in {
 		in[i].forType(w.Type)
 	}

@@ -1,5 +1,5 @@
 // Package model is the llama-family transformer forward pass: weights
-// loaded from a GGUF file (memory-mapped, never copied), a per-sequence KV
+// loaded from a GGUF file (memory-mapped; only Q4_0 matrices are copied once, row-interleaved for the packed kernels), a per-sequence KV
 // cache, and a batched step that runs any mix of prompt chunks and single
 // decode tokens from many sequences through the weights once.
 //
@@ -48,6 +48,17 @@ type Tensor struct {
 	Cols     int
 	Data     []byte
 	rowBytes int
+	// packed is Data row-interleaved for the packed kernels (Q4_0 with a
+	// multiple of 8 rows, where they run in assembly), or nil.
+	packed []byte
+}
+
+// pack prepares t for the packed kernels where they apply. It copies the
+// weights once at load time, as llama.cpp's repacking does.
+func (t *Tensor) pack() {
+	if t.Type == gguf.Q4_0 && t.Rows%8 == 0 && t.Cols%quant.QK4_0 == 0 && quant.HasPackedQ4_0() {
+		t.packed = quant.PackQ4_0x8(t.Data, t.Rows, t.Cols)
+	}
 }
 
 // Row returns the encoded bytes of row r.
@@ -211,6 +222,13 @@ func Load(f *gguf.File) (*Model, error) {
 	} else {
 		m.Output = m.Embed // tied embeddings
 	}
+	for i := range m.Blocks {
+		l := &m.Blocks[i]
+		for _, t := range []*Tensor{&l.Q, &l.K, &l.V, &l.O, &l.Gate, &l.Up, &l.Down} {
+			t.pack()
+		}
+	}
+	m.Output.pack()
 	return m, nil
 }
 

@@ -48,3 +48,9 @@ func mixAccF16AVX2(acc *float32, v *uint16, stride int, p *float32, hd int, n in
 
 //go:noescape
 func expAVX2(dst, src *float32, s float32, neg int, n int, tab *[80]float32)
+
+//go:noescape
+func gemvQ4_0x8AVX2(w *byte, nb int, a *byte, acc *[8]float32)
+
+//go:noescape
+func gemmQ4_0x8AVX2(w *byte, nb int, a **byte, n int, acc *float32)

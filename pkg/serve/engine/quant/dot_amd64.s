@@ -1028,3 +1028,133 @@ expgo:
 expdone:
 	VZEROUPPER
 	RET
+
+// Eight-row Q4_0 kernels over weights repacked by PackQ4_0x8: the eight
+// rows' results are the eight lanes of one vector, so each row's block sum
+// is fused-multiply-added lane-wise (the repacked kernels' order, bit for
+// bit the one-row kernel's) with no horizontal sum per row. A packed block
+// is 8 f16 scales (lane order 0,2,4,6,1,3,5,7) then four 32-byte pairs:
+// row 2p's 16 nibble bytes, then row 2p+1's. An activation block (PrepQ8_0x)
+// is 32 int8, the f32 scale and 8·Σq as int32.
+
+DATA q4x8mask<>+0(SB)/8, $0x0F0F0F0F0F0F0F0F
+DATA q4x8mask<>+8(SB)/8, $0x0F0F0F0F0F0F0F0F
+DATA q4x8mask<>+16(SB)/8, $0x0F0F0F0F0F0F0F0F
+DATA q4x8mask<>+24(SB)/8, $0x0F0F0F0F0F0F0F0F
+GLOBL q4x8mask<>(SB), RODATA|NOPTR, $32
+
+DATA q4x8ones<>+0(SB)/8, $0x0001000100010001
+DATA q4x8ones<>+8(SB)/8, $0x0001000100010001
+DATA q4x8ones<>+16(SB)/8, $0x0001000100010001
+DATA q4x8ones<>+24(SB)/8, $0x0001000100010001
+GLOBL q4x8ones<>(SB), RODATA|NOPTR, $32
+
+// Q4X8UNPACK: the pair at off(SI) into lo (elements 0..15 of both rows)
+// and hi (16..31); tmp is clobbered.
+#define Q4X8UNPACK(off, lo, hi, tmp) \
+	VMOVDQU off(SI), hi \
+	VPSRLW $4, hi, tmp \
+	VPAND q4x8mask<>(SB), hi, lo \
+	VPAND q4x8mask<>(SB), tmp, hi
+
+// Q4X8PAIR: int32 partial sums of a row pair (low lane: row 2p, high: 2p+1)
+// against the broadcast activation halves alo/ahi, into dst; tmp clobbered.
+#define Q4X8PAIR(lo, hi, alo, ahi, dst, tmp) \
+	VPMADDUBSW alo, lo, dst \
+	VPMADDUBSW ahi, hi, tmp \
+	VPADDW tmp, dst, dst \
+	VPMADDWD q4x8ones<>(SB), dst, dst
+
+// Q4X8SUMS: the eight rows' exact block sums against the activation block
+// at areg as floats into Y13 (lanes 0,2,4,6,1,3,5,7) and d_w·d_a into Y14.
+// Uses Y0-Y8 (the unpacked block); clobbers Y9-Y12.
+#define Q4X8SUMS(areg) \
+	VBROADCASTI128 (areg), Y11 \
+	VBROADCASTI128 16(areg), Y12 \
+	Q4X8PAIR(Y0, Y1, Y11, Y12, Y13, Y9) \
+	Q4X8PAIR(Y2, Y3, Y11, Y12, Y14, Y9) \
+	VPHADDD Y14, Y13, Y13 \
+	Q4X8PAIR(Y4, Y5, Y11, Y12, Y14, Y9) \
+	Q4X8PAIR(Y6, Y7, Y11, Y12, Y10, Y9) \
+	VPHADDD Y10, Y14, Y14 \
+	VPHADDD Y14, Y13, Y13 \
+	VPBROADCASTD 36(areg), Y14 \
+	VPSUBD Y14, Y13, Y13 \
+	VCVTDQ2PS Y13, Y13 \
+	VBROADCASTSS 32(areg), Y14 \
+	VMULPS Y8, Y14, Y14
+
+#define Q4X8WEIGHTS \
+	VCVTPH2PS (SI), Y8 \
+	Q4X8UNPACK(16, Y0, Y1, Y9) \
+	Q4X8UNPACK(48, Y2, Y3, Y9) \
+	Q4X8UNPACK(80, Y4, Y5, Y9) \
+	Q4X8UNPACK(112, Y6, Y7, Y9)
+
+// func gemvQ4_0x8AVX2(w *byte, nb int, a *byte, acc *[8]float32)
+// One activation row against eight packed rows: acc (lanes as packed) =
+// per row Σ_blocks fma(float(isum), d_w·d_a, ·), starting from zero.
+TEXT ·gemvQ4_0x8AVX2(SB), NOSPLIT, $0-32
+	MOVQ w+0(FP), SI
+	MOVQ nb+8(FP), CX
+	MOVQ a+16(FP), DI
+	VXORPS Y15, Y15, Y15
+q4x8vloop:
+	TESTQ CX, CX
+	JZ q4x8vdone
+	Q4X8WEIGHTS
+	Q4X8SUMS(DI)
+	VFMADD231PS Y13, Y14, Y15
+	ADDQ $144, SI
+	ADDQ $40, DI
+	DECQ CX
+	JMP q4x8vloop
+q4x8vdone:
+	MOVQ acc+24(FP), DX
+	VMOVUPS Y15, (DX)
+	VZEROUPPER
+	RET
+
+// func gemmQ4_0x8AVX2(w *byte, nb int, a **byte, n int, acc *float32)
+// gemvQ4_0x8AVX2 for n activation rows (a[t], each nb blocks) at once, each
+// weight block unpacked once for all of them; acc[8t..8t+7] is row t's.
+TEXT ·gemmQ4_0x8AVX2(SB), NOSPLIT, $0-40
+	MOVQ w+0(FP), SI
+	MOVQ nb+8(FP), CX
+	MOVQ a+16(FP), R8
+	MOVQ n+24(FP), R11
+	MOVQ acc+32(FP), R10
+	// zero the accumulators
+	MOVQ R10, DX
+	MOVQ R11, BX
+	VXORPS Y15, Y15, Y15
+q4x8mzero:
+	VMOVUPS Y15, (DX)
+	ADDQ $32, DX
+	DECQ BX
+	JNZ q4x8mzero
+	XORQ R9, R9 // byte offset of the current block in an activation row
+q4x8mloop:
+	TESTQ CX, CX
+	JZ q4x8mdone
+	Q4X8WEIGHTS
+	MOVQ R10, DX
+	XORQ BX, BX
+q4x8mtok:
+	MOVQ (R8)(BX*8), DI
+	ADDQ R9, DI
+	Q4X8SUMS(DI)
+	VMOVUPS (DX), Y15
+	VFMADD231PS Y13, Y14, Y15
+	VMOVUPS Y15, (DX)
+	ADDQ $32, DX
+	INCQ BX
+	CMPQ BX, R11
+	JNE q4x8mtok
+	ADDQ $144, SI
+	ADDQ $40, R9
+	DECQ CX
+	JMP q4x8mloop
+q4x8mdone:
+	VZEROUPPER
+	RET

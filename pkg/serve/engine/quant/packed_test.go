@@ -1,0 +1,62 @@
+package quant
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestPackedQ4_0Agrees checks the packed eight-row Q4_0 kernels (assembly
+// where available, and the portable twin) against DotQ4_0 on the unpacked
+// rows: every result must be bit-identical, for one and for many tokens.
+func TestPackedQ4_0Agrees(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for trial := range 12 {
+		rows, n := 8*(1+trial%3), QK4_0*(1+trial*5%13)
+		nb := n / QK4_0
+		w := randBytes(r, rows*nb*BlockQ4_0)
+		setScales(w, BlockQ4_0, 0, r)
+		packed := PackQ4_0x8(w, rows, n)
+		if len(packed) != len(w) {
+			t.Fatalf("packed %d bytes from %d", len(packed), len(w))
+		}
+		tokens := 1 + trial%6
+		a8 := make([][]byte, tokens)
+		ax := make([][]byte, tokens)
+		for k := range a8 {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(r.NormFloat64()) * float32(k+1)
+			}
+			a8[k] = make([]byte, nb*BlockQ8_0)
+			QuantizeQ8_0(a8[k], x)
+			ax[k] = make([]byte, nb*BlockQ8_0x)
+			PrepQ8_0x(ax[k], a8[k])
+		}
+		out := make([][]float32, tokens)
+		for k := range out {
+			out[k] = make([]float32, rows)
+		}
+		scratch := make([]float32, 8*tokens)
+		ptrs := make([]*byte, tokens)
+		for g := 0; g < rows/8; g++ {
+			GemmQ4_0x8(packed[g*nb*BlockQ4_0x8:], nb, ax, out, 8*g, scratch, ptrs)
+		}
+		for k := range tokens {
+			for row := range rows {
+				want := dotQ4_0Generic(w[row*nb*BlockQ4_0:], a8[k], n)
+				if got := out[k][row]; got != want {
+					t.Fatalf("trial %d: token %d of %d, row %d: packed %v, one-row %v", trial, k, tokens, row, got, want)
+				}
+			}
+			var acc [8]float32
+			for g := 0; g < rows/8; g++ {
+				gemmQ4_0x8Generic(packed[g*nb*BlockQ4_0x8:], nb, ax[k], &acc)
+				for lane, row := range q4x8Lane {
+					if want := out[k][8*g+row]; acc[lane] != want {
+						t.Fatalf("trial %d: portable packed kernel row %d: %v, want %v", trial, 8*g+row, acc[lane], want)
+					}
+				}
+			}
+		}
+	}
+}
