@@ -181,9 +181,34 @@ func (p pool) matmul(w *Tensor, in []acts, out [][]float32) {
 			plain = append(plain, t)
 		}
 	}
+	// Tokens left over from the groups of four go through row-range
+	// kernels: one call for all of a thread's rows.
+	var rowsKernel func(w []byte, a *acts, out []float32)
+	switch w.Type {
+	case gguf.Q8_0:
+		rowsKernel = func(w []byte, a *acts, out []float32) { quant.DotQ8_0Rows(w, a.q8_0, n, out) }
+	case gguf.Q4_K:
+		rowsKernel = func(w []byte, a *acts, out []float32) { quant.DotQ4_KRows(w, a.q8k, n, out) }
+	case gguf.Q6_K:
+		rowsKernel = func(w []byte, a *acts, out []float32) { quant.DotQ6_KRows(w, a.q8k, n, out) }
+	}
 	p.run(w.Rows, func(lo, hi int) {
 		rb := w.rowBytes
 		var four [4]float32
+		plain := plain // this thread's copy: it is shortened below
+		lead := 0
+		if kernel4 != nil {
+			lead = len(plain) - len(plain)%4
+		}
+		if rowsKernel != nil {
+			for _, t := range plain[lead:] {
+				rowsKernel(w.Data[lo*rb:hi*rb], &in[t], out[t][lo:hi])
+			}
+			plain = plain[:lead]
+		}
+		if len(tiled) == 0 && len(plain) == 0 {
+			return
+		}
 		for r := lo; r < hi; r++ {
 			row := w.Data[r*rb : (r+1)*rb : (r+1)*rb]
 			for i := 0; i+4 <= len(tiled); i += 4 {

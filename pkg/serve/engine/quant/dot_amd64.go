@@ -11,16 +11,16 @@ import (
 var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C && os.Getenv("LLMCTL_ENGINE_NOASM") != "1"
 
 //go:noescape
-func dotQ8_0AVX2(w, a *byte, nb int, tab *float32) float32
+func dotQ8_0AVX2(w, a *byte, nb int, rows int, tab *float32, out *float32)
 
 //go:noescape
 func dotQ4_0AVX2(w, a *byte, nb int, tab *float32) float32
 
 //go:noescape
-func dotQ6_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32
+func dotQ6_KAVX2(w *byte, a *Q8K, nb int, rows int, tab *float32, out *float32)
 
 //go:noescape
-func dotQ4_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32
+func dotQ4_KAVX2(w *byte, a *Q8K, nb int, rows int, tab *float32, out *float32)
 
 //go:noescape
 func dotQ4_KAVX2x4(w *byte, a0, a1, a2, a3 *Q8K, nb int, tab *float32, scratch *[16]float32, out *[4]float32)

@@ -252,16 +252,22 @@
 // the repacked ggml_gemv/gemm_q4_0_8x8_q8_0 (the block's int32 sum, one
 // scalar FMA per block); Q4_K and Q6_K as described at their functions.
 
-// func dotQ8_0AVX2(w, a *byte, nb int, tab *float32) float32
-TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $0-36
+// func dotQ8_0AVX2(w, a *byte, nb int, rows int, tab *float32, out *float32)
+// out[r] for rows consecutive rows of nb blocks starting at w.
+TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $0-48
 	MOVQ w+0(FP), SI
-	MOVQ a+8(FP), DI
-	MOVQ nb+16(FP), CX
-	MOVQ tab+24(FP), R8
-	VXORPS Y0, Y0, Y0
+	MOVQ a+8(FP), R12
+	MOVQ nb+16(FP), R13
+	MOVQ rows+24(FP), R14
+	MOVQ tab+32(FP), R8
+	MOVQ out+40(FP), DX
 	MOVL $0x00010001, AX
 	VMOVD AX, X7
 	VPBROADCASTD X7, Y7
+q80row:
+	MOVQ R12, DI
+	MOVQ R13, CX
+	VXORPS Y0, Y0, Y0
 q80loop:
 	TESTQ CX, CX
 	JZ q80done
@@ -289,8 +295,11 @@ q80done:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
+	MOVSS X0, (DX)
+	ADDQ $4, DX
+	DECQ R14
+	JNZ q80row
 	VZEROUPPER
-	MOVSS X0, ret+32(FP)
 	RET
 
 // func dotQ4_0AVX2(w, a *byte, nb int, tab *float32) float32
@@ -357,19 +366,25 @@ q40done:
 	VPMADDWD Y10, Y6, Y6 \
 	VPADDD Y6, Y13, Y13
 
-// func dotQ6_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32
-TEXT ·dotQ6_KAVX2(SB), NOSPLIT, $0-36
+// func dotQ6_KAVX2(w *byte, a *Q8K, nb int, rows int, tab *float32, out *float32)
+// out[r] for rows consecutive rows of nb blocks starting at w.
+TEXT ·dotQ6_KAVX2(SB), NOSPLIT, $0-48
 	MOVQ w+0(FP), SI
-	MOVQ a+8(FP), DI
-	MOVQ nb+16(FP), CX
-	MOVQ tab+24(FP), R8
-	VXORPS Y15, Y15, Y15
+	MOVQ a+8(FP), R13
+	MOVQ nb+16(FP), R15
+	MOVQ rows+24(FP), R14
+	MOVQ tab+32(FP), R8
+	MOVQ out+40(FP), BX
 	MOVL $0x0F0F0F0F, AX
 	VMOVD AX, X8
 	VPBROADCASTD X8, Y8
 	MOVL $0x03030303, AX
 	VMOVD AX, X9
 	VPBROADCASTD X9, Y9
+q6row:
+	MOVQ R13, DI
+	MOVQ R15, CX
+	VXORPS Y15, Y15, Y15
 q6rowloop:
 	TESTQ CX, CX
 	JZ q6rowdone
@@ -433,8 +448,11 @@ q6rowdone:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
+	MOVSS X0, (BX)
+	ADDQ $4, BX
+	DECQ R14
+	JNZ q6row
 	VZEROUPPER
-	MOVSS X0, ret+32(FP)
 	RET
 
 // Q4CHUNK: 32 bytes of Q4_K nibbles at qoff(R9) against the 64 int8 at
@@ -464,17 +482,23 @@ q6rowdone:
 	VPMADDWD Y11, Y6, Y6 \
 	VPADDD Y6, Y13, Y13
 
-// func dotQ4_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32
-TEXT ·dotQ4_KAVX2(SB), NOSPLIT, $0-36
+// func dotQ4_KAVX2(w *byte, a *Q8K, nb int, rows int, tab *float32, out *float32)
+// out[r] for rows consecutive rows of nb blocks starting at w.
+TEXT ·dotQ4_KAVX2(SB), NOSPLIT, $0-48
 	MOVQ w+0(FP), SI
-	MOVQ a+8(FP), DI
-	MOVQ nb+16(FP), CX
-	MOVQ tab+24(FP), R8
-	VXORPS Y15, Y15, Y15
-	VXORPS X14, X14, X14
+	MOVQ a+8(FP), R13
+	MOVQ nb+16(FP), R15
+	MOVQ rows+24(FP), R14
+	MOVQ tab+32(FP), R8
+	MOVQ out+40(FP), R12
 	MOVL $0x0F0F0F0F, AX
 	VMOVD AX, X8
 	VPBROADCASTD X8, Y8
+q4krow:
+	MOVQ R13, DI
+	MOVQ R15, CX
+	VXORPS Y15, Y15, Y15
+	VXORPS X14, X14, X14
 q4krowloop:
 	TESTQ CX, CX
 	JZ q4krowdone
@@ -514,8 +538,11 @@ q4krowloop:
 	JMP q4krowloop
 q4krowdone:
 	VSUBSS X14, X15, X0
+	MOVSS X0, (R12)
+	ADDQ $4, R12
+	DECQ R14
+	JNZ q4krow
 	VZEROUPPER
-	MOVSS X0, ret+32(FP)
 	RET
 
 // Four-token versions: one weight row against four activation rows, with

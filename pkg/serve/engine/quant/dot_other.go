@@ -4,12 +4,12 @@ package quant
 
 const useAVX2 = false
 
-func dotQ8_0AVX2(w, a *byte, nb int, tab *float32) float32 { panic("unreachable") }
+func dotQ8_0AVX2(w, a *byte, nb int, rows int, tab *float32, out *float32) { panic("unreachable") }
 func dotQ4_0AVX2(w, a *byte, nb int, tab *float32) float32 { panic("unreachable") }
 
-func dotQ6_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32 { panic("unreachable") }
+func dotQ6_KAVX2(w *byte, a *Q8K, nb int, rows int, tab *float32, out *float32) { panic("unreachable") }
 
-func dotQ4_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32 { panic("unreachable") }
+func dotQ4_KAVX2(w *byte, a *Q8K, nb int, rows int, tab *float32, out *float32) { panic("unreachable") }
 
 func dotQ4_KAVX2x4(w *byte, a0, a1, a2, a3 *Q8K, nb int, tab *float32, scratch *[16]float32, out *[4]float32) {
 	panic("unreachable")

@@ -60,3 +60,47 @@ func TestPackedQ4_0Agrees(t *testing.T) {
 		}
 	}
 }
+
+// TestRowsKernelsAgree checks the row-range kernels against the one-row
+// portable kernels, bit for bit.
+func TestRowsKernelsAgree(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for trial := range 8 {
+		rows, n := 1+trial*3, QK_K*(1+trial%3)
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		a8 := make([]byte, n/32*BlockQ8_0)
+		QuantizeQ8_0(a8, x)
+		ak := make([]Q8K, n/QK_K)
+		QuantizeQ8_K(ak, x)
+		out := make([]float32, rows)
+
+		w8 := randBytes(r, rows*n/32*BlockQ8_0)
+		setScales(w8, BlockQ8_0, 0, r)
+		DotQ8_0Rows(w8, a8, n, out)
+		for i, got := range out {
+			if want := dotQ8_0Generic(w8[i*n/32*BlockQ8_0:], a8, n); got != want {
+				t.Fatalf("Q8_0 row %d of %d: %v, want %v", i, rows, got, want)
+			}
+		}
+		wk := randBytes(r, rows*n/QK_K*BlockQ4_K)
+		setScales(wk, BlockQ4_K, 0, r)
+		setScales(wk, BlockQ4_K, 2, r)
+		DotQ4_KRows(wk, ak, n, out)
+		for i, got := range out {
+			if want := dotQ4_KGeneric(wk[i*n/QK_K*BlockQ4_K:], ak, n); got != want {
+				t.Fatalf("Q4_K row %d of %d: %v, want %v", i, rows, got, want)
+			}
+		}
+		w6 := randBytes(r, rows*n/QK_K*BlockQ6_K)
+		setScales(w6, BlockQ6_K, 208, r)
+		DotQ6_KRows(w6, ak, n, out)
+		for i, got := range out {
+			if want := dotQ6_KGeneric(w6[i*n/QK_K*BlockQ6_K:], ak, n); got != want {
+				t.Fatalf("Q6_K row %d of %d: %v, want %v", i, rows, got, want)
+			}
+		}
+	}
+}

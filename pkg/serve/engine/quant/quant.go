@@ -174,9 +174,26 @@ func DotQ8_0(w, a []byte, n int) float32 {
 	nb := n / QK8_0
 	if useAVX2 && nb > 0 {
 		_, _ = w[nb*BlockQ8_0-1], a[nb*BlockQ8_0-1]
-		return dotQ8_0AVX2(&w[0], &a[0], nb, &f16Table[0])
+		var out float32
+		dotQ8_0AVX2(&w[0], &a[0], nb, 1, &f16Table[0], &out)
+		return out
 	}
 	return dotQ8_0Generic(w, a, n)
+}
+
+// DotQ8_0Rows sets out[r] = DotQ8_0(row r, a, n) for the len(out)
+// consecutive rows at w: one call for a range of rows.
+func DotQ8_0Rows(w, a []byte, n int, out []float32) {
+	nb := n / QK8_0
+	if useAVX2 && nb > 0 && len(out) > 0 {
+		_, _ = w[len(out)*nb*BlockQ8_0-1], a[nb*BlockQ8_0-1]
+		dotQ8_0AVX2(&w[0], &a[0], nb, len(out), &f16Table[0], &out[0])
+		return
+	}
+	rb := nb * BlockQ8_0
+	for r := range out {
+		out[r] = dotQ8_0Generic(w[r*rb:], a, n)
+	}
 }
 
 // DotQ8_0x4 is DotQ8_0 of one weight row with four activation rows, each
@@ -281,9 +298,26 @@ func DotQ4_K(w []byte, a []Q8K, n int) float32 {
 	nb := n / QK_K
 	if useAVX2 && nb > 0 {
 		_, _ = w[nb*BlockQ4_K-1], a[nb-1]
-		return dotQ4_KAVX2(&w[0], &a[0], nb, &f16Table[0])
+		var out float32
+		dotQ4_KAVX2(&w[0], &a[0], nb, 1, &f16Table[0], &out)
+		return out
 	}
 	return dotQ4_KGeneric(w, a, n)
+}
+
+// DotQ4_KRows sets out[r] = DotQ4_K(row r, a, n) for the len(out)
+// consecutive rows at w.
+func DotQ4_KRows(w []byte, a []Q8K, n int, out []float32) {
+	nb := n / QK_K
+	if useAVX2 && nb > 0 && len(out) > 0 {
+		_, _ = w[len(out)*nb*BlockQ4_K-1], a[nb-1]
+		dotQ4_KAVX2(&w[0], &a[0], nb, len(out), &f16Table[0], &out[0])
+		return
+	}
+	rb := nb * BlockQ4_K
+	for r := range out {
+		out[r] = dotQ4_KGeneric(w[r*rb:], a, n)
+	}
 }
 
 // DotQ4_Kx4 computes the dot products of one Q4_K weight row with four
@@ -422,9 +456,26 @@ func DotQ6_K(w []byte, a []Q8K, n int) float32 {
 	nb := n / QK_K
 	if useAVX2 && nb > 0 {
 		_, _ = w[nb*BlockQ6_K-1], a[nb-1]
-		return dotQ6_KAVX2(&w[0], &a[0], nb, &f16Table[0])
+		var out float32
+		dotQ6_KAVX2(&w[0], &a[0], nb, 1, &f16Table[0], &out)
+		return out
 	}
 	return dotQ6_KGeneric(w, a, n)
+}
+
+// DotQ6_KRows sets out[r] = DotQ6_K(row r, a, n) for the len(out)
+// consecutive rows at w.
+func DotQ6_KRows(w []byte, a []Q8K, n int, out []float32) {
+	nb := n / QK_K
+	if useAVX2 && nb > 0 && len(out) > 0 {
+		_, _ = w[len(out)*nb*BlockQ6_K-1], a[nb-1]
+		dotQ6_KAVX2(&w[0], &a[0], nb, len(out), &f16Table[0], &out[0])
+		return
+	}
+	rb := nb * BlockQ6_K
+	for r := range out {
+		out[r] = dotQ6_KGeneric(w[r*rb:], a, n)
+	}
 }
 
 // DotQ6_Kx4 computes the dot products of one Q6_K weight row with four
