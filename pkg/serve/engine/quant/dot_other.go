@@ -5,7 +5,7 @@ package quant
 const useAVX2 = false
 
 func dotQ8_0AVX2(w, a *byte, nb int, rows int, tab *float32, out *float32) { panic("unreachable") }
-func dotQ4_0AVX2(w, a *byte, nb int, tab *float32) float32 { panic("unreachable") }
+func dotQ4_0AVX2(w, a *byte, nb int, tab *float32) float32                 { panic("unreachable") }
 
 func dotQ6_KAVX2(w *byte, a *Q8K, nb int, rows int, tab *float32, out *float32) { panic("unreachable") }
 
