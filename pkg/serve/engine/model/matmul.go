@@ -78,6 +78,10 @@ func (a *acts) forPacked() {
 // matmulPacked is matmul over packed weights: groups of eight rows are
 // split over the threads, and each group meets all activation rows at once.
 func (p pool) matmulPacked(w *Tensor, in []acts, out [][]float32) {
+	if w.Type == gguf.Q4_K {
+		p.matmulPackedQ4_K(w, in, out)
+		return
+	}
 	a := make([][]byte, len(in))
 	for i := range in {
 		in[i].forPacked()
@@ -90,6 +94,34 @@ func (p pool) matmulPacked(w *Tensor, in []acts, out [][]float32) {
 		ptrs := make([]*byte, len(a))
 		for g := lo; g < hi; g++ {
 			quant.GemmQ4_0x8(w.packed[g*gb:(g+1)*gb], nb, a, out, 8*g, scratch, ptrs)
+		}
+	})
+}
+
+// matmulPackedQ4_K splits the tokens by the order llama.cpp computes them
+// in (gemm for tile tokens, gemv for the rest) and runs each set through
+// the packed kernel of that order.
+func (p pool) matmulPackedQ4_K(w *Tensor, in []acts, out [][]float32) {
+	var tiled, plain [][]quant.Q8K
+	var tiledOut, plainOut [][]float32
+	for i := range in {
+		in[i].forType(gguf.Q4_K)
+		if in[i].tile {
+			tiled, tiledOut = append(tiled, in[i].q8k), append(tiledOut, out[i])
+		} else {
+			plain, plainOut = append(plain, in[i].q8k), append(plainOut, out[i])
+		}
+	}
+	nb := w.Cols / quant.QK_K
+	gb := nb * quant.BlockQ4_Kx8
+	p.run(w.Rows/8, func(lo, hi int) {
+		n := max(len(tiled), len(plain))
+		scratch := make([]float32, 16*n)
+		ptrs := make([]*quant.Q8K, n)
+		for g := lo; g < hi; g++ {
+			wg := w.packed[g*gb : (g+1)*gb]
+			quant.GemmQ4_Kx8(wg, nb, tiled, true, tiledOut, 8*g, scratch, ptrs)
+			quant.GemmQ4_Kx8(wg, nb, plain, false, plainOut, 8*g, scratch, ptrs)
 		}
 	})
 }

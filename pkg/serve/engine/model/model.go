@@ -1,5 +1,5 @@
 // Package model is the llama-family transformer forward pass: weights
-// loaded from a GGUF file (memory-mapped; only Q4_0 matrices are copied once, row-interleaved for the packed kernels), a per-sequence KV
+// loaded from a GGUF file (memory-mapped; Q4_0 and Q4_K matrices are copied once, row-interleaved for the packed kernels), a per-sequence KV
 // cache, and a batched step that runs any mix of prompt chunks and single
 // decode tokens from many sequences through the weights once.
 //
@@ -48,16 +48,22 @@ type Tensor struct {
 	Cols     int
 	Data     []byte
 	rowBytes int
-	// packed is Data row-interleaved for the packed kernels (Q4_0 with a
-	// multiple of 8 rows, where they run in assembly), or nil.
+	// packed is Data row-interleaved for the packed kernels (Q4_0 and Q4_K
+	// with a multiple of 8 rows, where they run in assembly), or nil.
 	packed []byte
 }
 
 // pack prepares t for the packed kernels where they apply. It copies the
 // weights once at load time, as llama.cpp's repacking does.
 func (t *Tensor) pack() {
-	if t.Type == gguf.Q4_0 && t.Rows%8 == 0 && t.Cols%quant.QK4_0 == 0 && quant.HasPackedQ4_0() {
+	if t.Rows%8 != 0 {
+		return
+	}
+	switch {
+	case t.Type == gguf.Q4_0 && t.Cols%quant.QK4_0 == 0 && quant.HasPackedQ4_0():
 		t.packed = quant.PackQ4_0x8(t.Data, t.Rows, t.Cols)
+	case t.Type == gguf.Q4_K && t.Cols%quant.QK_K == 0 && quant.HasPackedQ4_K():
+		t.packed = quant.PackQ4_Kx8(t.Data, t.Rows, t.Cols)
 	}
 }
 

@@ -54,3 +54,9 @@ func gemvQ4_0x8AVX2(w *byte, nb int, a *byte, acc *[8]float32)
 
 //go:noescape
 func gemmQ4_0x8AVX2(w *byte, nb int, a **byte, n int, acc *float32)
+
+//go:noescape
+func gemmQ4_Kx8AVX2(w *byte, nb int, a **Q8K, n int, acc *float32)
+
+//go:noescape
+func gemmQ4_Kx8TileAVX2(w *byte, nb int, a **Q8K, n int, acc *float32)

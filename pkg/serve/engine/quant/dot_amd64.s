@@ -1185,3 +1185,231 @@ q4x8mtok:
 q4x8mdone:
 	VZEROUPPER
 	RET
+
+// Eight-row Q4_K kernels over weights repacked by PackQ4_Kx8, one row per
+// lane (lane order 0,2,4,6,1,3,5,7). A packed super-block of eight rows:
+// 0: d[8] f16, 16: dmin[8] f16, 32: scales[8][8] (sub-block-major, lane
+// order), 96: per row pair p the 8 mins of row 2p then of row 2p+1,
+// 160: per sub-block pair j and row pair p two 32-byte vectors, the first
+// holding bytes 0..15 of the chunk of row 2p and of row 2p+1, the second
+// bytes 16..31. Every integer sum is exact, and the float steps per row are
+// those of DotQ4_K (gemv) or DotQ4_KTile (gemm), lane-wise.
+
+// Q4KX8PAIR: chunk pair at off(SI) against the broadcast activations in
+// Y0-Y3 (a1 bytes 0..15, 16..31; a2 bytes 0..15, 16..31): int32 sums of
+// row 2p (low lane) and 2p+1 (high lane) for the low nibbles into plo and
+// the high ones into phi. Clobbers Y12-Y15 (plo/phi may be Y11/Y12).
+#define Q4KX8PAIR(off, plo, phi) \
+	VMOVDQU off(SI), Y12 \
+	VPSRLW $4, Y12, Y13 \
+	VPAND q4x8mask<>(SB), Y12, Y12 \
+	VPAND q4x8mask<>(SB), Y13, Y13 \
+	VMOVDQU off+32(SI), Y14 \
+	VPSRLW $4, Y14, Y15 \
+	VPAND q4x8mask<>(SB), Y14, Y14 \
+	VPAND q4x8mask<>(SB), Y15, Y15 \
+	VPMADDUBSW Y0, Y12, Y12 \
+	VPMADDUBSW Y1, Y14, Y14 \
+	VPADDW Y14, Y12, Y12 \
+	VPMADDWD q4x8ones<>(SB), Y12, plo \
+	VPMADDUBSW Y2, Y13, Y13 \
+	VPMADDUBSW Y3, Y15, Y15 \
+	VPADDW Y15, Y13, Y13 \
+	VPMADDWD q4x8ones<>(SB), Y13, phi
+
+// Q4KX8J: sub-block pair j of the super-block for the token at DI: leaves
+// s(2j)·sum(2j) + s(2j+1)·sum(2j+1) per row (lanes) in Y7. Clobbers Y0-Y3,
+// Y7-Y15.
+#define Q4KX8J(j) \
+	VBROADCASTI128 4+64*j(DI), Y0 \
+	VBROADCASTI128 20+64*j(DI), Y1 \
+	VBROADCASTI128 36+64*j(DI), Y2 \
+	VBROADCASTI128 52+64*j(DI), Y3 \
+	Q4KX8PAIR(160+256*j, Y7, Y8) \
+	Q4KX8PAIR(224+256*j, Y9, Y10) \
+	VPHADDD Y9, Y7, Y7 \
+	VPHADDD Y10, Y8, Y8 \
+	Q4KX8PAIR(288+256*j, Y9, Y10) \
+	Q4KX8PAIR(352+256*j, Y11, Y12) \
+	VPHADDD Y11, Y9, Y9 \
+	VPHADDD Y12, Y10, Y10 \
+	VPHADDD Y9, Y7, Y7 \
+	VPHADDD Y10, Y8, Y8 \
+	VPMOVZXBD 32+16*j(SI), Y9 \
+	VPMULLD Y9, Y7, Y7 \
+	VPMOVZXBD 40+16*j(SI), Y10 \
+	VPMULLD Y10, Y8, Y8 \
+	VPADDD Y8, Y7, Y7
+
+// Q4KX8MINS: the four row pairs' mins times the token's bsum pairs: Y10-Y13
+// hold, for row 2p (low lane) and 2p+1 (high lane), the four per-sub-block-
+// pair sums m(2j)·B(2j) + m(2j+1)·B(2j+1). Clobbers Y9.
+#define Q4KX8MINS \
+	VMOVDQU 260(DI), Y9 \
+	VEXTRACTI128 $1, Y9, X10 \
+	VPHADDW X10, X9, X9 \
+	VINSERTI128 $1, X9, Y9, Y9 \
+	VPMOVZXBW 96(SI), Y10 \
+	VPMADDWD Y9, Y10, Y10 \
+	VPMOVZXBW 112(SI), Y11 \
+	VPMADDWD Y9, Y11, Y11 \
+	VPMOVZXBW 128(SI), Y12 \
+	VPMADDWD Y9, Y12, Y12 \
+	VPMOVZXBW 144(SI), Y13 \
+	VPMADDWD Y9, Y13, Y13
+
+// Q4KX8SCALE: Y15 = f16 vector at off(SI) times the token's scale.
+#define Q4KX8SCALE(off) \
+	VBROADCASTSS (DI), Y14 \
+	VCVTPH2PS off(SI), Y15 \
+	VMULPS Y14, Y15, Y15
+
+// Q4KX8FRAME: register set-up shared by both gemm kernels.
+#define Q4KX8FRAME \
+	MOVQ w+0(FP), SI \
+	MOVQ nb+8(FP), CX \
+	MOVQ a+16(FP), R8 \
+	MOVQ n+24(FP), R11 \
+	MOVQ acc+32(FP), R10 \
+	MOVQ R10, DX \
+	MOVQ R11, BX \
+	VXORPS Y15, Y15, Y15
+
+// Q4KX8ZERO / Q4KX8FINISH: zero the n×16 scratch floats (acc, accm per
+// token); at the end leave acc-accm in each token's first 8.
+#define Q4KX8FINISH(label) \
+	MOVQ R10, DX \
+	MOVQ R11, BX \
+label: \
+	VMOVUPS (DX), Y5 \
+	VSUBPS 32(DX), Y5, Y5 \
+	VMOVUPS Y5, (DX) \
+	ADDQ $64, DX \
+	DECQ BX \
+	JNZ label
+
+// func gemmQ4_Kx8AVX2(w *byte, nb int, a **Q8K, n int, acc *float32)
+// DotQ4_K's steps (ggml_gemv_q4_K_8x8_q8_K) for n tokens and eight packed
+// rows: per super-block one fma of the scales' sum and one of the mins'.
+TEXT ·gemmQ4_Kx8AVX2(SB), NOSPLIT, $0-40
+	Q4KX8FRAME
+q4kx8zero:
+	VMOVUPS Y15, (DX)
+	VMOVUPS Y15, 32(DX)
+	ADDQ $64, DX
+	DECQ BX
+	JNZ q4kx8zero
+	XORQ R9, R9
+q4kx8sb:
+	TESTQ CX, CX
+	JZ q4kx8done
+	MOVQ R10, DX
+	XORQ BX, BX
+q4kx8tok:
+	MOVQ (R8)(BX*8), DI
+	ADDQ R9, DI
+	Q4KX8MINS
+	VPHADDD Y11, Y10, Y10
+	VPHADDD Y13, Y12, Y12
+	VPHADDD Y12, Y10, Y10
+	VCVTDQ2PS Y10, Y10
+	Q4KX8SCALE(16)
+	VMOVUPS 32(DX), Y6
+	VFMADD231PS Y10, Y15, Y6
+	VMOVUPS Y6, 32(DX)
+	Q4KX8J(0)
+	VMOVDQA Y7, Y4
+	Q4KX8J(1)
+	VPADDD Y7, Y4, Y4
+	Q4KX8J(2)
+	VPADDD Y7, Y4, Y4
+	Q4KX8J(3)
+	VPADDD Y7, Y4, Y4
+	VCVTDQ2PS Y4, Y4
+	Q4KX8SCALE(0)
+	VMOVUPS (DX), Y5
+	VFMADD231PS Y4, Y15, Y5
+	VMOVUPS Y5, (DX)
+	ADDQ $64, DX
+	INCQ BX
+	CMPQ BX, R11
+	JNE q4kx8tok
+	ADDQ $1184, SI
+	ADDQ $292, R9
+	DECQ CX
+	JMP q4kx8sb
+q4kx8done:
+	Q4KX8FINISH(q4kx8fin)
+	VZEROUPPER
+	RET
+
+// Q4KX8JT: sub-block pair j, fused-multiply-added into acc (Y5) with the
+// d·a.D vector in Y4 (DotQ4_KTile's per-pair step).
+#define Q4KX8JT(j) \
+	Q4KX8J(j) \
+	VCVTDQ2PS Y7, Y7 \
+	VFMADD231PS Y7, Y4, Y5
+
+// func gemmQ4_Kx8TileAVX2(w *byte, nb int, a **Q8K, n int, acc *float32)
+// DotQ4_KTile's steps (ggml_gemm_q4_K_8x8_q8_K) for n tokens and eight
+// packed rows: one fma per sub-block pair for the scales and for the mins.
+TEXT ·gemmQ4_Kx8TileAVX2(SB), NOSPLIT, $0-40
+	Q4KX8FRAME
+q4kx8tzero:
+	VMOVUPS Y15, (DX)
+	VMOVUPS Y15, 32(DX)
+	ADDQ $64, DX
+	DECQ BX
+	JNZ q4kx8tzero
+	XORQ R9, R9
+q4kx8tsb:
+	TESTQ CX, CX
+	JZ q4kx8tdone
+	MOVQ R10, DX
+	XORQ BX, BX
+q4kx8ttok:
+	MOVQ (R8)(BX*8), DI
+	ADDQ R9, DI
+	Q4KX8MINS
+	// transpose to one vector per sub-block pair (rows in lanes)
+	VPUNPCKLDQ Y11, Y10, Y14
+	VPUNPCKHDQ Y11, Y10, Y10
+	VPUNPCKLDQ Y13, Y12, Y11
+	VPUNPCKHDQ Y13, Y12, Y12
+	VPUNPCKLQDQ Y11, Y14, Y13
+	VPUNPCKHQDQ Y11, Y14, Y14
+	VPUNPCKLQDQ Y12, Y10, Y11
+	VPUNPCKHQDQ Y12, Y10, Y12
+	VCVTDQ2PS Y13, Y13
+	VCVTDQ2PS Y14, Y14
+	VCVTDQ2PS Y11, Y11
+	VCVTDQ2PS Y12, Y12
+	VBROADCASTSS (DI), Y9
+	VCVTPH2PS 16(SI), Y15
+	VMULPS Y9, Y15, Y15
+	VMOVUPS 32(DX), Y6
+	VFMADD231PS Y13, Y15, Y6
+	VFMADD231PS Y14, Y15, Y6
+	VFMADD231PS Y11, Y15, Y6
+	VFMADD231PS Y12, Y15, Y6
+	VMOVUPS Y6, 32(DX)
+	VCVTPH2PS (SI), Y4
+	VMULPS Y9, Y4, Y4
+	VMOVUPS (DX), Y5
+	Q4KX8JT(0)
+	Q4KX8JT(1)
+	Q4KX8JT(2)
+	Q4KX8JT(3)
+	VMOVUPS Y5, (DX)
+	ADDQ $64, DX
+	INCQ BX
+	CMPQ BX, R11
+	JNE q4kx8ttok
+	ADDQ $1184, SI
+	ADDQ $292, R9
+	DECQ CX
+	JMP q4kx8tsb
+q4kx8tdone:
+	Q4KX8FINISH(q4kx8tfin)
+	VZEROUPPER
+	RET

@@ -48,3 +48,7 @@ func expAVX2(dst, src *float32, s float32, neg int, n int, tab *[80]float32) { p
 func gemvQ4_0x8AVX2(w *byte, nb int, a *byte, acc *[8]float32) { panic("unreachable") }
 
 func gemmQ4_0x8AVX2(w *byte, nb int, a **byte, n int, acc *float32) { panic("unreachable") }
+
+func gemmQ4_Kx8AVX2(w *byte, nb int, a **Q8K, n int, acc *float32) { panic("unreachable") }
+
+func gemmQ4_Kx8TileAVX2(w *byte, nb int, a **Q8K, n int, acc *float32) { panic("unreachable") }

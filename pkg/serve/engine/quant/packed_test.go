@@ -104,3 +104,59 @@ func TestRowsKernelsAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestPackedQ4_KAgrees checks the packed eight-row Q4_K kernels, in both
+// orders, against DotQ4_K and DotQ4_KTile on the unpacked rows, bit for bit.
+func TestPackedQ4_KAgrees(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for trial := range 10 {
+		rows, n := 8*(1+trial%3), QK_K*(1+trial%4)
+		nb := n / QK_K
+		w := randBytes(r, rows*nb*BlockQ4_K)
+		setScales(w, BlockQ4_K, 0, r)
+		setScales(w, BlockQ4_K, 2, r)
+		packed := PackQ4_Kx8(w, rows, n)
+		tokens := 1 + trial%6
+		a := make([][]Q8K, tokens)
+		for k := range a {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(r.NormFloat64()) * float32(k+1)
+			}
+			a[k] = make([]Q8K, nb)
+			QuantizeQ8_K(a[k], x)
+		}
+		for _, tile := range []bool{false, true} {
+			out := make([][]float32, tokens)
+			for k := range out {
+				out[k] = make([]float32, rows)
+			}
+			scratch := make([]float32, 16*tokens)
+			ptrs := make([]*Q8K, tokens)
+			for g := 0; g < rows/8; g++ {
+				GemmQ4_Kx8(packed[g*nb*BlockQ4_Kx8:], nb, a, tile, out, 8*g, scratch, ptrs)
+			}
+			for k := range tokens {
+				for row := range rows {
+					wr := w[row*nb*BlockQ4_K:]
+					want := dotQ4_KGeneric(wr, a[k], n)
+					if tile {
+						want = dotQ4_KTileGeneric(wr, a[k], n)
+					}
+					if got := out[k][row]; got != want {
+						t.Fatalf("trial %d tile=%v: token %d of %d, row %d: packed %v, one-row %v", trial, tile, k, tokens, row, got, want)
+					}
+				}
+				var acc [8]float32
+				for g := 0; g < rows/8; g++ {
+					gemmQ4_Kx8Generic(packed[g*nb*BlockQ4_Kx8:], nb, a[k], tile, &acc)
+					for lane, row := range q4x8Lane {
+						if want := out[k][8*g+row]; acc[lane] != want {
+							t.Fatalf("trial %d tile=%v: portable packed row %d: %v, want %v", trial, tile, 8*g+row, acc[lane], want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
