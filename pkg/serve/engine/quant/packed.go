@@ -164,7 +164,7 @@ func PackQ4_Kx8(src []byte, rows, cols int) []byte {
 			for j := range 4 {
 				for p := range 4 {
 					base := 160 + 256*j + 64*p
-					q0, q1 := blk(2*p)[16+32*j:], blk(2*p + 1)[16+32*j:]
+					q0, q1 := blk(2 * p)[16+32*j:], blk(2*p + 1)[16+32*j:]
 					copy(o[base:base+16], q0[:16])
 					copy(o[base+16:base+32], q1[:16])
 					copy(o[base+32:base+48], q0[16:32])
