@@ -241,7 +241,22 @@ func (p pool) matmul(w *Tensor, in []acts, out [][]float32) {
 		if len(tiled) == 0 && len(plain) == 0 {
 			return
 		}
-		for r := lo; r < hi; r++ {
+		r0 := lo
+		if w.Type == gguf.Q8_0 && kernel4 != nil {
+			// Two rows by four tokens per call: each weight and activation
+			// block is loaded once for eight products.
+			var eight [8]float32
+			for ; r0+2 <= hi; r0 += 2 {
+				for i := 0; i+4 <= len(plain); i += 4 {
+					g := plain[i : i+4]
+					quant.DotQ8_0Tile(w.Data[r0*rb:(r0+2)*rb], rb, in[g[0]].q8_0, in[g[1]].q8_0, in[g[2]].q8_0, in[g[3]].q8_0, n, &eight)
+					for k, t := range g {
+						out[t][r0], out[t][r0+1] = eight[k], eight[4+k]
+					}
+				}
+			}
+		}
+		for r := r0; r < hi; r++ {
 			row := w.Data[r*rb : (r+1)*rb : (r+1)*rb]
 			for i := 0; i+4 <= len(tiled); i += 4 {
 				g := tiled[i : i+4]

@@ -1413,3 +1413,86 @@ q4kx8tdone:
 	Q4KX8FINISH(q4kx8tfin)
 	VZEROUPPER
 	RET
+
+// Q80T: one (row, token) cell of the 2x4 Q8_0 tile: the block at woff(wreg)
+// with |w| in wabs and d_w broadcast in dw, against the token block in Y12
+// (d_a broadcast in Y13), into acc with dotQ8_0AVX2's steps.
+#define Q80T(wreg, wabs, dw, acc) \
+	VPSIGNB 2(wreg), Y12, Y14 \
+	VPMADDUBSW Y14, wabs, Y14 \
+	VPMADDWD q4x8ones<>(SB), Y14, Y14 \
+	VCVTDQ2PS Y14, Y14 \
+	VMULPS Y13, dw, Y15 \
+	VFMADD231PS Y14, Y15, acc
+
+// QOUTT is QOUT (the same additions) with X14/X15 as temporaries.
+#define QOUTT(acc, accx, outoff) \
+	VEXTRACTF128 $1, acc, X15 \
+	VADDPS accx, X15, X14 \
+	VMOVHLPS X14, X14, X15 \
+	VADDPS X15, X14, X14 \
+	VMOVSHDUP X14, X15 \
+	VADDSS X15, X14, X14 \
+	MOVSS X14, outoff(BX)
+
+#define Q80TTOK(areg, acc0, acc1) \
+	VMOVDQU 2(areg), Y12 \
+	MOVWLZX (areg), AX \
+	VBROADCASTSS (R8)(AX*4), Y13 \
+	Q80T(SI, Y8, Y10, acc0) \
+	Q80T(R9, Y9, Y11, acc1) \
+	ADDQ $34, areg
+
+// func dotQ8_0TileAVX2(w *byte, rowBytes int, a0, a1, a2, a3 *byte, nb int, tab *float32, out *[8]float32)
+// Two consecutive rows (w, w+rowBytes) against four tokens: out[4r+t] is
+// bit-identical to dotQ8_0AVX2 of row r and token t; every weight and
+// activation block is loaded once for the eight products.
+TEXT ·dotQ8_0TileAVX2(SB), NOSPLIT, $0-72
+	MOVQ w+0(FP), SI
+	MOVQ SI, R9
+	ADDQ rowBytes+8(FP), R9
+	MOVQ a0+16(FP), DI
+	MOVQ a1+24(FP), R12
+	MOVQ a2+32(FP), R13
+	MOVQ a3+40(FP), R14
+	MOVQ nb+48(FP), CX
+	MOVQ tab+56(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+q80tloop:
+	TESTQ CX, CX
+	JZ q80tdone
+	MOVWLZX (SI), AX
+	VBROADCASTSS (R8)(AX*4), Y10
+	MOVWLZX (R9), AX
+	VBROADCASTSS (R8)(AX*4), Y11
+	VMOVDQU 2(SI), Y8
+	VPABSB Y8, Y8
+	VMOVDQU 2(R9), Y9
+	VPABSB Y9, Y9
+	Q80TTOK(DI, Y0, Y4)
+	Q80TTOK(R12, Y1, Y5)
+	Q80TTOK(R13, Y2, Y6)
+	Q80TTOK(R14, Y3, Y7)
+	ADDQ $34, SI
+	ADDQ $34, R9
+	DECQ CX
+	JMP q80tloop
+q80tdone:
+	MOVQ out+64(FP), BX
+	QOUTT(Y0, X0, 0)
+	QOUTT(Y1, X1, 4)
+	QOUTT(Y2, X2, 8)
+	QOUTT(Y3, X3, 12)
+	QOUTT(Y4, X4, 16)
+	QOUTT(Y5, X5, 20)
+	QOUTT(Y6, X6, 24)
+	QOUTT(Y7, X7, 28)
+	VZEROUPPER
+	RET

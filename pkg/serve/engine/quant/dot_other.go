@@ -52,3 +52,7 @@ func gemmQ4_0x8AVX2(w *byte, nb int, a **byte, n int, acc *float32) { panic("unr
 func gemmQ4_Kx8AVX2(w *byte, nb int, a **Q8K, n int, acc *float32) { panic("unreachable") }
 
 func gemmQ4_Kx8TileAVX2(w *byte, nb int, a **Q8K, n int, acc *float32) { panic("unreachable") }
+
+func dotQ8_0TileAVX2(w *byte, rowBytes int, a0, a1, a2, a3 *byte, nb int, tab *float32, out *[8]float32) {
+	panic("unreachable")
+}

@@ -160,3 +160,33 @@ func TestPackedQ4_KAgrees(t *testing.T) {
 		}
 	}
 }
+
+// TestQ8_0TileAgrees checks the two-row, four-token Q8_0 kernel against
+// the one-row portable kernel, bit for bit.
+func TestQ8_0TileAgrees(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for trial := range 10 {
+		n := QK8_0 * (1 + trial*7%29)
+		nb := n / QK8_0
+		w := randBytes(r, 2*nb*BlockQ8_0)
+		setScales(w, BlockQ8_0, 0, r)
+		var a [4][]byte
+		for k := range a {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(r.NormFloat64()) * float32(k+1)
+			}
+			a[k] = make([]byte, nb*BlockQ8_0)
+			QuantizeQ8_0(a[k], x)
+		}
+		var out [8]float32
+		DotQ8_0Tile(w, nb*BlockQ8_0, a[0], a[1], a[2], a[3], n, &out)
+		for row := range 2 {
+			for k := range 4 {
+				if want := dotQ8_0Generic(w[row*nb*BlockQ8_0:], a[k], n); out[4*row+k] != want {
+					t.Fatalf("trial %d row %d token %d: %v, want %v", trial, row, k, out[4*row+k], want)
+				}
+			}
+		}
+	}
+}

@@ -209,6 +209,24 @@ func DotQ8_0x4(w, a0, a1, a2, a3 []byte, n int, out *[4]float32) {
 	out[0], out[1], out[2], out[3] = DotQ8_0(w, a0, n), DotQ8_0(w, a1, n), DotQ8_0(w, a2, n), DotQ8_0(w, a3, n)
 }
 
+// DotQ8_0Tile computes two consecutive Q8_0 weight rows (w holds both,
+// rowBytes apart) against four activation rows: out[4r+t] is bit-identical
+// to DotQ8_0 of row r with a_t.
+func DotQ8_0Tile(w []byte, rowBytes int, a0, a1, a2, a3 []byte, n int, out *[8]float32) {
+	nb := n / QK8_0
+	if useAVX2 && nb > 0 && rowBytes >= nb*BlockQ8_0 {
+		l := nb*BlockQ8_0 - 1
+		_, _, _, _, _ = w[rowBytes+l], a0[l], a1[l], a2[l], a3[l]
+		dotQ8_0TileAVX2(&w[0], rowBytes, &a0[0], &a1[0], &a2[0], &a3[0], nb, &f16Table[0], out)
+		return
+	}
+	for r := range 2 {
+		for t, a := range [4][]byte{a0, a1, a2, a3} {
+			out[4*r+t] = DotQ8_0(w[r*rowBytes:], a, n)
+		}
+	}
+}
+
 // dotQ8_0Generic follows the assembly (ggml's AVX2 order): per block, eight
 // int32 lanes of four products each, each fused-multiply-added with
 // d_w·d_a into its own float lane, the lanes added as hsum8 does.
