@@ -104,10 +104,8 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 			c := seqs[seqOf[t]].Cache
 			kc := c.k[li][pos[t]*kvd : (pos[t]+1)*kvd]
 			vc := c.v[li][pos[t]*kvd : (pos[t]+1)*kvd]
-			for i := range kvd {
-				kc[i] = quant.F32ToF16(k[t][i])
-				vc[i] = quant.F32ToF16(v[t][i])
-			}
+			quant.F32ToF16s(kc, k[t])
+			quant.F32ToF16s(vc, v[t])
 		}
 		p.run(T*m.Heads, func(lo, hi int) {
 			var q16 []float32
@@ -120,9 +118,7 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 				if q16 == nil {
 					q16 = make([]float32, m.HeadDim)
 				}
-				for i := range q16 {
-					q16[i] = quant.RoundF16(q[t][h*m.HeadDim+i])
-				}
+				quant.ScaleRoundF16(q16, q[t][h*m.HeadDim:(h+1)*m.HeadDim], 1)
 				n := pos[t] + 1
 				if cap(probs) < n {
 					probs = make([]float32, n, c.size)
@@ -155,9 +151,7 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 					sum += float64((r0 + r2) + (r1 + r3))
 				}
 				inv := float32(1 / sum)
-				for j := range probs {
-					probs[j] = quant.RoundF16(probs[j] * inv)
-				}
+				quant.ScaleRoundF16(probs, probs, inv)
 				out := att[t][h*m.HeadDim : (h+1)*m.HeadDim]
 				if tile {
 					quant.MixF16Tile(out, c.v[li][kh:], kvd, probs, mixAcc)

@@ -53,9 +53,7 @@ func (a *acts) forType(t gguf.GGMLType) {
 				a.f16 = make([]uint16, len(a.x))
 			}
 			a.f16 = a.f16[:len(a.x)]
-			for i, v := range a.x {
-				a.f16[i] = quant.F32ToF16(v)
-			}
+			quant.F32ToF16s(a.f16, a.x)
 			a.have[2] = true
 		}
 	}

@@ -312,6 +312,10 @@ func ropeTable(cs []float32, pos int, dims int, base float32) {
 
 // rope rotates x (one head) in place with the table of ropeTable.
 func rope(x []float32, cs []float32, dims int, neox bool) {
+	if !neox {
+		quant.RopePairs(x[:dims], cs[:dims])
+		return
+	}
 	for i := 0; i < dims/2; i++ {
 		c, s := cs[2*i], cs[2*i+1]
 		a, b := 2*i, 2*i+1

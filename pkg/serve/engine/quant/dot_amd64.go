@@ -63,3 +63,12 @@ func gemmQ4_Kx8TileAVX2(w *byte, nb int, a **Q8K, n int, acc *float32)
 
 //go:noescape
 func dotQ8_0TileAVX2(w *byte, rowBytes int, a0, a1, a2, a3 *byte, nb int, tab *float32, out *[8]float32)
+
+//go:noescape
+func f32ToF16AVX2(dst *uint16, src *float32, n int)
+
+//go:noescape
+func scaleRoundF16AVX2(dst, src *float32, s float32, n int)
+
+//go:noescape
+func ropePairsAVX2(x, cs *float32, n int)

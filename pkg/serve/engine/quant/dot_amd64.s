@@ -1496,3 +1496,78 @@ q80tdone:
 	QOUTT(Y7, X7, 28)
 	VZEROUPPER
 	RET
+
+// func f32ToF16AVX2(dst *uint16, src *float32, n int)
+// n (a multiple of 8) conversions with round-to-nearest-even, as F32ToF16.
+TEXT ·f32ToF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ f16cdone
+f16cloop:
+	VMOVUPS (SI), Y0
+	VCVTPS2PH $0, Y0, X1
+	VMOVDQU X1, (DI)
+	ADDQ $32, SI
+	ADDQ $16, DI
+	DECQ CX
+	JNZ f16cloop
+f16cdone:
+	VZEROUPPER
+	RET
+
+// func scaleRoundF16AVX2(dst, src *float32, s float32, n int)
+// dst[i] = RoundF16(src[i]*s) for n (a multiple of 8) elements.
+TEXT ·scaleRoundF16AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	VBROADCASTSS s+16(FP), Y2
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ srdone
+srloop:
+	VMULPS (SI), Y2, Y0
+	VCVTPS2PH $0, Y0, X1
+	VCVTPH2PS X1, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ srloop
+srdone:
+	VZEROUPPER
+	RET
+
+DATA ropesign<>+0(SB)/8, $0x0000000080000000
+DATA ropesign<>+8(SB)/8, $0x0000000080000000
+DATA ropesign<>+16(SB)/8, $0x0000000080000000
+DATA ropesign<>+24(SB)/8, $0x0000000080000000
+GLOBL ropesign<>(SB), RODATA|NOPTR, $32
+
+// func ropePairsAVX2(x, cs *float32, n int)
+// For adjacent pairs (x0, x1) with (c, s): x0' = fma(x0, c, -(x1·s)),
+// x1' = fma(x0, s, x1·c), n (a multiple of 8) elements in place.
+TEXT ·ropePairsAVX2(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), SI
+	MOVQ cs+8(FP), DI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ ropedone
+ropeloop:
+	VMOVUPS (SI), Y0
+	VMOVUPS (DI), Y1
+	VMOVSHDUP Y0, Y2
+	VMOVSLDUP Y0, Y3
+	VPERMILPS $0xB1, Y1, Y4
+	VMULPS Y4, Y2, Y5
+	VXORPS ropesign<>(SB), Y5, Y5
+	VFMADD231PS Y1, Y3, Y5
+	VMOVUPS Y5, (SI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ ropeloop
+ropedone:
+	VZEROUPPER
+	RET

@@ -56,3 +56,9 @@ func gemmQ4_Kx8TileAVX2(w *byte, nb int, a **Q8K, n int, acc *float32) { panic("
 func dotQ8_0TileAVX2(w *byte, rowBytes int, a0, a1, a2, a3 *byte, nb int, tab *float32, out *[8]float32) {
 	panic("unreachable")
 }
+
+func f32ToF16AVX2(dst *uint16, src *float32, n int) { panic("unreachable") }
+
+func scaleRoundF16AVX2(dst, src *float32, s float32, n int) { panic("unreachable") }
+
+func ropePairsAVX2(x, cs *float32, n int) { panic("unreachable") }
