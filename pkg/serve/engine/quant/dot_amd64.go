@@ -72,3 +72,9 @@ func scaleRoundF16AVX2(dst, src *float32, s float32, n int)
 
 //go:noescape
 func ropePairsAVX2(x, cs *float32, n int)
+
+//go:noescape
+func quantizeQ8_0AVX2(dst *byte, x *float32, nb int)
+
+//go:noescape
+func quantizeQ8_KAVX2(y *Q8K, x *float32, nb int)

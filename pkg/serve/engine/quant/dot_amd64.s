@@ -1571,3 +1571,169 @@ ropeloop:
 ropedone:
 	VZEROUPPER
 	RET
+
+DATA absmask<>+0(SB)/8, $0x7FFFFFFF7FFFFFFF
+DATA absmask<>+8(SB)/8, $0x7FFFFFFF7FFFFFFF
+DATA absmask<>+16(SB)/8, $0x7FFFFFFF7FFFFFFF
+DATA absmask<>+24(SB)/8, $0x7FFFFFFF7FFFFFFF
+GLOBL absmask<>(SB), RODATA|NOPTR, $32
+
+DATA packperm<>+0(SB)/4, $0
+DATA packperm<>+4(SB)/4, $4
+DATA packperm<>+8(SB)/4, $1
+DATA packperm<>+12(SB)/4, $5
+DATA packperm<>+16(SB)/4, $2
+DATA packperm<>+20(SB)/4, $6
+DATA packperm<>+24(SB)/4, $3
+DATA packperm<>+28(SB)/4, $7
+GLOBL packperm<>(SB), RODATA|NOPTR, $32
+
+// HMAXPS: the largest of the eight lanes of y (x its low half) into every
+// lane of x; tmp clobbered.
+#define HMAXPS(y, x, tmp) \
+	VEXTRACTF128 $1, y, tmp \
+	VMAXPS tmp, x, x \
+	VMOVHLPS x, x, tmp \
+	VMAXPS tmp, x, x \
+	VMOVSHDUP x, tmp \
+	VMAXPS tmp, x, x \
+	VBROADCASTSS x, y
+
+// Q8PACK32: the 32 floats at off(SI) times Y5, rounded to nearest even,
+// saturated to int8 and stored in order at doff(DI). Clobbers Y0-Y3.
+#define Q8PACK32(off, doff) \
+	VMULPS off(SI), Y5, Y0 \
+	VMULPS off+32(SI), Y5, Y1 \
+	VMULPS off+64(SI), Y5, Y2 \
+	VMULPS off+96(SI), Y5, Y3 \
+	VROUNDPS $0, Y0, Y0 \
+	VROUNDPS $0, Y1, Y1 \
+	VROUNDPS $0, Y2, Y2 \
+	VROUNDPS $0, Y3, Y3 \
+	VCVTPS2DQ Y0, Y0 \
+	VCVTPS2DQ Y1, Y1 \
+	VCVTPS2DQ Y2, Y2 \
+	VCVTPS2DQ Y3, Y3 \
+	VPACKSSDW Y1, Y0, Y0 \
+	VPACKSSDW Y3, Y2, Y2 \
+	VPACKSSWB Y2, Y0, Y0 \
+	VPERMD Y0, Y6, Y0 \
+	VMOVDQU Y0, doff(DI)
+
+// func quantizeQ8_0AVX2(dst *byte, x *float32, nb int)
+// ggml's AVX2 quantize_row_q8_0: per 32 values d = amax/127 (stored as
+// f16), q = round-to-nearest-even(x·127/amax).
+TEXT ·quantizeQ8_0AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ nb+16(FP), CX
+	VMOVDQU packperm<>(SB), Y6
+	VMOVUPS absmask<>(SB), Y7
+	MOVL $0x42FE0000, AX // 127
+	VMOVD AX, X8
+q8qloop:
+	TESTQ CX, CX
+	JZ q8qdone
+	VANDPS (SI), Y7, Y0
+	VANDPS 32(SI), Y7, Y1
+	VANDPS 64(SI), Y7, Y2
+	VANDPS 96(SI), Y7, Y3
+	VMAXPS Y1, Y0, Y0
+	VMAXPS Y3, Y2, Y2
+	VMAXPS Y2, Y0, Y0
+	HMAXPS(Y0, X0, X1)
+	VDIVSS X8, X0, X1 // d = amax / 127
+	VCVTPS2PH $0, X1, X1
+	VMOVD X1, AX
+	MOVW AX, (DI)
+	VXORPS X5, X5, X5
+	VUCOMISS X5, X0
+	JEQ q8qzero
+	VDIVSS X0, X8, X5 // id = 127 / amax
+q8qzero:
+	VBROADCASTSS X5, Y5
+	Q8PACK32(0, 2)
+	ADDQ $128, SI
+	ADDQ $34, DI
+	DECQ CX
+	JMP q8qloop
+q8qdone:
+	VZEROUPPER
+	RET
+
+// func quantizeQ8_KAVX2(y *Q8K, x *float32, nb int)
+// quantize_row_q8_K_ref's values per 256: the signed value of largest
+// magnitude (the first one, on ties) sets iscale = -127/max; q =
+// min(127, round-to-nearest-even(iscale·x)); D = 1/iscale. An all-zero
+// block is left for the caller (D = 0 marks it). Bsums are the caller's.
+TEXT ·quantizeQ8_KAVX2(SB), NOSPLIT, $0-24
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ nb+16(FP), CX
+	VMOVDQU packperm<>(SB), Y6
+	VMOVUPS absmask<>(SB), Y7
+	MOVL $0xC2FE0000, AX // -127
+	VMOVD AX, X8
+q8kqloop:
+	TESTQ CX, CX
+	JZ q8kqdone
+	// amax
+	VANDPS (SI), Y7, Y0
+	MOVQ $1, BX
+q8kmax:
+	MOVQ BX, AX
+	SHLQ $5, AX
+	VANDPS (SI)(AX*1), Y7, Y1
+	VMAXPS Y1, Y0, Y0
+	INCQ BX
+	CMPQ BX, $32
+	JNE q8kmax
+	HMAXPS(Y0, X0, X1)
+	VXORPS X5, X5, X5
+	VUCOMISS X5, X0
+	JNE q8knonzero
+	MOVL $0, (DI)
+	JMP q8knext
+q8knonzero:
+	// first element whose magnitude is amax
+	XORQ BX, BX
+q8kfind:
+	MOVQ BX, AX
+	SHLQ $5, AX
+	VANDPS (SI)(AX*1), Y7, Y1
+	VCMPPS $0, Y0, Y1, Y1
+	VMOVMSKPS Y1, DX
+	TESTL DX, DX
+	JNZ q8kfound
+	INCQ BX
+	JMP q8kfind
+q8kfound:
+	BSFL DX, DX
+	SHLQ $3, BX
+	ADDQ DX, BX
+	VMOVSS (SI)(BX*4), X1 // mx
+	VDIVSS X1, X8, X5     // iscale = -127 / mx
+	MOVL $0x3F800000, AX  // 1
+	VMOVD AX, X2
+	VDIVSS X5, X2, X2     // D = 1 / iscale
+	VMOVSS X2, (DI)
+	VBROADCASTSS X5, Y5
+	MOVQ $8, BX
+	MOVQ DI, R9
+	ADDQ $4, DI
+q8kpack:
+	Q8PACK32(0, 0)
+	ADDQ $128, SI
+	ADDQ $32, DI
+	DECQ BX
+	JNZ q8kpack
+	SUBQ $1024, SI
+	MOVQ R9, DI
+q8knext:
+	ADDQ $1024, SI
+	ADDQ $292, DI
+	DECQ CX
+	JMP q8kqloop
+q8kqdone:
+	VZEROUPPER
+	RET

@@ -62,3 +62,7 @@ func f32ToF16AVX2(dst *uint16, src *float32, n int) { panic("unreachable") }
 func scaleRoundF16AVX2(dst, src *float32, s float32, n int) { panic("unreachable") }
 
 func ropePairsAVX2(x, cs *float32, n int) { panic("unreachable") }
+
+func quantizeQ8_0AVX2(dst *byte, x *float32, nb int) { panic("unreachable") }
+
+func quantizeQ8_KAVX2(y *Q8K, x *float32, nb int) { panic("unreachable") }

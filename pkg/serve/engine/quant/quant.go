@@ -111,6 +111,15 @@ func nearestInt(v float32) int32 {
 // QuantizeQ8_0 encodes x (len a multiple of 32) into dst (len/32 blocks) the
 // way ggml's AVX2 quantize_row_q8_0 does: scale 127/amax, round to nearest even.
 func QuantizeQ8_0(dst []byte, x []float32) {
+	if nb := len(x) / QK8_0; useAVX2 && nb > 0 {
+		_ = dst[nb*BlockQ8_0-1]
+		quantizeQ8_0AVX2(&dst[0], &x[0], nb)
+		return
+	}
+	quantizeQ8_0Generic(dst, x)
+}
+
+func quantizeQ8_0Generic(dst []byte, x []float32) {
 	for i := 0; i < len(x)/QK8_0; i++ {
 		blk := x[i*QK8_0 : (i+1)*QK8_0]
 		out := dst[i*BlockQ8_0 : (i+1)*BlockQ8_0]
@@ -141,6 +150,31 @@ type Q8K struct {
 // QuantizeQ8_K encodes x (len a multiple of 256) as quantize_row_q8_K_ref:
 // scale by the signed value of largest magnitude.
 func QuantizeQ8_K(dst []Q8K, x []float32) {
+	nb := len(x) / QK_K
+	if !useAVX2 || nb == 0 {
+		quantizeQ8_KGeneric(dst, x)
+		return
+	}
+	dst = dst[:nb]
+	quantizeQ8_KAVX2(&dst[0], &x[0], nb)
+	for i := range dst {
+		y := &dst[i]
+		if y.D == 0 { // an all-zero block
+			*y = Q8K{}
+			continue
+		}
+		for j := range y.Bsums {
+			q := y.Qs[16*j : 16*j+16 : 16*j+16]
+			s := int32(q[0]) + int32(q[1]) + int32(q[2]) + int32(q[3]) +
+				int32(q[4]) + int32(q[5]) + int32(q[6]) + int32(q[7]) +
+				int32(q[8]) + int32(q[9]) + int32(q[10]) + int32(q[11]) +
+				int32(q[12]) + int32(q[13]) + int32(q[14]) + int32(q[15])
+			y.Bsums[j] = int16(s)
+		}
+	}
+}
+
+func quantizeQ8_KGeneric(dst []Q8K, x []float32) {
 	for i := range dst[:len(x)/QK_K] {
 		blk := x[i*QK_K : (i+1)*QK_K]
 		y := &dst[i]

@@ -45,3 +45,43 @@ func TestVecHelpersAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestQuantizeAgrees checks the assembly activation quantizers against the
+// portable ones (ggml's reference steps), byte for byte, including all-zero
+// blocks and ties between +max and -max.
+func TestQuantizeAgrees(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for trial := range 20 {
+		n := QK_K * (1 + trial%3)
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.NormFloat64() * math.Pow(10, float64(trial%5-2)))
+		}
+		switch trial % 4 {
+		case 1:
+			clear(x[:QK_K]) // an all-zero block
+		case 2:
+			x[5], x[17] = -9, 9 // a tie: the first one decides the sign
+		case 3:
+			x[40] = float32(math.Round(float64(x[40]))) + 0.5
+		}
+		got8, want8 := make([]byte, n/32*BlockQ8_0), make([]byte, n/32*BlockQ8_0)
+		QuantizeQ8_0(got8, x)
+		quantizeQ8_0Generic(want8, x)
+		if string(got8) != string(want8) {
+			t.Fatalf("trial %d: Q8_0 encodings differ", trial)
+		}
+		gotk, wantk := make([]Q8K, n/QK_K), make([]Q8K, n/QK_K)
+		for i := range gotk {
+			gotk[i].D = 42 // must be overwritten
+			gotk[i].Qs[3] = 9
+		}
+		QuantizeQ8_K(gotk, x)
+		quantizeQ8_KGeneric(wantk, x)
+		for i := range gotk {
+			if gotk[i] != wantk[i] {
+				t.Fatalf("trial %d: Q8_K block %d differs: D %v vs %v", trial, i, gotk[i].D, wantk[i].D)
+			}
+		}
+	}
+}
