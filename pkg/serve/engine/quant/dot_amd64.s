@@ -73,14 +73,8 @@
 	VPSLLW $4, Y4, Y4 \
 	VPOR Y4, Y3, Y3
 
-#define Q6SCALE(sa, sb) \
-	MOVBQSX sa(SI), AX \
-	VMOVD AX, X10 \
-	VPBROADCASTW X10, X10 \
-	MOVBQSX sb(SI), AX \
-	VMOVD AX, X11 \
-	VPBROADCASTW X11, X11 \
-	VINSERTI128 $1, X11, Y10, Y10
+#define Q6SCALE(c) \
+	VPSHUFB q6shuf<>+32*c(SB), Y12, Y10
 
 #define Q6TOK(areg, q8off, sumi) \
 	VMOVDQU q8off(areg), Y5 \
@@ -111,17 +105,19 @@
 	VMOVDQU qlo(SI), Y0 \
 	VMOVDQU qlo+32(SI), Y1 \
 	VMOVDQU qho(SI), Y2 \
+	VPMOVSXBW sco(SI), X12 \
+	VINSERTI128 $1, X12, Y12, Y12 \
 	Q6BUILD1 \
-	Q6SCALE(sco, sco+1) \
+	Q6SCALE(0) \
 	Q6TOKS(q8o) \
 	Q6BUILD2 \
-	Q6SCALE(sco+2, sco+3) \
+	Q6SCALE(1) \
 	Q6TOKS(q8o+32) \
 	Q6BUILD3 \
-	Q6SCALE(sco+4, sco+5) \
+	Q6SCALE(2) \
 	Q6TOKS(q8o+64) \
 	Q6BUILD4 \
-	Q6SCALE(sco+6, sco+7) \
+	Q6SCALE(3) \
 	Q6TOKS(q8o+96)
 
 // Q6FIN: scratch acc at off(DX) += (f16(w.d) * a.D) * float(sumi).
@@ -350,19 +346,35 @@ q40done:
 	MOVSS X0, ret+32(FP)
 	RET
 
+// q6shuf<>: per 32-value chunk c of a half, VPSHUFB masks that broadcast
+// scale word 2c to the low lane and word 2c+1 to the high lane of the
+// half's eight sign-extended scales (held in both lanes).
+DATA q6shuf<>+0(SB)/8, $0x0100010001000100
+DATA q6shuf<>+8(SB)/8, $0x0100010001000100
+DATA q6shuf<>+16(SB)/8, $0x0302030203020302
+DATA q6shuf<>+24(SB)/8, $0x0302030203020302
+DATA q6shuf<>+32(SB)/8, $0x0504050405040504
+DATA q6shuf<>+40(SB)/8, $0x0504050405040504
+DATA q6shuf<>+48(SB)/8, $0x0706070607060706
+DATA q6shuf<>+56(SB)/8, $0x0706070607060706
+DATA q6shuf<>+64(SB)/8, $0x0908090809080908
+DATA q6shuf<>+72(SB)/8, $0x0908090809080908
+DATA q6shuf<>+80(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA q6shuf<>+88(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA q6shuf<>+96(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA q6shuf<>+104(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA q6shuf<>+112(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA q6shuf<>+120(SB)/8, $0x0f0e0f0e0f0e0f0e
+GLOBL q6shuf<>(SB), RODATA|NOPTR, $128
+
 // Q6CHUNK: the unsigned 6-bit values in Y3 against the 32 int8 at off(R12),
-// times the int8 scales at sa(R11) (first 16 elements) and sb(R11) (last
-// 16), added to the int32 lanes of Y13 (the -32 offset is Q6SUB's).
-#define Q6CHUNK(off, sa, sb) \
+// times the scales 2c (first 16 elements) and 2c+1 (last 16) of the half's
+// sign-extended scales in Y11, added to the int32 lanes of Y13 (the -32
+// offset is Q6SUB's).
+#define Q6CHUNK(off, c) \
 	VMOVDQU off(R12), Y5 \
 	VPMADDUBSW Y5, Y3, Y6 \
-	MOVBQSX sa(R11), AX \
-	VMOVD AX, X10 \
-	VPBROADCASTW X10, X10 \
-	MOVBQSX sb(R11), AX \
-	VMOVD AX, X11 \
-	VPBROADCASTW X11, X11 \
-	VINSERTI128 $1, X11, Y10, Y10 \
+	VPSHUFB q6shuf<>+32*c(SB), Y11, Y10 \
 	VPMADDWD Y10, Y6, Y6 \
 	VPADDD Y6, Y13, Y13
 
@@ -398,31 +410,33 @@ q6half:
 	VMOVDQU (R9), Y0
 	VMOVDQU 32(R9), Y1
 	VMOVDQU (R10), Y2
+	VPMOVSXBW (R11), X11
+	VINSERTI128 $1, X11, Y11, Y11
 	VPAND Y8, Y0, Y3
 	VPAND Y9, Y2, Y4
 	VPSLLW $4, Y4, Y4
 	VPOR Y4, Y3, Y3
-	Q6CHUNK(0, 0, 1)
+	Q6CHUNK(0, 0)
 	VPAND Y8, Y1, Y3
 	VPSRLW $2, Y2, Y4
 	VPAND Y9, Y4, Y4
 	VPSLLW $4, Y4, Y4
 	VPOR Y4, Y3, Y3
-	Q6CHUNK(32, 2, 3)
+	Q6CHUNK(32, 1)
 	VPSRLW $4, Y0, Y3
 	VPAND Y8, Y3, Y3
 	VPSRLW $4, Y2, Y4
 	VPAND Y9, Y4, Y4
 	VPSLLW $4, Y4, Y4
 	VPOR Y4, Y3, Y3
-	Q6CHUNK(64, 4, 5)
+	Q6CHUNK(64, 2)
 	VPSRLW $4, Y1, Y3
 	VPAND Y8, Y3, Y3
 	VPSRLW $6, Y2, Y4
 	VPAND Y9, Y4, Y4
 	VPSLLW $4, Y4, Y4
 	VPOR Y4, Y3, Y3
-	Q6CHUNK(96, 6, 7)
+	Q6CHUNK(96, 3)
 	ADDQ $64, R9
 	ADDQ $32, R10
 	ADDQ $8, R11
