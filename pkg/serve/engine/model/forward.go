@@ -124,7 +124,6 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 					probs = make([]float32, n, c.size)
 				}
 				probs = probs[:n]
-				mx := float32(math.Inf(-1))
 				// llama.cpp multiplies a batch of two or more tokens with
 				// tinyBLAS, a single token with ggml's dot products.
 				tile := len(seqs[seqOf[t]].Tokens) >= 2 && m.HeadDim%8 == 0
@@ -133,24 +132,13 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 				} else {
 					quant.ScoresF16Vec(probs, c.k[li][kh:], kvd, q16)
 				}
-				for j, sc := range probs {
-					sc *= scale
-					probs[j] = sc
-					mx = max(mx, sc)
-				}
+				mx := quant.ScaleMax(probs, scale)
 				// ggml_vec_soft_max_f32: eight exponentials at a time,
 				// summed in float32 across the lanes, then added in float64
 				// (llama.cpp's cache length is a multiple of 8; the zeros
 				// of its masked positions change no sum).
-				var sum float64
 				quant.ExpSub(probs, probs, mx, false)
-				for j0 := 0; j0 < len(probs); j0 += 8 {
-					var lanes [8]float32
-					copy(lanes[:], probs[j0:min(j0+8, len(probs))])
-					r0, r1, r2, r3 := lanes[4]+lanes[0], lanes[5]+lanes[1], lanes[6]+lanes[2], lanes[7]+lanes[3]
-					sum += float64((r0 + r2) + (r1 + r3))
-				}
-				inv := float32(1 / sum)
+				inv := float32(1 / quant.SoftmaxSum(probs))
 				quant.ScaleRoundF16(probs, probs, inv)
 				out := att[t][h*m.HeadDim : (h+1)*m.HeadDim]
 				if tile {
@@ -178,12 +166,9 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 			// ggml_silu_f32 (libm) for the n%8 left over.
 			vec := len(g[t]) - len(g[t])%8
 			quant.ExpSub(ex[:vec], g[t][:vec], 0, true)
-			for i := range g[t] {
-				if i < vec {
-					g[t][i] = g[t][i] / (1 + ex[i]) * u[t][i]
-				} else {
-					g[t][i] = siluLibm(g[t][i]) * u[t][i]
-				}
+			quant.SwiGLUDiv(g[t][:vec], ex[:vec], u[t][:vec])
+			for i := vec; i < len(g[t]); i++ {
+				g[t][i] = siluLibm(g[t][i]) * u[t][i]
 			}
 			hin[t].reset(g[t])
 		}

@@ -78,3 +78,12 @@ func quantizeQ8_0AVX2(dst *byte, x *float32, nb int)
 
 //go:noescape
 func quantizeQ8_KAVX2(y *Q8K, x *float32, nb int)
+
+//go:noescape
+func swigluAVX2(gp, ex, u *float32, n int)
+
+//go:noescape
+func scaleMaxAVX2(x *float32, s float32, n int) float32
+
+//go:noescape
+func sum8AVX2(p *float32, n int) float64

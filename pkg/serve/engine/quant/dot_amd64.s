@@ -1751,3 +1751,84 @@ q8knext:
 q8kqdone:
 	VZEROUPPER
 	RET
+
+// func swigluAVX2(gp, ex, u *float32, n int)
+// g[i] = g[i] / (1 + ex[i]) * u[i] for n (a multiple of 8) elements.
+TEXT ·swigluAVX2(SB), NOSPLIT, $0-32
+	MOVQ gp+0(FP), DI
+	MOVQ ex+8(FP), SI
+	MOVQ u+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ swdone
+	MOVL $0x3F800000, AX
+	VMOVD AX, X7
+	VBROADCASTSS X7, Y7
+swloop:
+	VADDPS (SI), Y7, Y1
+	VMOVUPS (DI), Y0
+	VDIVPS Y1, Y0, Y0
+	VMULPS (DX), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ swloop
+swdone:
+	VZEROUPPER
+	RET
+
+// func scaleMaxAVX2(x *float32, s float32, n int) float32
+// x[i] *= s for n (a multiple of 8, > 0) elements; returns the largest.
+TEXT ·scaleMaxAVX2(SB), NOSPLIT, $0-28
+	MOVQ x+0(FP), DI
+	VBROADCASTSS s+8(FP), Y7
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	VMULPS (DI), Y7, Y0
+	VMOVUPS Y0, (DI)
+	VMOVAPS Y0, Y2
+	ADDQ $32, DI
+	DECQ CX
+	JZ smdone
+smloop:
+	VMULPS (DI), Y7, Y0
+	VMOVUPS Y0, (DI)
+	VMAXPS Y0, Y2, Y2
+	ADDQ $32, DI
+	DECQ CX
+	JNZ smloop
+smdone:
+	HMAXPS(Y2, X2, X1)
+	VZEROUPPER
+	MOVSS X2, ret+24(FP)
+	RET
+
+// func sum8AVX2(p *float32, n int) float64
+// ggml_vec_soft_max_f32's sum over n (a multiple of 8) values: per eight,
+// (l0+l4 + l2+l6) + (l1+l5 + l3+l7) in float32, added in float64 in turn.
+TEXT ·sum8AVX2(SB), NOSPLIT, $0-24
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), CX
+	SHRQ $3, CX
+	VXORPD X3, X3, X3
+	TESTQ CX, CX
+	JZ s8done
+s8loop:
+	VMOVUPS (SI), Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X0, X1, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VCVTSS2SD X0, X0, X0
+	VADDSD X0, X3, X3
+	ADDQ $32, SI
+	DECQ CX
+	JNZ s8loop
+s8done:
+	VZEROUPPER
+	MOVSD X3, ret+16(FP)
+	RET

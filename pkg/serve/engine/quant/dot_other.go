@@ -66,3 +66,9 @@ func ropePairsAVX2(x, cs *float32, n int) { panic("unreachable") }
 func quantizeQ8_0AVX2(dst *byte, x *float32, nb int) { panic("unreachable") }
 
 func quantizeQ8_KAVX2(y *Q8K, x *float32, nb int) { panic("unreachable") }
+
+func swigluAVX2(gp, ex, u *float32, n int) { panic("unreachable") }
+
+func scaleMaxAVX2(x *float32, s float32, n int) float32 { panic("unreachable") }
+
+func sum8AVX2(p *float32, n int) float64 { panic("unreachable") }

@@ -1,5 +1,7 @@
 package quant
 
+import "math"
+
 // Element-wise helpers of the forward pass, eight at a time where the CPU
 // has F16C/FMA; each is bit-identical to its scalar definition.
 
@@ -48,4 +50,54 @@ func RopePairs(x, cs []float32) {
 		x[i] = FMA32(x0, c, -float32(x1*s))
 		x[i+1] = FMA32(x0, s, float32(x1*c))
 	}
+}
+
+// SwiGLUDiv sets g[i] = g[i] / (1 + ex[i]) * u[i] (the vector part of
+// ggml_vec_swiglu_f32, ex holding e^-g).
+func SwiGLUDiv(g, ex, u []float32) {
+	n := len(g)
+	ex, u = ex[:n], u[:n]
+	i := 0
+	if useAVX2 && n >= 8 {
+		i = n &^ 7
+		swigluAVX2(&g[0], &ex[0], &u[0], i)
+	}
+	for ; i < n; i++ {
+		g[i] = g[i] / (1 + ex[i]) * u[i]
+	}
+}
+
+// ScaleMax multiplies x by s in place and returns the largest result
+// (-Inf for an empty x; NaNs aside).
+func ScaleMax(x []float32, s float32) float32 {
+	mx := float32(math.Inf(-1))
+	i := 0
+	if useAVX2 && len(x) >= 8 {
+		i = len(x) &^ 7
+		mx = scaleMaxAVX2(&x[0], s, i)
+	}
+	for ; i < len(x); i++ {
+		x[i] *= s
+		mx = max(mx, x[i])
+	}
+	return mx
+}
+
+// SoftmaxSum adds x as ggml_vec_soft_max_f32 does: each eight (the last
+// padded with zeros) summed in float32 as (l0+l4 + l2+l6) + (l1+l5 + l3+l7),
+// the sums added in float64.
+func SoftmaxSum(x []float32) float64 {
+	var sum float64
+	i := 0
+	if useAVX2 && len(x) >= 8 {
+		i = len(x) &^ 7
+		sum = sum8AVX2(&x[0], i)
+	}
+	for j0 := i; j0 < len(x); j0 += 8 {
+		var l [8]float32
+		copy(l[:], x[j0:min(j0+8, len(x))])
+		r0, r1, r2, r3 := l[4]+l[0], l[5]+l[1], l[6]+l[2], l[7]+l[3]
+		sum += float64((r0 + r2) + (r1 + r3))
+	}
+	return sum
 }

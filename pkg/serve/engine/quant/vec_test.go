@@ -85,3 +85,44 @@ func TestQuantizeAgrees(t *testing.T) {
 		}
 	}
 }
+
+// TestSoftmaxHelpersAgree checks SwiGLUDiv, ScaleMax and SoftmaxSum against
+// their scalar definitions, bit for bit.
+func TestSoftmaxHelpersAgree(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, n := range []int{1, 5, 8, 9, 64, 131} {
+		g, ex, u := make([]float32, n), make([]float32, n), make([]float32, n)
+		for i := range g {
+			g[i], ex[i], u[i] = float32(r.NormFloat64()), float32(r.ExpFloat64()), float32(r.NormFloat64())
+		}
+		got := append([]float32(nil), g...)
+		SwiGLUDiv(got, ex, u)
+		for i := range g {
+			if want := g[i] / (1 + ex[i]) * u[i]; got[i] != want {
+				t.Fatalf("SwiGLUDiv[%d] (n %d): %v, want %v", i, n, got[i], want)
+			}
+		}
+		x := append([]float32(nil), g...)
+		mx := ScaleMax(x, 0.125)
+		want := float32(math.Inf(-1))
+		for i := range g {
+			if x[i] != g[i]*0.125 {
+				t.Fatalf("ScaleMax[%d]: %v, want %v", i, x[i], g[i]*0.125)
+			}
+			want = max(want, x[i])
+		}
+		if mx != want {
+			t.Fatalf("ScaleMax max (n %d): %v, want %v", n, mx, want)
+		}
+		var sum float64
+		for j0 := 0; j0 < n; j0 += 8 {
+			var l [8]float32
+			copy(l[:], ex[j0:min(j0+8, n)])
+			r0, r1, r2, r3 := l[4]+l[0], l[5]+l[1], l[6]+l[2], l[7]+l[3]
+			sum += float64((r0 + r2) + (r1 + r3))
+		}
+		if s := SoftmaxSum(ex); s != sum {
+			t.Fatalf("SoftmaxSum (n %d): %v, want %v", n, s, sum)
+		}
+	}
+}
