@@ -222,6 +222,17 @@ func (p pool) matmul(w *Tensor, in []acts, out [][]float32) {
 	case gguf.Q6_K:
 		rowsKernel = func(w []byte, a *acts, out []float32) { quant.DotQ6_KRows(w, a.q8k, n, out) }
 	}
+	var tiles *quant.Q8_0Tiles
+	if w.Type == gguf.Q8_0 && kernel4 != nil {
+		// For Q8_0 there are no tiled tokens: plain is every token in order.
+		a := make([][]byte, len(plain))
+		o := make([][]float32, len(plain))
+		for i, t := range plain {
+			a[i], o[i] = in[t].q8_0, out[t]
+		}
+		b := quant.NewQ8_0Tiles(a, o, n, w.Rows)
+		tiles = &b
+	}
 	p.run(w.Rows, func(lo, hi int) {
 		rb := w.rowBytes
 		var four [4]float32
@@ -240,18 +251,11 @@ func (p pool) matmul(w *Tensor, in []acts, out [][]float32) {
 			return
 		}
 		r0 := lo
-		if w.Type == gguf.Q8_0 && kernel4 != nil {
-			// Two rows by four tokens per call: each weight and activation
+		if tiles != nil {
+			// Two rows by four tokens at a time: each weight and activation
 			// block is loaded once for eight products.
-			var eight [8]float32
 			for ; r0+2 <= hi; r0 += 2 {
-				for i := 0; i+4 <= len(plain); i += 4 {
-					g := plain[i : i+4]
-					quant.DotQ8_0Tile(w.Data[r0*rb:(r0+2)*rb], rb, in[g[0]].q8_0, in[g[1]].q8_0, in[g[2]].q8_0, in[g[3]].q8_0, n, &eight)
-					for k, t := range g {
-						out[t][r0], out[t][r0+1] = eight[k], eight[4+k]
-					}
-				}
+				tiles.DotTiles(w.Data[r0*rb:(r0+2)*rb], rb, r0, n)
 			}
 		}
 		for r := r0; r < hi; r++ {

@@ -62,9 +62,6 @@ func gemmQ4_Kx8AVX2(w *byte, nb int, a **Q8K, n int, acc *float32)
 func gemmQ4_Kx8TileAVX2(w *byte, nb int, a **Q8K, n int, acc *float32)
 
 //go:noescape
-func dotQ8_0TileAVX2(w *byte, rowBytes int, a0, a1, a2, a3 *byte, nb int, tab *float32, out *[8]float32)
-
-//go:noescape
 func f32ToF16AVX2(dst *uint16, src *float32, n int)
 
 //go:noescape
@@ -87,3 +84,6 @@ func scaleMaxAVX2(x *float32, s float32, n int) float32
 
 //go:noescape
 func sum8AVX2(p *float32, n int) float64
+
+//go:noescape
+func dotQ8_0TilesAVX2(w *byte, rowBytes int, a **byte, out **float32, row int, groups int, nb int, tab *float32)

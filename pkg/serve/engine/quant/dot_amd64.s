@@ -1439,16 +1439,6 @@ q4kx8tdone:
 	VMULPS Y13, dw, Y15 \
 	VFMADD231PS Y14, Y15, acc
 
-// QOUTT is QOUT (the same additions) with X14/X15 as temporaries.
-#define QOUTT(acc, accx, outoff) \
-	VEXTRACTF128 $1, acc, X15 \
-	VADDPS accx, X15, X14 \
-	VMOVHLPS X14, X14, X15 \
-	VADDPS X15, X14, X14 \
-	VMOVSHDUP X14, X15 \
-	VADDSS X15, X14, X14 \
-	MOVSS X14, outoff(BX)
-
 #define Q80TTOK(areg, acc0, acc1) \
 	VMOVDQU 2(areg), Y12 \
 	MOVWLZX (areg), AX \
@@ -1456,60 +1446,6 @@ q4kx8tdone:
 	Q80T(SI, Y8, Y10, acc0) \
 	Q80T(R9, Y9, Y11, acc1) \
 	ADDQ $34, areg
-
-// func dotQ8_0TileAVX2(w *byte, rowBytes int, a0, a1, a2, a3 *byte, nb int, tab *float32, out *[8]float32)
-// Two consecutive rows (w, w+rowBytes) against four tokens: out[4r+t] is
-// bit-identical to dotQ8_0AVX2 of row r and token t; every weight and
-// activation block is loaded once for the eight products.
-TEXT ·dotQ8_0TileAVX2(SB), NOSPLIT, $0-72
-	MOVQ w+0(FP), SI
-	MOVQ SI, R9
-	ADDQ rowBytes+8(FP), R9
-	MOVQ a0+16(FP), DI
-	MOVQ a1+24(FP), R12
-	MOVQ a2+32(FP), R13
-	MOVQ a3+40(FP), R14
-	MOVQ nb+48(FP), CX
-	MOVQ tab+56(FP), R8
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-q80tloop:
-	TESTQ CX, CX
-	JZ q80tdone
-	MOVWLZX (SI), AX
-	VBROADCASTSS (R8)(AX*4), Y10
-	MOVWLZX (R9), AX
-	VBROADCASTSS (R8)(AX*4), Y11
-	VMOVDQU 2(SI), Y8
-	VPABSB Y8, Y8
-	VMOVDQU 2(R9), Y9
-	VPABSB Y9, Y9
-	Q80TTOK(DI, Y0, Y4)
-	Q80TTOK(R12, Y1, Y5)
-	Q80TTOK(R13, Y2, Y6)
-	Q80TTOK(R14, Y3, Y7)
-	ADDQ $34, SI
-	ADDQ $34, R9
-	DECQ CX
-	JMP q80tloop
-q80tdone:
-	MOVQ out+64(FP), BX
-	QOUTT(Y0, X0, 0)
-	QOUTT(Y1, X1, 4)
-	QOUTT(Y2, X2, 8)
-	QOUTT(Y3, X3, 12)
-	QOUTT(Y4, X4, 16)
-	QOUTT(Y5, X5, 20)
-	QOUTT(Y6, X6, 24)
-	QOUTT(Y7, X7, 28)
-	VZEROUPPER
-	RET
 
 // func f32ToF16AVX2(dst *uint16, src *float32, n int)
 // n (a multiple of 8) conversions with round-to-nearest-even, as F32ToF16.
@@ -1831,4 +1767,80 @@ s8loop:
 s8done:
 	VZEROUPPER
 	MOVSD X3, ret+16(FP)
+	RET
+
+// QOUTP: QOUT's additions (X14/X15 as temporaries), the sum stored at
+// outoff(BX)(DX*1).
+#define QOUTP(acc, accx, outoff) \
+	VEXTRACTF128 $1, acc, X15 \
+	VADDPS accx, X15, X14 \
+	VMOVHLPS X14, X14, X15 \
+	VADDPS X15, X14, X14 \
+	VMOVSHDUP X14, X15 \
+	VADDSS X15, X14, X14 \
+	MOVSS X14, outoff(BX)(DX*1)
+
+// Q80TSTORE: the two rows' results for token t of the group at out[t][row],
+// out[t][row+1].
+#define Q80TSTORE(t, acc0, acc0x, acc1, acc1x) \
+	MOVQ 8*t(R11), BX \
+	QOUTP(acc0, acc0x, 0) \
+	QOUTP(acc1, acc1x, 4)
+
+// func dotQ8_0TilesAVX2(w *byte, rowBytes int, a **byte, out **float32, row int, groups int, nb int, tab *float32)
+// Two consecutive rows (w, w+rowBytes) against groups groups of four tokens
+// (a[4g..4g+3]), storing row r's result for token t at out[t][row+r]. Each
+// weight and activation block is loaded once for eight products, and per
+// (row, token) the steps are dotQ8_0AVX2's, so the results are
+// bit-identical to it.
+TEXT ·dotQ8_0TilesAVX2(SB), NOSPLIT, $0-64
+	MOVQ a+16(FP), R10
+	MOVQ out+24(FP), R11
+	MOVQ row+32(FP), DX
+	SHLQ $2, DX
+	MOVQ groups+40(FP), R15
+	MOVQ tab+56(FP), R8
+q80tsgroup:
+	MOVQ w+0(FP), SI
+	MOVQ SI, R9
+	ADDQ rowBytes+8(FP), R9
+	MOVQ 0(R10), DI
+	MOVQ 8(R10), R12
+	MOVQ 16(R10), R13
+	MOVQ 24(R10), R14
+	MOVQ nb+48(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+q80tsloop:
+	MOVWLZX (SI), AX
+	VBROADCASTSS (R8)(AX*4), Y10
+	MOVWLZX (R9), AX
+	VBROADCASTSS (R8)(AX*4), Y11
+	VMOVDQU 2(SI), Y8
+	VPABSB Y8, Y8
+	VMOVDQU 2(R9), Y9
+	VPABSB Y9, Y9
+	Q80TTOK(DI, Y0, Y4)
+	Q80TTOK(R12, Y1, Y5)
+	Q80TTOK(R13, Y2, Y6)
+	Q80TTOK(R14, Y3, Y7)
+	ADDQ $34, SI
+	ADDQ $34, R9
+	DECQ CX
+	JNZ q80tsloop
+	Q80TSTORE(0, Y0, X0, Y4, X4)
+	Q80TSTORE(1, Y1, X1, Y5, X5)
+	Q80TSTORE(2, Y2, X2, Y6, X6)
+	Q80TSTORE(3, Y3, X3, Y7, X7)
+	ADDQ $32, R10
+	ADDQ $32, R11
+	DECQ R15
+	JNZ q80tsgroup
+	VZEROUPPER
 	RET

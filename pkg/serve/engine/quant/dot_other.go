@@ -53,10 +53,6 @@ func gemmQ4_Kx8AVX2(w *byte, nb int, a **Q8K, n int, acc *float32) { panic("unre
 
 func gemmQ4_Kx8TileAVX2(w *byte, nb int, a **Q8K, n int, acc *float32) { panic("unreachable") }
 
-func dotQ8_0TileAVX2(w *byte, rowBytes int, a0, a1, a2, a3 *byte, nb int, tab *float32, out *[8]float32) {
-	panic("unreachable")
-}
-
 func f32ToF16AVX2(dst *uint16, src *float32, n int) { panic("unreachable") }
 
 func scaleRoundF16AVX2(dst, src *float32, s float32, n int) { panic("unreachable") }
@@ -72,3 +68,7 @@ func swigluAVX2(gp, ex, u *float32, n int) { panic("unreachable") }
 func scaleMaxAVX2(x *float32, s float32, n int) float32 { panic("unreachable") }
 
 func sum8AVX2(p *float32, n int) float64 { panic("unreachable") }
+
+func dotQ8_0TilesAVX2(w *byte, rowBytes int, a **byte, out **float32, row int, groups int, nb int, tab *float32) {
+	panic("unreachable")
+}

@@ -161,30 +161,41 @@ func TestPackedQ4_KAgrees(t *testing.T) {
 	}
 }
 
-// TestQ8_0TileAgrees checks the two-row, four-token Q8_0 kernel against
-// the one-row portable kernel, bit for bit.
-func TestQ8_0TileAgrees(t *testing.T) {
-	r := rand.New(rand.NewPCG(9, 10))
-	for trial := range 10 {
-		n := QK8_0 * (1 + trial*7%29)
+// TestQ8_0TilesAgree checks the many-token Q8_0 tile kernel against the
+// one-row portable kernel, bit for bit, storing into the right rows.
+func TestQ8_0TilesAgree(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	for trial := range 6 {
+		n := QK8_0 * (1 + trial*5%17)
 		nb := n / QK8_0
-		w := randBytes(r, 2*nb*BlockQ8_0)
+		rows := 6
+		w := randBytes(r, rows*nb*BlockQ8_0)
 		setScales(w, BlockQ8_0, 0, r)
-		var a [4][]byte
+		tokens := 4 * (1 + trial%3)
+		a := make([][]byte, tokens+trial%4) // extra tokens are not the kernel's
+		out := make([][]float32, len(a))
 		for k := range a {
 			x := make([]float32, n)
 			for i := range x {
-				x[i] = float32(r.NormFloat64()) * float32(k+1)
+				x[i] = float32(r.NormFloat64())
 			}
 			a[k] = make([]byte, nb*BlockQ8_0)
 			QuantizeQ8_0(a[k], x)
+			out[k] = make([]float32, rows)
 		}
-		var out [8]float32
-		DotQ8_0Tile(w, nb*BlockQ8_0, a[0], a[1], a[2], a[3], n, &out)
-		for row := range 2 {
-			for k := range 4 {
-				if want := dotQ8_0Generic(w[row*nb*BlockQ8_0:], a[k], n); out[4*row+k] != want {
-					t.Fatalf("trial %d row %d token %d: %v, want %v", trial, row, k, out[4*row+k], want)
+		b := NewQ8_0Tiles(a, out, n, rows)
+		rb := nb * BlockQ8_0
+		for row := 0; row+2 <= rows; row += 2 {
+			b.DotTiles(w[row*rb:(row+2)*rb], rb, row, n)
+		}
+		for k := range a {
+			for row := range rows {
+				want := dotQ8_0Generic(w[row*rb:], a[k], n)
+				if k >= tokens {
+					want = 0
+				}
+				if out[k][row] != want {
+					t.Fatalf("trial %d token %d row %d: %v, want %v", trial, k, row, out[k][row], want)
 				}
 			}
 		}

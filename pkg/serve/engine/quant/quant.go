@@ -243,21 +243,50 @@ func DotQ8_0x4(w, a0, a1, a2, a3 []byte, n int, out *[4]float32) {
 	out[0], out[1], out[2], out[3] = DotQ8_0(w, a0, n), DotQ8_0(w, a1, n), DotQ8_0(w, a2, n), DotQ8_0(w, a3, n)
 }
 
-// DotQ8_0Tile computes two consecutive Q8_0 weight rows (w holds both,
-// rowBytes apart) against four activation rows: out[4r+t] is bit-identical
-// to DotQ8_0 of row r with a_t.
-func DotQ8_0Tile(w []byte, rowBytes int, a0, a1, a2, a3 []byte, n int, out *[8]float32) {
+// Q8_0Tiles is a batch of Q8_0 activation rows and the output rows their
+// products go to, prepared once per matrix product for DotTiles.
+type Q8_0Tiles struct {
+	a    [][]byte
+	out  [][]float32
+	ap   []*byte
+	op   []*float32
+	n    int // values per activation row
+	rows int // values per output row
+}
+
+// NewQ8_0Tiles prepares the first len(a)/4*4 activation rows (Q8_0 blocks
+// of n values) and their output rows (at least rows long).
+func NewQ8_0Tiles(a [][]byte, out [][]float32, n, rows int) Q8_0Tiles {
+	k := len(a) / 4 * 4
 	nb := n / QK8_0
-	if useAVX2 && nb > 0 && rowBytes >= nb*BlockQ8_0 {
-		l := nb*BlockQ8_0 - 1
-		_, _, _, _, _ = w[rowBytes+l], a0[l], a1[l], a2[l], a3[l]
-		dotQ8_0TileAVX2(&w[0], rowBytes, &a0[0], &a1[0], &a2[0], &a3[0], nb, &f16Table[0], out)
+	b := Q8_0Tiles{a: a[:k], out: out[:k], ap: make([]*byte, k), op: make([]*float32, k), n: n, rows: rows}
+	for t := range k {
+		_, _ = a[t][nb*BlockQ8_0-1], out[t][rows-1]
+		b.ap[t], b.op[t] = &a[t][0], &out[t][0]
+	}
+	return b
+}
+
+// DotTiles computes rows row and row+1 of a Q8_0 matrix (w holds both,
+// rowBytes apart; the output rows must hold row+2 values, as promised to
+// NewQ8_0Tiles) against every activation row of b, four at a time, with
+// DotQ8_0's steps: out[t][row+r] is bit-identical to DotQ8_0.
+func (b Q8_0Tiles) DotTiles(w []byte, rowBytes, row, n int) {
+	nb := n / QK8_0
+	if len(b.a) == 0 || nb == 0 {
 		return
 	}
-	for r := range 2 {
-		for t, a := range [4][]byte{a0, a1, a2, a3} {
-			out[4*r+t] = DotQ8_0(w[r*rowBytes:], a, n)
-		}
+	if n != b.n || row < 0 || row+2 > b.rows {
+		panic("quant: DotTiles outside the prepared batch")
+	}
+	if useAVX2 && rowBytes >= nb*BlockQ8_0 {
+		_ = w[rowBytes+nb*BlockQ8_0-1]
+		dotQ8_0TilesAVX2(&w[0], rowBytes, &b.ap[0], &b.op[0], row, len(b.a)/4, nb, &f16Table[0])
+		return
+	}
+	for t, a := range b.a {
+		b.out[t][row] = dotQ8_0Generic(w, a, n)
+		b.out[t][row+1] = dotQ8_0Generic(w[rowBytes:], a, n)
 	}
 }
 
