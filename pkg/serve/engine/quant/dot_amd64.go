@@ -87,3 +87,9 @@ func sum8AVX2(p *float32, n int) float64
 
 //go:noescape
 func dotQ8_0TilesAVX2(w *byte, rowBytes int, a **byte, out **float32, row int, groups int, nb int, tab *float32)
+
+//go:noescape
+func mixReduce8AVX2(dst, acc *float32, hd int)
+
+//go:noescape
+func mixReduce32AVX2(dst, acc *float32, hd int)

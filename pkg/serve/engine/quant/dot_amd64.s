@@ -1882,3 +1882,98 @@ q80tsloop:
 	JNZ q80tsgroup
 	VZEROUPPER
 	RET
+
+// func mixReduce8AVX2(dst, acc *float32, hd int)
+// dst[d] = hsum8 of acc[l*hd+d], l < 8, as MixF16Tile's loop does it:
+// r_i = acc[4+i] + acc[i], then (r0+r2) + (r1+r3); eight d at a time
+// (hd a multiple of 8).
+TEXT ·mixReduce8AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ acc+8(FP), SI
+	MOVQ hd+16(FP), R9
+	SHLQ $2, R9 // row bytes
+	MOVQ hd+16(FP), CX
+	SHRQ $3, CX
+	JZ mr8done
+	LEAQ (R9)(R9*2), R10 // 3 rows
+mr8loop:
+	MOVQ SI, AX
+	VMOVUPS (AX), Y0           // l0
+	VMOVUPS (AX)(R9*1), Y1     // l1
+	VMOVUPS (AX)(R9*2), Y2     // l2
+	VMOVUPS (AX)(R10*1), Y3    // l3
+	LEAQ (AX)(R9*4), AX
+	VADDPS (AX), Y0, Y0        // r0 = l4 + l0
+	VADDPS (AX)(R9*1), Y1, Y1  // r1 = l5 + l1
+	VADDPS (AX)(R9*2), Y2, Y2  // r2 = l6 + l2
+	VADDPS (AX)(R10*1), Y3, Y3 // r3 = l7 + l3
+	VADDPS Y2, Y0, Y0
+	VADDPS Y3, Y1, Y1
+	VADDPS Y1, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ mr8loop
+mr8done:
+	VZEROUPPER
+	RET
+
+// MR32X: lane l's x = (s0+s2) + (s1+s3) for eight d, the accumulator rows
+// l, 8+l, 16+l, 24+l starting at AX (R11 = eight rows in bytes).
+#define MR32X(dst) \
+	LEAQ (AX)(R11*2), DX \
+	VMOVUPS (AX), dst \
+	VADDPS (DX), dst, dst \
+	LEAQ (AX)(R11*1), R12 \
+	VMOVUPS (R12), Y9 \
+	LEAQ (R12)(R11*2), R12 \
+	VADDPS (R12), Y9, Y9 \
+	VADDPS Y9, dst, dst
+
+// func mixReduce32AVX2(dst, acc *float32, hd int)
+// dst[d] = reduceF16Vec of acc[c*hd+d], c < 32 (GGML_F32x8_REDUCE over
+// accumulators s[c/8] lane c%8): x_l = (s0+s2) + (s1+s3) at lane l, then
+// ((x0+x4) + (x1+x5)) + ((x2+x6) + (x3+x7)); eight d at a time.
+TEXT ·mixReduce32AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ acc+8(FP), SI
+	MOVQ hd+16(FP), R9
+	SHLQ $2, R9
+	MOVQ hd+16(FP), CX
+	SHRQ $3, CX
+	JZ mr32done
+	MOVQ R9, R11
+	SHLQ $3, R11 // 8 rows: one accumulator s
+mr32loop:
+	MOVQ SI, AX
+	MR32X(Y0)
+	ADDQ R9, AX
+	MR32X(Y1)
+	ADDQ R9, AX
+	MR32X(Y2)
+	ADDQ R9, AX
+	MR32X(Y3)
+	ADDQ R9, AX
+	MR32X(Y4)
+	ADDQ R9, AX
+	MR32X(Y5)
+	ADDQ R9, AX
+	MR32X(Y6)
+	ADDQ R9, AX
+	MR32X(Y7)
+	VADDPS Y4, Y0, Y0 // t0 = x0 + x4
+	VADDPS Y5, Y1, Y1 // t1
+	VADDPS Y6, Y2, Y2 // t2
+	VADDPS Y7, Y3, Y3 // t3
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ mr32loop
+mr32done:
+	VZEROUPPER
+	RET

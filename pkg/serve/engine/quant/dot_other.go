@@ -72,3 +72,7 @@ func sum8AVX2(p *float32, n int) float64 { panic("unreachable") }
 func dotQ8_0TilesAVX2(w *byte, rowBytes int, a **byte, out **float32, row int, groups int, nb int, tab *float32) {
 	panic("unreachable")
 }
+
+func mixReduce8AVX2(dst, acc *float32, hd int) { panic("unreachable") }
+
+func mixReduce32AVX2(dst, acc *float32, hd int) { panic("unreachable") }

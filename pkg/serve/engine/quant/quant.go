@@ -742,6 +742,15 @@ func MixF16Tile(dst []float32, v []uint16, stride int, p []float32, acc []float3
 	hd := len(dst)
 	acc = acc[:8*hd]
 	mixAcc(acc, v, stride, p, hd, 8)
+	if useAVX2 && hd%8 == 0 && hd > 0 {
+		mixReduce8AVX2(&dst[0], &acc[0], hd) // the same additions, 8 d at a time
+		return
+	}
+	mixReduce8Generic(dst, acc)
+}
+
+func mixReduce8Generic(dst, acc []float32) {
+	hd := len(dst)
 	for d := range dst {
 		var c [8]float32
 		for l := range 8 {
@@ -831,6 +840,15 @@ func MixF16Vec(dst []float32, v []uint16, stride int, p []float32, acc []float32
 	hd := len(dst)
 	acc = acc[:32*hd]
 	mixAcc(acc, v, stride, p, hd, 32)
+	if useAVX2 && hd%8 == 0 && hd > 0 {
+		mixReduce32AVX2(&dst[0], &acc[0], hd) // the same additions, 8 d at a time
+		return
+	}
+	mixReduce32Generic(dst, acc)
+}
+
+func mixReduce32Generic(dst, acc []float32) {
+	hd := len(dst)
 	for d := range dst {
 		var s [4][8]float32
 		for c := range 32 {
