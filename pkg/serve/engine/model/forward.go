@@ -17,8 +17,13 @@ type Seq struct {
 }
 
 // Workspace holds the scratch buffers of Step; one per concurrent caller.
+// They are kept from step to step (sized for the largest step so far), so
+// a step allocates little and the garbage collector has little to do.
 type Workspace struct {
-	p pool
+	p       pool
+	buf     []float32 // activation rows, carved by rows
+	off     int
+	in, hin []acts // with their encodings' buffers
 }
 
 // NewWorkspace returns scratch space that computes on threads goroutines.
@@ -26,8 +31,23 @@ func (m *Model) NewWorkspace(threads int) *Workspace {
 	return &Workspace{p: pool{threads: max(threads, 1)}}
 }
 
-func rows(n, width int) [][]float32 {
-	buf := make([]float32, n*width)
+// reserve makes room for floats values of rows and the acts of T tokens.
+// Every value Step reads from these buffers it has written first in the
+// same step, so they are not cleared.
+func (ws *Workspace) reserve(floats, T int) {
+	if len(ws.buf) < floats {
+		ws.buf = make([]float32, floats)
+	}
+	ws.off = 0
+	if len(ws.in) < T {
+		ws.in, ws.hin = make([]acts, T), make([]acts, T)
+	}
+}
+
+// rows carves n rows of width values out of the workspace buffer.
+func (ws *Workspace) rows(n, width int) [][]float32 {
+	buf := ws.buf[ws.off : ws.off+n*width]
+	ws.off += n * width
 	out := make([][]float32, n)
 	for i := range out {
 		out[i] = buf[i*width : (i+1)*width : (i+1)*width]
@@ -58,15 +78,15 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 	}
 	p := ws.p
 	kvd := m.KVHeads * m.HeadDim
-	x, xn := rows(T, m.Embd), rows(T, m.Embd)
-	q, att, o := rows(T, m.Embd), rows(T, m.Embd), rows(T, m.Embd)
-	k, v := rows(T, kvd), rows(T, kvd)
-	g, u := rows(T, m.FF), rows(T, m.FF)
-	ex := make([]float32, m.FF)
-	in := make([]acts, T)
-	hin := make([]acts, T)
+	ws.reserve(T*(5*m.Embd+2*kvd+2*m.FF+m.RopeDims)+m.FF, T)
+	x, xn := ws.rows(T, m.Embd), ws.rows(T, m.Embd)
+	q, att, o := ws.rows(T, m.Embd), ws.rows(T, m.Embd), ws.rows(T, m.Embd)
+	k, v := ws.rows(T, kvd), ws.rows(T, kvd)
+	g, u := ws.rows(T, m.FF), ws.rows(T, m.FF)
+	ex := ws.rows(1, m.FF)[0]
+	in, hin := ws.in[:T], ws.hin[:T]
 	pos := make([]int, T)
-	ropeCS := rows(T, m.RopeDims)
+	ropeCS := ws.rows(T, m.RopeDims)
 	seqOf := make([]int, T)
 	t := 0
 	for i, s := range seqs {
