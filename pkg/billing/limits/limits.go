@@ -237,7 +237,11 @@ func (l *Limiter) Admit(ctx context.Context, p billing.Principal, model string, 
 	// A client's max_tokens is unbounded input; anything above MaxLimit can
 	// fit no TPM limit anyway, and clamping keeps the counters exact.
 	maxTokens = min(max(maxTokens, 0), MaxLimit+1)
-	req := admitRequest{
+	owner := "k:" + p.KeyID
+	if p.KeyID == "" {
+		owner = "t:" + p.TenantID
+	}
+	req := admitRequest{owner: owner,
 		buckets: bs, ticket: l.idPrefix + strconv.FormatUint(l.seq.Add(1), 36),
 		tokens: maxTokens, window: l.cfg.Window, lease: l.cfg.SlotLease,
 	}
@@ -508,7 +512,7 @@ func (t *ticket) Done(ctx context.Context, used billing.Usage) {
 		t.l.mu.Lock()
 		delete(t.l.live, t)
 		t.l.mu.Unlock()
-		sr := settleRequest{buckets: t.req.buckets, ticket: t.req.ticket, wid: t.wid, delta: used.Total() - t.req.tokens}
+		sr := settleRequest{owner: t.req.owner, buckets: t.req.buckets, ticket: t.req.ticket, wid: t.wid, delta: used.Total() - t.req.tokens}
 		if !t.needsSettle(sr.delta) {
 			return // RPM only: nothing to correct, no slot to free
 		}

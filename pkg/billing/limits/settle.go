@@ -7,15 +7,19 @@ import (
 )
 
 // settler takes Redis settlements (token corrections and slot releases) off
-// the request path. Ticket.Done only queues one; a background flusher sends
-// what is queued as one pipeline, and Admit sends whatever is still queued
-// in its own pipeline just before its decision. Either way a settlement
-// queued by this replica before an Admit started lands in Redis before that
-// Admit is decided: Admit waits for batches already on the wire and sends
-// the rest ahead of itself on the same connection. So a client whose
-// previous request here has finished never meets its own stale slot, and
-// counters are never lower than they would have been with a synchronous
-// Done (a late settle only frees a slot or refunds tokens late).
+// the request path. Ticket.Done only queues one. The next Admit of the same
+// owner (API key, else tenant) on this replica sends that owner's queued
+// settlements in its own pipeline, ahead of its admit, on one connection;
+// what no Admit took within flushDelay a flusher sends as one pipeline.
+//
+// Order: a settlement queued before an Admit of the same owner started
+// lands in Redis before that Admit is decided: the Admit carries it, or
+// waits for the batch already on the wire with it. So a client whose
+// previous request here has finished never meets its own stale slot. Other
+// owners' batches are not waited for (their order was never promised:
+// different clients race anyway), so concurrent callers do not queue behind
+// each other's pipelines. A late settle only frees a slot or refunds tokens
+// late: counters are never lower than with a synchronous Done.
 //
 // If the process dies with settlements queued, the slots they would have
 // freed expire with their lease (Config.SlotLease), exactly as for a
@@ -26,16 +30,27 @@ type settler struct {
 	onErr func(error)
 
 	mu      sync.Mutex
+	closed  bool
 	pending []settleRequest
 	wire    map[*flight]struct{} // batches sent, not yet answered
-	closed  bool
 	kick    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
 	paused  chan struct{} // tests: while non-nil and open, the flusher does not run
 }
 
-type flight struct{ done chan struct{} }
+// flight is a batch on the wire and the owners whose settlements it holds.
+type flight struct {
+	owners map[string]struct{}
+	done   chan struct{}
+}
+
+// flushDelay is how long a queued settlement waits for an Admit to carry
+// it before the flusher sends it alone. Sending at once would put it on the
+// wire just when the owner's next Admit arrives, which must then wait for
+// it: two round trips again. A slot freed a few ms late only errs towards
+// refusing.
+const flushDelay = 5 * time.Millisecond
 
 func newSettler(st *redisStore, onErr func(error)) *settler {
 	s := &settler{st: st, onErr: onErr, wire: map[*flight]struct{}{},
@@ -61,19 +76,36 @@ func (s *settler) enqueue(r settleRequest) bool {
 	return true
 }
 
-// take moves everything queued onto the wire, returning it with the batches
-// already there (which the caller must wait for to keep the order).
-func (s *settler) take() (batch []settleRequest, f *flight, earlier []*flight) {
+// take moves the queued settlements of owner (all of them when owner is
+// "") onto the wire, and returns the batches already there holding that
+// owner's, which the caller must wait for to keep the order.
+func (s *settler) take(owner string) (batch []settleRequest, f *flight, earlier []*flight) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for e := range s.wire {
-		earlier = append(earlier, e)
+	if owner != "" {
+		for e := range s.wire {
+			if _, ok := e.owners[owner]; ok {
+				earlier = append(earlier, e)
+			}
+		}
 	}
-	if len(s.pending) == 0 {
+	keep := s.pending[:0]
+	for _, r := range s.pending {
+		if owner == "" || r.owner == owner {
+			batch = append(batch, r)
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	clear(s.pending[len(keep):])
+	s.pending = keep
+	if len(batch) == 0 {
 		return nil, nil, earlier
 	}
-	batch, s.pending = s.pending, nil
-	f = &flight{done: make(chan struct{})}
+	f = &flight{owners: map[string]struct{}{}, done: make(chan struct{})}
+	for _, r := range batch {
+		f.owners[r.owner] = struct{}{}
+	}
 	s.wire[f] = struct{}{}
 	return batch, f, earlier
 }
@@ -88,9 +120,9 @@ func (s *settler) landed(f *flight) {
 	close(f.done)
 }
 
-// admit decides r after every settlement queued before it.
+// admit decides r after every settlement of its owner queued before it.
 func (s *settler) admit(ctx context.Context, r admitRequest) (admitResult, error) {
-	batch, f, earlier := s.take()
+	batch, f, earlier := s.take(r.owner)
 	for _, e := range earlier {
 		select {
 		case <-e.done:
@@ -113,11 +145,23 @@ func (s *settler) admit(ctx context.Context, r admitRequest) (admitResult, error
 
 func (s *settler) run() {
 	defer close(s.done)
+	t := time.NewTimer(flushDelay)
+	t.Stop()
 	for {
 		select {
 		case <-s.kick:
 		case <-s.stop:
 			s.flush()
+			return
+		}
+		t.Reset(flushDelay)
+		select {
+		case <-t.C:
+		case <-s.stop:
+			t.Stop()
+			if s.paused == nil {
+				s.flush()
+			}
 			return
 		}
 		if p := s.paused; p != nil {
@@ -131,9 +175,9 @@ func (s *settler) run() {
 	}
 }
 
-// flush sends what is queued as one pipeline.
+// flush sends everything queued as one pipeline.
 func (s *settler) flush() {
-	batch, f, _ := s.take()
+	batch, f, _ := s.take("")
 	if f != nil {
 		// Settles commute with each other: earlier batches need no waiting.
 		s.send(batch, f)
