@@ -15,9 +15,9 @@ LDFLAGS   := -s -w \
 TEST_TIMEOUT ?= 75m
 
 # Debian packages the tests start as throwaway services (see internal/testenv).
-APT_PKGS := postgresql redis-server tmux iproute2
+APT_PKGS := postgresql redis-server tmux iproute2 ca-certificates
 
-.PHONY: all build test test-unit bench lint deps fmt clean llamaref kube-tools release-check
+.PHONY: all build test test-unit bench lint deps fmt clean llamaref kube-tools release-check image
 
 all: build
 
@@ -35,6 +35,14 @@ endif
 
 build:
 	$(BUILD_ENV) $(GO) build -trimpath $(BUILD_FLAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/llmctl
+
+## image: the gateway's container image as a `docker save` archive, built
+## with no container runtime or base image (pkg/deploy/image), tagged as the
+## chart deploys it. On a K3s node: sudo k3s ctr images import dist/llmctl-image-amd64.tar
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+image: deps
+	CGO_ENABLED=0 GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/image/llmctl-linux-$(IMAGE_ARCH) ./cmd/llmctl
+	$(GO) run ./tools/image -binary dist/image/llmctl-linux-$(IMAGE_ARCH) -arch $(IMAGE_ARCH) -version $(VERSION) -o dist/llmctl-image-$(IMAGE_ARCH).tar
 
 ## deps: install the Debian packages the tests need, only those missing.
 deps:

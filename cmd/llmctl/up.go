@@ -31,6 +31,7 @@ type upOptions struct {
 	showSecrets   bool
 	skipPreflight bool
 	gpu           bool
+	atomic        bool
 	pluginImage   string
 	node          string
 	output        string
@@ -71,6 +72,7 @@ with no other kubeconfig, /etc/rancher/k3s/k3s.yaml is used.`,
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the rendered manifests and change nothing")
 	f.BoolVar(&o.showSecrets, "show-secrets", false, "with --dry-run, include Secrets (generated values!)")
 	f.BoolVar(&o.skipPreflight, "skip-preflight", false, "do not check the cluster first")
+	f.BoolVar(&o.atomic, "atomic", false, "if the rollout does not finish, roll the upgrade back (or uninstall a first install)")
 	f.BoolVar(&o.gpu, "gpu", false, "also set up GPU prerequisites: RuntimeClass nvidia, NVIDIA device plugin, WSL2 node label")
 	f.StringVar(&o.pluginImage, "device-plugin-image", deploy.DevicePluginImage, "NVIDIA device plugin image (with --gpu)")
 	f.StringVar(&o.node, "node", "", "node to label on WSL2 (with --gpu; default: the only node or this host's)")
@@ -167,7 +169,7 @@ func (o *upOptions) Run(cmd *cobra.Command) error {
 	}
 	res, err := d.Up(ctx, ch, deploy.UpOptions{
 		Release: o.release, Namespace: o.client.Namespace, Values: o.values, Timeout: o.timeout,
-		Progress: o.g.ErrOut, TTY: isTerminal(o.g.ErrOut),
+		Progress: o.g.ErrOut, TTY: isTerminal(o.g.ErrOut), Atomic: o.atomic,
 	})
 	if err != nil {
 		return err

@@ -33,6 +33,11 @@ type UpOptions struct {
 	// one plain line per change.
 	Progress io.Writer
 	TTY      bool
+	// Atomic undoes a release whose rollout does not finish: an upgrade
+	// is rolled back to the revision before it, a first install is
+	// uninstalled (like helm's --atomic). Without it the failed revision
+	// stays, marked failed, for the next `up` to fix.
+	Atomic bool
 }
 
 // UpResult is what `llmctl up` reports.
@@ -41,8 +46,11 @@ type UpResult struct {
 	Namespace string `json:"namespace"`
 	Revision  int    `json:"revision"`
 	// Action is "installed" or "upgraded".
-	Action          string `json:"action"`
-	ChartVersion    string `json:"chartVersion"`
+	Action       string `json:"action"`
+	ChartVersion string `json:"chartVersion"`
+	// Undone says what Atomic did after a failed rollout: "rolled back to
+	// revision N" or "uninstalled".
+	Undone          string `json:"undone,omitempty"`
 	Endpoint        string `json:"endpoint"`
 	AdminKeyCommand string `json:"adminKeyCommand"`
 	Notes           string `json:"-"`
@@ -128,10 +136,53 @@ func (d *Deployer) Up(ctx context.Context, ch *chart.Chart, o UpOptions) (*UpRes
 
 	w := &watcher{kube: d.kube, namespace: o.Namespace, release: o.Release, out: o.Progress, tty: o.TTY}
 	if err := w.wait(ctx, o.Timeout); err != nil {
-		return res, err
+		return res, d.failed(ctx, cfg, rel, exists, o, res, err)
 	}
 	res.Endpoint, res.AdminKeyCommand = endpoint(ch, o.Values, o.Namespace, fullname(ch, o.Release, o.Values))
 	return res, nil
+}
+
+// failed records a rollout that did not finish in Helm's storage, as helm
+// itself does when its own wait fails, so `helm status`/`helm history` and
+// the next `up` see a failed revision rather than a "deployed" one. With
+// Atomic it then undoes the revision. The returned error keeps waitErr (and
+// so ErrRolloutTimeout) and adds what was done.
+func (d *Deployer) failed(ctx context.Context, cfg *action.Configuration, rel *release.Release, upgraded bool, o UpOptions, res *UpResult, waitErr error) error {
+	// The wait may have ended because ctx did; recording the outcome must
+	// still happen.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	rel.SetStatus(release.StatusFailed, fmt.Sprintf("llmctl up: rollout did not finish: %v", waitErr))
+	if err := cfg.Releases.Update(rel); err != nil {
+		return fmt.Errorf("%w (and marking revision %d failed: %v)", waitErr, rel.Version, err)
+	}
+	if !o.Atomic {
+		return waitErr
+	}
+	if upgraded {
+		rb := action.NewRollback(cfg)
+		rb.Timeout = o.Timeout
+		rb.MaxHistory = 10
+		if err := rb.Run(o.Release); err != nil {
+			return fmt.Errorf("%w (and rolling back: %v)", waitErr, err)
+		}
+		prev, err := cfg.Releases.Last(o.Release)
+		if err != nil {
+			return fmt.Errorf("%w (rolled back; reading the new revision: %v)", waitErr, err)
+		}
+		res.Revision = prev.Version
+		res.Undone = fmt.Sprintf("rolled back to the previous revision (now revision %d)", prev.Version)
+	} else {
+		un := action.NewUninstall(cfg)
+		un.Wait = true
+		un.Timeout = o.Timeout
+		if _, err := un.Run(o.Release); err != nil {
+			return fmt.Errorf("%w (and uninstalling: %v)", waitErr, err)
+		}
+		res.Undone = "uninstalled"
+	}
+	d.log.InfoContext(ctx, "failed rollout undone", "release", o.Release, "namespace", o.Namespace, "undone", res.Undone)
+	return fmt.Errorf("%w; --atomic: %s", waitErr, res.Undone)
 }
 
 // DownOptions say what to remove.

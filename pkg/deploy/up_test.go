@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -53,6 +54,11 @@ func newEnv(t *testing.T, ns string) *env {
 
 func (e *env) up(t *testing.T, timeout time.Duration, progress io.Writer, set ...string) (*deploy.UpResult, error) {
 	t.Helper()
+	return e.upWith(t, deploy.UpOptions{Timeout: timeout, Progress: progress}, set...)
+}
+
+func (e *env) upWith(t *testing.T, o deploy.UpOptions, set ...string) (*deploy.UpResult, error) {
+	t.Helper()
 	vals, err := deploy.Values(nil, set)
 	if err != nil {
 		t.Fatal(err)
@@ -61,9 +67,13 @@ func (e *env) up(t *testing.T, timeout time.Duration, progress io.Writer, set ..
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout+time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), o.Timeout+time.Minute)
 	defer cancel()
-	return e.d.Up(ctx, ch, deploy.UpOptions{Release: "llmctl", Namespace: e.ns, Values: vals, Timeout: timeout, Progress: progress})
+	o.Release, o.Namespace, o.Values = "llmctl", e.ns, vals
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	return e.d.Up(ctx, ch, o)
 }
 
 func (e *env) deployment(t *testing.T, name string) *appsv1.Deployment {
@@ -251,6 +261,10 @@ func TestUpInsufficientGPU(t *testing.T) {
 	if !strings.Contains(err.Error(), "llmctl-gateway-gpu") {
 		t.Errorf("error does not name the GPU workload: %v", err)
 	}
+	// Helm's own storage says the revision failed, as `helm status` would.
+	if rels := e.helmReleases(t); len(rels) != 1 || rels[0].Info.Status != release.StatusFailed || !strings.Contains(rels[0].Info.Description, "Insufficient nvidia.com/gpu") {
+		t.Errorf("failed rollout not recorded as failed in helm storage: %+v", releaseSummary(rels))
+	}
 
 	// Asking for what the node has rolls out (Recreate: the stuck pod goes first).
 	res, err := e.up(t, 60*time.Second, io.Discard, append(noPersist, "gpuBackend.enabled=true", "gpuBackend.gpus=1")...)
@@ -264,6 +278,58 @@ func TestUpInsufficientGPU(t *testing.T) {
 	if rc := b.Spec.Template.Spec.RuntimeClassName; rc == nil || *rc != "nvidia" {
 		t.Errorf("GPU backend runtimeClassName = %v", rc)
 	}
+}
+
+// --atomic: a failed upgrade is rolled back to the revision that worked,
+// and a failed first install is uninstalled.
+func TestUpAtomic(t *testing.T) {
+	e := newEnv(t, "atomic")
+	if _, err := e.d.EnsureGPU(context.Background(), deploy.GPUOptions{OSReleasePath: "/nonexistent"}); err != nil {
+		t.Fatal(err)
+	}
+	noPersist := []string{"postgresql.persistence.enabled=false", "redis.persistence.enabled=false"}
+	tooMany := append(append([]string{}, noPersist...), "gpuBackend.enabled=true", "gpuBackend.gpus=2")
+
+	res, err := e.upWith(t, deploy.UpOptions{Timeout: 8 * time.Second, Atomic: true}, tooMany...)
+	if err == nil || !errors.Is(err, deploy.ErrRolloutTimeout) {
+		t.Fatalf("atomic install of an unschedulable release: %v", err)
+	}
+	if res == nil || res.Undone != "uninstalled" || !strings.Contains(err.Error(), "uninstalled") {
+		t.Fatalf("atomic install not undone: %+v, %v", res, err)
+	}
+	if rels := e.helmReleases(t); len(rels) != 0 {
+		t.Fatalf("release left after atomic install failed: %v", releaseSummary(rels))
+	}
+
+	if _, err := e.upWith(t, deploy.UpOptions{Timeout: time.Minute}, noPersist...); err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	res, err = e.upWith(t, deploy.UpOptions{Timeout: 8 * time.Second, Atomic: true}, tooMany...)
+	if err == nil || !errors.Is(err, deploy.ErrRolloutTimeout) || !strings.Contains(err.Error(), "Insufficient nvidia.com/gpu") {
+		t.Fatalf("atomic upgrade to 2 GPUs: %v", err)
+	}
+	if res.Revision != 3 || !strings.Contains(res.Undone, "rolled back") {
+		t.Errorf("atomic upgrade not rolled back: %+v", res)
+	}
+	rels := e.helmReleases(t)
+	if len(rels) != 1 || rels[0].Version != 3 || rels[0].Info.Status != release.StatusDeployed {
+		t.Fatalf("after rollback: %v", releaseSummary(rels))
+	}
+	if _, ok := rels[0].Config["gpuBackend"]; ok {
+		t.Errorf("rolled-back revision still carries the GPU values: %v", rels[0].Config)
+	}
+	// The GPU backend of the failed revision is gone again.
+	if _, err := e.kube.AppsV1().Deployments(e.ns).Get(context.Background(), "llmctl-gateway-gpu", metav1.GetOptions{}); err == nil {
+		t.Error("GPU backend Deployment still exists after the rollback")
+	}
+}
+
+func releaseSummary(rels []*release.Release) []string {
+	var out []string
+	for _, r := range rels {
+		out = append(out, fmt.Sprintf("%s rev %d %s (%s)", r.Name, r.Version, r.Info.Status, r.Info.Description))
+	}
+	return out
 }
 
 func TestEnsureGPUIdempotent(t *testing.T) {

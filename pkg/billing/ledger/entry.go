@@ -147,6 +147,8 @@ type Store interface {
 	Account(ctx context.Context, tenantID string) (Account, error)
 	Accounts(ctx context.Context) ([]Account, error)
 	Entries(ctx context.Context, f Filter) ([]Entry, error)
+	// Spend sums each tenant's debits and releases over a window.
+	Spend(ctx context.Context, w SpendWindow) ([]Spend, error)
 	// Verify recomputes every balance and reservation from entries and holds.
 	Verify(ctx context.Context) (Report, error)
 	Ping(ctx context.Context) error

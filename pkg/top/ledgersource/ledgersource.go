@@ -24,6 +24,7 @@ type Tenants interface {
 type Ledger interface {
 	Accounts(ctx context.Context) ([]ledger.Account, error)
 	Entries(ctx context.Context, f ledger.Filter) ([]ledger.Entry, error)
+	Spend(ctx context.Context, w ledger.SpendWindow) ([]ledger.Spend, error)
 }
 
 // Source reads both.
@@ -62,8 +63,9 @@ func (s *Source) Tenants(ctx context.Context, now time.Time) ([]top.TenantRow, e
 	if err != nil {
 		return nil, err
 	}
-	day, hour := now.Add(-24*time.Hour), now.Add(-time.Hour)
-	es, err := s.Ledger.Entries(ctx, ledger.Filter{Since: day})
+	// The day's spend is summed by the database: one row per tenant per
+	// refresh, however many entries the day holds.
+	spend, err := s.Ledger.Spend(ctx, ledger.SpendWindow{Since: now.Add(-24 * time.Hour), Recent: now.Add(-time.Hour), Until: now})
 	if err != nil {
 		return nil, err
 	}
@@ -84,20 +86,10 @@ func (s *Source) Tenants(ctx context.Context, now time.Time) ([]top.TenantRow, e
 	for _, a := range accts {
 		row(a.TenantID).Balance = int64(a.Balance)
 	}
-	for _, e := range es {
-		if e.Time.Before(day) || e.Time.After(now) {
-			continue
-		}
-		if e.Kind != ledger.KindDebit && e.Kind != ledger.KindRelease {
-			continue
-		}
-		r := row(e.TenantID)
-		r.Spend24h -= int64(e.Amount)
-		r.Requests24h++
-		if !e.Time.Before(hour) {
-			r.Spend1h -= int64(e.Amount)
-			r.Requests1h++
-		}
+	for _, sp := range spend {
+		r := row(sp.TenantID)
+		r.Spend24h, r.Requests24h = int64(sp.Amount), sp.Requests
+		r.Spend1h, r.Requests1h = int64(sp.RecentAmount), sp.RecentRequests
 	}
 	out := make([]top.TenantRow, 0, len(order))
 	for _, id := range order {

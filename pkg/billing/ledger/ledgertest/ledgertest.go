@@ -89,6 +89,42 @@ func Run(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("SpendSumsWindowInDatabase", func(t *testing.T) {
+		s := open(t)
+		at := func(e ledger.Entry, d time.Duration) ledger.Entry { e.Time = t0.Add(d); return e }
+		rel := func(key, tenant string, d time.Duration) ledger.Entry {
+			return ledger.Entry{Key: key, TenantID: tenant, Kind: ledger.KindRelease, Time: t0.Add(d)}
+		}
+		es := []ledger.Entry{
+			credit("pay-a", "a", 100*ledger.Unit),       // not spend
+			at(debit("old", "a", 7), -25*time.Hour),     // before the window
+			at(debit("day", "a", 11), -5*time.Hour),     // in the day only
+			at(debit("hour", "a", 13), -30*time.Minute), // in the last hour
+			rel("rel", "a", -10*time.Minute),            // a request, no money
+			at(debit("future", "a", 17), time.Minute),   // after Until
+			at(debit("b1", "b", 19), -time.Hour),        // exactly at Recent: recent
+			{Key: "adj", TenantID: "b", Kind: ledger.KindAdjustment, Amount: -23, Reason: "x", Time: t0.Add(-2 * time.Hour)}, // not usage
+		}
+		if _, err := s.Apply(ctx, es); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Spend(ctx, ledger.SpendWindow{Since: t0.Add(-24 * time.Hour), Recent: t0.Add(-time.Hour), Until: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []ledger.Spend{
+			{TenantID: "a", Amount: 24, Requests: 3, RecentAmount: 13, RecentRequests: 2},
+			{TenantID: "b", Amount: 19, Requests: 1, RecentAmount: 19, RecentRequests: 1},
+		}
+		if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+			t.Fatalf("spend:\n got %+v\nwant %+v", got, want)
+		}
+		none, err := s.Spend(ctx, ledger.SpendWindow{Since: t0.Add(time.Hour), Recent: t0.Add(time.Hour), Until: t0.Add(2 * time.Hour)})
+		if err != nil || len(none) != 0 {
+			t.Fatalf("empty window: %+v %v", none, err)
+		}
+	})
+
 	t.Run("InvalidBatchWritesNothing", func(t *testing.T) {
 		s := open(t)
 		bad := credit("neg", "a", -1)

@@ -109,3 +109,71 @@ func BenchmarkVsLlamaCpp(b *testing.B) {
 		_ = os.Remove(base)
 	}
 }
+
+// BenchmarkEngine times only the engine (no llama.cpp runs), for
+// profiling: LLMCTL_BENCH_DIR names a directory where the quantized files
+// are written once and kept; LLMCTL_BENCH_MODEL picks one of them
+// (synth-small-random-q4_0, synth-110m-random-q8_0, ...) and
+// LLMCTL_BENCH_PHASE one of prefill, decode (default both).
+func BenchmarkEngine(b *testing.B) {
+	dir, name := os.Getenv("LLMCTL_BENCH_DIR"), os.Getenv("LLMCTL_BENCH_MODEL")
+	if dir == "" || name == "" {
+		b.Skip("set LLMCTL_BENCH_DIR and LLMCTL_BENCH_MODEL")
+	}
+	path := filepath.Join(dir, name+".gguf")
+	if _, err := os.Stat(path); err != nil {
+		for _, s := range []synth.Shape{synth.Small, synth.Base} {
+			base := synthModel(b, dir, "llama-spm", s, 7)
+			for _, ft := range []string{"q8_0", "q4_0", "q4_k_m"} {
+				llamaref.Quantize(b, base, filepath.Join(dir, s.Name+"-"+ft+".gguf"), ft)
+			}
+			_ = os.Remove(base)
+		}
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	m, err := model.Load(f.File)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ws := m.NewWorkspace(1)
+	logits := make([]float32, m.Vocab)
+	toks := make([]int32, benchPrompt)
+	for i := range toks {
+		toks[i] = int32(100 + (i*7919)%(m.Vocab-200))
+	}
+	phase := os.Getenv("LLMCTL_BENCH_PHASE")
+	var pf, dec time.Duration
+	b.ResetTimer()
+	for range b.N {
+		cache := m.NewCache(benchPrompt + benchGen + 8)
+		t0 := cpuTime()
+		if phase == "decode" {
+			if err := m.Step(ws, []model.Seq{{Cache: cache, Tokens: toks[:8], Logits: logits}}); err != nil {
+				b.Fatal(err)
+			}
+		} else if err := m.Step(ws, []model.Seq{{Cache: cache, Tokens: toks, Logits: logits}}); err != nil {
+			b.Fatal(err)
+		}
+		t1 := cpuTime()
+		pf += t1 - t0
+		if phase == "prefill" {
+			continue
+		}
+		for range benchGen {
+			if err := m.Step(ws, []model.Seq{{Cache: cache, Tokens: []int32{argmax(logits)}, Logits: logits}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		dec += cpuTime() - t1
+	}
+	if phase != "decode" {
+		b.ReportMetric(float64(b.N*benchPrompt)/pf.Seconds(), "prefill-cpu-tok/s")
+	}
+	if phase != "prefill" {
+		b.ReportMetric(float64(b.N*benchGen)/dec.Seconds(), "decode-cpu-tok/s")
+	}
+}

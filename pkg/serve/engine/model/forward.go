@@ -17,8 +17,13 @@ type Seq struct {
 }
 
 // Workspace holds the scratch buffers of Step; one per concurrent caller.
+// They are kept from step to step (sized for the largest step so far), so
+// a step allocates little and the garbage collector has little to do.
 type Workspace struct {
-	p pool
+	p       pool
+	buf     []float32 // activation rows, carved by rows
+	off     int
+	in, hin []acts // with their encodings' buffers
 }
 
 // NewWorkspace returns scratch space that computes on threads goroutines.
@@ -26,8 +31,23 @@ func (m *Model) NewWorkspace(threads int) *Workspace {
 	return &Workspace{p: pool{threads: max(threads, 1)}}
 }
 
-func rows(n, width int) [][]float32 {
-	buf := make([]float32, n*width)
+// reserve makes room for floats values of rows and the acts of T tokens.
+// Every value Step reads from these buffers it has written first in the
+// same step, so they are not cleared.
+func (ws *Workspace) reserve(floats, T int) {
+	if len(ws.buf) < floats {
+		ws.buf = make([]float32, floats)
+	}
+	ws.off = 0
+	if len(ws.in) < T {
+		ws.in, ws.hin = make([]acts, T), make([]acts, T)
+	}
+}
+
+// rows carves n rows of width values out of the workspace buffer.
+func (ws *Workspace) rows(n, width int) [][]float32 {
+	buf := ws.buf[ws.off : ws.off+n*width]
+	ws.off += n * width
 	out := make([][]float32, n)
 	for i := range out {
 		out[i] = buf[i*width : (i+1)*width : (i+1)*width]
@@ -58,15 +78,15 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 	}
 	p := ws.p
 	kvd := m.KVHeads * m.HeadDim
-	x, xn := rows(T, m.Embd), rows(T, m.Embd)
-	q, att, o := rows(T, m.Embd), rows(T, m.Embd), rows(T, m.Embd)
-	k, v := rows(T, kvd), rows(T, kvd)
-	g, u := rows(T, m.FF), rows(T, m.FF)
-	ex := make([]float32, m.FF)
-	in := make([]acts, T)
-	hin := make([]acts, T)
+	ws.reserve(T*(5*m.Embd+2*kvd+2*m.FF+m.RopeDims)+m.FF, T)
+	x, xn := ws.rows(T, m.Embd), ws.rows(T, m.Embd)
+	q, att, o := ws.rows(T, m.Embd), ws.rows(T, m.Embd), ws.rows(T, m.Embd)
+	k, v := ws.rows(T, kvd), ws.rows(T, kvd)
+	g, u := ws.rows(T, m.FF), ws.rows(T, m.FF)
+	ex := ws.rows(1, m.FF)[0]
+	in, hin := ws.in[:T], ws.hin[:T]
 	pos := make([]int, T)
-	ropeCS := rows(T, m.RopeDims)
+	ropeCS := ws.rows(T, m.RopeDims)
 	seqOf := make([]int, T)
 	t := 0
 	for i, s := range seqs {
@@ -104,10 +124,8 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 			c := seqs[seqOf[t]].Cache
 			kc := c.k[li][pos[t]*kvd : (pos[t]+1)*kvd]
 			vc := c.v[li][pos[t]*kvd : (pos[t]+1)*kvd]
-			for i := range kvd {
-				kc[i] = quant.F32ToF16(k[t][i])
-				vc[i] = quant.F32ToF16(v[t][i])
-			}
+			quant.F32ToF16s(kc, k[t])
+			quant.F32ToF16s(vc, v[t])
 		}
 		p.run(T*m.Heads, func(lo, hi int) {
 			var q16 []float32
@@ -120,15 +138,12 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 				if q16 == nil {
 					q16 = make([]float32, m.HeadDim)
 				}
-				for i := range q16 {
-					q16[i] = quant.RoundF16(q[t][h*m.HeadDim+i])
-				}
+				quant.ScaleRoundF16(q16, q[t][h*m.HeadDim:(h+1)*m.HeadDim], 1)
 				n := pos[t] + 1
 				if cap(probs) < n {
 					probs = make([]float32, n, c.size)
 				}
 				probs = probs[:n]
-				mx := float32(math.Inf(-1))
 				// llama.cpp multiplies a batch of two or more tokens with
 				// tinyBLAS, a single token with ggml's dot products.
 				tile := len(seqs[seqOf[t]].Tokens) >= 2 && m.HeadDim%8 == 0
@@ -137,27 +152,14 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 				} else {
 					quant.ScoresF16Vec(probs, c.k[li][kh:], kvd, q16)
 				}
-				for j, sc := range probs {
-					sc *= scale
-					probs[j] = sc
-					mx = max(mx, sc)
-				}
+				mx := quant.ScaleMax(probs, scale)
 				// ggml_vec_soft_max_f32: eight exponentials at a time,
 				// summed in float32 across the lanes, then added in float64
 				// (llama.cpp's cache length is a multiple of 8; the zeros
 				// of its masked positions change no sum).
-				var sum float64
 				quant.ExpSub(probs, probs, mx, false)
-				for j0 := 0; j0 < len(probs); j0 += 8 {
-					var lanes [8]float32
-					copy(lanes[:], probs[j0:min(j0+8, len(probs))])
-					r0, r1, r2, r3 := lanes[4]+lanes[0], lanes[5]+lanes[1], lanes[6]+lanes[2], lanes[7]+lanes[3]
-					sum += float64((r0 + r2) + (r1 + r3))
-				}
-				inv := float32(1 / sum)
-				for j := range probs {
-					probs[j] = quant.RoundF16(probs[j] * inv)
-				}
+				inv := float32(1 / quant.SoftmaxSum(probs))
+				quant.ScaleRoundF16(probs, probs, inv)
 				out := att[t][h*m.HeadDim : (h+1)*m.HeadDim]
 				if tile {
 					quant.MixF16Tile(out, c.v[li][kh:], kvd, probs, mixAcc)
@@ -184,12 +186,9 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 			// ggml_silu_f32 (libm) for the n%8 left over.
 			vec := len(g[t]) - len(g[t])%8
 			quant.ExpSub(ex[:vec], g[t][:vec], 0, true)
-			for i := range g[t] {
-				if i < vec {
-					g[t][i] = g[t][i] / (1 + ex[i]) * u[t][i]
-				} else {
-					g[t][i] = siluLibm(g[t][i]) * u[t][i]
-				}
+			quant.SwiGLUDiv(g[t][:vec], ex[:vec], u[t][:vec])
+			for i := vec; i < len(g[t]); i++ {
+				g[t][i] = siluLibm(g[t][i]) * u[t][i]
 			}
 			hin[t].reset(g[t])
 		}

@@ -1,5 +1,5 @@
 // Package model is the llama-family transformer forward pass: weights
-// loaded from a GGUF file (memory-mapped, never copied), a per-sequence KV
+// loaded from a GGUF file (memory-mapped; Q4_0 and Q4_K matrices are copied once, row-interleaved for the packed kernels), a per-sequence KV
 // cache, and a batched step that runs any mix of prompt chunks and single
 // decode tokens from many sequences through the weights once.
 //
@@ -48,6 +48,23 @@ type Tensor struct {
 	Cols     int
 	Data     []byte
 	rowBytes int
+	// packed is Data row-interleaved for the packed kernels (Q4_0 and Q4_K
+	// with a multiple of 8 rows, where they run in assembly), or nil.
+	packed []byte
+}
+
+// pack prepares t for the packed kernels where they apply. It copies the
+// weights once at load time, as llama.cpp's repacking does.
+func (t *Tensor) pack() {
+	if t.Rows%8 != 0 {
+		return
+	}
+	switch {
+	case t.Type == gguf.Q4_0 && t.Cols%quant.QK4_0 == 0 && quant.HasPackedQ4_0():
+		t.packed = quant.PackQ4_0x8(t.Data, t.Rows, t.Cols)
+	case t.Type == gguf.Q4_K && t.Cols%quant.QK_K == 0 && quant.HasPackedQ4_K():
+		t.packed = quant.PackQ4_Kx8(t.Data, t.Rows, t.Cols)
+	}
 }
 
 // Row returns the encoded bytes of row r.
@@ -211,6 +228,13 @@ func Load(f *gguf.File) (*Model, error) {
 	} else {
 		m.Output = m.Embed // tied embeddings
 	}
+	for i := range m.Blocks {
+		l := &m.Blocks[i]
+		for _, t := range []*Tensor{&l.Q, &l.K, &l.V, &l.O, &l.Gate, &l.Up, &l.Down} {
+			t.pack()
+		}
+	}
+	m.Output.pack()
 	return m, nil
 }
 
@@ -288,6 +312,10 @@ func ropeTable(cs []float32, pos int, dims int, base float32) {
 
 // rope rotates x (one head) in place with the table of ropeTable.
 func rope(x []float32, cs []float32, dims int, neox bool) {
+	if !neox {
+		quant.RopePairs(x[:dims], cs[:dims])
+		return
+	}
 	for i := 0; i < dims/2; i++ {
 		c, s := cs[2*i], cs[2*i+1]
 		a, b := 2*i, 2*i+1

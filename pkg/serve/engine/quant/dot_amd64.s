@@ -73,14 +73,8 @@
 	VPSLLW $4, Y4, Y4 \
 	VPOR Y4, Y3, Y3
 
-#define Q6SCALE(sa, sb) \
-	MOVBQSX sa(SI), AX \
-	VMOVD AX, X10 \
-	VPBROADCASTW X10, X10 \
-	MOVBQSX sb(SI), AX \
-	VMOVD AX, X11 \
-	VPBROADCASTW X11, X11 \
-	VINSERTI128 $1, X11, Y10, Y10
+#define Q6SCALE(c) \
+	VPSHUFB q6shuf<>+32*c(SB), Y12, Y10
 
 #define Q6TOK(areg, q8off, sumi) \
 	VMOVDQU q8off(areg), Y5 \
@@ -111,17 +105,19 @@
 	VMOVDQU qlo(SI), Y0 \
 	VMOVDQU qlo+32(SI), Y1 \
 	VMOVDQU qho(SI), Y2 \
+	VPMOVSXBW sco(SI), X12 \
+	VINSERTI128 $1, X12, Y12, Y12 \
 	Q6BUILD1 \
-	Q6SCALE(sco, sco+1) \
+	Q6SCALE(0) \
 	Q6TOKS(q8o) \
 	Q6BUILD2 \
-	Q6SCALE(sco+2, sco+3) \
+	Q6SCALE(1) \
 	Q6TOKS(q8o+32) \
 	Q6BUILD3 \
-	Q6SCALE(sco+4, sco+5) \
+	Q6SCALE(2) \
 	Q6TOKS(q8o+64) \
 	Q6BUILD4 \
-	Q6SCALE(sco+6, sco+7) \
+	Q6SCALE(3) \
 	Q6TOKS(q8o+96)
 
 // Q6FIN: scratch acc at off(DX) += (f16(w.d) * a.D) * float(sumi).
@@ -252,16 +248,22 @@
 // the repacked ggml_gemv/gemm_q4_0_8x8_q8_0 (the block's int32 sum, one
 // scalar FMA per block); Q4_K and Q6_K as described at their functions.
 
-// func dotQ8_0AVX2(w, a *byte, nb int, tab *float32) float32
-TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $0-36
+// func dotQ8_0AVX2(w, a *byte, nb int, rows int, tab *float32, out *float32)
+// out[r] for rows consecutive rows of nb blocks starting at w.
+TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $0-48
 	MOVQ w+0(FP), SI
-	MOVQ a+8(FP), DI
-	MOVQ nb+16(FP), CX
-	MOVQ tab+24(FP), R8
-	VXORPS Y0, Y0, Y0
+	MOVQ a+8(FP), R12
+	MOVQ nb+16(FP), R13
+	MOVQ rows+24(FP), R14
+	MOVQ tab+32(FP), R8
+	MOVQ out+40(FP), DX
 	MOVL $0x00010001, AX
 	VMOVD AX, X7
 	VPBROADCASTD X7, Y7
+q80row:
+	MOVQ R12, DI
+	MOVQ R13, CX
+	VXORPS Y0, Y0, Y0
 q80loop:
 	TESTQ CX, CX
 	JZ q80done
@@ -289,8 +291,11 @@ q80done:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
+	MOVSS X0, (DX)
+	ADDQ $4, DX
+	DECQ R14
+	JNZ q80row
 	VZEROUPPER
-	MOVSS X0, ret+32(FP)
 	RET
 
 // func dotQ4_0AVX2(w, a *byte, nb int, tab *float32) float32
@@ -341,35 +346,57 @@ q40done:
 	MOVSS X0, ret+32(FP)
 	RET
 
+// q6shuf<>: per 32-value chunk c of a half, VPSHUFB masks that broadcast
+// scale word 2c to the low lane and word 2c+1 to the high lane of the
+// half's eight sign-extended scales (held in both lanes).
+DATA q6shuf<>+0(SB)/8, $0x0100010001000100
+DATA q6shuf<>+8(SB)/8, $0x0100010001000100
+DATA q6shuf<>+16(SB)/8, $0x0302030203020302
+DATA q6shuf<>+24(SB)/8, $0x0302030203020302
+DATA q6shuf<>+32(SB)/8, $0x0504050405040504
+DATA q6shuf<>+40(SB)/8, $0x0504050405040504
+DATA q6shuf<>+48(SB)/8, $0x0706070607060706
+DATA q6shuf<>+56(SB)/8, $0x0706070607060706
+DATA q6shuf<>+64(SB)/8, $0x0908090809080908
+DATA q6shuf<>+72(SB)/8, $0x0908090809080908
+DATA q6shuf<>+80(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA q6shuf<>+88(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA q6shuf<>+96(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA q6shuf<>+104(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA q6shuf<>+112(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA q6shuf<>+120(SB)/8, $0x0f0e0f0e0f0e0f0e
+GLOBL q6shuf<>(SB), RODATA|NOPTR, $128
+
 // Q6CHUNK: the unsigned 6-bit values in Y3 against the 32 int8 at off(R12),
-// times the int8 scales at sa(R11) (first 16 elements) and sb(R11) (last
-// 16), added to the int32 lanes of Y13 (the -32 offset is Q6SUB's).
-#define Q6CHUNK(off, sa, sb) \
+// times the scales 2c (first 16 elements) and 2c+1 (last 16) of the half's
+// sign-extended scales in Y11, added to the int32 lanes of Y13 (the -32
+// offset is Q6SUB's).
+#define Q6CHUNK(off, c) \
 	VMOVDQU off(R12), Y5 \
 	VPMADDUBSW Y5, Y3, Y6 \
-	MOVBQSX sa(R11), AX \
-	VMOVD AX, X10 \
-	VPBROADCASTW X10, X10 \
-	MOVBQSX sb(R11), AX \
-	VMOVD AX, X11 \
-	VPBROADCASTW X11, X11 \
-	VINSERTI128 $1, X11, Y10, Y10 \
+	VPSHUFB q6shuf<>+32*c(SB), Y11, Y10 \
 	VPMADDWD Y10, Y6, Y6 \
 	VPADDD Y6, Y13, Y13
 
-// func dotQ6_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32
-TEXT ·dotQ6_KAVX2(SB), NOSPLIT, $0-36
+// func dotQ6_KAVX2(w *byte, a *Q8K, nb int, rows int, tab *float32, out *float32)
+// out[r] for rows consecutive rows of nb blocks starting at w.
+TEXT ·dotQ6_KAVX2(SB), NOSPLIT, $0-48
 	MOVQ w+0(FP), SI
-	MOVQ a+8(FP), DI
-	MOVQ nb+16(FP), CX
-	MOVQ tab+24(FP), R8
-	VXORPS Y15, Y15, Y15
+	MOVQ a+8(FP), R13
+	MOVQ nb+16(FP), R15
+	MOVQ rows+24(FP), R14
+	MOVQ tab+32(FP), R8
+	MOVQ out+40(FP), BX
 	MOVL $0x0F0F0F0F, AX
 	VMOVD AX, X8
 	VPBROADCASTD X8, Y8
 	MOVL $0x03030303, AX
 	VMOVD AX, X9
 	VPBROADCASTD X9, Y9
+q6row:
+	MOVQ R13, DI
+	MOVQ R15, CX
+	VXORPS Y15, Y15, Y15
 q6rowloop:
 	TESTQ CX, CX
 	JZ q6rowdone
@@ -383,31 +410,33 @@ q6half:
 	VMOVDQU (R9), Y0
 	VMOVDQU 32(R9), Y1
 	VMOVDQU (R10), Y2
+	VPMOVSXBW (R11), X11
+	VINSERTI128 $1, X11, Y11, Y11
 	VPAND Y8, Y0, Y3
 	VPAND Y9, Y2, Y4
 	VPSLLW $4, Y4, Y4
 	VPOR Y4, Y3, Y3
-	Q6CHUNK(0, 0, 1)
+	Q6CHUNK(0, 0)
 	VPAND Y8, Y1, Y3
 	VPSRLW $2, Y2, Y4
 	VPAND Y9, Y4, Y4
 	VPSLLW $4, Y4, Y4
 	VPOR Y4, Y3, Y3
-	Q6CHUNK(32, 2, 3)
+	Q6CHUNK(32, 1)
 	VPSRLW $4, Y0, Y3
 	VPAND Y8, Y3, Y3
 	VPSRLW $4, Y2, Y4
 	VPAND Y9, Y4, Y4
 	VPSLLW $4, Y4, Y4
 	VPOR Y4, Y3, Y3
-	Q6CHUNK(64, 4, 5)
+	Q6CHUNK(64, 2)
 	VPSRLW $4, Y1, Y3
 	VPAND Y8, Y3, Y3
 	VPSRLW $6, Y2, Y4
 	VPAND Y9, Y4, Y4
 	VPSLLW $4, Y4, Y4
 	VPOR Y4, Y3, Y3
-	Q6CHUNK(96, 6, 7)
+	Q6CHUNK(96, 3)
 	ADDQ $64, R9
 	ADDQ $32, R10
 	ADDQ $8, R11
@@ -433,8 +462,11 @@ q6rowdone:
 	VADDPS X1, X0, X0
 	VMOVSHDUP X0, X1
 	VADDSS X1, X0, X0
+	MOVSS X0, (BX)
+	ADDQ $4, BX
+	DECQ R14
+	JNZ q6row
 	VZEROUPPER
-	MOVSS X0, ret+32(FP)
 	RET
 
 // Q4CHUNK: 32 bytes of Q4_K nibbles at qoff(R9) against the 64 int8 at
@@ -464,17 +496,23 @@ q6rowdone:
 	VPMADDWD Y11, Y6, Y6 \
 	VPADDD Y6, Y13, Y13
 
-// func dotQ4_KAVX2(w *byte, a *Q8K, nb int, tab *float32) float32
-TEXT ·dotQ4_KAVX2(SB), NOSPLIT, $0-36
+// func dotQ4_KAVX2(w *byte, a *Q8K, nb int, rows int, tab *float32, out *float32)
+// out[r] for rows consecutive rows of nb blocks starting at w.
+TEXT ·dotQ4_KAVX2(SB), NOSPLIT, $0-48
 	MOVQ w+0(FP), SI
-	MOVQ a+8(FP), DI
-	MOVQ nb+16(FP), CX
-	MOVQ tab+24(FP), R8
-	VXORPS Y15, Y15, Y15
-	VXORPS X14, X14, X14
+	MOVQ a+8(FP), R13
+	MOVQ nb+16(FP), R15
+	MOVQ rows+24(FP), R14
+	MOVQ tab+32(FP), R8
+	MOVQ out+40(FP), R12
 	MOVL $0x0F0F0F0F, AX
 	VMOVD AX, X8
 	VPBROADCASTD X8, Y8
+q4krow:
+	MOVQ R13, DI
+	MOVQ R15, CX
+	VXORPS Y15, Y15, Y15
+	VXORPS X14, X14, X14
 q4krowloop:
 	TESTQ CX, CX
 	JZ q4krowdone
@@ -514,8 +552,11 @@ q4krowloop:
 	JMP q4krowloop
 q4krowdone:
 	VSUBSS X14, X15, X0
+	MOVSS X0, (R12)
+	ADDQ $4, R12
+	DECQ R14
+	JNZ q4krow
 	VZEROUPPER
-	MOVSS X0, ret+32(FP)
 	RET
 
 // Four-token versions: one weight row against four activation rows, with
@@ -849,6 +890,44 @@ TEXT ·scoresF16AVX2(SB), NOSPLIT, $0-48
 	SHRQ $3, R11
 	MOVQ n+32(FP), CX
 	MOVQ out+40(FP), DX
+	// two rows at a time: independent accumulator chains
+sc2row:
+	CMPQ CX, $2
+	JB scrow
+	MOVQ SI, AX
+	LEAQ (SI)(R9*1), R12
+	MOVQ R10, DI
+	MOVQ R11, BX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y2, Y2, Y2
+sc2col:
+	VCVTPH2PS (AX), Y1
+	VFMADD231PS (DI), Y1, Y0
+	VCVTPH2PS (R12), Y3
+	VFMADD231PS (DI), Y3, Y2
+	ADDQ $16, AX
+	ADDQ $16, R12
+	ADDQ $32, DI
+	DECQ BX
+	JNZ sc2col
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X0, X1, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	MOVSS X0, (DX)
+	VEXTRACTF128 $1, Y2, X3
+	VADDPS X2, X3, X2
+	VMOVHLPS X2, X2, X3
+	VADDPS X3, X2, X2
+	VMOVSHDUP X2, X3
+	VADDSS X3, X2, X2
+	MOVSS X2, 4(DX)
+	ADDQ $8, DX
+	LEAQ (SI)(R9*2), SI
+	SUBQ $2, CX
+	JMP sc2row
 scrow:
 	TESTQ CX, CX
 	JZ scdone
@@ -1026,5 +1105,875 @@ expgo:
 	DECQ CX
 	JMP exploop
 expdone:
+	VZEROUPPER
+	RET
+
+// Eight-row Q4_0 kernels over weights repacked by PackQ4_0x8: the eight
+// rows' results are the eight lanes of one vector, so each row's block sum
+// is fused-multiply-added lane-wise (the repacked kernels' order, bit for
+// bit the one-row kernel's) with no horizontal sum per row. A packed block
+// is 8 f16 scales (lane order 0,2,4,6,1,3,5,7) then four 32-byte pairs:
+// row 2p's 16 nibble bytes, then row 2p+1's. An activation block (PrepQ8_0x)
+// is 32 int8, the f32 scale and 8·Σq as int32.
+
+DATA q4x8mask<>+0(SB)/8, $0x0F0F0F0F0F0F0F0F
+DATA q4x8mask<>+8(SB)/8, $0x0F0F0F0F0F0F0F0F
+DATA q4x8mask<>+16(SB)/8, $0x0F0F0F0F0F0F0F0F
+DATA q4x8mask<>+24(SB)/8, $0x0F0F0F0F0F0F0F0F
+GLOBL q4x8mask<>(SB), RODATA|NOPTR, $32
+
+DATA q4x8ones<>+0(SB)/8, $0x0001000100010001
+DATA q4x8ones<>+8(SB)/8, $0x0001000100010001
+DATA q4x8ones<>+16(SB)/8, $0x0001000100010001
+DATA q4x8ones<>+24(SB)/8, $0x0001000100010001
+GLOBL q4x8ones<>(SB), RODATA|NOPTR, $32
+
+// Q4X8UNPACK: the pair at off(SI) into lo (elements 0..15 of both rows)
+// and hi (16..31); tmp is clobbered.
+#define Q4X8UNPACK(off, lo, hi, tmp) \
+	VMOVDQU off(SI), hi \
+	VPSRLW $4, hi, tmp \
+	VPAND q4x8mask<>(SB), hi, lo \
+	VPAND q4x8mask<>(SB), tmp, hi
+
+// Q4X8PAIR: int32 partial sums of a row pair (low lane: row 2p, high: 2p+1)
+// against the broadcast activation halves alo/ahi, into dst; tmp clobbered.
+#define Q4X8PAIR(lo, hi, alo, ahi, dst, tmp) \
+	VPMADDUBSW alo, lo, dst \
+	VPMADDUBSW ahi, hi, tmp \
+	VPADDW tmp, dst, dst \
+	VPMADDWD q4x8ones<>(SB), dst, dst
+
+// Q4X8SUMS: the eight rows' exact block sums against the activation block
+// at areg as floats into Y13 (lanes 0,2,4,6,1,3,5,7) and d_w·d_a into Y14.
+// Uses Y0-Y8 (the unpacked block); clobbers Y9-Y12.
+#define Q4X8SUMS(areg) \
+	VBROADCASTI128 (areg), Y11 \
+	VBROADCASTI128 16(areg), Y12 \
+	Q4X8PAIR(Y0, Y1, Y11, Y12, Y13, Y9) \
+	Q4X8PAIR(Y2, Y3, Y11, Y12, Y14, Y9) \
+	VPHADDD Y14, Y13, Y13 \
+	Q4X8PAIR(Y4, Y5, Y11, Y12, Y14, Y9) \
+	Q4X8PAIR(Y6, Y7, Y11, Y12, Y10, Y9) \
+	VPHADDD Y10, Y14, Y14 \
+	VPHADDD Y14, Y13, Y13 \
+	VPBROADCASTD 36(areg), Y14 \
+	VPSUBD Y14, Y13, Y13 \
+	VCVTDQ2PS Y13, Y13 \
+	VBROADCASTSS 32(areg), Y14 \
+	VMULPS Y8, Y14, Y14
+
+#define Q4X8WEIGHTS \
+	VCVTPH2PS (SI), Y8 \
+	Q4X8UNPACK(16, Y0, Y1, Y9) \
+	Q4X8UNPACK(48, Y2, Y3, Y9) \
+	Q4X8UNPACK(80, Y4, Y5, Y9) \
+	Q4X8UNPACK(112, Y6, Y7, Y9)
+
+// func gemvQ4_0x8AVX2(w *byte, nb int, a *byte, acc *[8]float32)
+// One activation row against eight packed rows: acc (lanes as packed) =
+// per row Σ_blocks fma(float(isum), d_w·d_a, ·), starting from zero.
+TEXT ·gemvQ4_0x8AVX2(SB), NOSPLIT, $0-32
+	MOVQ w+0(FP), SI
+	MOVQ nb+8(FP), CX
+	MOVQ a+16(FP), DI
+	VXORPS Y15, Y15, Y15
+q4x8vloop:
+	TESTQ CX, CX
+	JZ q4x8vdone
+	Q4X8WEIGHTS
+	Q4X8SUMS(DI)
+	VFMADD231PS Y13, Y14, Y15
+	ADDQ $144, SI
+	ADDQ $40, DI
+	DECQ CX
+	JMP q4x8vloop
+q4x8vdone:
+	MOVQ acc+24(FP), DX
+	VMOVUPS Y15, (DX)
+	VZEROUPPER
+	RET
+
+// func gemmQ4_0x8AVX2(w *byte, nb int, a **byte, n int, acc *float32)
+// gemvQ4_0x8AVX2 for n activation rows (a[t], each nb blocks) at once, each
+// weight block unpacked once for all of them; acc[8t..8t+7] is row t's.
+TEXT ·gemmQ4_0x8AVX2(SB), NOSPLIT, $0-40
+	MOVQ w+0(FP), SI
+	MOVQ nb+8(FP), CX
+	MOVQ a+16(FP), R8
+	MOVQ n+24(FP), R11
+	MOVQ acc+32(FP), R10
+	// zero the accumulators
+	MOVQ R10, DX
+	MOVQ R11, BX
+	VXORPS Y15, Y15, Y15
+q4x8mzero:
+	VMOVUPS Y15, (DX)
+	ADDQ $32, DX
+	DECQ BX
+	JNZ q4x8mzero
+	XORQ R9, R9 // byte offset of the current block in an activation row
+q4x8mloop:
+	TESTQ CX, CX
+	JZ q4x8mdone
+	Q4X8WEIGHTS
+	MOVQ R10, DX
+	XORQ BX, BX
+q4x8mtok:
+	MOVQ (R8)(BX*8), DI
+	ADDQ R9, DI
+	Q4X8SUMS(DI)
+	VMOVUPS (DX), Y15
+	VFMADD231PS Y13, Y14, Y15
+	VMOVUPS Y15, (DX)
+	ADDQ $32, DX
+	INCQ BX
+	CMPQ BX, R11
+	JNE q4x8mtok
+	ADDQ $144, SI
+	ADDQ $40, R9
+	DECQ CX
+	JMP q4x8mloop
+q4x8mdone:
+	VZEROUPPER
+	RET
+
+// Eight-row Q4_K kernels over weights repacked by PackQ4_Kx8, one row per
+// lane (lane order 0,2,4,6,1,3,5,7). A packed super-block of eight rows:
+// 0: d[8] f16, 16: dmin[8] f16, 32: scales[8][8] (sub-block-major, lane
+// order), 96: per row pair p the 8 mins of row 2p then of row 2p+1,
+// 160: per sub-block pair j and row pair p two 32-byte vectors, the first
+// holding bytes 0..15 of the chunk of row 2p and of row 2p+1, the second
+// bytes 16..31. Every integer sum is exact, and the float steps per row are
+// those of DotQ4_K (gemv) or DotQ4_KTile (gemm), lane-wise.
+
+// Q4KX8PAIR: chunk pair at off(SI) against the broadcast activations in
+// Y0-Y3 (a1 bytes 0..15, 16..31; a2 bytes 0..15, 16..31): int32 sums of
+// row 2p (low lane) and 2p+1 (high lane) for the low nibbles into plo and
+// the high ones into phi. Clobbers Y12-Y15 (plo/phi may be Y11/Y12).
+#define Q4KX8PAIR(off, plo, phi) \
+	VMOVDQU off(SI), Y12 \
+	VPSRLW $4, Y12, Y13 \
+	VPAND q4x8mask<>(SB), Y12, Y12 \
+	VPAND q4x8mask<>(SB), Y13, Y13 \
+	VMOVDQU off+32(SI), Y14 \
+	VPSRLW $4, Y14, Y15 \
+	VPAND q4x8mask<>(SB), Y14, Y14 \
+	VPAND q4x8mask<>(SB), Y15, Y15 \
+	VPMADDUBSW Y0, Y12, Y12 \
+	VPMADDUBSW Y1, Y14, Y14 \
+	VPADDW Y14, Y12, Y12 \
+	VPMADDWD q4x8ones<>(SB), Y12, plo \
+	VPMADDUBSW Y2, Y13, Y13 \
+	VPMADDUBSW Y3, Y15, Y15 \
+	VPADDW Y15, Y13, Y13 \
+	VPMADDWD q4x8ones<>(SB), Y13, phi
+
+// Q4KX8J: sub-block pair j of the super-block for the token at DI: leaves
+// s(2j)·sum(2j) + s(2j+1)·sum(2j+1) per row (lanes) in Y7. Clobbers Y0-Y3,
+// Y7-Y15.
+#define Q4KX8J(j) \
+	VBROADCASTI128 4+64*j(DI), Y0 \
+	VBROADCASTI128 20+64*j(DI), Y1 \
+	VBROADCASTI128 36+64*j(DI), Y2 \
+	VBROADCASTI128 52+64*j(DI), Y3 \
+	Q4KX8PAIR(160+256*j, Y7, Y8) \
+	Q4KX8PAIR(224+256*j, Y9, Y10) \
+	VPHADDD Y9, Y7, Y7 \
+	VPHADDD Y10, Y8, Y8 \
+	Q4KX8PAIR(288+256*j, Y9, Y10) \
+	Q4KX8PAIR(352+256*j, Y11, Y12) \
+	VPHADDD Y11, Y9, Y9 \
+	VPHADDD Y12, Y10, Y10 \
+	VPHADDD Y9, Y7, Y7 \
+	VPHADDD Y10, Y8, Y8 \
+	VPMOVZXBD 32+16*j(SI), Y9 \
+	VPMULLD Y9, Y7, Y7 \
+	VPMOVZXBD 40+16*j(SI), Y10 \
+	VPMULLD Y10, Y8, Y8 \
+	VPADDD Y8, Y7, Y7
+
+// Q4KX8MINS: the four row pairs' mins times the token's bsum pairs: Y10-Y13
+// hold, for row 2p (low lane) and 2p+1 (high lane), the four per-sub-block-
+// pair sums m(2j)·B(2j) + m(2j+1)·B(2j+1). Clobbers Y9.
+#define Q4KX8MINS \
+	VMOVDQU 260(DI), Y9 \
+	VEXTRACTI128 $1, Y9, X10 \
+	VPHADDW X10, X9, X9 \
+	VINSERTI128 $1, X9, Y9, Y9 \
+	VPMOVZXBW 96(SI), Y10 \
+	VPMADDWD Y9, Y10, Y10 \
+	VPMOVZXBW 112(SI), Y11 \
+	VPMADDWD Y9, Y11, Y11 \
+	VPMOVZXBW 128(SI), Y12 \
+	VPMADDWD Y9, Y12, Y12 \
+	VPMOVZXBW 144(SI), Y13 \
+	VPMADDWD Y9, Y13, Y13
+
+// Q4KX8SCALE: Y15 = f16 vector at off(SI) times the token's scale.
+#define Q4KX8SCALE(off) \
+	VBROADCASTSS (DI), Y14 \
+	VCVTPH2PS off(SI), Y15 \
+	VMULPS Y14, Y15, Y15
+
+// Q4KX8FRAME: register set-up shared by both gemm kernels.
+#define Q4KX8FRAME \
+	MOVQ w+0(FP), SI \
+	MOVQ nb+8(FP), CX \
+	MOVQ a+16(FP), R8 \
+	MOVQ n+24(FP), R11 \
+	MOVQ acc+32(FP), R10 \
+	MOVQ R10, DX \
+	MOVQ R11, BX \
+	VXORPS Y15, Y15, Y15
+
+// Q4KX8ZERO / Q4KX8FINISH: zero the n×16 scratch floats (acc, accm per
+// token); at the end leave acc-accm in each token's first 8.
+#define Q4KX8FINISH(label) \
+	MOVQ R10, DX \
+	MOVQ R11, BX \
+label: \
+	VMOVUPS (DX), Y5 \
+	VSUBPS 32(DX), Y5, Y5 \
+	VMOVUPS Y5, (DX) \
+	ADDQ $64, DX \
+	DECQ BX \
+	JNZ label
+
+// func gemmQ4_Kx8AVX2(w *byte, nb int, a **Q8K, n int, acc *float32)
+// DotQ4_K's steps (ggml_gemv_q4_K_8x8_q8_K) for n tokens and eight packed
+// rows: per super-block one fma of the scales' sum and one of the mins'.
+TEXT ·gemmQ4_Kx8AVX2(SB), NOSPLIT, $0-40
+	Q4KX8FRAME
+q4kx8zero:
+	VMOVUPS Y15, (DX)
+	VMOVUPS Y15, 32(DX)
+	ADDQ $64, DX
+	DECQ BX
+	JNZ q4kx8zero
+	XORQ R9, R9
+q4kx8sb:
+	TESTQ CX, CX
+	JZ q4kx8done
+	MOVQ R10, DX
+	XORQ BX, BX
+q4kx8tok:
+	MOVQ (R8)(BX*8), DI
+	ADDQ R9, DI
+	Q4KX8MINS
+	VPHADDD Y11, Y10, Y10
+	VPHADDD Y13, Y12, Y12
+	VPHADDD Y12, Y10, Y10
+	VCVTDQ2PS Y10, Y10
+	Q4KX8SCALE(16)
+	VMOVUPS 32(DX), Y6
+	VFMADD231PS Y10, Y15, Y6
+	VMOVUPS Y6, 32(DX)
+	Q4KX8J(0)
+	VMOVDQA Y7, Y4
+	Q4KX8J(1)
+	VPADDD Y7, Y4, Y4
+	Q4KX8J(2)
+	VPADDD Y7, Y4, Y4
+	Q4KX8J(3)
+	VPADDD Y7, Y4, Y4
+	VCVTDQ2PS Y4, Y4
+	Q4KX8SCALE(0)
+	VMOVUPS (DX), Y5
+	VFMADD231PS Y4, Y15, Y5
+	VMOVUPS Y5, (DX)
+	ADDQ $64, DX
+	INCQ BX
+	CMPQ BX, R11
+	JNE q4kx8tok
+	ADDQ $1184, SI
+	ADDQ $292, R9
+	DECQ CX
+	JMP q4kx8sb
+q4kx8done:
+	Q4KX8FINISH(q4kx8fin)
+	VZEROUPPER
+	RET
+
+// Q4KX8JT: sub-block pair j, fused-multiply-added into acc (Y5) with the
+// d·a.D vector in Y4 (DotQ4_KTile's per-pair step).
+#define Q4KX8JT(j) \
+	Q4KX8J(j) \
+	VCVTDQ2PS Y7, Y7 \
+	VFMADD231PS Y7, Y4, Y5
+
+// func gemmQ4_Kx8TileAVX2(w *byte, nb int, a **Q8K, n int, acc *float32)
+// DotQ4_KTile's steps (ggml_gemm_q4_K_8x8_q8_K) for n tokens and eight
+// packed rows: one fma per sub-block pair for the scales and for the mins.
+TEXT ·gemmQ4_Kx8TileAVX2(SB), NOSPLIT, $0-40
+	Q4KX8FRAME
+q4kx8tzero:
+	VMOVUPS Y15, (DX)
+	VMOVUPS Y15, 32(DX)
+	ADDQ $64, DX
+	DECQ BX
+	JNZ q4kx8tzero
+	XORQ R9, R9
+q4kx8tsb:
+	TESTQ CX, CX
+	JZ q4kx8tdone
+	MOVQ R10, DX
+	XORQ BX, BX
+q4kx8ttok:
+	MOVQ (R8)(BX*8), DI
+	ADDQ R9, DI
+	Q4KX8MINS
+	// transpose to one vector per sub-block pair (rows in lanes)
+	VPUNPCKLDQ Y11, Y10, Y14
+	VPUNPCKHDQ Y11, Y10, Y10
+	VPUNPCKLDQ Y13, Y12, Y11
+	VPUNPCKHDQ Y13, Y12, Y12
+	VPUNPCKLQDQ Y11, Y14, Y13
+	VPUNPCKHQDQ Y11, Y14, Y14
+	VPUNPCKLQDQ Y12, Y10, Y11
+	VPUNPCKHQDQ Y12, Y10, Y12
+	VCVTDQ2PS Y13, Y13
+	VCVTDQ2PS Y14, Y14
+	VCVTDQ2PS Y11, Y11
+	VCVTDQ2PS Y12, Y12
+	VBROADCASTSS (DI), Y9
+	VCVTPH2PS 16(SI), Y15
+	VMULPS Y9, Y15, Y15
+	VMOVUPS 32(DX), Y6
+	VFMADD231PS Y13, Y15, Y6
+	VFMADD231PS Y14, Y15, Y6
+	VFMADD231PS Y11, Y15, Y6
+	VFMADD231PS Y12, Y15, Y6
+	VMOVUPS Y6, 32(DX)
+	VCVTPH2PS (SI), Y4
+	VMULPS Y9, Y4, Y4
+	VMOVUPS (DX), Y5
+	Q4KX8JT(0)
+	Q4KX8JT(1)
+	Q4KX8JT(2)
+	Q4KX8JT(3)
+	VMOVUPS Y5, (DX)
+	ADDQ $64, DX
+	INCQ BX
+	CMPQ BX, R11
+	JNE q4kx8ttok
+	ADDQ $1184, SI
+	ADDQ $292, R9
+	DECQ CX
+	JMP q4kx8tsb
+q4kx8tdone:
+	Q4KX8FINISH(q4kx8tfin)
+	VZEROUPPER
+	RET
+
+// Q80T: one (row, token) cell of the 2x4 Q8_0 tile: the block at woff(wreg)
+// with |w| in wabs and d_w broadcast in dw, against the token block in Y12
+// (d_a broadcast in Y13), into acc with dotQ8_0AVX2's steps.
+#define Q80T(wreg, wabs, dw, acc) \
+	VPSIGNB 2(wreg), Y12, Y14 \
+	VPMADDUBSW Y14, wabs, Y14 \
+	VPMADDWD q4x8ones<>(SB), Y14, Y14 \
+	VCVTDQ2PS Y14, Y14 \
+	VMULPS Y13, dw, Y15 \
+	VFMADD231PS Y14, Y15, acc
+
+#define Q80TTOK(areg, acc0, acc1) \
+	VMOVDQU 2(areg), Y12 \
+	MOVWLZX (areg), AX \
+	VBROADCASTSS (R8)(AX*4), Y13 \
+	Q80T(SI, Y8, Y10, acc0) \
+	Q80T(R9, Y9, Y11, acc1) \
+	ADDQ $34, areg
+
+// func f32ToF16AVX2(dst *uint16, src *float32, n int)
+// n (a multiple of 8) conversions with round-to-nearest-even, as F32ToF16.
+TEXT ·f32ToF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ f16cdone
+f16cloop:
+	VMOVUPS (SI), Y0
+	VCVTPS2PH $0, Y0, X1
+	VMOVDQU X1, (DI)
+	ADDQ $32, SI
+	ADDQ $16, DI
+	DECQ CX
+	JNZ f16cloop
+f16cdone:
+	VZEROUPPER
+	RET
+
+// func scaleRoundF16AVX2(dst, src *float32, s float32, n int)
+// dst[i] = RoundF16(src[i]*s) for n (a multiple of 8) elements.
+TEXT ·scaleRoundF16AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	VBROADCASTSS s+16(FP), Y2
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ srdone
+srloop:
+	VMULPS (SI), Y2, Y0
+	VCVTPS2PH $0, Y0, X1
+	VCVTPH2PS X1, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ srloop
+srdone:
+	VZEROUPPER
+	RET
+
+DATA ropesign<>+0(SB)/8, $0x0000000080000000
+DATA ropesign<>+8(SB)/8, $0x0000000080000000
+DATA ropesign<>+16(SB)/8, $0x0000000080000000
+DATA ropesign<>+24(SB)/8, $0x0000000080000000
+GLOBL ropesign<>(SB), RODATA|NOPTR, $32
+
+// func ropePairsAVX2(x, cs *float32, n int)
+// For adjacent pairs (x0, x1) with (c, s): x0' = fma(x0, c, -(x1·s)),
+// x1' = fma(x0, s, x1·c), n (a multiple of 8) elements in place.
+TEXT ·ropePairsAVX2(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), SI
+	MOVQ cs+8(FP), DI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ ropedone
+ropeloop:
+	VMOVUPS (SI), Y0
+	VMOVUPS (DI), Y1
+	VMOVSHDUP Y0, Y2
+	VMOVSLDUP Y0, Y3
+	VPERMILPS $0xB1, Y1, Y4
+	VMULPS Y4, Y2, Y5
+	VXORPS ropesign<>(SB), Y5, Y5
+	VFMADD231PS Y1, Y3, Y5
+	VMOVUPS Y5, (SI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ ropeloop
+ropedone:
+	VZEROUPPER
+	RET
+
+DATA absmask<>+0(SB)/8, $0x7FFFFFFF7FFFFFFF
+DATA absmask<>+8(SB)/8, $0x7FFFFFFF7FFFFFFF
+DATA absmask<>+16(SB)/8, $0x7FFFFFFF7FFFFFFF
+DATA absmask<>+24(SB)/8, $0x7FFFFFFF7FFFFFFF
+GLOBL absmask<>(SB), RODATA|NOPTR, $32
+
+DATA packperm<>+0(SB)/4, $0
+DATA packperm<>+4(SB)/4, $4
+DATA packperm<>+8(SB)/4, $1
+DATA packperm<>+12(SB)/4, $5
+DATA packperm<>+16(SB)/4, $2
+DATA packperm<>+20(SB)/4, $6
+DATA packperm<>+24(SB)/4, $3
+DATA packperm<>+28(SB)/4, $7
+GLOBL packperm<>(SB), RODATA|NOPTR, $32
+
+// HMAXPS: the largest of the eight lanes of y (x its low half) into every
+// lane of x; tmp clobbered.
+#define HMAXPS(y, x, tmp) \
+	VEXTRACTF128 $1, y, tmp \
+	VMAXPS tmp, x, x \
+	VMOVHLPS x, x, tmp \
+	VMAXPS tmp, x, x \
+	VMOVSHDUP x, tmp \
+	VMAXPS tmp, x, x \
+	VBROADCASTSS x, y
+
+// Q8PACK32: the 32 floats at off(SI) times Y5, rounded to nearest even,
+// saturated to int8 and stored in order at doff(DI). Clobbers Y0-Y3.
+#define Q8PACK32(off, doff) \
+	VMULPS off(SI), Y5, Y0 \
+	VMULPS off+32(SI), Y5, Y1 \
+	VMULPS off+64(SI), Y5, Y2 \
+	VMULPS off+96(SI), Y5, Y3 \
+	VROUNDPS $0, Y0, Y0 \
+	VROUNDPS $0, Y1, Y1 \
+	VROUNDPS $0, Y2, Y2 \
+	VROUNDPS $0, Y3, Y3 \
+	VCVTPS2DQ Y0, Y0 \
+	VCVTPS2DQ Y1, Y1 \
+	VCVTPS2DQ Y2, Y2 \
+	VCVTPS2DQ Y3, Y3 \
+	VPACKSSDW Y1, Y0, Y0 \
+	VPACKSSDW Y3, Y2, Y2 \
+	VPACKSSWB Y2, Y0, Y0 \
+	VPERMD Y0, Y6, Y0 \
+	VMOVDQU Y0, doff(DI)
+
+// func quantizeQ8_0AVX2(dst *byte, x *float32, nb int)
+// ggml's AVX2 quantize_row_q8_0: per 32 values d = amax/127 (stored as
+// f16), q = round-to-nearest-even(x·127/amax).
+TEXT ·quantizeQ8_0AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ nb+16(FP), CX
+	VMOVDQU packperm<>(SB), Y6
+	VMOVUPS absmask<>(SB), Y7
+	MOVL $0x42FE0000, AX // 127
+	VMOVD AX, X8
+q8qloop:
+	TESTQ CX, CX
+	JZ q8qdone
+	VANDPS (SI), Y7, Y0
+	VANDPS 32(SI), Y7, Y1
+	VANDPS 64(SI), Y7, Y2
+	VANDPS 96(SI), Y7, Y3
+	VMAXPS Y1, Y0, Y0
+	VMAXPS Y3, Y2, Y2
+	VMAXPS Y2, Y0, Y0
+	HMAXPS(Y0, X0, X1)
+	VDIVSS X8, X0, X1 // d = amax / 127
+	VCVTPS2PH $0, X1, X1
+	VMOVD X1, AX
+	MOVW AX, (DI)
+	VXORPS X5, X5, X5
+	VUCOMISS X5, X0
+	JEQ q8qzero
+	VDIVSS X0, X8, X5 // id = 127 / amax
+q8qzero:
+	VBROADCASTSS X5, Y5
+	Q8PACK32(0, 2)
+	ADDQ $128, SI
+	ADDQ $34, DI
+	DECQ CX
+	JMP q8qloop
+q8qdone:
+	VZEROUPPER
+	RET
+
+// func quantizeQ8_KAVX2(y *Q8K, x *float32, nb int)
+// quantize_row_q8_K_ref's values per 256: the signed value of largest
+// magnitude (the first one, on ties) sets iscale = -127/max; q =
+// min(127, round-to-nearest-even(iscale·x)); D = 1/iscale. An all-zero
+// block is left for the caller (D = 0 marks it). Bsums are the caller's.
+TEXT ·quantizeQ8_KAVX2(SB), NOSPLIT, $0-24
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ nb+16(FP), CX
+	VMOVDQU packperm<>(SB), Y6
+	VMOVUPS absmask<>(SB), Y7
+	MOVL $0xC2FE0000, AX // -127
+	VMOVD AX, X8
+q8kqloop:
+	TESTQ CX, CX
+	JZ q8kqdone
+	// amax
+	VANDPS (SI), Y7, Y0
+	MOVQ $1, BX
+q8kmax:
+	MOVQ BX, AX
+	SHLQ $5, AX
+	VANDPS (SI)(AX*1), Y7, Y1
+	VMAXPS Y1, Y0, Y0
+	INCQ BX
+	CMPQ BX, $32
+	JNE q8kmax
+	HMAXPS(Y0, X0, X1)
+	VXORPS X5, X5, X5
+	VUCOMISS X5, X0
+	JNE q8knonzero
+	MOVL $0, (DI)
+	JMP q8knext
+q8knonzero:
+	// first element whose magnitude is amax
+	XORQ BX, BX
+q8kfind:
+	MOVQ BX, AX
+	SHLQ $5, AX
+	VANDPS (SI)(AX*1), Y7, Y1
+	VCMPPS $0, Y0, Y1, Y1
+	VMOVMSKPS Y1, DX
+	TESTL DX, DX
+	JNZ q8kfound
+	INCQ BX
+	JMP q8kfind
+q8kfound:
+	BSFL DX, DX
+	SHLQ $3, BX
+	ADDQ DX, BX
+	VMOVSS (SI)(BX*4), X1 // mx
+	VDIVSS X1, X8, X5     // iscale = -127 / mx
+	MOVL $0x3F800000, AX  // 1
+	VMOVD AX, X2
+	VDIVSS X5, X2, X2     // D = 1 / iscale
+	VMOVSS X2, (DI)
+	VBROADCASTSS X5, Y5
+	MOVQ $8, BX
+	MOVQ DI, R9
+	ADDQ $4, DI
+q8kpack:
+	Q8PACK32(0, 0)
+	ADDQ $128, SI
+	ADDQ $32, DI
+	DECQ BX
+	JNZ q8kpack
+	SUBQ $1024, SI
+	MOVQ R9, DI
+q8knext:
+	ADDQ $1024, SI
+	ADDQ $292, DI
+	DECQ CX
+	JMP q8kqloop
+q8kqdone:
+	VZEROUPPER
+	RET
+
+// func swigluAVX2(gp, ex, u *float32, n int)
+// g[i] = g[i] / (1 + ex[i]) * u[i] for n (a multiple of 8) elements.
+TEXT ·swigluAVX2(SB), NOSPLIT, $0-32
+	MOVQ gp+0(FP), DI
+	MOVQ ex+8(FP), SI
+	MOVQ u+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ swdone
+	MOVL $0x3F800000, AX
+	VMOVD AX, X7
+	VBROADCASTSS X7, Y7
+swloop:
+	VADDPS (SI), Y7, Y1
+	VMOVUPS (DI), Y0
+	VDIVPS Y1, Y0, Y0
+	VMULPS (DX), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ swloop
+swdone:
+	VZEROUPPER
+	RET
+
+// func scaleMaxAVX2(x *float32, s float32, n int) float32
+// x[i] *= s for n (a multiple of 8, > 0) elements; returns the largest.
+TEXT ·scaleMaxAVX2(SB), NOSPLIT, $0-28
+	MOVQ x+0(FP), DI
+	VBROADCASTSS s+8(FP), Y7
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	VMULPS (DI), Y7, Y0
+	VMOVUPS Y0, (DI)
+	VMOVAPS Y0, Y2
+	ADDQ $32, DI
+	DECQ CX
+	JZ smdone
+smloop:
+	VMULPS (DI), Y7, Y0
+	VMOVUPS Y0, (DI)
+	VMAXPS Y0, Y2, Y2
+	ADDQ $32, DI
+	DECQ CX
+	JNZ smloop
+smdone:
+	HMAXPS(Y2, X2, X1)
+	VZEROUPPER
+	MOVSS X2, ret+24(FP)
+	RET
+
+// func sum8AVX2(p *float32, n int) float64
+// ggml_vec_soft_max_f32's sum over n (a multiple of 8) values: per eight,
+// (l0+l4 + l2+l6) + (l1+l5 + l3+l7) in float32, added in float64 in turn.
+TEXT ·sum8AVX2(SB), NOSPLIT, $0-24
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), CX
+	SHRQ $3, CX
+	VXORPD X3, X3, X3
+	TESTQ CX, CX
+	JZ s8done
+s8loop:
+	VMOVUPS (SI), Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X0, X1, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VCVTSS2SD X0, X0, X0
+	VADDSD X0, X3, X3
+	ADDQ $32, SI
+	DECQ CX
+	JNZ s8loop
+s8done:
+	VZEROUPPER
+	MOVSD X3, ret+16(FP)
+	RET
+
+// QOUTP: QOUT's additions (X14/X15 as temporaries), the sum stored at
+// outoff(BX)(DX*1).
+#define QOUTP(acc, accx, outoff) \
+	VEXTRACTF128 $1, acc, X15 \
+	VADDPS accx, X15, X14 \
+	VMOVHLPS X14, X14, X15 \
+	VADDPS X15, X14, X14 \
+	VMOVSHDUP X14, X15 \
+	VADDSS X15, X14, X14 \
+	MOVSS X14, outoff(BX)(DX*1)
+
+// Q80TSTORE: the two rows' results for token t of the group at out[t][row],
+// out[t][row+1].
+#define Q80TSTORE(t, acc0, acc0x, acc1, acc1x) \
+	MOVQ 8*t(R11), BX \
+	QOUTP(acc0, acc0x, 0) \
+	QOUTP(acc1, acc1x, 4)
+
+// func dotQ8_0TilesAVX2(w *byte, rowBytes int, a **byte, out **float32, row int, groups int, nb int, tab *float32)
+// Two consecutive rows (w, w+rowBytes) against groups groups of four tokens
+// (a[4g..4g+3]), storing row r's result for token t at out[t][row+r]. Each
+// weight and activation block is loaded once for eight products, and per
+// (row, token) the steps are dotQ8_0AVX2's, so the results are
+// bit-identical to it.
+TEXT ·dotQ8_0TilesAVX2(SB), NOSPLIT, $0-64
+	MOVQ a+16(FP), R10
+	MOVQ out+24(FP), R11
+	MOVQ row+32(FP), DX
+	SHLQ $2, DX
+	MOVQ groups+40(FP), R15
+	MOVQ tab+56(FP), R8
+q80tsgroup:
+	MOVQ w+0(FP), SI
+	MOVQ SI, R9
+	ADDQ rowBytes+8(FP), R9
+	MOVQ 0(R10), DI
+	MOVQ 8(R10), R12
+	MOVQ 16(R10), R13
+	MOVQ 24(R10), R14
+	MOVQ nb+48(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+q80tsloop:
+	MOVWLZX (SI), AX
+	VBROADCASTSS (R8)(AX*4), Y10
+	MOVWLZX (R9), AX
+	VBROADCASTSS (R8)(AX*4), Y11
+	VMOVDQU 2(SI), Y8
+	VPABSB Y8, Y8
+	VMOVDQU 2(R9), Y9
+	VPABSB Y9, Y9
+	Q80TTOK(DI, Y0, Y4)
+	Q80TTOK(R12, Y1, Y5)
+	Q80TTOK(R13, Y2, Y6)
+	Q80TTOK(R14, Y3, Y7)
+	ADDQ $34, SI
+	ADDQ $34, R9
+	DECQ CX
+	JNZ q80tsloop
+	Q80TSTORE(0, Y0, X0, Y4, X4)
+	Q80TSTORE(1, Y1, X1, Y5, X5)
+	Q80TSTORE(2, Y2, X2, Y6, X6)
+	Q80TSTORE(3, Y3, X3, Y7, X7)
+	ADDQ $32, R10
+	ADDQ $32, R11
+	DECQ R15
+	JNZ q80tsgroup
+	VZEROUPPER
+	RET
+
+// func mixReduce8AVX2(dst, acc *float32, hd int)
+// dst[d] = hsum8 of acc[l*hd+d], l < 8, as MixF16Tile's loop does it:
+// r_i = acc[4+i] + acc[i], then (r0+r2) + (r1+r3); eight d at a time
+// (hd a multiple of 8).
+TEXT ·mixReduce8AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ acc+8(FP), SI
+	MOVQ hd+16(FP), R9
+	SHLQ $2, R9 // row bytes
+	MOVQ hd+16(FP), CX
+	SHRQ $3, CX
+	JZ mr8done
+	LEAQ (R9)(R9*2), R10 // 3 rows
+mr8loop:
+	MOVQ SI, AX
+	VMOVUPS (AX), Y0           // l0
+	VMOVUPS (AX)(R9*1), Y1     // l1
+	VMOVUPS (AX)(R9*2), Y2     // l2
+	VMOVUPS (AX)(R10*1), Y3    // l3
+	LEAQ (AX)(R9*4), AX
+	VADDPS (AX), Y0, Y0        // r0 = l4 + l0
+	VADDPS (AX)(R9*1), Y1, Y1  // r1 = l5 + l1
+	VADDPS (AX)(R9*2), Y2, Y2  // r2 = l6 + l2
+	VADDPS (AX)(R10*1), Y3, Y3 // r3 = l7 + l3
+	VADDPS Y2, Y0, Y0
+	VADDPS Y3, Y1, Y1
+	VADDPS Y1, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ mr8loop
+mr8done:
+	VZEROUPPER
+	RET
+
+// MR32X: lane l's x = (s0+s2) + (s1+s3) for eight d, the accumulator rows
+// l, 8+l, 16+l, 24+l starting at AX (R11 = eight rows in bytes).
+#define MR32X(dst) \
+	LEAQ (AX)(R11*2), DX \
+	VMOVUPS (AX), dst \
+	VADDPS (DX), dst, dst \
+	LEAQ (AX)(R11*1), R12 \
+	VMOVUPS (R12), Y9 \
+	LEAQ (R12)(R11*2), R12 \
+	VADDPS (R12), Y9, Y9 \
+	VADDPS Y9, dst, dst
+
+// func mixReduce32AVX2(dst, acc *float32, hd int)
+// dst[d] = reduceF16Vec of acc[c*hd+d], c < 32 (GGML_F32x8_REDUCE over
+// accumulators s[c/8] lane c%8): x_l = (s0+s2) + (s1+s3) at lane l, then
+// ((x0+x4) + (x1+x5)) + ((x2+x6) + (x3+x7)); eight d at a time.
+TEXT ·mixReduce32AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ acc+8(FP), SI
+	MOVQ hd+16(FP), R9
+	SHLQ $2, R9
+	MOVQ hd+16(FP), CX
+	SHRQ $3, CX
+	JZ mr32done
+	MOVQ R9, R11
+	SHLQ $3, R11 // 8 rows: one accumulator s
+mr32loop:
+	MOVQ SI, AX
+	MR32X(Y0)
+	ADDQ R9, AX
+	MR32X(Y1)
+	ADDQ R9, AX
+	MR32X(Y2)
+	ADDQ R9, AX
+	MR32X(Y3)
+	ADDQ R9, AX
+	MR32X(Y4)
+	ADDQ R9, AX
+	MR32X(Y5)
+	ADDQ R9, AX
+	MR32X(Y6)
+	ADDQ R9, AX
+	MR32X(Y7)
+	VADDPS Y4, Y0, Y0 // t0 = x0 + x4
+	VADDPS Y5, Y1, Y1 // t1
+	VADDPS Y6, Y2, Y2 // t2
+	VADDPS Y7, Y3, Y3 // t3
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ mr32loop
+mr32done:
 	VZEROUPPER
 	RET

@@ -178,5 +178,22 @@ func TestAttentionKernelsAgree(t *testing.T) {
 				t.Fatalf("hd %d lanes %d: mixAcc differs from portable", hd, lanes)
 			}
 		}
+		// The whole weighted sums, reductions included.
+		dst, want := make([]float32, hd), make([]float32, hd)
+		acc := make([]float32, 32*hd)
+		MixF16Tile(dst, k, stride, p, acc)
+		clear(acc)
+		mixAccGeneric(acc[:8*hd], k, stride, p, hd, 8)
+		mixReduce8Generic(want, acc)
+		if !slices.Equal(dst, want) {
+			t.Fatalf("hd %d: MixF16Tile differs from portable", hd)
+		}
+		MixF16Vec(dst, k, stride, p, acc)
+		clear(acc)
+		mixAccGeneric(acc, k, stride, p, hd, 32)
+		mixReduce32Generic(want, acc)
+		if !slices.Equal(dst, want) {
+			t.Fatalf("hd %d: MixF16Vec differs from portable", hd)
+		}
 	}
 }

@@ -111,6 +111,15 @@ func nearestInt(v float32) int32 {
 // QuantizeQ8_0 encodes x (len a multiple of 32) into dst (len/32 blocks) the
 // way ggml's AVX2 quantize_row_q8_0 does: scale 127/amax, round to nearest even.
 func QuantizeQ8_0(dst []byte, x []float32) {
+	if nb := len(x) / QK8_0; useAVX2 && nb > 0 {
+		_ = dst[nb*BlockQ8_0-1]
+		quantizeQ8_0AVX2(&dst[0], &x[0], nb)
+		return
+	}
+	quantizeQ8_0Generic(dst, x)
+}
+
+func quantizeQ8_0Generic(dst []byte, x []float32) {
 	for i := 0; i < len(x)/QK8_0; i++ {
 		blk := x[i*QK8_0 : (i+1)*QK8_0]
 		out := dst[i*BlockQ8_0 : (i+1)*BlockQ8_0]
@@ -141,6 +150,31 @@ type Q8K struct {
 // QuantizeQ8_K encodes x (len a multiple of 256) as quantize_row_q8_K_ref:
 // scale by the signed value of largest magnitude.
 func QuantizeQ8_K(dst []Q8K, x []float32) {
+	nb := len(x) / QK_K
+	if !useAVX2 || nb == 0 {
+		quantizeQ8_KGeneric(dst, x)
+		return
+	}
+	dst = dst[:nb]
+	quantizeQ8_KAVX2(&dst[0], &x[0], nb)
+	for i := range dst {
+		y := &dst[i]
+		if y.D == 0 { // an all-zero block
+			*y = Q8K{}
+			continue
+		}
+		for j := range y.Bsums {
+			q := y.Qs[16*j : 16*j+16 : 16*j+16]
+			s := int32(q[0]) + int32(q[1]) + int32(q[2]) + int32(q[3]) +
+				int32(q[4]) + int32(q[5]) + int32(q[6]) + int32(q[7]) +
+				int32(q[8]) + int32(q[9]) + int32(q[10]) + int32(q[11]) +
+				int32(q[12]) + int32(q[13]) + int32(q[14]) + int32(q[15])
+			y.Bsums[j] = int16(s)
+		}
+	}
+}
+
+func quantizeQ8_KGeneric(dst []Q8K, x []float32) {
 	for i := range dst[:len(x)/QK_K] {
 		blk := x[i*QK_K : (i+1)*QK_K]
 		y := &dst[i]
@@ -174,9 +208,26 @@ func DotQ8_0(w, a []byte, n int) float32 {
 	nb := n / QK8_0
 	if useAVX2 && nb > 0 {
 		_, _ = w[nb*BlockQ8_0-1], a[nb*BlockQ8_0-1]
-		return dotQ8_0AVX2(&w[0], &a[0], nb, &f16Table[0])
+		var out float32
+		dotQ8_0AVX2(&w[0], &a[0], nb, 1, &f16Table[0], &out)
+		return out
 	}
 	return dotQ8_0Generic(w, a, n)
+}
+
+// DotQ8_0Rows sets out[r] = DotQ8_0(row r, a, n) for the len(out)
+// consecutive rows at w: one call for a range of rows.
+func DotQ8_0Rows(w, a []byte, n int, out []float32) {
+	nb := n / QK8_0
+	if useAVX2 && nb > 0 && len(out) > 0 {
+		_, _ = w[len(out)*nb*BlockQ8_0-1], a[nb*BlockQ8_0-1]
+		dotQ8_0AVX2(&w[0], &a[0], nb, len(out), &f16Table[0], &out[0])
+		return
+	}
+	rb := nb * BlockQ8_0
+	for r := range out {
+		out[r] = dotQ8_0Generic(w[r*rb:], a, n)
+	}
 }
 
 // DotQ8_0x4 is DotQ8_0 of one weight row with four activation rows, each
@@ -190,6 +241,53 @@ func DotQ8_0x4(w, a0, a1, a2, a3 []byte, n int, out *[4]float32) {
 		return
 	}
 	out[0], out[1], out[2], out[3] = DotQ8_0(w, a0, n), DotQ8_0(w, a1, n), DotQ8_0(w, a2, n), DotQ8_0(w, a3, n)
+}
+
+// Q8_0Tiles is a batch of Q8_0 activation rows and the output rows their
+// products go to, prepared once per matrix product for DotTiles.
+type Q8_0Tiles struct {
+	a    [][]byte
+	out  [][]float32
+	ap   []*byte
+	op   []*float32
+	n    int // values per activation row
+	rows int // values per output row
+}
+
+// NewQ8_0Tiles prepares the first len(a)/4*4 activation rows (Q8_0 blocks
+// of n values) and their output rows (at least rows long).
+func NewQ8_0Tiles(a [][]byte, out [][]float32, n, rows int) Q8_0Tiles {
+	k := len(a) / 4 * 4
+	nb := n / QK8_0
+	b := Q8_0Tiles{a: a[:k], out: out[:k], ap: make([]*byte, k), op: make([]*float32, k), n: n, rows: rows}
+	for t := range k {
+		_, _ = a[t][nb*BlockQ8_0-1], out[t][rows-1]
+		b.ap[t], b.op[t] = &a[t][0], &out[t][0]
+	}
+	return b
+}
+
+// DotTiles computes rows row and row+1 of a Q8_0 matrix (w holds both,
+// rowBytes apart; the output rows must hold row+2 values, as promised to
+// NewQ8_0Tiles) against every activation row of b, four at a time, with
+// DotQ8_0's steps: out[t][row+r] is bit-identical to DotQ8_0.
+func (b Q8_0Tiles) DotTiles(w []byte, rowBytes, row, n int) {
+	nb := n / QK8_0
+	if len(b.a) == 0 || nb == 0 {
+		return
+	}
+	if n != b.n || row < 0 || row+2 > b.rows {
+		panic("quant: DotTiles outside the prepared batch")
+	}
+	if useAVX2 && rowBytes >= nb*BlockQ8_0 {
+		_ = w[rowBytes+nb*BlockQ8_0-1]
+		dotQ8_0TilesAVX2(&w[0], rowBytes, &b.ap[0], &b.op[0], row, len(b.a)/4, nb, &f16Table[0])
+		return
+	}
+	for t, a := range b.a {
+		b.out[t][row] = dotQ8_0Generic(w, a, n)
+		b.out[t][row+1] = dotQ8_0Generic(w[rowBytes:], a, n)
+	}
 }
 
 // dotQ8_0Generic follows the assembly (ggml's AVX2 order): per block, eight
@@ -281,9 +379,26 @@ func DotQ4_K(w []byte, a []Q8K, n int) float32 {
 	nb := n / QK_K
 	if useAVX2 && nb > 0 {
 		_, _ = w[nb*BlockQ4_K-1], a[nb-1]
-		return dotQ4_KAVX2(&w[0], &a[0], nb, &f16Table[0])
+		var out float32
+		dotQ4_KAVX2(&w[0], &a[0], nb, 1, &f16Table[0], &out)
+		return out
 	}
 	return dotQ4_KGeneric(w, a, n)
+}
+
+// DotQ4_KRows sets out[r] = DotQ4_K(row r, a, n) for the len(out)
+// consecutive rows at w.
+func DotQ4_KRows(w []byte, a []Q8K, n int, out []float32) {
+	nb := n / QK_K
+	if useAVX2 && nb > 0 && len(out) > 0 {
+		_, _ = w[len(out)*nb*BlockQ4_K-1], a[nb-1]
+		dotQ4_KAVX2(&w[0], &a[0], nb, len(out), &f16Table[0], &out[0])
+		return
+	}
+	rb := nb * BlockQ4_K
+	for r := range out {
+		out[r] = dotQ4_KGeneric(w[r*rb:], a, n)
+	}
 }
 
 // DotQ4_Kx4 computes the dot products of one Q4_K weight row with four
@@ -422,9 +537,26 @@ func DotQ6_K(w []byte, a []Q8K, n int) float32 {
 	nb := n / QK_K
 	if useAVX2 && nb > 0 {
 		_, _ = w[nb*BlockQ6_K-1], a[nb-1]
-		return dotQ6_KAVX2(&w[0], &a[0], nb, &f16Table[0])
+		var out float32
+		dotQ6_KAVX2(&w[0], &a[0], nb, 1, &f16Table[0], &out)
+		return out
 	}
 	return dotQ6_KGeneric(w, a, n)
+}
+
+// DotQ6_KRows sets out[r] = DotQ6_K(row r, a, n) for the len(out)
+// consecutive rows at w.
+func DotQ6_KRows(w []byte, a []Q8K, n int, out []float32) {
+	nb := n / QK_K
+	if useAVX2 && nb > 0 && len(out) > 0 {
+		_, _ = w[len(out)*nb*BlockQ6_K-1], a[nb-1]
+		dotQ6_KAVX2(&w[0], &a[0], nb, len(out), &f16Table[0], &out[0])
+		return
+	}
+	rb := nb * BlockQ6_K
+	for r := range out {
+		out[r] = dotQ6_KGeneric(w[r*rb:], a, n)
+	}
 }
 
 // DotQ6_Kx4 computes the dot products of one Q6_K weight row with four
@@ -610,6 +742,15 @@ func MixF16Tile(dst []float32, v []uint16, stride int, p []float32, acc []float3
 	hd := len(dst)
 	acc = acc[:8*hd]
 	mixAcc(acc, v, stride, p, hd, 8)
+	if useAVX2 && hd%8 == 0 && hd > 0 {
+		mixReduce8AVX2(&dst[0], &acc[0], hd) // the same additions, 8 d at a time
+		return
+	}
+	mixReduce8Generic(dst, acc)
+}
+
+func mixReduce8Generic(dst, acc []float32) {
+	hd := len(dst)
 	for d := range dst {
 		var c [8]float32
 		for l := range 8 {
@@ -699,6 +840,15 @@ func MixF16Vec(dst []float32, v []uint16, stride int, p []float32, acc []float32
 	hd := len(dst)
 	acc = acc[:32*hd]
 	mixAcc(acc, v, stride, p, hd, 32)
+	if useAVX2 && hd%8 == 0 && hd > 0 {
+		mixReduce32AVX2(&dst[0], &acc[0], hd) // the same additions, 8 d at a time
+		return
+	}
+	mixReduce32Generic(dst, acc)
+}
+
+func mixReduce32Generic(dst, acc []float32) {
+	hd := len(dst)
 	for d := range dst {
 		var s [4][8]float32
 		for c := range 32 {

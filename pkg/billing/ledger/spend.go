@@ -1,0 +1,83 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Spend is one tenant's usage over a window, summed by the database: the
+// charged amount (positive) and the number of settled requests (debits and
+// releases: each settles one request), over the whole window and over its
+// most recent part.
+type Spend struct {
+	TenantID       string `json:"tenantID"`
+	Amount         Micros `json:"amount"`
+	Requests       int64  `json:"requests"`
+	RecentAmount   Micros `json:"recentAmount"`
+	RecentRequests int64  `json:"recentRequests"`
+}
+
+// SpendWindow bounds a Spend query: entries created in [Since, Until], of
+// which those at or after Recent also count as recent.
+type SpendWindow struct {
+	Since, Recent, Until time.Time
+}
+
+// The aggregate runs in the database so `llmctl top` reads one row per
+// tenant each refresh rather than every entry of the day.
+const spendQuery = `SELECT tenant_id,
+        COALESCE(-SUM(amount), 0),
+        COUNT(*),
+        COALESCE(-SUM(CASE WHEN created_at >= %[2]s THEN amount ELSE 0 END), 0),
+        COALESCE(SUM(CASE WHEN created_at >= %[2]s THEN 1 ELSE 0 END), 0)
+    FROM ledger_entries
+    WHERE kind IN ('debit', 'release') AND created_at >= %[1]s AND created_at <= %[3]s
+    GROUP BY tenant_id ORDER BY tenant_id`
+
+var (
+	pgSpend     = fmt.Sprintf(spendQuery, "$1::bigint", "$2::bigint", "$3::bigint")
+	sqliteSpend = fmt.Sprintf(spendQuery, "?1", "?2", "?3")
+)
+
+func spendArgs(w SpendWindow) []any {
+	return []any{sinceMicros(w.Since), sinceMicros(w.Recent), w.Until.UnixMicro()}
+}
+
+func (s *pgStore) Spend(ctx context.Context, w SpendWindow) ([]Spend, error) {
+	rows, err := s.pool.Query(ctx, pgSpend, spendArgs(w)...)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: spend: %w", err)
+	}
+	defer rows.Close()
+	return collectSpend(rows)
+}
+
+func (s *sqliteStore) Spend(ctx context.Context, w SpendWindow) ([]Spend, error) {
+	rows, err := s.db.QueryContext(ctx, sqliteSpend, spendArgs(w)...)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: spend: %w", err)
+	}
+	defer rows.Close()
+	return collectSpend(rows)
+}
+
+// collectSpend reads either driver's rows (pgx.Rows, *sql.Rows).
+func collectSpend(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+}) ([]Spend, error) {
+	var out []Spend
+	for rows.Next() {
+		var sp Spend
+		if err := rows.Scan(&sp.TenantID, &sp.Amount, &sp.Requests, &sp.RecentAmount, &sp.RecentRequests); err != nil {
+			return nil, fmt.Errorf("ledger: spend: %w", err)
+		}
+		out = append(out, sp)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger: spend: %w", err)
+	}
+	return out, nil
+}
