@@ -88,43 +88,51 @@ func settleErr(err error) error {
 	return nil
 }
 
-// pipelined sends settles, then (when admit is set) one admit, as a single
-// pipeline on one connection: one round trip, and Redis runs them in that
-// order, so every settle lands before the admit is decided. Commands that
-// failed with NOSCRIPT had no effect; only they are sent again (in order,
-// through Script.Run, which loads the script), because a settle is not
+// settleAdmit runs settles, then one admit, as a single script run: one
+// round trip and one script start instead of two, and atomic, so a NOSCRIPT
+// (which Script.Run answers with EVAL) means none of it ran. All the keys
+// share the tenant's hash tag (settles are taken per owner, see settler), as
+// one script's keys must in Redis Cluster.
+func (s *redisStore) settleAdmit(ctx context.Context, settles []settleRequest, r admitRequest) (admitResult, error) {
+	keys := make([]string, 0, 2*len(r.buckets)*(len(settles)+1))
+	args := make([]any, 0, 2+4*len(settles)+4+3*len(r.buckets))
+	args = append(args, "settle_admit", len(settles))
+	for _, sr := range settles {
+		for _, b := range sr.buckets {
+			keys = append(keys, b.counter, b.slots)
+		}
+		args = append(args, 2*len(sr.buckets), sr.wid, sr.delta, sr.ticket)
+	}
+	akeys, aargs := admitArgs(r)
+	keys = append(keys, akeys...)
+	args = append(args, aargs[1:]...) // without "admit"
+	return admitResultOf(r, s.script.Run(ctx, s.rdb, keys, args...))
+}
+
+// pipelined sends settles as a single pipeline: one round trip. Commands
+// that failed with NOSCRIPT had no effect; only they are sent again
+// (through Script.Run, which loads the script), because a settle is not
 // idempotent (its token correction would apply twice).
-func (s *redisStore) pipelined(ctx context.Context, settles []settleRequest, admit *admitRequest) (admitResult, error) {
+func (s *redisStore) pipelined(ctx context.Context, settles []settleRequest) error {
 	p := s.pipe()
-	cmds := make([]*redis.Cmd, 0, len(settles)+1)
+	cmds := make([]*redis.Cmd, 0, len(settles))
 	for _, r := range settles {
 		keys, args := settleArgs(r)
 		cmds = append(cmds, s.script.EvalSha(ctx, p, keys, args...))
 	}
-	if admit != nil {
-		keys, args := admitArgs(*admit)
-		cmds = append(cmds, s.script.EvalSha(ctx, p, keys, args...))
-	}
 	_, _ = p.Exec(ctx) // errors are per command, below
-	var settleFail error
+	var fail error
 	for i, r := range settles {
 		err := cmds[i].Err()
 		if redis.HasErrorPrefix(err, "NOSCRIPT") {
 			keys, args := settleArgs(r)
 			err = s.script.Run(ctx, s.rdb, keys, args...).Err()
 		}
-		if err = settleErr(err); err != nil && settleFail == nil {
-			settleFail = err
+		if err = settleErr(err); err != nil && fail == nil {
+			fail = err
 		}
 	}
-	if admit == nil {
-		return admitResult{}, settleFail
-	}
-	cmd := cmds[len(cmds)-1]
-	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
-		return s.admit(ctx, *admit)
-	}
-	return admitResultOf(*admit, cmd)
+	return fail
 }
 
 func (s *redisStore) renew(ctx context.Context, slots []slotRef, lease time.Duration) error {

@@ -8,9 +8,10 @@ import (
 
 // settler takes Redis settlements (token corrections and slot releases) off
 // the request path. Ticket.Done only queues one. The next Admit of the same
-// owner (API key, else tenant) on this replica sends that owner's queued
-// settlements in its own pipeline, ahead of its admit, on one connection;
-// what no Admit took within flushDelay a flusher sends as one pipeline.
+// owner (API key, else tenant) on this replica runs that owner's queued
+// settlements in its own script run, before its decision (one round trip,
+// atomic); what no Admit took within flushDelay a flusher sends as one
+// pipeline.
 //
 // Order: a settlement queued before an Admit of the same owner started
 // lands in Redis before that Admit is decided: the Admit carries it, or
@@ -135,9 +136,12 @@ func (s *settler) admit(ctx context.Context, r admitRequest) (admitResult, error
 			return admitResult{}, ctx.Err()
 		}
 	}
+	if f == nil {
+		return s.st.admit(ctx, r)
+	}
 	defer s.landed(f)
-	res, err := s.st.pipelined(ctx, batch, &r)
-	if err != nil && len(batch) > 0 {
+	res, err := s.st.settleAdmit(ctx, batch, r)
+	if err != nil {
 		s.onErr(err) // the batch's slots expire with their lease
 	}
 	return res, err
@@ -186,7 +190,7 @@ func (s *settler) flush() {
 
 func (s *settler) send(batch []settleRequest, f *flight) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	_, err := s.st.pipelined(ctx, batch, nil)
+	err := s.st.pipelined(ctx, batch)
 	cancel()
 	s.landed(f)
 	if err != nil {

@@ -95,3 +95,25 @@ func TestRedisSequentialRequestsAtConcurrencyOne(t *testing.T) {
 	}
 	tk.Done(context.Background(), billing.Usage{})
 }
+
+// A settle carried by the next Admit after Redis lost its scripts (a
+// restart or SCRIPT FLUSH) is applied exactly once: the combined script is
+// atomic, so NOSCRIPT means none of it ran and the retry runs it all once.
+func TestRedisCarriedSettleAfterScriptFlushAppliesOnce(t *testing.T) {
+	c := redisClient(t)
+	l, err := NewRedis(c, Config{Window: time.Hour, Key: billing.Limits{TPM: 100, MaxConcurrency: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	p := principal()
+	admitOK(t, l, p, "m", 60).Done(context.Background(), billing.Usage{CompletionTokens: 10}) // queued
+	if err := c.ScriptFlush(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	tk := admitOK(t, l, p, "m", 0) // carries the settle: slot freed, 60 reserved → 10 used
+	if got := headerInt(t, tk.Header(), "x-ratelimit-remaining-tokens"); got != 90 {
+		t.Fatalf("remaining tokens %d, want 90: the correction applied %s", got, map[bool]string{true: "twice", false: "not at all"}[got < 90])
+	}
+	tk.Done(context.Background(), billing.Usage{})
+}
