@@ -335,9 +335,19 @@ func (g *Gateway) inference(w http.ResponseWriter, r *http.Request, st *reqState
 			Message: "billing unavailable; try again"})
 		return
 	}
-	defer func() { hold.Settle(settleCtx, used) }()
+	// Settled exactly once: a plain answer settles before its bytes go out
+	// (so an answer the client holds is a charge journaled on disk); a
+	// stream, or a request that failed, when the handler returns.
+	settled := false
+	settle := func(u billing.Usage) {
+		if !settled {
+			settled = true
+			hold.Settle(settleCtx, u)
+		}
+	}
+	defer func() { settle(used) }()
 
-	used = g.forward(w, r, st, cr, model)
+	used = g.forward(w, r, st, cr, model, settle)
 	st.usage = used
 	g.metrics.tokens.WithLabelValues(model, "in").Add(float64(used.PromptTokens))
 	g.metrics.tokens.WithLabelValues(model, "out").Add(float64(used.CompletionTokens))
@@ -345,7 +355,7 @@ func (g *Gateway) inference(w http.ResponseWriter, r *http.Request, st *reqState
 
 // forward routes to a backend, retrying on another one while nothing has
 // been sent to the client, and returns the usage to settle.
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, model string) billing.Usage {
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, model string, settle func(billing.Usage)) billing.Usage {
 	ubody, err := cr.upstreamBody(model)
 	if err != nil {
 		g.fail(w, st, badRequest("", "cannot re-encode request: %v", err))
@@ -381,7 +391,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, 
 		g.router.succeeded(m)
 		if !cr.stream {
 			defer g.router.release(m)
-			return g.plain(w, st, cr, resp)
+			return g.plain(w, cr, resp, settle)
 		}
 		var used billing.Usage
 		var cut error
@@ -459,18 +469,23 @@ func upstreamMessage(body []byte, status int) string {
 	return fmt.Sprintf("the backend rejected the request with status %d", status)
 }
 
-func (g *Gateway) plain(w http.ResponseWriter, st *reqState, cr *clientRequest, resp *Response) billing.Usage {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(resp.Body)))
+// plain settles, then sends the answer. Settling first is what makes a
+// non-stream answer safe from a crash: once the client has it, its charge is
+// journaled on disk (docs/billing.md). The answer is flushed at once, so the
+// access log and metrics that follow do not delay it.
+func (g *Gateway) plain(w http.ResponseWriter, cr *clientRequest, resp *Response, settle func(billing.Usage)) billing.Usage {
+	used := billing.Usage{PromptTokens: cr.promptEstimate}
+	if resp.Usage != nil {
+		used = *resp.Usage
+	}
+	settle(used)
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["Content-Length"] = []string{strconv.Itoa(len(resp.Body))}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(resp.Body)
-	// Push the whole answer out now: settling (a durable spool append, an
-	// fsync) runs after this returns and must not add to the client's wait.
 	_ = http.NewResponseController(w).Flush()
-	if resp.Usage != nil {
-		return *resp.Usage
-	}
-	return billing.Usage{PromptTokens: cr.promptEstimate}
+	return used
 }
 
 // streamEvent is the part of a chunk the gateway looks at.
@@ -506,6 +521,16 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 		done        bool
 		buf         []byte // reused: the writer copies what it is given
 	)
+	// Events already received from upstream are written together and
+	// flushed once: a flush happens whenever the next event is not yet in
+	// memory, so nothing ever waits on upstream unflushed, and a burst costs
+	// one write instead of one per event. Backends that cannot tell flush
+	// every event.
+	var ahead func() bool
+	if b, ok := s.(interface{ Buffered() bool }); ok {
+		ahead = b.Buffered
+	}
+	pending := false // written, not flushed
 	ttft := g.metrics.ttft.WithLabelValues(st.model)
 	itl := g.metrics.itl.WithLabelValues(st.model)
 	start := func() {
@@ -517,6 +542,13 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 		started = true
 	}
 	for {
+		if pending && (ahead == nil || !ahead()) {
+			if err := rc.Flush(); err != nil {
+				st.status = statusClientClosed
+				break
+			}
+			pending = false
+		}
 		data, err := s.Next()
 		if errors.Is(err, io.EOF) {
 			done = true
@@ -557,10 +589,7 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 			st.status = statusClientClosed
 			break
 		}
-		if err := rc.Flush(); err != nil {
-			st.status = statusClientClosed
-			break
-		}
+		pending = true
 		if content {
 			counted++
 			now := time.Now()
@@ -577,8 +606,15 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 		if !started {
 			start()
 		}
+		// Every event goes out before settling (which may wait on a disk);
+		// [DONE] is not flushed here: it leaves with the end of the chunked
+		// body when the handler returns, after settling, in one write. So
+		// the stream is complete for the client only once its charge is
+		// journaled.
+		if pending {
+			_ = rc.Flush()
+		}
 		_, _ = w.Write(sseDone)
-		_ = rc.Flush()
 	}
 	if u := s.Usage(); u != nil {
 		return *u, nil

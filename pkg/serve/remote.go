@@ -296,6 +296,22 @@ func (s *sseStream) streamError(err error) error {
 	return &BackendError{Backend: s.backend, Reason: reason, Err: err}
 }
 
+// Buffered reports whether the next event's data has already arrived in
+// full, so Next will not wait on upstream for it. A block of comments only
+// (a keep-alive ping) does not count: Next would read past it.
+func (s *sseStream) Buffered() bool {
+	n := s.rd.Buffered()
+	if s.done || n == 0 {
+		return false
+	}
+	b, _ := s.rd.Peek(n)
+	end := bytes.Index(b, []byte("\n\n"))
+	if e := bytes.Index(b, []byte("\n\r\n")); e >= 0 && (end < 0 || e < end) {
+		end = e
+	}
+	return end >= 0 && bytes.Contains(b[:end], []byte("data:"))
+}
+
 // Usage is the upstream's reported usage, nil if it sent none.
 func (s *sseStream) Usage() *billing.Usage { return s.usage }
 

@@ -84,3 +84,36 @@ func FuzzSSEStream(f *testing.F) {
 		}
 	})
 }
+
+// Buffered says whether Next can return the next event without reading
+// from upstream: the gateway flushes only when it cannot.
+func TestSSEStreamBuffered(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	s := &sseStream{backend: "t", ctx: ctx, cancel: cancel, body: pr, rd: bufio.NewReaderSize(pr, 4096)}
+	go func() {
+		// One write: two whole events, a keep-alive comment, half an event.
+		_, _ = pw.Write([]byte("data: a\n\ndata: b\r\n\r\n: ping\n\ndata: c"))
+	}()
+	step := func(want string, buffered bool) {
+		t.Helper()
+		ev, err := s.Next()
+		if err != nil || string(ev) != want {
+			t.Fatalf("Next = %q, %v; want %q", ev, err, want)
+		}
+		if got := s.Buffered(); got != buffered {
+			t.Fatalf("after %q: Buffered = %v, want %v", want, got, buffered)
+		}
+	}
+	step("a", true)  // "b" is complete in memory
+	step("b", false) // only a comment and half of "c": Next would wait
+	go func() { _, _ = pw.Write([]byte("\n\ndata: [DONE]\n\n")); pw.Close() }()
+	step("c", true) // [DONE] is whole: Next returns io.EOF without waiting
+	if _, err := s.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("want io.EOF, got %v", err)
+	}
+	if s.Buffered() {
+		t.Fatal("Buffered after the end")
+	}
+}

@@ -361,3 +361,40 @@ func crashHelper(spoolDir, dsn string) {
 		w.Flush()
 	}
 }
+
+// Entries waiting out BatchDelay are already journaled; until they reach
+// the database their holds still count against the balance, so the delay
+// can only refuse early, never let a tenant spend what it does not have;
+// and Close writes them without waiting out the delay.
+func TestBatchDelayKeepsHoldsCountedUntilWritten(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, pgDSN(t))
+	defer s.Close()
+	fund(t, s, "d", ledger.Unit)
+	l := newLedger(t, s, t.TempDir(), func(c *ledger.Config) { c.BatchDelay = time.Hour })
+	h, err := l.Reserve(ctx, req("d", "r1", "m", 10, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := account(t, s, "d").Reserved
+	if held <= 0 {
+		t.Fatalf("reserved %s after Reserve", held)
+	}
+	h.Settle(ctx, billing.Usage{PromptTokens: 1, CompletionTokens: 1}) // journaled, not written
+	if l.Depth() != 1 {
+		t.Fatalf("depth %d, want the settlement waiting", l.Depth())
+	}
+	if a := account(t, s, "d"); a.Reserved != held || a.Balance != ledger.Unit {
+		t.Fatalf("before the write: %+v, want the hold of %s still counted and the balance untouched", a, held)
+	}
+	closeCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := l.Close(closeCtx); err != nil {
+		t.Fatalf("Close waited out the batch delay: %v", err)
+	}
+	a := account(t, s, "d")
+	if a.Reserved != 0 || a.Balance >= ledger.Unit {
+		t.Fatalf("after Close: %+v, want the hold released and the usage charged", a)
+	}
+	clean(t, s)
+}

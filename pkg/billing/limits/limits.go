@@ -164,6 +164,8 @@ type Limiter struct {
 	mu   sync.Mutex
 	live map[*ticket]struct{} // tickets holding concurrency slots
 
+	settler *settler // Redis settlements off the request path; nil: synchronous
+
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
@@ -200,6 +202,13 @@ func newLimiter(cfg Config, st store, fallback *memStore) (*Limiter, error) {
 		live:     map[*ticket]struct{}{},
 		stop:     make(chan struct{}), done: make(chan struct{}),
 	}
+	if rs, ok := st.(*redisStore); ok && rs.pipe != nil {
+		l.settler = newSettler(rs, func(err error) {
+			if !l.degraded.Load() { // an outage is logged once, by admit
+				l.log.Warn("rate limiter: settling requests; their slots expire with their lease", "err", err)
+			}
+		})
+	}
 	go l.renewLoop()
 	return l, nil
 }
@@ -207,7 +216,13 @@ func newLimiter(cfg Config, st store, fallback *memStore) (*Limiter, error) {
 // Close stops lease renewal. Slots still held then expire after SlotLease,
 // exactly as if this replica had died.
 func (l *Limiter) Close() error {
-	l.once.Do(func() { close(l.stop); <-l.done })
+	l.once.Do(func() {
+		close(l.stop)
+		<-l.done
+		if l.settler != nil {
+			l.settler.close() // sends what is queued
+		}
+	})
 	return nil
 }
 
@@ -222,7 +237,11 @@ func (l *Limiter) Admit(ctx context.Context, p billing.Principal, model string, 
 	// A client's max_tokens is unbounded input; anything above MaxLimit can
 	// fit no TPM limit anyway, and clamping keeps the counters exact.
 	maxTokens = min(max(maxTokens, 0), MaxLimit+1)
-	req := admitRequest{
+	owner := "k:" + p.KeyID
+	if p.KeyID == "" {
+		owner = "t:" + p.TenantID
+	}
+	req := admitRequest{owner: owner,
 		buckets: bs, ticket: l.idPrefix + strconv.FormatUint(l.seq.Add(1), 36),
 		tokens: maxTokens, window: l.cfg.Window, lease: l.cfg.SlotLease,
 	}
@@ -259,7 +278,11 @@ func (l *Limiter) admit(ctx context.Context, req admitRequest) (st store, res ad
 		return l.store, res, false, err
 	}
 	if time.Now().UnixNano() >= l.redisDownUntil.Load() {
-		res, err = l.store.admit(ctx, req)
+		if l.settler != nil {
+			res, err = l.settler.admit(ctx, req)
+		} else {
+			res, err = l.store.admit(ctx, req)
+		}
 		if err == nil {
 			if l.degraded.CompareAndSwap(true, false) {
 				l.log.Info("rate limiter: redis reachable again; shared limits back in force")
@@ -481,15 +504,20 @@ func (t *ticket) holdsSlots() bool {
 // Done corrects the TPM reservation to actual usage in the window it was
 // made in, and frees the concurrency slots. It runs even when ctx is
 // already cancelled (a client disconnect), bounded by a short timeout; if
-// the store cannot be reached the slots expire after SlotLease.
+// the store cannot be reached the slots expire after SlotLease. On Redis it
+// only queues the settlement (see settler): it lands before this replica's
+// next Admit is decided, without a round trip on the finishing request.
 func (t *ticket) Done(ctx context.Context, used billing.Usage) {
 	t.once.Do(func() {
 		t.l.mu.Lock()
 		delete(t.l.live, t)
 		t.l.mu.Unlock()
-		sr := settleRequest{buckets: t.req.buckets, ticket: t.req.ticket, wid: t.wid, delta: used.Total() - t.req.tokens}
+		sr := settleRequest{owner: t.req.owner, buckets: t.req.buckets, ticket: t.req.ticket, wid: t.wid, delta: used.Total() - t.req.tokens}
 		if !t.needsSettle(sr.delta) {
 			return // RPM only: nothing to correct, no slot to free
+		}
+		if t.l.settler != nil && t.st == t.l.store && t.l.settler.enqueue(sr) {
+			return // sent by the flusher or ahead of the next Admit
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()

@@ -20,6 +20,7 @@ type bucket struct {
 
 // admitRequest is one atomic decision over all of a request's buckets.
 type admitRequest struct {
+	owner   string // the API key (else tenant) the request came with: see settler
 	buckets []bucket
 	ticket  string // concurrency slot member
 	tokens  int64  // TPM reservation
@@ -55,6 +56,7 @@ type bucketState struct {
 // settleRequest corrects a reservation by delta tokens in the window it was
 // made in, and frees the ticket's concurrency slots.
 type settleRequest struct {
+	owner   string
 	buckets []bucket
 	ticket  string
 	wid     int64
