@@ -62,6 +62,7 @@ type Cluster struct {
 	Startup time.Duration
 
 	procs []*proc
+	spawn *spawner
 }
 
 // Client returns a typed clientset for the admin user.

@@ -2,6 +2,11 @@
 
 package kubetest
 
-import "syscall"
+import "os/exec"
 
-func sysProcAttr() *syscall.SysProcAttr { return nil }
+// spawner starts processes directly: Pdeathsig is Linux-only.
+type spawner struct{}
+
+func newSpawner() *spawner                 { return &spawner{} }
+func (*spawner) start(cmd *exec.Cmd) error { return cmd.Start() }
+func (*spawner) close()                    {}

@@ -40,7 +40,7 @@ const kwokNodeAnnotation = "kwok.x-k8s.io/node"
 // start brings up etcd, the API server, the controller manager, the scheduler
 // and KWOK under root, then registers the fake GPU node.
 func start(ctx context.Context, bin, root string) (_ *Cluster, err error) {
-	c := &Cluster{Dir: root, Node: NodeName, Context: "kubetest"}
+	c := &Cluster{Dir: root, Node: NodeName, Context: "kubetest", spawn: newSpawner()}
 	defer func() {
 		if err != nil {
 			c.stop()
@@ -280,8 +280,7 @@ func (c *Cluster) run(bin, name string, args ...string) error {
 	cmd := exec.Command(filepath.Join(bin, name), args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Dir = c.Dir
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
+	if err := c.spawn.start(cmd); err != nil {
 		log.Close()
 		return fmt.Errorf("start %s: %w", name, err)
 	}
@@ -317,6 +316,10 @@ func (c *Cluster) stop() {
 		p.log.Close()
 	}
 	c.procs = nil
+	if c.spawn != nil {
+		c.spawn.close()
+		c.spawn = nil
+	}
 }
 
 func waitHTTP(ctx context.Context, c *Cluster, what, url string, auth func(*http.Request), tlsConf ...*tls.Config) error {
