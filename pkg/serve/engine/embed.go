@@ -78,6 +78,9 @@ func (b *Backend) embedTexts(texts []string) ([][]int32, error) {
 			return nil, badParam("input", "input[%d] is an empty string", i)
 		}
 		out[i] = b.tok.Encode(s, true, false)
+		if len(out[i]) == 0 {
+			return nil, badParam("input", "input[%d] has no tokens", i)
+		}
 		if err := b.fitsContext(out[i], i); err != nil {
 			return nil, err
 		}

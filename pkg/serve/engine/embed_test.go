@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strings"
 	"sync/atomic"
@@ -188,4 +190,43 @@ func TestEmbeddingsDoNotBlockGeneration(t *testing.T) {
 	if string(a.Data[5].Embedding) != string(alone.Data[0].Embedding) {
 		t.Error("an input's vector changed when computed in a batch of inputs beside a completion")
 	}
+}
+
+// FuzzEmbeddingsInput: any input value is either answered with one unit
+// vector per input or refused with a 400 naming a parameter; never a panic
+// or another error.
+func FuzzEmbeddingsInput(f *testing.F) {
+	for _, s := range []string{`"x"`, `["a","b"]`, `[1,2,3]`, `[[1],[2,3]]`, `[]`, `[[]]`, `[1,"a"]`, `{"a":1}`, `null`,
+		`[1.5]`, `[99999999999]`, `""`, `[[1,2],"a"]`, `"\u0000\uffff"`, `true`} {
+		f.Add(s)
+	}
+	b, err := engine.OpenDemo(engine.Options{Threads: 1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = b.Close() })
+	f.Fuzz(func(t *testing.T, input string) {
+		resp, err := b.Do(context.Background(), &serve.Request{Endpoint: serve.EndpointEmbeddings,
+			Body: []byte(`{"input":` + input + `}`)})
+		if err != nil {
+			var re *engine.RequestError
+			if !errors.As(err, &re) || re.Status != 400 {
+				t.Fatalf("input %q: %v", input, err)
+			}
+			return
+		}
+		var a embedAnswer
+		if err := json.Unmarshal(resp.Body, &a); err != nil || len(a.Data) == 0 || resp.Usage.PromptTokens <= 0 {
+			t.Fatalf("input %q: answer %s (%v)", input, resp.Body, err)
+		}
+		for _, d := range a.Data {
+			var ss float64
+			for _, v := range floats(t, d.Embedding) {
+				ss += float64(v) * float64(v)
+			}
+			if math.Abs(ss-1) > 1e-4 {
+				t.Fatalf("input %q: norm² %v", input, ss)
+			}
+		}
+	})
 }
