@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -149,22 +148,28 @@ func TestEmbeddings(t *testing.T) {
 	}
 }
 
-// TestEmbeddingsDoNotBlockGeneration: a completion admitted while a large
-// embeddings request is being computed finishes before it; the embedding
-// work shares the steps under the prefill budget. The embeddings answer
-// is the same as when computed alone.
+// TestEmbeddingsDoNotBlockGeneration: a completion that arrives while a
+// large embeddings request is being computed gets its prompt processed and
+// finishes first: embeddings take the prompt budget completions leave. The
+// inputs are token arrays of a multiple of the prefill chunk, so the
+// embeddings alone would fill every step's budget to the end. An input's
+// vector is the same as when computed alone.
 func TestEmbeddingsDoNotBlockGeneration(t *testing.T) {
 	b := demo(t)
-	inputs := make([]string, 8)
+	unit := b.Tokenizer().Encode(" and the LORD spake unto Moses, saying,", false, false)
+	inputs := make([][]int32, 4)
 	for i := range inputs {
-		inputs[i] = fmt.Sprintf("%d %s", i, strings.Repeat("and the LORD spake unto Moses, saying, ", 25))
+		for len(inputs[i]) < 512 {
+			inputs[i] = append(inputs[i], unit...)
+		}
+		inputs[i] = inputs[i][:512]
+		inputs[i][0] = int32(100 + i) // distinct inputs
 	}
 	in, _ := json.Marshal(inputs)
-	body := `{"input":` + string(in) + `}`
 	var done atomic.Bool
 	res := make(chan []byte, 1)
 	go func() {
-		resp, err := b.Do(context.Background(), &serve.Request{Endpoint: serve.EndpointEmbeddings, Body: []byte(body)})
+		resp, err := b.Do(context.Background(), &serve.Request{Endpoint: serve.EndpointEmbeddings, Body: []byte(`{"input":` + string(in) + `}`)})
 		done.Store(true)
 		if err != nil {
 			t.Error(err)
@@ -181,13 +186,13 @@ func TestEmbeddingsDoNotBlockGeneration(t *testing.T) {
 	if done.Load() {
 		t.Error("the embeddings request finished before the short completion")
 	}
-	batched := <-res
-	var a, alone embedAnswer
-	if err := json.Unmarshal(batched, &a); err != nil {
-		t.Fatal(err)
+	var a embedAnswer
+	if err := json.Unmarshal(<-res, &a); err != nil || len(a.Data) != len(inputs) {
+		t.Fatalf("%d vectors (%v)", len(a.Data), err)
 	}
-	alone, _ = embed(t, b, `{"input":`+string(in[:0])+`["`+inputs[5]+`"]}`)
-	if string(a.Data[5].Embedding) != string(alone.Data[0].Embedding) {
+	one, _ := json.Marshal(inputs[2])
+	alone, _ := embed(t, b, `{"input":`+string(one)+`}`)
+	if string(a.Data[2].Embedding) != string(alone.Data[0].Embedding) {
 		t.Error("an input's vector changed when computed in a batch of inputs beside a completion")
 	}
 }

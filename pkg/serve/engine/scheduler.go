@@ -148,21 +148,26 @@ func (s *scheduler) run(ctx context.Context) {
 		owners := make([]*job, 0, len(active))
 		budget := s.prefillChunk
 		live := active[:0]
+		var embeds []*job
 		for _, j := range active {
 			if err := j.ctx.Err(); err != nil {
 				j.end("", err)
 				continue
 			}
 			live = append(live, j)
+			if j.embed != nil {
+				embeds = append(embeds, j)
+				continue
+			}
 			if j.fed < len(j.prompt) {
 				if budget <= 0 {
 					continue // prompt work waits for the next step; decodes go on
 				}
 				n := min(len(j.prompt)-j.fed, budget)
 				budget -= n
-				seq := model.Seq{Cache: j.cache, Tokens: j.prompt[j.fed : j.fed+n], Pool: j.pool}
+				seq := model.Seq{Cache: j.cache, Tokens: j.prompt[j.fed : j.fed+n]}
 				j.fed += n
-				if j.fed == len(j.prompt) && j.embed == nil {
+				if j.fed == len(j.prompt) {
 					seq.Logits = j.logits
 				}
 				seqs = append(seqs, seq)
@@ -170,6 +175,20 @@ func (s *scheduler) run(ctx context.Context) {
 				continue
 			}
 			seqs = append(seqs, model.Seq{Cache: j.cache, Tokens: j.history[len(j.history)-1:], Logits: j.logits})
+			owners = append(owners, j)
+		}
+		// Embeddings take the prompt budget completions leave, and at least
+		// a quarter of it, so a request of many inputs neither holds back
+		// the prompts of completions that arrive meanwhile nor starves.
+		budget = max(budget, s.prefillChunk/4, 1)
+		for _, j := range embeds {
+			if budget <= 0 {
+				break
+			}
+			n := min(len(j.prompt)-j.fed, budget)
+			budget -= n
+			seqs = append(seqs, model.Seq{Cache: j.cache, Tokens: j.prompt[j.fed : j.fed+n], Pool: j.pool})
+			j.fed += n
 			owners = append(owners, j)
 		}
 		active = live
