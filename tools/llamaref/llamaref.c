@@ -1,12 +1,16 @@
 // llamaref is the llama.cpp reference the engine's tests compare against.
 // It links the prebuilt libllama from @node-llama-cpp/linux-x64 and does
-// exactly three things, each on one CPU thread unless told otherwise:
+// these things, each on one CPU thread unless told otherwise:
 //
 //   llamaref quantize IN.gguf OUT.gguf FTYPE      llama_model_quantize (FTYPE: q8_0 q4_0 q4_k_m f16)
 //   llamaref greedy MODEL.gguf N OUT.bin TOK...   greedy decode N tokens after the prompt TOK...;
 //                                                 OUT.bin: int32 n_vocab, then per step the int32
 //                                                 chosen token and n_vocab float32 logits
 //   llamaref bench MODEL.gguf NPROMPT NGEN THREADS  prints "prefill_tps decode_tps prefill_cpu_tps decode_cpu_tps"
+//   llamaref embed MODEL.gguf OUT.bin TOK...      mean-pooled embedding of TOK... (one batch, as llama.cpp's
+//                                                 server with --pooling mean); OUT.bin: int32 n_embd, then
+//                                                 n_embd float32 from llama_get_embeddings_seq (not normalized)
+//   llamaref trace MODEL.gguf TOK...              prints every tensor the graph computes
 //
 // Flash attention is disabled so attention runs as plain mul_mat + softmax
 // over an F16 KV cache, the path the engine mirrors.
@@ -174,8 +178,50 @@ static int cmd_bench(int argc, char **argv) {
     return 0;
 }
 
+static int cmd_embed(int argc, char **argv) {
+    if (argc < 5) { fprintf(stderr, "usage: llamaref embed MODEL OUT TOK...\n"); return 2; }
+    int np = argc - 4;
+    llama_token *toks = calloc(np, sizeof(llama_token));
+    for (int i = 0; i < np; i++) toks[i] = atoi(argv[4 + i]);
+    struct llama_model_params mp = llama_model_default_params();
+    struct llama_model *m = llama_model_load_from_file(argv[2], mp);
+    if (!m) { fprintf(stderr, "llamaref: cannot load %s\n", argv[2]); return 2; }
+    struct llama_context_params cp = llama_context_default_params();
+    int n_ctx = np < 512 ? 512 : np;
+    cp.n_ctx = n_ctx; cp.n_batch = n_ctx; cp.n_ubatch = n_ctx;
+    cp.n_threads = 1; cp.n_threads_batch = 1;
+    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    cp.embeddings = true;
+    cp.pooling_type = LLAMA_POOLING_TYPE_MEAN;
+    cp.no_perf = true;
+    struct llama_context *ctx = llama_init_from_model(m, cp);
+    if (!ctx) { fprintf(stderr, "llamaref: cannot create context\n"); return 2; }
+    struct llama_batch b = llama_batch_init(np, 0, 1);
+    for (int i = 0; i < np; i++) {
+        b.token[i] = toks[i];
+        b.pos[i] = i;
+        b.n_seq_id[i] = 1;
+        b.seq_id[i][0] = 0;
+        b.logits[i] = 1;
+    }
+    b.n_tokens = np;
+    if (llama_decode(ctx, b) != 0) { fprintf(stderr, "llamaref: decode failed\n"); return 1; }
+    const float *e = llama_get_embeddings_seq(ctx, 0);
+    if (!e) { fprintf(stderr, "llamaref: no pooled embedding\n"); return 1; }
+    int ne = llama_model_n_embd(m);
+    FILE *f = fopen(argv[3], "wb");
+    if (!f) { perror(argv[3]); return 1; }
+    fwrite(&ne, 4, 1, f);
+    fwrite(e, 4, ne, f);
+    fclose(f);
+    llama_batch_free(b);
+    llama_free(ctx);
+    llama_model_free(m);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 2) { fprintf(stderr, "usage: llamaref quantize|greedy|bench ...\n"); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: llamaref quantize|greedy|bench|embed|trace ...\n"); return 2; }
     llama_log_set(quiet, NULL);
     const char *dir = getenv("LLAMAREF_LIBDIR");
     if (dir) ggml_backend_load_all_from_path(dir); else ggml_backend_load_all();
@@ -184,6 +230,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "greedy")) return cmd_greedy(argc, argv);
     if (!strcmp(argv[1], "bench")) return cmd_bench(argc, argv);
     if (!strcmp(argv[1], "trace")) return cmd_trace(argc, argv);
+    if (!strcmp(argv[1], "embed")) return cmd_embed(argc, argv);
     fprintf(stderr, "llamaref: unknown command %s\n", argv[1]);
     return 2;
 }

@@ -127,6 +127,9 @@ func (b *Backend) Do(ctx context.Context, req *serve.Request) (*serve.Response, 
 }
 
 func (b *Backend) do(ctx context.Context, req *serve.Request) (*serve.Response, error) {
+	if req.Endpoint == serve.EndpointEmbeddings {
+		return b.embed(ctx, req)
+	}
 	if req.Endpoint != serve.EndpointChat && req.Endpoint != serve.EndpointCompletions {
 		return nil, &RequestError{Status: http.StatusNotFound, Message: fmt.Sprintf("the embedded engine does not serve %s", req.Endpoint)}
 	}

@@ -1,8 +1,9 @@
 // Package engine is llmctl's embedded CPU inference backend: it loads a
 // llama-family GGUF model (F32/F16/Q8_0/Q4_0/Q4_K/Q6_K tensors), tokenizes
 // with the model's own vocabulary, renders chat templates, and serves OpenAI
-// chat/completions and completions requests through serve.Backend, with all
-// concurrent requests batched into shared decode steps.
+// chat/completions, completions and (mean-pooled) embeddings requests
+// through serve.Backend, with all concurrent requests batched into shared
+// steps.
 //
 // Subpackages: gguf (file format), tokenizer, quant (encodings and dot
 // products), model (forward pass), sample, chat, synth (random-weight test

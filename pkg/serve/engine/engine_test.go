@@ -246,6 +246,19 @@ func TestBadRequests(t *testing.T) {
 		{serve.EndpointCompletions, `{"prompt":"x","max_tokens":0}`, "max_tokens"},
 		{serve.EndpointCompletions, `{"prompt":` + `"` + strings.Repeat("word ", 3000) + `"}`, "messages"},
 		{serve.EndpointCompletions, `{not json`, ""},
+		{serve.EndpointEmbeddings, `{}`, "input"},
+		{serve.EndpointEmbeddings, `{"input":[]}`, "input"},
+		{serve.EndpointEmbeddings, `{"input":""}`, "input"},
+		{serve.EndpointEmbeddings, `{"input":["a",""]}`, "input"},
+		{serve.EndpointEmbeddings, `{"input":5}`, "input"},
+		{serve.EndpointEmbeddings, `{"input":[1,"a"]}`, "input"},
+		{serve.EndpointEmbeddings, `{"input":[[1,2],[]]}`, "input"},
+		{serve.EndpointEmbeddings, `{"input":[[1,2],[99999]]}`, "input"},
+		{serve.EndpointEmbeddings, `{"input":[-1]}`, "input"},
+		{serve.EndpointEmbeddings, `{"input":"` + strings.Repeat("word ", 3000) + `"}`, "input"},
+		{serve.EndpointEmbeddings, `{"input":"x","encoding_format":"int8"}`, "encoding_format"},
+		{serve.EndpointEmbeddings, `{"input":"x","dimensions":3}`, "dimensions"},
+		{serve.EndpointEmbeddings, `{"input":"x"`, ""},
 	} {
 		_, err := b.Do(context.Background(), &serve.Request{Endpoint: tc.ep, Body: []byte(tc.body)})
 		var re *engine.RequestError
@@ -261,8 +274,5 @@ func TestBadRequests(t *testing.T) {
 		if json.Unmarshal(re.Body(), &e) != nil || e.Error.Message == "" || e.Error.Type != "invalid_request_error" {
 			t.Errorf("error body %s", re.Body())
 		}
-	}
-	if _, err := b.Do(context.Background(), &serve.Request{Endpoint: serve.EndpointEmbeddings, Body: []byte(`{}`)}); err == nil {
-		t.Error("embeddings accepted")
 	}
 }

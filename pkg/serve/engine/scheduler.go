@@ -13,13 +13,20 @@ import (
 	"github.com/llmctl/llmctl/pkg/serve/engine/tokenizer"
 )
 
-// job is one completion moving through the scheduler.
+// job is one completion, or one embeddings request, moving through the
+// scheduler.
 type job struct {
 	ctx       context.Context
 	prompt    []int32
 	maxTokens int
 	stops     []string
 	sampler   *sample.Sampler
+	// embed, for an embeddings request, holds its inputs: each is fed as
+	// prompt work in turn, pooled, and its vector appended to vectors;
+	// the job ends after the last one and never samples.
+	embed   [][]int32
+	vectors [][]float32 // read by the consumer once the job has finished
+	pool    []float32
 
 	// scheduler-owned state
 	cache   *model.Cache
@@ -141,12 +148,17 @@ func (s *scheduler) run(ctx context.Context) {
 		owners := make([]*job, 0, len(active))
 		budget := s.prefillChunk
 		live := active[:0]
+		var embeds []*job
 		for _, j := range active {
 			if err := j.ctx.Err(); err != nil {
 				j.end("", err)
 				continue
 			}
 			live = append(live, j)
+			if j.embed != nil {
+				embeds = append(embeds, j)
+				continue
+			}
 			if j.fed < len(j.prompt) {
 				if budget <= 0 {
 					continue // prompt work waits for the next step; decodes go on
@@ -165,6 +177,20 @@ func (s *scheduler) run(ctx context.Context) {
 			seqs = append(seqs, model.Seq{Cache: j.cache, Tokens: j.history[len(j.history)-1:], Logits: j.logits})
 			owners = append(owners, j)
 		}
+		// Embeddings take the prompt budget completions leave, and at least
+		// a quarter of it, so a request of many inputs neither holds back
+		// the prompts of completions that arrive meanwhile nor starves.
+		budget = max(budget, s.prefillChunk/4, 1)
+		for _, j := range embeds {
+			if budget <= 0 {
+				break
+			}
+			n := min(len(j.prompt)-j.fed, budget)
+			budget -= n
+			seqs = append(seqs, model.Seq{Cache: j.cache, Tokens: j.prompt[j.fed : j.fed+n], Pool: j.pool})
+			j.fed += n
+			owners = append(owners, j)
+		}
 		active = live
 		if len(seqs) == 0 {
 			continue
@@ -178,6 +204,12 @@ func (s *scheduler) run(ctx context.Context) {
 			continue
 		}
 		for i, j := range owners {
+			if j.embed != nil {
+				if j.fed == len(j.prompt) {
+					s.nextInput(j)
+				}
+				continue
+			}
 			if seqs[i].Logits == nil {
 				continue
 			}
@@ -189,9 +221,28 @@ func (s *scheduler) run(ctx context.Context) {
 
 func (s *scheduler) admit(j *job) *job {
 	j.cache = s.m.NewCache(s.ctxSize)
+	if j.embed != nil {
+		j.prompt = j.embed[0]
+		j.pool = make([]float32, s.m.Embd)
+		return j
+	}
 	j.history = append([]int32(nil), j.prompt...)
 	j.logits = make([]float32, s.m.Vocab)
 	return j
+}
+
+// nextInput finishes an embeddings job's current input and moves on to
+// the next one in the same cache, or ends the job after the last.
+func (s *scheduler) nextInput(j *job) {
+	j.vectors = append(j.vectors, normalize(j.pool, len(j.prompt)))
+	if len(j.vectors) == len(j.embed) {
+		j.end("stop", nil)
+		return
+	}
+	j.prompt = j.embed[len(j.vectors)]
+	j.fed = 0
+	j.cache.Truncate(0)
+	j.pool = make([]float32, s.m.Embd)
 }
 
 func removeDone(active []*job) []*job {

@@ -9,11 +9,15 @@ import (
 
 // Seq is one sequence's share of a batched step: Tokens are appended to
 // Cache at its next positions. If Logits is non-nil (len Vocab) it receives
-// the logits after the last token.
+// the logits after the last token. If Pool is non-nil (len Embd), the
+// final-norm hidden state of every one of Tokens (the output matrix's input)
+// is added to it: summed over a sequence's steps and divided by its length,
+// that is llama.cpp's mean-pooled embedding.
 type Seq struct {
 	Cache  *Cache
 	Tokens []int32
 	Logits []float32
+	Pool   []float32
 }
 
 // Workspace holds the scratch buffers of Step; one per concurrent caller.
@@ -68,6 +72,9 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 		s.Cache.reserve(s.Cache.n + len(s.Tokens))
 		if s.Logits != nil && len(s.Logits) != m.Vocab {
 			return fmt.Errorf("model: logits buffer of %d for a vocabulary of %d", len(s.Logits), m.Vocab)
+		}
+		if s.Pool != nil && len(s.Pool) != m.Embd {
+			return fmt.Errorf("model: pooling buffer of %d for an embedding of %d", len(s.Pool), m.Embd)
 		}
 		for _, t := range s.Tokens {
 			if t < 0 || int(t) >= m.Vocab {
@@ -203,8 +210,17 @@ func (m *Model) Step(ws *Workspace, seqs []Seq) error {
 	var outIn []acts
 	var outRows [][]float32
 	for _, s := range seqs {
+		first := t
 		t += len(s.Tokens)
 		s.Cache.n += len(s.Tokens)
+		if s.Pool != nil {
+			for u := first; u < t; u++ {
+				rmsNorm(xn[u], x[u], m.OutNorm, m.Eps)
+				for i, v := range xn[u] {
+					s.Pool[i] += v
+				}
+			}
+		}
 		if s.Logits == nil {
 			continue
 		}

@@ -1,6 +1,6 @@
 // Package llamaref drives the llama.cpp reference tool (tools/llamaref) from
 // tests and benchmarks: quantizing model files, greedy decoding with per-step
-// logits, and timing prefill and decode.
+// logits, mean-pooled embeddings, and timing prefill and decode.
 //
 // The reference is prepared by `make llamaref` (tools/llamaref/setup.sh).
 // When it is missing, tests skip under plain `go test` and fail under
@@ -96,6 +96,36 @@ func Greedy(tb testing.TB, model string, n int, prompt []int32) ([]int32, [][]fl
 		b = b[4+4*nv:]
 	}
 	return toks, logits
+}
+
+// Embed returns llama.cpp's mean-pooled embedding of tokens (one batch,
+// LLAMA_POOLING_TYPE_MEAN), as llama_get_embeddings_seq gives it: not
+// normalized.
+func Embed(tb testing.TB, model string, tokens []int32) []float32 {
+	tb.Helper()
+	out := filepath.Join(tb.TempDir(), "embed.bin")
+	args := []string{"embed", model, out}
+	for _, t := range tokens {
+		args = append(args, strconv.Itoa(int(t)))
+	}
+	run(tb, args...)
+	b, err := os.ReadFile(out)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(b) < 4 {
+		tb.Fatalf("llamaref embed: %d bytes", len(b))
+	}
+	n := int(binary.LittleEndian.Uint32(b))
+	b = b[4:]
+	if len(b) != 4*n {
+		tb.Fatalf("llamaref embed: %d bytes for %d values", len(b), n)
+	}
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v
 }
 
 // Speed is a throughput measurement in tokens per second, by wall clock and
