@@ -22,7 +22,7 @@ func newLedgerCmd(g *globals) *cobra.Command {
 	db := &dbFlag{}
 	cmd := &cobra.Command{Use: "ledger", Short: "Inspect and correct the billing ledger"}
 	db.bind(cmd)
-	cmd.AddCommand(newLedgerBalanceCmd(g, db), newLedgerEntriesCmd(g, db), newLedgerCreditCmd(g, db), newLedgerVerifyCmd(g, db))
+	cmd.AddCommand(newLedgerBalanceCmd(g, db), newLedgerEntriesCmd(g, db), newLedgerSpendCmd(g, db), newLedgerCreditCmd(g, db), newLedgerVerifyCmd(g, db))
 	return cmd
 }
 
@@ -250,21 +250,131 @@ func newLedgerEntriesCmd(g *globals, db *dbFlag) *cobra.Command {
 		Use:   "entries",
 		Short: "List ledger entries, oldest first",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Complete(time.Now()); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd, g)
-		},
+		RunE:  windowRunE(g, o),
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&o.Tenant, "tenant", "", "only this tenant (name or id)")
 	fl.StringVar(&o.Since, "since", "", "only entries at or after: a duration back (24h), a date or an RFC 3339 time")
 	fl.IntVar(&o.Limit, "limit", 0, "at most this many entries (0 = all)")
 	fl.StringVarP(&o.Output, "output", "o", "", "output format: table, json, csv")
+	return cmd
+}
+
+// windowOptions are the ledger commands whose flags are read against now.
+type windowOptions interface {
+	Complete(now time.Time) error
+	Validate() error
+	Run(cmd *cobra.Command, g *globals) error
+}
+
+func windowRunE(g *globals, o windowOptions) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		if err := o.Complete(time.Now()); err != nil {
+			return err
+		}
+		if err := o.Validate(); err != nil {
+			return err
+		}
+		return o.Run(cmd, g)
+	}
+}
+
+// ledgerSpendOptions is `llmctl ledger spend`: usage charged per tenant over
+// a window, summed by the database (ledger.Store.Spend).
+type ledgerSpendOptions struct {
+	db     *dbFlag
+	Since  string
+	Until  string
+	Output string
+
+	format       printer.Format
+	since, until time.Time
+}
+
+// spendRow is one tenant's usage as printed.
+type spendRow struct {
+	TenantID    string `json:"tenantId"`
+	Tenant      string `json:"tenant"`
+	Spent       string `json:"spent"`
+	SpentMicros int64  `json:"spentMicros"`
+	Requests    int64  `json:"requests"`
+}
+
+func (o *ledgerSpendOptions) Complete(now time.Time) (err error) {
+	if o.format, err = printer.Parse(o.Output, printer.Table, printer.JSON, printer.YAML, printer.CSV); err != nil {
+		return err
+	}
+	if o.since, err = parseSince(o.Since, now); err != nil {
+		return err
+	}
+	o.until = now
+	if o.Until != "" {
+		if o.until, err = parseSince(o.Until, now); err != nil {
+			return fmt.Errorf("--until: %w", err)
+		}
+	}
+	return nil
+}
+
+func (o *ledgerSpendOptions) Validate() error {
+	if o.until.Before(o.since) {
+		return fmt.Errorf("--until (%s) is before --since (%s)", o.until.Format(time.RFC3339), o.since.Format(time.RFC3339))
+	}
+	return nil
+}
+
+func (o *ledgerSpendOptions) Run(cmd *cobra.Command, g *globals) error {
+	ctx := cmd.Context()
+	c, err := o.db.openLedger(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	names, err := c.names(ctx)
+	if err != nil {
+		return err
+	}
+	sp, err := c.lg.Spend(ctx, ledger.SpendWindow{Since: o.since, Recent: o.since, Until: o.until})
+	if err != nil {
+		return err
+	}
+	rows := make([]spendRow, 0, len(sp))
+	for _, x := range sp {
+		rows = append(rows, spendRow{TenantID: x.TenantID, Tenant: names[x.TenantID], Spent: x.Amount.String(), SpentMicros: int64(x.Amount), Requests: x.Requests})
+	}
+	switch o.format {
+	case printer.JSON, printer.YAML:
+		return printer.Structured(g.Out, o.format, rows)
+	case printer.CSV:
+		w := csv.NewWriter(g.Out)
+		_ = w.Write([]string{"tenant_id", "tenant", "spent_micros", "spent", "requests"})
+		for _, r := range rows {
+			_ = w.Write([]string{r.TenantID, r.Tenant, strconv.FormatInt(r.SpentMicros, 10), r.Spent, strconv.FormatInt(r.Requests, 10)})
+		}
+		w.Flush()
+		return w.Error()
+	}
+	tw := printer.TableWriter(g.Out, "tenant", "id", "spent", "requests")
+	for _, r := range rows {
+		tw.Row(dash(r.Tenant), r.TenantID, r.Spent, strconv.FormatInt(r.Requests, 10))
+	}
+	return tw.Flush()
+}
+
+func newLedgerSpendCmd(g *globals, db *dbFlag) *cobra.Command {
+	o := &ledgerSpendOptions{db: db}
+	cmd := &cobra.Command{
+		Use:   "spend",
+		Short: "Usage charged per tenant over a time window (debits and settled requests)",
+		Example: `  llmctl ledger spend --since 720h
+  llmctl ledger spend --since 2026-11-01 --until 2026-12-01 -o csv`,
+		Args: cobra.NoArgs,
+		RunE: windowRunE(g, o),
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.Since, "since", "24h", "window start: a duration back (24h), a date or an RFC 3339 time")
+	fl.StringVar(&o.Until, "until", "", "window end, same forms (default: now)")
+	fl.StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml, csv")
 	return cmd
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/llmctl/llmctl/internal/testenv"
+	"github.com/llmctl/llmctl/pkg/billing/ledger"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 )
 
@@ -93,12 +94,50 @@ func testLedgerCLI(t *testing.T, dsn string) {
 	if out := must("ledger", "entries", "--since", time.Now().Add(time.Hour).Format(time.RFC3339)); strings.Count(out, "\n") != 1 {
 		t.Fatalf("--since in the future listed entries:\n%s", out)
 	}
+	// Spend: debits (usage) and releases (a settled request that used
+	// nothing) count; the adjustments above do not.
+	acme := tenantID(t, dsn, "acme")
+	lg, err := ledger.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if _, err := lg.Apply(context.Background(), []ledger.Entry{
+		{Key: "req:1", TenantID: acme, Kind: ledger.KindDebit, Amount: -250_000, Model: "m", Time: now.Add(-time.Minute)},
+		{Key: "req:2", TenantID: acme, Kind: ledger.KindRelease, Time: now.Add(-time.Minute)},
+		{Key: "req:old", TenantID: acme, Kind: ledger.KindDebit, Amount: -1, Model: "m", Time: now.Add(-48 * time.Hour)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	lg.Close()
+	var spend []struct {
+		Tenant, Spent string
+		SpentMicros   int64
+		Requests      int64
+	}
+	if err := json.Unmarshal([]byte(must("ledger", "spend", "-o", "json")), &spend); err != nil {
+		t.Fatal(err)
+	}
+	if len(spend) != 1 || spend[0].Tenant != "acme" || spend[0].SpentMicros != 250_000 || spend[0].Spent != "0.250000" || spend[0].Requests != 2 {
+		t.Fatalf("ledger spend -o json: %+v", spend)
+	}
+	if err := json.Unmarshal([]byte(must("ledger", "spend", "--since", "72h", "--until", "24h", "-o", "json")), &spend); err != nil || len(spend) != 1 || spend[0].SpentMicros != 1 {
+		t.Fatalf("ledger spend over an older window: %+v %v", spend, err)
+	}
+	if out := must("ledger", "spend", "-o", "csv"); !strings.Contains(out, "acme,250000,0.250000,2") {
+		t.Fatalf("ledger spend -o csv:\n%s", out)
+	}
+	fails("ledger", "spend", "--since", "1h", "--until", "2h")
+	fails("ledger", "spend", "--since", "soon")
+	fails("ledger", "spend", "-o", "xml")
+	// The usage entries moved the balance; verify below counts them too.
+
 	table := must("ledger", "balance")
-	if !strings.Contains(table, "acme") || !strings.Contains(table, "12.499999") {
+	if !strings.Contains(table, "acme") || !strings.Contains(table, "12.249998") {
 		t.Fatalf("balance table:\n%s", table)
 	}
 
-	if out := must("ledger", "verify"); out != "1 tenants, 2 entries, 0 open holds\nok: every balance equals the sum of its entries\n" {
+	if out := must("ledger", "verify"); out != "1 tenants, 5 entries, 0 open holds\nok: every balance equals the sum of its entries\n" {
 		t.Fatalf("verify:\n%s", out)
 	}
 	// Drift: a balance changed behind the ledger's back.
@@ -143,4 +182,18 @@ func tamper(t *testing.T, dsn, q string) {
 	if _, err := db.ExecContext(ctx, q); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func tenantID(t *testing.T, dsn, name string) string {
+	t.Helper()
+	st, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tn, err := st.GetTenant(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tn.ID
 }
