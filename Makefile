@@ -55,9 +55,15 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-## test: every test, real services required.
+# Packages whose goroutines share state (limiter flusher, ledger writers and
+# spool, gateway, engine scheduler, top's model, the test control plane):
+# make test runs them a second time under the race detector.
+RACE_PKGS ?= ./pkg/billing/... ./pkg/serve/ ./pkg/serve/engine/ ./pkg/top/ ./pkg/top/ui/ ./pkg/top/metrics/ ./pkg/top/ledgersource/ ./internal/kubetest/
+
+## test: every test, real services required; then the race detector.
 test: deps lint llamaref kube-tools
 	LLMCTL_TEST_REQUIRE_SERVICES=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	LLMCTL_TEST_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
 
 ## test-unit: quick run; integration tests skip when a service is missing.
 test-unit:
