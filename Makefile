@@ -14,8 +14,12 @@ LDFLAGS   := -s -w \
   -X github.com/llmctl/llmctl/internal/version.date=$(DATE)
 TEST_TIMEOUT ?= 75m
 
-# Debian packages the tests start as throwaway services (see internal/testenv).
-APT_PKGS := postgresql redis-server tmux iproute2 ca-certificates
+# Debian packages the tests need: the services they start as throwaway
+# instances (internal/testenv), tmux and iproute2 for the top tests, a C
+# toolchain (llama.cpp reference, -race). APT_CMDS are installed only when the
+# command is missing (npm packs llama.cpp; a node/npm from elsewhere is fine).
+APT_PKGS := postgresql redis-server tmux iproute2 ca-certificates gcc libc6-dev
+APT_CMDS := npm:npm
 
 .PHONY: all build test test-unit bench lint deps fmt clean llamaref kube-tools release-check image demo-model
 
@@ -48,6 +52,9 @@ image: deps
 deps:
 	@missing=""; for p in $(APT_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	for c in $(APT_CMDS); do \
+	  command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
