@@ -205,14 +205,10 @@ func quantizeQ8_KGeneric(dst []Q8K, x []float32) {
 
 // DotQ8_0 is the dot product of a Q8_0 weight row and Q8_0 activations.
 func DotQ8_0(w, a []byte, n int) float32 {
-	nb := n / QK8_0
-	if useAVX2 && nb > 0 {
-		_, _ = w[nb*BlockQ8_0-1], a[nb*BlockQ8_0-1]
-		var out float32
-		dotQ8_0AVX2(&w[0], &a[0], nb, 1, &f16Table[0], &out)
-		return out
-	}
-	return dotQ8_0Generic(w, a, n)
+	// One row of the Rows kernel: a single dispatch for both.
+	var out [1]float32
+	DotQ8_0Rows(w, a, n, out[:])
+	return out[0]
 }
 
 // DotQ8_0Rows sets out[r] = DotQ8_0(row r, a, n) for the len(out)
@@ -376,14 +372,10 @@ func ScaleMinK4(j int, q []byte) (sc, m uint8) {
 // dmin·y.d), and the two runnings subtracted once at the end. Any other
 // order differs in the last bit often enough to flip a later rounding.
 func DotQ4_K(w []byte, a []Q8K, n int) float32 {
-	nb := n / QK_K
-	if useAVX2 && nb > 0 {
-		_, _ = w[nb*BlockQ4_K-1], a[nb-1]
-		var out float32
-		dotQ4_KAVX2(&w[0], &a[0], nb, 1, &f16Table[0], &out)
-		return out
-	}
-	return dotQ4_KGeneric(w, a, n)
+	// One row of the Rows kernel: a single dispatch for both.
+	var out [1]float32
+	DotQ4_KRows(w, a, n, out[:])
+	return out[0]
 }
 
 // DotQ4_KRows sets out[r] = DotQ4_K(row r, a, n) for the len(out)
@@ -534,14 +526,10 @@ func fma32Exact(a, b, c float32) float32 {
 
 // DotQ6_K is the dot product of a Q6_K weight row and Q8_K activations.
 func DotQ6_K(w []byte, a []Q8K, n int) float32 {
-	nb := n / QK_K
-	if useAVX2 && nb > 0 {
-		_, _ = w[nb*BlockQ6_K-1], a[nb-1]
-		var out float32
-		dotQ6_KAVX2(&w[0], &a[0], nb, 1, &f16Table[0], &out)
-		return out
-	}
-	return dotQ6_KGeneric(w, a, n)
+	// One row of the Rows kernel: a single dispatch for both.
+	var out [1]float32
+	DotQ6_KRows(w, a, n, out[:])
+	return out[0]
 }
 
 // DotQ6_KRows sets out[r] = DotQ6_K(row r, a, n) for the len(out)
