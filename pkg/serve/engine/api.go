@@ -141,12 +141,8 @@ func (b *Backend) do(ctx context.Context, req *serve.Request) (*serve.Response, 
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case b.sched.submit <- j:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-b.closed:
-		return nil, fmt.Errorf("%w: %w", serve.ErrRetryable, errClosed)
+	if err := b.submit(ctx, j); err != nil {
+		return nil, err
 	}
 	id := req.RequestID
 	if id == "" {
@@ -372,5 +368,18 @@ func (s *stream) collect() (*serve.Response, error) {
 			s.j.end("", err)
 			return nil, err
 		}
+	}
+}
+
+// submit hands j to the scheduler, unless the caller gives up or the
+// backend is closing (retryable: another backend may take the request).
+func (b *Backend) submit(ctx context.Context, j *job) error {
+	select {
+	case b.sched.submit <- j:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.closed:
+		return fmt.Errorf("%w: %w", serve.ErrRetryable, errClosed)
 	}
 }

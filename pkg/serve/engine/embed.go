@@ -141,12 +141,8 @@ func (b *Backend) embed(ctx context.Context, req *serve.Request) (*serve.Respons
 		return nil, err
 	}
 	j := &job{ctx: ctx, embed: inputs, notify: make(chan struct{}, 1)}
-	select {
-	case b.sched.submit <- j:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-b.closed:
-		return nil, fmt.Errorf("%w: %w", serve.ErrRetryable, errClosed)
+	if err := b.submit(ctx, j); err != nil {
+		return nil, err
 	}
 	for {
 		_, finish, err := j.take()
