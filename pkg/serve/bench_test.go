@@ -1,7 +1,6 @@
 package serve_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -93,20 +92,7 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 		{"bare proxy", psrv.URL, ""},
 	}
 	do := func(url, key string, body []byte) error {
-		req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		if key != "" {
-			req.Header.Set("Authorization", "Bearer "+key)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
+		_, err := upstreamdouble.PostChat(client, url, key, body)
 		return err
 	}
 	// Warm connections and caches on both paths.

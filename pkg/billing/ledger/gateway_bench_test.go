@@ -1,10 +1,8 @@
 package ledger_test
 
 import (
-	"bytes"
 	"context"
 
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -85,23 +83,11 @@ func BenchmarkGatewayAccounting(b *testing.B) {
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 		body := []byte(`{"model":"double-model","max_tokens":32,"messages":[{"role":"user","content":"benchmark prompt tokens=16"}]}`)
 		do := func(url, key string) time.Duration {
-			req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			if key != "" {
-				req.Header.Set("Authorization", "Bearer "+key)
-			}
 			start := time.Now()
-			resp, err := client.Do(req)
-			if err != nil {
+			if _, err := upstreamdouble.PostChat(client, url, key, body); err != nil {
 				b.Fatal(err)
 			}
-			_, err = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			took := time.Since(start)
-			if err != nil || resp.StatusCode != http.StatusOK {
-				b.Fatalf("%s: status %d %v", url, resp.StatusCode, err)
-			}
-			return took
+			return time.Since(start)
 		}
 		for i := range targets { // warm connections and the key cache
 			for range 50 {

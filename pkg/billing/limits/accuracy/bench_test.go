@@ -1,7 +1,6 @@
 package accuracy
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -105,24 +104,14 @@ func BenchmarkGatewayWithLimiter(b *testing.B) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024}}
 	body := []byte(`{"model":"double-model","messages":[{"role":"user","content":"benchmark prompt tokens=16"}]}`)
 	do := func(url, key string) error {
-		req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		if key != "" {
-			req.Header.Set("Authorization", "Bearer "+key)
-		}
-		resp, err := client.Do(req)
+		h, err := upstreamdouble.PostChat(client, url, key, body)
 		if err != nil {
 			return err
 		}
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		if key != "" && resp.Header.Get("x-ratelimit-limit-requests") == "" && url != targets[1].url {
+		if key != "" && h.Get("x-ratelimit-limit-requests") == "" && url != targets[1].url {
 			return fmt.Errorf("no rate limit headers: the limiter is not in the path")
 		}
-		return err
+		return nil
 	}
 	type result struct{ p50, p99 time.Duration }
 	results := make([]result, len(targets))
