@@ -116,28 +116,10 @@ type Server struct {
 	DataDir  string // XDG_DATA_HOME given to the process
 
 	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *testenv.Buffer
+	stderr *testenv.Buffer
 	done   chan struct{}
 	err    error // exit status, valid after done
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Start runs `llmctl serve` and waits until it serves (and is ready, unless
@@ -159,7 +141,7 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	cmd.Env = append(cmd.Env, "XDG_DATA_HOME="+dataDir)
 	cmd.Env = append(cmd.Env, o.Env...)
-	s := &Server{DataDir: dataDir, cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	s := &Server{DataDir: dataDir, cmd: cmd, stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = s.stdout, s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("llmctltest: start %s: %v", path, err)

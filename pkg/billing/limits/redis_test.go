@@ -1,7 +1,6 @@
 package limits
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -66,24 +65,6 @@ func TestRedisEveryKeyHasATTL(t *testing.T) {
 	}
 }
 
-// syncBuffer collects log output from the limiter's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // outage stops the package's real Redis and restarts it when the test ends
 // (or earlier through the returned func).
 func outage(t *testing.T) (restart func()) {
@@ -105,7 +86,7 @@ func outage(t *testing.T) (restart func()) {
 
 func TestRedisOutageFailOpen(t *testing.T) {
 	c := redisClient(t)
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	reg := prometheus.NewPedanticRegistry()
 	l, err := NewRedis(c, Config{Window: time.Hour, RetryRedisAfter: 50 * time.Millisecond,
 		Key: billing.Limits{RPM: 2}, Registerer: reg,
