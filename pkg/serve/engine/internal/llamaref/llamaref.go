@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/llmctl/llmctl/internal/testenv"
 )
 
 // Dir returns the prepared reference directory or skips/fails t.
@@ -31,11 +33,7 @@ func Dir(tb testing.TB) string {
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "llamaref")); err != nil {
-		msg := fmt.Sprintf("llama.cpp reference not prepared in %q (run `make llamaref`): %v", dir, err)
-		if os.Getenv("LLMCTL_TEST_REQUIRE_SERVICES") == "1" {
-			tb.Fatal(msg)
-		}
-		tb.Skip(msg)
+		testenv.Unavailable(tb, "llama.cpp reference not prepared in %q (run `make llamaref`): %v", dir, err)
 	}
 	return dir
 }
