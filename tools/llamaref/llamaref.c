@@ -11,6 +11,13 @@
 //                                                 server with --pooling mean); OUT.bin: int32 n_embd, then
 //                                                 n_embd float32 from llama_get_embeddings_seq (not normalized)
 //   llamaref trace MODEL.gguf TOK...              prints every tensor the graph computes
+//   llamaref cpu                                  prints the loaded CPU backend's features
+//
+// The prebuilt package ships one CPU backend per CPU generation and ggml
+// loads the best one the CPU runs. Each sums in its own order, so for the
+// engine's bit-identity tests LLAMAREF_CPU=NAME loads libggml-cpu-NAME.so
+// from LLAMAREF_LIBDIR instead (e.g. haswell: the AVX2 kernels the engine
+// follows); unset or "native" keeps ggml's own choice.
 //
 // Flash attention is disabled so attention runs as plain mul_mat + softmax
 // over an F16 KV cache, the path the engine mirrors.
@@ -220,12 +227,45 @@ static int cmd_embed(int argc, char **argv) {
     return 0;
 }
 
-int main(int argc, char **argv) {
-    if (argc < 2) { fprintf(stderr, "usage: llamaref quantize|greedy|bench|embed|trace ...\n"); return 2; }
-    llama_log_set(quiet, NULL);
+// cmd_cpu prints the CPU backend's feature list, "NAME=VALUE" comma-joined,
+// so a log shows which variant the numbers came from.
+static int cmd_cpu(void) {
+    for (size_t i = 0; i < ggml_backend_reg_count(); i++) {
+        ggml_backend_reg_t reg = ggml_backend_reg_get(i);
+        if (strcmp(ggml_backend_reg_name(reg), "CPU")) continue;
+        ggml_backend_get_features_t get = (ggml_backend_get_features_t)ggml_backend_reg_get_proc_address(reg, "ggml_backend_get_features");
+        if (!get) { fprintf(stderr, "llamaref: CPU backend lists no features\n"); return 1; }
+        const char *sep = "";
+        for (struct ggml_backend_feature *f = get(reg); f && f->name; f++) {
+            printf("%s%s=%s", sep, f->name, f->value);
+            sep = ",";
+        }
+        printf("\n");
+        return 0;
+    }
+    fprintf(stderr, "llamaref: no CPU backend loaded\n");
+    return 1;
+}
+
+static void load_backends(void) {
     const char *dir = getenv("LLAMAREF_LIBDIR");
+    const char *cpu = getenv("LLAMAREF_CPU");
+    if (cpu && *cpu && strcmp(cpu, "native")) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/libggml-cpu-%s.so", dir ? dir : ".", cpu);
+        // ggml_backend_load refuses a variant whose instructions this CPU lacks.
+        if (!ggml_backend_load(path)) { fprintf(stderr, "llamaref: cannot load CPU backend %s\n", path); exit(2); }
+        return;
+    }
     if (dir) ggml_backend_load_all_from_path(dir); else ggml_backend_load_all();
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { fprintf(stderr, "usage: llamaref quantize|greedy|bench|embed|trace|cpu ...\n"); return 2; }
+    llama_log_set(quiet, NULL);
+    load_backends();
     llama_backend_init();
+    if (!strcmp(argv[1], "cpu")) return cmd_cpu();
     if (!strcmp(argv[1], "quantize")) return cmd_quantize(argc, argv);
     if (!strcmp(argv[1], "greedy")) return cmd_greedy(argc, argv);
     if (!strcmp(argv[1], "bench")) return cmd_bench(argc, argv);

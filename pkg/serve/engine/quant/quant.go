@@ -953,3 +953,8 @@ func expSubGeneric(dst, src []float32, s float32, neg bool) {
 		}
 	}
 }
+
+// UsesAVX2 reports whether the kernels run in their AVX2 assembly, which
+// reproduces the summation order of llama.cpp's AVX2 CPU backend; otherwise
+// the portable Go kernels run.
+func UsesAVX2() bool { return useAVX2 }
