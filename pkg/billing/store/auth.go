@@ -20,6 +20,11 @@ type keyLookuper interface {
 // records for a short TTL. A revoke therefore reaches every replica that
 // shares the database within TTL: each replica's cache entry expires and the
 // next request re-reads the key (default TTL 500 ms, under the 1 s promise).
+//
+// Unknown ids are cached for the same TTL, so repeating one costs no query:
+// an unknown id answers as fast as a known one (no key-id oracle by timing)
+// and cannot be used to load the database. A key created after a miss works
+// once that TTL has passed.
 type Authenticator struct {
 	st       keyLookuper
 	ttl      time.Duration
@@ -28,6 +33,9 @@ type Authenticator struct {
 
 	mu    sync.Mutex
 	cache map[string]cachedKey
+	// missing holds when each unknown id was looked up. It is separate from
+	// cache so a flood of made-up ids cannot evict the valid keys.
+	missing map[string]time.Time
 }
 
 type cachedKey struct {
@@ -35,6 +43,9 @@ type cachedKey struct {
 	tenant  Tenant
 	fetched time.Time
 }
+
+// errUnknownKey is the answer for an id the store does not have, cached or not.
+var errUnknownKey = fmt.Errorf("%w: unknown key", ErrInvalidKey)
 
 // DefaultAuthTTL bounds how stale a cached key may be.
 const DefaultAuthTTL = 500 * time.Millisecond
@@ -49,7 +60,7 @@ func newAuthenticator(st keyLookuper, ttl time.Duration, now func() time.Time) *
 	if ttl <= 0 {
 		ttl = DefaultAuthTTL
 	}
-	return &Authenticator{st: st, ttl: ttl, now: now, maxItems: 10000, cache: map[string]cachedKey{}}
+	return &Authenticator{st: st, ttl: ttl, now: now, maxItems: 10000, cache: map[string]cachedKey{}, missing: map[string]time.Time{}}
 }
 
 // Authenticate resolves a bearer key into a Principal. The error wraps
@@ -60,27 +71,35 @@ func (a *Authenticator) Authenticate(ctx context.Context, bearer string) (billin
 	if err != nil {
 		return billing.Principal{}, err
 	}
+	// Hashed before anything else so a known id with a wrong secret and an
+	// unknown id take the same work: no key-id oracle by timing.
+	presented := HashSecret(secret)
 	now := a.now()
 	a.mu.Lock()
 	c, ok := a.cache[id]
+	missedAt, missed := a.missing[id]
 	a.mu.Unlock()
+	if missed && now.Sub(missedAt) < a.ttl {
+		return billing.Principal{}, errUnknownKey
+	}
 	if !ok || now.Sub(c.fetched) >= a.ttl {
 		k, t, err := a.st.LookupKey(ctx, id)
 		if errors.Is(err, ErrNotFound) {
-			return billing.Principal{}, fmt.Errorf("%w: unknown key", ErrInvalidKey)
+			a.mu.Lock()
+			putBounded(a.missing, id, now, a.maxItems)
+			a.mu.Unlock()
+			return billing.Principal{}, errUnknownKey
 		}
 		if err != nil {
 			return billing.Principal{}, fmt.Errorf("look up key: %w", err)
 		}
 		c = cachedKey{key: k, tenant: t, fetched: now}
 		a.mu.Lock()
-		if len(a.cache) >= a.maxItems { // bounded: start over rather than grow without limit
-			clear(a.cache)
-		}
-		a.cache[id] = c
+		delete(a.missing, id)
+		putBounded(a.cache, id, c, a.maxItems)
 		a.mu.Unlock()
 	}
-	if subtle.ConstantTimeCompare(HashSecret(secret), c.key.SecretHash) != 1 {
+	if subtle.ConstantTimeCompare(presented, c.key.SecretHash) != 1 {
 		return billing.Principal{}, fmt.Errorf("%w: wrong secret", ErrInvalidKey)
 	}
 	if c.key.RevokedAt != nil {
@@ -98,4 +117,14 @@ func (a *Authenticator) Authenticate(ctx context.Context, bearer string) (billin
 		KeyLimits:    c.key.Limits,
 		TenantLimits: c.tenant.Limits,
 	}, nil
+}
+
+// putBounded stores v under k, emptying m first when it holds max entries:
+// bounded memory without per-entry bookkeeping; a clear costs each live id
+// one more lookup.
+func putBounded[V any](m map[string]V, k string, v V, max int) {
+	if _, ok := m[k]; !ok && len(m) >= max {
+		clear(m)
+	}
+	m[k] = v
 }
