@@ -34,8 +34,10 @@ type FailMode string
 
 const (
 	// FailOpen admits requests while Redis is down, still enforcing every
-	// limit per replica with the in-process store (so at most replicas×limit
-	// overall). The default: see docs/limits.md.
+	// limit per replica with the in-process store, which also counted what
+	// Redis admitted for this replica: at most replicas×limit in a window,
+	// (replicas+1)×limit in the one Redis comes back in. The default: see
+	// docs/limits.md.
 	FailOpen FailMode = "open"
 	// FailClosed refuses every request while Redis is down (Admit returns an
 	// error wrapping ErrUnavailable; the gateway answers 503).
@@ -261,7 +263,8 @@ func (l *Limiter) Admit(ctx context.Context, p billing.Principal, model string, 
 	if !res.admitted {
 		return nil, l.refusal(bs, req, res, h)
 	}
-	t := &ticket{l: l, st: st, req: req, wid: res.wid, elapsed: res.elapsed, header: h}
+	t := &ticket{l: l, st: st, req: req, wid: res.wid, elapsed: res.elapsed, header: h,
+		mirrored: st == l.store && l.fallback != nil, mirrorWid: res.mirrorWid}
 	if t.holdsSlots() {
 		l.mu.Lock()
 		l.live[t] = struct{}{}
@@ -272,11 +275,19 @@ func (l *Limiter) Admit(ctx context.Context, p billing.Principal, model string, 
 
 // admit runs the decision on Redis, or on the fallback while Redis is down
 // and the limiter fails open (degraded: the shared decision failed).
+//
+// The fallback also counts every request Redis admits for this replica
+// (mirrored before the decision, taken back unless Redis admits it), so a
+// replica that admitted k in a window through Redis admits at most limit−k
+// more in it during an outage: replicas×limit overall, not replicas×limit
+// on top of what Redis admitted. Mirroring before asking Redis keeps that
+// exact while an outage begins under concurrent requests.
 func (l *Limiter) admit(ctx context.Context, req admitRequest) (st store, res admitResult, degraded bool, err error) {
 	if l.fallback == nil {
 		res, err := l.store.admit(ctx, req)
 		return l.store, res, false, err
 	}
+	mirrorWid := l.fallback.mirror(req)
 	if time.Now().UnixNano() >= l.redisDownUntil.Load() {
 		if l.settler != nil {
 			res, err = l.settler.admit(ctx, req)
@@ -287,8 +298,14 @@ func (l *Limiter) admit(ctx context.Context, req admitRequest) (st store, res ad
 			if l.degraded.CompareAndSwap(true, false) {
 				l.log.Info("rate limiter: redis reachable again; shared limits back in force")
 			}
+			if res.admitted {
+				res.mirrorWid = mirrorWid
+			} else {
+				l.fallback.unmirror(req, mirrorWid)
+			}
 			return l.store, res, false, nil
 		}
+		l.fallback.unmirror(req, mirrorWid)
 		if ctx.Err() != nil { // the caller gave up; Redis is not to blame
 			return nil, admitResult{}, false, fmt.Errorf("rate limit: %w", ctx.Err())
 		}
@@ -297,6 +314,7 @@ func (l *Limiter) admit(ctx context.Context, req admitRequest) (st store, res ad
 			l.log.Error("rate limiter: redis unreachable", "err", err, "fail_mode", string(l.cfg.FailMode))
 		}
 	} else {
+		l.fallback.unmirror(req, mirrorWid)
 		err = errors.New("redis marked down after a recent failure")
 	}
 	if l.cfg.FailMode == FailClosed {
@@ -454,7 +472,11 @@ func (l *Limiter) renew() {
 	for t := range l.live {
 		for _, b := range t.req.buckets {
 			if b.conc > 0 {
-				byStore[t.st] = append(byStore[t.st], slotRef{key: b.slots, ticket: t.req.ticket})
+				ref := slotRef{key: b.slots, ticket: t.req.ticket}
+				byStore[t.st] = append(byStore[t.st], ref)
+				if t.mirrored { // its mirror must outlive an outage's start too
+					byStore[l.fallback] = append(byStore[l.fallback], ref)
+				}
 			}
 		}
 	}
@@ -477,6 +499,11 @@ type ticket struct {
 	elapsed int64
 	header  http.Header
 	once    sync.Once
+
+	// mirrored: admitted by Redis and also counted by the fallback, in
+	// window mirrorWid of its clock (see Limiter.admit); Done settles both.
+	mirrored  bool
+	mirrorWid int64
 }
 
 func (t *ticket) Header() http.Header { return t.header }
@@ -515,6 +542,11 @@ func (t *ticket) Done(ctx context.Context, used billing.Usage) {
 		sr := settleRequest{owner: t.req.owner, buckets: t.req.buckets, ticket: t.req.ticket, wid: t.wid, delta: used.Total() - t.req.tokens}
 		if !t.needsSettle(sr.delta) {
 			return // RPM only: nothing to correct, no slot to free
+		}
+		if t.mirrored { // in process: no round trip, cannot fail
+			msr := sr
+			msr.wid = t.mirrorWid
+			t.l.fallback.release(msr, 0)
 		}
 		if t.l.settler != nil && t.st == t.l.store && t.l.settler.enqueue(sr) {
 			return // sent by the flusher or ahead of the next Admit

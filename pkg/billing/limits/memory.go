@@ -77,37 +77,79 @@ func (m *memStore) admit(_ context.Context, r admitRequest) (admitResult, error)
 		return res, nil
 	}
 	res.admitted = true
-	for i, b := range r.buckets {
-		st := &res.state[i]
-		if b.rpm > 0 || b.tpm > 0 {
-			st.RC++
-			st.TC += r.tokens
-			m.buckets[b.counter] = &memBucket{c: st.counters, expires: now + 2*win + 1000}
-		}
-		if b.conc > 0 {
-			held := m.slots[b.slots]
-			if held == nil {
-				held = map[string]int64{}
-				m.slots[b.slots] = held
-			}
-			held[r.ticket] = now + r.lease.Milliseconds()
-			st.inUse++
-		}
+	for i := range r.buckets {
+		m.count(r, i, &res.state[i], now, win)
 	}
 	return res, nil
 }
 
+// count adds request r to bucket i, whose state as of r's window is st,
+// and takes r's concurrency slot there. Caller holds mu.
+func (m *memStore) count(r admitRequest, i int, st *bucketState, now, win int64) {
+	b := r.buckets[i]
+	if b.rpm > 0 || b.tpm > 0 {
+		st.RC++
+		st.TC += r.tokens
+		m.buckets[b.counter] = &memBucket{c: st.counters, expires: now + 2*win + 1000}
+	}
+	if b.conc > 0 {
+		held := m.slots[b.slots]
+		if held == nil {
+			held = map[string]int64{}
+			m.slots[b.slots] = held
+		}
+		held[r.ticket] = now + r.lease.Milliseconds()
+		st.inUse++
+	}
+}
+
+// mirror counts r without deciding anything: as the Redis store's fallback,
+// this store also counts what Redis admits for this replica, so that an
+// outage starts from what the replica already admitted in the window (see
+// Limiter.admit). It returns the window r was counted in, for unmirror and
+// settle.
+func (m *memStore) mirror(r admitRequest) int64 {
+	now := m.now().UnixMilli()
+	win := r.window.Milliseconds()
+	wid := now / win
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.maybeSweep(now)
+	for i, b := range r.buckets {
+		st := bucketState{counters: counters{W: wid}}
+		if mb := m.buckets[b.counter]; mb != nil && mb.expires > now {
+			st.counters = mb.c.at(wid)
+		}
+		m.count(r, i, &st, now, win)
+	}
+	return wid
+}
+
+// unmirror takes back a mirror of a request that Redis did not admit.
+func (m *memStore) unmirror(r admitRequest, wid int64) {
+	m.release(settleRequest{buckets: r.buckets, ticket: r.ticket, wid: wid, delta: -r.tokens}, -1)
+}
+
 func (m *memStore) settle(_ context.Context, r settleRequest) error {
+	m.release(r, 0)
+	return nil
+}
+
+// release corrects r's window by r.delta tokens and requests (0, or -1 to
+// take a request back), and frees r's slots.
+func (m *memStore) release(r settleRequest, requests int64) {
 	now := m.now().UnixMilli()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, b := range r.buckets {
-		if mb := m.buckets[b.counter]; mb != nil && mb.expires > now && r.delta != 0 {
+		if mb := m.buckets[b.counter]; mb != nil && mb.expires > now && (r.delta != 0 || requests != 0) {
 			switch mb.c.W {
 			case r.wid:
 				mb.c.TC = max(0, mb.c.TC+r.delta)
+				mb.c.RC = max(0, mb.c.RC+requests)
 			case r.wid + 1:
 				mb.c.TP = max(0, mb.c.TP+r.delta)
+				mb.c.RP = max(0, mb.c.RP+requests)
 			}
 		}
 		if held := m.slots[b.slots]; held != nil {
@@ -117,7 +159,6 @@ func (m *memStore) settle(_ context.Context, r settleRequest) error {
 			}
 		}
 	}
-	return nil
 }
 
 func (m *memStore) renew(_ context.Context, slots []slotRef, lease time.Duration) error {

@@ -46,6 +46,8 @@ type admitResult struct {
 	denied   int   // index into buckets when refused
 	dim      int   // dimRequests, dimTokens or dimConcurrency
 	state    []bucketState
+
+	mirrorWid int64 // set by Limiter.admit: the fallback's window counting a Redis admission
 }
 
 type bucketState struct {
