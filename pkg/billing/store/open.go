@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,20 +21,20 @@ import (
 var migrations embed.FS
 
 // Open connects to dsn, applies pending migrations and returns the Store.
-func Open(ctx context.Context, dsn string) (Store, error) {
-	c, err := openConn(ctx, dsn)
+func Open(ctx context.Context, dsn string, opts ...Option) (Store, error) {
+	c, err := openConn(ctx, dsn, opts)
 	if err != nil {
 		return nil, err
 	}
 	return &sqlStore{c: c, now: time.Now}, nil
 }
 
-func openConn(ctx context.Context, dsn string) (conn, error) {
+func openConn(ctx context.Context, dsn string, opts []Option) (conn, error) {
 	driver, target, err := ParseDSN(dsn)
 	if err != nil {
 		return nil, err
 	}
-	if err := Migrate(ctx, dsn); err != nil {
+	if err := Migrate(ctx, dsn, opts...); err != nil {
 		return nil, err
 	}
 	switch driver {
@@ -47,7 +45,7 @@ func openConn(ctx context.Context, dsn string) (conn, error) {
 		}
 		return pgConn{pool}, nil
 	default:
-		db, err := OpenSQLite(target)
+		db, err := OpenSQLite(target, opts...)
 		if err != nil {
 			return nil, err
 		}
@@ -57,10 +55,11 @@ func openConn(ctx context.Context, dsn string) (conn, error) {
 
 // OpenSQLite opens a SQLite file with the settings every llmctl writer
 // shares: WAL so readers never block the writer, a busy timeout so
-// concurrent writers wait instead of failing, and foreign keys on.
-func OpenSQLite(path string) (*sql.DB, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create database dir: %w", err)
+// concurrent writers wait instead of failing, and foreign keys on. The file
+// and its directory are made private first (0600, 0700; see secureSQLite).
+func OpenSQLite(path string, opts ...Option) (*sql.DB, error) {
+	if err := secureSQLite(path, newOptions(opts).log); err != nil {
+		return nil, err
 	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
@@ -78,7 +77,7 @@ func OpenSQLite(path string) (*sql.DB, error) {
 // Migrate applies every pending migration of the billing schema (store,
 // ledger, limits) to dsn. It is idempotent and safe to run from several
 // replicas at once (PostgreSQL: an advisory-lock session locker).
-func Migrate(ctx context.Context, dsn string) error {
+func Migrate(ctx context.Context, dsn string, opts ...Option) error {
 	driver, target, err := ParseDSN(dsn)
 	if err != nil {
 		return err
@@ -86,7 +85,7 @@ func Migrate(ctx context.Context, dsn string) error {
 	var (
 		db      *sql.DB
 		dialect goose.Dialect
-		opts    []goose.ProviderOption
+		gopts   []goose.ProviderOption
 	)
 	switch driver {
 	case Postgres:
@@ -100,9 +99,9 @@ func Migrate(ctx context.Context, dsn string) error {
 		if err != nil {
 			return fmt.Errorf("migration lock: %w", err)
 		}
-		opts = append(opts, goose.WithSessionLocker(locker))
+		gopts = append(gopts, goose.WithSessionLocker(locker))
 	default:
-		if db, err = OpenSQLite(target); err != nil {
+		if db, err = OpenSQLite(target, opts...); err != nil {
 			return err
 		}
 		db.SetMaxOpenConns(1)
@@ -113,7 +112,7 @@ func Migrate(ctx context.Context, dsn string) error {
 	if err != nil {
 		return err
 	}
-	p, err := goose.NewProvider(dialect, db, sub, opts...)
+	p, err := goose.NewProvider(dialect, db, sub, gopts...)
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
