@@ -60,7 +60,8 @@ type Backend struct {
 
 var _ serve.Backend = (*Backend)(nil)
 
-// Open memory-maps a GGUF model and starts its scheduler. Close releases it.
+// Open loads a GGUF model into memory (a copy: the file may change or go
+// away afterwards) and starts its scheduler. Close releases it.
 func Open(path string, opts Options) (*Backend, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
@@ -73,6 +74,15 @@ func Open(path string, opts Options) (*Backend, error) {
 	if err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("engine: %s: %w", path, err)
+	}
+	// The model holds packed copies of these: without this their file bytes
+	// would stay resident beside them, most of a Q4 model twice.
+	for _, name := range b.m.Repacked() {
+		if ti, ok := f.Tensor(name); ok {
+			if err := f.Release(ti); err != nil {
+				b.sched.log.Warn("engine: could not release memory of a repacked tensor", "model", b.name, "err", err)
+			}
+		}
 	}
 	return b, nil
 }
@@ -127,7 +137,8 @@ func newBackend(f *gguf.File, closer func() error, opts Options) (*Backend, erro
 	return b, nil
 }
 
-// Close stops the scheduler (failing requests in flight) and unmaps the file.
+// Close stops the scheduler (failing requests in flight) and frees the
+// model's memory.
 func (b *Backend) Close() error {
 	close(b.closed)
 	b.stop()

@@ -29,9 +29,15 @@ func writeDemoFile(t *testing.T, dir, name string) string {
 	return path
 }
 
+// testOptions: two threads, so the kernels' worker goroutines read the
+// weights too.
+func testOptions() Options {
+	return Options{Threads: 2, Context: 128, Logger: slog.New(slog.DiscardHandler)}
+}
+
 func openT(t *testing.T, path string) *Backend {
 	t.Helper()
-	b, err := Open(path, Options{Threads: 2, Context: 128, Logger: slog.New(slog.DiscardHandler)})
+	b, err := Open(path, testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

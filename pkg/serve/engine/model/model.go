@@ -54,7 +54,8 @@ type Tensor struct {
 }
 
 // pack prepares t for the packed kernels where they apply. It copies the
-// weights once at load time, as llama.cpp's repacking does.
+// weights once at load time, as llama.cpp's repacking does, and drops its
+// reference to the file's bytes, which nothing reads any more (Repacked).
 func (t *Tensor) pack() {
 	if t.Rows%8 != 0 {
 		return
@@ -64,7 +65,35 @@ func (t *Tensor) pack() {
 		t.packed = quant.PackQ4_0x8(t.Data, t.Rows, t.Cols)
 	case t.Type == gguf.Q4_K && t.Cols%quant.QK_K == 0 && quant.HasPackedQ4_K():
 		t.packed = quant.PackQ4_Kx8(t.Data, t.Rows, t.Cols)
+	default:
+		return
 	}
+	t.Data = nil
+}
+
+// Repacked names the file's tensors the model no longer reads: each was
+// copied into the packed layout and no unpacked use of it is left (a tied
+// output packs token_embd, whose rows are still read for the embedding).
+// Their bytes in the loaded file can be given back (gguf.Mapped.Release).
+func (m *Model) Repacked() []string {
+	all := []*Tensor{&m.Embed, &m.Output}
+	for i := range m.Blocks {
+		l := &m.Blocks[i]
+		all = append(all, &l.Q, &l.K, &l.V, &l.O, &l.Gate, &l.Up, &l.Down)
+	}
+	read := map[string]bool{}
+	for _, t := range all {
+		if t.Data != nil {
+			read[t.Name] = true
+		}
+	}
+	var names []string
+	for _, t := range all {
+		if t.packed != nil && !read[t.Name] {
+			names = append(names, t.Name)
+		}
+	}
+	return names
 }
 
 // Row returns the encoded bytes of row r.
