@@ -30,6 +30,8 @@ type serveOptions struct {
 	db           string
 	backends     []string
 	maxBodyBytes int64
+	bodyBudget   int64
+	bodyTimeout  time.Duration
 	redis        string
 	failMode     string
 	models       []string
@@ -75,6 +77,8 @@ admin tenant is created and its key printed once as "admin key: sk-llm-…".`,
 	f.StringVar(&o.db, "db", "", "database: postgres://… or sqlite:PATH (env LLMCTL_DB; default SQLite in the data dir)")
 	f.StringArrayVar(&o.backends, "backend", nil, "backend NAME=URL, repeatable; models discovered from URL/v1/models (env LLMCTL_BACKENDS, comma-separated)")
 	f.Int64Var(&o.maxBodyBytes, "max-body-bytes", 0, "largest request body accepted, else 413 (env LLMCTL_MAX_BODY_BYTES; default 8 MiB)")
+	f.Int64Var(&o.bodyBudget, "body-budget-bytes", 0, "bytes all request bodies in flight may buffer together, else 503 (env LLMCTL_BODY_BUDGET_BYTES; default 64 MiB)")
+	f.DurationVar(&o.bodyTimeout, "body-read-timeout", 0, "time to receive one request body after its headers, else 408 (env LLMCTL_BODY_READ_TIMEOUT; default 30s)")
 	f.StringVar(&o.redis, "redis", "", "Redis URL for rate limits shared by replicas, redis://… (env LLMCTL_REDIS; default: limits kept in process)")
 	f.StringVar(&o.failMode, "rate-limit-fail-mode", "", "while Redis is down: open (limit per replica) or closed (503) (env LLMCTL_RATE_LIMIT_FAIL_MODE; default open)")
 	f.StringArrayVar(&o.models, "model", nil, "GGUF model file for the embedded CPU engine, repeatable (env LLMCTL_MODELS, comma-separated)")
@@ -120,6 +124,12 @@ func (o *serveOptions) Complete(lookup func(string) (string, bool)) error {
 	}
 	if o.changed("max-body-bytes") {
 		o.cfg.MaxBodyBytes = o.maxBodyBytes
+	}
+	if o.changed("body-budget-bytes") {
+		o.cfg.BodyBudgetBytes = o.bodyBudget
+	}
+	if o.changed("body-read-timeout") {
+		o.cfg.BodyReadTimeout = o.bodyTimeout
 	}
 	if o.changed("redis") {
 		o.cfg.Limits.Redis = o.redis
@@ -176,6 +186,8 @@ func (o *serveOptions) Run(ctx context.Context) error {
 		Ready:            st.Ping,
 		Aliases:          o.cfg.Aliases,
 		MaxBodyBytes:     o.cfg.MaxBodyBytes,
+		BodyBudgetBytes:  o.cfg.BodyBudgetBytes,
+		BodyReadTimeout:  o.cfg.BodyReadTimeout,
 		DefaultMaxTokens: o.cfg.DefaultMaxTokens,
 		HealthInterval:   o.cfg.HealthInterval,
 	}

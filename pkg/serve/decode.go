@@ -14,9 +14,10 @@ type clientRequest struct {
 	endpoint       Endpoint
 	model          string
 	stream         bool
-	includeUsage   bool  // the client itself asked for the usage chunk
-	maxTokens      int64 // 0 when the client set none
-	promptEstimate int64 // rough prompt size in tokens, before the backend counts
+	includeUsage   bool   // the client itself asked for the usage chunk
+	maxTokens      int64  // 0 when the client set none
+	maxTokensField string // which field set maxTokens, for errors
+	promptEstimate int64  // rough prompt size in tokens, before the backend counts
 	fields         map[string]json.RawMessage
 }
 
@@ -66,7 +67,7 @@ func decodeRequest(ep Endpoint, body []byte) (*clientRequest, *apiError) {
 				return nil, badRequest(name, "%s must be a non-negative integer, got %d", name, *n)
 			}
 			if *n > cr.maxTokens {
-				cr.maxTokens = *n
+				cr.maxTokens, cr.maxTokensField = *n, name
 			}
 		}
 	}

@@ -40,6 +40,16 @@ type Options struct {
 
 	// MaxBodyBytes limits a request body (413 above); default 8 MiB.
 	MaxBodyBytes int64
+	// BodyBudgetBytes caps the bytes buffered across all request bodies in
+	// flight (503 server_busy above); default 64 MiB, at least MaxBodyBytes.
+	BodyBudgetBytes int64
+	// BodyReadTimeout bounds the time to receive one request's body once its
+	// headers are in (408 above); default 30s.
+	BodyReadTimeout time.Duration
+	// MaxTokensCeiling is the largest max_tokens admitted (400 above), so
+	// no request's numbers can overflow the limiter's or the ledger's
+	// arithmetic; default 2^24 tokens, beyond any model's context today.
+	MaxTokensCeiling int64
 	// DefaultMaxTokens is admitted and reserved when a request sets no
 	// max_tokens; default 4096.
 	DefaultMaxTokens int64
@@ -76,6 +86,7 @@ type Gateway struct {
 	registry *prometheus.Registry
 	reserver Reserver
 	webhooks http.Handler
+	bodies   *bodyBudget
 }
 
 // New validates opts and builds the gateway. Call CheckBackends (or Serve,
@@ -94,12 +105,16 @@ func New(opts Options) (*Gateway, error) {
 	}
 	def(&opts.MaxBodyBytes, 8<<20)
 	def(&opts.DefaultMaxTokens, 4096)
+	def(&opts.BodyBudgetBytes, 64<<20)
+	opts.BodyBudgetBytes = max(opts.BodyBudgetBytes, opts.MaxBodyBytes+1)
+	def(&opts.MaxTokensCeiling, 1<<24)
 	def(&opts.WebhookMaxBodyBytes, 1<<20)
 	defDur := func(v *time.Duration, d time.Duration) {
 		if *v <= 0 {
 			*v = d
 		}
 	}
+	defDur(&opts.BodyReadTimeout, 30*time.Second)
 	defDur(&opts.HealthInterval, 5*time.Second)
 	defDur(&opts.HealthTimeout, 2*time.Second)
 	defDur(&opts.EjectBase, time.Second)
@@ -140,7 +155,8 @@ func New(opts Options) (*Gateway, error) {
 		}
 	}
 
-	g := &Gateway{opts: opts, log: opts.Logger, registry: opts.Registry, reserver: opts.Reserver}
+	g := &Gateway{opts: opts, log: opts.Logger, registry: opts.Registry, reserver: opts.Reserver,
+		bodies: &bodyBudget{max: opts.BodyBudgetBytes}}
 	if g.registry == nil {
 		g.registry = prometheus.NewRegistry()
 		g.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -152,7 +168,7 @@ func New(opts Options) (*Gateway, error) {
 		g.webhooks = http.MaxBytesHandler(opts.Webhooks, opts.WebhookMaxBodyBytes)
 	}
 	g.router = newRouter(g.log, members, opts.Aliases, opts.EjectBase, opts.EjectMax)
-	m, err := newMetrics(g.registry, g.router)
+	m, err := newMetrics(g.registry, g.router, g.bodies)
 	if err != nil {
 		return nil, fmt.Errorf("serve: register metrics: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"runtime/debug"
 	"sort"
@@ -150,6 +151,15 @@ func (g *Gateway) finish(r *http.Request, rw *respWriter, st *reqState) {
 func (g *Gateway) route(w http.ResponseWriter, r *http.Request, st *reqState) {
 	path := r.URL.Path
 	if strings.HasPrefix(path, "/v1/billing/webhooks/") && g.webhooks != nil {
+		// Webhooks authenticate by a signature over the body, so their body
+		// is read first, but under the same deadline and budget as any.
+		body, release, aerr := g.readBody(w, r, g.opts.WebhookMaxBodyBytes)
+		defer release()
+		if aerr != nil {
+			g.refuseUnread(w, st, aerr)
+			return
+		}
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 		g.webhooks.ServeHTTP(w, r)
 		return
 	}
@@ -185,6 +195,19 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request, st *reqState) {
 		return
 	}
 	g.inference(w, r, st, ep)
+}
+
+func clientClosed() *apiError {
+	return &apiError{Status: statusClientClosed, Type: typeServer, Code: "client_closed", Message: "client closed the request"}
+}
+
+// satAdd adds two non-negative token counts, saturating instead of wrapping:
+// a wrapped sum would reach the limiter and the ledger as a small number.
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 func methodNotAllowed(got, want string) *apiError {
@@ -250,15 +273,18 @@ func (g *Gateway) authenticate(r *http.Request, st *reqState) (billing.Principal
 
 // inference is the one-way request path of design.md.
 func (g *Gateway) inference(w http.ResponseWriter, r *http.Request, st *reqState, ep Endpoint) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.opts.MaxBodyBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			g.fail(w, st, &apiError{Status: http.StatusRequestEntityTooLarge, Type: typeInvalidRequest,
-				Code: "request_too_large", Message: fmt.Sprintf("request body exceeds %d bytes", mbe.Limit)})
-			return
-		}
-		g.fail(w, st, badRequest("", "could not read request body: %v", err))
+	// The key comes from the headers, so it is checked before a byte of the
+	// body is read: a caller without a valid key cannot make the gateway
+	// wait on or buffer its upload (docs/architecture.md, "Before authentication").
+	p, aerr := g.authenticate(r, st)
+	if aerr != nil {
+		g.refuseUnread(w, st, aerr)
+		return
+	}
+	body, release, aerr := g.readBody(w, r, g.opts.MaxBodyBytes)
+	defer release()
+	if aerr != nil {
+		g.refuseUnread(w, st, aerr)
 		return
 	}
 	cr, aerr := decodeRequest(ep, body)
@@ -266,9 +292,9 @@ func (g *Gateway) inference(w http.ResponseWriter, r *http.Request, st *reqState
 		g.fail(w, st, aerr)
 		return
 	}
-	p, aerr := g.authenticate(r, st)
-	if aerr != nil {
-		g.fail(w, st, aerr)
+	if cr.maxTokens > g.opts.MaxTokensCeiling {
+		g.fail(w, st, badRequest(cr.maxTokensField, "%s is %d, above the largest this gateway admits (%d)",
+			cr.maxTokensField, cr.maxTokens, g.opts.MaxTokensCeiling))
 		return
 	}
 	model, known := g.router.resolve(cr.model)
@@ -293,7 +319,7 @@ func (g *Gateway) inference(w http.ResponseWriter, r *http.Request, st *reqState
 	settleCtx := context.WithoutCancel(r.Context())
 	var used billing.Usage
 	if g.opts.Admitter != nil {
-		ticket, err := g.opts.Admitter.Admit(r.Context(), p, model, maxTokens+cr.promptEstimate)
+		ticket, err := g.opts.Admitter.Admit(r.Context(), p, model, satAdd(maxTokens, cr.promptEstimate))
 		if err != nil {
 			var le *billing.LimitError
 			if errors.As(err, &le) {
@@ -305,6 +331,10 @@ func (g *Gateway) inference(w http.ResponseWriter, r *http.Request, st *reqState
 				h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
 				g.fail(w, st, &apiError{Status: http.StatusTooManyRequests, Type: typeRateLimit,
 					Code: "rate_limit_exceeded", Message: le.Message, Header: h})
+				return
+			}
+			if r.Context().Err() != nil {
+				g.fail(w, st, clientClosed())
 				return
 			}
 			g.log.Error("rate limiter", "request_id", st.id, "err", err)
@@ -328,6 +358,12 @@ func (g *Gateway) inference(w http.ResponseWriter, r *http.Request, st *reqState
 		if errors.Is(err, billing.ErrModelNotPriced) {
 			g.fail(w, st, &apiError{Status: http.StatusForbidden, Type: typePermission, Code: "model_not_priced", Param: "model",
 				Message: fmt.Sprintf("the model %q has no price configured; ask the operator to add one", cr.model)})
+			return
+		}
+		if r.Context().Err() != nil || errors.Is(err, context.Canceled) {
+			// The client left while the hold was being written; the ledger
+			// releases whatever may have been committed. Not our failure.
+			g.fail(w, st, clientClosed())
 			return
 		}
 		g.log.Error("ledger reserve", "request_id", st.id, "err", err)
@@ -443,7 +479,7 @@ func (g *Gateway) backendAPIError(r *http.Request, st *reqState, model string, e
 		return &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: "no_backend",
 			Message: fmt.Sprintf("no healthy backend serves the model %q right now", model)}
 	case r.Context().Err() != nil:
-		return &apiError{Status: statusClientClosed, Type: typeServer, Code: "client_closed", Message: "client closed the request"}
+		return clientClosed()
 	case errors.As(err, &be) && be.Reason == "" && be.Status >= 400 && be.Status < 500:
 		// The backend rejected the request itself: pass its answer through.
 		return &apiError{Status: be.Status, Type: typeInvalidRequest, Code: "upstream_rejected", Message: upstreamMessage(be.Body, be.Status)}

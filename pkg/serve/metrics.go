@@ -17,9 +17,10 @@ type metrics struct {
 	tokens        *prometheus.CounterVec
 	inFlight      *prometheus.GaugeVec
 	upstreamError *prometheus.CounterVec
+	bodyRefused   prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, r *router) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, r *router, bodies *bodyBudget) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "llmctl_requests_total",
@@ -52,9 +53,17 @@ func newMetrics(reg prometheus.Registerer, r *router) (*metrics, error) {
 			Name: "llmctl_upstream_errors_total",
 			Help: "Failures talking to backends by reason.",
 		}, []string{"backend", "reason"}),
+		bodyRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "llmctl_request_bodies_refused_total",
+			Help: "Request bodies refused with 503 because the in-flight body budget was spent.",
+		}),
 	}
+	buffered := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "llmctl_request_body_bytes_buffered",
+		Help: "Bytes held for request bodies in flight, against the body budget.",
+	}, func() float64 { return float64(bodies.inUse()) })
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.ttft, m.itl, m.tokens, m.inFlight,
-		m.upstreamError, &backendCollector{r: r}} {
+		m.upstreamError, m.bodyRefused, buffered, &backendCollector{r: r}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -25,6 +25,8 @@ type Config struct {
 	DB          string `yaml:"db"`          // postgres://… or sqlite:PATH
 
 	MaxBodyBytes     int64         `yaml:"maxBodyBytes"`
+	BodyBudgetBytes  int64         `yaml:"bodyBudgetBytes"` // all bodies in flight together
+	BodyReadTimeout  time.Duration `yaml:"bodyReadTimeout"` // one body, once its headers are in
 	DefaultMaxTokens int64         `yaml:"defaultMaxTokens"`
 	KeyCacheTTL      time.Duration `yaml:"keyCacheTTL"`
 	ShutdownGrace    time.Duration `yaml:"shutdownGrace"`
@@ -102,6 +104,8 @@ func Defaults(db string) Config {
 		AdminListen:      "127.0.0.1:9090",
 		DB:               db,
 		MaxBodyBytes:     8 << 20,
+		BodyBudgetBytes:  64 << 20,
+		BodyReadTimeout:  30 * time.Second,
 		DefaultMaxTokens: 4096,
 		KeyCacheTTL:      500 * time.Millisecond,
 		ShutdownGrace:    30 * time.Second,
@@ -193,14 +197,17 @@ func (c *Config) MergeEnv(lookup func(string) (string, bool)) error {
 		}
 		c.Demo = b
 	}
-	if v, ok := get("LLMCTL_MAX_BODY_BYTES"); ok {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return fmt.Errorf("LLMCTL_MAX_BODY_BYTES: %w", err)
+	for k, dst := range map[string]*int64{"LLMCTL_MAX_BODY_BYTES": &c.MaxBodyBytes, "LLMCTL_BODY_BUDGET_BYTES": &c.BodyBudgetBytes} {
+		if v, ok := get(k); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not a whole number of bytes", k, v)
+			}
+			*dst = n
 		}
-		c.MaxBodyBytes = n
 	}
-	for k, dst := range map[string]*time.Duration{"LLMCTL_KEY_CACHE_TTL": &c.KeyCacheTTL, "LLMCTL_SHUTDOWN_GRACE": &c.ShutdownGrace} {
+	for k, dst := range map[string]*time.Duration{"LLMCTL_KEY_CACHE_TTL": &c.KeyCacheTTL, "LLMCTL_SHUTDOWN_GRACE": &c.ShutdownGrace,
+		"LLMCTL_BODY_READ_TIMEOUT": &c.BodyReadTimeout} {
 		if v, ok := get(k); ok {
 			d, err := time.ParseDuration(v)
 			if err != nil {
@@ -241,6 +248,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("maxBodyBytes: must be positive"))
+	}
+	if c.BodyBudgetBytes < c.MaxBodyBytes {
+		errs = append(errs, fmt.Errorf("bodyBudgetBytes: %d must be at least maxBodyBytes (%d)", c.BodyBudgetBytes, c.MaxBodyBytes))
+	}
+	if c.BodyReadTimeout <= 0 {
+		errs = append(errs, errors.New("bodyReadTimeout: must be positive"))
 	}
 	if c.KeyCacheTTL < 0 || c.KeyCacheTTL > MaxKeyCacheTTL {
 		errs = append(errs, fmt.Errorf("keyCacheTTL: %s must be between 0 and %s so revokes apply within a second", c.KeyCacheTTL, MaxKeyCacheTTL))

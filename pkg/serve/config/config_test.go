@@ -26,14 +26,18 @@ func TestMergeFileStrictAndLayered(t *testing.T) {
 
 func TestMergeEnv(t *testing.T) {
 	c := Defaults("sqlite:/tmp/x.db")
-	env := map[string]string{"LLMCTL_BACKENDS": " a=http://x , ,b=http://y", "LLMCTL_KEY_CACHE_TTL": "250ms", "LLMCTL_ADMIN_LISTEN": "off", "LLMCTL_LISTEN": "  "}
+	env := map[string]string{"LLMCTL_BACKENDS": " a=http://x , ,b=http://y", "LLMCTL_KEY_CACHE_TTL": "250ms", "LLMCTL_ADMIN_LISTEN": "off", "LLMCTL_LISTEN": "  ",
+		"LLMCTL_BODY_BUDGET_BYTES": "1000000", "LLMCTL_BODY_READ_TIMEOUT": "5s"}
 	if err := c.MergeEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 		t.Fatal(err)
 	}
 	if len(c.Backends) != 2 || c.Backends[1].URL != "http://y" || c.KeyCacheTTL != 250*time.Millisecond || c.AdminListen != "off" || c.Listen != "127.0.0.1:8080" {
 		t.Fatalf("%+v", c)
 	}
-	for k, v := range map[string]string{"LLMCTL_SHUTDOWN_GRACE": "soon", "LLMCTL_MAX_BODY_BYTES": "big"} {
+	if c.BodyBudgetBytes != 1000000 || c.BodyReadTimeout != 5*time.Second {
+		t.Fatalf("body bounds from env: %d %s", c.BodyBudgetBytes, c.BodyReadTimeout)
+	}
+	for k, v := range map[string]string{"LLMCTL_SHUTDOWN_GRACE": "soon", "LLMCTL_MAX_BODY_BYTES": "big", "LLMCTL_BODY_BUDGET_BYTES": "lots", "LLMCTL_BODY_READ_TIMEOUT": "later"} {
 		c := Defaults("sqlite:/tmp/x.db")
 		err := c.MergeEnv(func(key string) (string, bool) { return v, key == k })
 		if err == nil || !strings.Contains(err.Error(), k) {
@@ -43,9 +47,9 @@ func TestMergeEnv(t *testing.T) {
 }
 
 func TestValidateReportsEverything(t *testing.T) {
-	c := Config{KeyCacheTTL: 2 * time.Second, Backends: []Backend{{URL: "x"}, {Name: "a", URL: "http://a", Weight: -1}}}
+	c := Config{KeyCacheTTL: 2 * time.Second, BodyBudgetBytes: -1, Backends: []Backend{{URL: "x"}, {Name: "a", URL: "http://a", Weight: -1}}}
 	err := c.Validate()
-	for _, want := range []string{"listen", "db", "maxBodyBytes", "keyCacheTTL", "backends[0].name", "backends[0].url", "backends[1]"} {
+	for _, want := range []string{"listen", "db", "maxBodyBytes", "bodyBudgetBytes", "bodyReadTimeout", "keyCacheTTL", "backends[0].name", "backends[0].url", "backends[1]"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("validation error lacks %q: %v", want, err)
 		}
