@@ -101,6 +101,14 @@ type HoldRequest struct {
 	Time      time.Time
 }
 
+// OpenHold is a reservation not yet settled or released.
+type OpenHold struct {
+	Key      string    `json:"key"`
+	TenantID string    `json:"tenant"`
+	Amount   Micros    `json:"amount"`
+	Created  time.Time `json:"created"`
+}
+
 // Filter selects entries; zero fields select everything.
 type Filter struct {
 	TenantID string
@@ -142,8 +150,12 @@ type Store interface {
 	// The hold with the same key, if any, is released in that transaction.
 	// It returns how many entries were new.
 	Apply(ctx context.Context, entries []Entry) (int, error)
-	// ExpireHolds releases holds created before t (a crashed gateway's).
+	// ExpireHolds releases holds created before t (a crashed gateway's
+	// whose spool was lost), and holds whose key already has an entry (a
+	// reservation that committed after the release meant for it).
 	ExpireHolds(ctx context.Context, before time.Time) (int, error)
+	// Holds lists the open holds created before t, oldest first.
+	Holds(ctx context.Context, before time.Time) ([]OpenHold, error)
 	Account(ctx context.Context, tenantID string) (Account, error)
 	Accounts(ctx context.Context) ([]Account, error)
 	Entries(ctx context.Context, f Filter) ([]Entry, error)

@@ -18,6 +18,9 @@ import (
 	"github.com/llmctl/llmctl/pkg/billing/ledger/spool"
 )
 
+// DefaultHoldTTL is how long an unsettled hold lives by default.
+const DefaultHoldTTL = time.Hour
+
 // Config tunes a Ledger. Zero values take the documented defaults.
 type Config struct {
 	Prices Prices
@@ -42,7 +45,9 @@ type Config struct {
 	// WriteTimeout bounds one database write (default 5s).
 	WriteTimeout time.Duration
 	// HoldTTL: holds older than this are released, as their gateway must
-	// have died with the request (default 1h; 0 keeps the default).
+	// have died with the request (default DefaultHoldTTL; 0 keeps it).
+	// A restart on the spool releases a dead process's holds sooner; this
+	// is the backstop for a lost spool.
 	HoldTTL time.Duration
 	// AdmitWhenDown lets requests through with an unrecorded hold when the
 	// database cannot be reached for the reservation (default: refuse).
@@ -79,7 +84,7 @@ func (c *Config) defaults() error {
 		c.WriteTimeout = 5 * time.Second
 	}
 	if c.HoldTTL <= 0 {
-		c.HoldTTL = time.Hour
+		c.HoldTTL = DefaultHoldTTL
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -98,6 +103,10 @@ func (c *Config) defaults() error {
 // Settle returns once the entry is on local disk, never waiting for the
 // database; the writer retries a failed batch with backoff until it lands,
 // and New replays whatever a previous process left in the spool.
+//
+// Reserve journals the reservation's intent in the same spool (sharing the
+// group commit) before the hold reaches the database, so that a process
+// restarted on the spool releases every hold a killed one left unsettled.
 type Ledger struct {
 	store Store
 	spool *spool.Spool
@@ -118,11 +127,18 @@ type Ledger struct {
 	writers  sync.WaitGroup
 	inflight map[*queued]time.Time // batches being written: their oldest entry's time
 	depth    atomic.Int64          // journaled and not yet written: queued + in flight
+	// intents maps the key of each hold whose reservation intent is in the
+	// spool to that record's segment; the record is acknowledged once the
+	// hold's settlement is in the database.
+	intents map[string]uint64
 }
 
 type submission struct {
-	e    Entry
-	done chan error
+	e Entry
+	// intent: e is a reservation's write-ahead record (KindReservation),
+	// journaled for a restart but never written to the database.
+	intent bool
+	done   chan error
 }
 
 type queued struct {
@@ -148,32 +164,9 @@ func New(store Store, cfg Config) (*Ledger, error) {
 		drain:     make(chan struct{}),
 		stop:      make(chan struct{}),
 		inflight:  map[*queued]time.Time{},
+		intents:   map[string]uint64{},
 	}
-	replay := 0
-	for _, seg := range left {
-		if seg.Torn {
-			l.log.Warn("ledger spool segment ends in a torn record; replaying the whole records before it", "segment", seg.ID)
-		}
-		for _, r := range seg.Records {
-			var e Entry
-			err := json.Unmarshal(r, &e)
-			if err == nil {
-				err = e.Validate()
-			}
-			if err != nil {
-				// Kept on disk (never acknowledged) for an operator to
-				// inspect, rather than blocking every batch behind it.
-				l.log.Error("ledger spool record unreadable; left in the spool", "segment", seg.ID, "err", err)
-				continue
-			}
-			l.queue = append(l.queue, queued{e: e, seg: seg.ID})
-		}
-		replay += len(seg.Records)
-	}
-	l.depth.Store(int64(len(l.queue)))
-	if replay > 0 {
-		l.log.Info("ledger replaying spooled entries from an earlier run", "entries", replay)
-	}
+	l.replay(left)
 	l.m = newMetrics(cfg.Registerer, l)
 	go l.appender()
 	for i := range cfg.Writers {
@@ -184,9 +177,87 @@ func New(store Store, cfg Config) (*Ledger, error) {
 	return l, nil
 }
 
+// replay queues what an earlier process left in the spool: its settlements,
+// and a release for each hold it reserved and never settled (it died with
+// the request, so what the backend delivered is unknown: nothing is
+// charged). A release shares its hold's key, so it changes nothing if the
+// settlement reached the database before the crash.
+func (l *Ledger) replay(left []spool.Segment) {
+	type rec struct {
+		e   Entry
+		seg uint64
+	}
+	var recs []rec
+	settled := map[string]bool{}
+	for _, seg := range left {
+		if seg.Torn {
+			l.log.Warn("ledger spool segment ends in a torn record; replaying the whole records before it", "segment", seg.ID)
+		}
+		for _, r := range seg.Records {
+			var e Entry
+			err := json.Unmarshal(r, &e)
+			if err == nil {
+				err = validateRecord(e)
+			}
+			if err != nil {
+				// Kept on disk (never acknowledged) for an operator to
+				// inspect, rather than blocking every batch behind it.
+				l.log.Error("ledger spool record unreadable; left in the spool", "segment", seg.ID, "err", err)
+				continue
+			}
+			recs = append(recs, rec{e, seg.ID})
+			if e.Kind != KindReservation {
+				settled[e.Key] = true
+			}
+		}
+	}
+	entries, released := 0, 0
+	for _, r := range recs {
+		switch {
+		case r.e.Kind != KindReservation:
+			entries++
+		case settled[r.e.Key]:
+			// Its settlement is replayed too; the intent goes with it.
+			l.intents[r.e.Key] = r.seg
+			continue
+		default:
+			released++
+			r.e = Entry{Key: r.e.Key, TenantID: r.e.TenantID, Kind: KindRelease, Time: l.cfg.Now().UTC(),
+				Reason: "released at restart: its process stopped before settling"}
+		}
+		l.queue = append(l.queue, queued{e: r.e, seg: r.seg})
+	}
+	l.depth.Store(int64(len(l.queue)))
+	if entries+released > 0 {
+		l.log.Info("ledger replaying spooled entries from an earlier run", "entries", entries)
+	}
+	if released > 0 {
+		l.log.Warn("ledger releasing holds an earlier run reserved and never settled", "holds", released)
+	}
+}
+
+// validateRecord checks a spool record: an entry, or a reservation intent.
+func validateRecord(e Entry) error {
+	if e.Kind != KindReservation {
+		return e.Validate()
+	}
+	if e.Key == "" || e.TenantID == "" {
+		return fmt.Errorf("%w %q: reservation intent without key or tenant", ErrInvalidEntry, e.Key)
+	}
+	return nil
+}
+
 // Reserve holds the request's maximum cost: the prompt estimate plus
-// max_tokens (or DefaultMaxTokens) at the model's price.
+// max_tokens (or DefaultMaxTokens) at the model's price. It returns a hold,
+// or an error and no hold left behind: a hold whose commit outcome is
+// unknown is released by its key. The store call does not take ctx's
+// cancellation (a client going away must not cut a commit in half) but is
+// bounded by WriteTimeout and ctx's deadline; when ctx has ended by the
+// time the store answers, the error wraps ctx.Err().
 func (l *Ledger) Reserve(ctx context.Context, r billing.ReserveRequest) (billing.Hold, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("ledger: reserve: %w", err)
+	}
 	price, err := l.cfg.Prices.For(r.Model)
 	if err != nil {
 		return nil, err
@@ -200,17 +271,51 @@ func (l *Ledger) Reserve(ctx context.Context, r billing.ReserveRequest) (billing
 		return nil, fmt.Errorf("ledger: reserve: %w", err)
 	}
 	h := &hold{l: l, key: chargeKey(r.RequestID), tenant: r.Principal.TenantID, model: r.Model, price: price}
-	err = l.store.Reserve(ctx, HoldRequest{Key: h.key, TenantID: h.tenant, Amount: amount, Overdraft: l.cfg.Overdraft, Time: l.cfg.Now()})
+	hr := HoldRequest{Key: h.key, TenantID: h.tenant, Amount: amount, Overdraft: l.cfg.Overdraft, Time: l.cfg.Now()}
+	intent := Entry{Key: hr.Key, TenantID: hr.TenantID, Kind: KindReservation, Amount: amount, Model: r.Model, Time: hr.Time.UTC()}
+	if err := l.journal(intent, true); err != nil {
+		l.log.Warn("ledger cannot journal a reservation; a crash before it settles leaves its hold until HoldTTL",
+			"request_id", r.RequestID, "err", err)
+	}
+	// The caller's deadline still bounds the call (its outcome, if cut,
+	// is released below); its cancellation does not.
+	deadline := time.Now().Add(l.cfg.WriteTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	err = l.store.Reserve(sctx, hr)
+	cancel()
+	gone := ctx.Err()
 	switch {
-	case err == nil:
+	case err == nil && gone == nil:
 		return h, nil
+	case err == nil:
+		// Committed, but nobody is left to use or settle it.
+		h.release()
+		l.log.Debug("ledger released the hold of a request whose client left during the reservation", "request_id", r.RequestID)
+		return nil, fmt.Errorf("ledger: reserve: client gone: %w", gone)
 	case errors.Is(err, billing.ErrInsufficientQuota):
+		// A definite refusal: no hold exists.
+		l.forgetIntent(h.key)
+		if gone != nil {
+			return nil, fmt.Errorf("ledger: reserve: client gone: %w (%w)", gone, err)
+		}
 		return nil, err
-	case l.cfg.AdmitWhenDown && ctx.Err() == nil:
+	case l.cfg.AdmitWhenDown && gone == nil:
+		// Its settlement, under the same key, releases whatever did commit.
 		l.m.reserveUnrecorded.Inc()
 		l.log.Warn("ledger unreachable; admitting with an unrecorded hold", "request_id", r.RequestID, "err", err)
 		return h, nil
 	default:
+		// The hold may or may not have committed: release it by its key.
+		// Journaled, so it lands even if the database is down right now;
+		// for a hold that never committed it moves nothing.
+		h.release()
+		if gone != nil {
+			return nil, fmt.Errorf("ledger: reserve: client gone: %w (%w)", gone, err)
+		}
+		l.log.Warn("ledger reservation outcome unknown; releasing it by its key", "request_id", r.RequestID, "err", err)
 		return nil, err
 	}
 }
@@ -258,6 +363,9 @@ func (h *hold) Settle(_ context.Context, used billing.Usage) {
 	h.l.Submit(e)
 }
 
+// release settles a hold nobody will use: a release entry under its key.
+func (h *hold) release() { h.Settle(context.Background(), billing.Usage{}) }
+
 // Submit journals e and queues it for the database. It returns once e is
 // durable on local disk; if the disk fails it writes e to the database
 // directly, and only if both fail is the entry lost (logged with every field).
@@ -266,17 +374,35 @@ func (l *Ledger) Submit(e Entry) {
 		l.log.Error("ledger entry rejected", "err", err)
 		return
 	}
+	if err := l.journal(e, false); err != nil {
+		l.direct(e, err)
+	}
+}
+
+var errClosed = errors.New("ledger closed")
+
+// journal appends e to the spool through the appender's group commit and
+// returns once it is durable (or why it is not).
+func (l *Ledger) journal(e Entry, intent bool) error {
 	l.closing.RLock()
 	if l.closed {
 		l.closing.RUnlock()
-		l.direct(e, errors.New("ledger closed"))
-		return
+		return errClosed
 	}
-	s := &submission{e: e, done: make(chan error, 1)}
+	s := &submission{e: e, intent: intent, done: make(chan error, 1)}
 	l.in <- s
 	l.closing.RUnlock()
-	if err := <-s.done; err != nil {
-		l.direct(e, err)
+	return <-s.done
+}
+
+// forgetIntent acknowledges the intent of a hold that was never made.
+func (l *Ledger) forgetIntent(key string) {
+	l.mu.Lock()
+	seg, ok := l.intents[key]
+	delete(l.intents, key)
+	l.mu.Unlock()
+	if ok {
+		l.spool.Ack(seg, 1)
 	}
 }
 
@@ -338,10 +464,16 @@ func (l *Ledger) appender() {
 		seg, err := l.spool.Append(recs)
 		if err == nil {
 			l.mu.Lock()
+			n := 0
 			for _, s := range batch {
+				if s.intent {
+					l.intents[s.e.Key] = seg
+					continue
+				}
 				l.queue = append(l.queue, queued{e: s.e, seg: seg})
+				n++
 			}
-			l.depth.Add(int64(len(batch)))
+			l.depth.Add(int64(n))
 			l.mu.Unlock()
 			l.poke()
 		} else {
@@ -434,7 +566,10 @@ func (l *Ledger) writer(id int) {
 		}
 		backoff = 0
 		l.m.batchSize.Observe(float64(len(batch)))
-		l.done(batch)
+		// The settled holds' intents are done with too.
+		for _, seg := range l.done(batch) {
+			l.spool.Ack(seg, 1)
+		}
 		// Ack per segment.
 		for i := 0; i < len(batch); {
 			j := i
@@ -477,12 +612,21 @@ func (l *Ledger) putBack(batch []queued) {
 	l.queue = append(batch, l.queue...)
 }
 
-// done forgets a written batch.
-func (l *Ledger) done(batch []queued) {
+// done forgets a written batch and returns the spool segments of the
+// intents its entries settled.
+func (l *Ledger) done(batch []queued) []uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.inflight, &batch[0])
 	l.depth.Add(-int64(len(batch)))
+	var segs []uint64
+	for _, q := range batch {
+		if seg, ok := l.intents[q.e.Key]; ok {
+			delete(l.intents, q.e.Key)
+			segs = append(segs, seg)
+		}
+	}
+	return segs
 }
 
 func (l *Ledger) expireHolds() {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -278,16 +279,7 @@ func TestCrashReplay(t *testing.T) {
 	fund(t, s, "a", ledger.Unit)
 	spoolDir := t.TempDir()
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashReplay$")
-	cmd.Env = append(os.Environ(), "LEDGER_CRASH_SPOOL="+spoolDir, "LEDGER_CRASH_DSN="+dsn)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := startChild(t, "TestCrashReplay", "LEDGER_CRASH_SPOOL="+spoolDir, "LEDGER_CRASH_DSN="+dsn)
 	acked := map[string]bool{}
 	sc := bufio.NewScanner(out)
 	stopped := false
@@ -332,6 +324,23 @@ func TestCrashReplay(t *testing.T) {
 		}
 	}
 	clean(t, s)
+}
+
+// startChild runs this test binary's test named test in a child process
+// with env added (the test's helper mode), and returns its stdout.
+func startChild(t *testing.T, test string, env ...string) (*exec.Cmd, io.Reader) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out
 }
 
 func crashHelper(spoolDir, dsn string) {

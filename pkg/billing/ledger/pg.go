@@ -137,7 +137,8 @@ func (s *pgStore) Apply(ctx context.Context, entries []Entry) (int, error) {
 
 const pgExpire = `
 WITH gone AS (
-    DELETE FROM ledger_holds WHERE created_at < $1 RETURNING tenant_id, amount
+    DELETE FROM ledger_holds h WHERE h.created_at < $1 OR ` + settledHold + `
+    RETURNING tenant_id, amount
 ), d AS (
     SELECT tenant_id, sum(amount)::bigint AS s FROM gone GROUP BY tenant_id
 ), upd AS (
@@ -151,6 +152,14 @@ func (s *pgStore) ExpireHolds(ctx context.Context, before time.Time) (int, error
 		return 0, fmt.Errorf("ledger: expire holds: %w", err)
 	}
 	return int(n), nil
+}
+
+func (s *pgStore) Holds(ctx context.Context, before time.Time) ([]OpenHold, error) {
+	out, err := pgCollect(ctx, s.pool, scanHold, pgHolds, before.UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("ledger: holds: %w", err)
+	}
+	return out, nil
 }
 
 func (s *pgStore) Account(ctx context.Context, tenantID string) (Account, error) {
@@ -179,17 +188,22 @@ func (s *pgStore) Accounts(ctx context.Context) ([]Account, error) {
 }
 
 func (s *pgStore) Entries(ctx context.Context, f Filter) ([]Entry, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+entryColumns+` FROM ledger_entries
+	out, err := pgCollect(ctx, s.pool, scanEntry, `SELECT `+entryColumns+` FROM ledger_entries
         WHERE ($1::text = '' OR tenant_id = $1::text) AND created_at >= $2::bigint ORDER BY seq LIMIT $3::bigint`,
 		f.TenantID, sinceMicros(f.Since), limitOrAll(f.Limit))
 	if err != nil {
 		return nil, fmt.Errorf("ledger: entries: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Entry, error) { return scanEntry(r) })
-	if err != nil {
-		return nil, fmt.Errorf("ledger: entries: %w", err)
-	}
 	return out, nil
+}
+
+// pgCollect runs query and scans every row with scan.
+func pgCollect[T any](ctx context.Context, pool *pgxpool.Pool, scan func(interface{ Scan(...any) error }) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
 }
 
 func (s *pgStore) Verify(ctx context.Context) (Report, error) {

@@ -39,6 +39,32 @@ func limitOrAll(n int) int64 {
 	return int64(n)
 }
 
+// settledHold matches a hold (aliased h) whose key already has an entry: it
+// can never be settled, because its reservation committed after the
+// release that was meant for it (a reservation whose outcome the gateway
+// could not know, released by key while its commit was still in flight).
+const settledHold = `EXISTS (SELECT 1 FROM ledger_entries e WHERE e.idem_key = h.hold_key)`
+
+const holdsQuery = `SELECT hold_key, tenant_id, amount, created_at FROM ledger_holds
+    WHERE created_at < %s ORDER BY created_at, hold_key`
+
+var (
+	pgHolds     = fmt.Sprintf(holdsQuery, "$1::bigint")
+	sqliteHolds = fmt.Sprintf(holdsQuery, "?")
+)
+
+func scanHold(r interface{ Scan(...any) error }) (OpenHold, error) {
+	var (
+		h  OpenHold
+		at int64
+	)
+	if err := r.Scan(&h.Key, &h.TenantID, &h.Amount, &at); err != nil {
+		return OpenHold{}, err
+	}
+	h.Created = time.UnixMicro(at).UTC()
+	return h, nil
+}
+
 // verifyBalances lists, per tenant seen anywhere, the stored balance and
 // reservation beside the sums they must equal.
 const verifyBalances = `

@@ -125,7 +125,7 @@ func (s *sqliteStore) Apply(ctx context.Context, entries []Entry) (int, error) {
 func (s *sqliteStore) ExpireHolds(ctx context.Context, before time.Time) (int, error) {
 	n := 0
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `DELETE FROM ledger_holds WHERE created_at < ? RETURNING tenant_id, amount`, before.UnixMicro())
+		rows, err := tx.QueryContext(ctx, `DELETE FROM ledger_holds AS h WHERE h.created_at < ? OR `+settledHold+` RETURNING tenant_id, amount`, before.UnixMicro())
 		if err != nil {
 			return err
 		}
@@ -156,6 +156,14 @@ func (s *sqliteStore) ExpireHolds(ctx context.Context, before time.Time) (int, e
 	return n, nil
 }
 
+func (s *sqliteStore) Holds(ctx context.Context, before time.Time) ([]OpenHold, error) {
+	out, err := sqlCollect(ctx, s.db, scanHold, sqliteHolds, before.UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("ledger: holds: %w", err)
+	}
+	return out, nil
+}
+
 func (s *sqliteStore) Account(ctx context.Context, tenantID string) (Account, error) {
 	a := Account{TenantID: tenantID}
 	err := s.db.QueryRowContext(ctx, `SELECT balance, reserved FROM ledger_accounts WHERE tenant_id = ?`, tenantID).Scan(&a.Balance, &a.Reserved)
@@ -183,25 +191,31 @@ func (s *sqliteStore) Accounts(ctx context.Context) ([]Account, error) {
 }
 
 func (s *sqliteStore) Entries(ctx context.Context, f Filter) ([]Entry, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+entryColumns+` FROM ledger_entries
+	out, err := sqlCollect(ctx, s.db, scanEntry, `SELECT `+entryColumns+` FROM ledger_entries
         WHERE (? = '' OR tenant_id = ?) AND created_at >= ? ORDER BY seq LIMIT ?`,
 		f.TenantID, f.TenantID, sinceMicros(f.Since), limitOrAll(f.Limit))
 	if err != nil {
 		return nil, fmt.Errorf("ledger: entries: %w", err)
 	}
-	defer rows.Close()
-	var out []Entry
-	for rows.Next() {
-		e, err := scanEntry(rows)
-		if err != nil {
-			return nil, fmt.Errorf("ledger: entries: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("ledger: entries: %w", err)
-	}
 	return out, nil
+}
+
+// sqlCollect runs query and scans every row with scan.
+func sqlCollect[T any](ctx context.Context, db *sql.DB, scan func(interface{ Scan(...any) error }) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
 
 func (s *sqliteStore) Verify(ctx context.Context) (Report, error) {

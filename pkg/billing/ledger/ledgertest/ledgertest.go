@@ -215,6 +215,54 @@ func Run(t *testing.T, h Harness) {
 		wantClean(t, s)
 	})
 
+	t.Run("HoldCommittedAfterItsReleaseIsSwept", func(t *testing.T) {
+		s := open(t)
+		if _, err := s.Apply(ctx, []ledger.Entry{credit("pay", "a", 10)}); err != nil {
+			t.Fatal(err)
+		}
+		// A release for a hold that does not exist (yet) moves nothing.
+		rel := ledger.Entry{Key: "late", TenantID: "a", Kind: ledger.KindRelease, Time: t0}
+		if _, err := s.Apply(ctx, []ledger.Entry{rel}); err != nil {
+			t.Fatal(err)
+		}
+		wantAccount(t, s, "a", 10, 0)
+		// Its reservation commits afterwards, beside a live one.
+		for _, k := range []string{"late", "live"} {
+			if err := s.Reserve(ctx, ledger.HoldRequest{Key: k, TenantID: "a", Amount: 3, Time: t0}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wantAccount(t, s, "a", 10, 6)
+		// Nothing is old enough to expire, but the settled key's hold goes.
+		n, err := s.ExpireHolds(ctx, t0.Add(-time.Hour))
+		mustEq(t, err, n, 1)
+		wantAccount(t, s, "a", 10, 3)
+		wantClean(t, s)
+	})
+
+	t.Run("HoldsListsOlderThan", func(t *testing.T) {
+		s := open(t)
+		if _, err := s.Apply(ctx, []ledger.Entry{credit("pay", "a", 100)}); err != nil {
+			t.Fatal(err)
+		}
+		for i, age := range []time.Duration{time.Hour, time.Minute, 20 * time.Minute} {
+			if err := s.Reserve(ctx, ledger.HoldRequest{Key: fmt.Sprint("h", i), TenantID: "a", Amount: ledger.Micros(1 + i), Time: t0.Add(-age)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hs, err := s.Holds(ctx, t0.Add(-15*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []ledger.OpenHold{
+			{Key: "h0", TenantID: "a", Amount: 1, Created: t0.Add(-time.Hour)},
+			{Key: "h2", TenantID: "a", Amount: 3, Created: t0.Add(-20 * time.Minute)},
+		}
+		if fmt.Sprint(hs) != fmt.Sprint(want) {
+			t.Fatalf("holds older than 15m:\n got %+v\nwant %+v", hs, want)
+		}
+	})
+
 	t.Run("ConcurrentReservationsNeverOversell", func(t *testing.T) {
 		s := open(t)
 		if _, err := s.Apply(ctx, []ledger.Entry{credit("pay", "a", 100)}); err != nil {
