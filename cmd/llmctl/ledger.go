@@ -471,19 +471,41 @@ func newLedgerCreditCmd(g *globals, db *dbFlag) *cobra.Command {
 	return cmd
 }
 
-// errDrift makes `ledger verify` exit non-zero.
-var errDrift = errors.New("ledger drift")
+// errDrift and errStaleHolds make `ledger verify` exit non-zero.
+var (
+	errDrift      = errors.New("ledger drift")
+	errStaleHolds = errors.New("stale ledger holds")
+)
+
+// defaultMaxHoldAge is the longest a request can hold money: a remote
+// backend's whole exchange is cut at 10 minutes (serve's TotalTimeout),
+// plus slack for the settlement to reach the database. A hold older than
+// that belongs to a request that is no longer running.
+const defaultMaxHoldAge = 15 * time.Minute
+
+// verifyReport is what `ledger verify -o json|yaml` prints.
+type verifyReport struct {
+	ledger.Report
+	MaxHoldAge string            `json:"maxHoldAge"`
+	StaleHolds []ledger.OpenHold `json:"staleHolds,omitempty"`
+}
 
 func newLedgerVerifyCmd(g *globals, db *dbFlag) *cobra.Command {
-	var output string
+	var (
+		output     string
+		maxHoldAge time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Recompute every balance from the entries; exit non-zero on any drift",
+		Short: "Recompute every balance from the entries and look for stale holds; exit non-zero on any finding",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := printer.Parse(output)
 			if err != nil {
 				return err
+			}
+			if maxHoldAge <= 0 || maxHoldAge >= ledger.DefaultHoldTTL {
+				return fmt.Errorf("--max-hold-age %s: want more than 0 and less than the holds' expiry (%s)", maxHoldAge, ledger.DefaultHoldTTL)
 			}
 			ctx := cmd.Context()
 			c, err := db.openLedger(ctx)
@@ -495,34 +517,60 @@ func newLedgerVerifyCmd(g *globals, db *dbFlag) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			now := time.Now()
+			stale, err := c.lg.Holds(ctx, now.Add(-maxHoldAge))
+			if err != nil {
+				return err
+			}
 			if f != printer.Table {
-				if err := printer.Structured(g.Out, f, r); err != nil {
+				if err := printer.Structured(g.Out, f, verifyReport{Report: r, MaxHoldAge: maxHoldAge.String(), StaleHolds: stale}); err != nil {
 					return err
 				}
-			} else {
-				fmt.Fprintf(g.Out, "%d tenants, %d entries, %d open holds\n", r.Tenants, r.Entries, r.Holds)
-				if len(r.Drifts) > 0 {
-					tw := printer.TableWriter(g.Out, "tenant", "balance", "sum of entries", "reserved", "sum of holds")
-					for _, d := range r.Drifts {
-						tw.Row(d.TenantID, d.Balance.String(), d.EntrySum.String(), d.Reserved.String(), d.HoldSum.String())
-					}
-					if err := tw.Flush(); err != nil {
-						return err
-					}
-				}
-				if r.BadSigns > 0 {
-					fmt.Fprintf(g.Out, "%d entries break their kind's sign rule\n", r.BadSigns)
-				}
-				if r.OK() {
-					fmt.Fprintln(g.Out, "ok: every balance equals the sum of its entries")
-				}
+			} else if err := printVerify(g, r, stale, maxHoldAge, now); err != nil {
+				return err
 			}
 			if !r.OK() {
 				return fmt.Errorf("%w: %d tenants drifted, %d entries with a wrong sign", errDrift, len(r.Drifts), r.BadSigns)
+			}
+			if len(stale) > 0 {
+				return fmt.Errorf("%w: %d holds older than %s", errStaleHolds, len(stale), maxHoldAge)
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table, json, yaml")
+	cmd.Flags().DurationVar(&maxHoldAge, "max-hold-age", defaultMaxHoldAge,
+		"report holds older than this: longer than any request runs, shorter than their 1h expiry")
 	return cmd
+}
+
+func printVerify(g *globals, r ledger.Report, stale []ledger.OpenHold, maxHoldAge time.Duration, now time.Time) error {
+	fmt.Fprintf(g.Out, "%d tenants, %d entries, %d open holds\n", r.Tenants, r.Entries, r.Holds)
+	if len(r.Drifts) > 0 {
+		tw := printer.TableWriter(g.Out, "tenant", "balance", "sum of entries", "reserved", "sum of holds")
+		for _, d := range r.Drifts {
+			tw.Row(d.TenantID, d.Balance.String(), d.EntrySum.String(), d.Reserved.String(), d.HoldSum.String())
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if r.BadSigns > 0 {
+		fmt.Fprintf(g.Out, "%d entries break their kind's sign rule\n", r.BadSigns)
+	}
+	if len(stale) > 0 {
+		fmt.Fprintf(g.Out, "%d holds older than %s: no request runs that long (a gateway died without its spool, or a settlement is still spooled during a database outage)\n",
+			len(stale), maxHoldAge)
+		tw := printer.TableWriter(g.Out, "hold", "tenant", "amount", "age")
+		for _, h := range stale {
+			tw.Row(h.Key, h.TenantID, h.Amount.String(), now.Sub(h.Created).Round(time.Second).String())
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if r.OK() {
+		fmt.Fprintln(g.Out, "ok: every balance equals the sum of its entries")
+	}
+	return nil
 }

@@ -140,12 +140,56 @@ func testLedgerCLI(t *testing.T, dsn string) {
 	if out := must("ledger", "verify"); out != "1 tenants, 5 entries, 0 open holds\nok: every balance equals the sum of its entries\n" {
 		t.Fatalf("verify:\n%s", out)
 	}
+	// Stale holds: one older than any request runs is a finding; a fresh
+	// one is a request in flight.
+	lg, err = ledger.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, age := range map[string]time.Duration{"req:stale:1": 20 * time.Minute, "req:live:2": time.Minute} {
+		if err := lg.Reserve(context.Background(), ledger.HoldRequest{Key: key, TenantID: acme, Amount: 1234, Time: now.Add(-age)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fails("ledger", "verify"); !errors.Is(err, errStaleHolds) || errors.Is(err, errDrift) {
+		t.Fatalf("verify with a 20-minute-old hold: %v", err)
+	}
+	out, _, _ := run(t, "ledger", "verify", "--db", dsn)
+	if !strings.Contains(out, "1 holds older than 15m0s") || !strings.Contains(out, "req:stale:1") || strings.Contains(out, "req:live:2") ||
+		!strings.Contains(out, "0.001234") || !strings.Contains(out, "ok: every balance") {
+		t.Fatalf("verify with a stale hold:\n%s", out)
+	}
+	out, _, _ = run(t, "ledger", "verify", "-o", "json", "--db", dsn)
+	var stale struct {
+		MaxHoldAge string
+		Holds      int64
+		StaleHolds []struct {
+			Key    string
+			Amount int64
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &stale); err != nil || stale.MaxHoldAge != "15m0s" || stale.Holds != 2 ||
+		len(stale.StaleHolds) != 1 || stale.StaleHolds[0].Key != "req:stale:1" || stale.StaleHolds[0].Amount != 1234 {
+		t.Fatalf("verify -o json with a stale hold: %s %v", out, err)
+	}
+	must("ledger", "verify", "--max-hold-age", "30m")
+	fails("ledger", "verify", "--max-hold-age", "1h")
+	fails("ledger", "verify", "--max-hold-age", "0s")
+	if _, err := lg.Apply(context.Background(), []ledger.Entry{
+		{Key: "req:stale:1", TenantID: acme, Kind: ledger.KindRelease, Time: now},
+		{Key: "req:live:2", TenantID: acme, Kind: ledger.KindRelease, Time: now},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	lg.Close()
+	must("ledger", "verify")
+
 	// Drift: a balance changed behind the ledger's back.
 	tamper(t, dsn, `UPDATE ledger_accounts SET balance = balance + 7`)
 	if err := fails("ledger", "verify"); !errors.Is(err, errDrift) {
 		t.Fatalf("verify on a drifted ledger: %v", err)
 	}
-	out, _, _ := run(t, "ledger", "verify", "-o", "json", "--db", dsn)
+	out, _, _ = run(t, "ledger", "verify", "-o", "json", "--db", dsn)
 	var r struct {
 		Drifts []struct {
 			Balance, EntrySum int64
