@@ -121,16 +121,6 @@ func decode(t *testing.T, manifest string) []any {
 	return out
 }
 
-func deployments(objs []any) map[string]*appsv1.Deployment {
-	m := map[string]*appsv1.Deployment{}
-	for _, o := range objs {
-		if d, ok := o.(*appsv1.Deployment); ok {
-			m[d.Name] = d
-		}
-	}
-	return m
-}
-
 // The manifests are hardened and GPU requests live only on the GPU pod.
 func TestRenderedPodsAreHardened(t *testing.T) {
 	objs := decode(t, render(t, gpuValues...))
@@ -179,11 +169,7 @@ func TestRenderedPodsAreHardened(t *testing.T) {
 			t.Errorf("%s: runtimeClassName %q, want %q", names[i], rc, want)
 		}
 	}
-	gw := deployments(objs)["llmctl-gateway"]
-	if gw == nil {
-		t.Fatal("no llmctl-gateway Deployment")
-	}
-	c := gw.Spec.Template.Spec.Containers[0]
+	c := gatewaySet(t, objs).Spec.Template.Spec.Containers[0]
 	if c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe.HTTPGet.Path != "/healthz" {
 		t.Errorf("gateway probes: readiness %+v liveness %+v", c.ReadinessProbe, c.LivenessProbe)
 	}
@@ -290,6 +276,12 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"gateway.backends[0].name=vllm", "url"},
 		{"postgresql.password=has space", "password"},
 		{"secrets.standardWebhookSecret=plain", "standardWebhookSecret"},
+		{"persistence.size=lots", "size"},
+		{"persistence.enable=true", "enable"},
+		{"gateway.shutdownGraceSeconds=0", "shutdownGraceSeconds"},
+		{"networkPolicy.egress.extra[0].cidr=example.com", "cidr"},
+		{"networkPolicy.egress.extra[0].protocol=ICMP", "protocol"},
+		{"networkPolicy.metrics.podSelector.matchLabel.app=x", "matchLabel"},
 	} {
 		t.Run(tc.set, func(t *testing.T) {
 			vals, err := deploy.Values(nil, []string{tc.set})

@@ -15,7 +15,6 @@ import (
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -76,13 +75,14 @@ func (e *env) upWith(t *testing.T, o deploy.UpOptions, set ...string) (*deploy.U
 	return e.d.Up(ctx, ch, o)
 }
 
-func (e *env) deployment(t *testing.T, name string) *appsv1.Deployment {
+// get reads one object through a typed client's Get, failing t if it cannot.
+func get[T any](t *testing.T, get func(context.Context, string, metav1.GetOptions) (T, error), name string) T {
 	t.Helper()
-	d, err := e.kube.AppsV1().Deployments(e.ns).Get(context.Background(), name, metav1.GetOptions{})
+	v, err := get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d
+	return v
 }
 
 // helmReleases lists releases the way the helm CLI does: its own storage
@@ -147,6 +147,7 @@ func TestUpLifecycle(t *testing.T) {
 	e := newEnv(t, "life")
 	e.hostPathPV(t, "life-pg", "8Gi")
 	e.hostPathPV(t, "life-redis", "1Gi")
+	e.hostPathPV(t, "life-spool", "1Gi")
 
 	var progress bytes.Buffer
 	res, err := e.up(t, 90*time.Second, &progress)
@@ -156,13 +157,13 @@ func TestUpLifecycle(t *testing.T) {
 	if res.Action != "installed" || res.Revision != 1 {
 		t.Fatalf("first up: %+v", res)
 	}
-	if !strings.Contains(progress.String(), "ready: ✓ deployment/llmctl-gateway 1/1") {
+	if !strings.Contains(progress.String(), "✓ statefulset/llmctl-gateway 1/1") {
 		t.Errorf("progress never reported the gateway ready:\n%s", progress.String())
 	}
 	if !strings.Contains(res.AdminKeyCommand, "get secret llmctl-gateway -o jsonpath='{.data.admin-key}'") || !strings.HasSuffix(res.Endpoint, "/v1") {
 		t.Errorf("endpoint/admin key hints: %+v", res)
 	}
-	gw := e.deployment(t, "llmctl-gateway")
+	gw := get(t, e.kube.AppsV1().StatefulSets(e.ns).Get, "llmctl-gateway")
 	if gw.Status.AvailableReplicas != 1 {
 		t.Fatalf("gateway available replicas %d", gw.Status.AvailableReplicas)
 	}
@@ -188,22 +189,22 @@ func TestUpLifecycle(t *testing.T) {
 	if res.Action != "upgraded" || res.Revision != 2 {
 		t.Fatalf("second up: %+v", res)
 	}
-	gw2 := e.deployment(t, "llmctl-gateway")
+	gw2 := get(t, e.kube.AppsV1().StatefulSets(e.ns).Get, "llmctl-gateway")
 	if gw2.Generation != gw.Generation {
-		t.Errorf("no-op up changed the gateway Deployment: generation %d -> %d", gw.Generation, gw2.Generation)
+		t.Errorf("no-op up changed the gateway StatefulSet: generation %d -> %d", gw.Generation, gw2.Generation)
 	}
 	if got := generatedSecrets(t, e); !reflect.DeepEqual(got, secrets) {
 		t.Error("an upgrade rotated the generated secrets")
 	}
 
-	// A values change rolls out a new ReplicaSet and up waits for it.
+	// A values change rolls out a new revision and up waits for it.
 	res, err = e.up(t, 60*time.Second, io.Discard, "gateway.logLevel=debug")
 	if err != nil {
 		t.Fatalf("values change: %v", err)
 	}
-	gw3 := e.deployment(t, "llmctl-gateway")
+	gw3 := get(t, e.kube.AppsV1().StatefulSets(e.ns).Get, "llmctl-gateway")
 	if gw3.Generation == gw2.Generation {
-		t.Fatal("values change did not change the Deployment")
+		t.Fatal("values change did not change the StatefulSet")
 	}
 	if !contains(gw3.Spec.Template.Spec.Containers[0].Args, "--log-level=debug") {
 		t.Errorf("new args not rolled out: %v", gw3.Spec.Template.Spec.Containers[0].Args)
@@ -217,17 +218,18 @@ func TestUpLifecycle(t *testing.T) {
 		t.Fatalf("helm storage: %+v", rels)
 	}
 
-	// down: release and workloads gone, claims kept; then purge them.
+	// down: release and workloads gone, claims (the database, Redis and the
+	// gateway's spool) kept; then purge them.
 	ctx := context.Background()
 	down, err := e.d.Down(ctx, deploy.DownOptions{Release: "llmctl", Namespace: e.ns, Timeout: time.Minute})
 	if err != nil {
 		t.Fatalf("down: %v", err)
 	}
-	if len(down.KeptPVCs) != 2 || len(down.DeletedPVCs) != 0 {
-		t.Errorf("down should keep both claims: %+v", down)
+	if len(down.KeptPVCs) != 3 || len(down.DeletedPVCs) != 0 || !contains(down.KeptPVCs, "data-llmctl-gateway-0") {
+		t.Errorf("down should keep all three claims: %+v", down)
 	}
-	if _, err := e.kube.AppsV1().Deployments(e.ns).Get(ctx, "llmctl-gateway", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("gateway Deployment still there after down: %v", err)
+	if _, err := e.kube.AppsV1().StatefulSets(e.ns).Get(ctx, "llmctl-gateway", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("gateway StatefulSet still there after down: %v", err)
 	}
 	if rels := e.helmReleases(t); len(rels) != 0 {
 		t.Errorf("helm still lists %d releases", len(rels))
@@ -236,7 +238,7 @@ func TestUpLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("down --purge: %v", err)
 	}
-	if !down.AlreadyGone || len(down.DeletedPVCs) != 2 {
+	if !down.AlreadyGone || len(down.DeletedPVCs) != 3 {
 		t.Errorf("down --purge: %+v", down)
 	}
 }
@@ -248,7 +250,7 @@ func TestUpInsufficientGPU(t *testing.T) {
 	if _, err := e.d.EnsureGPU(context.Background(), deploy.GPUOptions{OSReleasePath: "/nonexistent"}); err != nil {
 		t.Fatal(err)
 	}
-	noPersist := []string{"postgresql.persistence.enabled=false", "redis.persistence.enabled=false"}
+	noPersist := []string{"postgresql.persistence.enabled=false", "redis.persistence.enabled=false", "persistence.enabled=false"}
 
 	_, err := e.up(t, 8*time.Second, io.Discard, append(noPersist, "gpuBackend.enabled=true", "gpuBackend.gpus=2")...)
 	if err == nil {
@@ -274,7 +276,7 @@ func TestUpInsufficientGPU(t *testing.T) {
 	if res.Action != "upgraded" {
 		t.Errorf("want an upgrade of the failed install, got %+v", res)
 	}
-	b := e.deployment(t, "llmctl-gateway-gpu")
+	b := get(t, e.kube.AppsV1().Deployments(e.ns).Get, "llmctl-gateway-gpu")
 	if rc := b.Spec.Template.Spec.RuntimeClassName; rc == nil || *rc != "nvidia" {
 		t.Errorf("GPU backend runtimeClassName = %v", rc)
 	}
@@ -287,7 +289,7 @@ func TestUpAtomic(t *testing.T) {
 	if _, err := e.d.EnsureGPU(context.Background(), deploy.GPUOptions{OSReleasePath: "/nonexistent"}); err != nil {
 		t.Fatal(err)
 	}
-	noPersist := []string{"postgresql.persistence.enabled=false", "redis.persistence.enabled=false"}
+	noPersist := []string{"postgresql.persistence.enabled=false", "redis.persistence.enabled=false", "persistence.enabled=false"}
 	tooMany := append(append([]string{}, noPersist...), "gpuBackend.enabled=true", "gpuBackend.gpus=2")
 
 	res, err := e.upWith(t, deploy.UpOptions{Timeout: 8 * time.Second, Atomic: true}, tooMany...)

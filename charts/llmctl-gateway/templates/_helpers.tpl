@@ -69,3 +69,50 @@ seccompProfile:
 {{- define "llmctl-gateway.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/*
+The gateway pod's terminationGracePeriodSeconds: after SIGTERM the gateway
+drains requests for gateway.shutdownGraceSeconds, then flushes the ledger's
+spool for up to 10 s (cmd/llmctl serve); 5 s more for the process to exit.
+*/}}
+{{- define "llmctl-gateway.terminationGrace" -}}
+{{- $grace := int .Values.gateway.shutdownGraceSeconds }}
+{{- $set := int .Values.gateway.terminationGracePeriodSeconds }}
+{{- if eq $set 0 }}
+{{- add $grace 15 }}
+{{- else if lt $set (add $grace 10) }}
+{{- fail (printf "gateway.terminationGracePeriodSeconds (%d) must be at least gateway.shutdownGraceSeconds + 10 (%d): the pod would be killed while draining or flushing the ledger" $set (add $grace 10)) }}
+{{- else }}
+{{- $set }}
+{{- end }}
+{{- end }}
+
+{{/*
+One egress rule to a URL's host and port, for a destination outside the
+chart: an IPv4 literal gets an ipBlock /32, a Kubernetes service name
+(NAME.NAMESPACE.svc...) its namespace; any other host name only its port,
+since a NetworkPolicy cannot name a DNS name. Call with
+(dict "url" URL "port" DEFAULT_PORT).
+*/}}
+{{- define "llmctl-gateway.egressURL" -}}
+{{- $u := urlParse .url }}
+{{- $host := $u.host }}
+{{- $port := int .port }}
+{{- if regexMatch ":[0-9]+$" $host }}
+{{- $port = int (regexFind "[0-9]+$" $host) }}
+{{- $host = regexReplaceAll ":[0-9]+$" $host "" }}
+{{- end }}
+- ports:
+    - port: {{ $port }}
+      protocol: TCP
+  {{- if regexMatch "^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+$" $host }}
+  to:
+    - ipBlock:
+        cidr: {{ $host }}/32
+  {{- else if regexMatch "^[^.]+\\.[^.]+\\.svc(\\.|$)" $host }}
+  to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ index (splitList "." $host) 1 }}
+  {{- end }}
+{{- end }}
