@@ -78,6 +78,12 @@ func parseStripe(body []byte, currency string) (payment, error) {
 		}
 		d := *obj.AmountRefunded
 		if prev := ev.Data.PreviousAttributes.AmountRefunded; prev != nil {
+			// Both are running totals that only grow. Anything else is no
+			// refund to debit, and an unchecked subtraction of such values
+			// can wrap around to a plausible amount.
+			if *prev < 0 || *prev > d {
+				return payment{}, fmt.Errorf("stripe charge.refunded: amount_refunded %d after %d", d, *prev)
+			}
 			d -= *prev
 		}
 		cents, sign = &d, -1

@@ -1,8 +1,13 @@
 package webhook
 
 import (
+	"encoding/json"
+	"math"
+	"math/big"
 	"testing"
 	"time"
+
+	"github.com/llmctl/llmctl/pkg/billing/ledger"
 )
 
 func FuzzVerifyStripe(f *testing.F) {
@@ -32,6 +37,8 @@ func FuzzParseEvents(f *testing.F) {
 	f.Add([]byte(`{"id":"evt_1","type":"charge.refunded","data":{"object":{"amount_refunded":300,"currency":"usd","metadata":{"tenant":"a"}},"previous_attributes":{"amount_refunded":100}}}`))
 	f.Add([]byte(`{"type":"payment.succeeded","data":{"tenant":"a","amount_micros":1}}`))
 	f.Add([]byte(`{"id":"e","type":"invoice.paid","data":{"object":{"amount_paid":922337203685477580,"currency":"usd","metadata":{"tenant":"a"}}}}`))
+	// Wrapped around to 6 cents before the running totals were checked.
+	f.Add([]byte(`{"id":"evt_w","type":"charge.refunded","data":{"object":{"amount_refunded":-9223372036854775803,"currency":"usd","metadata":{"tenant":"a"}},"previous_attributes":{"amount_refunded":9223372036854775807}}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, p := range []func() (payment, error){
 			func() (payment, error) { return parseStripe(body, "usd") },
@@ -50,6 +57,36 @@ func FuzzParseEvents(f *testing.F) {
 			if refund != (pay.amount < 0) {
 				t.Fatalf("sign of %s is wrong: %+v", pay.typ, pay)
 			}
+			if pay.provider == "stripe" && pay.typ == "charge.refunded" {
+				// A refund debits at most the charge's refunded total.
+				var ev stripeEvent
+				_ = json.Unmarshal(body, &ev)
+				if r := ev.Data.Object.AmountRefunded; r == nil || -pay.amount/10_000 > ledger.Micros(*r) {
+					t.Fatalf("refund debits more than amount_refunded: %+v", pay)
+				}
+			}
+		}
+	})
+}
+
+// FuzzFits checks the overflow test that refuses a payment against exact
+// arithmetic: it passes exactly when the new balance and what it leaves
+// available (balance − reserved) are both int64.
+func FuzzFits(f *testing.F) {
+	f.Add(int64(12_500_001), int64(0), int64(math.MaxInt64-12_500_000))
+	f.Add(int64(12_500_001), int64(0), int64(math.MaxInt64-12_500_001))
+	f.Add(int64(math.MinInt64+5), int64(0), int64(-6))
+	f.Add(int64(-10), int64(math.MaxInt64), int64(-1))
+	f.Fuzz(func(t *testing.T, balance, reserved, amount int64) {
+		if reserved < 0 {
+			t.Skip() // the ledger never holds a negative reservation
+		}
+		inRange := func(v *big.Int) bool { return v.IsInt64() }
+		b := new(big.Int).Add(big.NewInt(balance), big.NewInt(amount))
+		want := inRange(b) && inRange(new(big.Int).Sub(b, big.NewInt(reserved)))
+		a := ledger.Account{Balance: ledger.Micros(balance), Reserved: ledger.Micros(reserved)}
+		if got := fits(a, ledger.Micros(amount)); got != want {
+			t.Fatalf("fits(balance %d, reserved %d, amount %d) = %v, want %v", balance, reserved, amount, got, want)
 		}
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -25,9 +26,11 @@ import (
 )
 
 // Crediter writes one entry idempotently and reports whether it was new;
-// *ledger.Ledger implements it.
+// *ledger.Ledger implements it. Store reads the balance a payment would
+// move, to refuse one that would overflow it.
 type Crediter interface {
 	Credit(ctx context.Context, e ledger.Entry) (bool, error)
+	Store() ledger.Store
 }
 
 // Tenants finds the tenant a payment names; store.Store implements it.
@@ -60,6 +63,7 @@ type Handler struct {
 	tenants  Tenants
 	log      *slog.Logger
 	events   *prometheus.CounterVec
+	rejected *prometheus.CounterVec
 	register prometheus.Registerer
 }
 
@@ -98,8 +102,16 @@ func New(cfg Config, l Crediter, tenants Tenants) (*Handler, error) {
 		Name: "llmctl_webhook_events_total",
 		Help: "Payment webhook deliveries by provider and outcome.",
 	}, []string{"provider", "result"})
+	h.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmctl_webhook_rejected_total",
+		Help: "Signed payment webhook events refused for good (400), by provider and reason (id_too_long, amount_overflow).",
+	}, []string{"provider", "reason"})
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(h.events); err != nil {
+			return nil, fmt.Errorf("webhook metrics: %w", err)
+		}
+		if err := cfg.Registerer.Register(h.rejected); err != nil {
+			cfg.Registerer.Unregister(h.events) // only what this call registered
 			return nil, fmt.Errorf("webhook metrics: %w", err)
 		}
 		h.register = cfg.Registerer
@@ -116,7 +128,20 @@ const (
 	resultUnknownTenant = "unknown_tenant"
 	resultBadSignature  = "bad_signature"
 	resultBadRequest    = "bad_request"
+	resultRejected      = "rejected" // signed, but never creditable: see reject
 	resultError         = "error"
+)
+
+// maxEventID is the longest event id the ledger can key: an entry's
+// idempotency key ("standard:" + id, the longer prefix) is at most 256
+// bytes (ledger.Entry.Validate). A longer id can never be written.
+const maxEventID = 256 - len("standard:")
+
+// Reasons a signed event is refused for good, the label of
+// llmctl_webhook_rejected_total.
+const (
+	reasonIDTooLong = "id_too_long"
+	reasonOverflow  = "amount_overflow"
 )
 
 // payment is what a verified delivery asks of the ledger.
@@ -181,21 +206,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) apply(ctx context.Context, p payment, now time.Time) (int, string, string) {
-	log := h.log.With("provider", p.provider, "event_id", p.eventID, "type", p.typ)
+	// The sender chose these strings: logged cut short, whatever their size.
+	log := h.log.With("provider", p.provider, "event_id", clip(p.eventID), "type", clip(p.typ))
 	if p.ignore != "" {
 		log.Info("webhook event not credited", "why", p.ignore)
 		return http.StatusOK, resultIgnored, p.ignore
+	}
+	if len(p.eventID) > maxEventID {
+		return h.reject(log, p, reasonIDTooLong, fmt.Sprintf("event id of %d bytes; at most %d", len(p.eventID), maxEventID))
 	}
 	t, err := h.tenants.GetTenant(ctx, p.tenant)
 	if errors.Is(err, store.ErrNotFound) {
 		// Answered 200: retrying cannot make the tenant appear, and an
 		// operator can credit by hand from this log line.
-		log.Warn("webhook names an unknown tenant; nothing credited", "tenant", p.tenant, "amount", p.amount.String())
+		log.Warn("webhook names an unknown tenant; nothing credited", "tenant", clip(p.tenant), "amount", p.amount.String())
 		return http.StatusOK, resultUnknownTenant, "unknown tenant"
 	}
 	if err != nil {
 		log.Error("webhook tenant lookup failed; asking the provider to retry", "err", err)
 		return http.StatusServiceUnavailable, resultError, "temporarily unavailable"
+	}
+	acct, err := h.ledger.Store().Account(ctx, t.ID)
+	if err != nil {
+		log.Error("webhook balance lookup failed; asking the provider to retry", "err", err)
+		return http.StatusServiceUnavailable, resultError, "temporarily unavailable"
+	}
+	if !fits(acct, p.amount) {
+		// Checked before writing: one database fails the write, another
+		// may not. A credit landing between this read and the write can
+		// still fail it (503); the retry is then refused here.
+		return h.reject(log, p, reasonOverflow, "amount overflows the tenant's balance")
 	}
 	e := ledger.Entry{Key: p.provider + ":" + p.eventID, TenantID: t.ID, Kind: ledger.KindCredit, Amount: p.amount,
 		Reason: p.provider + " " + p.typ, Time: now.UTC()}
@@ -214,6 +254,49 @@ func (h *Handler) apply(ctx context.Context, p payment, now time.Time) (int, str
 	}
 	log.Info("webhook applied", "tenant", t.ID, "amount", p.amount.String())
 	return http.StatusOK, result, result
+}
+
+// reject refuses a signed event that no retry can ever credit: 400, so the
+// provider stops redelivering it (a 5xx has it retry for days), logged once
+// at WARN and counted by reason.
+func (h *Handler) reject(log *slog.Logger, p payment, reason, msg string) (int, string, string) {
+	h.rejected.WithLabelValues(p.provider, reason).Inc()
+	log.Warn("webhook event refused; nothing credited", "reason", reason, "detail", msg, "amount", p.amount.String())
+	return http.StatusBadRequest, resultRejected, msg
+}
+
+// fits reports whether amount can move a's balance without overflowing it
+// or what it has available, balance − reserved (int64 micro-units;
+// reserved is never negative).
+func fits(a ledger.Account, amount ledger.Micros) bool {
+	b, ok := addMicros(a.Balance, amount)
+	if !ok {
+		return false
+	}
+	_, ok = addMicros(b, -a.Reserved)
+	return ok
+}
+
+// addMicros is x+y and whether it did not overflow.
+func addMicros(x, y ledger.Micros) (ledger.Micros, bool) {
+	s := x + y
+	return s, (y >= 0) == (s >= x)
+}
+
+// clipLen is how much of a sender's string a log line keeps.
+const clipLen = 64
+
+// clip is s as logged: whole up to clipLen bytes, else its first clipLen
+// bytes (at a rune boundary) and its length.
+func clip(s string) string {
+	if len(s) <= clipLen {
+		return s
+	}
+	cut := clipLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s…(%d bytes)", s[:cut], len(s))
 }
 
 func (h *Handler) answer(w http.ResponseWriter, provider string, status int, result, msg string) {
@@ -235,5 +318,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (h *Handler) Close() {
 	if h.register != nil {
 		h.register.Unregister(h.events)
+		h.register.Unregister(h.rejected)
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"maps"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -40,6 +43,7 @@ type env struct {
 	ledger  *ledger.Ledger
 	tenant  store.Tenant
 	reg     *prometheus.Registry
+	logs    *testenv.Buffer
 	entries func() []ledger.Entry
 }
 
@@ -66,11 +70,13 @@ func setup(t *testing.T, dsn string) *env {
 	}
 	t.Cleanup(func() { l.Close(ctx) })
 	reg := prometheus.NewRegistry()
+	logs := &testenv.Buffer{}
 	h, err := webhook.New(webhook.Config{
 		StripeSecrets:   []string{stripeOld, stripeNew},
 		StandardSecrets: []string{stdSecret},
-		MaxBody:         4096,
+		MaxBody:         16 << 10, // room for a 10 KiB event id
 		Registerer:      reg,
+		Logger:          slog.New(slog.NewTextHandler(logs, nil)),
 	}, l, st)
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +85,7 @@ func setup(t *testing.T, dsn string) *env {
 	mux.Handle("/v1/billing/webhooks/", h)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{srv: srv, store: ls, ledger: l, tenant: tenant, reg: reg, entries: func() []ledger.Entry {
+	return &env{srv: srv, store: ls, ledger: l, tenant: tenant, reg: reg, logs: logs, entries: func() []ledger.Entry {
 		es, err := ls.Entries(ctx, ledger.Filter{})
 		if err != nil {
 			t.Fatal(err)
@@ -173,7 +179,7 @@ func TestStripe(t *testing.T) {
 		"unpaid checkout": {stripeEvent("evt_6", "checkout.session.completed", "acme", `{"amount_total":100,"currency":"usd","payment_status":"unpaid","metadata":{"tenant":"TENANT"}}`), nil, 200, "ignored"},
 		"other currency":  {stripeEvent("evt_7", "invoice.paid", "acme", `{"amount_paid":100,"currency":"eur","metadata":{"tenant":"TENANT"}}`), nil, 200, "ignored"},
 		"not json":        {[]byte("{"), nil, 400, "bad_request"},
-		"too large":       {bytes.Repeat([]byte("x"), 5000), nil, 413, "bad_request"},
+		"too large":       {bytes.Repeat([]byte("x"), 17<<10), nil, 413, "bad_request"},
 	} {
 		hdr := c.hdr
 		if hdr == nil && name != "no header" {
@@ -223,20 +229,28 @@ func TestStandardSpecVector(t *testing.T) {
 	}
 }
 
-func TestStandard(t *testing.T) {
-	e := setup(t, testenv.PG(t).NewDatabase(t))
+// sendStandard signs and posts a Standard Webhooks delivery with the
+// reference library.
+func (e *env) sendStandard(t *testing.T, id string, body []byte, at time.Time) (int, string) {
+	t.Helper()
 	wh, err := standardwebhooks.NewWebhook(stdSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
+	sig, err := wh.Sign(id, at, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.post(t, "standard", body, map[string]string{
+		"webhook-id": id, "webhook-timestamp": fmt.Sprint(at.Unix()), "webhook-signature": sig,
+	})
+}
+
+func TestStandard(t *testing.T) {
+	e := setup(t, testenv.PG(t).NewDatabase(t))
 	send := func(id string, body []byte, at time.Time) (int, string) {
-		sig, err := wh.Sign(id, at, body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e.post(t, "standard", body, map[string]string{
-			"webhook-id": id, "webhook-timestamp": fmt.Sprint(at.Unix()), "webhook-signature": sig,
-		})
+		t.Helper()
+		return e.sendStandard(t, id, body, at)
 	}
 	pay := []byte(`{"type":"payment.succeeded","data":{"tenant":"acme","amount_micros":2500000,"currency":"usd"}}`)
 	if code, res := send("msg_1", pay, time.Now()); code != 200 || res != "credited" {
@@ -264,8 +278,13 @@ func TestStandard(t *testing.T) {
 }
 
 func counter(mfs []*dto.MetricFamily, provider, result string) float64 {
+	return labelled(mfs, "llmctl_webhook_events_total", map[string]string{"provider": provider, "result": result})
+}
+
+// labelled is the value of the counter name with exactly these labels.
+func labelled(mfs []*dto.MetricFamily, name string, want map[string]string) float64 {
 	for _, mf := range mfs {
-		if mf.GetName() != "llmctl_webhook_events_total" {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
@@ -273,10 +292,116 @@ func counter(mfs []*dto.MetricFamily, provider, result string) float64 {
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["provider"] == provider && labels["result"] == result {
+			if maps.Equal(labels, want) {
 				return m.GetCounter().GetValue()
 			}
 		}
 	}
 	return 0
+}
+
+// Signed events the ledger can never take (an id too long for its
+// idempotency key, an amount that overflows the balance) are refused for
+// good with 400, not 503: a 5xx has the provider retry for days. Nothing is
+// credited, each is logged once at WARN with the id cut short, and counted
+// by reason. On both databases, whose overflow behaviours differ.
+func TestPoisonEventsRefused(t *testing.T) {
+	for name, dsn := range map[string]func(t *testing.T) string{
+		"sqlite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "llmctl.db") },
+		"postgres": func(t *testing.T) string { return testenv.PG(t).NewDatabase(t) },
+	} {
+		t.Run(name, func(t *testing.T) { testPoisonEventsRefused(t, dsn(t)) })
+	}
+}
+
+func testPoisonEventsRefused(t *testing.T, dsn string) {
+	e := setup(t, dsn)
+	if code, res := e.sendStandard(t, "msg_ok", []byte(`{"type":"payment.succeeded","data":{"tenant":"acme","amount_micros":12500001}}`), time.Now()); code != 200 || res != "credited" {
+		t.Fatalf("payment: %d %s", code, res)
+	}
+	const balance = 12_500_001
+	entries := len(e.entries())
+
+	longID := "evt_" + strings.Repeat("x", 10*1024-4) // 10 KiB
+	stripeLong := stripeEvent(longID, "invoice.paid", "acme", `{"amount_paid":100,"currency":"usd","metadata":{"tenant":"TENANT"}}`)
+	// The most cents centsToMicros takes: 9223372036854770000 micros, over
+	// what the balance has room for.
+	stripeHuge := stripeEvent("evt_huge", "invoice.paid", "acme", fmt.Sprintf(`{"amount_paid":%d,"currency":"usd","metadata":{"tenant":"TENANT"}}`, int64(math.MaxInt64/10_000)))
+	stdHuge := []byte(fmt.Sprintf(`{"type":"payment.succeeded","data":{"tenant":"acme","amount_micros":%d}}`, int64(math.MaxInt64-balance+1)))
+	pay := []byte(`{"type":"payment.succeeded","data":{"tenant":"acme","amount_micros":1}}`)
+	id248 := "msg_" + strings.Repeat("y", 244)
+	deliveries := []struct {
+		name string
+		send func() (int, string)
+	}{
+		{"stripe 10 KiB id", func() (int, string) {
+			return e.post(t, "stripe", stripeLong, signStripe(stripeLong, stripeOld, time.Now()))
+		}},
+		{"stripe amount overflows the balance", func() (int, string) {
+			return e.post(t, "stripe", stripeHuge, signStripe(stripeHuge, stripeNew, time.Now()))
+		}},
+		{"standard 10 KiB id", func() (int, string) { return e.sendStandard(t, longID, pay, time.Now()) }},
+		{"standard 248-byte id", func() (int, string) { return e.sendStandard(t, id248, pay, time.Now()) }},
+		{"standard amount overflows the balance", func() (int, string) { return e.sendStandard(t, "msg_huge", stdHuge, time.Now()) }},
+	}
+	for round := range 2 { // a redelivery is refused the same way
+		for _, d := range deliveries {
+			if code, res := d.send(); code != http.StatusBadRequest || res != "rejected" {
+				t.Fatalf("round %d, %s: %d %s, want 400 rejected", round, d.name, code, res)
+			}
+		}
+	}
+	if got := e.balance(t); got != balance {
+		t.Fatalf("balance %s after refused events, want %s", got, ledger.Micros(balance))
+	}
+	if n := len(e.entries()); n != entries {
+		t.Fatalf("refused events wrote %d entries", n-entries)
+	}
+
+	logs := e.logs.String()
+	if strings.Contains(logs, longID[:100]) {
+		t.Fatal("a 10 KiB id was logged beyond its first 64 bytes")
+	}
+	if strings.Contains(logs, "level=ERROR") {
+		t.Fatalf("refused events logged at ERROR:\n%s", logs)
+	}
+	// Once per delivery: 5 events, each sent twice.
+	if n := strings.Count(logs, "level=WARN msg=\"webhook event refused"); n != 2*len(deliveries) {
+		t.Fatalf("%d refusal lines, want %d:\n%s", n, 2*len(deliveries), logs)
+	}
+	if want := longID[:64] + "…(10240 bytes)"; strings.Count(logs, want) != 4 {
+		t.Fatalf("the long id is not logged as %q four times:\n%s", want, logs)
+	}
+
+	mf, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		provider, reason string
+		want             float64
+	}{
+		{"stripe", "id_too_long", 2}, {"stripe", "amount_overflow", 2},
+		{"standard", "id_too_long", 4}, {"standard", "amount_overflow", 2},
+	} {
+		if got := rejected(mf, c.provider, c.reason); got != c.want {
+			t.Errorf("llmctl_webhook_rejected_total{provider=%q,reason=%q} = %v, want %v", c.provider, c.reason, got, c.want)
+		}
+	}
+
+	// The longest id the ledger can key (247 bytes after "standard:") is
+	// credited, exactly.
+	if code, res := e.sendStandard(t, id248[:247], pay, time.Now()); code != 200 || res != "credited" {
+		t.Fatalf("247-byte id: %d %s", code, res)
+	}
+	if got := e.balance(t); got != balance+1 {
+		t.Fatalf("balance %s, want %s", got, ledger.Micros(balance+1))
+	}
+	if r, err := e.store.Verify(context.Background()); err != nil || !r.OK() {
+		t.Fatalf("verify: %+v %v", r, err)
+	}
+}
+
+func rejected(mfs []*dto.MetricFamily, provider, reason string) float64 {
+	return labelled(mfs, "llmctl_webhook_rejected_total", map[string]string{"provider": provider, "reason": reason})
 }
