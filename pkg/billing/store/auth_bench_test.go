@@ -23,7 +23,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 		name string
 		dsn  func(b *testing.B) string
 	}{
-		{"sqlite", func(b *testing.B) string { return "sqlite:" + filepath.Join(b.TempDir(), "bench.db") }},
+		{"sqlite", func(b *testing.B) string { return "sqlite:" + filepath.Join(b.TempDir(), "db", "bench.db") }},
 		{"postgres", func(b *testing.B) string { return testenv.PG(b).NewDatabase(b) }},
 	} {
 		b.Run(db.name, func(b *testing.B) {
@@ -42,6 +42,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 			}
 			wrong := known[:len(known)-1] + map[bool]string{true: "b", false: "a"}[strings.HasSuffix(known, "a")]
 			unknown := store.KeyPrefix + "unknownidzzz_" + strings.Repeat("a", 52)
+			seq := 0 // fresh ids stay fresh when -count repeats a case
 			cached := store.NewAuthenticator(st, 0)
 			uncached := store.NewAuthenticator(st, time.Nanosecond)
 			for _, c := range []struct {
@@ -54,7 +55,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 				{"known-id-wrong-secret", cached, func(int) string { return wrong }, false},
 				{"unknown", cached, func(int) string { return unknown }, false},
 				{"known-uncached", uncached, func(int) string { return known }, true},
-				{"unknown-fresh-id", cached, freshID, false},
+				{"unknown-fresh-id", cached, func(int) string { seq++; return freshID(seq) }, false},
 			} {
 				b.Run(c.name, func(b *testing.B) {
 					i := 0
