@@ -90,7 +90,11 @@ func (m *memStore) count(r admitRequest, i int, st *bucketState, now, win int64)
 	if b.rpm > 0 || b.tpm > 0 {
 		st.RC++
 		st.TC += r.tokens
-		m.buckets[b.counter] = &memBucket{c: st.counters, expires: now + 2*win + 1000}
+		if mb := m.buckets[b.counter]; mb != nil { // in place: no allocation per request
+			mb.c, mb.expires = st.counters, now+2*win+1000
+		} else {
+			m.buckets[b.counter] = &memBucket{c: st.counters, expires: now + 2*win + 1000}
+		}
 	}
 	if b.conc > 0 {
 		held := m.slots[b.slots]
