@@ -264,7 +264,7 @@ func (l *Limiter) Admit(ctx context.Context, p billing.Principal, model string, 
 		return nil, l.refusal(bs, req, res, h)
 	}
 	t := &ticket{l: l, st: st, req: req, wid: res.wid, elapsed: res.elapsed, header: h,
-		mirrored: st == l.store && l.fallback != nil, mirrorWid: res.mirrorWid}
+		mirrored: st == l.store && l.seeds(), mirrorWid: res.mirrorWid}
 	if t.holdsSlots() {
 		l.mu.Lock()
 		l.live[t] = struct{}{}
@@ -287,8 +287,16 @@ func (l *Limiter) admit(ctx context.Context, req admitRequest) (st store, res ad
 		res, err := l.store.admit(ctx, req)
 		return l.store, res, false, err
 	}
-	mirrorWid := l.fallback.mirror(req)
 	if time.Now().UnixNano() >= l.redisDownUntil.Load() {
+		var mirrorWid int64
+		if l.seeds() {
+			mirrorWid = l.fallback.mirror(req)
+		}
+		unmirror := func() {
+			if l.seeds() {
+				l.fallback.unmirror(req, mirrorWid)
+			}
+		}
 		if l.settler != nil {
 			res, err = l.settler.admit(ctx, req)
 		} else {
@@ -301,11 +309,11 @@ func (l *Limiter) admit(ctx context.Context, req admitRequest) (st store, res ad
 			if res.admitted {
 				res.mirrorWid = mirrorWid
 			} else {
-				l.fallback.unmirror(req, mirrorWid)
+				unmirror()
 			}
 			return l.store, res, false, nil
 		}
-		l.fallback.unmirror(req, mirrorWid)
+		unmirror()
 		if ctx.Err() != nil { // the caller gave up; Redis is not to blame
 			return nil, admitResult{}, false, fmt.Errorf("rate limit: %w", ctx.Err())
 		}
@@ -314,7 +322,6 @@ func (l *Limiter) admit(ctx context.Context, req admitRequest) (st store, res ad
 			l.log.Error("rate limiter: redis unreachable", "err", err, "fail_mode", string(l.cfg.FailMode))
 		}
 	} else {
-		l.fallback.unmirror(req, mirrorWid)
 		err = errors.New("redis marked down after a recent failure")
 	}
 	if l.cfg.FailMode == FailClosed {
@@ -323,6 +330,10 @@ func (l *Limiter) admit(ctx context.Context, req admitRequest) (st store, res ad
 	res, err = l.fallback.admit(ctx, req)
 	return l.fallback, res, true, err
 }
+
+// seeds reports whether the fallback counts what Redis admits: only one
+// that decides during an outage (fail open) needs to.
+func (l *Limiter) seeds() bool { return l.fallback != nil && l.cfg.FailMode == FailOpen }
 
 // buckets lists what a request is checked against, skipping anything with
 // no limit at all (so an unlimited caller costs no store round trip).
