@@ -75,7 +75,11 @@ func BenchmarkSettledPerSecond(b *testing.B) {
 			holds[i] = h
 		})
 		start := time.Now()
-		journaled := run(n, func(i int) { holds[i].Settle(ctx, billing.Usage{PromptTokens: 10, CompletionTokens: 10}) })
+		journaled := run(n, func(i int) {
+			if holds[i] != nil { // a failed Reserve is reported above
+				holds[i].Settle(ctx, billing.Usage{PromptTokens: 10, CompletionTokens: 10})
+			}
+		})
 		depth := l.Depth()
 		drained(b, l)
 		settle := time.Since(start)

@@ -104,9 +104,11 @@ func (c *Config) defaults() error {
 // database; the writer retries a failed batch with backoff until it lands,
 // and New replays whatever a previous process left in the spool.
 //
-// Reserve journals the reservation's intent in the same spool (sharing the
-// group commit) before the hold reaches the database, so that a process
-// restarted on the spool releases every hold a killed one left unsettled.
+// Reserve writes the reservation's intent to the same spool before the hold
+// reaches the database, so that a process restarted on the spool releases
+// every hold a killed one left unsettled. The intent is not fsync'd on its
+// own: it survives a killed process at once (page cache) and a power loss
+// from the next group commit on.
 type Ledger struct {
 	store Store
 	spool *spool.Spool
@@ -134,11 +136,8 @@ type Ledger struct {
 }
 
 type submission struct {
-	e Entry
-	// intent: e is a reservation's write-ahead record (KindReservation),
-	// journaled for a restart but never written to the database.
-	intent bool
-	done   chan error
+	e    Entry
+	done chan error
 }
 
 type queued struct {
@@ -273,7 +272,7 @@ func (l *Ledger) Reserve(ctx context.Context, r billing.ReserveRequest) (billing
 	h := &hold{l: l, key: chargeKey(r.RequestID), tenant: r.Principal.TenantID, model: r.Model, price: price}
 	hr := HoldRequest{Key: h.key, TenantID: h.tenant, Amount: amount, Overdraft: l.cfg.Overdraft, Time: l.cfg.Now()}
 	intent := Entry{Key: hr.Key, TenantID: hr.TenantID, Kind: KindReservation, Amount: amount, Model: r.Model, Time: hr.Time.UTC()}
-	if err := l.journal(intent, true); err != nil {
+	if err := l.writeIntent(intent); err != nil {
 		l.log.Warn("ledger cannot journal a reservation; a crash before it settles leaves its hold until HoldTTL",
 			"request_id", r.RequestID, "err", err)
 	}
@@ -374,25 +373,33 @@ func (l *Ledger) Submit(e Entry) {
 		l.log.Error("ledger entry rejected", "err", err)
 		return
 	}
-	if err := l.journal(e, false); err != nil {
+	l.closing.RLock()
+	if l.closed {
+		l.closing.RUnlock()
+		l.direct(e, errors.New("ledger closed"))
+		return
+	}
+	s := &submission{e: e, done: make(chan error, 1)}
+	l.in <- s
+	l.closing.RUnlock()
+	if err := <-s.done; err != nil {
 		l.direct(e, err)
 	}
 }
 
-var errClosed = errors.New("ledger closed")
-
-// journal appends e to the spool through the appender's group commit and
-// returns once it is durable (or why it is not).
-func (l *Ledger) journal(e Entry, intent bool) error {
-	l.closing.RLock()
-	if l.closed {
-		l.closing.RUnlock()
-		return errClosed
+// writeIntent writes a reservation's intent (a KindReservation record, never
+// written to the database) to the spool, without an fsync of its own: the
+// hot path keeps one fsync per request, the settlement's group commit.
+func (l *Ledger) writeIntent(e Entry) error {
+	rec, _ := json.Marshal(e) // an Entry always marshals
+	seg, err := l.spool.Write([][]byte{rec})
+	if err != nil {
+		return err
 	}
-	s := &submission{e: e, intent: intent, done: make(chan error, 1)}
-	l.in <- s
-	l.closing.RUnlock()
-	return <-s.done
+	l.mu.Lock()
+	l.intents[e.Key] = seg
+	l.mu.Unlock()
+	return nil
 }
 
 // forgetIntent acknowledges the intent of a hold that was never made.
@@ -464,16 +471,10 @@ func (l *Ledger) appender() {
 		seg, err := l.spool.Append(recs)
 		if err == nil {
 			l.mu.Lock()
-			n := 0
 			for _, s := range batch {
-				if s.intent {
-					l.intents[s.e.Key] = seg
-					continue
-				}
 				l.queue = append(l.queue, queued{e: s.e, seg: seg})
-				n++
 			}
-			l.depth.Add(int64(n))
+			l.depth.Add(int64(len(batch)))
 			l.mu.Unlock()
 			l.poke()
 		} else {

@@ -1,12 +1,12 @@
 // Package spool is a durable local queue of opaque records: append-only
-// segment files, each append fsync'd before it returns, acknowledged records
-// dropped segment by segment. The ledger journals every settled entry here
+// segment files, each Append fsync'd before it returns (Write: left to the
+// next fsync), acknowledged records dropped segment by segment. The ledger journals every settled entry here
 // before writing it to the database, so an entry acknowledged to the gateway
 // survives a database outage and a crash of the process alike.
 //
 // A record on disk is: 4-byte little-endian payload length, 4-byte CRC-32C
 // of the payload, payload. Only the tail of a segment can be torn (appends
-// are fsync'd in order); reading stops there. A segment with a bad record is
+// are written in order); reading stops there. A segment with a bad record is
 // renamed *.corrupt once its readable records are acknowledged, never deleted.
 package spool
 
@@ -170,7 +170,16 @@ var ErrClosed = errors.New("spool: closed")
 
 // Append writes recs to the current segment and fsyncs it before returning
 // the segment's id: when it returns nil the records survive a crash.
-func (s *Spool) Append(recs [][]byte) (uint64, error) {
+func (s *Spool) Append(recs [][]byte) (uint64, error) { return s.write(recs, true) }
+
+// Write appends recs like Append without waiting for the disk: when it
+// returns nil they survive a crash of the process (they are in the kernel's
+// page cache), and a power loss once the next Append's fsync, Close or the
+// kernel's writeback has run. For records on a hot path whose loss in a
+// power cut costs little.
+func (s *Spool) Write(recs [][]byte) (uint64, error) { return s.write(recs, false) }
+
+func (s *Spool) write(recs [][]byte, sync bool) (uint64, error) {
 	var buf []byte
 	for _, r := range recs {
 		if len(r) > MaxRecord {
@@ -188,20 +197,33 @@ func (s *Spool) Append(recs [][]byte) (uint64, error) {
 			return 0, err
 		}
 	}
-	id := s.curID
-	_, err := s.cur.Write(buf)
+	id, f := s.curID, s.cur
+	_, err := f.Write(buf)
 	if err == nil {
-		err = s.cur.Sync()
+		// Counted before the fsync: if it fails, the caller writes the
+		// records elsewhere, and the segment is kept for the next Open,
+		// whose replay is idempotent, rather than retired under them.
+		s.segs[id].appended += len(recs)
+		s.size += int64(len(buf))
+		if sync {
+			// Unlocked, so that Write is not held behind the fsync; it
+			// covers whatever was written to the file before it.
+			s.mu.Unlock()
+			err = f.Sync()
+			s.mu.Lock()
+		}
 	}
 	if err != nil {
 		// The segment may now end in a torn record: never append to it
 		// again. Its acknowledged records stay readable for replay.
-		s.closeCurrent()
+		if s.cur == f {
+			s.closeCurrent()
+		}
 		return 0, fmt.Errorf("spool: append: %w", err)
 	}
-	s.segs[id].appended += len(recs)
-	s.size += int64(len(buf))
-	if s.size >= s.maxSize {
+	// Rotate only after an fsync, so that a closed segment holds nothing
+	// that Write left unsynced.
+	if sync && s.cur == f && s.size >= s.maxSize {
 		s.closeCurrent()
 	}
 	return id, nil
@@ -228,6 +250,8 @@ func (s *Spool) closeCurrent() {
 	if s.cur == nil {
 		return
 	}
+	// Whatever Write left unsynced goes to the disk with the file.
+	_ = s.cur.Sync()
 	_ = s.cur.Close()
 	seg := s.segs[s.curID]
 	seg.closed = true
