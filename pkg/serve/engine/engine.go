@@ -63,7 +63,13 @@ var _ serve.Backend = (*Backend)(nil)
 // Open loads a GGUF model into memory (a copy: the file may change or go
 // away afterwards) and starts its scheduler. Close releases it.
 func Open(path string, opts Options) (*Backend, error) {
-	f, err := gguf.Open(path)
+	return OpenContext(context.Background(), path, opts)
+}
+
+// OpenContext is Open, giving up the file's read once ctx is done, so that
+// a shutdown signal during the load of a large model is not held off.
+func OpenContext(ctx context.Context, path string, opts Options) (*Backend, error) {
+	f, err := gguf.OpenContext(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}

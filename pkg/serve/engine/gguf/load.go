@@ -1,6 +1,7 @@
 package gguf
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -25,13 +26,17 @@ type Mapped struct {
 // Open reads the regular file at path into memory and parses it. Anything
 // else (a FIFO, a device, a directory) is refused without reading; so is a
 // file that shrinks or changes while it is read.
-func Open(path string) (*Mapped, error) {
+func Open(path string) (*Mapped, error) { return OpenContext(context.Background(), path) }
+
+// OpenContext is Open, giving up between chunks of the read once ctx is
+// done, so a signal is not held off by the load of a large file.
+func OpenContext(ctx context.Context, path string) (*Mapped, error) {
 	fh, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer fh.Close()
-	return load(path, fh)
+	return load(ctx, path, fh)
 }
 
 // openRegular opens path without blocking and refuses anything but a
@@ -83,7 +88,7 @@ type source interface {
 // parses it. The size and modification time are compared before and after
 // the read, so a file being written is refused rather than loaded half old,
 // half new.
-func load(path string, src source) (*Mapped, error) {
+func load(ctx context.Context, path string, src source) (*Mapped, error) {
 	before, err := src.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("gguf: %w", err)
@@ -96,7 +101,7 @@ func load(path string, src source) (*Mapped, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gguf: %s: cannot allocate %d bytes to load it: %w", path, size, err)
 	}
-	m, err := fill(path, src, before, data)
+	m, err := fill(ctx, path, src, before, data)
 	if err != nil {
 		_ = unix.Munmap(data)
 		return nil, err
@@ -104,13 +109,22 @@ func load(path string, src source) (*Mapped, error) {
 	return m, nil
 }
 
-func fill(path string, src source, before fs.FileInfo, data []byte) (*Mapped, error) {
-	n, err := src.ReadAt(data, 0)
-	if n < len(data) {
-		if err == nil || errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("gguf: %s was truncated while loading: %d bytes were there of the %d it had", path, n, len(data))
+// readChunk bounds the read between two looks at the context.
+const readChunk = 64 << 20
+
+func fill(ctx context.Context, path string, src source, before fs.FileInfo, data []byte) (*Mapped, error) {
+	for off := 0; off < len(data); {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("gguf: loading %s: %w", path, err)
 		}
-		return nil, fmt.Errorf("gguf: read %s: %w", path, err)
+		n, err := src.ReadAt(data[off:min(off+readChunk, len(data))], int64(off))
+		off += n
+		if n == 0 || (err != nil && off < len(data)) {
+			if err == nil || errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("gguf: %s was truncated while loading: %d bytes were there of the %d it had", path, off, len(data))
+			}
+			return nil, fmt.Errorf("gguf: read %s: %w", path, err)
+		}
 	}
 	after, err := src.Stat()
 	if err != nil {

@@ -2,7 +2,9 @@ package gguf
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"errors"
 	"io/fs"
 	"math"
 	"os"
@@ -45,7 +47,8 @@ func (s *fakeSource) Stat() (fs.FileInfo, error) {
 
 // TestLoadRefusesAFileChanging: a file that shrinks between its size check
 // and the read, or whose modification time moves during the read, is
-// refused naming the path, not loaded half old, half new.
+// refused naming the path, not loaded half old, half new; a cancelled
+// context stops the load.
 func TestLoadRefusesAFileChanging(t *testing.T) {
 	b := sample(t)
 	t0 := time.Unix(1_700_000_000, 0)
@@ -57,12 +60,17 @@ func TestLoadRefusesAFileChanging(t *testing.T) {
 		{"shrank", &fakeSource{bytes.NewReader(b[:len(b)/2]), int64(len(b)), []time.Time{t0}}, "truncated while loading"},
 		{"rewritten", &fakeSource{bytes.NewReader(b), int64(len(b)), []time.Time{t0, t0.Add(time.Millisecond)}}, "changed while loading"},
 	} {
-		_, err := load("/models/m.gguf", c.src)
+		_, err := load(context.Background(), "/models/m.gguf", c.src)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "/models/m.gguf") {
 			t.Errorf("%s: %v; want an error naming the file, %q", c.name, err, c.want)
 		}
 	}
-	m, err := load("/models/m.gguf", &fakeSource{bytes.NewReader(b), int64(len(b)), []time.Time{t0}})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := load(ctx, "/models/m.gguf", &fakeSource{bytes.NewReader(b), int64(len(b)), []time.Time{t0}}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v; want the load given up", err)
+	}
+	m, err := load(context.Background(), "/models/m.gguf", &fakeSource{bytes.NewReader(b), int64(len(b)), []time.Time{t0}})
 	if err != nil {
 		t.Fatalf("unchanged: %v", err)
 	}
