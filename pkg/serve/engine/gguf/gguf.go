@@ -2,10 +2,11 @@
 // llama.cpp uses for models: a header of typed key/value metadata, a table of
 // tensor descriptors, and an aligned data section.
 //
-// The reader works on a byte slice (usually a read-only memory map) and never
-// allocates in proportion to a count read from the file before checking that
-// the file is large enough to hold that many items, so hostile files fail
-// with an error instead of exhausting memory or panicking.
+// The reader works on a byte slice (usually the read-only copy Open makes)
+// and never allocates in proportion to a count read from the file before
+// checking that the file is large enough to hold that many items, so
+// hostile files fail with an error instead of exhausting memory or
+// panicking.
 package gguf
 
 import (

@@ -1,6 +1,8 @@
 // Package model is the llama-family transformer forward pass: weights
-// loaded from a GGUF file (memory-mapped; Q4_0 and Q4_K matrices are copied once, row-interleaved for the packed kernels), a per-sequence KV
-// cache, and a batched step that runs any mix of prompt chunks and single
+// loaded from a GGUF file (read into memory by gguf.Open; Q4_0 and Q4_K
+// matrices are copied once, row-interleaved for the packed kernels, after
+// which their loaded bytes can be given back: Model.Repacked), a
+// per-sequence KV cache, and a batched step that runs any mix of prompt chunks and single
 // decode tokens from many sequences through the weights once.
 //
 // The arithmetic follows llama.cpp's CPU graph so that greedy tokens agree:
