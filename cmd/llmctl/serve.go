@@ -227,7 +227,7 @@ func (o *serveOptions) Run(ctx context.Context) error {
 		}
 	}()
 	opts.Reserver, opts.Webhooks = bill.reserver, bill.webhooks
-	engines, err := o.openEngines(log)
+	engines, err := o.openEngines(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -255,14 +255,15 @@ func (o *serveOptions) Run(ctx context.Context) error {
 
 // openEngines loads the configured GGUF models into the embedded engine, or
 // the demo model when nothing else would answer.
-func (o *serveOptions) openEngines(log *slog.Logger) ([]*engine.Backend, error) {
+// A SIGTERM during the read of a large model stops it between chunks.
+func (o *serveOptions) openEngines(ctx context.Context, log *slog.Logger) ([]*engine.Backend, error) {
 	var out []*engine.Backend
 	for _, m := range o.cfg.Models {
 		threads := m.Threads
 		if threads == 0 {
 			threads = o.cfg.EngineThreads
 		}
-		b, err := engine.Open(m.Path, engine.Options{Name: m.Name, Threads: threads, Context: m.Context, Logger: log})
+		b, err := engine.OpenContext(ctx, m.Path, engine.Options{Name: m.Name, Threads: threads, Context: m.Context, Logger: log})
 		if err != nil {
 			for _, e := range out {
 				_ = e.Close()
