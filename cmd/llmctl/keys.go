@@ -26,12 +26,14 @@ type keysCreateOptions struct {
 	db      *dbFlag
 	Tenant  string
 	Name    string
+	Role    string
 	Models  []string
 	Expires string
 	Limits  limitFlags
 	Output  string
 
 	format    printer.Format
+	role      billing.Role
 	expiresAt *time.Time
 	now       func() time.Time
 }
@@ -45,6 +47,9 @@ type createdKey struct {
 func (o *keysCreateOptions) Complete() (err error) {
 	if o.format, err = printer.Parse(o.Output); err != nil {
 		return err
+	}
+	if o.role, err = billing.ParseRole(o.Role); err != nil {
+		return fmt.Errorf("--role %q: want %s or %s", o.Role, billing.RoleUser, billing.RoleAdmin)
 	}
 	if o.Expires != "" {
 		t, err := parseExpiry(o.Expires, o.now())
@@ -91,7 +96,7 @@ func (o *keysCreateOptions) Run(cmd *cobra.Command, g *globals) error {
 	}
 	defer st.Close()
 	k, secret, err := st.CreateKey(cmd.Context(), store.NewKey{
-		Tenant: o.Tenant, Name: o.Name, Models: o.Models, Limits: o.Limits.Limits, ExpiresAt: o.expiresAt,
+		Tenant: o.Tenant, Name: o.Name, Role: o.role, Models: o.Models, Limits: o.Limits.Limits, ExpiresAt: o.expiresAt,
 	})
 	if err != nil {
 		return err
@@ -125,6 +130,7 @@ func newKeysCreateCmd(g *globals, db *dbFlag) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&o.Tenant, "tenant", "", "tenant name or id (required)")
 	f.StringVar(&o.Name, "name", "", "a label for the key")
+	f.StringVar(&o.Role, "role", string(billing.RoleUser), "user (the model API) or admin (the admin API as well)")
 	f.StringSliceVar(&o.Models, "models", nil, "models the key may use, comma separated (default: all)")
 	f.StringVar(&o.Expires, "expires", "", "expiry: a duration (720h) or an RFC 3339 time (default: never)")
 	o.Limits.bind(cmd)
@@ -200,7 +206,7 @@ func printKeys(g *globals, f printer.Format, ks ...store.Key) error {
 	if f != printer.Table {
 		return printer.Items(g.Out, f, ks)
 	}
-	tw := printer.TableWriter(g.Out, "id", "tenant", "name", "models", "rpm", "tpm", "max-concurrency", "expires", "status")
+	tw := printer.TableWriter(g.Out, "id", "tenant", "name", "role", "models", "rpm", "tpm", "max-concurrency", "expires", "status")
 	for _, k := range ks {
 		exp, status := "never", "active"
 		if k.ExpiresAt != nil {
@@ -216,7 +222,7 @@ func printKeys(g *globals, f printer.Format, ks ...store.Key) error {
 		if name == "" {
 			name = "-"
 		}
-		tw.Row(k.ID, k.TenantName, name, fmtModels(k.Models), fmtLimit(k.Limits.RPM), fmtLimit(k.Limits.TPM),
+		tw.Row(k.ID, k.TenantName, name, string(k.Role), fmtModels(k.Models), fmtLimit(k.Limits.RPM), fmtLimit(k.Limits.TPM),
 			fmtLimit(k.Limits.MaxConcurrency), exp, status)
 	}
 	return tw.Flush()

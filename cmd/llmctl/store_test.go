@@ -49,13 +49,21 @@ func testTenantsAndKeys(t *testing.T, dsn string) {
 	if strings.Contains(out, "secret_hash") || strings.Contains(out, "SecretHash") {
 		t.Fatal("hash printed")
 	}
-	table := must("keys", "create", "--tenant", ten.ID)
+	table := must("keys", "create", "--tenant", ten.ID, "--role", "admin")
 	if !strings.Contains(table, "key: sk-llm-") || !strings.Contains(table, "shown only once") {
 		t.Fatalf("table output lacks the one-time key notice:\n%s", table)
 	}
 	list := must("keys", "list", "--tenant", "acme")
 	if strings.Contains(list, key.Key) || strings.Count(list, "\n") != 3 || !strings.Contains(list, "m1,m2") {
 		t.Fatalf("keys list:\n%s", list)
+	}
+	if !strings.Contains(list, "ROLE") || strings.Count(list, " user ") != 1 || strings.Count(list, " admin ") != 1 {
+		t.Fatalf("keys list shows no role column with one user and one admin key:\n%s", list)
+	}
+	var roles []struct{ Role string }
+	if err := json.Unmarshal([]byte(must("keys", "list", "--tenant", "acme", "-o", "json")), &roles); err != nil ||
+		len(roles) != 2 || roles[0].Role != "user" || roles[1].Role != "admin" {
+		t.Fatalf("keys list -o json roles = %+v, %v", roles, err)
 	}
 	must("keys", "revoke", key.Key) // the full key is accepted and reduced to its id
 	var keys []struct {
@@ -108,6 +116,7 @@ func TestTenantsAndKeysGarbage(t *testing.T) {
 		{[]string{"keys", "create", "--tenant", "acme", "--expires", "soon"}, "--expires"},
 		{[]string{"keys", "create", "--tenant", "acme", "--expires", "-5h"}, "positive"},
 		{[]string{"keys", "create", "--tenant", "acme", "--models", "a,,b"}, "empty model"},
+		{[]string{"keys", "create", "--tenant", "acme", "--role", "root"}, "--role"},
 		{[]string{"keys", "revoke", "nope"}, "not found"},
 		{[]string{"keys", "limits", "nope", "--rpm", "1"}, "not found"},
 	}

@@ -8,6 +8,7 @@ package billing
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 )
@@ -17,6 +18,8 @@ type Principal struct {
 	TenantID   string
 	TenantName string
 	KeyID      string // the key's public id, never the secret
+	// Role is what the key may do; the zero value is no admin right.
+	Role Role
 	// Models the key may use; empty means every model.
 	Models    []string
 	ExpiresAt *time.Time
@@ -24,6 +27,30 @@ type Principal struct {
 	KeyLimits    Limits
 	TenantLimits Limits
 }
+
+// Role is what a key may do: a user key calls the model API, an admin key
+// the admin API as well.
+type Role string
+
+// The roles a key can have.
+const (
+	RoleUser  Role = "user"
+	RoleAdmin Role = "admin"
+)
+
+// ParseRole checks a role name; "" is RoleUser, the default.
+func ParseRole(s string) (Role, error) {
+	switch r := Role(s); r {
+	case "":
+		return RoleUser, nil
+	case RoleUser, RoleAdmin:
+		return r, nil
+	}
+	return "", fmt.Errorf("role %q: must be %s or %s", s, RoleUser, RoleAdmin)
+}
+
+// IsAdmin reports whether the key may use the admin API.
+func (p Principal) IsAdmin() bool { return p.Role == RoleAdmin }
 
 // Allows reports whether the key may use model.
 func (p Principal) Allows(model string) bool {

@@ -19,8 +19,8 @@ type adminStore interface {
 	CreateKey(ctx context.Context, k store.NewKey) (store.Key, string, error)
 }
 
-// EnsureAdmin creates the admin tenant and a key for it when the store has
-// no tenant at all, and returns that key (the only time it is visible). It
+// EnsureAdmin creates the admin tenant and an admin-role key for it when the
+// store has no tenant at all, and returns that key (the only time it is visible). It
 // returns "" when the store already had tenants, or when another replica
 // won the race to create the admin tenant.
 //
@@ -33,7 +33,9 @@ func EnsureAdmin(ctx context.Context, st adminStore, preset string) (string, err
 		if _, err := st.CreateTenant(ctx, AdminTenant, billing.Limits{}); err != nil && !errors.Is(err, store.ErrConflict) {
 			return "", fmt.Errorf("bootstrap: create tenant %s: %w", AdminTenant, err)
 		}
-		_, _, err := st.CreateKey(ctx, store.NewKey{Tenant: AdminTenant, Name: "bootstrap", Import: preset})
+		// An existing import keeps its record: a store that had it before
+		// roles existed made it admin in migration 00200.
+		_, _, err := st.CreateKey(ctx, store.NewKey{Tenant: AdminTenant, Name: "bootstrap", Role: billing.RoleAdmin, Import: preset})
 		if err != nil && !errors.Is(err, store.ErrConflict) {
 			return "", fmt.Errorf("bootstrap: import admin key: %w", err)
 		}
@@ -52,7 +54,7 @@ func EnsureAdmin(ctx context.Context, st adminStore, preset string) (string, err
 		}
 		return "", fmt.Errorf("bootstrap: create tenant %s: %w", AdminTenant, err)
 	}
-	_, key, err := st.CreateKey(ctx, store.NewKey{Tenant: AdminTenant, Name: "bootstrap"})
+	_, key, err := st.CreateKey(ctx, store.NewKey{Tenant: AdminTenant, Name: "bootstrap", Role: billing.RoleAdmin})
 	if err != nil {
 		return "", fmt.Errorf("bootstrap: create admin key: %w", err)
 	}

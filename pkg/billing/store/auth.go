@@ -112,6 +112,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, bearer string) (billin
 		TenantID:     c.tenant.ID,
 		TenantName:   c.tenant.Name,
 		KeyID:        c.key.ID,
+		Role:         c.key.Role,
 		Models:       c.key.Models,
 		ExpiresAt:    c.key.ExpiresAt,
 		KeyLimits:    c.key.Limits,

@@ -20,7 +20,7 @@ type sqlStore struct {
 
 const tenantCols = `id, name, rpm, tpm, max_concurrency, created_at`
 
-const keyCols = `k.id, k.tenant_id, t.name, k.name, k.secret_hash, k.models, k.rpm, k.tpm,
+const keyCols = `k.id, k.tenant_id, t.name, k.name, k.role, k.secret_hash, k.models, k.rpm, k.tpm,
 	k.max_concurrency, k.expires_at, k.revoked_at, k.created_at`
 
 // ValidateName checks a tenant or key name: printable, 1–64 runes, no spaces
@@ -131,6 +131,10 @@ func (s *sqlStore) CreateKey(ctx context.Context, nk NewKey) (Key, string, error
 	if err := validateLimits(nk.Limits); err != nil {
 		return Key{}, "", err
 	}
+	role, err := billing.ParseRole(string(nk.Role))
+	if err != nil {
+		return Key{}, "", err
+	}
 	for _, m := range nk.Models {
 		if strings.TrimSpace(m) == "" || m != strings.TrimSpace(m) {
 			return Key{}, "", fmt.Errorf("model name %q: must be non-empty without surrounding spaces", m)
@@ -163,7 +167,7 @@ func (s *sqlStore) CreateKey(ctx context.Context, nk NewKey) (Key, string, error
 	if err != nil {
 		return Key{}, "", err
 	}
-	k := Key{ID: id, TenantID: t.ID, TenantName: t.Name, Name: nk.Name, Models: nk.Models,
+	k := Key{ID: id, TenantID: t.ID, TenantName: t.Name, Name: nk.Name, Role: role, Models: nk.Models,
 		Limits: nk.Limits, CreatedAt: now, SecretHash: hash}
 	var exp *int64
 	if nk.ExpiresAt != nil {
@@ -172,9 +176,9 @@ func (s *sqlStore) CreateKey(ctx context.Context, nk NewKey) (Key, string, error
 		v := e.UnixMicro()
 		exp = &v
 	}
-	_, err = s.c.exec(ctx, `INSERT INTO api_keys (id, tenant_id, name, secret_hash, models, rpm, tpm,
-		max_concurrency, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		k.ID, k.TenantID, k.Name, hash, string(mj), k.Limits.RPM, k.Limits.TPM, k.Limits.MaxConcurrency,
+	_, err = s.c.exec(ctx, `INSERT INTO api_keys (id, tenant_id, name, role, secret_hash, models, rpm, tpm,
+		max_concurrency, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		k.ID, k.TenantID, k.Name, string(role), hash, string(mj), k.Limits.RPM, k.Limits.TPM, k.Limits.MaxConcurrency,
 		exp, now.UnixMicro())
 	if errors.Is(err, ErrConflict) {
 		return Key{}, "", fmt.Errorf("key %s: %w", k.ID, ErrConflict)
@@ -195,7 +199,7 @@ func scanKey(sc scanner, extra ...any) (Key, error) {
 		secretHash        []byte
 		rpm, tpm, maxConc int64
 	)
-	dest := append([]any{&k.ID, &k.TenantID, &k.TenantName, &k.Name, &secretHash, &models, &rpm, &tpm,
+	dest := append([]any{&k.ID, &k.TenantID, &k.TenantName, &k.Name, &k.Role, &secretHash, &models, &rpm, &tpm,
 		&maxConc, &exp, &rev, &created}, extra...)
 	if err := sc.Scan(dest...); err != nil {
 		return Key{}, err

@@ -37,6 +37,7 @@ type Key struct {
 	TenantID   string         `json:"tenantId"`
 	TenantName string         `json:"tenant"`
 	Name       string         `json:"name,omitempty"`
+	Role       billing.Role   `json:"role"`
 	Models     []string       `json:"models,omitempty"`
 	Limits     billing.Limits `json:"limits"`
 	ExpiresAt  *time.Time     `json:"expiresAt,omitempty"`
@@ -49,6 +50,7 @@ type Key struct {
 type NewKey struct {
 	Tenant    string // tenant name or id
 	Name      string
+	Role      billing.Role // "" is billing.RoleUser
 	Models    []string
 	Limits    billing.Limits
 	ExpiresAt *time.Time

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Authenticate", testAuthenticate},
 		{"ConcurrentCreate", testConcurrentCreate},
 		{"ImportKey", testImportKey},
+		{"Roles", testRoles},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -339,5 +340,51 @@ func testImportKey(t *testing.T, s store.Store) {
 	}
 	if keys, _ := s.ListKeys(c, "admin"); len(keys) != 1 {
 		t.Fatalf("%d keys stored, want 1", len(keys))
+	}
+}
+
+func testRoles(t *testing.T, s store.Store) {
+	c := ctx(t)
+	if _, err := s.CreateTenant(c, "acme", billing.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	user, userSecret, err := s.CreateKey(c, store.NewKey{Tenant: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, adminSecret, err := s.CreateKey(c, store.NewKey{Tenant: "acme", Role: billing.RoleAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user.Role != billing.RoleUser || admin.Role != billing.RoleAdmin {
+		t.Fatalf("created roles %q and %q, want user (the default) and admin", user.Role, admin.Role)
+	}
+	for _, bad := range []billing.Role{"root", "Admin", " admin"} {
+		if _, _, err := s.CreateKey(c, store.NewKey{Tenant: "acme", Role: bad}); err == nil || !strings.Contains(err.Error(), "role") {
+			t.Errorf("CreateKey(role %q): want an error naming the role, got %v", bad, err)
+		}
+	}
+	keys, err := s.ListKeys(c, "acme")
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("ListKeys = %d keys, %v", len(keys), err)
+	}
+	for _, k := range keys {
+		want := map[string]billing.Role{user.ID: billing.RoleUser, admin.ID: billing.RoleAdmin}[k.ID]
+		if k.Role != want {
+			t.Errorf("listed key %s has role %q, want %q", k.ID, k.Role, want)
+		}
+	}
+	a := store.NewAuthenticator(s, time.Nanosecond)
+	for _, tc := range []struct {
+		secret string
+		admin  bool
+	}{{userSecret, false}, {adminSecret, true}} {
+		p, err := a.Authenticate(c, tc.secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.IsAdmin() != tc.admin {
+			t.Errorf("principal %s: IsAdmin() = %v, want %v (role %q)", p.KeyID, p.IsAdmin(), tc.admin, p.Role)
+		}
 	}
 }
