@@ -561,6 +561,11 @@ func TestLedgerTorture(t *testing.T) {
 	if !r.OK() {
 		t.Fatalf("ledger verify: %+v", r)
 	}
+	// Every hold ended: the killed gateway's were released when it
+	// restarted on its spool, not left to their hour.
+	if r.Holds != 0 {
+		t.Errorf("%d holds still open after every gateway stopped", r.Holds)
+	}
 	if out, errOut, err := run(t, "ledger", "verify", "--db", dsn); err != nil {
 		t.Fatalf("llmctl ledger verify: %v\n%s%s", err, out, errOut)
 	}
