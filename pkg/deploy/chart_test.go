@@ -368,8 +368,8 @@ func FuzzSetValues(f *testing.F) {
 			return
 		}
 		out, err := deploy.Render(ch, deploy.RenderOptions{Release: "r", Namespace: "n", Values: vals})
-		if err == nil && !strings.Contains(out, "kind: Deployment") {
-			t.Fatalf("--set %q rendered without the gateway Deployment", set)
+		if err == nil && !strings.Contains(out, "# Source: llmctl-gateway/templates/statefulset.yaml\napiVersion: apps/v1\nkind: StatefulSet") {
+			t.Fatalf("--set %q rendered without the gateway StatefulSet", set)
 		}
 	})
 }
