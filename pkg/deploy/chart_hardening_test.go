@@ -49,6 +49,9 @@ func TestGatewayDataOnVolume(t *testing.T) {
 			if *gw.Spec.Replicas != tc.wantReplicas || gw.Spec.UpdateStrategy.Type != appsv1.RollingUpdateStatefulSetStrategyType {
 				t.Errorf("replicas %d, update strategy %q", *gw.Spec.Replicas, gw.Spec.UpdateStrategy.Type)
 			}
+			if p := gw.Spec.Template.Spec.SecurityContext.FSGroupChangePolicy; p == nil || *p != corev1.FSGroupChangeOnRootMismatch {
+				t.Errorf("fsGroupChangePolicy %v: kubelet would reopen the database file to the group on every mount", p)
+			}
 			c := gw.Spec.Template.Spec.Containers[0]
 			mounted := false
 			for _, m := range c.VolumeMounts {
