@@ -102,3 +102,23 @@ func newLimitsCmd(g *globals, db *dbFlag, use, short string,
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table, json, yaml")
 	return cmd
 }
+
+// options is a command in the Complete/Validate/Run style.
+type options interface {
+	Complete(args []string) error
+	Validate() error
+	Run(cmd *cobra.Command, g *globals) error
+}
+
+// runOptions is the RunE of a command in that style.
+func runOptions(g *globals, o options) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := o.Complete(args); err != nil {
+			return err
+		}
+		if err := o.Validate(); err != nil {
+			return err
+		}
+		return o.Run(cmd, g)
+	}
+}

@@ -95,6 +95,16 @@ func testTenantsAndKeys(t *testing.T, dsn string) {
 	if out := must("tenants", "list"); !strings.Contains(out, "acme") || !strings.HasPrefix(out, "ID") {
 		t.Fatalf("tenants list:\n%s", out)
 	}
+	var sus struct{ SuspendedAt *string }
+	if err := json.Unmarshal([]byte(must("tenants", "suspend", "acme", "-o", "json")), &sus); err != nil || sus.SuspendedAt == nil {
+		t.Fatalf("tenants suspend -o json: %+v %v", sus, err)
+	}
+	if out := must("tenants", "list"); !strings.Contains(out, "suspended") {
+		t.Fatalf("tenants list after suspend:\n%s", out)
+	}
+	if out := must("tenants", "resume", ten.ID); !strings.Contains(out, "active") || strings.Contains(out, "suspended") {
+		t.Fatalf("tenants resume:\n%s", out)
+	}
 }
 
 func TestTenantsAndKeysGarbage(t *testing.T) {
@@ -118,6 +128,8 @@ func TestTenantsAndKeysGarbage(t *testing.T) {
 		{[]string{"keys", "create", "--tenant", "acme", "--models", "a,,b"}, "empty model"},
 		{[]string{"keys", "create", "--tenant", "acme", "--role", "root"}, "--role"},
 		{[]string{"keys", "revoke", "nope"}, "not found"},
+		{[]string{"tenants", "suspend", "ghost"}, "not found"},
+		{[]string{"tenants", "resume"}, "accepts 1 arg"},
 		{[]string{"keys", "limits", "nope", "--rpm", "1"}, "not found"},
 	}
 	for _, c := range cases {

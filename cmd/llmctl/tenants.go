@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -14,23 +15,29 @@ func newTenantsCmd(g *globals) *cobra.Command {
 	db := &dbFlag{}
 	cmd := &cobra.Command{Use: "tenants", Short: "Manage tenants (customer accounts)"}
 	db.bind(cmd)
-	cmd.AddCommand(newTenantsCreateCmd(g, db), newTenantsListCmd(g, db), newTenantsLimitsCmd(g, db))
+	cmd.AddCommand(newTenantsCreateCmd(g, db), newTenantsListCmd(g, db), newTenantsLimitsCmd(g, db),
+		newTenantsSuspendCmd(g, db, true), newTenantsSuspendCmd(g, db, false))
 	return cmd
 }
 
-// tenantsCreateOptions is `llmctl tenants create NAME`.
-type tenantsCreateOptions struct {
+// tenantArg is what every command on one tenant shares: NAME and -o.
+type tenantArg struct {
 	db     *dbFlag
 	Name   string
-	Limits limitFlags
 	Output string
 	format printer.Format
 }
 
-func (o *tenantsCreateOptions) Complete(args []string) (err error) {
+func (o *tenantArg) Complete(args []string) (err error) {
 	o.Name = args[0]
 	o.format, err = printer.Parse(o.Output)
 	return err
+}
+
+// tenantsCreateOptions is `llmctl tenants create NAME`.
+type tenantsCreateOptions struct {
+	tenantArg
+	Limits limitFlags
 }
 
 func (o *tenantsCreateOptions) Validate() error {
@@ -54,20 +61,12 @@ func (o *tenantsCreateOptions) Run(cmd *cobra.Command, g *globals) error {
 }
 
 func newTenantsCreateCmd(g *globals, db *dbFlag) *cobra.Command {
-	o := &tenantsCreateOptions{db: db}
+	o := &tenantsCreateOptions{tenantArg: tenantArg{db: db}}
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a tenant",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd, g)
-		},
+		RunE:  runOptions(g, o),
 	}
 	o.Limits.bind(cmd)
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml")
@@ -112,14 +111,64 @@ func newTenantsLimitsCmd(g *globals, db *dbFlag) *cobra.Command {
 		})
 }
 
+// tenantsSuspendOptions is `llmctl tenants suspend|resume NAME`.
+type tenantsSuspendOptions struct {
+	tenantArg
+	suspend bool // false: resume
+}
+
+func (o *tenantsSuspendOptions) Validate() error {
+	if o.Name == "" {
+		return fmt.Errorf("tenant name or id is empty")
+	}
+	return nil
+}
+
+func (o *tenantsSuspendOptions) Run(cmd *cobra.Command, g *globals) error {
+	st, err := o.db.open(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	set := st.ResumeTenant
+	if o.suspend {
+		set = st.SuspendTenant
+	}
+	t, err := set(cmd.Context(), o.Name)
+	if err != nil {
+		return err
+	}
+	return printTenants(g, o.format, t)
+}
+
+func newTenantsSuspendCmd(g *globals, db *dbFlag, suspend bool) *cobra.Command {
+	o := &tenantsSuspendOptions{tenantArg: tenantArg{db: db}, suspend: suspend}
+	use, short := "resume NAME", "Resume a suspended tenant: its keys work again"
+	if suspend {
+		use, short = "suspend NAME", "Suspend a tenant: its keys stop working on every gateway within a second; keys and ledger are kept"
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE:  runOptions(g, o),
+	}
+	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml")
+	return cmd
+}
+
 func printTenants(g *globals, f printer.Format, ts ...store.Tenant) error {
 	if f != printer.Table {
 		return printer.Items(g.Out, f, ts)
 	}
-	tw := printer.TableWriter(g.Out, "id", "name", "rpm", "tpm", "max-concurrency", "created")
+	tw := printer.TableWriter(g.Out, "id", "name", "rpm", "tpm", "max-concurrency", "created", "status")
 	for _, t := range ts {
+		status := "active"
+		if t.SuspendedAt != nil {
+			status = "suspended"
+		}
 		tw.Row(t.ID, t.Name, fmtLimit(t.Limits.RPM), fmtLimit(t.Limits.TPM), fmtLimit(t.Limits.MaxConcurrency),
-			t.CreatedAt.Format("2006-01-02T15:04:05Z"))
+			t.CreatedAt.Format("2006-01-02T15:04:05Z"), status)
 	}
 	return tw.Flush()
 }

@@ -44,16 +44,32 @@ type cachedKey struct {
 	fetched time.Time
 }
 
+// errSuspended also matches ErrInvalidKey, so a caller that does not know
+// ErrSuspended refuses the key (401) instead of taking it for a store
+// failure; callers that do check ErrSuspended first.
+var errSuspended = fmt.Errorf("%w (%w)", ErrSuspended, ErrInvalidKey)
+
 // errUnknownKey is the answer for an id the store does not have, cached or not.
 var errUnknownKey = fmt.Errorf("%w: unknown key", ErrInvalidKey)
 
 // DefaultAuthTTL bounds how stale a cached key may be.
 const DefaultAuthTTL = 500 * time.Millisecond
 
+// AuthOption adjusts NewAuthenticator.
+type AuthOption func(*Authenticator)
+
+// AuthClock makes the authenticator read time (TTLs, expiry) from now: tests
+// step a fake clock across the TTL instead of sleeping.
+func AuthClock(now func() time.Time) AuthOption { return func(a *Authenticator) { a.now = now } }
+
 // NewAuthenticator returns a cached authenticator over st; ttl ≤ 0 means
 // DefaultAuthTTL.
-func NewAuthenticator(st keyLookuper, ttl time.Duration) *Authenticator {
-	return newAuthenticator(st, ttl, time.Now)
+func NewAuthenticator(st keyLookuper, ttl time.Duration, opts ...AuthOption) *Authenticator {
+	a := newAuthenticator(st, ttl, time.Now)
+	for _, o := range opts {
+		o(a)
+	}
+	return a
 }
 
 func newAuthenticator(st keyLookuper, ttl time.Duration, now func() time.Time) *Authenticator {
@@ -64,8 +80,9 @@ func newAuthenticator(st keyLookuper, ttl time.Duration, now func() time.Time) *
 }
 
 // Authenticate resolves a bearer key into a Principal. The error wraps
-// ErrInvalidKey, ErrRevoked or ErrExpired for a bad key; any other error is
-// the store failing.
+// ErrInvalidKey, ErrRevoked, ErrExpired or ErrSuspended (which also matches
+// ErrInvalidKey) for a key that may not be used; any other error is the
+// store failing.
 func (a *Authenticator) Authenticate(ctx context.Context, bearer string) (billing.Principal, error) {
 	id, secret, err := ParseKey(bearer)
 	if err != nil {
@@ -107,6 +124,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, bearer string) (billin
 	}
 	if c.key.ExpiresAt != nil && !now.Before(*c.key.ExpiresAt) {
 		return billing.Principal{}, ErrExpired
+	}
+	if c.tenant.SuspendedAt != nil {
+		return billing.Principal{}, errSuspended
 	}
 	return billing.Principal{
 		TenantID:     c.tenant.ID,

@@ -18,7 +18,7 @@ type sqlStore struct {
 	now func() time.Time
 }
 
-const tenantCols = `id, name, rpm, tpm, max_concurrency, created_at`
+const tenantCols = `id, name, rpm, tpm, max_concurrency, created_at, suspended_at`
 
 const keyCols = `k.id, k.tenant_id, t.name, k.name, k.role, k.secret_hash, k.models, k.rpm, k.tpm,
 	k.max_concurrency, k.expires_at, k.revoked_at, k.created_at`
@@ -61,7 +61,7 @@ func (s *sqlStore) CreateTenant(ctx context.Context, name string, l billing.Limi
 		return Tenant{}, err
 	}
 	t := Tenant{ID: id, Name: name, Limits: l, CreatedAt: micros(s.now())}
-	_, err = s.c.exec(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+	_, err = s.c.exec(ctx, `INSERT INTO tenants (id, name, rpm, tpm, max_concurrency, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		t.ID, t.Name, l.RPM, l.TPM, l.MaxConcurrency, t.CreatedAt.UnixMicro())
 	if errors.Is(err, ErrConflict) {
 		return Tenant{}, fmt.Errorf("tenant %q: %w", name, ErrConflict)
@@ -75,10 +75,12 @@ func (s *sqlStore) CreateTenant(ctx context.Context, name string, l billing.Limi
 func scanTenant(sc scanner) (Tenant, error) {
 	var t Tenant
 	var created int64
-	if err := sc.Scan(&t.ID, &t.Name, &t.Limits.RPM, &t.Limits.TPM, &t.Limits.MaxConcurrency, &created); err != nil {
+	var suspended *int64
+	if err := sc.Scan(&t.ID, &t.Name, &t.Limits.RPM, &t.Limits.TPM, &t.Limits.MaxConcurrency, &created, &suspended); err != nil {
 		return Tenant{}, err
 	}
 	t.CreatedAt = time.UnixMicro(created).UTC()
+	t.SuspendedAt = fromMicros(suspended)
 	return t, nil
 }
 
@@ -122,6 +124,24 @@ func (s *sqlStore) SetTenantLimits(ctx context.Context, nameOrID string, l billi
 	return s.GetTenant(ctx, nameOrID)
 }
 
+func (s *sqlStore) SuspendTenant(ctx context.Context, nameOrID string) (Tenant, error) {
+	// Only an active tenant is updated, so a second suspend keeps the first time.
+	return s.setSuspended(ctx, nameOrID, `suspended_at = $2 WHERE (id = $1 OR name = $1) AND suspended_at IS NULL`,
+		s.now().UnixMicro())
+}
+
+func (s *sqlStore) ResumeTenant(ctx context.Context, nameOrID string) (Tenant, error) {
+	return s.setSuspended(ctx, nameOrID, `suspended_at = NULL WHERE id = $1 OR name = $1`)
+}
+
+func (s *sqlStore) setSuspended(ctx context.Context, nameOrID, set string, args ...any) (Tenant, error) {
+	if _, err := s.c.exec(ctx, `UPDATE tenants SET `+set, append([]any{nameOrID}, args...)...); err != nil {
+		return Tenant{}, fmt.Errorf("tenant %q: %w", nameOrID, err)
+	}
+	// No row updated is either unknown (ErrNotFound here) or already so.
+	return s.GetTenant(ctx, nameOrID)
+}
+
 func (s *sqlStore) CreateKey(ctx context.Context, nk NewKey) (Key, string, error) {
 	if nk.Name != "" {
 		if err := ValidateName("key", nk.Name); err != nil {
@@ -135,10 +155,9 @@ func (s *sqlStore) CreateKey(ctx context.Context, nk NewKey) (Key, string, error
 	if err != nil {
 		return Key{}, "", err
 	}
-	for _, m := range nk.Models {
-		if strings.TrimSpace(m) == "" || m != strings.TrimSpace(m) {
-			return Key{}, "", fmt.Errorf("model name %q: must be non-empty without surrounding spaces", m)
-		}
+	mj, err := modelsJSON(nk.Models)
+	if err != nil {
+		return Key{}, "", err
 	}
 	now := micros(s.now())
 	if nk.ExpiresAt != nil && !nk.ExpiresAt.After(now) {
@@ -159,14 +178,6 @@ func (s *sqlStore) CreateKey(ctx context.Context, nk NewKey) (Key, string, error
 	if err != nil {
 		return Key{}, "", err
 	}
-	models := nk.Models
-	if models == nil {
-		models = []string{}
-	}
-	mj, err := json.Marshal(models)
-	if err != nil {
-		return Key{}, "", err
-	}
 	k := Key{ID: id, TenantID: t.ID, TenantName: t.Name, Name: nk.Name, Role: role, Models: nk.Models,
 		Limits: nk.Limits, CreatedAt: now, SecretHash: hash}
 	var exp *int64
@@ -178,7 +189,7 @@ func (s *sqlStore) CreateKey(ctx context.Context, nk NewKey) (Key, string, error
 	}
 	_, err = s.c.exec(ctx, `INSERT INTO api_keys (id, tenant_id, name, role, secret_hash, models, rpm, tpm,
 		max_concurrency, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		k.ID, k.TenantID, k.Name, string(role), hash, string(mj), k.Limits.RPM, k.Limits.TPM, k.Limits.MaxConcurrency,
+		k.ID, k.TenantID, k.Name, string(role), hash, mj, k.Limits.RPM, k.Limits.TPM, k.Limits.MaxConcurrency,
 		exp, now.UnixMicro())
 	if errors.Is(err, ErrConflict) {
 		return Key{}, "", fmt.Errorf("key %s: %w", k.ID, ErrConflict)
@@ -187,6 +198,20 @@ func (s *sqlStore) CreateKey(ctx context.Context, nk NewKey) (Key, string, error
 		return Key{}, "", fmt.Errorf("create key: %w", err)
 	}
 	return k, full, nil
+}
+
+// modelsJSON checks a key's model list and encodes it as stored.
+func modelsJSON(models []string) (string, error) {
+	for _, m := range models {
+		if strings.TrimSpace(m) == "" || m != strings.TrimSpace(m) {
+			return "", fmt.Errorf("model name %q: must be non-empty without surrounding spaces", m)
+		}
+	}
+	if models == nil {
+		models = []string{}
+	}
+	b, err := json.Marshal(models)
+	return string(b), err
 }
 
 // scanKey reads keyCols, then any extra columns into extra.
@@ -212,14 +237,7 @@ func scanKey(sc scanner, extra ...any) (Key, error) {
 	if len(k.Models) == 0 {
 		k.Models = nil
 	}
-	if exp != nil {
-		t := time.UnixMicro(*exp).UTC()
-		k.ExpiresAt = &t
-	}
-	if rev != nil {
-		t := time.UnixMicro(*rev).UTC()
-		k.RevokedAt = &t
-	}
+	k.ExpiresAt, k.RevokedAt = fromMicros(exp), fromMicros(rev)
 	k.CreatedAt = time.UnixMicro(created).UTC()
 	return k, nil
 }
@@ -235,13 +253,15 @@ func (s *sqlStore) GetKey(ctx context.Context, id string) (Key, error) {
 func (s *sqlStore) LookupKey(ctx context.Context, id string) (Key, Tenant, error) {
 	var t Tenant
 	var tCreated int64
-	k, err := scanKey(s.c.queryRow(ctx, `SELECT `+keyCols+`, t.rpm, t.tpm, t.max_concurrency, t.created_at
+	var tSuspended *int64
+	k, err := scanKey(s.c.queryRow(ctx, `SELECT `+keyCols+`, t.rpm, t.tpm, t.max_concurrency, t.created_at, t.suspended_at
 		FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = $1`, id),
-		&t.Limits.RPM, &t.Limits.TPM, &t.Limits.MaxConcurrency, &tCreated)
+		&t.Limits.RPM, &t.Limits.TPM, &t.Limits.MaxConcurrency, &tCreated, &tSuspended)
 	if err != nil {
 		return Key{}, Tenant{}, fmt.Errorf("key %q: %w", id, err)
 	}
 	t.ID, t.Name, t.CreatedAt = k.TenantID, k.TenantName, time.UnixMicro(tCreated).UTC()
+	t.SuspendedAt = fromMicros(tSuspended)
 	return k, t, nil
 }
 
@@ -300,9 +320,54 @@ func (s *sqlStore) SetKeyLimits(ctx context.Context, id string, l billing.Limits
 	return s.GetKey(ctx, id)
 }
 
+func (s *sqlStore) UpdateKey(ctx context.Context, id string, u KeyUpdate) (Key, error) {
+	var (
+		sets []string
+		args = []any{id}
+	)
+	set := func(col string, v any) {
+		args = append(args, v)
+		sets = append(sets, fmt.Sprintf("%s = $%d", col, len(args)))
+	}
+	if u.Models != nil {
+		mj, err := modelsJSON(*u.Models)
+		if err != nil {
+			return Key{}, err
+		}
+		set("models", mj)
+	}
+	if u.Limits != nil {
+		if err := validateLimits(*u.Limits); err != nil {
+			return Key{}, err
+		}
+		set("rpm", u.Limits.RPM)
+		set("tpm", u.Limits.TPM)
+		set("max_concurrency", u.Limits.MaxConcurrency)
+	}
+	if len(sets) > 0 {
+		n, err := s.c.exec(ctx, `UPDATE api_keys SET `+strings.Join(sets, ", ")+` WHERE id = $1`, args...)
+		if err != nil {
+			return Key{}, fmt.Errorf("update key: %w", err)
+		}
+		if n == 0 {
+			return Key{}, fmt.Errorf("key %q: %w", id, ErrNotFound)
+		}
+	}
+	return s.GetKey(ctx, id)
+}
+
 func (s *sqlStore) Ping(ctx context.Context) error { return s.c.ping(ctx) }
 
 func (s *sqlStore) Close() error { s.c.close(); return nil }
+
+// fromMicros reads a nullable unix-microsecond column.
+func fromMicros(v *int64) *time.Time {
+	if v == nil {
+		return nil
+	}
+	t := time.UnixMicro(*v).UTC()
+	return &t
+}
 
 // micros truncates t to what the database keeps, so values round-trip exactly.
 func micros(t time.Time) time.Time { return time.UnixMicro(t.UnixMicro()).UTC() }

@@ -21,6 +21,8 @@ var (
 	ErrInvalidKey = errors.New("invalid API key")
 	ErrRevoked    = errors.New("API key revoked")
 	ErrExpired    = errors.New("API key expired")
+	// ErrSuspended: the key's tenant is suspended (SuspendTenant).
+	ErrSuspended = errors.New("tenant suspended")
 )
 
 // Tenant is a customer account.
@@ -29,6 +31,8 @@ type Tenant struct {
 	Name      string         `json:"name"`
 	Limits    billing.Limits `json:"limits"`
 	CreatedAt time.Time      `json:"createdAt"`
+	// SuspendedAt is set while the tenant is suspended.
+	SuspendedAt *time.Time `json:"suspendedAt,omitempty"`
 }
 
 // Key is an API key's record; the secret itself is never stored.
@@ -59,6 +63,13 @@ type NewKey struct {
 	Import string
 }
 
+// KeyUpdate changes a key in place (the admin API's PATCH); a nil field is
+// left as it is.
+type KeyUpdate struct {
+	Models *[]string // an empty list means every model
+	Limits *billing.Limits
+}
+
 // Store is the tenants-and-keys store.
 type Store interface {
 	CreateTenant(ctx context.Context, name string, limits billing.Limits) (Tenant, error)
@@ -66,6 +77,12 @@ type Store interface {
 	GetTenant(ctx context.Context, nameOrID string) (Tenant, error)
 	ListTenants(ctx context.Context) ([]Tenant, error)
 	SetTenantLimits(ctx context.Context, nameOrID string, l billing.Limits) (Tenant, error)
+	// SuspendTenant makes every key of the tenant fail to authenticate
+	// with ErrSuspended (within the authenticator's cache TTL); keys,
+	// limits and ledger are kept. Suspending twice keeps the first time.
+	SuspendTenant(ctx context.Context, nameOrID string) (Tenant, error)
+	// ResumeTenant lifts a suspension; resuming an active tenant is no error.
+	ResumeTenant(ctx context.Context, nameOrID string) (Tenant, error)
 
 	// CreateKey stores a new key and returns it with the full secret key
 	// string, which is never retrievable again.
@@ -78,6 +95,7 @@ type Store interface {
 	ListKeys(ctx context.Context, tenant string) ([]Key, error)
 	RevokeKey(ctx context.Context, id string) error
 	SetKeyLimits(ctx context.Context, id string, l billing.Limits) (Key, error)
+	UpdateKey(ctx context.Context, id string, u KeyUpdate) (Key, error)
 
 	Ping(ctx context.Context) error
 	Close() error

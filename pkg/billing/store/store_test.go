@@ -34,6 +34,33 @@ func TestPostgresConformance(t *testing.T) {
 	})
 }
 
+// Two stores on one database, as two gateway replicas have.
+func TestSQLiteReplicasConformance(t *testing.T) {
+	storetest.RunReplicas(t, func(t *testing.T) (store.Store, store.Store) {
+		dsn := "sqlite:" + filepath.Join(t.TempDir(), "db", "llmctl.db")
+		return openTwo(t, dsn)
+	})
+}
+
+func TestPostgresReplicasConformance(t *testing.T) {
+	pg := testenv.PG(t)
+	storetest.RunReplicas(t, func(t *testing.T) (store.Store, store.Store) {
+		return openTwo(t, pg.NewDatabase(t))
+	})
+}
+
+func openTwo(t *testing.T, dsn string) (store.Store, store.Store) {
+	var two [2]store.Store
+	for i := range two {
+		s, err := store.Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		two[i] = s
+	}
+	return two[0], two[1]
+}
+
 // Several replicas starting at once must not fail their migrations.
 func TestPostgresConcurrentMigrate(t *testing.T) {
 	pg := testenv.PG(t)

@@ -30,6 +30,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentCreate", testConcurrentCreate},
 		{"ImportKey", testImportKey},
 		{"Roles", testRoles},
+		{"Suspend", testSuspend},
+		{"UpdateKey", testUpdateKey},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -38,6 +40,16 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			tc.fn(t, s)
 		})
 	}
+}
+
+// RunReplicas runs the tests that need two replicas: open returns two
+// stores, each with its own connections, on one fresh database.
+func RunReplicas(t *testing.T, open func(t *testing.T) (store.Store, store.Store)) {
+	t.Run("SuspendAcrossReplicas", func(t *testing.T) {
+		a, b := open(t)
+		t.Cleanup(func() { a.Close(); b.Close() })
+		testSuspendAcrossReplicas(t, a, b)
+	})
 }
 
 func ctx(t *testing.T) context.Context {
@@ -386,5 +398,152 @@ func testRoles(t *testing.T, s store.Store) {
 		if p.IsAdmin() != tc.admin {
 			t.Errorf("principal %s: IsAdmin() = %v, want %v (role %q)", p.KeyID, p.IsAdmin(), tc.admin, p.Role)
 		}
+	}
+}
+
+func testSuspend(t *testing.T, s store.Store) {
+	c := ctx(t)
+	acme, err := s.CreateTenant(c, "acme", billing.Limits{RPM: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acme.SuspendedAt != nil {
+		t.Fatal("a new tenant is suspended")
+	}
+	if _, err := s.CreateTenant(c, "other", billing.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := s.CreateKey(c, store.NewKey{Tenant: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherSecret, err := s.CreateKey(c, store.NewKey{Tenant: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := store.NewAuthenticator(s, time.Nanosecond) // effectively uncached: see the store's state
+	auth := func(key string) error {
+		time.Sleep(time.Millisecond) // past the nanosecond TTL, whatever the clock's resolution
+		_, err := a.Authenticate(c, key)
+		return err
+	}
+	if err := auth(secret); err != nil {
+		t.Fatal(err)
+	}
+	sus, err := s.SuspendTenant(c, "acme")
+	if err != nil || sus.SuspendedAt == nil || sus.Limits.RPM != 7 {
+		t.Fatalf("SuspendTenant = %+v, %v", sus, err)
+	}
+	err = auth(secret)
+	if !errors.Is(err, store.ErrSuspended) || errors.Is(err, store.ErrRevoked) {
+		t.Fatalf("suspended tenant's key: want ErrSuspended, got %v", err)
+	}
+	if err := auth(otherSecret); err != nil {
+		t.Fatalf("another tenant's key after suspending acme: %v", err)
+	}
+	again, err := s.SuspendTenant(c, acme.ID)
+	if err != nil || again.SuspendedAt == nil || !again.SuspendedAt.Equal(*sus.SuspendedAt) {
+		t.Fatalf("second suspend = %+v, %v; want the first time kept", again, err)
+	}
+	if g, err := s.GetTenant(c, "acme"); err != nil || g.SuspendedAt == nil {
+		t.Fatalf("GetTenant of a suspended tenant = %+v, %v", g, err)
+	}
+	if keys, err := s.ListKeys(c, "acme"); err != nil || len(keys) != 1 {
+		t.Fatalf("a suspended tenant's keys: %d, %v; want them kept", len(keys), err)
+	}
+	res, err := s.ResumeTenant(c, "acme")
+	if err != nil || res.SuspendedAt != nil {
+		t.Fatalf("ResumeTenant = %+v, %v", res, err)
+	}
+	if err := auth(secret); err != nil {
+		t.Fatalf("resumed tenant's key: %v", err)
+	}
+	if _, err := s.ResumeTenant(c, "acme"); err != nil {
+		t.Fatalf("resuming an active tenant: %v", err)
+	}
+	for _, f := range []func(context.Context, string) (store.Tenant, error){s.SuspendTenant, s.ResumeTenant} {
+		if _, err := f(c, "ghost"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("suspend/resume unknown tenant: want ErrNotFound, got %v", err)
+		}
+	}
+}
+
+// A suspension written through one replica reaches the other's
+// authenticator once its cache TTL has passed, and so does the resume.
+func testSuspendAcrossReplicas(t *testing.T, a, b store.Store) {
+	c := ctx(t)
+	if _, err := a.CreateTenant(c, "acme", billing.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := a.CreateKey(c, store.NewKey{Tenant: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 500 * time.Millisecond
+	now := time.Now()
+	clock := store.AuthClock(func() time.Time { return now })
+	authA, authB := store.NewAuthenticator(a, ttl, clock), store.NewAuthenticator(b, ttl, clock)
+	expect := func(step string, want error) {
+		t.Helper()
+		for name, au := range map[string]*store.Authenticator{"replica a": authA, "replica b": authB} {
+			_, err := au.Authenticate(c, secret)
+			if want == nil && err != nil || want != nil && !errors.Is(err, want) {
+				t.Fatalf("%s, %s: Authenticate = %v, want %v", step, name, err, want)
+			}
+		}
+	}
+	expect("active", nil) // both caches hold the key now
+	if _, err := a.SuspendTenant(c, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(ttl)
+	expect("suspended on a, one TTL later", store.ErrSuspended)
+	if _, err := b.ResumeTenant(c, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(ttl)
+	expect("resumed on b, one TTL later", nil)
+}
+
+func testUpdateKey(t *testing.T, s store.Store) {
+	c := ctx(t)
+	if _, err := s.CreateTenant(c, "acme", billing.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	k, _, err := s.CreateKey(c, store.NewKey{Tenant: "acme", Models: []string{"a"}, Limits: billing.Limits{RPM: 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	models := []string{"b", "c"}
+	got, err := s.UpdateKey(c, k.ID, store.KeyUpdate{Models: &models})
+	if err != nil || strings.Join(got.Models, ",") != "b,c" || got.Limits.RPM != 5 {
+		t.Fatalf("UpdateKey(models) = %+v, %v; want models b,c and the limits unchanged", got, err)
+	}
+	lim := billing.Limits{TPM: 100}
+	got, err = s.UpdateKey(c, k.ID, store.KeyUpdate{Limits: &lim})
+	if err != nil || got.Limits != lim || strings.Join(got.Models, ",") != "b,c" {
+		t.Fatalf("UpdateKey(limits) = %+v, %v; want limits %+v and the models unchanged", got, err, lim)
+	}
+	all := []string{}
+	if got, err = s.UpdateKey(c, k.ID, store.KeyUpdate{Models: &all}); err != nil || got.Models != nil {
+		t.Fatalf("UpdateKey(no models) = %+v, %v; want every model", got, err)
+	}
+	if got, err = s.UpdateKey(c, k.ID, store.KeyUpdate{}); err != nil || got.ID != k.ID {
+		t.Fatalf("empty update = %+v, %v", got, err)
+	}
+	bad := []string{" x"}
+	neg := billing.Limits{RPM: -1}
+	for _, u := range []store.KeyUpdate{{Models: &bad}, {Limits: &neg}} {
+		if _, err := s.UpdateKey(c, k.ID, u); err == nil {
+			t.Errorf("UpdateKey(%+v) accepted bad input", u)
+		}
+	}
+	for _, u := range []store.KeyUpdate{{}, {Limits: &lim}} {
+		if _, err := s.UpdateKey(c, "aaaaaaaaaaaa", u); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("UpdateKey(unknown, %+v): want ErrNotFound, got %v", u, err)
+		}
+	}
+	if final, _ := s.GetKey(c, k.ID); final.Limits != lim || final.Models != nil {
+		t.Fatalf("rejected updates changed the key: %+v", final)
 	}
 }
