@@ -97,6 +97,13 @@ type Store interface {
 	SetKeyLimits(ctx context.Context, id string, l billing.Limits) (Key, error)
 	UpdateKey(ctx context.Context, id string, u KeyUpdate) (Key, error)
 
+	// AppendAudit adds a record to the append-only audit log and returns
+	// it with its ID (and Time, when left zero). It refuses a record that
+	// contains an API key.
+	AppendAudit(ctx context.Context, r AuditRecord) (AuditRecord, error)
+	// ListAudit returns audit records newest first.
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
+
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -4,7 +4,9 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +34,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Roles", testRoles},
 		{"Suspend", testSuspend},
 		{"UpdateKey", testUpdateKey},
+		{"Audit", testAudit},
+		{"AuditNoSecret", testAuditNoSecret},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -545,5 +549,123 @@ func testUpdateKey(t *testing.T, s store.Store) {
 	}
 	if final, _ := s.GetKey(c, k.ID); final.Limits != lim || final.Models != nil {
 		t.Fatalf("rejected updates changed the key: %+v", final)
+	}
+}
+
+func testAudit(t *testing.T, s store.Store) {
+	c := ctx(t)
+	if got, err := s.ListAudit(c, store.AuditFilter{}); err != nil || len(got) != 0 {
+		t.Fatalf("empty audit log lists %v, %v", got, err)
+	}
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
+	var recs []store.AuditRecord
+	for i := range 5 {
+		r, err := s.AppendAudit(c, store.AuditRecord{
+			Time: t0.Add(time.Duration(i) * time.Minute), Actor: "keyid" + fmt.Sprint(i), Action: store.AuditTenantCreate,
+			Target: fmt.Sprintf("t%d", i), RequestID: fmt.Sprintf("req-%d", i),
+			Details: json.RawMessage(fmt.Sprintf(`{"n": %d, "z": "a", "a": "z"}`, i)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) > 0 && r.ID <= recs[len(recs)-1].ID {
+			t.Fatalf("record %d has id %d, not above the previous %d", i, r.ID, recs[len(recs)-1].ID)
+		}
+		recs = append(recs, r)
+	}
+	all, err := s.ListAudit(c, store.AuditFilter{})
+	if err != nil || len(all) != 5 {
+		t.Fatalf("ListAudit = %d records, %v", len(all), err)
+	}
+	for i, got := range all {
+		want := recs[4-i] // newest first
+		if got.ID != want.ID || !got.Time.Equal(want.Time) || got.Actor != want.Actor || got.Action != want.Action ||
+			got.Target != want.Target || got.RequestID != want.RequestID || string(got.Details) != string(want.Details) {
+			t.Fatalf("record %d = %+v (details %s), want %+v (details %s)", i, got, got.Details, want, want.Details)
+		}
+	}
+	// Cursor pagination: pages of two, each starting below the last id seen.
+	var paged []int64
+	for before := int64(0); ; {
+		page, err := s.ListAudit(c, store.AuditFilter{Limit: 2, Before: before})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		if len(page) > 2 {
+			t.Fatalf("page of %d records with limit 2", len(page))
+		}
+		for _, r := range page {
+			paged = append(paged, r.ID)
+		}
+		before = page[len(page)-1].ID
+	}
+	if fmt.Sprint(paged) != fmt.Sprint([]int64{recs[4].ID, recs[3].ID, recs[2].ID, recs[1].ID, recs[0].ID}) {
+		t.Fatalf("paged ids %v, want every record once, newest first", paged)
+	}
+	// Since inclusive, until exclusive.
+	win, err := s.ListAudit(c, store.AuditFilter{Since: recs[1].Time, Until: recs[3].Time})
+	if err != nil || len(win) != 2 || win[0].ID != recs[2].ID || win[1].ID != recs[1].ID {
+		t.Fatalf("ListAudit(since record 1, until record 3) = %+v, %v", win, err)
+	}
+	if _, err := s.ListAudit(c, store.AuditFilter{Since: t0, Until: t0}); err == nil {
+		t.Error("since not before until accepted")
+	}
+	// Time left zero is the store's now; details left empty are {}.
+	now, err := s.AppendAudit(c, store.AuditRecord{Actor: store.AuditActorCLI, Action: store.AuditKeyRevoke})
+	if err != nil || now.Time.IsZero() || string(now.Details) != "{}" {
+		t.Fatalf("defaults: %+v (details %s), %v", now, now.Details, err)
+	}
+	bad := []store.AuditRecord{
+		{Action: "x"},
+		{Actor: "cli"},
+		{Actor: "cli", Action: "x", Details: json.RawMessage(`[1]`)},
+		{Actor: "cli", Action: "x", Details: json.RawMessage(`{"a":`)},
+	}
+	for _, r := range bad {
+		if _, err := s.AppendAudit(c, r); err == nil {
+			t.Errorf("AppendAudit(%+v) accepted a bad record", r)
+		}
+	}
+	if got, _ := s.ListAudit(c, store.AuditFilter{}); len(got) != 6 {
+		t.Fatalf("%d records after refused appends, want 6", len(got))
+	}
+}
+
+// A key's secret can never reach the audit log, whichever field carries it.
+func testAuditNoSecret(t *testing.T, s store.Store) {
+	c := ctx(t)
+	if _, err := s.CreateTenant(c, "acme", billing.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	k, secret, err := s.CreateKey(c, store.NewKey{Tenant: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quoted, _ := json.Marshal(secret)
+	for _, r := range []store.AuditRecord{
+		{Actor: secret, Action: store.AuditKeyCreate},
+		{Actor: "cli", Action: store.AuditKeyCreate, Target: secret},
+		{Actor: "cli", Action: store.AuditKeyCreate, RequestID: secret},
+		{Actor: "cli", Action: store.AuditKeyCreate, Details: json.RawMessage(`{"key": ` + string(quoted) + `}`)},
+	} {
+		if _, err := s.AppendAudit(c, r); err == nil || !strings.Contains(err.Error(), "API key") {
+			t.Errorf("AppendAudit with the secret in it: want an error naming the API key, got %v", err)
+		}
+	}
+	if _, err := s.AppendAudit(c, store.AuditRecord{Actor: "cli", Action: store.AuditKeyCreate, Target: k.ID,
+		Details: json.RawMessage(`{"tenant": "acme"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ListAudit(c, store.AuditFilter{})
+	if err != nil || len(got) != 1 || got[0].Target != k.ID {
+		t.Fatalf("audit log = %+v, %v; want only the key.create without the secret", got, err)
+	}
+	out, _ := json.Marshal(got)
+	_, sec, _ := store.ParseKey(secret)
+	if strings.Contains(string(out), sec) {
+		t.Fatal("the key's secret reached the audit log")
 	}
 }
