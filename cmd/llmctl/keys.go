@@ -101,13 +101,35 @@ func (o *keysCreateOptions) Run(cmd *cobra.Command, g *globals) error {
 	if err != nil {
 		return err
 	}
+	// Printed before the audit record is written: the secret exists only
+	// now, so a failing audit log must not swallow it.
+	if err := o.print(g, k, secret); err != nil {
+		return err
+	}
+	return recordAudit(cmd.Context(), st, store.AuditKeyCreate, k.ID, keyAudit{
+		Tenant: k.TenantName, Name: k.Name, Role: k.Role, Models: k.Models, Limits: k.Limits, ExpiresAt: k.ExpiresAt,
+	})
+}
+
+// keyAudit is a key.create record's details: what was granted, never the
+// secret or its hash.
+type keyAudit struct {
+	Tenant    string         `json:"tenant"`
+	Name      string         `json:"name,omitempty"`
+	Role      billing.Role   `json:"role"`
+	Models    []string       `json:"models,omitempty"`
+	Limits    billing.Limits `json:"limits"`
+	ExpiresAt *time.Time     `json:"expiresAt,omitempty"`
+}
+
+func (o *keysCreateOptions) print(g *globals, k store.Key, secret string) error {
 	if o.format != printer.Table {
 		return printer.Structured(g.Out, o.format, createdKey{Key: k, Secret: secret})
 	}
 	if err := printKeys(g, o.format, k); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(g.Out, "\nkey: %s\nStore it now: it is shown only once.\n", secret)
+	_, err := fmt.Fprintf(g.Out, "\nkey: %s\nStore it now: it is shown only once.\n", secret)
 	return err
 }
 
@@ -185,6 +207,9 @@ func newKeysRevokeCmd(g *globals, db *dbFlag) *cobra.Command {
 			if err := st.RevokeKey(cmd.Context(), id); err != nil {
 				return err
 			}
+			if err := recordAudit(cmd.Context(), st, store.AuditKeyRevoke, id, nil); err != nil {
+				return err
+			}
 			_, err = fmt.Fprintf(g.Out, "key %s revoked\n", id)
 			return err
 		},
@@ -196,6 +221,9 @@ func newKeysLimitsCmd(g *globals, db *dbFlag) *cobra.Command {
 		func(ctx context.Context, st store.Store, id string, l billing.Limits, f printer.Format) error {
 			k, err := st.SetKeyLimits(ctx, id, l)
 			if err != nil {
+				return err
+			}
+			if err := recordAudit(ctx, st, store.AuditKeyUpdate, k.ID, map[string]any{"limits": l}); err != nil {
 				return err
 			}
 			return printKeys(g, f, k)

@@ -76,6 +76,7 @@ func newRootCmd(ctx context.Context, s streams) *cobra.Command {
 		newCompletionCmd(g),
 		newTenantsCmd(g),
 		newKeysCmd(g),
+		newAuditCmd(g),
 		newServeCmd(g),
 		newLedgerCmd(g),
 		newTopCmd(g),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -121,4 +122,20 @@ func runOptions(g *globals, o options) func(*cobra.Command, []string) error {
 		}
 		return o.Run(cmd, g)
 	}
+}
+
+// recordAudit appends a CLI write to the audit log with actor "cli". The
+// write has already happened, so a failure is reported, not undone.
+func recordAudit(ctx context.Context, st store.Store, action, target string, details any) error {
+	d := json.RawMessage(nil)
+	if details != nil {
+		var err error
+		if d, err = json.Marshal(details); err != nil {
+			return fmt.Errorf("audit %s: %w", action, err)
+		}
+	}
+	if _, err := st.AppendAudit(ctx, store.AuditRecord{Actor: store.AuditActorCLI, Action: action, Target: target, Details: d}); err != nil {
+		return fmt.Errorf("%s %s is done, but writing its audit record failed: %w", action, target, err)
+	}
+	return nil
 }

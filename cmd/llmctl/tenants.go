@@ -57,6 +57,9 @@ func (o *tenantsCreateOptions) Run(cmd *cobra.Command, g *globals) error {
 	if err != nil {
 		return err
 	}
+	if err := recordAudit(cmd.Context(), st, store.AuditTenantCreate, t.Name, map[string]any{"id": t.ID, "limits": t.Limits}); err != nil {
+		return err
+	}
 	return printTenants(g, o.format, t)
 }
 
@@ -107,6 +110,9 @@ func newTenantsLimitsCmd(g *globals, db *dbFlag) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := recordAudit(ctx, st, store.AuditTenantLimits, t.Name, map[string]any{"id": t.ID, "limits": l}); err != nil {
+				return err
+			}
 			return printTenants(g, f, t)
 		})
 }
@@ -130,12 +136,15 @@ func (o *tenantsSuspendOptions) Run(cmd *cobra.Command, g *globals) error {
 		return err
 	}
 	defer st.Close()
-	set := st.ResumeTenant
+	set, action := st.ResumeTenant, store.AuditTenantResume
 	if o.suspend {
-		set = st.SuspendTenant
+		set, action = st.SuspendTenant, store.AuditTenantSuspend
 	}
 	t, err := set(cmd.Context(), o.Name)
 	if err != nil {
+		return err
+	}
+	if err := recordAudit(cmd.Context(), st, action, t.Name, map[string]any{"id": t.ID}); err != nil {
 		return err
 	}
 	return printTenants(g, o.format, t)
