@@ -438,9 +438,10 @@ func testSuspend(t *testing.T, s store.Store) {
 	if err != nil || sus.SuspendedAt == nil || sus.Limits.RPM != 7 {
 		t.Fatalf("SuspendTenant = %+v, %v", sus, err)
 	}
+	// ErrSuspended also matches ErrInvalidKey: a caller unaware of it refuses the key.
 	err = auth(secret)
-	if !errors.Is(err, store.ErrSuspended) || errors.Is(err, store.ErrRevoked) {
-		t.Fatalf("suspended tenant's key: want ErrSuspended, got %v", err)
+	if !errors.Is(err, store.ErrSuspended) || !errors.Is(err, store.ErrInvalidKey) || errors.Is(err, store.ErrRevoked) {
+		t.Fatalf("suspended tenant's key: want ErrSuspended (matching ErrInvalidKey), got %v", err)
 	}
 	if err := auth(otherSecret); err != nil {
 		t.Fatalf("another tenant's key after suspending acme: %v", err)
