@@ -14,7 +14,8 @@ import (
 )
 
 // An existing store upgraded past 00200: the admin tenant's keys (the
-// bootstrap key) become admin, every other key stays user.
+// bootstrap key) become admin, every other key stays user. The 002xx
+// migrations also go down and up again.
 func TestMigrateRolesUpgrade(t *testing.T) {
 	for _, rs := range realStores() {
 		t.Run(rs.name, func(t *testing.T) {
@@ -43,6 +44,16 @@ func TestMigrateRolesUpgrade(t *testing.T) {
 				if k.Role != want {
 					t.Errorf("key %s of tenant %s: role %q after upgrade, want %q", id, k.TenantName, k.Role, want)
 				}
+			}
+			// The 002xx migrations go down and up again cleanly.
+			if _, err := p.DownTo(ctx, 101); err != nil {
+				t.Fatalf("down to 101: %v", err)
+			}
+			if _, err := p.Up(ctx); err != nil {
+				t.Fatalf("up again: %v", err)
+			}
+			if k, err := st.GetKey(ctx, "aaaaaaaaaaaa"); err != nil || k.Role != billing.RoleAdmin {
+				t.Fatalf("after down and up: %+v, %v", k, err)
 			}
 		})
 	}
