@@ -30,6 +30,8 @@ func (a memAuth) Authenticate(_ context.Context, bearer string) (billing.Princip
 		return billing.Principal{}, fmt.Errorf("key: %w", store.ErrRevoked)
 	case "expired":
 		return billing.Principal{}, fmt.Errorf("key: %w", store.ErrExpired)
+	case "suspended": // as the store answers it: also an invalid key
+		return billing.Principal{}, fmt.Errorf("key: %w (%w)", store.ErrSuspended, store.ErrInvalidKey)
 	case "broken-store":
 		return billing.Principal{}, errors.New("database is down")
 	}

@@ -257,6 +257,8 @@ func (g *Gateway) authenticate(r *http.Request, st *reqState) (billing.Principal
 			msg = "API key revoked"
 		case errors.Is(err, store.ErrExpired):
 			msg = "API key expired"
+		case errors.Is(err, store.ErrSuspended): // before ErrInvalidKey, which it also matches
+			msg = "this API key's account is suspended; ask the operator"
 		case errors.Is(err, store.ErrInvalidKey), errors.Is(err, store.ErrNotFound):
 			msg = "invalid API key"
 		default:

@@ -281,3 +281,26 @@ func hasLabel(m *dto.Metric, name, value string) bool {
 	}
 	return false
 }
+
+// TestAuthErrorsSayWhy: each refused key is a 401 whose message says why.
+func TestAuthErrorsSayWhy(t *testing.T) {
+	f := newFixture(t, nil)
+	for key, want := range map[string]string{
+		"":             "missing API key",
+		"nope":         "invalid API key",
+		"revoked":      "API key revoked",
+		"expired":      "API key expired",
+		"suspended":    "account is suspended",
+		"broken-store": "could not verify",
+	} {
+		resp := f.post(t, "/v1/chat/completions", key, chatBody(false, "x"))
+		body, _ := io.ReadAll(resp.Body)
+		code := http.StatusUnauthorized
+		if key == "broken-store" {
+			code = http.StatusServiceUnavailable
+		}
+		if resp.StatusCode != code || !strings.Contains(string(body), want) {
+			t.Errorf("key %q: %d %s, want %d %q", key, resp.StatusCode, body, code, want)
+		}
+	}
+}
