@@ -108,10 +108,17 @@ func (s *sqliteStore) Apply(ctx context.Context, entries []Entry) (int, error) {
 				inserted++
 				moved = int64(e.Amount)
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO ledger_accounts (tenant_id, balance, reserved) VALUES (?, ?, ?)
-                ON CONFLICT (tenant_id) DO UPDATE SET balance = balance + excluded.balance, reserved = reserved + excluded.reserved`,
-				e.TenantID, moved, -held); err != nil {
+			// SQLite turns an integer sum past int64 into a float instead of
+			// failing; refuse it as PostgreSQL's bigint does.
+			var exact bool
+			if err := tx.QueryRowContext(ctx, `INSERT INTO ledger_accounts (tenant_id, balance, reserved) VALUES (?, ?, ?)
+                ON CONFLICT (tenant_id) DO UPDATE SET balance = balance + excluded.balance, reserved = reserved + excluded.reserved
+                RETURNING typeof(balance) = 'integer' AND typeof(reserved) = 'integer'`,
+				e.TenantID, moved, -held).Scan(&exact); err != nil {
 				return err
+			}
+			if !exact {
+				return fmt.Errorf("tenant %s: entry %s would take the balance past the largest amount a ledger holds", e.TenantID, e.Key)
 			}
 		}
 		return nil

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,22 @@ func Run(t *testing.T, h Harness) {
 		mustEq(t, err, n, 1)
 		wantAccount(t, s, "a", 11*ledger.Unit, 0)
 		wantClean(t, s)
+	})
+
+	// A balance past int64 is refused whole on every store: PostgreSQL's
+	// bigint raises, and SQLite would otherwise turn the sum into a float.
+	t.Run("BalanceOverflowRefused", func(t *testing.T) {
+		s := open(t)
+		top := ledger.Micros(math.MaxInt64 - 10)
+		n, err := s.Apply(ctx, []ledger.Entry{credit("big", "a", top)})
+		mustEq(t, err, n, 1)
+		if n, err := s.Apply(ctx, []ledger.Entry{credit("over", "a", 11)}); err == nil {
+			t.Fatalf("a credit past the largest balance was applied (%d entries)", n)
+		}
+		wantAccount(t, s, "a", top, 0)
+		n, err = s.Apply(ctx, []ledger.Entry{credit("fits", "a", 10)})
+		mustEq(t, err, n, 1)
+		wantAccount(t, s, "a", top+10, 0)
 	})
 
 	t.Run("EntriesRoundTrip", func(t *testing.T) {
