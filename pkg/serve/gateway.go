@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/llmctl/llmctl/pkg/billing"
+	"github.com/llmctl/llmctl/pkg/serve/admin"
 )
 
 // Options configure a Gateway. Auth is required; everything else has a
@@ -70,11 +71,28 @@ type Options struct {
 	EjectBase time.Duration
 	EjectMax  time.Duration
 
+	// Admin, when set, serves the admin API (pkg/serve/admin) under
+	// /admin/v1/ behind the gateway's key check: the bearer key must be an
+	// admin key (403 permission_denied otherwise), the request is counted by
+	// the Admitter like any other, and the caller reaches Admin through
+	// admin.WithCaller. AdminAPI says where: AdminAPIOnAPI (the default) on
+	// the public listener, AdminAPIOnAdmin on the admin listener (beside
+	// /metrics), AdminAPIOff nowhere (404).
+	Admin    http.Handler
+	AdminAPI string
+
 	// Registry receives the gateway's metrics and is served on the admin
 	// listener; nil creates one (with Go and process collectors). Other
 	// components (limits, ledger) register their series on the same one.
 	Registry *prometheus.Registry
 }
+
+// Where the admin API is served (Options.AdminAPI).
+const (
+	AdminAPIOnAPI   = "api"
+	AdminAPIOnAdmin = "admin"
+	AdminAPIOff     = "off"
+)
 
 // Gateway is the OpenAI-compatible front door: an http.Handler for the
 // public API and one for the admin listener.
@@ -97,6 +115,13 @@ func New(opts Options) (*Gateway, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch opts.AdminAPI {
+	case "":
+		opts.AdminAPI = AdminAPIOnAPI
+	case AdminAPIOnAPI, AdminAPIOnAdmin, AdminAPIOff:
+	default:
+		return nil, fmt.Errorf("serve: AdminAPI %q: must be %s, %s or %s", opts.AdminAPI, AdminAPIOnAPI, AdminAPIOnAdmin, AdminAPIOff)
 	}
 	def := func(v *int64, d int64) {
 		if *v <= 0 {
@@ -196,9 +221,21 @@ func (g *Gateway) RunHealthChecks(ctx context.Context) {
 	}
 }
 
-// AdminHandler serves /metrics (and /healthz) for the admin listener.
+// adminOn reports whether the admin API is served on listener (AdminAPIOnAPI
+// or AdminAPIOnAdmin).
+func (g *Gateway) adminOn(listener string) bool {
+	return g.opts.Admin != nil && g.opts.AdminAPI == listener
+}
+
+// AdminHandler serves /metrics (and /healthz) for the admin listener, and
+// the admin API when AdminAPI is AdminAPIOnAdmin.
 func (g *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
+	if g.adminOn(AdminAPIOnAdmin) {
+		// The same request id, key check, limits, metrics and access log
+		// as on the public listener.
+		mux.HandleFunc(admin.Prefix, func(w http.ResponseWriter, r *http.Request) { g.serve(w, r, g.adminAPI) })
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{Registry: g.registry}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	return mux

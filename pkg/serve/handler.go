@@ -20,6 +20,7 @@ import (
 
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/billing/store"
+	"github.com/llmctl/llmctl/pkg/serve/admin"
 )
 
 // statusClientClosed is logged (never sent) when the client went away first.
@@ -76,6 +77,9 @@ func routeOf(path string) string {
 	if path == "/v1/models" || strings.HasPrefix(path, "/v1/models/") {
 		return "models"
 	}
+	if strings.HasPrefix(path, admin.Prefix) {
+		return "admin"
+	}
 	return "other"
 }
 
@@ -100,7 +104,10 @@ func requestID(r *http.Request) string {
 
 // ServeHTTP is the public API: request id, metrics, access log and panic
 // safety around the routes.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.serve(w, r, g.route) }
+
+// serve wraps one listener's routes (route, or the admin listener's admin API).
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, route func(http.ResponseWriter, *http.Request, *reqState)) {
 	st := &reqState{id: requestID(r), route: routeOf(r.URL.Path), start: time.Now()}
 	w.Header().Set("X-Request-Id", st.id)
 	rw := &respWriter{ResponseWriter: w}
@@ -122,7 +129,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(p)
 		}
 	}()
-	g.route(rw, r, st)
+	route(rw, r, st)
 }
 
 func (g *Gateway) finish(r *http.Request, rw *respWriter, st *reqState) {
@@ -161,6 +168,10 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request, st *reqState) {
 		}
 		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 		g.webhooks.ServeHTTP(w, r)
+		return
+	}
+	if strings.HasPrefix(path, admin.Prefix) && g.adminOn(AdminAPIOnAPI) {
+		g.adminAPI(w, r, st)
 		return
 	}
 	var ep Endpoint
@@ -273,6 +284,64 @@ func (g *Gateway) authenticate(r *http.Request, st *reqState) (billing.Principal
 	return p, nil
 }
 
+// adminAPI checks the caller like inference does (key from the headers
+// before any body byte is read; then its role; then the rate limits on the
+// key's and tenant's buckets, model "admin") and hands the read body to the
+// admin handler with the caller in the context.
+func (g *Gateway) adminAPI(w http.ResponseWriter, r *http.Request, st *reqState) {
+	p, aerr := g.authenticate(r, st)
+	if aerr == nil && !p.IsAdmin() {
+		aerr = &apiError{Status: http.StatusForbidden, Type: typePermission, Code: "permission_denied",
+			Message: "this API key may not use the admin API; use an admin key"}
+	}
+	if aerr != nil {
+		g.refuseUnread(w, st, aerr)
+		return
+	}
+	if g.opts.Admitter != nil {
+		ticket, err := g.opts.Admitter.Admit(r.Context(), p, "admin", 0)
+		if err != nil {
+			g.refuseUnread(w, st, g.admitError(r, st, err))
+			return
+		}
+		defer ticket.Done(context.WithoutCancel(r.Context()), billing.Usage{})
+		for k, vs := range ticket.Header() {
+			w.Header()[k] = vs
+		}
+	}
+	body, release, aerr := g.readBody(w, r, g.opts.MaxBodyBytes)
+	defer release()
+	if aerr != nil {
+		g.refuseUnread(w, st, aerr)
+		return
+	}
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	// The handler's audit records carry the request id this response has.
+	r.Header.Set("X-Request-Id", st.id)
+	g.opts.Admin.ServeHTTP(w, r.WithContext(admin.WithCaller(r.Context(), p)))
+}
+
+// admitError answers a refusal or failure of the Admitter.
+func (g *Gateway) admitError(r *http.Request, st *reqState, err error) *apiError {
+	var le *billing.LimitError
+	if errors.As(err, &le) {
+		h := le.Header.Clone()
+		if h == nil {
+			h = http.Header{}
+		}
+		secs := int64((le.RetryAfter + time.Second - 1) / time.Second)
+		h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+		return &apiError{Status: http.StatusTooManyRequests, Type: typeRateLimit,
+			Code: "rate_limit_exceeded", Message: le.Message, Header: h}
+	}
+	if r.Context().Err() != nil {
+		return clientClosed()
+	}
+	g.log.Error("rate limiter", "request_id", st.id, "err", err)
+	return &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: "limiter_unavailable",
+		Message: "rate limiter unavailable; try again"}
+}
+
 // inference is the one-way request path of design.md.
 func (g *Gateway) inference(w http.ResponseWriter, r *http.Request, st *reqState, ep Endpoint) {
 	// The key comes from the headers, so it is checked before a byte of the
@@ -323,25 +392,7 @@ func (g *Gateway) inference(w http.ResponseWriter, r *http.Request, st *reqState
 	if g.opts.Admitter != nil {
 		ticket, err := g.opts.Admitter.Admit(r.Context(), p, model, satAdd(maxTokens, cr.promptEstimate))
 		if err != nil {
-			var le *billing.LimitError
-			if errors.As(err, &le) {
-				h := le.Header.Clone()
-				if h == nil {
-					h = http.Header{}
-				}
-				secs := int64((le.RetryAfter + time.Second - 1) / time.Second)
-				h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
-				g.fail(w, st, &apiError{Status: http.StatusTooManyRequests, Type: typeRateLimit,
-					Code: "rate_limit_exceeded", Message: le.Message, Header: h})
-				return
-			}
-			if r.Context().Err() != nil {
-				g.fail(w, st, clientClosed())
-				return
-			}
-			g.log.Error("rate limiter", "request_id", st.id, "err", err)
-			g.fail(w, st, &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: "limiter_unavailable",
-				Message: "rate limiter unavailable; try again"})
+			g.fail(w, st, g.admitError(r, st, err))
 			return
 		}
 		defer func() { ticket.Done(settleCtx, used) }()
