@@ -16,6 +16,7 @@ import (
 	"github.com/llmctl/llmctl/pkg/billing/limits"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/serve"
+	"github.com/llmctl/llmctl/pkg/serve/admin"
 	"github.com/llmctl/llmctl/pkg/serve/config"
 	"github.com/llmctl/llmctl/pkg/serve/engine"
 )
@@ -27,6 +28,7 @@ type serveOptions struct {
 
 	listen       string
 	adminListen  string
+	adminAPI     string
 	db           string
 	backends     []string
 	maxBodyBytes int64
@@ -74,6 +76,7 @@ admin tenant is created and its key printed once as "admin key: sk-llm-…".`,
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", "", "public API address (env LLMCTL_LISTEN; default 127.0.0.1:8080)")
 	f.StringVar(&o.adminListen, "admin-listen", "", `admin address serving /metrics, "off" to disable (env LLMCTL_ADMIN_LISTEN; default 127.0.0.1:9090)`)
+	f.StringVar(&o.adminAPI, "admin-api", "", `where the admin API (/admin/v1/, admin keys only) is served: api (the public listener), admin (the admin listener) or off (env LLMCTL_ADMIN_API; default api)`)
 	f.StringVar(&o.db, "db", "", "database: postgres://… or sqlite:PATH (env LLMCTL_DB; default SQLite in the data dir)")
 	f.StringArrayVar(&o.backends, "backend", nil, "backend NAME=URL, repeatable; models discovered from URL/v1/models (env LLMCTL_BACKENDS, comma-separated)")
 	f.Int64Var(&o.maxBodyBytes, "max-body-bytes", 0, "largest request body accepted, else 413 (env LLMCTL_MAX_BODY_BYTES; default 8 MiB)")
@@ -118,6 +121,9 @@ func (o *serveOptions) Complete(lookup func(string) (string, bool)) error {
 	}
 	if o.changed("admin-listen") {
 		o.cfg.AdminListen = o.adminListen
+	}
+	if o.changed("admin-api") {
+		o.cfg.AdminAPI = o.adminAPI
 	}
 	if o.changed("db") {
 		o.cfg.DB = o.db
@@ -190,6 +196,12 @@ func (o *serveOptions) Run(ctx context.Context) error {
 		BodyReadTimeout:  o.cfg.BodyReadTimeout,
 		DefaultMaxTokens: o.cfg.DefaultMaxTokens,
 		HealthInterval:   o.cfg.HealthInterval,
+		AdminAPI:         o.cfg.AdminAPI,
+	}
+	if o.cfg.AdminAPI != serve.AdminAPIOff {
+		if opts.Admin, err = admin.New(admin.Options{Store: st, Logger: log, MaxBodyBytes: o.cfg.MaxBodyBytes}); err != nil {
+			return err
+		}
 	}
 	for _, b := range o.cfg.Backends {
 		apiKey := b.APIKey

@@ -13,7 +13,7 @@ import (
 func completeServe(t *testing.T, configFile string, env map[string]string, flags map[string]string, backends ...string) (*serveOptions, error) {
 	t.Helper()
 	g := &globals{streams: defaultStreams(), ConfigFile: configFile, LogLevel: "info"}
-	o := &serveOptions{g: g, listen: flags["listen"], adminListen: flags["admin-listen"], db: flags["db"], backends: backends}
+	o := &serveOptions{g: g, listen: flags["listen"], adminListen: flags["admin-listen"], adminAPI: flags["admin-api"], db: flags["db"], backends: backends}
 	o.changed = func(name string) bool {
 		if name == "backend" {
 			return len(backends) > 0
@@ -115,5 +115,25 @@ func TestServeCommandRejectsUnknownConfigKey(t *testing.T) {
 	_, _, err := run(t, "serve", "--config", file)
 	if err == nil || !strings.Contains(err.Error(), "bogus") {
 		t.Fatalf("err = %v, want it to name the key", err)
+	}
+}
+
+// --admin-api beats LLMCTL_ADMIN_API beats the file's adminAPI; a bad value
+// is refused naming the key.
+func TestServeConfigAdminAPI(t *testing.T) {
+	file := writeFile(t, "adminAPI: off\n")
+	o, err := completeServe(t, file, nil, nil)
+	if err != nil || o.cfg.AdminAPI != "off" {
+		t.Fatalf("file: %q %v", o.cfg.AdminAPI, err)
+	}
+	env := map[string]string{"LLMCTL_ADMIN_API": "admin"}
+	if o, err = completeServe(t, file, env, nil); err != nil || o.cfg.AdminAPI != "admin" {
+		t.Fatalf("env: %q %v", o.cfg.AdminAPI, err)
+	}
+	if o, err = completeServe(t, file, env, map[string]string{"admin-api": "api"}); err != nil || o.cfg.AdminAPI != "api" {
+		t.Fatalf("flag: %q %v", o.cfg.AdminAPI, err)
+	}
+	if _, err = completeServe(t, "", nil, map[string]string{"admin-api": "public"}); err == nil || !strings.Contains(err.Error(), "adminAPI") {
+		t.Fatalf("bad --admin-api: %v", err)
 	}
 }

@@ -23,6 +23,9 @@ type Config struct {
 	Listen      string `yaml:"listen"`      // public API address
 	AdminListen string `yaml:"adminListen"` // /metrics; "off" disables it
 	DB          string `yaml:"db"`          // postgres://… or sqlite:PATH
+	// AdminAPI is where /admin/v1/ is served: "api" (the public listener),
+	// "admin" (the admin listener) or "off".
+	AdminAPI string `yaml:"adminAPI"`
 
 	MaxBodyBytes     int64         `yaml:"maxBodyBytes"`
 	BodyBudgetBytes  int64         `yaml:"bodyBudgetBytes"` // all bodies in flight together
@@ -102,6 +105,7 @@ func Defaults(db string) Config {
 	return Config{
 		Listen:           "127.0.0.1:8080",
 		AdminListen:      "127.0.0.1:9090",
+		AdminAPI:         "api",
 		DB:               db,
 		MaxBodyBytes:     8 << 20,
 		BodyBudgetBytes:  64 << 20,
@@ -145,7 +149,7 @@ func ParseBackend(s string) (Backend, error) {
 // Env names the environment variables MergeEnv reads.
 var Env = []string{"LLMCTL_LISTEN", "LLMCTL_ADMIN_LISTEN", "LLMCTL_DB", "LLMCTL_BACKENDS",
 	"LLMCTL_MAX_BODY_BYTES", "LLMCTL_KEY_CACHE_TTL", "LLMCTL_SHUTDOWN_GRACE",
-	"LLMCTL_REDIS", "LLMCTL_RATE_LIMIT_FAIL_MODE", "LLMCTL_MODELS", "LLMCTL_ENGINE_THREADS", "LLMCTL_DEMO", "LLMCTL_ADMIN_KEY"}
+	"LLMCTL_REDIS", "LLMCTL_RATE_LIMIT_FAIL_MODE", "LLMCTL_MODELS", "LLMCTL_ENGINE_THREADS", "LLMCTL_DEMO", "LLMCTL_ADMIN_KEY", "LLMCTL_ADMIN_API"}
 
 // MergeEnv overlays LLMCTL_… variables. LLMCTL_BACKENDS is a comma-separated
 // NAME=URL list that replaces the file's backends.
@@ -160,6 +164,9 @@ func (c *Config) MergeEnv(lookup func(string) (string, bool)) error {
 	}
 	if v, ok := get("LLMCTL_ADMIN_LISTEN"); ok {
 		c.AdminListen = v
+	}
+	if v, ok := get("LLMCTL_ADMIN_API"); ok {
+		c.AdminAPI = v
 	}
 	if v, ok := get("LLMCTL_DB"); ok {
 		c.DB = v
@@ -245,6 +252,14 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("db: must not be empty"))
 	} else if !strings.HasPrefix(c.DB, "sqlite:") && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") {
 		errs = append(errs, fmt.Errorf("db: %q must be postgres://… or sqlite:PATH", c.DB))
+	}
+	switch c.AdminAPI {
+	case "api", "admin", "off":
+		if c.AdminAPI == "admin" && c.AdminListen == "off" {
+			errs = append(errs, errors.New(`adminAPI: "admin" needs the admin listener, but adminListen is "off"`))
+		}
+	default:
+		errs = append(errs, fmt.Errorf(`adminAPI: %q must be "api", "admin" or "off"`, c.AdminAPI))
 	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("maxBodyBytes: must be positive"))

@@ -59,3 +59,32 @@ func TestValidateReportsEverything(t *testing.T) {
 		t.Fatalf("defaults must be valid: %v", err)
 	}
 }
+
+// adminAPI comes from the file, LLMCTL_ADMIN_API or the default "api", and
+// a bad value or "admin" without an admin listener names the key.
+func TestConfigAdminAPI(t *testing.T) {
+	c := Defaults("sqlite:/tmp/x.db")
+	if c.AdminAPI != "api" {
+		t.Fatalf("default adminAPI = %q, want api", c.AdminAPI)
+	}
+	if err := c.MergeFile("serve.yaml", strings.NewReader("adminAPI: admin\n")); err != nil || c.AdminAPI != "admin" {
+		t.Fatalf("from file: %q %v", c.AdminAPI, err)
+	}
+	if err := c.MergeEnv(func(k string) (string, bool) { return "off", k == "LLMCTL_ADMIN_API" }); err != nil || c.AdminAPI != "off" {
+		t.Fatalf("from env: %q %v", c.AdminAPI, err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("off is valid: %v", err)
+	}
+	for _, tc := range []struct{ api, adminListen, want string }{
+		{"public", "127.0.0.1:9090", `adminAPI: "public" must be`},
+		{"", "127.0.0.1:9090", `adminAPI: "" must be`},
+		{"admin", "off", `adminAPI: "admin" needs the admin listener`},
+	} {
+		c := Defaults("sqlite:/tmp/x.db")
+		c.AdminAPI, c.AdminListen = tc.api, tc.adminListen
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("adminAPI=%q adminListen=%q: %v, want %q", tc.api, tc.adminListen, err, tc.want)
+		}
+	}
+}
