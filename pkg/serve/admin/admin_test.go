@@ -64,15 +64,20 @@ type fixture struct {
 func newFixture(t *testing.T, dsn, mode string) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t, dsn)
 	key, err := serve.EnsureAdmin(ctx, st, "")
 	if err != nil || key == "" {
 		t.Fatalf("bootstrap admin key: %q %v", key, err)
 	}
+	f := newReplica(t, st, mode)
+	f.adminKey = key
+	return f
+}
+
+// newReplica is one more gateway (own authenticator, key cache, limiter and
+// clock) over st, as a second replica sharing the database is.
+func newReplica(t *testing.T, st store.Store, mode string) *fixture {
+	t.Helper()
 	clk := &clock{t: time.Now()}
 	lim, err := limits.NewMemory(limits.Config{Now: clk.Now})
 	if err != nil {
@@ -88,10 +93,20 @@ func newFixture(t *testing.T, dsn, mode string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{st: st, api: httptest.NewServer(gw), adm: httptest.NewServer(gw.AdminHandler()), adminKey: key, clock: clk}
+	f := &fixture{st: st, api: httptest.NewServer(gw), adm: httptest.NewServer(gw.AdminHandler()), clock: clk}
 	t.Cleanup(f.api.Close)
 	t.Cleanup(f.adm.Close)
 	return f
+}
+
+func openStore(t *testing.T, dsn string) store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 type reply struct {
@@ -503,5 +518,41 @@ func TestAdminErrorShape(t *testing.T) {
 	adm := shape(do(t, f.api.URL, "POST", "/admin/v1/tenants", f.adminKey, `{"foo":1}`))
 	if !slices.Equal(gw, []string{"code", "message", "param", "type"}) || !slices.Equal(gw, adm) {
 		t.Fatalf("gateway error fields %v, admin %v", gw, adm)
+	}
+}
+
+// Two replicas on one PostgreSQL database: an admin key revoked through one
+// stops working on the other once that one's key cache TTL has passed, and
+// so does an admin key whose tenant is suspended.
+func TestAdminKeyRevokedOnEveryReplica(t *testing.T) {
+	dsn := realStores[1].dsn(t)
+	a := newFixture(t, dsn, serve.AdminAPIOnAPI)
+	b := newReplica(t, openStore(t, dsn), serve.AdminAPIOnAPI)
+	newAdmin := func(tenant string) string {
+		r := do(t, a.api.URL, "POST", "/admin/v1/tenants/"+tenant+"/keys", a.adminKey, `{"role":"admin"}`)
+		want(t, r, 201, "admin key")
+		var k keyOut
+		r.decode(t, &k)
+		// Used on both replicas first, so both have it cached.
+		want(t, do(t, a.api.URL, "GET", "/admin/v1/tenants", k.Key, ""), 200, "replica a")
+		want(t, do(t, b.api.URL, "GET", "/admin/v1/tenants", k.Key, ""), 200, "replica b")
+		return k.Key
+	}
+	stepBoth := func() { a.clock.Add(keyTTL); b.clock.Add(keyTTL) }
+
+	k1 := newAdmin("admin")
+	id1, _, _ := store.ParseKey(k1)
+	want(t, do(t, a.api.URL, "DELETE", "/admin/v1/keys/"+id1, a.adminKey, ""), 200, "revoke on a")
+	stepBoth()
+	for _, f := range []*fixture{a, b} {
+		wantErr(t, do(t, f.api.URL, "GET", "/admin/v1/tenants", k1, ""), 401, "", "revoked")
+	}
+
+	want(t, do(t, a.api.URL, "POST", "/admin/v1/tenants", a.adminKey, `{"name":"ops"}`), 201, "ops tenant")
+	k2 := newAdmin("ops")
+	want(t, do(t, a.api.URL, "DELETE", "/admin/v1/tenants/ops", a.adminKey, ""), 200, "suspend on a")
+	stepBoth()
+	for _, f := range []*fixture{a, b} {
+		wantErr(t, do(t, f.api.URL, "GET", "/admin/v1/tenants", k2, ""), 401, "", "suspended")
 	}
 }
