@@ -57,7 +57,7 @@ func TestUpDownAgainstCluster(t *testing.T) {
 	c := kubetest.New(t)
 	common := []string{"--kubeconfig", c.Kubeconfig, "-n", "cmdtest"}
 	args := append([]string{"up", "--timeout", "90s", "-o", "json",
-		"--set", "postgresql.persistence.enabled=false", "--set", "redis.persistence.enabled=false",
+		"--set", "persistence.enabled=false", "--set", "postgresql.persistence.enabled=false", "--set", "redis.persistence.enabled=false",
 		"--set", "ingress.host=llm.example.com"}, common...)
 	out, errOut, err := run(t, args...)
 	if err != nil {
