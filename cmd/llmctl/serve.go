@@ -198,11 +198,6 @@ func (o *serveOptions) Run(ctx context.Context) error {
 		HealthInterval:   o.cfg.HealthInterval,
 		AdminAPI:         o.cfg.AdminAPI,
 	}
-	if o.cfg.AdminAPI != serve.AdminAPIOff {
-		if opts.Admin, err = admin.New(admin.Options{Store: st, Logger: log, MaxBodyBytes: o.cfg.MaxBodyBytes}); err != nil {
-			return err
-		}
-	}
 	for _, b := range o.cfg.Backends {
 		apiKey := b.APIKey
 		if b.APIKeyEnv != "" {
@@ -239,6 +234,16 @@ func (o *serveOptions) Run(ctx context.Context) error {
 		}
 	}()
 	opts.Reserver, opts.Webhooks = bill.reserver, bill.webhooks
+	aopts := admin.Options{Store: st, Logger: log, MaxBodyBytes: o.cfg.MaxBodyBytes}
+	if bill.ledger != nil {
+		lv := admin.FromLedger(bill.ledger)
+		aopts.Ledger, opts.Ledger = lv, lv
+	}
+	if o.cfg.AdminAPI != serve.AdminAPIOff {
+		if opts.Admin, err = admin.New(aopts); err != nil {
+			return err
+		}
+	}
 	engines, err := o.openEngines(ctx, log)
 	if err != nil {
 		return err

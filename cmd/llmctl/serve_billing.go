@@ -99,7 +99,10 @@ func (o *serveBillingOptions) enabled() bool {
 type billingParts struct {
 	reserver serve.Reserver
 	webhooks http.Handler
-	close    func(ctx context.Context) error
+	// ledger is the admin API's credits/balance and /v1/me's balance;
+	// nil when billing is off.
+	ledger *ledger.Ledger
+	close  func(ctx context.Context) error
 }
 
 func (o *serveBillingOptions) open(ctx context.Context, dsn string, st store.Store, reg prometheus.Registerer, log *slog.Logger) (*billingParts, error) {
@@ -116,7 +119,7 @@ func (o *serveBillingOptions) open(ctx context.Context, dsn string, st store.Sto
 		ls.Close()
 		return nil, err
 	}
-	p := &billingParts{close: func(ctx context.Context) error {
+	p := &billingParts{ledger: l, close: func(ctx context.Context) error {
 		err := l.Close(ctx)
 		ls.Close()
 		return err

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/llmctl/llmctl/pkg/billing"
+	"github.com/llmctl/llmctl/pkg/billing/ledger"
 	"github.com/llmctl/llmctl/pkg/serve/admin"
 )
 
@@ -81,10 +82,21 @@ type Options struct {
 	Admin    http.Handler
 	AdminAPI string
 
+	// Ledger, when set, gives GET /v1/me the caller's balance and spend;
+	// nil (no --prices) answers /v1/me without them, saying why.
+	Ledger Accounts
+
 	// Registry receives the gateway's metrics and is served on the admin
 	// listener; nil creates one (with Go and process collectors). Other
 	// components (limits, ledger) register their series on the same one.
 	Registry *prometheus.Registry
+}
+
+// Accounts is what /v1/me reads from the billing ledger (its ledger.Store).
+type Accounts interface {
+	Account(ctx context.Context, tenantID string) (ledger.Account, error)
+	// Spend is one aggregate over every tenant's window; /v1/me keeps its own.
+	Spend(ctx context.Context, w ledger.SpendWindow) ([]ledger.Spend, error)
 }
 
 // Where the admin API is served (Options.AdminAPI).

@@ -55,6 +55,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// Now is the clock for key expiry; default time.Now.
 	Now func() time.Time
+	// Ledger serves credits and balances; nil (serve without --prices)
+	// answers those endpoints 501 billing_disabled.
+	Ledger Ledger
 }
 
 // Handler serves the admin API.
@@ -63,6 +66,7 @@ type Handler struct {
 	log     *slog.Logger
 	maxBody int64
 	now     func() time.Time
+	ledger  Ledger
 	mux     *http.ServeMux
 }
 
@@ -92,7 +96,7 @@ func New(o Options) (*Handler, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	h := &Handler{st: o.Store, log: o.Logger, maxBody: o.MaxBodyBytes, now: o.Now, mux: http.NewServeMux()}
+	h := &Handler{st: o.Store, log: o.Logger, maxBody: o.MaxBodyBytes, now: o.Now, ledger: o.Ledger, mux: http.NewServeMux()}
 	h.routes()
 	return h, nil
 }
@@ -109,6 +113,8 @@ func (h *Handler) routes() {
 		{"/admin/v1/tenants/{name}", map[string]handlerFunc{"GET": h.getTenant, "PATCH": h.patchTenant, "DELETE": h.suspendTenant}},
 		{"/admin/v1/tenants/{name}/resume", map[string]handlerFunc{"POST": bodiless(h.resumeTenant)}},
 		{"/admin/v1/tenants/{name}/keys", map[string]handlerFunc{"GET": h.listKeys, "POST": h.createKey}},
+		{"/admin/v1/tenants/{name}/credits", map[string]handlerFunc{"POST": h.createCredit}},
+		{"/admin/v1/tenants/{name}/balance", map[string]handlerFunc{"GET": h.getBalance}},
 		{"/admin/v1/keys/{id}", map[string]handlerFunc{"GET": h.getKey, "PATCH": h.patchKey, "DELETE": h.revokeKey}},
 		{"/admin/v1/audit", map[string]handlerFunc{"GET": h.listAudit}},
 	}

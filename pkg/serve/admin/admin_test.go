@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/llmctl/llmctl/internal/testenv"
+	"github.com/llmctl/llmctl/pkg/billing/ledger"
 	"github.com/llmctl/llmctl/pkg/billing/limits"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/serve"
@@ -63,13 +64,20 @@ type fixture struct {
 
 func newFixture(t *testing.T, dsn, mode string) *fixture {
 	t.Helper()
+	return newLedgerFixture(t, dsn, mode, nil)
+}
+
+// newLedgerFixture is newFixture with lg (nil: none) behind the admin API's
+// credits and balance and /v1/me.
+func newLedgerFixture(t *testing.T, dsn, mode string, lg *ledger.Ledger) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	st := openStore(t, dsn)
 	key, err := serve.EnsureAdmin(ctx, st, "")
 	if err != nil || key == "" {
 		t.Fatalf("bootstrap admin key: %q %v", key, err)
 	}
-	f := newReplica(t, st, mode)
+	f := newLedgerReplica(t, st, mode, lg)
 	f.adminKey = key
 	return f
 }
@@ -78,18 +86,30 @@ func newFixture(t *testing.T, dsn, mode string) *fixture {
 // clock) over st, as a second replica sharing the database is.
 func newReplica(t *testing.T, st store.Store, mode string) *fixture {
 	t.Helper()
+	return newLedgerReplica(t, st, mode, nil)
+}
+
+func newLedgerReplica(t *testing.T, st store.Store, mode string, lg *ledger.Ledger) *fixture {
+	t.Helper()
 	clk := &clock{t: time.Now()}
 	lim, err := limits.NewMemory(limits.Config{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lim.Close() })
-	h, err := admin.New(admin.Options{Store: st, MaxBodyBytes: maxBody, Now: clk.Now})
+	aopts := admin.Options{Store: st, MaxBodyBytes: maxBody, Now: clk.Now}
+	sopts := serve.Options{Auth: store.NewAuthenticator(st, keyTTL, store.AuthClock(clk.Now)),
+		Admitter: lim, AdminAPI: mode, MaxBodyBytes: maxBody}
+	if lg != nil {
+		lv := admin.FromLedger(lg)
+		aopts.Ledger, sopts.Ledger = lv, lv
+	}
+	h, err := admin.New(aopts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := serve.New(serve.Options{Auth: store.NewAuthenticator(st, keyTTL, store.AuthClock(clk.Now)),
-		Admitter: lim, Admin: h, AdminAPI: mode, MaxBodyBytes: maxBody})
+	sopts.Admin = h
+	gw, err := serve.New(sopts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/llmctl/llmctl/pkg/billing/ledger"
 )
 
 // FuzzAdminDecode feeds arbitrary bodies to every admin JSON decoder: none
@@ -17,6 +19,10 @@ func FuzzAdminDecode(f *testing.F) {
 		`{"models":[],"expires_in":"720h","role":"admin","rpm":1,"tpm":2}`, `{"models":null}`, `{"models":[1]}`,
 		`{"role":null}`, `{"expires_in":"1e9h"}`, `{"name":"\u0000"}`, `{"name":"a","name":"b"}`,
 		`null`, `[]`, `"x"`, `{}`, ``, `{"a":`, `{} x`, `{"rpm":1}{"rpm":2}`,
+		`{"amount":"12.50","reason":"invoice","idempotency_key":"inv-1"}`, `{"amount":"-0.000001","reason":"fix"}`,
+		`{"amount":"1e3","reason":"x"}`, `{"amount":"0.0000001","reason":"x"}`, `{"amount":"abc","reason":"x"}`,
+		`{"amount":"","reason":"x"}`, `{"amount":12.5,"reason":"x"}`, `{"amount":"-0","reason":"x"}`,
+		`{"amount":"9223372036854.775807","reason":"x"}`, `{"amount":"+.5","reason":"x","idempotency_key":"a\tb"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -65,6 +71,17 @@ func FuzzAdminDecode(f *testing.F) {
 			nonNegative(t, "create key", ck.Limits)
 			if ck.ExpiresIn < 0 || (ck.Role != "user" && ck.Role != "admin") {
 				t.Fatalf("create key: accepted %+v", ck)
+			}
+		}
+		cr, e := decodeCredit(body)
+		check(t, "credit", e)
+		if e == nil {
+			// What was accepted is exactly what was sent, and is a valid entry.
+			if cr.Amount == 0 || strings.TrimSpace(cr.Reason) == "" || len(cr.IdempotencyKey) > maxIdempotencyKey {
+				t.Fatalf("credit: accepted %+v", cr)
+			}
+			if back, err := ledger.ParseMicros(cr.Amount.String()); err != nil || back != cr.Amount {
+				t.Fatalf("credit: amount %d does not round-trip: %v", cr.Amount, err)
 			}
 		}
 		pk, e := decodePatchKey(body)
