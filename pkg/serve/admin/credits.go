@@ -111,6 +111,13 @@ func decodeCredit(body []byte) (credit, *apiError) {
 	if len(c.Reason) > 1024 {
 		return c, badRequest("reason", "%q is longer than 1024 bytes", "reason")
 	}
+	// Both go into the ledger and the audit log, which must never hold a key
+	// (AppendAudit would refuse the record after the money had moved).
+	for _, f := range [...]struct{ name, v string }{{"idempotency_key", c.IdempotencyKey}, {"reason", c.Reason}} {
+		if strings.Contains(f.v, store.KeyPrefix) {
+			return c, badRequest(f.name, "%q must not contain an API key", f.name)
+		}
+	}
 	if len(c.IdempotencyKey) > maxIdempotencyKey {
 		return c, badRequest("idempotency_key", "%q is longer than %d bytes", "idempotency_key", maxIdempotencyKey)
 	}

@@ -234,6 +234,7 @@ func TestAdminCreditBadInput(t *testing.T) {
 		{`{"amount":"1","reason":" "}`, "reason", `"reason" is required`},
 		{`{"amount":"1","reason":"x","idempotency_key":"a b"}`, "idempotency_key", "must not contain spaces"},
 		{`{"amount":"1","reason":"x","idempotency_key":"` + strings.Repeat("k", 201) + `"}`, "idempotency_key", "longer than 200"},
+		{`{"amount":"1","reason":"paid with sk-llm-abc_def"}`, "reason", "must not contain an API key"},
 		{`{"amount":"1","reason":"x","tenant":"other"}`, "tenant", `unknown field "tenant"`},
 	} {
 		r := do(t, api, "POST", "/admin/v1/tenants/acme/credits", ak, tc.body)
