@@ -74,6 +74,8 @@ func routeOf(path string) string {
 		return "completions"
 	case "/v1/embeddings":
 		return "embeddings"
+	case "/v1/me":
+		return "me" // logged at info like the API, not as a probe
 	}
 	if path == "/v1/models" || strings.HasPrefix(path, "/v1/models/") {
 		return "models"

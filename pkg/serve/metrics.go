@@ -8,7 +8,7 @@ import (
 
 // metrics are the gateway's series from docs/metrics.md. Labels are bounded:
 // model is a configured/discovered model name or "" (never client input that
-// matched nothing), backend a configured name, route one of five words.
+// matched nothing), backend a configured name, route one of a few fixed words (routeOf).
 type metrics struct {
 	requests      *prometheus.CounterVec
 	duration      *prometheus.HistogramVec
