@@ -109,11 +109,19 @@ type OpenHold struct {
 	Created  time.Time `json:"created"`
 }
 
-// Filter selects entries; zero fields select everything.
+// Filter selects entries; zero fields select everything, oldest first.
 type Filter struct {
 	TenantID string
 	Since    time.Time
-	Limit    int
+	// Until, if set, drops entries created after it (Since and Until are
+	// both inclusive, as in SpendWindow).
+	Until time.Time
+	// BeforeSeq, if > 0, keeps entries whose Seq is below it: the cursor of
+	// the next page of a NewestFirst listing.
+	BeforeSeq int64
+	// NewestFirst orders by Seq descending, so that Limit keeps the latest.
+	NewestFirst bool
+	Limit       int
 }
 
 // Drift is a tenant whose stored balance or reservation disagrees with what

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -188,9 +189,8 @@ func (s *pgStore) Accounts(ctx context.Context) ([]Account, error) {
 }
 
 func (s *pgStore) Entries(ctx context.Context, f Filter) ([]Entry, error) {
-	out, err := pgCollect(ctx, s.pool, scanEntry, `SELECT `+entryColumns+` FROM ledger_entries
-        WHERE ($1::text = '' OR tenant_id = $1::text) AND created_at >= $2::bigint ORDER BY seq LIMIT $3::bigint`,
-		f.TenantID, sinceMicros(f.Since), limitOrAll(f.Limit))
+	q := entriesQuery(f, func(i int, typ string) string { return "$" + strconv.Itoa(i) + "::" + typ })
+	out, err := pgCollect(ctx, s.pool, scanEntry, q, entriesArgs(f)...)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: entries: %w", err)
 	}

@@ -11,7 +11,9 @@ import (
 // releases: each settles one request), over the whole window and over its
 // most recent part.
 type Spend struct {
-	TenantID       string `json:"tenantID"`
+	TenantID string `json:"tenantID"`
+	// Model is set when the window asked ByModel: one row per model.
+	Model          string `json:"model,omitempty"`
 	Amount         Micros `json:"amount"`
 	Requests       int64  `json:"requests"`
 	RecentAmount   Micros `json:"recentAmount"`
@@ -22,6 +24,10 @@ type Spend struct {
 // which those at or after Recent also count as recent.
 type SpendWindow struct {
 	Since, Recent, Until time.Time
+	// TenantID, if set, sums that tenant only.
+	TenantID string
+	// ByModel splits each tenant's row by the entries' model.
+	ByModel bool
 }
 
 // The aggregate runs in the database so `llmctl top` reads one row per
@@ -30,18 +36,24 @@ const spendQuery = `SELECT tenant_id,
         COALESCE(-SUM(amount), 0),
         COUNT(*),
         COALESCE(-SUM(CASE WHEN created_at >= %[2]s THEN amount ELSE 0 END), 0),
-        COALESCE(SUM(CASE WHEN created_at >= %[2]s THEN 1 ELSE 0 END), 0)
+        COALESCE(SUM(CASE WHEN created_at >= %[2]s THEN 1 ELSE 0 END), 0),
+        CASE WHEN %[5]s = 1 THEN model ELSE '' END
     FROM ledger_entries
     WHERE kind IN ('debit', 'release') AND created_at >= %[1]s AND created_at <= %[3]s
-    GROUP BY tenant_id ORDER BY tenant_id`
+        AND (%[4]s = '' OR tenant_id = %[4]s)
+    GROUP BY 1, 6 ORDER BY 1, 6`
 
 var (
-	pgSpend     = fmt.Sprintf(spendQuery, "$1::bigint", "$2::bigint", "$3::bigint")
-	sqliteSpend = fmt.Sprintf(spendQuery, "?1", "?2", "?3")
+	pgSpend     = fmt.Sprintf(spendQuery, "$1::bigint", "$2::bigint", "$3::bigint", "$4::text", "$5::int")
+	sqliteSpend = fmt.Sprintf(spendQuery, "?1", "?2", "?3", "?4", "?5")
 )
 
 func spendArgs(w SpendWindow) []any {
-	return []any{sinceMicros(w.Since), sinceMicros(w.Recent), w.Until.UnixMicro()}
+	byModel := 0
+	if w.ByModel {
+		byModel = 1
+	}
+	return []any{sinceMicros(w.Since), sinceMicros(w.Recent), w.Until.UnixMicro(), w.TenantID, byModel}
 }
 
 func (s *pgStore) Spend(ctx context.Context, w SpendWindow) ([]Spend, error) {
@@ -71,7 +83,7 @@ func collectSpend(rows interface {
 	var out []Spend
 	for rows.Next() {
 		var sp Spend
-		if err := rows.Scan(&sp.TenantID, &sp.Amount, &sp.Requests, &sp.RecentAmount, &sp.RecentRequests); err != nil {
+		if err := rows.Scan(&sp.TenantID, &sp.Amount, &sp.Requests, &sp.RecentAmount, &sp.RecentRequests, &sp.Model); err != nil {
 			return nil, fmt.Errorf("ledger: spend: %w", err)
 		}
 		out = append(out, sp)

@@ -32,6 +32,38 @@ func sinceMicros(t time.Time) int64 {
 	return t.UnixMicro()
 }
 
+func untilMicros(t time.Time) int64 {
+	if t.IsZero() {
+		return math.MaxInt64
+	}
+	return t.UnixMicro()
+}
+
+func beforeOrAll(seq int64) int64 {
+	if seq <= 0 {
+		return math.MaxInt64
+	}
+	return seq
+}
+
+// entriesQuery is Store.Entries in a dialect: p(i) is the i-th placeholder
+// (tenant, since, until, before, limit). The order is a fixed keyword, not
+// an argument, as SQL cannot bind one.
+func entriesQuery(f Filter, p func(i int, typ string) string) string {
+	order := "seq"
+	if f.NewestFirst {
+		order = "seq DESC"
+	}
+	return `SELECT ` + entryColumns + ` FROM ledger_entries
+        WHERE (` + p(1, "text") + ` = '' OR tenant_id = ` + p(1, "text") + `) AND created_at >= ` + p(2, "bigint") +
+		` AND created_at <= ` + p(3, "bigint") + ` AND seq < ` + p(4, "bigint") + `
+        ORDER BY ` + order + ` LIMIT ` + p(5, "bigint")
+}
+
+func entriesArgs(f Filter) []any {
+	return []any{f.TenantID, sinceMicros(f.Since), untilMicros(f.Until), beforeOrAll(f.BeforeSeq), limitOrAll(f.Limit)}
+}
+
 func limitOrAll(n int) int64 {
 	if n <= 0 {
 		return math.MaxInt64

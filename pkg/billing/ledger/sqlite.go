@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/llmctl/llmctl/pkg/billing"
@@ -198,9 +199,8 @@ func (s *sqliteStore) Accounts(ctx context.Context) ([]Account, error) {
 }
 
 func (s *sqliteStore) Entries(ctx context.Context, f Filter) ([]Entry, error) {
-	out, err := sqlCollect(ctx, s.db, scanEntry, `SELECT `+entryColumns+` FROM ledger_entries
-        WHERE (? = '' OR tenant_id = ?) AND created_at >= ? ORDER BY seq LIMIT ?`,
-		f.TenantID, f.TenantID, sinceMicros(f.Since), limitOrAll(f.Limit))
+	q := entriesQuery(f, func(i int, _ string) string { return "?" + strconv.Itoa(i) })
+	out, err := sqlCollect(ctx, s.db, scanEntry, q, entriesArgs(f)...)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: entries: %w", err)
 	}

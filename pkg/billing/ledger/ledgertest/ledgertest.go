@@ -142,6 +142,71 @@ func Run(t *testing.T, h Harness) {
 		}
 	})
 
+	// The admin API's entries listing: newest first, a window inclusive at
+	// both ends, and pages that continue below a Seq cursor.
+	t.Run("EntriesNewestFirstPaged", func(t *testing.T) {
+		s := open(t)
+		var es []ledger.Entry
+		for i := range 5 {
+			e := credit(fmt.Sprintf("p%d", i), "a", ledger.Micros(i+1))
+			e.Time = t0.Add(time.Duration(i) * time.Minute)
+			es = append(es, e)
+		}
+		es = append(es, credit("other", "b", 1))
+		if _, err := s.Apply(ctx, es); err != nil {
+			t.Fatal(err)
+		}
+		keys := func(es []ledger.Entry) (out []string) {
+			for _, e := range es {
+				out = append(out, e.Key)
+			}
+			return out
+		}
+		page, err := s.Entries(ctx, ledger.Filter{TenantID: "a", NewestFirst: true, Limit: 2})
+		if err != nil || fmt.Sprint(keys(page)) != "[p4 p3]" {
+			t.Fatalf("first page: %v %v", keys(page), err)
+		}
+		page, err = s.Entries(ctx, ledger.Filter{TenantID: "a", NewestFirst: true, Limit: 2, BeforeSeq: page[1].Seq})
+		if err != nil || fmt.Sprint(keys(page)) != "[p2 p1]" {
+			t.Fatalf("second page: %v %v", keys(page), err)
+		}
+		win, err := s.Entries(ctx, ledger.Filter{TenantID: "a", NewestFirst: true, Since: t0.Add(time.Minute), Until: t0.Add(3 * time.Minute)})
+		if err != nil || fmt.Sprint(keys(win)) != "[p3 p2 p1]" {
+			t.Fatalf("since/until window: %v %v", keys(win), err)
+		}
+		old, err := s.Entries(ctx, ledger.Filter{Until: t0})
+		if err != nil || fmt.Sprint(keys(old)) != "[p0 other]" {
+			t.Fatalf("until alone, oldest first: %v %v", keys(old), err)
+		}
+	})
+
+	// The admin API's spend: one tenant only, split by model.
+	t.Run("SpendOfOneTenantByModel", func(t *testing.T) {
+		s := open(t)
+		m := func(key, tenant, model string, amount ledger.Micros) ledger.Entry {
+			e := debit(key, tenant, amount)
+			e.Model = model
+			return e
+		}
+		if _, err := s.Apply(ctx, []ledger.Entry{m("1", "a", "x", 3), m("2", "a", "y", 5), m("3", "a", "x", 7), m("4", "b", "x", 11)}); err != nil {
+			t.Fatal(err)
+		}
+		w := ledger.SpendWindow{Since: t0.Add(-time.Hour), Recent: t0, Until: t0, TenantID: "a", ByModel: true}
+		got, err := s.Spend(ctx, w)
+		want := []ledger.Spend{
+			{TenantID: "a", Model: "x", Amount: 10, Requests: 2, RecentAmount: 10, RecentRequests: 2},
+			{TenantID: "a", Model: "y", Amount: 5, Requests: 1, RecentAmount: 5, RecentRequests: 1},
+		}
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("by model:\n got %+v %v\nwant %+v", got, err, want)
+		}
+		w.ByModel = false
+		got, err = s.Spend(ctx, w)
+		if err != nil || len(got) != 1 || got[0] != (ledger.Spend{TenantID: "a", Amount: 15, Requests: 3, RecentAmount: 15, RecentRequests: 3}) {
+			t.Fatalf("one tenant: %+v %v", got, err)
+		}
+	})
+
 	t.Run("InvalidBatchWritesNothing", func(t *testing.T) {
 		s := open(t)
 		bad := credit("neg", "a", -1)
