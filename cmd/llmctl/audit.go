@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"time"
@@ -9,11 +10,13 @@ import (
 
 	"github.com/llmctl/llmctl/internal/printer"
 	"github.com/llmctl/llmctl/pkg/billing/store"
+	"github.com/llmctl/llmctl/pkg/serve/adminclient"
 )
 
 // auditOptions is `llmctl audit`: the audit log, newest first.
 type auditOptions struct {
 	db     *dbFlag
+	rf     *remoteFlags
 	Since  string
 	Until  string
 	Limit  int
@@ -59,12 +62,7 @@ func (o *auditOptions) Validate() error {
 }
 
 func (o *auditOptions) Run(cmd *cobra.Command, g *globals) error {
-	st, err := o.db.open(cmd.Context())
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	recs, err := st.ListAudit(cmd.Context(), o.filter)
+	recs, err := o.list(cmd.Context())
 	if err != nil {
 		return err
 	}
@@ -86,8 +84,29 @@ func (o *auditOptions) Run(cmd *cobra.Command, g *globals) error {
 	return nil
 }
 
+// list reads the page from --server's admin API or from --db.
+func (o *auditOptions) list(ctx context.Context) ([]store.AuditRecord, error) {
+	c, err := o.rf.remote(o.db)
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		recs, _, err := c.Audit(ctx, adminclient.AuditQuery{Since: o.filter.Since, Until: o.filter.Until, Limit: o.filter.Limit, Before: o.filter.Before})
+		if err != nil {
+			return nil, err
+		}
+		return auditFromAPI(recs), nil
+	}
+	st, err := o.db.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return st.ListAudit(ctx, o.filter)
+}
+
 func newAuditCmd(g *globals) *cobra.Command {
-	o := &auditOptions{db: &dbFlag{}, now: time.Now}
+	o := &auditOptions{db: &dbFlag{}, rf: &remoteFlags{}, now: time.Now}
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "List the audit log of admin writes (who, what, when), newest first",
@@ -95,6 +114,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 		RunE:  runOptions(g, o),
 	}
 	o.db.bind(cmd)
+	o.rf.bind(cmd)
 	f := cmd.Flags()
 	f.StringVar(&o.Since, "since", "", "only records from this time: a duration back (24h), a date or an RFC 3339 time")
 	f.StringVar(&o.Until, "until", "", "only records before this time: a duration back (1h), a date or an RFC 3339 time")

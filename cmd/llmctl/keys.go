@@ -11,19 +11,22 @@ import (
 	"github.com/llmctl/llmctl/internal/printer"
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/billing/store"
+	"github.com/llmctl/llmctl/pkg/serve/adminclient"
 )
 
 func newKeysCmd(g *globals) *cobra.Command {
-	db := &dbFlag{}
+	db, rf := &dbFlag{}, &remoteFlags{}
 	cmd := &cobra.Command{Use: "keys", Short: "Manage API keys"}
 	db.bind(cmd)
-	cmd.AddCommand(newKeysCreateCmd(g, db), newKeysListCmd(g, db), newKeysRevokeCmd(g, db), newKeysLimitsCmd(g, db))
+	rf.bind(cmd)
+	cmd.AddCommand(newKeysCreateCmd(g, db, rf), newKeysListCmd(g, db, rf), newKeysRevokeCmd(g, db, rf), newKeysLimitsCmd(g, db, rf))
 	return cmd
 }
 
 // keysCreateOptions is `llmctl keys create --tenant NAME`.
 type keysCreateOptions struct {
 	db      *dbFlag
+	rf      *remoteFlags
 	Tenant  string
 	Name    string
 	Role    string
@@ -90,6 +93,13 @@ func (o *keysCreateOptions) Validate() error {
 }
 
 func (o *keysCreateOptions) Run(cmd *cobra.Command, g *globals) error {
+	c, err := o.rf.remote(o.db)
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		return o.runRemote(cmd.Context(), c, g)
+	}
 	st, err := o.db.open(cmd.Context())
 	if err != nil {
 		return err
@@ -109,6 +119,26 @@ func (o *keysCreateOptions) Run(cmd *cobra.Command, g *globals) error {
 	return recordAudit(cmd.Context(), st, store.AuditKeyCreate, k.ID, keyAudit{
 		Tenant: k.TenantName, Name: k.Name, Role: k.Role, Models: k.Models, Limits: k.Limits, ExpiresAt: k.ExpiresAt,
 	})
+}
+
+// runRemote creates the key through the admin API, which writes the audit
+// record itself (actor: the calling key).
+func (o *keysCreateOptions) runRemote(ctx context.Context, c *adminclient.Client, g *globals) error {
+	nk := adminclient.NewKey{Name: o.Name, Role: string(o.role), Models: o.Models, Limits: limitsToAPI(o.Limits.Limits)}
+	if o.expiresAt != nil {
+		// The API takes a duration from its own clock; whole seconds are
+		// precise enough for an expiry.
+		d := o.expiresAt.Sub(o.now()).Round(time.Second)
+		if d <= 0 {
+			return fmt.Errorf("--expires %q is in the past", o.Expires)
+		}
+		nk.ExpiresIn = d.String()
+	}
+	k, err := c.CreateKey(ctx, o.Tenant, nk)
+	if err != nil {
+		return err
+	}
+	return o.print(g, keyFromAPI(k.Key), k.Secret)
 }
 
 // keyAudit is a key.create record's details: what was granted, never the
@@ -133,8 +163,8 @@ func (o *keysCreateOptions) print(g *globals, k store.Key, secret string) error 
 	return err
 }
 
-func newKeysCreateCmd(g *globals, db *dbFlag) *cobra.Command {
-	o := &keysCreateOptions{db: db, now: time.Now}
+func newKeysCreateCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
+	o := &keysCreateOptions{db: db, rf: rf, now: time.Now}
 	cmd := &cobra.Command{
 		Use:   "create --tenant NAME",
 		Short: "Create an API key (the secret is printed once)",
@@ -160,7 +190,7 @@ func newKeysCreateCmd(g *globals, db *dbFlag) *cobra.Command {
 	return cmd
 }
 
-func newKeysListCmd(g *globals, db *dbFlag) *cobra.Command {
+func newKeysListCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 	var tenant, output string
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -170,6 +200,17 @@ func newKeysListCmd(g *globals, db *dbFlag) *cobra.Command {
 			f, err := printer.Parse(output)
 			if err != nil {
 				return err
+			}
+			c, err := rf.remote(db)
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				ks, err := listKeysRemote(cmd.Context(), c, tenant)
+				if err != nil {
+					return err
+				}
+				return printKeys(g, f, ks...)
 			}
 			st, err := db.open(cmd.Context())
 			if err != nil {
@@ -188,22 +229,33 @@ func newKeysListCmd(g *globals, db *dbFlag) *cobra.Command {
 	return cmd
 }
 
-func newKeysRevokeCmd(g *globals, db *dbFlag) *cobra.Command {
+func newKeysRevokeCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "revoke ID",
 		Short: "Revoke an API key (takes effect on every gateway within a second)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := db.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
 			id := args[0]
 			// Accept the full key too: operators often have only that at hand.
 			if pid, _, err := store.ParseKey(id); err == nil {
 				id = pid
 			}
+			c, err := rf.remote(db)
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				if _, err := c.RevokeKey(cmd.Context(), id); err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(g.Out, "key %s revoked\n", id)
+				return err
+			}
+			st, err := db.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
 			if err := st.RevokeKey(cmd.Context(), id); err != nil {
 				return err
 			}
@@ -216,8 +268,15 @@ func newKeysRevokeCmd(g *globals, db *dbFlag) *cobra.Command {
 	}
 }
 
-func newKeysLimitsCmd(g *globals, db *dbFlag) *cobra.Command {
-	return newLimitsCmd(g, db, "limits ID", "Set a key's rate limits (0 = the config's key default; tenant limits apply as well)",
+func newKeysLimitsCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
+	return newLimitsCmd(g, db, rf, "limits ID", "Set a key's rate limits (0 = the config's key default; tenant limits apply as well)",
+		func(ctx context.Context, c *adminclient.Client, id string, l billing.Limits, f printer.Format) error {
+			k, err := c.SetKeyLimits(ctx, id, limitsToAPI(l))
+			if err != nil {
+				return err
+			}
+			return printKeys(g, f, keyFromAPI(k))
+		},
 		func(ctx context.Context, st store.Store, id string, l billing.Limits, f printer.Format) error {
 			k, err := st.SetKeyLimits(ctx, id, l)
 			if err != nil {
@@ -228,6 +287,33 @@ func newKeysLimitsCmd(g *globals, db *dbFlag) *cobra.Command {
 			}
 			return printKeys(g, f, k)
 		})
+}
+
+// listKeysRemote lists one tenant's keys, or every tenant's: the admin API
+// lists keys per tenant only.
+func listKeysRemote(ctx context.Context, c *adminclient.Client, tenant string) ([]store.Key, error) {
+	tenants := []string{tenant}
+	if tenant == "" {
+		ts, err := c.ListTenants(ctx)
+		if err != nil {
+			return nil, err
+		}
+		tenants = tenants[:0]
+		for _, t := range ts {
+			tenants = append(tenants, t.Name)
+		}
+	}
+	var out []store.Key
+	for _, name := range tenants {
+		ks, err := c.ListKeys(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range ks {
+			out = append(out, keyFromAPI(k))
+		}
+	}
+	return out, nil
 }
 
 func printKeys(g *globals, f printer.Format, ks ...store.Key) error {

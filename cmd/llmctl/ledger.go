@@ -16,13 +16,16 @@ import (
 	"github.com/llmctl/llmctl/internal/printer"
 	"github.com/llmctl/llmctl/pkg/billing/ledger"
 	"github.com/llmctl/llmctl/pkg/billing/store"
+	"github.com/llmctl/llmctl/pkg/serve/adminclient"
 )
 
 func newLedgerCmd(g *globals) *cobra.Command {
-	db := &dbFlag{}
+	db, rf := &dbFlag{}, &remoteFlags{}
 	cmd := &cobra.Command{Use: "ledger", Short: "Inspect and correct the billing ledger"}
 	db.bind(cmd)
-	cmd.AddCommand(newLedgerBalanceCmd(g, db), newLedgerEntriesCmd(g, db), newLedgerSpendCmd(g, db), newLedgerCreditCmd(g, db), newLedgerVerifyCmd(g, db))
+	rf.bind(cmd)
+	cmd.AddCommand(newLedgerBalanceCmd(g, db, rf), newLedgerEntriesCmd(g, db, rf), newLedgerSpendCmd(g, db, rf),
+		newLedgerCreditCmd(g, db, rf), newLedgerVerifyCmd(g, db, rf))
 	return cmd
 }
 
@@ -84,7 +87,7 @@ func toBalanceRow(a ledger.Account, name string) balanceRow {
 		Available: a.Available().String(), BalanceMicros: int64(a.Balance), ReservedMicros: int64(a.Reserved)}
 }
 
-func newLedgerBalanceCmd(g *globals, db *dbFlag) *cobra.Command {
+func newLedgerBalanceCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "balance [TENANT]",
@@ -96,6 +99,17 @@ func newLedgerBalanceCmd(g *globals, db *dbFlag) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
+			rc, err := rf.remote(db)
+			if err != nil {
+				return err
+			}
+			if rc != nil {
+				rows, err := balancesRemote(ctx, rc, args)
+				if err != nil {
+					return err
+				}
+				return printBalances(g, f, len(args) == 1, rows)
+			}
 			c, err := db.openLedger(ctx)
 			if err != nil {
 				return err
@@ -125,26 +139,58 @@ func newLedgerBalanceCmd(g *globals, db *dbFlag) *cobra.Command {
 					rows = append(rows, toBalanceRow(a, names[a.TenantID]))
 				}
 			}
-			if f != printer.Table {
-				if len(args) == 1 {
-					return printer.Structured(g.Out, f, rows[0])
-				}
-				return printer.Structured(g.Out, f, rows)
-			}
-			tw := printer.TableWriter(g.Out, "tenant", "id", "balance", "reserved", "available")
-			for _, r := range rows {
-				tw.Row(r.Tenant, r.TenantID, r.Balance, r.Reserved, r.Available)
-			}
-			return tw.Flush()
+			return printBalances(g, f, len(args) == 1, rows)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table, json, yaml")
 	return cmd
 }
 
+func printBalances(g *globals, f printer.Format, one bool, rows []balanceRow) error {
+	if f != printer.Table {
+		if one {
+			return printer.Structured(g.Out, f, rows[0])
+		}
+		return printer.Structured(g.Out, f, rows)
+	}
+	tw := printer.TableWriter(g.Out, "tenant", "id", "balance", "reserved", "available")
+	for _, r := range rows {
+		tw.Row(r.Tenant, r.TenantID, r.Balance, r.Reserved, r.Available)
+	}
+	return tw.Flush()
+}
+
+// balancesRemote reads one tenant's balance, or every tenant's, through the
+// admin API; the tenant read supplies the id the --db output shows.
+func balancesRemote(ctx context.Context, c *adminclient.Client, args []string) ([]balanceRow, error) {
+	var ts []adminclient.Tenant
+	if len(args) == 1 {
+		t, err := c.GetTenant(ctx, args[0])
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, t)
+	} else {
+		var err error
+		if ts, err = c.ListTenants(ctx); err != nil {
+			return nil, err
+		}
+	}
+	rows := make([]balanceRow, 0, len(ts))
+	for _, t := range ts {
+		b, err := c.Balance(ctx, t.ID)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, balanceFromAPI(b, t.ID))
+	}
+	return rows, nil
+}
+
 // ledgerEntriesOptions is `llmctl ledger entries`.
 type ledgerEntriesOptions struct {
 	db     *dbFlag
+	rf     *remoteFlags
 	Tenant string
 	Since  string
 	Limit  int
@@ -191,6 +237,11 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 
 func (o *ledgerEntriesOptions) Run(cmd *cobra.Command, g *globals) error {
 	ctx := cmd.Context()
+	if rc, err := o.rf.remote(o.db); err != nil {
+		return err
+	} else if rc != nil {
+		return notRemote("ledger entries")
+	}
 	c, err := o.db.openLedger(ctx)
 	if err != nil {
 		return err
@@ -244,8 +295,8 @@ func dash(s string) string {
 	return s
 }
 
-func newLedgerEntriesCmd(g *globals, db *dbFlag) *cobra.Command {
-	o := &ledgerEntriesOptions{db: db}
+func newLedgerEntriesCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
+	o := &ledgerEntriesOptions{db: db, rf: rf}
 	cmd := &cobra.Command{
 		Use:   "entries",
 		Short: "List ledger entries, oldest first",
@@ -283,6 +334,7 @@ func windowRunE(g *globals, o windowOptions) func(*cobra.Command, []string) erro
 // a window, summed by the database (ledger.Store.Spend).
 type ledgerSpendOptions struct {
 	db     *dbFlag
+	rf     *remoteFlags
 	Since  string
 	Until  string
 	Output string
@@ -325,6 +377,11 @@ func (o *ledgerSpendOptions) Validate() error {
 
 func (o *ledgerSpendOptions) Run(cmd *cobra.Command, g *globals) error {
 	ctx := cmd.Context()
+	if rc, err := o.rf.remote(o.db); err != nil {
+		return err
+	} else if rc != nil {
+		return notRemote("ledger spend")
+	}
 	c, err := o.db.openLedger(ctx)
 	if err != nil {
 		return err
@@ -361,8 +418,8 @@ func (o *ledgerSpendOptions) Run(cmd *cobra.Command, g *globals) error {
 	return tw.Flush()
 }
 
-func newLedgerSpendCmd(g *globals, db *dbFlag) *cobra.Command {
-	o := &ledgerSpendOptions{db: db}
+func newLedgerSpendCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
+	o := &ledgerSpendOptions{db: db, rf: rf}
 	cmd := &cobra.Command{
 		Use:   "spend",
 		Short: "Usage charged per tenant over a time window (debits and settled requests)",
@@ -381,6 +438,7 @@ func newLedgerSpendCmd(g *globals, db *dbFlag) *cobra.Command {
 // ledgerCreditOptions is `llmctl ledger credit TENANT AMOUNT --reason`.
 type ledgerCreditOptions struct {
 	db     *dbFlag
+	rf     *remoteFlags
 	Tenant string
 	Amount string
 	Reason string
@@ -419,6 +477,13 @@ func (o *ledgerCreditOptions) Validate() error {
 
 func (o *ledgerCreditOptions) Run(cmd *cobra.Command, g *globals) error {
 	ctx := cmd.Context()
+	rc, err := o.rf.remote(o.db)
+	if err != nil {
+		return err
+	}
+	if rc != nil {
+		return o.runRemote(ctx, rc, g)
+	}
 	c, err := o.db.openLedger(ctx)
 	if err != nil {
 		return err
@@ -448,8 +513,31 @@ func (o *ledgerCreditOptions) Run(cmd *cobra.Command, g *globals) error {
 	return nil
 }
 
-func newLedgerCreditCmd(g *globals, db *dbFlag) *cobra.Command {
-	o := &ledgerCreditOptions{db: db}
+// runRemote credits through the admin API (a positive amount is a credit, a
+// negative one an adjustment there) and prints the balance after it, as
+// --db does.
+func (o *ledgerCreditOptions) runRemote(ctx context.Context, c *adminclient.Client, g *globals) error {
+	// The exact decimal, as parsed here, so both paths accept the same AMOUNT.
+	e, replayed, err := c.Credit(ctx, o.Tenant, o.amount.String(), o.Reason, o.Key)
+	if err != nil {
+		return err
+	}
+	if replayed {
+		fmt.Fprintf(g.ErrOut, "adjustment %s was already applied; nothing changed\n", e.IdempotencyKey)
+	}
+	rows, err := balancesRemote(ctx, c, []string{o.Tenant})
+	if err != nil {
+		return err
+	}
+	if o.format != printer.Table {
+		return printer.Structured(g.Out, o.format, rows[0])
+	}
+	fmt.Fprintf(g.Out, "%s %s: balance %s (key %s)\n", rows[0].Tenant, o.amount, rows[0].Balance, e.IdempotencyKey)
+	return nil
+}
+
+func newLedgerCreditCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
+	o := &ledgerCreditOptions{db: db, rf: rf}
 	cmd := &cobra.Command{
 		Use:   "credit TENANT AMOUNT",
 		Short: "Add an adjustment entry (AMOUNT in currency units: 10, or -- -2.50 to debit)",
@@ -490,7 +578,7 @@ type verifyReport struct {
 	StaleHolds []ledger.OpenHold `json:"staleHolds,omitempty"`
 }
 
-func newLedgerVerifyCmd(g *globals, db *dbFlag) *cobra.Command {
+func newLedgerVerifyCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 	var (
 		output     string
 		maxHoldAge time.Duration
@@ -508,6 +596,11 @@ func newLedgerVerifyCmd(g *globals, db *dbFlag) *cobra.Command {
 				return fmt.Errorf("--max-hold-age %s: want more than 0 and less than the holds' expiry (%s)", maxHoldAge, ledger.DefaultHoldTTL)
 			}
 			ctx := cmd.Context()
+			if rc, err := rf.remote(db); err != nil {
+				return err
+			} else if rc != nil {
+				return notRemote("ledger verify")
+			}
 			c, err := db.openLedger(ctx)
 			if err != nil {
 				return err

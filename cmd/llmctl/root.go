@@ -77,6 +77,7 @@ func newRootCmd(ctx context.Context, s streams) *cobra.Command {
 		newTenantsCmd(g),
 		newKeysCmd(g),
 		newAuditCmd(g),
+		newMeCmd(g),
 		newServeCmd(g),
 		newLedgerCmd(g),
 		newTopCmd(g),

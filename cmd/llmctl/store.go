@@ -13,6 +13,7 @@ import (
 
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/billing/store"
+	"github.com/llmctl/llmctl/pkg/serve/adminclient"
 )
 
 // dbFlag binds --db: flag, else LLMCTL_DB, else the embedded SQLite default.
@@ -73,7 +74,8 @@ func fmtModels(m []string) string {
 
 // newLimitsCmd builds `tenants limits` and `keys limits`, which differ only in
 // what they update and print.
-func newLimitsCmd(g *globals, db *dbFlag, use, short string,
+func newLimitsCmd(g *globals, db *dbFlag, rf *remoteFlags, use, short string,
+	setRemote func(ctx context.Context, c *adminclient.Client, ref string, l billing.Limits, f printer.Format) error,
 	set func(ctx context.Context, st store.Store, ref string, l billing.Limits, f printer.Format) error) *cobra.Command {
 	var (
 		lim    limitFlags
@@ -90,6 +92,13 @@ func newLimitsCmd(g *globals, db *dbFlag, use, short string,
 			}
 			if err := lim.validate(); err != nil {
 				return err
+			}
+			c, err := rf.remote(db)
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				return setRemote(cmd.Context(), c, args[0], lim.Limits, f)
 			}
 			st, err := db.open(cmd.Context())
 			if err != nil {

@@ -9,20 +9,23 @@ import (
 	"github.com/llmctl/llmctl/internal/printer"
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/billing/store"
+	"github.com/llmctl/llmctl/pkg/serve/adminclient"
 )
 
 func newTenantsCmd(g *globals) *cobra.Command {
-	db := &dbFlag{}
+	db, rf := &dbFlag{}, &remoteFlags{}
 	cmd := &cobra.Command{Use: "tenants", Short: "Manage tenants (customer accounts)"}
 	db.bind(cmd)
-	cmd.AddCommand(newTenantsCreateCmd(g, db), newTenantsListCmd(g, db), newTenantsLimitsCmd(g, db),
-		newTenantsSuspendCmd(g, db, true), newTenantsSuspendCmd(g, db, false))
+	rf.bind(cmd)
+	cmd.AddCommand(newTenantsCreateCmd(g, db, rf), newTenantsListCmd(g, db, rf), newTenantsLimitsCmd(g, db, rf),
+		newTenantsSuspendCmd(g, db, rf, true), newTenantsSuspendCmd(g, db, rf, false))
 	return cmd
 }
 
 // tenantArg is what every command on one tenant shares: NAME and -o.
 type tenantArg struct {
 	db     *dbFlag
+	rf     *remoteFlags
 	Name   string
 	Output string
 	format printer.Format
@@ -48,6 +51,17 @@ func (o *tenantsCreateOptions) Validate() error {
 }
 
 func (o *tenantsCreateOptions) Run(cmd *cobra.Command, g *globals) error {
+	c, err := o.rf.remote(o.db)
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		t, err := c.CreateTenant(cmd.Context(), o.Name, limitsToAPI(o.Limits.Limits))
+		if err != nil {
+			return err
+		}
+		return printTenants(g, o.format, tenantFromAPI(t))
+	}
 	st, err := o.db.open(cmd.Context())
 	if err != nil {
 		return err
@@ -63,8 +77,8 @@ func (o *tenantsCreateOptions) Run(cmd *cobra.Command, g *globals) error {
 	return printTenants(g, o.format, t)
 }
 
-func newTenantsCreateCmd(g *globals, db *dbFlag) *cobra.Command {
-	o := &tenantsCreateOptions{tenantArg: tenantArg{db: db}}
+func newTenantsCreateCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
+	o := &tenantsCreateOptions{tenantArg: tenantArg{db: db, rf: rf}}
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a tenant",
@@ -76,7 +90,7 @@ func newTenantsCreateCmd(g *globals, db *dbFlag) *cobra.Command {
 	return cmd
 }
 
-func newTenantsListCmd(g *globals, db *dbFlag) *cobra.Command {
+func newTenantsListCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -86,6 +100,21 @@ func newTenantsListCmd(g *globals, db *dbFlag) *cobra.Command {
 			f, err := printer.Parse(output)
 			if err != nil {
 				return err
+			}
+			c, err := rf.remote(db)
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				ts, err := c.ListTenants(cmd.Context())
+				if err != nil {
+					return err
+				}
+				out := make([]store.Tenant, 0, len(ts))
+				for _, t := range ts {
+					out = append(out, tenantFromAPI(t))
+				}
+				return printTenants(g, f, out...)
 			}
 			st, err := db.open(cmd.Context())
 			if err != nil {
@@ -103,8 +132,15 @@ func newTenantsListCmd(g *globals, db *dbFlag) *cobra.Command {
 	return cmd
 }
 
-func newTenantsLimitsCmd(g *globals, db *dbFlag) *cobra.Command {
-	return newLimitsCmd(g, db, "limits NAME", "Set a tenant's rate limits (0 = config default)",
+func newTenantsLimitsCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
+	return newLimitsCmd(g, db, rf, "limits NAME", "Set a tenant's rate limits (0 = config default)",
+		func(ctx context.Context, c *adminclient.Client, name string, l billing.Limits, f printer.Format) error {
+			t, err := c.SetTenantLimits(ctx, name, limitsToAPI(l))
+			if err != nil {
+				return err
+			}
+			return printTenants(g, f, tenantFromAPI(t))
+		},
 		func(ctx context.Context, st store.Store, name string, l billing.Limits, f printer.Format) error {
 			t, err := st.SetTenantLimits(ctx, name, l)
 			if err != nil {
@@ -131,6 +167,21 @@ func (o *tenantsSuspendOptions) Validate() error {
 }
 
 func (o *tenantsSuspendOptions) Run(cmd *cobra.Command, g *globals) error {
+	c, err := o.rf.remote(o.db)
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		call := c.ResumeTenant
+		if o.suspend {
+			call = c.SuspendTenant
+		}
+		t, err := call(cmd.Context(), o.Name)
+		if err != nil {
+			return err
+		}
+		return printTenants(g, o.format, tenantFromAPI(t))
+	}
 	st, err := o.db.open(cmd.Context())
 	if err != nil {
 		return err
@@ -150,8 +201,8 @@ func (o *tenantsSuspendOptions) Run(cmd *cobra.Command, g *globals) error {
 	return printTenants(g, o.format, t)
 }
 
-func newTenantsSuspendCmd(g *globals, db *dbFlag, suspend bool) *cobra.Command {
-	o := &tenantsSuspendOptions{tenantArg: tenantArg{db: db}, suspend: suspend}
+func newTenantsSuspendCmd(g *globals, db *dbFlag, rf *remoteFlags, suspend bool) *cobra.Command {
+	o := &tenantsSuspendOptions{tenantArg: tenantArg{db: db, rf: rf}, suspend: suspend}
 	use, short := "resume NAME", "Resume a suspended tenant: its keys work again"
 	if suspend {
 		use, short = "suspend NAME", "Suspend a tenant: its keys stop working on every gateway within a second; keys and ledger are kept"

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llmctl/llmctl/internal/upstreamdouble"
+	"github.com/llmctl/llmctl/pkg/billing/store"
+	"github.com/llmctl/llmctl/pkg/serve"
+)
+
+// TestRemoteCLIEndToEnd runs the built binary twice over: `llmctl serve` on
+// SQLite with prices, and the CLI with --server/--api-key against it. The
+// operator creates a tenant and a key, credits it, the key pays for a chat
+// completion over raw HTTP, `llmctl me` shows the debit, and once the key is
+// revoked through the CLI the gateway refuses it.
+func TestRemoteCLIEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	dsn := "sqlite:" + filepath.Join(dir, "llmctl.db")
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminKey, err := serve.EnsureAdmin(ctx, st, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	double := upstreamdouble.Start(t, upstreamdouble.Options{Models: []string{"m"}})
+	prices := filepath.Join(dir, "prices.yaml")
+	if err := os.WriteFile(prices, []byte("models:\n  m: {input: 100000, output: 300000}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin := buildLLMCtl(t)
+	var logs bytes.Buffer
+	g := startGateway(t, bin, []string{"serve", "--db", dsn, "--listen", "127.0.0.1:0", "--admin-listen", "off",
+		"--backend", "d=" + double.URL(), "--prices", prices, "--spool-dir", filepath.Join(dir, "spool")}, &logs)
+	defer func() { _ = g.cmd.Process.Kill(); <-g.done }()
+
+	// cli runs the built CLI with a clean environment for the settings it
+	// reads, so a developer's LLMCTL_* cannot change the outcome.
+	cli := func(args ...string) (string, string, error) {
+		t.Helper()
+		c := exec.Command(bin, args...)
+		c.Env = append(os.Environ(), "LLMCTL_SERVER=", "LLMCTL_API_KEY=", "LLMCTL_DB=")
+		var out, errOut bytes.Buffer
+		c.Stdout, c.Stderr = &out, &errOut
+		err := c.Run()
+		return out.String(), errOut.String(), err
+	}
+	admin := func(args ...string) string {
+		t.Helper()
+		out, errOut, err := cli(append(args, "--server", g.url, "--api-key", adminKey)...)
+		if err != nil {
+			t.Fatalf("llmctl %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
+		}
+		return out
+	}
+
+	out := admin("tenants", "create", "acme", "--rpm", "50")
+	if !strings.Contains(out, "acme") || !strings.Contains(out, "50") || !strings.Contains(out, "active") {
+		t.Fatalf("tenants create table:\n%s", out)
+	}
+	var tenants []store.Tenant
+	if err := json.Unmarshal([]byte(admin("tenants", "list", "-o", "json")), &tenants); err != nil || len(tenants) != 2 {
+		t.Fatalf("tenants list -o json: %v %+v", err, tenants) // admin and acme
+	}
+
+	// The same JSON shape as --db: the store's key record plus the secret.
+	var created createdKey
+	out = admin("keys", "create", "--tenant", "acme", "--name", "ci", "--models", "m", "--expires", "720h", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &created); err != nil {
+		t.Fatalf("keys create -o json: %v\n%s", err, out)
+	}
+	if !strings.HasPrefix(created.Secret, store.KeyPrefix) || created.ID == "" || created.TenantName != "acme" ||
+		created.Name != "ci" || created.Role != "user" || len(created.Models) != 1 || created.ExpiresAt == nil {
+		t.Fatalf("keys create: %+v", created)
+	}
+	if out := admin("keys", "list", "--tenant", "acme"); !strings.Contains(out, created.ID) || !strings.Contains(out, "active") {
+		t.Fatalf("keys list:\n%s", out)
+	}
+
+	var bal balanceRow
+	out = admin("ledger", "credit", "acme", "1.000001", "--reason", "e2e", "--idempotency-key", "e2e-1", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &bal); err != nil || bal.BalanceMicros != 1_000_001 || bal.Tenant != "acme" ||
+		bal.TenantID != tenants[1].ID && bal.TenantID != tenants[0].ID {
+		t.Fatalf("ledger credit: %v %+v\n%s", err, bal, out)
+	}
+	// A retry with the same idempotency key changes nothing.
+	out, errOut, err := cli("ledger", "credit", "acme", "1.000001", "--reason", "e2e", "--idempotency-key", "e2e-1",
+		"--server", g.url, "--api-key", adminKey)
+	if err != nil || !strings.Contains(errOut, "already applied") || !strings.Contains(out, "balance 1.000001") {
+		t.Fatalf("ledger credit replay: %v\n%s%s", err, out, errOut)
+	}
+
+	call := func(method, path, key, body string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, g.url+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		if path == "/v1/chat/completions" {
+			req.Header.Set("X-Request-Id", "remote-e2e-chat")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	const chat = `{"model":"m","max_tokens":100,"messages":[{"role":"user","content":"one two three tokens=7"}]}`
+	if code, b := call("POST", "/v1/chat/completions", created.Secret, chat); code != 200 {
+		t.Fatalf("chat: %d %s", code, b)
+	}
+	rec, ok := double.Record("remote-e2e-chat")
+	if !ok {
+		t.Fatal("the double did not record the chat request")
+	}
+	cost := (rec.PromptTokens*100_000 + rec.CompletionTokens*300_000 + 999_999) / 1_000_000
+	if cost <= 0 {
+		t.Fatalf("cost %d", cost)
+	}
+
+	// The charge reaches the database through the spool shortly after the
+	// answer: ask `llmctl me` until it shows (bounded, not timed).
+	var me struct {
+		Tenant  string
+		KeyID   string `json:"key_id"`
+		Billing *struct {
+			BalanceMicros int64 `json:"balance_micros"`
+			Spend24h      struct {
+				AmountMicros int64 `json:"amount_micros"`
+				Requests     int64
+			} `json:"spend_24h"`
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, errOut, err := cli("me", "--server", g.url, "--api-key", created.Secret, "-o", "json")
+		if err != nil || json.Unmarshal([]byte(out), &me) != nil || me.Billing == nil {
+			t.Fatalf("llmctl me: %v\n%s%s", err, out, errOut)
+		}
+		if me.Billing.Spend24h.Requests == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("llmctl me never showed the charge:\n%s\n%s", out, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if me.Tenant != "acme" || me.KeyID != created.ID || me.Billing.BalanceMicros != 1_000_001-cost ||
+		me.Billing.Spend24h.AmountMicros != cost {
+		t.Fatalf("llmctl me after a credit of 1.000001 and a charge of %d: %+v %+v", cost, me, *me.Billing)
+	}
+	out, errOut, err = cli("me", "--server", g.url, "--api-key", created.Secret)
+	if err != nil || !strings.Contains(out, "acme") || !strings.Contains(out, created.ID) || !strings.Contains(out, "(1 requests)") {
+		t.Fatalf("llmctl me table: %v\n%s%s", err, out, errOut)
+	}
+
+	// The ledger balance over the API agrees with /v1/me.
+	var bals []balanceRow
+	if err := json.Unmarshal([]byte(admin("ledger", "balance", "-o", "json")), &bals); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, b := range bals {
+		if b.Tenant == "acme" {
+			found = b.BalanceMicros == 1_000_001-cost
+		}
+	}
+	if !found {
+		t.Fatalf("ledger balance: %+v", bals)
+	}
+
+	// A user key may not use the admin API: the CLI says so in words.
+	_, errOut, err = cli("tenants", "list", "--server", g.url, "--api-key", created.Secret)
+	if err == nil || !strings.Contains(errOut, "may not use the admin API") || !strings.Contains(errOut, "(403)") ||
+		strings.Contains(errOut, "{") || strings.Contains(errOut, created.Secret) {
+		t.Fatalf("user key on tenants list: %v\n%s", err, errOut)
+	}
+	// An unknown tenant is named with its status.
+	_, errOut, err = cli("tenants", "suspend", "nope", "--server", g.url, "--api-key", adminKey)
+	if err == nil || !strings.Contains(errOut, `tenant "nope" not found (404)`) {
+		t.Fatalf("suspend unknown tenant: %v\n%s", err, errOut)
+	}
+
+	if out := admin("keys", "revoke", created.ID); !strings.Contains(out, "revoked") {
+		t.Fatalf("keys revoke: %s", out)
+	}
+	// A revoke takes effect within the key cache TTL: ask until refused.
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		code, b := call("POST", "/v1/chat/completions", created.Secret, chat)
+		if code == 401 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("revoked key still answered %d %s", code, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	out = admin("audit", "-o", "json")
+	for _, action := range []string{store.AuditTenantCreate, store.AuditKeyCreate, store.AuditCredit, store.AuditKeyRevoke} {
+		if !strings.Contains(out, `"action": "`+action+`"`) {
+			t.Errorf("audit lacks %s:\n%s", action, out)
+		}
+	}
+}
+
+// TestRemoteCLIErrors: the choices a user can get wrong before any server
+// answers, and a server that is not there.
+func TestRemoteCLIErrors(t *testing.T) {
+	t.Setenv("LLMCTL_SERVER", "")
+	t.Setenv("LLMCTL_API_KEY", "")
+	t.Setenv("LLMCTL_DB", "")
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "llmctl.db")
+
+	_, _, err := run(t, "tenants", "list", "--server", "http://127.0.0.1:1", "--api-key", "sk-llm-x.y", "--db", dsn)
+	if err == nil || !strings.Contains(err.Error(), "--server") || !strings.Contains(err.Error(), "--db") {
+		t.Fatalf("--server with --db: %v", err)
+	}
+	_, _, err = run(t, "keys", "list", "--server", "http://127.0.0.1:1")
+	if err == nil || !strings.Contains(err.Error(), "--api-key") {
+		t.Fatalf("--server without a key: %v", err)
+	}
+	_, _, err = run(t, "tenants", "list", "--server", "llm.example.com", "--api-key", "sk-llm-x.y")
+	if err == nil || !strings.Contains(err.Error(), "want a URL") {
+		t.Fatalf("--server without a scheme: %v", err)
+	}
+
+	// A port nothing listens on.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	const key = "sk-llm-abc.secretpart"
+	_, _, err = run(t, "tenants", "list", "--server", dead, "--api-key", key)
+	if err == nil || !strings.Contains(err.Error(), "cannot reach the llmctl server at "+dead) || strings.Contains(err.Error(), "secretpart") {
+		t.Fatalf("wrong server: %v", err)
+	}
+
+	for _, args := range [][]string{{"ledger", "entries"}, {"ledger", "spend"}, {"ledger", "verify"}} {
+		_, _, err = run(t, append(args, "--server", dead, "--api-key", key)...)
+		if err == nil || !strings.Contains(err.Error(), "llmctl "+strings.Join(args, " ")+" is not available with --server") {
+			t.Errorf("%v over --server: %v", args, err)
+		}
+	}
+	if _, _, err = run(t, "me"); err == nil || !strings.Contains(err.Error(), "--server") {
+		t.Errorf("me without a server: %v", err)
+	}
+
+	// The environment works like the flags, and a flag beats the other's variable.
+	t.Setenv("LLMCTL_SERVER", dead)
+	t.Setenv("LLMCTL_API_KEY", key)
+	if _, _, err = run(t, "tenants", "list"); err == nil || !strings.Contains(err.Error(), "cannot reach") {
+		t.Errorf("LLMCTL_SERVER: %v", err)
+	}
+	if _, _, err = run(t, "tenants", "list", "--db", dsn); err != nil {
+		t.Errorf("--db with LLMCTL_SERVER set: %v", err)
+	}
+	t.Setenv("LLMCTL_DB", dsn)
+	if _, _, err = run(t, "tenants", "list"); err == nil || !strings.Contains(err.Error(), "LLMCTL_SERVER") || !strings.Contains(err.Error(), "LLMCTL_DB") {
+		t.Errorf("both variables: %v", err)
+	}
+}
