@@ -38,16 +38,8 @@ func TestRemoteCLIEndToEnd(t *testing.T) {
 	}
 	st.Close()
 
-	double := upstreamdouble.Start(t, upstreamdouble.Options{Models: []string{"m"}})
-	prices := filepath.Join(dir, "prices.yaml")
-	if err := os.WriteFile(prices, []byte("models:\n  m: {input: 100000, output: 300000}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	bin := buildLLMCtl(t)
-	var logs bytes.Buffer
-	g := startGateway(t, bin, []string{"serve", "--db", dsn, "--listen", "127.0.0.1:0", "--admin-listen", "off",
-		"--backend", "d=" + double.URL(), "--prices", prices, "--spool-dir", filepath.Join(dir, "spool")}, &logs)
-	defer func() { _ = g.cmd.Process.Kill(); <-g.done }()
+	g, double, logs := startPricedServe(t, bin, dir, dsn)
 
 	// cli runs the built CLI with a clean environment for the settings it
 	// reads, so a developer's LLMCTL_* cannot change the outcome.
@@ -218,6 +210,23 @@ func TestRemoteCLIEndToEnd(t *testing.T) {
 			t.Errorf("audit lacks %s:\n%s", action, out)
 		}
 	}
+}
+
+// startPricedServe starts the built `llmctl serve` on dsn with model "m"
+// on a backend double, priced so billing is on (0.10 per 1M prompt tokens,
+// 0.30 per 1M completion tokens). It is killed when the test ends.
+func startPricedServe(t *testing.T, bin, dir, dsn string) (*gatewayProc, *upstreamdouble.Double, *bytes.Buffer) {
+	t.Helper()
+	double := upstreamdouble.Start(t, upstreamdouble.Options{Models: []string{"m"}})
+	prices := filepath.Join(dir, "prices.yaml")
+	if err := os.WriteFile(prices, []byte("models:\n  m: {input: 100000, output: 300000}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &bytes.Buffer{}
+	g := startGateway(t, bin, []string{"serve", "--db", dsn, "--listen", "127.0.0.1:0", "--admin-listen", "off",
+		"--backend", "d=" + double.URL(), "--prices", prices, "--spool-dir", filepath.Join(dir, "spool")}, logs)
+	t.Cleanup(func() { _ = g.cmd.Process.Kill(); <-g.done })
+	return g, double, logs
 }
 
 // TestRemoteCLIErrors: the choices a user can get wrong before any server

@@ -6,12 +6,10 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/llmctl/llmctl/internal/upstreamdouble"
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/serve"
@@ -43,15 +41,7 @@ func TestServeMeAfterCreditAndChat(t *testing.T) {
 	}
 	st.Close()
 
-	double := upstreamdouble.Start(t, upstreamdouble.Options{Models: []string{"m"}})
-	prices := filepath.Join(dir, "prices.yaml")
-	if err := os.WriteFile(prices, []byte("models:\n  m: {input: 100000, output: 300000}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	g := startGateway(t, buildLLMCtl(t), []string{"serve", "--db", dsn, "--listen", "127.0.0.1:0", "--admin-listen", "off",
-		"--backend", "d=" + double.URL(), "--prices", prices, "--spool-dir", filepath.Join(dir, "spool")}, &logs)
-	defer func() { _ = g.cmd.Process.Kill(); <-g.done }()
+	g, double, logs := startPricedServe(t, buildLLMCtl(t), dir, dsn)
 
 	call := func(method, path, key, body string) (int, []byte) {
 		t.Helper()
