@@ -1,5 +1,6 @@
-// Package admin is the HTTP admin API under /admin/v1/: tenants, API keys
-// and the audit log, as JSON with OpenAI-shaped errors (docs/admin-api.md).
+// Package admin is the HTTP admin API under /admin/v1/: tenants, API keys,
+// credits, balances, ledger entries and spend, the audit log and an OpenAPI
+// 3.1 document, as JSON with OpenAI-shaped errors (docs/admin-api.md).
 //
 // The Handler trusts the gateway for who is calling: the gateway
 // authenticates the bearer key, refuses non-admin keys and rate-limits the
@@ -68,6 +69,7 @@ type Handler struct {
 	now     func() time.Time
 	ledger  Ledger
 	mux     *http.ServeMux
+	openapi json.RawMessage // the OpenAPI document, as served
 }
 
 type callerKey struct{}
@@ -96,7 +98,11 @@ func New(o Options) (*Handler, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	h := &Handler{st: o.Store, log: o.Logger, maxBody: o.MaxBodyBytes, now: o.Now, ledger: o.Ledger, mux: http.NewServeMux()}
+	doc, err := openAPIJSON()
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{st: o.Store, log: o.Logger, maxBody: o.MaxBodyBytes, now: o.Now, ledger: o.Ledger, mux: http.NewServeMux(), openapi: doc}
 	h.routes()
 	return h, nil
 }
@@ -104,21 +110,52 @@ func New(o Options) (*Handler, error) {
 // handlerFunc answers with a value to encode (and its status) or an error.
 type handlerFunc func(r *http.Request, body []byte) (int, any, *apiError)
 
-func (h *Handler) routes() {
-	table := []struct {
-		path    string
-		methods map[string]handlerFunc
-	}{
+// route is one path pattern and the handler of each method it answers.
+type route struct {
+	path    string
+	methods map[string]handlerFunc
+}
+
+// table is the one list of the API's routes: routes registers it, and
+// Routes reports it to the test that holds the OpenAPI document to it.
+func (h *Handler) table() []route {
+	return []route{
 		{"/admin/v1/tenants", map[string]handlerFunc{"GET": h.listTenants, "POST": h.createTenant}},
 		{"/admin/v1/tenants/{name}", map[string]handlerFunc{"GET": h.getTenant, "PATCH": h.patchTenant, "DELETE": h.suspendTenant}},
 		{"/admin/v1/tenants/{name}/resume", map[string]handlerFunc{"POST": bodiless(h.resumeTenant)}},
 		{"/admin/v1/tenants/{name}/keys", map[string]handlerFunc{"GET": h.listKeys, "POST": h.createKey}},
 		{"/admin/v1/tenants/{name}/credits", map[string]handlerFunc{"POST": h.createCredit}},
 		{"/admin/v1/tenants/{name}/balance", map[string]handlerFunc{"GET": h.getBalance}},
+		{"/admin/v1/tenants/{name}/entries", map[string]handlerFunc{"GET": h.listEntries}},
+		{"/admin/v1/tenants/{name}/spend", map[string]handlerFunc{"GET": h.getSpend}},
 		{"/admin/v1/keys/{id}", map[string]handlerFunc{"GET": h.getKey, "PATCH": h.patchKey, "DELETE": h.revokeKey}},
 		{"/admin/v1/audit", map[string]handlerFunc{"GET": h.listAudit}},
+		{"/admin/v1/openapi.json", map[string]handlerFunc{"GET": h.getOpenAPI}},
 	}
-	for _, rt := range table {
+}
+
+// Route is a path pattern of the API (ServeMux syntax) and its methods.
+type Route struct {
+	Path    string
+	Methods []string // sorted
+}
+
+// Routes lists every route the handler serves.
+func (h *Handler) Routes() []Route {
+	var out []Route
+	for _, rt := range h.table() {
+		ms := make([]string, 0, len(rt.methods))
+		for m := range rt.methods {
+			ms = append(ms, m)
+		}
+		slices.Sort(ms)
+		out = append(out, Route{Path: rt.path, Methods: ms})
+	}
+	return out
+}
+
+func (h *Handler) routes() {
+	for _, rt := range h.table() {
 		allow := make([]string, 0, len(rt.methods))
 		for m, f := range rt.methods {
 			allow = append(allow, m)

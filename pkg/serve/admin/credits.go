@@ -20,6 +20,7 @@ type Ledger interface {
 	Credit(ctx context.Context, e ledger.Entry) (bool, error)
 	Account(ctx context.Context, tenantID string) (ledger.Account, error)
 	Entries(ctx context.Context, f ledger.Filter) ([]ledger.Entry, error)
+	Spend(ctx context.Context, w ledger.SpendWindow) ([]ledger.Spend, error)
 }
 
 // LedgerView adapts a *ledger.Ledger to Ledger (and to serve.Accounts):
@@ -39,12 +40,12 @@ func (v LedgerView) Account(ctx context.Context, tenantID string) (ledger.Accoun
 	return v.l.Store().Account(ctx, tenantID)
 }
 
-// Entries lists entries, oldest first.
+// Entries lists the entries f selects.
 func (v LedgerView) Entries(ctx context.Context, f ledger.Filter) ([]ledger.Entry, error) {
 	return v.l.Store().Entries(ctx, f)
 }
 
-// Spend sums every tenant's debits and releases over a window.
+// Spend sums debits and releases over a window, per tenant (and model).
 func (v LedgerView) Spend(ctx context.Context, w ledger.SpendWindow) ([]ledger.Spend, error) {
 	return v.l.Store().Spend(ctx, w)
 }
@@ -132,19 +133,25 @@ func decodeCredit(body []byte) (credit, *apiError) {
 // entryJSON is a ledger entry as the admin API shows it: the amount both as
 // a decimal string and as an integer of micro-units.
 type entryJSON struct {
-	Object         string    `json:"object"`
-	Tenant         string    `json:"tenant"`
-	Kind           string    `json:"kind"`
-	Amount         string    `json:"amount"`
-	AmountMicros   int64     `json:"amount_micros"`
-	Reason         string    `json:"reason,omitempty"`
-	IdempotencyKey string    `json:"idempotency_key"`
+	Object       string `json:"object"`
+	Tenant       string `json:"tenant"`
+	Kind         string `json:"kind"`
+	Amount       string `json:"amount"`
+	AmountMicros int64  `json:"amount_micros"`
+	// Model and tokens are a charged request's (kind debit or release).
+	Model            string `json:"model,omitempty"`
+	PromptTokens     int64  `json:"prompt_tokens,omitempty"`
+	CompletionTokens int64  `json:"completion_tokens,omitempty"`
+	Reason           string `json:"reason,omitempty"`
+	// The key the client sent with a credit; the gateway's own are internal.
+	IdempotencyKey string    `json:"idempotency_key,omitempty"`
 	CreatedAt      time.Time `json:"created_at"`
 }
 
 func entryOut(e ledger.Entry, tenant, key string) entryJSON {
 	return entryJSON{Object: "ledger_entry", Tenant: tenant, Kind: string(e.Kind), Amount: e.Amount.String(),
-		AmountMicros: int64(e.Amount), Reason: e.Reason, IdempotencyKey: key, CreatedAt: e.Time.UTC()}
+		AmountMicros: int64(e.Amount), Model: e.Model, PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens,
+		Reason: e.Reason, IdempotencyKey: key, CreatedAt: e.Time.UTC()}
 }
 
 // BalanceJSON is a tenant's account: decimal strings for people, micro-unit

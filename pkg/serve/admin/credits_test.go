@@ -32,6 +32,27 @@ func openLedger(t *testing.T, dsn string) *ledger.Ledger {
 	return lg
 }
 
+// onEachLedger runs test on a fresh gateway with a real ledger, once over
+// each real database.
+func onEachLedger(t *testing.T, test func(t *testing.T, f *fixture, lg *ledger.Ledger)) {
+	for _, rs := range realStores {
+		t.Run(rs.name, func(t *testing.T) {
+			dsn := rs.dsn(t)
+			lg := openLedger(t, dsn)
+			test(t, newLedgerFixture(t, dsn, serve.AdminAPIOnAPI, lg), lg)
+		})
+	}
+}
+
+// withAcme is a gateway with a ledger on SQLite and a tenant "acme".
+func withAcme(t *testing.T) *fixture {
+	t.Helper()
+	dsn := realStores[0].dsn(t)
+	f := newLedgerFixture(t, dsn, serve.AdminAPIOnAPI, openLedger(t, dsn))
+	want(t, do(t, f.api.URL, "POST", "/admin/v1/tenants", f.adminKey, `{"name":"acme"}`), 201, "tenant")
+	return f
+}
+
 type entryOut struct {
 	Tenant, Kind, Amount, Reason string
 	AmountMicros                 int64     `json:"amount_micros"`
@@ -83,122 +104,117 @@ func wantBalance(t *testing.T, api, key, tenant string, micros int64) {
 // adjustment takes money back, each write is audited, and /v1/me shows a
 // user key its tenant's balance, limits and spend.
 func TestAdminCreditsBalanceAndMe(t *testing.T) {
-	for _, rs := range realStores {
-		t.Run(rs.name, func(t *testing.T) {
-			ctx := context.Background()
-			dsn := rs.dsn(t)
-			lg := openLedger(t, dsn)
-			f := newLedgerFixture(t, dsn, serve.AdminAPIOnAPI, lg)
-			api, ak := f.api.URL, f.adminKey
-			adminID, _, _ := store.ParseKey(ak)
-			want(t, do(t, api, "POST", "/admin/v1/tenants", ak, `{"name":"acme","rpm":100}`), 201, "tenant")
-			r := do(t, api, "POST", "/admin/v1/tenants/acme/keys", ak, `{"models":["m1"],"tpm":500}`)
-			want(t, r, 201, "user key")
-			var uk keyOut
-			r.decode(t, &uk)
-			wantBalance(t, api, ak, "acme", 0)
+	onEachLedger(t, func(t *testing.T, f *fixture, lg *ledger.Ledger) {
+		ctx := context.Background()
+		api, ak := f.api.URL, f.adminKey
+		adminID, _, _ := store.ParseKey(ak)
+		want(t, do(t, api, "POST", "/admin/v1/tenants", ak, `{"name":"acme","rpm":100}`), 201, "tenant")
+		r := do(t, api, "POST", "/admin/v1/tenants/acme/keys", ak, `{"models":["m1"],"tpm":500}`)
+		want(t, r, 201, "user key")
+		var uk keyOut
+		r.decode(t, &uk)
+		wantBalance(t, api, ak, "acme", 0)
 
-			credit := `{"amount":"12.500001","reason":"invoice 7","idempotency_key":"inv-7"}`
-			r = do(t, api, "POST", "/admin/v1/tenants/acme/credits", ak, credit)
-			want(t, r, 201, "credit")
-			creditReq := r.header.Get("X-Request-Id")
-			var first entryOut
-			r.decode(t, &first)
-			if first.Tenant != "acme" || first.Kind != "credit" || first.Amount != "12.500001" || first.AmountMicros != 12_500_001 ||
-				first.Reason != "invoice 7" || first.IdempotencyKey != "inv-7" || first.CreatedAt.IsZero() {
-				t.Fatalf("credit entry: %s", r.body)
+		credit := `{"amount":"12.500001","reason":"invoice 7","idempotency_key":"inv-7"}`
+		r = do(t, api, "POST", "/admin/v1/tenants/acme/credits", ak, credit)
+		want(t, r, 201, "credit")
+		creditReq := r.header.Get("X-Request-Id")
+		var first entryOut
+		r.decode(t, &first)
+		if first.Tenant != "acme" || first.Kind != "credit" || first.Amount != "12.500001" || first.AmountMicros != 12_500_001 ||
+			first.Reason != "invoice 7" || first.IdempotencyKey != "inv-7" || first.CreatedAt.IsZero() {
+			t.Fatalf("credit entry: %s", r.body)
+		}
+		wantBalance(t, api, ak, "acme", 12_500_001)
+
+		// The same key again, even with another amount: nothing changes,
+		// and the answer is the entry written the first time.
+		for _, body := range []string{credit, `{"amount":"99","reason":"retry","idempotency_key":"inv-7"}`} {
+			r = do(t, api, "POST", "/admin/v1/tenants/acme/credits", ak, body)
+			want(t, r, 200, "replayed credit")
+			var again entryOut
+			r.decode(t, &again)
+			if again != first {
+				t.Fatalf("replay answered %+v, want the original %+v", again, first)
 			}
 			wantBalance(t, api, ak, "acme", 12_500_001)
+		}
 
-			// The same key again, even with another amount: nothing changes,
-			// and the answer is the entry written the first time.
-			for _, body := range []string{credit, `{"amount":"99","reason":"retry","idempotency_key":"inv-7"}`} {
-				r = do(t, api, "POST", "/admin/v1/tenants/acme/credits", ak, body)
-				want(t, r, 200, "replayed credit")
-				var again entryOut
-				r.decode(t, &again)
-				if again != first {
-					t.Fatalf("replay answered %+v, want the original %+v", again, first)
-				}
-				wantBalance(t, api, ak, "acme", 12_500_001)
-			}
+		r = do(t, api, "POST", "/admin/v1/tenants/acme/credits", ak, `{"amount":"-0.000002","reason":"correction","idempotency_key":"fix-1"}`)
+		want(t, r, 201, "debit adjustment")
+		var debit entryOut
+		r.decode(t, &debit)
+		if debit.Kind != "adjustment" || debit.Amount != "-0.000002" || debit.AmountMicros != -2 {
+			t.Fatalf("debit entry: %s", r.body)
+		}
+		wantBalance(t, api, ak, "acme", 12_499_999)
 
-			r = do(t, api, "POST", "/admin/v1/tenants/acme/credits", ak, `{"amount":"-0.000002","reason":"correction","idempotency_key":"fix-1"}`)
-			want(t, r, 201, "debit adjustment")
-			var debit entryOut
-			r.decode(t, &debit)
-			if debit.Kind != "adjustment" || debit.Amount != "-0.000002" || debit.AmountMicros != -2 {
-				t.Fatalf("debit entry: %s", r.body)
-			}
-			wantBalance(t, api, ak, "acme", 12_499_999)
+		// A request's charge, as the gateway settles it, is spend.
+		if _, err := lg.Credit(ctx, ledger.Entry{Key: "charge:test-1", TenantID: uk.tenantID(t, f), Kind: ledger.KindDebit,
+			Amount: -1_234_567, Model: "m1", Time: time.Now().UTC()}); err != nil {
+			t.Fatal(err)
+		}
 
-			// A request's charge, as the gateway settles it, is spend.
-			if _, err := lg.Credit(ctx, ledger.Entry{Key: "charge:test-1", TenantID: uk.tenantID(t, f), Kind: ledger.KindDebit,
-				Amount: -1_234_567, Model: "m1", Time: time.Now().UTC()}); err != nil {
-				t.Fatal(err)
+		r = do(t, api, "GET", "/v1/me", uk.Key, "")
+		want(t, r, 200, "/v1/me for a user key")
+		var me meOut
+		r.decode(t, &me)
+		if me.Object != "me" || me.Tenant != "acme" || me.KeyID != uk.ID || me.Role != "user" || len(me.Models) != 1 ||
+			me.Models[0] != "m1" || me.ExpiresAt != nil || me.Limits.Key.TPM != 500 || me.Limits.Tenant.RPM != 100 {
+			t.Fatalf("/v1/me: %s", r.body)
+		}
+		b := me.Billing
+		if b == nil || b.BalanceMicros != 11_265_432 || b.Balance != "11.265432" || b.AvailableMicros != 11_265_432 ||
+			b.Available != "11.265432" || b.ReservedMicros != 0 {
+			t.Fatalf("/v1/me balance: %s", r.body)
+		}
+		for _, s := range []spendOut{b.Spend24h, b.Spend30d} {
+			if s.Amount != "1.234567" || s.AmountMicros != 1_234_567 || s.Requests != 1 {
+				t.Fatalf("/v1/me spend: %s", r.body)
 			}
+		}
+		if strings.Contains(string(r.body), uk.Key) {
+			t.Fatal("/v1/me shows the secret")
+		}
+		r = do(t, api, "GET", "/v1/me", ak, "")
+		want(t, r, 200, "/v1/me for the admin key")
+		r.decode(t, &me)
+		if me.Tenant != "admin" || me.Role != "admin" || me.Billing == nil || me.Billing.BalanceMicros != 0 || me.Billing.Spend24h.Amount != "0.000000" {
+			t.Fatalf("/v1/me for the admin key: %s", r.body)
+		}
+		wantErr(t, do(t, api, "GET", "/v1/me", "", ""), 401, "", "missing API key")
+		wantErr(t, do(t, api, "POST", "/v1/me", uk.Key, "{}"), 405, "", "use GET")
 
-			r = do(t, api, "GET", "/v1/me", uk.Key, "")
-			want(t, r, 200, "/v1/me for a user key")
-			var me meOut
-			r.decode(t, &me)
-			if me.Object != "me" || me.Tenant != "acme" || me.KeyID != uk.ID || me.Role != "user" || len(me.Models) != 1 ||
-				me.Models[0] != "m1" || me.ExpiresAt != nil || me.Limits.Key.TPM != 500 || me.Limits.Tenant.RPM != 100 {
-				t.Fatalf("/v1/me: %s", r.body)
-			}
-			b := me.Billing
-			if b == nil || b.BalanceMicros != 11_265_432 || b.Balance != "11.265432" || b.AvailableMicros != 11_265_432 ||
-				b.Available != "11.265432" || b.ReservedMicros != 0 {
-				t.Fatalf("/v1/me balance: %s", r.body)
-			}
-			for _, s := range []spendOut{b.Spend24h, b.Spend30d} {
-				if s.Amount != "1.234567" || s.AmountMicros != 1_234_567 || s.Requests != 1 {
-					t.Fatalf("/v1/me spend: %s", r.body)
-				}
-			}
-			if strings.Contains(string(r.body), uk.Key) {
-				t.Fatal("/v1/me shows the secret")
-			}
-			r = do(t, api, "GET", "/v1/me", ak, "")
-			want(t, r, 200, "/v1/me for the admin key")
-			r.decode(t, &me)
-			if me.Tenant != "admin" || me.Role != "admin" || me.Billing == nil || me.Billing.BalanceMicros != 0 || me.Billing.Spend24h.Amount != "0.000000" {
-				t.Fatalf("/v1/me for the admin key: %s", r.body)
-			}
-			wantErr(t, do(t, api, "GET", "/v1/me", "", ""), 401, "", "missing API key")
-			wantErr(t, do(t, api, "POST", "/v1/me", uk.Key, "{}"), 405, "", "use GET")
+		wantErr(t, do(t, api, "POST", "/admin/v1/tenants/nope/credits", ak, `{"amount":"1","reason":"x"}`), 404, "", `tenant "nope" not found`)
+		wantErr(t, do(t, api, "GET", "/admin/v1/tenants/nope/balance", ak, ""), 404, "", `tenant "nope" not found`)
+		wantErr(t, do(t, api, "POST", "/admin/v1/tenants/acme/credits", uk.Key, `{"amount":"1","reason":"x"}`), 403, "", "may not use the admin API")
+		wantBalance(t, api, ak, "acme", 11_265_432)
 
-			wantErr(t, do(t, api, "POST", "/admin/v1/tenants/nope/credits", ak, `{"amount":"1","reason":"x"}`), 404, "", `tenant "nope" not found`)
-			wantErr(t, do(t, api, "GET", "/admin/v1/tenants/nope/balance", ak, ""), 404, "", `tenant "nope" not found`)
-			wantErr(t, do(t, api, "POST", "/admin/v1/tenants/acme/credits", uk.Key, `{"amount":"1","reason":"x"}`), 403, "", "may not use the admin API")
-			wantBalance(t, api, ak, "acme", 11_265_432)
-
-			// Two credit records (not the replays), by the admin key.
-			recs, err := f.st.ListAudit(ctx, store.AuditFilter{})
-			if err != nil {
-				t.Fatal(err)
+		// Two credit records (not the replays), by the admin key.
+		recs, err := f.st.ListAudit(ctx, store.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var credits []store.AuditRecord
+		for _, a := range recs {
+			if a.Action == store.AuditCredit {
+				credits = append(credits, a)
 			}
-			var credits []store.AuditRecord
-			for _, a := range recs {
-				if a.Action == store.AuditCredit {
-					credits = append(credits, a)
-				}
+		}
+		if len(credits) != 2 {
+			t.Fatalf("%d credit audit records, want 2: %+v", len(credits), recs)
+		}
+		c := credits[1] // oldest: the credit
+		if c.Actor != adminID || c.Target != "acme" || c.RequestID != creditReq ||
+			!strings.Contains(string(c.Details), `"amount":"12.500001"`) || !strings.Contains(string(c.Details), `"idempotency_key":"inv-7"`) {
+			t.Fatalf("credit audit record: %+v %s", c, c.Details)
+		}
+		for _, a := range credits {
+			if strings.Contains(string(a.Details)+a.Actor, store.KeyPrefix) {
+				t.Fatalf("audit record holds a key: %+v", a)
 			}
-			if len(credits) != 2 {
-				t.Fatalf("%d credit audit records, want 2: %+v", len(credits), recs)
-			}
-			c := credits[1] // oldest: the credit
-			if c.Actor != adminID || c.Target != "acme" || c.RequestID != creditReq ||
-				!strings.Contains(string(c.Details), `"amount":"12.500001"`) || !strings.Contains(string(c.Details), `"idempotency_key":"inv-7"`) {
-				t.Fatalf("credit audit record: %+v %s", c, c.Details)
-			}
-			for _, a := range credits {
-				if strings.Contains(string(a.Details)+a.Actor, store.KeyPrefix) {
-					t.Fatalf("audit record holds a key: %+v", a)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // tenantID is the key's tenant's id, which the ledger is keyed by.
@@ -214,10 +230,8 @@ func (k keyOut) tenantID(t *testing.T, f *fixture) string {
 // A malformed amount is a 400 naming amount and writes nothing; without a
 // ledger the endpoints say billing is off, and /v1/me still answers.
 func TestAdminCreditBadInput(t *testing.T) {
-	dsn := realStores[0].dsn(t)
-	f := newLedgerFixture(t, dsn, serve.AdminAPIOnAPI, openLedger(t, dsn))
+	f := withAcme(t)
 	api, ak := f.api.URL, f.adminKey
-	want(t, do(t, api, "POST", "/admin/v1/tenants", ak, `{"name":"acme"}`), 201, "tenant")
 	for _, tc := range []struct{ body, param, msg string }{
 		{`{"amount":"1e3","reason":"x"}`, "amount", `(got "1e3")`},
 		{`{"amount":"0.0000001","reason":"x"}`, "amount", "at most 6 fractional digits"},
