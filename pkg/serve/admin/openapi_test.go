@@ -245,11 +245,19 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 	})
 }
 
-// The validator is not vacuous: an answer missing a field, or with one the
-// document does not have, is refused.
+// Answers without a ledger match too; and the validator is not vacuous:
+// an answer missing a field, or with one the document does not have, is
+// refused.
 func TestOpenAPIValidatorRefusesDrift(t *testing.T) {
 	f := newFixture(t, realStores[0].dsn(t), serve.AdminAPIOnAPI)
 	v := validator{t: t, doc: loadOpenAPI(t, f.api.URL, f.adminKey), api: f.api.URL}
+	// Without a ledger: /v1/me's billing is null, the ledger routes 501.
+	want(t, v.call("GET", "/v1/me", "/v1/me", f.adminKey, "", true), 200, "/v1/me without a ledger")
+	want(t, v.call("GET", "/admin/v1/tenants/{name}/spend", "/admin/v1/tenants/admin/spend", f.adminKey, "", true), 501, "spend without a ledger")
+	unknown := do(t, f.api.URL, "GET", "/admin/v1/nope", f.adminKey, "")
+	want(t, unknown, 404, "unknown URL")
+	v.errorAnswer(unknown)
+
 	r := v.call("GET", "/admin/v1/tenants/{name}", "/admin/v1/tenants/admin", f.adminKey, "", true)
 	want(t, r, 200, "get tenant")
 	req, _ := http.NewRequest("GET", f.api.URL+"/admin/v1/tenants/admin", nil)
