@@ -869,10 +869,10 @@ func (g *Gateway) me(w http.ResponseWriter, r *http.Request, st *reqState) {
 		a, err := g.opts.Ledger.Account(r.Context(), p.TenantID)
 		var spend []ledger.Spend
 		if err == nil {
-			// One aggregate: the 30-day window, of which the last 24 h is
-			// the recent part.
+			// One aggregate over this tenant's entries: the 30-day window,
+			// of which the last 24 h is the recent part.
 			now := time.Now()
-			spend, err = g.opts.Ledger.Spend(r.Context(), ledger.SpendWindow{Since: now.Add(-30 * 24 * time.Hour), Recent: now.Add(-24 * time.Hour), Until: now})
+			spend, err = g.opts.Ledger.Spend(r.Context(), ledger.SpendWindow{Since: now.Add(-30 * 24 * time.Hour), Recent: now.Add(-24 * time.Hour), Until: now, TenantID: p.TenantID})
 		}
 		if err != nil {
 			if r.Context().Err() != nil {
