@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -237,25 +238,16 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 
 func (o *ledgerEntriesOptions) Run(cmd *cobra.Command, g *globals) error {
 	ctx := cmd.Context()
-	if rc, err := o.rf.remote(o.db); err != nil {
-		return err
-	} else if rc != nil {
-		return notRemote("ledger entries")
-	}
-	c, err := o.db.openLedger(ctx)
+	rc, err := o.rf.remote(o.db)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	f := ledger.Filter{Since: o.since, Limit: o.Limit}
-	if o.Tenant != "" {
-		t, err := c.st.GetTenant(ctx, o.Tenant)
-		if err != nil {
-			return fmt.Errorf("tenant %q: %w", o.Tenant, err)
-		}
-		f.TenantID = t.ID
+	var es []ledger.Entry
+	if rc != nil {
+		es, err = o.entriesRemote(ctx, rc)
+	} else {
+		es, err = o.entriesDB(ctx)
 	}
-	es, err := c.lg.Entries(ctx, f)
 	if err != nil {
 		return err
 	}
@@ -286,6 +278,60 @@ func (o *ledgerEntriesOptions) Run(cmd *cobra.Command, g *globals) error {
 			dash(e.Model), tokens, dash(e.Reason))
 	}
 	return tw.Flush()
+}
+
+func (o *ledgerEntriesOptions) entriesDB(ctx context.Context) ([]ledger.Entry, error) {
+	c, err := o.db.openLedger(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	f := ledger.Filter{Since: o.since, Limit: o.Limit}
+	if o.Tenant != "" {
+		t, err := c.st.GetTenant(ctx, o.Tenant)
+		if err != nil {
+			return nil, fmt.Errorf("tenant %q: %w", o.Tenant, err)
+		}
+		f.TenantID = t.ID
+	}
+	return c.lg.Entries(ctx, f)
+}
+
+// entriesRemote pages through one tenant's entries (the admin API lists
+// them per tenant, newest first) and returns them oldest first like --db.
+// The API does not show an entry's sequence number, model or tokens, so
+// those columns are empty.
+func (o *ledgerEntriesOptions) entriesRemote(ctx context.Context, c *adminclient.Client) ([]ledger.Entry, error) {
+	if o.Tenant == "" {
+		return nil, errors.New("llmctl ledger entries with --server needs --tenant: the admin API lists one tenant's entries")
+	}
+	t, err := c.GetTenant(ctx, o.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	var es []ledger.Entry
+	q := adminclient.EntryQuery{Since: o.since, Limit: 1000}
+	// --limit keeps the oldest entries on --db; the API pages newest first,
+	// so read every page and cut after reversing.
+	for {
+		page, next, err := c.Entries(ctx, t.ID, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page {
+			es = append(es, ledger.Entry{Time: e.CreatedAt, TenantID: t.ID, Kind: ledger.Kind(e.Kind),
+				Amount: ledger.Micros(e.AmountMicros), Reason: e.Reason, Key: e.IdempotencyKey})
+		}
+		if next == "" || len(page) == 0 {
+			break
+		}
+		q.Cursor = next
+	}
+	slices.Reverse(es)
+	if o.Limit > 0 && len(es) > o.Limit {
+		es = es[:o.Limit]
+	}
+	return es, nil
 }
 
 func dash(s string) string {
@@ -377,27 +423,18 @@ func (o *ledgerSpendOptions) Validate() error {
 
 func (o *ledgerSpendOptions) Run(cmd *cobra.Command, g *globals) error {
 	ctx := cmd.Context()
-	if rc, err := o.rf.remote(o.db); err != nil {
-		return err
-	} else if rc != nil {
-		return notRemote("ledger spend")
-	}
-	c, err := o.db.openLedger(ctx)
+	rc, err := o.rf.remote(o.db)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	names, err := c.names(ctx)
+	var rows []spendRow
+	if rc != nil {
+		rows, err = o.spendRemote(ctx, rc)
+	} else {
+		rows, err = o.spendDB(ctx)
+	}
 	if err != nil {
 		return err
-	}
-	sp, err := c.lg.Spend(ctx, ledger.SpendWindow{Since: o.since, Recent: o.since, Until: o.until})
-	if err != nil {
-		return err
-	}
-	rows := make([]spendRow, 0, len(sp))
-	for _, x := range sp {
-		rows = append(rows, spendRow{TenantID: x.TenantID, Tenant: names[x.TenantID], Spent: x.Amount.String(), SpentMicros: int64(x.Amount), Requests: x.Requests})
 	}
 	switch o.format {
 	case printer.JSON, printer.YAML:
@@ -416,6 +453,48 @@ func (o *ledgerSpendOptions) Run(cmd *cobra.Command, g *globals) error {
 		tw.Row(dash(r.Tenant), r.TenantID, r.Spent, strconv.FormatInt(r.Requests, 10))
 	}
 	return tw.Flush()
+}
+
+func (o *ledgerSpendOptions) spendDB(ctx context.Context) ([]spendRow, error) {
+	c, err := o.db.openLedger(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	names, err := c.names(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sp, err := c.lg.Spend(ctx, ledger.SpendWindow{Since: o.since, Recent: o.since, Until: o.until})
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]spendRow, 0, len(sp))
+	for _, x := range sp {
+		rows = append(rows, spendRow{TenantID: x.TenantID, Tenant: names[x.TenantID], Spent: x.Amount.String(), SpentMicros: int64(x.Amount), Requests: x.Requests})
+	}
+	return rows, nil
+}
+
+// spendRemote asks the admin API tenant by tenant (it reports one tenant
+// per call) and keeps those with spend, as the database's aggregate does.
+func (o *ledgerSpendOptions) spendRemote(ctx context.Context, c *adminclient.Client) ([]spendRow, error) {
+	ts, err := c.ListTenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]spendRow, 0, len(ts))
+	for _, t := range ts {
+		s, err := c.Spend(ctx, t.ID, o.since, o.until)
+		if err != nil {
+			return nil, err
+		}
+		if s.Requests == 0 && s.AmountMicros == 0 {
+			continue
+		}
+		rows = append(rows, spendRow{TenantID: t.ID, Tenant: t.Name, Spent: s.Amount, SpentMicros: s.AmountMicros, Requests: s.Requests})
+	}
+	return rows, nil
 }
 
 func newLedgerSpendCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {

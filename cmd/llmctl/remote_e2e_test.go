@@ -176,6 +176,24 @@ func TestRemoteCLIEndToEnd(t *testing.T) {
 		t.Fatalf("ledger balance: %+v", bals)
 	}
 
+	// Spend over the API is the charge, per tenant, as on --db.
+	var spent []spendRow
+	if err := json.Unmarshal([]byte(admin("ledger", "spend", "--since", "1h", "-o", "json")), &spent); err != nil ||
+		len(spent) != 1 || spent[0].Tenant != "acme" || spent[0].SpentMicros != cost || spent[0].Requests != 1 {
+		t.Fatalf("ledger spend: %v %+v", err, spent)
+	}
+
+	// Entries over the API, oldest first like --db: the credit, then the charge.
+	var es []struct {
+		Kind   string
+		Amount int64
+		Reason string
+	}
+	if err := json.Unmarshal([]byte(admin("ledger", "entries", "--tenant", "acme", "-o", "json")), &es); err != nil ||
+		len(es) != 2 || es[0].Kind != "credit" || es[0].Amount != 1_000_001 || es[0].Reason != "e2e" || es[1].Amount != -cost {
+		t.Fatalf("ledger entries: %v %+v", err, es)
+	}
+
 	// A user key may not use the admin API: the CLI says so in words.
 	_, errOut, err = cli("tenants", "list", "--server", g.url, "--api-key", created.Secret)
 	if err == nil || !strings.Contains(errOut, "may not use the admin API") || !strings.Contains(errOut, "(403)") ||
@@ -263,7 +281,10 @@ func TestRemoteCLIErrors(t *testing.T) {
 		t.Fatalf("wrong server: %v", err)
 	}
 
-	for _, args := range [][]string{{"ledger", "entries"}, {"ledger", "spend"}, {"ledger", "verify"}} {
+	if _, _, err = run(t, "ledger", "entries", "--server", dead, "--api-key", key); err == nil || !strings.Contains(err.Error(), "needs --tenant") {
+		t.Errorf("ledger entries over --server without --tenant: %v", err)
+	}
+	for _, args := range [][]string{{"ledger", "verify"}} {
 		_, _, err = run(t, append(args, "--server", dead, "--api-key", key)...)
 		if err == nil || !strings.Contains(err.Error(), "llmctl "+strings.Join(args, " ")+" is not available with --server") {
 			t.Errorf("%v over --server: %v", args, err)

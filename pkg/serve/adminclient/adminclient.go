@@ -296,6 +296,19 @@ type list[T any] struct {
 
 func esc(s string) string { return url.PathEscape(s) }
 
+// window is the since/until query of the listing endpoints; a zero time is
+// not sent.
+func window(since, until time.Time) url.Values {
+	v := url.Values{}
+	if !since.IsZero() {
+		v.Set("since", since.UTC().Format(time.RFC3339Nano))
+	}
+	if !until.IsZero() {
+		v.Set("until", until.UTC().Format(time.RFC3339Nano))
+	}
+	return v
+}
+
 // CreateTenant is POST /admin/v1/tenants.
 func (c *Client) CreateTenant(ctx context.Context, name string, l Limits) (Tenant, error) {
 	var t Tenant
@@ -393,13 +406,7 @@ func (c *Client) Balance(ctx context.Context, tenant string) (Balance, error) {
 // Audit is GET /admin/v1/audit, newest first; next is the cursor of the
 // following page (0 when this page is not full).
 func (c *Client) Audit(ctx context.Context, q AuditQuery) (recs []AuditRecord, next int64, err error) {
-	v := url.Values{}
-	if !q.Since.IsZero() {
-		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
-	}
-	if !q.Until.IsZero() {
-		v.Set("until", q.Until.UTC().Format(time.RFC3339Nano))
-	}
+	v := window(q.Since, q.Until)
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
@@ -416,4 +423,46 @@ func (c *Client) Me(ctx context.Context) (Me, error) {
 	var m Me
 	_, err := c.do(ctx, http.MethodGet, "/v1/me", nil, nil, &m)
 	return m, err
+}
+
+// SpendReport is what a tenant's requests were charged over a window.
+type SpendReport struct {
+	Tenant string     `json:"tenant"`
+	Since  *time.Time `json:"since"`
+	Until  time.Time  `json:"until"`
+	Spend
+}
+
+// Spend is GET /admin/v1/tenants/{name}/spend over [since, until]; a zero
+// since is from the first entry, a zero until is now.
+func (c *Client) Spend(ctx context.Context, tenant string, since, until time.Time) (SpendReport, error) {
+	v := window(since, until)
+	var s SpendReport
+	_, err := c.do(ctx, http.MethodGet, "/admin/v1/tenants/"+esc(tenant)+"/spend", v, nil, &s)
+	return s, err
+}
+
+// EntryQuery filters Entries; zero fields are not sent.
+type EntryQuery struct {
+	Since, Until time.Time
+	Limit        int    // one page, 1 to 1000 (server default 100)
+	Cursor       string // NextCursor of the previous page
+}
+
+// Entries is GET /admin/v1/tenants/{name}/entries: one page, newest first;
+// next is empty on the last page.
+func (c *Client) Entries(ctx context.Context, tenant string, q EntryQuery) (es []Entry, next string, err error) {
+	v := window(q.Since, q.Until)
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Cursor != "" {
+		v.Set("cursor", q.Cursor)
+	}
+	var l struct {
+		Data       []Entry `json:"data"`
+		NextCursor string  `json:"next_cursor,omitempty"`
+	}
+	_, err = c.do(ctx, http.MethodGet, "/admin/v1/tenants/"+esc(tenant)+"/entries", v, nil, &l)
+	return l.Data, l.NextCursor, err
 }
