@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -306,5 +307,36 @@ func TestRemoteCLIErrors(t *testing.T) {
 	t.Setenv("LLMCTL_DB", dsn)
 	if _, _, err = run(t, "tenants", "list"); err == nil || !strings.Contains(err.Error(), "LLMCTL_SERVER") || !strings.Contains(err.Error(), "LLMCTL_DB") {
 		t.Errorf("both variables: %v", err)
+	}
+}
+
+// TestRemoteEntriesPages: `ledger entries --server` follows next_cursor to
+// the last page and prints oldest first, --limit keeping the oldest, as on
+// --db. The server is a double answering the admin API's page shape.
+func TestRemoteEntriesPages(t *testing.T) {
+	pages := map[string]string{ // cursor -> page, newest first
+		"":  `{"object":"list","data":[{"kind":"credit","amount":"3.000000","amount_micros":3000000,"created_at":"2026-12-03T00:00:00Z"},{"kind":"credit","amount":"2.000000","amount_micros":2000000,"created_at":"2026-12-02T00:00:00Z"}],"next_cursor":"7"}`,
+		"7": `{"object":"list","data":[{"kind":"credit","amount":"1.000000","amount_micros":1000000,"created_at":"2026-12-01T00:00:00Z"}]}`,
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/admin/v1/tenants/acme":
+			_, _ = io.WriteString(w, `{"object":"tenant","id":"ten_1","name":"acme","status":"active"}`)
+		case "/admin/v1/tenants/ten_1/entries":
+			_, _ = io.WriteString(w, pages[r.URL.Query().Get("cursor")])
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	t.Setenv("LLMCTL_DB", "")
+	out, _, err := run(t, "ledger", "entries", "--tenant", "acme", "--limit", "2", "-o", "json", "--server", srv.URL, "--api-key", "sk-llm-a.b")
+	var es []struct {
+		Amount   int64
+		TenantID string `json:"tenant"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &es) != nil || len(es) != 2 ||
+		es[0].Amount != 1_000_000 || es[1].Amount != 2_000_000 || es[0].TenantID != "ten_1" {
+		t.Fatalf("entries: %v %+v\n%s", err, es, out)
 	}
 }
