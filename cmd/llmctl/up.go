@@ -180,9 +180,23 @@ func (o *upOptions) Run(cmd *cobra.Command) error {
 			GPU *deploy.GPUResult `json:"gpu,omitempty"`
 		}{res, gpu})
 	}
-	_, err = fmt.Fprintf(o.g.Out, "%s %s (revision %d, chart %s) in namespace %s: ready\nendpoint:  %s\nadmin key: kept in the release's Secret; read it with: %s\n",
-		res.Action, res.Release, res.Revision, res.ChartVersion, res.Namespace, res.Endpoint, res.AdminKeyCommand)
+	_, err = fmt.Fprintf(o.g.Out, "%s %s (revision %d, chart %s) in namespace %s: ready\nendpoint:  %s\nadmin key: kept in the release's Secret; read it with: %s\nmanage:    %s\n",
+		res.Action, res.Release, res.Revision, res.ChartVersion, res.Namespace, res.Endpoint, res.AdminKeyCommand,
+		remoteCommand(res.Endpoint, res.AdminKeyCommand))
 	return err
+}
+
+// remoteCommand is the line that points the CLI at the installed gateway's
+// admin API: the API base is the endpoint without /v1, reached through the
+// Ingress or through the port-forward the endpoint names. The key is read
+// from the Secret by the shell, so it is never printed.
+func remoteCommand(endpoint, keyCmd string) string {
+	while := ""
+	if pf, url, ok := strings.Cut(endpoint, ", then "); ok {
+		while, endpoint = fmt.Sprintf("   (while %q runs)", pf), url
+	}
+	server := strings.TrimSuffix(strings.TrimSuffix(endpoint, "/"), "/v1")
+	return fmt.Sprintf(`llmctl tenants list --server %s --api-key "$(%s)"%s`, server, keyCmd, while)
 }
 
 // isTerminal reports whether w is a terminal, for redrawn progress lines.

@@ -113,3 +113,18 @@ func TestUpPreflightStopsOnUnreachableCluster(t *testing.T) {
 		t.Fatalf("want a preflight failure, got %v", err)
 	}
 }
+
+// TestRemoteCommand: up's "manage:" line reaches the admin API through the
+// Ingress, or through the port-forward the endpoint names.
+func TestRemoteCommand(t *testing.T) {
+	const key = "kubectl -n ns get secret llmctl-gateway -o jsonpath='{.data.admin-key}' | base64 -d"
+	got := remoteCommand("https://llm.example.com/v1", key)
+	if want := `llmctl tenants list --server https://llm.example.com --api-key "$(` + key + `)"`; got != want {
+		t.Errorf("ingress:\n got %s\nwant %s", got, want)
+	}
+	got = remoteCommand("kubectl -n ns port-forward svc/llmctl-gateway 8080:80, then http://127.0.0.1:8080/v1", key)
+	if !strings.HasPrefix(got, "llmctl tenants list --server http://127.0.0.1:8080 --api-key") ||
+		!strings.HasSuffix(got, `(while "kubectl -n ns port-forward svc/llmctl-gateway 8080:80" runs)`) {
+		t.Errorf("port-forward: %s", got)
+	}
+}
