@@ -320,7 +320,8 @@ func (o *ledgerEntriesOptions) entriesRemote(ctx context.Context, c *adminclient
 		}
 		for _, e := range page {
 			es = append(es, ledger.Entry{Time: e.CreatedAt, TenantID: t.ID, Kind: ledger.Kind(e.Kind),
-				Amount: ledger.Micros(e.AmountMicros), Reason: e.Reason, Key: e.IdempotencyKey})
+				Amount: ledger.Micros(e.AmountMicros), Model: e.Model, PromptTokens: e.PromptTokens,
+				CompletionTokens: e.CompletionTokens, Reason: e.Reason, Key: e.IdempotencyKey})
 		}
 		if next == "" || len(page) == 0 {
 			break

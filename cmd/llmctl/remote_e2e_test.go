@@ -186,12 +186,15 @@ func TestRemoteCLIEndToEnd(t *testing.T) {
 
 	// Entries over the API, oldest first like --db: the credit, then the charge.
 	var es []struct {
-		Kind   string
-		Amount int64
-		Reason string
+		Kind                           string
+		Amount                         int64
+		Reason                         string
+		Model                          string
+		PromptTokens, CompletionTokens int64
 	}
 	if err := json.Unmarshal([]byte(admin("ledger", "entries", "--tenant", "acme", "-o", "json")), &es); err != nil ||
-		len(es) != 2 || es[0].Kind != "credit" || es[0].Amount != 1_000_001 || es[0].Reason != "e2e" || es[1].Amount != -cost {
+		len(es) != 2 || es[0].Kind != "credit" || es[0].Amount != 1_000_001 || es[0].Reason != "e2e" || es[1].Amount != -cost ||
+		es[1].Model != "m" || es[1].PromptTokens != rec.PromptTokens || es[1].CompletionTokens != rec.CompletionTokens {
 		t.Fatalf("ledger entries: %v %+v", err, es)
 	}
 
