@@ -24,12 +24,15 @@ const (
 // entry whose key exists changes nothing, which makes every write path
 // (batch writer, spool replay, webhook redelivery) idempotent.
 type Entry struct {
-	Seq              int64     `json:"seq,omitempty"` // assigned by the store
-	Key              string    `json:"key"`
-	TenantID         string    `json:"tenant"`
-	Kind             Kind      `json:"kind"`
-	Amount           Micros    `json:"amount"`
-	Model            string    `json:"model,omitempty"`
+	Seq      int64  `json:"seq,omitempty"` // assigned by the store
+	Key      string `json:"key"`
+	TenantID string `json:"tenant"`
+	Kind     Kind   `json:"kind"`
+	Amount   Micros `json:"amount"`
+	Model    string `json:"model,omitempty"`
+	// KeyID is the public id of the API key whose request the entry
+	// charges (debits, releases); empty for credits and adjustments.
+	KeyID            string    `json:"keyId,omitempty"`
 	PromptTokens     int64     `json:"promptTokens,omitempty"`
 	CompletionTokens int64     `json:"completionTokens,omitempty"`
 	Reason           string    `json:"reason,omitempty"`

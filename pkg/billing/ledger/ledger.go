@@ -221,7 +221,7 @@ func (l *Ledger) replay(left []spool.Segment) {
 			continue
 		default:
 			released++
-			r.e = Entry{Key: r.e.Key, TenantID: r.e.TenantID, Kind: KindRelease, Time: l.cfg.Now().UTC(),
+			r.e = Entry{Key: r.e.Key, TenantID: r.e.TenantID, Kind: KindRelease, KeyID: r.e.KeyID, Time: l.cfg.Now().UTC(),
 				Reason: "released at restart: its process stopped before settling"}
 		}
 		l.queue = append(l.queue, queued{e: r.e, seg: r.seg})
@@ -269,9 +269,9 @@ func (l *Ledger) Reserve(ctx context.Context, r billing.ReserveRequest) (billing
 	if err != nil {
 		return nil, fmt.Errorf("ledger: reserve: %w", err)
 	}
-	h := &hold{l: l, key: chargeKey(r.RequestID), tenant: r.Principal.TenantID, model: r.Model, price: price}
+	h := &hold{l: l, key: chargeKey(r.RequestID), tenant: r.Principal.TenantID, keyID: r.Principal.KeyID, model: r.Model, price: price}
 	hr := HoldRequest{Key: h.key, TenantID: h.tenant, Amount: amount, Overdraft: l.cfg.Overdraft, Time: l.cfg.Now()}
-	intent := Entry{Key: hr.Key, TenantID: hr.TenantID, Kind: KindReservation, Amount: amount, Model: r.Model, Time: hr.Time.UTC()}
+	intent := Entry{Key: hr.Key, TenantID: hr.TenantID, Kind: KindReservation, Amount: amount, Model: r.Model, KeyID: h.keyID, Time: hr.Time.UTC()}
 	if err := l.writeIntent(intent); err != nil {
 		l.log.Warn("ledger cannot journal a reservation; a crash before it settles leaves its hold until HoldTTL",
 			"request_id", r.RequestID, "err", err)
@@ -335,6 +335,7 @@ type hold struct {
 	l       *Ledger
 	key     string
 	tenant  string
+	keyID   string
 	model   string
 	price   Price
 	settled atomic.Bool
@@ -354,7 +355,7 @@ func (h *hold) Settle(_ context.Context, used billing.Usage) {
 		h.l.log.Error("ledger cannot price usage; charging nothing", "key", h.key, "err", err)
 		cost = 0
 	}
-	e := Entry{Key: h.key, TenantID: h.tenant, Kind: KindDebit, Amount: -cost, Model: h.model,
+	e := Entry{Key: h.key, TenantID: h.tenant, Kind: KindDebit, Amount: -cost, Model: h.model, KeyID: h.keyID,
 		PromptTokens: used.PromptTokens, CompletionTokens: used.CompletionTokens, Time: h.l.cfg.Now().UTC()}
 	if used.Total() == 0 {
 		e.Kind = KindRelease

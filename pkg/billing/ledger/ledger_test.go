@@ -93,7 +93,10 @@ func TestReserveSettle(t *testing.T) {
 			fund(t, s, "a", 10*ledger.Unit)
 
 			// Max cost: 1000 prompt at 1/M + 500 completion at 2/M = 2000 µ.
-			h, err := l.Reserve(ctx, req("a", "r1", "m", 1000, 500))
+			// Each charge records the API key of its request.
+			r1 := req("a", "r1", "m", 1000, 500)
+			r1.Principal.KeyID = "key1"
+			h, err := l.Reserve(ctx, r1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -101,7 +104,9 @@ func TestReserveSettle(t *testing.T) {
 				t.Fatalf("reserved %s, want 0.002000", got.Reserved)
 			}
 			// Default max_tokens (4096) when the request sets none.
-			h2, err := l.Reserve(ctx, req("a", "r2", "m", 0, 0))
+			r2 := req("a", "r2", "m", 0, 0)
+			r2.Principal.KeyID = "key2"
+			h2, err := l.Reserve(ctx, r2)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -120,7 +125,8 @@ func TestReserveSettle(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(es) != 3 || es[1].Kind != ledger.KindDebit || es[1].PromptTokens != 100 || es[1].CompletionTokens != 51 ||
-				!strings.HasPrefix(es[1].Key, "req:r1:") || es[2].Kind != ledger.KindRelease || es[2].Amount != 0 {
+				!strings.HasPrefix(es[1].Key, "req:r1:") || es[2].Kind != ledger.KindRelease || es[2].Amount != 0 ||
+				es[0].KeyID != "" || es[1].KeyID != "key1" || es[2].KeyID != "key2" {
 				t.Fatalf("entries: %+v", es)
 			}
 			clean(t, s)
@@ -315,6 +321,10 @@ func TestCrashReplay(t *testing.T) {
 	for _, e := range es[1:] {
 		rid := strings.Split(e.Key, ":")[1]
 		seen[rid]++
+		if e.KeyID != "crashkey" {
+			// Replayed settlements and restart releases keep the key.
+			t.Fatalf("entry %+v lost its request's key id", e)
+		}
 		switch {
 		case e.Kind == ledger.KindRelease && !acked[rid]:
 			// The request in flight at the kill: its hold is released
@@ -370,7 +380,9 @@ func crashHelper(spoolDir, dsn string) {
 	for i := 0; ; i++ {
 		rid := fmt.Sprint("c", i)
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		h, err := l.Reserve(rctx, req("a", rid, "m", 1, 1))
+		r := req("a", rid, "m", 1, 1)
+		r.Principal.KeyID = "crashkey"
+		h, err := l.Reserve(rctx, r)
 		cancel()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)

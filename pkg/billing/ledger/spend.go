@@ -13,7 +13,10 @@ import (
 type Spend struct {
 	TenantID string `json:"tenantID"`
 	// Model is set when the window asked ByModel: one row per model.
-	Model          string `json:"model,omitempty"`
+	Model string `json:"model,omitempty"`
+	// KeyID is set when the window asked ByKey: one row per API key id,
+	// "" for entries that record none (written before keys were recorded).
+	KeyID          string `json:"keyID,omitempty"`
 	Amount         Micros `json:"amount"`
 	Requests       int64  `json:"requests"`
 	RecentAmount   Micros `json:"recentAmount"`
@@ -28,6 +31,8 @@ type SpendWindow struct {
 	TenantID string
 	// ByModel splits each tenant's row by the entries' model.
 	ByModel bool
+	// ByKey splits each tenant's row by the entries' API key id.
+	ByKey bool
 }
 
 // The aggregate runs in the database so `llmctl top` reads one row per
@@ -37,23 +42,26 @@ const spendQuery = `SELECT tenant_id,
         COUNT(*),
         COALESCE(-SUM(CASE WHEN created_at >= %[2]s THEN amount ELSE 0 END), 0),
         COALESCE(SUM(CASE WHEN created_at >= %[2]s THEN 1 ELSE 0 END), 0),
-        CASE WHEN %[5]s = 1 THEN model ELSE '' END
+        CASE WHEN %[5]s = 1 THEN model ELSE '' END,
+        CASE WHEN %[6]s = 1 THEN key_id ELSE '' END
     FROM ledger_entries
     WHERE kind IN ('debit', 'release') AND created_at >= %[1]s AND created_at <= %[3]s
         AND (%[4]s = '' OR tenant_id = %[4]s)
-    GROUP BY 1, 6 ORDER BY 1, 6`
+    GROUP BY 1, 6, 7 ORDER BY 1, 6, 7`
 
 var (
-	pgSpend     = fmt.Sprintf(spendQuery, "$1::bigint", "$2::bigint", "$3::bigint", "$4::text", "$5::int")
-	sqliteSpend = fmt.Sprintf(spendQuery, "?1", "?2", "?3", "?4", "?5")
+	pgSpend     = fmt.Sprintf(spendQuery, "$1::bigint", "$2::bigint", "$3::bigint", "$4::text", "$5::int", "$6::int")
+	sqliteSpend = fmt.Sprintf(spendQuery, "?1", "?2", "?3", "?4", "?5", "?6")
 )
 
 func spendArgs(w SpendWindow) []any {
-	byModel := 0
-	if w.ByModel {
-		byModel = 1
+	flag := func(b bool) int {
+		if b {
+			return 1
+		}
+		return 0
 	}
-	return []any{sinceMicros(w.Since), sinceMicros(w.Recent), w.Until.UnixMicro(), w.TenantID, byModel}
+	return []any{sinceMicros(w.Since), sinceMicros(w.Recent), w.Until.UnixMicro(), w.TenantID, flag(w.ByModel), flag(w.ByKey)}
 }
 
 func (s *pgStore) Spend(ctx context.Context, w SpendWindow) ([]Spend, error) {
@@ -83,7 +91,7 @@ func collectSpend(rows interface {
 	var out []Spend
 	for rows.Next() {
 		var sp Spend
-		if err := rows.Scan(&sp.TenantID, &sp.Amount, &sp.Requests, &sp.RecentAmount, &sp.RecentRequests, &sp.Model); err != nil {
+		if err := rows.Scan(&sp.TenantID, &sp.Amount, &sp.Requests, &sp.RecentAmount, &sp.RecentRequests, &sp.Model, &sp.KeyID); err != nil {
 			return nil, fmt.Errorf("ledger: spend: %w", err)
 		}
 		out = append(out, sp)

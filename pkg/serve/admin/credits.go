@@ -140,6 +140,7 @@ type entryJSON struct {
 	AmountMicros int64  `json:"amount_micros"`
 	// Model and tokens are a charged request's (kind debit or release).
 	Model            string `json:"model,omitempty"`
+	KeyID            string `json:"key_id,omitempty"` // the API key that made the request
 	PromptTokens     int64  `json:"prompt_tokens,omitempty"`
 	CompletionTokens int64  `json:"completion_tokens,omitempty"`
 	Reason           string `json:"reason,omitempty"`
@@ -150,7 +151,7 @@ type entryJSON struct {
 
 func entryOut(e ledger.Entry, tenant, key string) entryJSON {
 	return entryJSON{Object: "ledger_entry", Tenant: tenant, Kind: string(e.Kind), Amount: e.Amount.String(),
-		AmountMicros: int64(e.Amount), Model: e.Model, PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens,
+		AmountMicros: int64(e.Amount), Model: e.Model, KeyID: e.KeyID, PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens,
 		Reason: e.Reason, IdempotencyKey: key, CreatedAt: e.Time.UTC()}
 }
 

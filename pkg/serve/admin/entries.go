@@ -137,17 +137,18 @@ type spendReport struct {
 	Since  *time.Time `json:"since"` // null: since the first entry
 	Until  time.Time  `json:"until"`
 	spendJSON
-	By   string           `json:"by,omitempty"`
-	Data []modelSpendJSON `json:"data,omitzero"` // by=model: one per model, "" for entries without one
+	By string `json:"by,omitempty"`
+	// by=model: one per model, "" for entries without one; by=key: one per
+	// API key id, "" for entries that record none.
+	Data []splitSpendJSON `json:"data,omitzero"`
 }
 
-type modelSpendJSON struct {
-	Model string `json:"model"`
+// splitSpendJSON is one row of a split: Model is set by=model, KeyID by=key.
+type splitSpendJSON struct {
+	Model *string `json:"model,omitempty"`
+	KeyID *string `json:"key_id,omitempty"`
 	spendJSON
 }
-
-// SpendByKeyUnsupported explains why by=key is refused.
-const SpendByKeyUnsupported = `spend by key is not available: ledger entries record the tenant and model of a request, not the API key that made it; use by=model or leave "by" out`
 
 // getSpend is GET /admin/v1/tenants/{name}/spend: what the tenant's
 // requests were charged (debits; releases count as requests), summed in
@@ -173,11 +174,9 @@ func (h *Handler) getSpend(r *http.Request, _ []byte) (int, any, *apiError) {
 	}
 	by := q.Get("by")
 	switch by {
-	case "", "model":
-	case "key":
-		return 0, nil, badRequest("by", SpendByKeyUnsupported)
+	case "", "model", "key":
 	default:
-		return 0, nil, badRequest("by", "%q must be model (got %q)", "by", by)
+		return 0, nil, badRequest("by", "%q must be model or key (got %q)", "by", by)
 	}
 	name := r.PathValue("name")
 	t, err := h.st.GetTenant(r.Context(), name)
@@ -185,7 +184,7 @@ func (h *Handler) getSpend(r *http.Request, _ []byte) (int, any, *apiError) {
 		return 0, nil, h.storeError(r, tenantWhat(name), err)
 	}
 	rows, err := h.ledger.Spend(r.Context(), ledger.SpendWindow{Since: since, Recent: until, Until: until,
-		TenantID: t.ID, ByModel: by == "model"})
+		TenantID: t.ID, ByModel: by == "model", ByKey: by == "key"})
 	if err != nil {
 		return 0, nil, h.ledgerError(r, err)
 	}
@@ -199,12 +198,19 @@ func (h *Handler) getSpend(r *http.Request, _ []byte) (int, any, *apiError) {
 	for _, s := range rows {
 		total += s.Amount
 		requests += s.Requests
-		if by == "model" {
-			out.Data = append(out.Data, modelSpendJSON{Model: s.Model, spendJSON: spendJSON{Amount: s.Amount.String(), AmountMicros: int64(s.Amount), Requests: s.Requests}})
+		row := splitSpendJSON{spendJSON: spendJSON{Amount: s.Amount.String(), AmountMicros: int64(s.Amount), Requests: s.Requests}}
+		switch by {
+		case "model":
+			row.Model = &s.Model
+		case "key":
+			row.KeyID = &s.KeyID
+		default:
+			continue
 		}
+		out.Data = append(out.Data, row)
 	}
-	if by == "model" && out.Data == nil {
-		out.Data = []modelSpendJSON{}
+	if by != "" && out.Data == nil {
+		out.Data = []splitSpendJSON{}
 	}
 	out.spendJSON = spendJSON{Amount: total.String(), AmountMicros: int64(total), Requests: requests}
 	return http.StatusOK, out, nil

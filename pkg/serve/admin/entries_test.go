@@ -14,8 +14,9 @@ import (
 type listedEntry struct {
 	entryOut
 	Model            string
-	PromptTokens     int64 `json:"prompt_tokens"`
-	CompletionTokens int64 `json:"completion_tokens"`
+	KeyID            string `json:"key_id"`
+	PromptTokens     int64  `json:"prompt_tokens"`
+	CompletionTokens int64  `json:"completion_tokens"`
 }
 
 type entryPage struct {
@@ -31,6 +32,7 @@ type spendReport struct {
 	spendOut
 	Data []struct {
 		Model string
+		KeyID string `json:"key_id"`
 		spendOut
 	}
 }
@@ -59,19 +61,22 @@ func TestAdminEntriesAndSpend(t *testing.T) {
 		// them so that windows relative to now compare exactly.
 		f.clock.Add(-time.Duration(f.clock.Now().Nanosecond() % 1000))
 		now := f.clock.Now().UTC()
+		// Each charge records the API key of its request ("" for one
+		// written before keys were recorded).
 		charges := []struct {
-			model  string
-			micros int64
-			ago    time.Duration
-		}{{"m1", 100, 5 * time.Hour}, {"m2", 20, 4 * time.Hour}, {"m1", 3, 3 * time.Hour}, {"m2", 4000, 2 * time.Hour}, {"m1", 50000, time.Hour}}
+			model, keyID string
+			micros       int64
+			ago          time.Duration
+		}{{"m1", "key_a", 100, 5 * time.Hour}, {"m2", "key_b", 20, 4 * time.Hour}, {"m1", "key_a", 3, 3 * time.Hour},
+			{"m2", "", 4000, 2 * time.Hour}, {"m1", "key_b", 50000, time.Hour}}
 		for i, c := range charges {
 			if _, err := lg.Credit(ctx, ledger.Entry{Key: fmt.Sprintf("charge:%d", i), TenantID: acme.ID, Kind: ledger.KindDebit,
-				Amount: ledger.Micros(-c.micros), Model: c.model, PromptTokens: int64(i + 1), CompletionTokens: 7, Time: now.Add(-c.ago)}); err != nil {
+				Amount: ledger.Micros(-c.micros), Model: c.model, KeyID: c.keyID, PromptTokens: int64(i + 1), CompletionTokens: 7, Time: now.Add(-c.ago)}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		if _, err := lg.Credit(ctx, ledger.Entry{Key: "charge:other", TenantID: other.ID, Kind: ledger.KindDebit,
-			Amount: -999, Model: "m1", Time: now.Add(-time.Hour)}); err != nil {
+			Amount: -999, Model: "m1", KeyID: "key_a", Time: now.Add(-time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
 
@@ -107,12 +112,12 @@ func TestAdminEntriesAndSpend(t *testing.T) {
 		for i, e := range got[:5] {
 			c := charges[4-i]
 			if e.Kind != "debit" || e.Tenant != "acme" || e.AmountMicros != -c.micros || e.Amount != ledger.Micros(-c.micros).String() ||
-				e.Model != c.model || e.PromptTokens != int64(5-i) || e.CompletionTokens != 7 || !e.CreatedAt.Equal(now.Add(-c.ago)) ||
+				e.Model != c.model || e.KeyID != c.keyID || e.PromptTokens != int64(5-i) || e.CompletionTokens != 7 || !e.CreatedAt.Equal(now.Add(-c.ago)) ||
 				e.IdempotencyKey != "" {
 				t.Fatalf("entry %d: %+v, want the charge %+v", i, e, c)
 			}
 		}
-		if cr := got[5]; cr.Kind != "credit" || cr.Amount != "10.000000" || cr.Reason != "paid" || cr.IdempotencyKey != "p1" {
+		if cr := got[5]; cr.Kind != "credit" || cr.Amount != "10.000000" || cr.Reason != "paid" || cr.IdempotencyKey != "p1" || cr.KeyID != "" {
 			t.Fatalf("the credit: %+v", cr)
 		}
 
@@ -149,6 +154,38 @@ func TestAdminEntriesAndSpend(t *testing.T) {
 			s.Since == nil || !s.Since.Equal(now.Add(-3*time.Hour)) || !s.Until.Equal(now) {
 			t.Fatalf("spend since 3h by model: %s", r.body)
 		}
+		if strings.Contains(string(r.body), "key_id") {
+			t.Fatalf("spend by model shows key ids: %s", r.body)
+		}
+
+		// By key: one row per key id, exact to the micro-unit; the other
+		// tenant's charge by key_a never counts.
+		r = do(t, api, "GET", "/admin/v1/tenants/acme/spend?by=key", ak, "")
+		want(t, r, 200, "spend by key")
+		s = spendReport{}
+		r.decode(t, &s)
+		if s.AmountMicros != 54123 || s.Requests != 5 || s.By != "key" || len(s.Data) != 3 ||
+			s.Data[0].KeyID != "" || s.Data[0].AmountMicros != 4000 || s.Data[0].Requests != 1 ||
+			s.Data[1].KeyID != "key_a" || s.Data[1].AmountMicros != 103 || s.Data[1].Requests != 2 || s.Data[1].Amount != "0.000103" ||
+			s.Data[2].KeyID != "key_b" || s.Data[2].AmountMicros != 50020 || s.Data[2].Requests != 2 || s.Data[2].Amount != "0.050020" ||
+			strings.Contains(string(r.body), `"model"`) || !strings.Contains(string(r.body), `"key_id":""`) {
+			t.Fatalf("spend by key: %s", r.body)
+		}
+		r = do(t, api, "GET", "/admin/v1/tenants/acme/spend?by=key&since=3h&until=30m", ak, "")
+		want(t, r, 200, "spend by key since 3h")
+		s = spendReport{}
+		r.decode(t, &s)
+		if s.AmountMicros != 54003 || s.Requests != 3 || len(s.Data) != 3 ||
+			s.Data[0].KeyID != "" || s.Data[0].AmountMicros != 4000 ||
+			s.Data[1].KeyID != "key_a" || s.Data[1].AmountMicros != 3 || s.Data[1].Requests != 1 ||
+			s.Data[2].KeyID != "key_b" || s.Data[2].AmountMicros != 50000 || s.Data[2].Requests != 1 {
+			t.Fatalf("spend by key since 3h: %s", r.body)
+		}
+		r = do(t, api, "GET", "/admin/v1/tenants/other/spend?by=key&until=2h", ak, "")
+		want(t, r, 200, "empty spend by key")
+		if !strings.Contains(string(r.body), `"amount_micros":0,"requests":0,"by":"key","data":[]`) {
+			t.Fatalf("empty spend by key: %s", r.body)
+		}
 		r = do(t, api, "GET", "/admin/v1/tenants/other/spend?by=model&until=2h", ak, "")
 		want(t, r, 200, "empty spend by model")
 		if !strings.Contains(string(r.body), `"amount_micros":0,"requests":0,"by":"model","data":[]`) {
@@ -173,8 +210,8 @@ func TestAdminEntriesAndSpendBadInput(t *testing.T) {
 		{"entries?cursor=-3", "cursor", "next_cursor"},
 		{"entries?before=3", "before", `unknown query parameter "before"; use since, until, limit, cursor`},
 		{"entries?by=model", "by", `unknown query parameter "by"`},
-		{"spend?by=key", "by", "spend by key is not available: ledger entries record the tenant and model of a request, not the API key"},
-		{"spend?by=tenant", "by", `"by" must be model (got "tenant")`},
+		{"spend?by=tenant", "by", `"by" must be model or key (got "tenant")`},
+		{"spend?by=Key", "by", `"by" must be model or key (got "Key")`},
 		{"spend?limit=3", "limit", `unknown query parameter "limit"; use since, until, by`},
 		{"spend?since=abc", "since", `(got "abc")`},
 	} {

@@ -206,7 +206,7 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 		want(t, v.call("POST", "/admin/v1/tenants/{name}/credits", "/admin/v1/tenants/acme/credits", ak, credit, true), 201, "credit")
 		want(t, v.call("POST", "/admin/v1/tenants/{name}/credits", "/admin/v1/tenants/acme/credits", ak, credit, true), 200, "replayed credit")
 		if _, err := lg.Credit(ctx, ledger.Entry{Key: "charge:oa-1", TenantID: uk.tenantID(t, f), Kind: ledger.KindDebit,
-			Amount: -1_500, Model: "m1", PromptTokens: 10, CompletionTokens: 5, Time: f.clock.Now().UTC()}); err != nil {
+			Amount: -1_500, Model: "m1", KeyID: uk.ID, PromptTokens: 10, CompletionTokens: 5, Time: f.clock.Now().UTC()}); err != nil {
 			t.Fatal(err)
 		}
 		want(t, v.call("GET", "/admin/v1/tenants/{name}/balance", "/admin/v1/tenants/acme/balance", ak, "", true), 200, "balance")
@@ -217,12 +217,17 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 			NextCursor string `json:"next_cursor"`
 		}
 		r.decode(t, &page)
-		if len(page.Data) != 1 || page.NextCursor == "" || !strings.Contains(string(page.Data[0]), `"prompt_tokens":10`) {
+		if len(page.Data) != 1 || page.NextCursor == "" || !strings.Contains(string(page.Data[0]), `"prompt_tokens":10`) || !strings.Contains(string(page.Data[0]), `"key_id":"`+uk.ID+`"`) {
 			t.Fatalf("entries page: %s", r.body)
 		}
 		want(t, v.call("GET", "/admin/v1/tenants/{name}/entries", "/admin/v1/tenants/acme/entries?since=24h&cursor="+page.NextCursor, ak, "", true), 200, "entries page 2")
 		want(t, v.call("GET", "/admin/v1/tenants/{name}/spend", "/admin/v1/tenants/acme/spend", ak, "", true), 200, "spend")
 		want(t, v.call("GET", "/admin/v1/tenants/{name}/spend", "/admin/v1/tenants/acme/spend?since=720h&by=model", ak, "", true), 200, "spend by model")
+		r = v.call("GET", "/admin/v1/tenants/{name}/spend", "/admin/v1/tenants/acme/spend?since=720h&by=key", ak, "", true)
+		want(t, r, 200, "spend by key")
+		if !strings.Contains(string(r.body), `"key_id":"`+uk.ID+`","amount":"0.001500","amount_micros":1500,"requests":1`) {
+			t.Fatalf("spend by key: %s", r.body)
+		}
 		want(t, v.call("GET", "/admin/v1/audit", "/admin/v1/audit?limit=2", ak, "", true), 200, "audit")
 		want(t, v.call("GET", "/v1/me", "/v1/me", uk.Key, "", true), 200, "/v1/me")
 		want(t, v.call("DELETE", "/admin/v1/keys/{id}", "/admin/v1/keys/"+uk.ID, ak, "", true), 200, "revoke key")
@@ -234,7 +239,7 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 		want(t, v.call("POST", "/admin/v1/tenants", "/admin/v1/tenants", ak, `{"name":"acme"}`, true), 409, "duplicate tenant")
 		want(t, v.call("POST", "/admin/v1/tenants", "/admin/v1/tenants", ak, `{"name":"x","color":"red"}`, false), 400, "unknown field")
 		want(t, v.call("GET", "/admin/v1/tenants/{name}/entries", "/admin/v1/tenants/acme/entries?until=yesterday", ak, "", false), 400, "bad until")
-		want(t, v.call("GET", "/admin/v1/tenants/{name}/spend", "/admin/v1/tenants/acme/spend?by=key", ak, "", false), 400, "by=key")
+		want(t, v.call("GET", "/admin/v1/tenants/{name}/spend", "/admin/v1/tenants/acme/spend?by=tenant", ak, "", false), 400, "by=tenant")
 		want(t, v.call("GET", "/admin/v1/tenants/{name}/balance", "/admin/v1/tenants/nope/balance", ak, "", true), 404, "unknown tenant")
 		want(t, v.call("GET", "/admin/v1/tenants", "/admin/v1/tenants", uk.Key, "", true), 403, "user key on the admin API")
 		want(t, v.call("GET", "/admin/v1/tenants", "/admin/v1/tenants", "", "", true), 401, "no key")

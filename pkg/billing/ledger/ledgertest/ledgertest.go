@@ -207,6 +207,55 @@ func Run(t *testing.T, h Harness) {
 		}
 	})
 
+	// Spend per API key: each request's debit or release carries the key
+	// that made it; credits carry none and are not spend.
+	t.Run("SpendOfOneTenantByKey", func(t *testing.T) {
+		s := open(t)
+		k := func(e ledger.Entry, keyID, model string) ledger.Entry {
+			e.KeyID, e.Model = keyID, model
+			return e
+		}
+		rel := ledger.Entry{Key: "5", TenantID: "a", Kind: ledger.KindRelease, KeyID: "k2", Time: t0}
+		old := k(debit("6", "a", 123_456_789), "k1", "x")
+		old.Time = t0.Add(-30 * time.Minute)
+		batch := []ledger.Entry{
+			credit("pay", "a", 10*ledger.Unit),
+			k(debit("1", "a", 1_000_001), "k1", "x"), k(debit("2", "a", 2), "k2", "x"),
+			k(debit("3", "a", 999_999), "k1", "y"), k(debit("4", "b", 11), "k1", "x"),
+			rel, old, debit("7", "a", 40),
+		}
+		if _, err := s.Apply(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		es, err := s.Entries(ctx, ledger.Filter{TenantID: "a"})
+		if err != nil || len(es) != 7 || es[0].KeyID != "" || es[1].KeyID != "k1" || es[2].KeyID != "k2" || es[4].KeyID != "k2" {
+			t.Fatalf("entries keep their key id: %+v %v", es, err)
+		}
+		w := ledger.SpendWindow{Since: t0.Add(-time.Hour), Recent: t0.Add(-time.Minute), Until: t0, TenantID: "a", ByKey: true}
+		got, err := s.Spend(ctx, w)
+		want := []ledger.Spend{
+			{TenantID: "a", Amount: 40, Requests: 1, RecentAmount: 40, RecentRequests: 1},
+			{TenantID: "a", KeyID: "k1", Amount: 125_456_789, Requests: 3, RecentAmount: 2_000_000, RecentRequests: 2},
+			{TenantID: "a", KeyID: "k2", Amount: 2, Requests: 2, RecentAmount: 2, RecentRequests: 2},
+		}
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("by key:\n got %+v %v\nwant %+v", got, err, want)
+		}
+		w.ByModel = true
+		got, err = s.Spend(ctx, w)
+		want = []ledger.Spend{
+			{TenantID: "a", KeyID: "k2", Amount: 0, Requests: 1, RecentAmount: 0, RecentRequests: 1},
+			{TenantID: "a", Model: "m", Amount: 40, Requests: 1, RecentAmount: 40, RecentRequests: 1},
+			{TenantID: "a", Model: "x", KeyID: "k1", Amount: 124_456_790, Requests: 2, RecentAmount: 1_000_001, RecentRequests: 1},
+			{TenantID: "a", Model: "x", KeyID: "k2", Amount: 2, Requests: 1, RecentAmount: 2, RecentRequests: 1},
+			{TenantID: "a", Model: "y", KeyID: "k1", Amount: 999_999, Requests: 1, RecentAmount: 999_999, RecentRequests: 1},
+		}
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("by model and key:\n got %+v %v\nwant %+v", got, err, want)
+		}
+		wantClean(t, s)
+	})
+
 	t.Run("InvalidBatchWritesNothing", func(t *testing.T) {
 		s := open(t)
 		bad := credit("neg", "a", -1)
