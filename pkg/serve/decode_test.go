@@ -111,8 +111,8 @@ func FuzzDecodeRequest(f *testing.F) {
 				t.Fatalf("bad error %+v", aerr)
 			}
 			var shape map[string]map[string]any
-			if err := json.Unmarshal(aerr.body(), &shape); err != nil || shape["error"]["message"] == nil {
-				t.Fatalf("error body not OpenAI-shaped: %s", aerr.body())
+			if err := json.Unmarshal(aerr.Body(), &shape); err != nil || shape["error"]["message"] == nil {
+				t.Fatalf("error body not OpenAI-shaped: %s", aerr.Body())
 			}
 			return
 		}

@@ -1,10 +1,11 @@
 package serve
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/llmctl/llmctl/pkg/serve/apierror"
 )
 
 // ErrRetryable marks a backend failure that happened before anything was
@@ -45,26 +46,17 @@ func (e *BackendError) Unwrap() error { return e.Err }
 func (e *BackendError) Is(target error) bool { return target == ErrRetryable && e.Retryable }
 
 // apiError is an error answered to the client in OpenAI's shape.
-type apiError struct {
-	Status  int
-	Type    string
-	Code    string
-	Param   string
-	Message string
-	Header  http.Header // extra response headers (Retry-After, x-ratelimit-*)
-}
-
-func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+type apiError = apierror.Error
 
 // OpenAI error types.
 const (
-	typeInvalidRequest = "invalid_request_error"
-	typeAuthentication = "authentication_error"
-	typePermission     = "permission_error"
-	typeNotFound       = "not_found_error"
-	typeRateLimit      = "rate_limit_error"
-	typeQuota          = "insufficient_quota"
-	typeServer         = "server_error"
+	typeInvalidRequest = apierror.TypeInvalidRequest
+	typeAuthentication = apierror.TypeAuthentication
+	typePermission     = apierror.TypePermission
+	typeNotFound       = apierror.TypeNotFound
+	typeRateLimit      = apierror.TypeRateLimit
+	typeQuota          = apierror.TypeQuota
+	typeServer         = apierror.TypeServer
 )
 
 func badRequest(param, format string, args ...any) *apiError {
@@ -72,34 +64,4 @@ func badRequest(param, format string, args ...any) *apiError {
 		Param: param, Message: fmt.Sprintf(format, args...)}
 }
 
-// errorBody renders {"error":{"message","type","param","code"}}; param and
-// code are null when empty, as OpenAI does.
-func (e *apiError) body() []byte {
-	type inner struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Param   *string `json:"param"`
-		Code    *string `json:"code"`
-	}
-	in := inner{Message: e.Message, Type: e.Type}
-	if e.Param != "" {
-		in.Param = &e.Param
-	}
-	if e.Code != "" {
-		in.Code = &e.Code
-	}
-	b, _ := json.Marshal(struct {
-		Error inner `json:"error"`
-	}{in})
-	return b
-}
-
-func writeAPIError(w http.ResponseWriter, e *apiError) {
-	h := w.Header()
-	for k, vs := range e.Header {
-		h[k] = vs
-	}
-	h.Set("Content-Type", "application/json")
-	w.WriteHeader(e.Status)
-	_, _ = w.Write(append(e.body(), '\n'))
-}
+func writeAPIError(w http.ResponseWriter, e *apiError) { apierror.Write(w, e) }

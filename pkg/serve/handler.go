@@ -671,7 +671,7 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 			// Past the first byte no retry: end with an error event.
 			e := &apiError{Status: http.StatusBadGateway, Type: typeServer, Code: "backend_error",
 				Message: "the backend stream broke off"}
-			_, _ = w.Write(append(append(append([]byte(nil), sseData...), e.body()...), sseEnd...))
+			_, _ = w.Write(append(append(append([]byte(nil), sseData...), e.Body()...), sseEnd...))
 			_ = rc.Flush()
 			st.status = http.StatusBadGateway
 			break

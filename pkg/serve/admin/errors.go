@@ -4,29 +4,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+
+	"github.com/llmctl/llmctl/pkg/serve/apierror"
 )
 
-// apiError is an error answered in OpenAI's shape. It mirrors pkg/serve's
-// writer (serve imports this package, so it cannot be shared the other way);
-// TestAdminErrorShape pins the two together.
-type apiError struct {
-	Status  int
-	Type    string
-	Code    string
-	Param   string
-	Message string
-	Header  http.Header
-}
-
-func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+// apiError is the gateway's OpenAI-shaped error (package apierror).
+type apiError = apierror.Error
 
 // OpenAI error types used here.
 const (
-	typeInvalidRequest = "invalid_request_error"
-	typeAuthentication = "authentication_error"
-	typePermission     = "permission_error"
-	typeNotFound       = "not_found_error"
-	typeServer         = "server_error"
+	typeInvalidRequest = apierror.TypeInvalidRequest
+	typeAuthentication = apierror.TypeAuthentication
+	typePermission     = apierror.TypePermission
+	typeNotFound       = apierror.TypeNotFound
+	typeServer         = apierror.TypeServer
 )
 
 func badRequest(param, format string, args ...any) *apiError {
@@ -43,29 +34,7 @@ func internal() *apiError {
 		Message: "internal error; the request id is in the X-Request-Id header"}
 }
 
-// writeError renders {"error":{"message","type","param","code"}}; param and
-// code are null when empty, as OpenAI does.
-func writeError(w http.ResponseWriter, e *apiError) {
-	type inner struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Param   *string `json:"param"`
-		Code    *string `json:"code"`
-	}
-	in := inner{Message: e.Message, Type: e.Type}
-	if e.Param != "" {
-		in.Param = &e.Param
-	}
-	if e.Code != "" {
-		in.Code = &e.Code
-	}
-	for k, vs := range e.Header {
-		w.Header()[k] = vs
-	}
-	writeJSON(w, e.Status, struct {
-		Error inner `json:"error"`
-	}{in})
-}
+func writeError(w http.ResponseWriter, e *apiError) { apierror.Write(w, e) }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
