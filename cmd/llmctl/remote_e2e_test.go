@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/llmctl/llmctl/internal/upstreamdouble"
 	"github.com/llmctl/llmctl/pkg/billing/store"
-	"github.com/llmctl/llmctl/pkg/serve"
 )
 
 // TestRemoteCLIEndToEnd runs the built binary twice over: `llmctl serve` on
@@ -26,17 +24,7 @@ import (
 // completion over raw HTTP, `llmctl me` shows the debit, and once the key is
 // revoked through the CLI the gateway refuses it.
 func TestRemoteCLIEndToEnd(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	dsn := "sqlite:" + filepath.Join(dir, "llmctl.db")
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminKey, err := serve.EnsureAdmin(ctx, st, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, dsn, st, adminKey := sqliteWithAdmin(t)
 	st.Close()
 
 	bin := buildLLMCtl(t)

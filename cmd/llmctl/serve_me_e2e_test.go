@@ -21,16 +21,7 @@ import (
 // It checks that serve hands its ledger to the admin API and to /v1/me.
 func TestServeMeAfterCreditAndChat(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	dsn := "sqlite:" + filepath.Join(dir, "llmctl.db")
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminKey, err := serve.EnsureAdmin(ctx, st, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, dsn, st, adminKey := sqliteWithAdmin(t)
 	tn, err := st.CreateTenant(ctx, "acme", billing.Limits{RPM: 50})
 	if err != nil {
 		t.Fatal(err)
@@ -108,4 +99,21 @@ func TestServeMeAfterCreditAndChat(t *testing.T) {
 		bl.Spend24h.AmountMicros != cost || bl.Spend30d != bl.Spend24h {
 		t.Fatalf("/v1/me after a credit of 1.000001 and a charge of %d micro-units: %+v %+v", cost, me, *bl)
 	}
+}
+
+// sqliteWithAdmin makes a SQLite store in a fresh directory with the admin
+// tenant's key, as a first `llmctl serve` would; the caller closes st.
+func sqliteWithAdmin(t *testing.T) (dir, dsn string, st store.Store, adminKey string) {
+	t.Helper()
+	dir = t.TempDir()
+	dsn = "sqlite:" + filepath.Join(dir, "llmctl.db")
+	st, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminKey, err = serve.EnsureAdmin(context.Background(), st, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, dsn, st, adminKey
 }
