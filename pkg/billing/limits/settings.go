@@ -3,6 +3,7 @@ package limits
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,12 +80,7 @@ func (s Settings) Open(log *slog.Logger, reg prometheus.Registerer) (l *Limiter,
 	if err != nil {
 		return nil, nil, fmt.Errorf("limits.redis: %w", err)
 	}
-	// Short timeouts: a decision is on every request's path, and while Redis
-	// is away the limiter must fall back quickly rather than queue behind dials.
-	opt.DialTimeout = 500 * time.Millisecond
-	opt.ReadTimeout = 500 * time.Millisecond
-	opt.WriteTimeout = 500 * time.Millisecond
-	opt.MaxRetries = 1
+	shortTimeouts(opt, s.Redis)
 	rdb := redis.NewClient(opt)
 	l, err = NewRedis(rdb, cfg)
 	if err != nil {
@@ -92,4 +88,25 @@ func (s Settings) Open(log *slog.Logger, reg prometheus.Registerer) (l *Limiter,
 		return nil, nil, err
 	}
 	return l, rdb.Close, nil
+}
+
+// shortTimeouts sets 500ms timeouts and one retry, except where the URL sets
+// its own (redis://host/0?read_timeout=2s&max_retries=3): a decision is on
+// every request's path, and while Redis is away the limiter must fall back
+// quickly rather than queue behind dials, but an operator whose Redis is
+// slower than that on purpose (or a loaded test machine) can say so.
+func shortTimeouts(opt *redis.Options, rawURL string) {
+	q := url.Values{}
+	if u, err := url.Parse(rawURL); err == nil {
+		q = u.Query()
+	}
+	set := func(name string, apply func()) {
+		if !q.Has(name) {
+			apply()
+		}
+	}
+	set("dial_timeout", func() { opt.DialTimeout = 500 * time.Millisecond })
+	set("read_timeout", func() { opt.ReadTimeout = 500 * time.Millisecond })
+	set("write_timeout", func() { opt.WriteTimeout = 500 * time.Millisecond })
+	set("max_retries", func() { opt.MaxRetries = 1 })
 }

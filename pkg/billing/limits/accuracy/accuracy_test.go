@@ -162,7 +162,12 @@ func TestLimitsExactAcrossReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := "sqlite:" + filepath.Join(dir, "shared.db")
-	args := []string{"--config", cfg, "--redis", rd.URL(), "--backend", "dbl=" + backend.URL}
+	// Generous Redis timeouts: with the default 500ms a loaded 2-core
+	// machine can time a decision out, and failing open then limits per
+	// replica (up to 3× the limit in flight), which is the fallback's
+	// documented behaviour, not what this test measures.
+	redisURL := rd.URL() + "?read_timeout=10s&write_timeout=10s&dial_timeout=10s"
+	args := []string{"--config", cfg, "--redis", redisURL, "--backend", "dbl=" + backend.URL}
 	first := llmctltest.Start(t, llmctltest.Options{DB: db, Args: args})
 	key := first.AdminKey
 	if key == "" {
