@@ -91,11 +91,15 @@ var ErrInsufficientQuota = errors.New("insufficient quota")
 var ErrModelNotPriced = errors.New("no price configured for model")
 
 // LimitError refuses a request for exceeding a rate limit; the gateway
-// answers 429 rate_limit_exceeded with Retry-After and Header.
+// answers 429 rate_limit_exceeded with Retry-After and Header, or, when
+// TooLarge, 400 request_too_large without Retry-After.
 type LimitError struct {
 	Message    string
 	RetryAfter time.Duration
 	Header     http.Header // x-ratelimit-* headers
+	// TooLarge: the request alone exceeds the limit, so no retry can ever
+	// be admitted (RetryAfter is 0). A 429 would make clients retry in vain.
+	TooLarge bool
 }
 
 func (e *LimitError) Error() string { return e.Message }

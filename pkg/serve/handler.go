@@ -339,6 +339,12 @@ func (g *Gateway) admitError(r *http.Request, st *reqState, err error) *apiError
 		if h == nil {
 			h = http.Header{}
 		}
+		if le.TooLarge {
+			// Never admissible: a non-retryable 400 (official clients
+			// retry every 429), with no Retry-After to wait for.
+			return &apiError{Status: http.StatusBadRequest, Type: typeInvalidRequest,
+				Code: "request_too_large", Param: "max_tokens", Message: le.Message, Header: h}
+		}
 		secs := int64((le.RetryAfter + time.Second - 1) / time.Second)
 		h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
 		return &apiError{Status: http.StatusTooManyRequests, Type: typeRateLimit,

@@ -119,8 +119,8 @@ func admitRefused(t *testing.T, l *Limiter, p billing.Principal, model string, t
 	if !strings.Contains(le.Message, want) {
 		t.Fatalf("refusal %q does not mention %q", le.Message, want)
 	}
-	if le.RetryAfter <= 0 {
-		t.Fatalf("refusal has RetryAfter %v", le.RetryAfter)
+	if le.TooLarge != (le.RetryAfter == 0) || le.RetryAfter < 0 {
+		t.Fatalf("refusal has RetryAfter %v, TooLarge %v: want a retry time exactly when it can fit", le.RetryAfter, le.TooLarge)
 	}
 	return le
 }
@@ -232,7 +232,15 @@ func runConformance(t *testing.T, h harness) {
 
 	t.Run("RequestLargerThanTPM", func(t *testing.T) {
 		l := h.newLimiter(t, Config{Window: hour, Key: billing.Limits{TPM: 100}})
-		admitRefused(t, l, principal(), "m", 101, "Request too large")
+		p := principal()
+		if le := admitRefused(t, l, p, "m", 101, "Request too large"); !le.TooLarge {
+			t.Fatalf("a request larger than the limit is not marked TooLarge: %+v", le)
+		}
+		// Exactly the limit fits an empty window: not too large.
+		admitOK(t, l, p, "m", 100)
+		if le := admitRefused(t, l, p, "m", 1, "tokens per minute"); le.TooLarge {
+			t.Fatalf("a request that fits a later window is marked TooLarge: %+v", le)
+		}
 	})
 
 	t.Run("ConcurrencyReleasedOnDoneOnce", func(t *testing.T) {

@@ -440,8 +440,8 @@ func (l *Limiter) refusal(bs []bucket, req admitRequest, res admitResult, h http
 	case dimTokens:
 		retry = retryIn(b.tpm, s.TP, s.TC, req.tokens, res.elapsed, win)
 		if retry < 0 {
-			msg = fmt.Sprintf("Request too large for tokens per minute on %s: limit %d, requested %d (prompt estimate + max_tokens). Lower max_tokens or the prompt.", b.id, b.tpm, req.tokens)
-			retry = l.cfg.Window
+			msg = fmt.Sprintf("Request too large for tokens per minute on %s: limit %d, requested %d (prompt estimate + max_tokens). Lower max_tokens or the prompt; retrying cannot help.", b.id, b.tpm, req.tokens)
+			return &billing.LimitError{Message: msg, Header: h, TooLarge: true}
 		} else {
 			msg = fmt.Sprintf("Rate limit reached for tokens per minute on %s: limit %d, requested %d.", b.id, b.tpm, req.tokens)
 		}
