@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/llmctl/llmctl/internal/printer"
 	"github.com/llmctl/llmctl/pkg/preflight"
@@ -215,8 +214,7 @@ func (o *doctorOptions) Run(ctx context.Context) error {
 
 // color: only on a terminal, and never with --no-color or NO_COLOR.
 func (o *doctorOptions) color() bool {
-	f, ok := o.g.Out.(*os.File)
-	return ok && o.g.Color() && term.IsTerminal(int(f.Fd()))
+	return o.g.Color() && isTerminal(o.g.Out)
 }
 
 // confirm asks on stdin for each fix, or says yes to all with --yes.

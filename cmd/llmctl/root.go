@@ -37,15 +37,11 @@ func (g *globals) Logger() (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(g.ErrOut, &slog.HandlerOptions{Level: lvl})), nil
 }
 
-// Color reports whether output may use colour: not with --no-color or NO_COLOR.
+// Color reports whether output may use colour: not with --no-color, nor
+// with NO_COLOR set to a non-empty value (no-color.org: an empty one does
+// not count).
 func (g *globals) Color() bool {
-	if g.NoColor {
-		return false
-	}
-	if _, ok := os.LookupEnv("NO_COLOR"); ok {
-		return false
-	}
-	return true
+	return !g.NoColor && os.Getenv("NO_COLOR") == ""
 }
 
 func newRootCmd(ctx context.Context, s streams) *cobra.Command {

@@ -59,3 +59,17 @@ func TestBadLogLevel(t *testing.T) {
 		t.Fatalf("want error naming the level, got %v", err)
 	}
 }
+
+// TestNoColorEmptyKeepsColour follows no-color.org: NO_COLOR disables colour
+// only when it is set to a non-empty value.
+func TestNoColorEmptyKeepsColour(t *testing.T) {
+	for v, want := range map[string]bool{"": true, "1": false, "0": false} {
+		t.Setenv("NO_COLOR", v)
+		if got := (&globals{}).Color(); got != want {
+			t.Errorf("NO_COLOR=%q: Color() = %v, want %v", v, got, want)
+		}
+	}
+	if (&globals{NoColor: true}).Color() {
+		t.Error("--no-color still coloured")
+	}
+}

@@ -100,6 +100,12 @@ func (o *topOptions) Validate() error {
 }
 
 func (o *topOptions) Run(ctx context.Context, g *globals) error {
+	// Checked before anything is drawn: bubbletea on a pipe would switch a
+	// terminal that is not there into the alternate screen and read keys
+	// from nowhere.
+	if !o.Once && (!isTerminal(g.In) || !isTerminal(g.Out)) {
+		return errors.New("top needs a terminal on stdin and stdout; use --once for one snapshot (-o table|json|yaml)")
+	}
 	// A scrape may take up to one refresh (within 1–5 s) before it counts as down.
 	timeout := min(max(o.Interval, time.Second), 5*time.Second)
 	src := &top.Sources{

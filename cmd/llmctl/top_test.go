@@ -165,3 +165,15 @@ func TestTopNamespaceUnreachableCluster(t *testing.T) {
 		t.Fatalf("snapshot = %s", out)
 	}
 }
+
+// TestTopNeedsATerminal: without a terminal the screen is refused with what
+// to do instead, before anything is drawn or connected to.
+func TestTopNeedsATerminal(t *testing.T) {
+	out, _, err := run(t, "top", "--target", "http://127.0.0.1:9")
+	if err == nil || !strings.Contains(err.Error(), "top needs a terminal") || !strings.Contains(err.Error(), "--once") {
+		t.Fatalf("err = %v", err)
+	}
+	if out != "" {
+		t.Fatalf("wrote %q to a non-terminal (alternate-screen escapes?)", out)
+	}
+}

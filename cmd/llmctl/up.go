@@ -199,7 +199,8 @@ func remoteCommand(endpoint, keyCmd string) string {
 	return fmt.Sprintf(`llmctl tenants list --server %s --api-key "$(%s)"%s`, server, keyCmd, while)
 }
 
-// isTerminal reports whether w is a terminal, for redrawn progress lines.
+// isTerminal reports whether w is a terminal: for up's redrawn progress
+// lines, doctor's colour and top's screen.
 func isTerminal(w any) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
