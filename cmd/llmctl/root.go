@@ -81,6 +81,7 @@ func newRootCmd(ctx context.Context, s streams) *cobra.Command {
 		newDownCmd(g),
 		newDoctorCmd(g),
 	)
+	strictUsage(root)
 	return root
 }
 

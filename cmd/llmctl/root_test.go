@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -71,5 +72,35 @@ func TestNoColorEmptyKeepsColour(t *testing.T) {
 	}
 	if (&globals{NoColor: true}).Color() {
 		t.Error("--no-color still coloured")
+	}
+}
+
+// TestUsageMistakesExitTwo: a mistyped subcommand, a wrong argument count
+// or an unknown flag is an error that exits 2 and points at the help,
+// never help printed with exit 0.
+func TestUsageMistakesExitTwo(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ledger", "balanse"}, `unknown command "balanse" for "llmctl ledger"; did you mean balance?`},
+		{[]string{"tennants"}, `did you mean tenants?`},
+		{[]string{"tenants", "create"}, "accepts 1 arg(s)"},
+		{[]string{"ledger", "entries", "--bogus"}, "unknown flag: --bogus"},
+	} {
+		_, _, err := run(t, tc.args...)
+		var ec exitCoder
+		if err == nil || !errors.As(err, &ec) || ec.ExitCode() != 2 || !isUsage(err) {
+			t.Errorf("%v: err = %v, want a usage error exiting 2", tc.args, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "--help") {
+			t.Errorf("%v: %q does not say %q and where the help is", tc.args, err, tc.want)
+		}
+	}
+	// A group alone still shows its help, successfully.
+	out, _, err := run(t, "ledger")
+	if err != nil || !strings.Contains(out, "Available Commands") {
+		t.Errorf("llmctl ledger: err %v, out %q", err, out)
 	}
 }
