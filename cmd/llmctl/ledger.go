@@ -586,11 +586,21 @@ func (o *ledgerCreditOptions) Run(cmd *cobra.Command, g *globals) error {
 		return err
 	}
 	row := toBalanceRow(a, t.Name)
+	o.warnBelowZero(g, row)
 	if o.format != printer.Table {
 		return printer.Structured(g.Out, o.format, row)
 	}
 	fmt.Fprintf(g.Out, "%s %s: balance %s (key %s)\n", t.Name, o.amount, row.Balance, o.Key)
 	return nil
+}
+
+// warnBelowZero says on stderr when a debit left the tenant owing money:
+// legal (an operator may mean it), but rarely what was meant.
+func (o *ledgerCreditOptions) warnBelowZero(g *globals, row balanceRow) {
+	if o.amount < 0 && row.BalanceMicros < 0 {
+		fmt.Fprintf(g.ErrOut, "warning: %s's balance is now below zero (%s); its requests are refused until it is credited (or --overdraft allows it)\n",
+			row.Tenant, row.Balance)
+	}
 }
 
 // runRemote credits through the admin API (a positive amount is a credit, a
@@ -609,6 +619,7 @@ func (o *ledgerCreditOptions) runRemote(ctx context.Context, c *adminclient.Clie
 	if err != nil {
 		return err
 	}
+	o.warnBelowZero(g, rows[0])
 	if o.format != printer.Table {
 		return printer.Structured(g.Out, o.format, rows[0])
 	}
@@ -621,9 +632,21 @@ func newLedgerCreditCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command 
 	cmd := &cobra.Command{
 		Use:   "credit TENANT AMOUNT",
 		Short: "Add an adjustment entry (AMOUNT in currency units: 10, or -- -2.50 to debit)",
-		Args:  cobra.ExactArgs(2),
+		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(args); err != nil {
+			// A negative AMOUNT needs "--" before it (else it reads as a
+			// flag), which also makes every word after it an argument:
+			// `credit T -- -2.50 --reason x` parses the words after the
+			// amount as the flags they are.
+			if len(args) > 2 {
+				if err := cmd.Flags().Parse(args[2:]); err != nil {
+					return usageError{msg: err.Error(), path: cmd.CommandPath()}
+				}
+				if rest := cmd.Flags().Args(); len(rest) > 0 {
+					return usageError{msg: fmt.Sprintf("unexpected arguments after AMOUNT: %s", strings.Join(rest, " ")), path: cmd.CommandPath()}
+				}
+			}
+			if err := o.Complete(args[:2]); err != nil {
 				return err
 			}
 			if err := o.Validate(); err != nil {

@@ -241,3 +241,32 @@ func tenantID(t *testing.T, dsn, name string) string {
 	}
 	return tn.ID
 }
+
+// TestLedgerCreditNegativeAsDocumented: the documented debit form, flags
+// after "-- AMOUNT", works, and a debit that leaves the balance below zero
+// says so.
+func TestLedgerCreditNegativeAsDocumented(t *testing.T) {
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "llmctl.db")
+	if _, errOut, err := run(t, "tenants", "create", "zeta", "--db", dsn); err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	out, errOut, err := run(t, "ledger", "credit", "zeta", "--", "-2.50", "--reason", "refund", "--db", dsn, "-o", "json")
+	if err != nil {
+		t.Fatalf("credit zeta -- -2.50 --reason refund: %v\n%s", err, errOut)
+	}
+	var bal struct{ BalanceMicros int64 }
+	if err := json.Unmarshal([]byte(out), &bal); err != nil || bal.BalanceMicros != -2_500_000 {
+		t.Fatalf("balance after the debit: %s %v", out, err)
+	}
+	if !strings.Contains(errOut, "warning: zeta's balance is now below zero (-2.500000)") {
+		t.Fatalf("no below-zero warning on stderr: %q", errOut)
+	}
+	// A credit that keeps it below zero is no debit: no warning.
+	if _, errOut, err = run(t, "ledger", "credit", "zeta", "1", "--reason", "part", "--db", dsn); err != nil || strings.Contains(errOut, "warning") {
+		t.Fatalf("credit: %v, stderr %q", err, errOut)
+	}
+	_, _, err = run(t, "ledger", "credit", "zeta", "--", "-1", "extra", "--reason", "x", "--db", dsn)
+	if !isUsage(err) || !strings.Contains(err.Error(), "unexpected arguments after AMOUNT: extra") {
+		t.Fatalf("stray argument: %v", err)
+	}
+}
