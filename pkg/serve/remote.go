@@ -81,7 +81,10 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		TLSHandshakeTimeout:   cfg.ConnectTimeout,
 		ResponseHeaderTimeout: cfg.FirstByteTimeout,
 	}
-	return &Remote{cfg: cfg, base: strings.TrimRight(cfg.URL, "/"), client: &http.Client{Transport: tr}}, nil
+	// Both forms people copy work: the server's root and OpenAI's base URL
+	// style ending in /v1 (the paths below add /v1 themselves).
+	base := strings.TrimSuffix(strings.TrimRight(cfg.URL, "/"), "/v1")
+	return &Remote{cfg: cfg, base: base, client: &http.Client{Transport: tr}}, nil
 }
 
 // Name is the configured backend name.
@@ -89,7 +92,8 @@ func (r *Remote) Name() string { return r.cfg.Name }
 
 // Models asks the backend's /v1/models; it doubles as the active health check.
 func (r *Remote) Models(ctx context.Context) ([]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+"/v1/models", nil)
+	u := r.base + "/v1/models"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +104,11 @@ func (r *Remote) Models(ctx context.Context) ([]string, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("backend %s: list models: status %d", r.cfg.Name, resp.StatusCode)
+		err := fmt.Errorf("backend %s: GET %s: status %d", r.cfg.Name, u, resp.StatusCode)
+		if resp.StatusCode == http.StatusNotFound {
+			err = fmt.Errorf("%w: not an OpenAI-compatible server at %s? (give the URL its /v1 paths hang off, e.g. http://host:8000)", err, r.base)
+		}
+		return nil, err
 	}
 	var list struct {
 		Data []struct {
