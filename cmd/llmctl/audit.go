@@ -106,7 +106,7 @@ func (o *auditOptions) list(ctx context.Context) ([]store.AuditRecord, error) {
 }
 
 func newAuditCmd(g *globals) *cobra.Command {
-	o := &auditOptions{db: &dbFlag{}, rf: &remoteFlags{}, now: time.Now}
+	o := &auditOptions{db: &dbFlag{g: g}, rf: &remoteFlags{}, now: time.Now}
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "List the audit log of admin writes (who, what, when), newest first",

@@ -15,7 +15,7 @@ import (
 )
 
 func newKeysCmd(g *globals) *cobra.Command {
-	db, rf := &dbFlag{}, &remoteFlags{}
+	db, rf := &dbFlag{g: g}, &remoteFlags{}
 	cmd := &cobra.Command{Use: "keys", Short: "Manage API keys"}
 	db.bind(cmd)
 	rf.bind(cmd)

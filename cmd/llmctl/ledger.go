@@ -21,7 +21,7 @@ import (
 )
 
 func newLedgerCmd(g *globals) *cobra.Command {
-	db, rf := &dbFlag{}, &remoteFlags{}
+	db, rf := &dbFlag{g: g}, &remoteFlags{}
 	cmd := &cobra.Command{Use: "ledger", Short: "Inspect and correct the billing ledger"}
 	db.bind(cmd)
 	rf.bind(cmd)

@@ -14,10 +14,16 @@ import (
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/serve/adminclient"
+	"github.com/llmctl/llmctl/pkg/serve/config"
 )
 
-// dbFlag binds --db: flag, else LLMCTL_DB, else the embedded SQLite default.
-type dbFlag struct{ DSN string }
+// dbFlag binds --db: flag, else LLMCTL_DB, else the config file's db:
+// (--config or LLMCTL_CONFIG), else the embedded SQLite default: the order
+// `serve` uses, so a key made with the same flags is the one it reads.
+type dbFlag struct {
+	DSN string
+	g   *globals // for --config and where to say which store was used
+}
 
 func (d *dbFlag) bind(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&d.DSN, "db", "", "database: postgres://… or sqlite:PATH (env LLMCTL_DB; default SQLite in the data dir)")
@@ -27,10 +33,45 @@ func (d *dbFlag) resolve() (string, error) {
 	if d.DSN != "" {
 		return d.DSN, nil
 	}
+	fileDB, path, err := d.g.configDB()
+	if err != nil {
+		return "", err
+	}
 	if v := os.Getenv("LLMCTL_DB"); v != "" {
+		if fileDB != "" && fileDB != v && d.g != nil {
+			fmt.Fprintf(d.g.ErrOut, "note: using LLMCTL_DB, not db: from %s\n", path)
+		}
 		return v, nil
 	}
+	if fileDB != "" {
+		return fileDB, nil
+	}
 	return store.DefaultDSN()
+}
+
+// configDB reads db: from the config file named by --config or
+// LLMCTL_CONFIG ("" when there is none, or it sets no db:).
+func (g *globals) configDB() (dsn, path string, err error) {
+	if g == nil {
+		return "", "", nil
+	}
+	path = g.ConfigFile
+	if path == "" {
+		path = os.Getenv("LLMCTL_CONFIG")
+	}
+	if path == "" {
+		return "", "", nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", "", fmt.Errorf("--config: %w", err)
+	}
+	defer f.Close()
+	var c config.Config
+	if err := c.MergeFile(path, f); err != nil {
+		return "", "", err
+	}
+	return c.DB, path, nil
 }
 
 func (d *dbFlag) open(ctx context.Context) (store.Store, error) {

@@ -142,3 +142,46 @@ func TestTenantsAndKeysGarbage(t *testing.T) {
 		t.Errorf("bad --db: want an error without the password, got %v", err)
 	}
 }
+
+// TestConfigFileDBForEveryStoreCommand: `llmctl --config serve.yaml keys
+// create …` writes to the config's db:, the store `serve --config` reads,
+// not the default one; LLMCTL_DB and --db still win, in serve's order.
+func TestConfigFileDBForEveryStoreCommand(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_DATA_HOME", filepath.Join(dir, "default-data"))
+	t.Setenv("LLMCTL_DB", "")
+	fileDB := filepath.Join(dir, "from-config.db")
+	cfg := filepath.Join(dir, "serve.yaml")
+	if err := os.WriteFile(cfg, []byte("db: sqlite:"+fileDB+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, err := run(t, "--config", cfg, "tenants", "create", "acme"); err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	out, _, err := run(t, "tenants", "list", "--db", "sqlite:"+fileDB, "-o", "json")
+	if err != nil || !strings.Contains(out, `"acme"`) {
+		t.Fatalf("the tenant is not in the config's db: %v %s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "default-data")); err == nil {
+		t.Fatal("the default data dir was created although --config names a db")
+	}
+	// LLMCTL_DB overrides the file, and says so.
+	envDB := filepath.Join(dir, "from-env.db")
+	t.Setenv("LLMCTL_DB", "sqlite:"+envDB)
+	_, errOut, err := run(t, "--config", cfg, "tenants", "create", "beta")
+	if err != nil || !strings.Contains(errOut, "note: using LLMCTL_DB, not db: from "+cfg) {
+		t.Fatalf("env over file: %v, stderr %q", err, errOut)
+	}
+	if out, _, _ := run(t, "tenants", "list", "--db", "sqlite:"+envDB, "-o", "json"); !strings.Contains(out, `"beta"`) {
+		t.Fatalf("beta not in LLMCTL_DB's store: %s", out)
+	}
+	// A config file that does not parse is an error, not the default store.
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("dbb: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LLMCTL_DB", "")
+	if _, _, err := run(t, "--config", bad, "tenants", "list"); err == nil || !strings.Contains(err.Error(), "dbb") {
+		t.Fatalf("bad config: %v", err)
+	}
+}

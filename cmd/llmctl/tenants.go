@@ -13,7 +13,7 @@ import (
 )
 
 func newTenantsCmd(g *globals) *cobra.Command {
-	db, rf := &dbFlag{}, &remoteFlags{}
+	db, rf := &dbFlag{g: g}, &remoteFlags{}
 	cmd := &cobra.Command{Use: "tenants", Short: "Manage tenants (customer accounts)"}
 	db.bind(cmd)
 	rf.bind(cmd)
