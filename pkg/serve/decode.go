@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+
+	"github.com/llmctl/llmctl/internal/decodeerr"
 )
 
 // clientRequest is a decoded, validated client body. Unknown fields are kept
@@ -29,7 +31,7 @@ func decodeRequest(ep Endpoint, body []byte) (*clientRequest, *apiError) {
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, badRequest("", "request body is not a valid JSON object: %v", err)
+		return nil, badRequest("", "request body is not a valid JSON object: %s", decodeerr.JSON(err))
 	}
 	if fields == nil {
 		return nil, badRequest("", "request body must be a JSON object, not null")
@@ -50,7 +52,7 @@ func decodeRequest(ep Endpoint, body []byte) (*clientRequest, *apiError) {
 			IncludeUsage *bool `json:"include_usage"`
 		}
 		if err := json.Unmarshal(raw, &so); err != nil {
-			return nil, badRequest("stream_options", "stream_options must be an object: %v", err)
+			return nil, badRequest("stream_options", "stream_options must be an object: %s", decodeerr.JSON(err))
 		}
 		if !cr.stream {
 			return nil, badRequest("stream_options", "stream_options is only allowed when stream is true")
@@ -124,7 +126,7 @@ func decodeField(fields map[string]json.RawMessage, name string, dst any) *apiEr
 		return nil
 	}
 	if err := json.Unmarshal(raw, dst); err != nil {
-		return badRequest(name, "invalid type for %s: %v", name, err)
+		return badRequest(name, "invalid type for %s: %s", name, decodeerr.JSON(err))
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -169,6 +170,32 @@ func TestInspectEvent(t *testing.T) {
 		content, usageOnly := inspectEvent([]byte(c.data))
 		if content != c.content || usageOnly != c.usageOn {
 			t.Errorf("%s: content=%v usageOnly=%v", c.data, content, usageOnly)
+		}
+	}
+}
+
+// TestDecodeErrorsSpeakJSON: a wrongly typed field is described by the
+// field and the JSON types, never by the Go types it is decoded into.
+func TestDecodeErrorsSpeakJSON(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"model":5,"messages":[]}`:                        "invalid type for model: expected a string, got a number",
+		`{"model":"m","messages":[{"role":1}]}`:            "invalid type for messages: role: expected a string, got a number",
+		`{"model":"m","messages":{}}`:                      "expected a list, got an object",
+		`{"model":"m","max_tokens":"9"}`:                   "invalid type for max_tokens: expected an integer, got a string",
+		`{"model":"m","stream":true,"stream_options":[1]}`: "stream_options must be an object: expected an object, got an array",
+		`{"model":"m",}`:                                   "invalid JSON at byte 14",
+	} {
+		_, aerr := decodeRequest(EndpointChat, []byte(body))
+		if aerr == nil {
+			t.Fatalf("%s: accepted", body)
+		}
+		if !strings.Contains(aerr.Message, want) {
+			t.Errorf("%s: %q, want %q", body, aerr.Message, want)
+		}
+		for _, goWord := range []string{"Go ", "struct", "int64", "json.RawMessage", "map["} {
+			if strings.Contains(aerr.Message, goWord) {
+				t.Errorf("%s: %q speaks Go (%q)", body, aerr.Message, goWord)
+			}
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/llmctl/llmctl/internal/decodeerr"
 	"github.com/llmctl/llmctl/pkg/billing"
 )
 
@@ -104,7 +105,7 @@ func (pr Price) Cost(u billing.Usage) (Micros, error) {
 func ParsePrices(data []byte) (Prices, error) {
 	var p Prices
 	if err := yaml.UnmarshalStrict(data, &p); err != nil {
-		return Prices{}, fmt.Errorf("prices: %w", err)
+		return Prices{}, fmt.Errorf("prices: %w", decodeerr.WrapJSON(err))
 	}
 	if err := p.Validate(); err != nil {
 		return Prices{}, err

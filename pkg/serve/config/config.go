@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/llmctl/llmctl/internal/decodeerr"
 	"github.com/llmctl/llmctl/pkg/billing/limits"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 )
@@ -132,7 +133,7 @@ func (c *Config) MergeFile(name string, r io.Reader) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil {
-		return fmt.Errorf("config %s: %w", name, err)
+		return fmt.Errorf("config %s: %w", name, decodeerr.WrapYAML(err))
 	}
 	return nil
 }
