@@ -234,6 +234,9 @@ func (o *serveOptions) Run(ctx context.Context) error {
 		}
 	}()
 	opts.Reserver, opts.Webhooks = bill.reserver, bill.webhooks
+	if bill.ledger != nil {
+		opts.OnNewModels = warnUnpriced(o.billing.prices, log)
+	}
 	aopts := admin.Options{Store: st, Logger: log, MaxBodyBytes: o.cfg.MaxBodyBytes}
 	if bill.ledger != nil {
 		lv := admin.FromLedger(bill.ledger)

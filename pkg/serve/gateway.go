@@ -72,6 +72,12 @@ type Options struct {
 	EjectBase time.Duration
 	EjectMax  time.Duration
 
+	// OnNewModels, if set, is called with the backend model names (what
+	// requests are priced by; aliases resolve to them) served at start, and
+	// again with each model a later discovery adds: serve uses it to name
+	// the models billing would refuse.
+	OnNewModels func(models []string)
+
 	// Admin, when set, serves the admin API (pkg/serve/admin) under
 	// /admin/v1/ behind the gateway's key check: the bearer key must be an
 	// admin key (403 permission_denied otherwise), the request is counted by
@@ -205,6 +211,7 @@ func New(opts Options) (*Gateway, error) {
 		g.webhooks = http.MaxBytesHandler(opts.Webhooks, opts.WebhookMaxBodyBytes)
 	}
 	g.router = newRouter(g.log, members, opts.Aliases, opts.EjectBase, opts.EjectMax)
+	g.router.announce(opts.OnNewModels)
 	m, err := newMetrics(g.registry, g.router, g.bodies)
 	if err != nil {
 		return nil, fmt.Errorf("serve: register metrics: %w", err)

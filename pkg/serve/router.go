@@ -45,6 +45,42 @@ type router struct {
 
 	mu      sync.RWMutex
 	byModel map[string][]*member
+
+	// onNew, if set, hears of every model the first time some backend
+	// serves it (under newMu, so calls never overlap or reorder).
+	newMu sync.Mutex
+	onNew func(models []string)
+	seen  map[string]bool
+}
+
+// announce sets onNew and tells it of every model served now.
+func (r *router) announce(onNew func(models []string)) {
+	r.newMu.Lock()
+	r.onNew, r.seen = onNew, map[string]bool{}
+	r.newMu.Unlock()
+	r.reportNew()
+}
+
+// reportNew calls onNew with the models not reported before, sorted.
+func (r *router) reportNew() {
+	r.newMu.Lock()
+	defer r.newMu.Unlock()
+	if r.onNew == nil {
+		return
+	}
+	var fresh []string
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for model := range r.byModel {
+		if !r.seen[model] {
+			r.seen[model] = true
+			fresh = append(fresh, model)
+		}
+	}
+	if len(fresh) > 0 {
+		sort.Strings(fresh)
+		r.onNew(fresh)
+	}
 }
 
 func newRouter(log *slog.Logger, members []*member, aliases map[string]string, ejectBase, ejectMax time.Duration) *router {
@@ -70,6 +106,7 @@ func (r *router) rebuild() {
 	r.mu.Lock()
 	r.byModel = idx
 	r.mu.Unlock()
+	r.reportNew()
 }
 
 // resolve maps a client model name (or alias) to the backend model name and

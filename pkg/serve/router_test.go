@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -129,5 +130,22 @@ func TestRouterActiveChecksDiscoverAndMarkDown(t *testing.T) {
 	}
 	if ms := r.models(); len(ms) != 2 || strings.Join(ms["x"], ",") != "d" {
 		t.Fatalf("models %v", ms)
+	}
+}
+
+// TestRouterAnnouncesNewModels: the models served at start are announced
+// once, and a later discovery announces only what it adds.
+func TestRouterAnnouncesNewModels(t *testing.T) {
+	fb := &fakeBackend{name: "d", models: []string{"b", "a"}}
+	r := testRouter(mem("s", 1, 0), &member{b: fb, weight: 1})
+	var got [][]string
+	r.announce(func(ms []string) { got = append(got, ms) })
+	r.check(context.Background(), time.Second)
+	fb.models = []string{"a", "b", "c"}
+	r.check(context.Background(), time.Second)
+	r.check(context.Background(), time.Second)
+	want := [][]string{{"m"}, {"a", "b"}, {"c"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("announced %v, want %v", got, want)
 	}
 }
