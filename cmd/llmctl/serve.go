@@ -15,10 +15,12 @@ import (
 
 	"github.com/llmctl/llmctl/pkg/billing/limits"
 	"github.com/llmctl/llmctl/pkg/billing/store"
+	"github.com/llmctl/llmctl/pkg/preflight/nvmlprobe"
 	"github.com/llmctl/llmctl/pkg/serve"
 	"github.com/llmctl/llmctl/pkg/serve/admin"
 	"github.com/llmctl/llmctl/pkg/serve/config"
 	"github.com/llmctl/llmctl/pkg/serve/engine"
+	"github.com/llmctl/llmctl/pkg/serve/gpumetrics"
 )
 
 // serveOptions binds `llmctl serve` flags; Complete layers them over env,
@@ -212,6 +214,9 @@ func (o *serveOptions) Run(ctx context.Context) error {
 	// goes on the gateway's registry.
 	opts.Registry = prometheus.NewRegistry()
 	opts.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if nvmlprobe.Available { // built with cgo and -tags nvml: the llmctl_gpu_* gauges
+		opts.Registry.MustRegister(gpumetrics.New(nvmlprobe.Open()))
+	}
 	lim, closeRedis, err := o.cfg.Limits.Open(log, opts.Registry)
 	if err != nil {
 		return fmt.Errorf("rate limits: %w", err)
