@@ -143,6 +143,10 @@ func fmtPct(r float64) string {
 // fmtMoney shows micro-units with four decimals.
 func fmtMoney(m int64) string { return top.Money(m, 4) }
 
+// fmtEntry shows one entry to the micro-unit: a request's debit is often
+// below 0.0001, which four decimals would print as 0.0000.
+func fmtEntry(m int64) string { return top.Money(m, 6) }
+
 func fmtGiB(b float64) string { return fmt.Sprintf("%.1f", b/(1<<30)) }
 
 // wrap splits s into lines of at most w cells, at spaces where it can.

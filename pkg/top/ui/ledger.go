@@ -184,7 +184,7 @@ func (p *ledgerPane) entriesView(st *styles, width, height int) []string {
 			toks = fmt.Sprintf("%d/%d", e.PromptTokens, e.CompletionTokens)
 		}
 		rows = append(rows, []cell{
-			{e.Time.UTC().Format("2006-01-02 15:04:05"), st.dim}, {e.Kind, st.plain}, {fmtMoney(e.Amount), amt},
+			{e.Time.UTC().Format("2006-01-02 15:04:05"), st.dim}, {e.Kind, st.plain}, {fmtEntry(e.Amount), amt},
 			{e.Model, st.plain}, {toks, st.plain}, {e.Reason, st.dim},
 		})
 	}
