@@ -97,18 +97,19 @@ func (m *Monitor) ApplyScrapes(rs []ScrapeResult) {
 			continue
 		}
 		t.Up, t.Error, t.LastOK = true, "", r.Scrape.At
+		prefix := ""
+		if len(m.targets) > 1 {
+			prefix = hostOf(t.URL) + "/"
+		}
 		if t.last != nil {
 			w := metrics.Delta(*t.last, r.Scrape)
+			w.Target = prefix
 			t.win = &w
 		}
 		sc := r.Scrape
 		t.last = &sc
 		if t.win != nil {
 			wins = append(wins, *t.win)
-		}
-		prefix := ""
-		if len(m.targets) > 1 {
-			prefix = hostOf(t.URL) + "/"
 		}
 		gateGPUs = append(gateGPUs, metrics.GPUs(sc, prefix)...)
 	}

@@ -13,6 +13,10 @@ import (
 type Window struct {
 	Seconds float64
 	Series  []Series
+	// Target prefixes the backend names of this window ("host/") when
+	// several gateways are watched: each has its own view of a backend
+	// (health, in flight), and two gateways' "vllm" may be different servers.
+	Target string
 }
 
 // Series is one time series' increase (counters, histograms) or current

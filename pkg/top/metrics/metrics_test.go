@@ -304,3 +304,20 @@ func approx(t *testing.T, what string, got, want float64) {
 		t.Errorf("%s = %v, want %v", what, got, want)
 	}
 }
+
+// TestSummarizeLabelsBackendsByTarget: two gateways' backends of the same
+// name are each gateway's own view (one up, one down), shown apart.
+func TestSummarizeLabelsBackendsByTarget(t *testing.T) {
+	g1, g2 := newGateway(), newGateway()
+	clk := &clock{t: time.Unix(0, 0), step: time.Second}
+	p1, p2 := gather(t, g1, clk.now()), gather(t, g2, clk.now())
+	g1.up.WithLabelValues("vllm").Set(1)
+	g2.up.WithLabelValues("vllm").Set(0)
+	w1, w2 := Delta(p1, gather(t, g1, clk.now())), Delta(p2, gather(t, g2, clk.now()))
+	w1.Target, w2.Target = "10.0.0.1/", "10.0.0.2/"
+	tr := Summarize([]Window{w1, w2})
+	if len(tr.Backends) != 2 || tr.Backends[0].Name != "10.0.0.1/vllm" || !tr.Backends[0].Up ||
+		tr.Backends[1].Name != "10.0.0.2/vllm" || tr.Backends[1].Up {
+		t.Fatalf("backends %+v: want each gateway's vllm apart, up and down", tr.Backends)
+	}
+}

@@ -106,7 +106,9 @@ func Summarize(ws []Window) Traffic {
 		}
 		return a
 	}
+	var target string // the window being summed
 	backend := func(name string) *Backend {
+		name = target + name
 		b := backends[name]
 		if b == nil {
 			b = &Backend{Name: name}
@@ -118,6 +120,7 @@ func Summarize(ws []Window) Traffic {
 		if w.Seconds < 1e-3 {
 			continue
 		}
+		target = w.Target
 		for _, s := range w.Series {
 			rate := s.Value / w.Seconds
 			switch s.Name {
