@@ -200,6 +200,11 @@ func TestQuotaRefusalHasNumbers(t *testing.T) {
 			t.Errorf("402 message %q lacks %q", msg, want)
 		}
 	}
+	// Embeddings have no max_tokens to lower.
+	msg = errMsg(b.post(t, "/v1/embeddings", "good", body(t, map[string]any{"model": "double-model", "input": "hi"})))
+	if !strings.Contains(msg, "input tokens") || strings.Contains(msg, "max_tokens") {
+		t.Errorf("embeddings' 402: %q", msg)
+	}
 	msg = errMsg(b.post(t, "/v1/chat/completions", "new", req))
 	if !strings.Contains(msg, "no credit yet") || !strings.Contains(msg, "up to 0.005019") {
 		t.Errorf("new tenant's 402: %q", msg)

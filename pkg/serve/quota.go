@@ -52,6 +52,13 @@ func quotaRefusal(err error, cr *clientRequest, maxTokens int64) *apiError {
 	if cr.choices > 1 {
 		limit += fmt.Sprintf(" for each of %d choices", cr.choices)
 	}
+	if cr.endpoint == EndpointEmbeddings {
+		// No max_tokens to lower: the input is all there is.
+		e.Message = fmt.Sprintf("insufficient balance: this request may cost up to %s (about %d input tokens) "+
+			"but only %s is available (balance %s%s)%s; add credit or send less input",
+			cost, cr.promptEstimate, avail, ledger.Micros(qe.Balance), held, over)
+		return e
+	}
 	e.Message = fmt.Sprintf("insufficient balance: this request may cost up to %s (about %d prompt tokens, %s) "+
 		"but only %s is available (balance %s%s)%s; lower max_tokens (or n) to lower its maximum cost, or add credit",
 		cost, cr.promptEstimate, limit, avail, ledger.Micros(qe.Balance), held, over)
