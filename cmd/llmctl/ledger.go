@@ -321,7 +321,8 @@ func (o *ledgerEntriesOptions) entriesRemote(ctx context.Context, c *adminclient
 		for _, e := range page {
 			es = append(es, ledger.Entry{Time: e.CreatedAt, TenantID: t.ID, Kind: ledger.Kind(e.Kind),
 				Amount: ledger.Micros(e.AmountMicros), Model: e.Model, PromptTokens: e.PromptTokens,
-				CompletionTokens: e.CompletionTokens, Reason: e.Reason, Key: e.IdempotencyKey})
+				CompletionTokens: e.CompletionTokens, Reason: e.Reason, Key: e.IdempotencyKey,
+				KeyID: e.KeyID, EndUser: e.EndUser, CachedPromptTokens: e.CachedPromptTokens})
 		}
 		if next == "" || len(page) == 0 {
 			break
@@ -385,18 +386,23 @@ type ledgerSpendOptions struct {
 	Since  string
 	Until  string
 	Output string
+	By     string // tenant (default), key, model or user: see spend_by.go
 
 	format       printer.Format
 	since, until time.Time
 }
 
-// spendRow is one tenant's usage as printed.
+// spendRow is one tenant's usage as printed, or one key's, model's or end
+// user's of it with --by (the split's field is set, even when "").
 type spendRow struct {
-	TenantID    string `json:"tenantId"`
-	Tenant      string `json:"tenant"`
-	Spent       string `json:"spent"`
-	SpentMicros int64  `json:"spentMicros"`
-	Requests    int64  `json:"requests"`
+	TenantID    string  `json:"tenantId"`
+	Tenant      string  `json:"tenant"`
+	KeyID       *string `json:"keyId,omitempty"`
+	Model       *string `json:"model,omitempty"`
+	User        *string `json:"user,omitempty"`
+	Spent       string  `json:"spent"`
+	SpentMicros int64   `json:"spentMicros"`
+	Requests    int64   `json:"requests"`
 }
 
 func (o *ledgerSpendOptions) Complete(now time.Time) (err error) {
@@ -419,7 +425,7 @@ func (o *ledgerSpendOptions) Validate() error {
 	if o.until.Before(o.since) {
 		return fmt.Errorf("--until (%s) is before --since (%s)", o.until.Format(time.RFC3339), o.since.Format(time.RFC3339))
 	}
-	return nil
+	return validateSpendBy(o.By)
 }
 
 func (o *ledgerSpendOptions) Run(cmd *cobra.Command, g *globals) error {
@@ -429,9 +435,12 @@ func (o *ledgerSpendOptions) Run(cmd *cobra.Command, g *globals) error {
 		return err
 	}
 	var rows []spendRow
-	if rc != nil {
+	switch {
+	case rc != nil && splitBy(o.By):
+		rows, err = o.spendRemoteBy(ctx, rc)
+	case rc != nil:
 		rows, err = o.spendRemote(ctx, rc)
-	} else {
+	default:
 		rows, err = o.spendDB(ctx)
 	}
 	if err != nil {
@@ -441,19 +450,9 @@ func (o *ledgerSpendOptions) Run(cmd *cobra.Command, g *globals) error {
 	case printer.JSON, printer.YAML:
 		return printer.Structured(g.Out, o.format, rows)
 	case printer.CSV:
-		w := csv.NewWriter(g.Out)
-		_ = w.Write([]string{"tenant_id", "tenant", "spent_micros", "spent", "requests"})
-		for _, r := range rows {
-			_ = w.Write([]string{r.TenantID, r.Tenant, strconv.FormatInt(r.SpentMicros, 10), r.Spent, strconv.FormatInt(r.Requests, 10)})
-		}
-		w.Flush()
-		return w.Error()
+		return writeSpendCSV(g.Out, o.By, rows)
 	}
-	tw := printer.TableWriter(g.Out, "tenant", "id", "spent", "requests")
-	for _, r := range rows {
-		tw.Row(dash(r.Tenant), r.TenantID, r.Spent, strconv.FormatInt(r.Requests, 10))
-	}
-	return tw.Flush()
+	return writeSpendTable(g.Out, o.By, rows)
 }
 
 func (o *ledgerSpendOptions) spendDB(ctx context.Context) ([]spendRow, error) {
@@ -466,13 +465,16 @@ func (o *ledgerSpendOptions) spendDB(ctx context.Context) ([]spendRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	sp, err := c.lg.Spend(ctx, ledger.SpendWindow{Since: o.since, Recent: o.since, Until: o.until})
+	sp, err := c.lg.Spend(ctx, ledger.SpendWindow{Since: o.since, Recent: o.since, Until: o.until,
+		ByKey: o.By == "key", ByModel: o.By == "model", ByUser: o.By == "user"})
 	if err != nil {
 		return nil, err
 	}
 	rows := make([]spendRow, 0, len(sp))
 	for _, x := range sp {
-		rows = append(rows, spendRow{TenantID: x.TenantID, Tenant: names[x.TenantID], Spent: x.Amount.String(), SpentMicros: int64(x.Amount), Requests: x.Requests})
+		r := spendRow{TenantID: x.TenantID, Tenant: names[x.TenantID], Spent: x.Amount.String(), SpentMicros: int64(x.Amount), Requests: x.Requests}
+		r.split(o.By, x.KeyID, x.Model, x.EndUser)
+		rows = append(rows, r)
 	}
 	return rows, nil
 }
@@ -504,6 +506,7 @@ func newLedgerSpendCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 		Use:   "spend",
 		Short: "Usage charged per tenant over a time window (debits and settled requests)",
 		Example: `  llmctl ledger spend --since 720h
+  llmctl ledger spend --by user --since 24h
   llmctl ledger spend --since 2026-11-01 --until 2026-12-01 -o csv`,
 		Args: cobra.NoArgs,
 		RunE: windowRunE(g, o),
@@ -511,6 +514,7 @@ func newLedgerSpendCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&o.Since, "since", "24h", "window start: a duration back (24h), a date or an RFC 3339 time")
 	fl.StringVar(&o.Until, "until", "", "window end, same forms (default: now)")
+	fl.StringVar(&o.By, "by", "tenant", "one row per: tenant, key (API key id), model or user (the requests' OpenAI user field)")
 	fl.StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml, csv")
 	return cmd
 }

@@ -113,8 +113,12 @@ func (o *serveBillingOptions) open(ctx context.Context, dsn string, st store.Sto
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
+	// The admin tenant is the operator's own: charged like any tenant (its
+	// spend shows in the ledger) but never refused for balance, so the
+	// bootstrap key works the moment --prices is on (docs/billing.md).
 	l, err := ledger.New(ls, ledger.Config{Prices: o.prices, Overdraft: o.overdraft, SpoolDir: o.SpoolDir,
-		AdmitWhenDown: o.AdmitWhenDown, Logger: log.With("component", "ledger"), Registerer: reg})
+		AdmitWhenDown: o.AdmitWhenDown, HouseTenants: []string{serve.AdminTenant},
+		Logger: log.With("component", "ledger"), Registerer: reg})
 	if err != nil {
 		ls.Close()
 		return nil, err

@@ -17,6 +17,7 @@
 //	status=CODE     answer with this HTTP status and an OpenAI error body
 //	fail-after=N    stream N tokens, then cut the connection (no [DONE])
 //	stall-after=N   stream N tokens, then send nothing until the client leaves
+//	cached=N        report N prompt tokens as cached (usage.prompt_tokens_details)
 //
 // Whole-backend behaviour is set with SetFault and Down/Up.
 package upstreamdouble
@@ -244,6 +245,7 @@ type directives struct {
 	status     int
 	failAfter  int // -1 = never
 	stallAfter int // -1 = never
+	cached     int64
 }
 
 func parseDirectives(words []string) directives {
@@ -268,6 +270,8 @@ func parseDirectives(words []string) directives {
 			dv.failAfter = n
 		case k == "stall-after" && nerr == nil:
 			dv.stallAfter = n
+		case k == "cached" && nerr == nil && n >= 0:
+			dv.cached = int64(n)
 		}
 	}
 	return dv
@@ -413,8 +417,12 @@ func (d *Double) inference(w http.ResponseWriter, r *http.Request, endpoint stri
 
 func token(i int) string { return "t" + strconv.Itoa(i) + " " }
 
-func usage(prompt, completion int64) map[string]int64 {
-	return map[string]int64{"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+func usage(prompt, completion, cached int64) map[string]any {
+	u := map[string]any{"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+	if cached > 0 {
+		u["prompt_tokens_details"] = map[string]int64{"cached_tokens": cached}
+	}
+	return u
 }
 
 func (d *Double) plain(w http.ResponseWriter, rec *Record, endpoint string, req request, dv directives) {
@@ -431,7 +439,7 @@ func (d *Double) plain(w http.ResponseWriter, rec *Record, endpoint string, req 
 		choice = map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": sb.String()}, "finish_reason": "stop"}
 	}
 	body, _ := json.Marshal(map[string]any{"id": "cmpl-" + rec.RequestID, "object": object, "created": time.Now().Unix(),
-		"model": req.Model, "choices": []any{choice}, "usage": usage(rec.PromptTokens, int64(dv.tokens))})
+		"model": req.Model, "choices": []any{choice}, "usage": usage(rec.PromptTokens, int64(dv.tokens), dv.cached)})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, err := w.Write(body)
@@ -564,7 +572,7 @@ func (d *Double) stream(w http.ResponseWriter, r *http.Request, rec *Record, end
 	}
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		b, _ := json.Marshal(map[string]any{"id": "cmpl-" + rec.RequestID, "object": object, "created": created,
-			"model": req.Model, "choices": []any{}, "usage": usage(rec.PromptTokens, int64(dv.tokens))})
+			"model": req.Model, "choices": []any{}, "usage": usage(rec.PromptTokens, int64(dv.tokens), dv.cached)})
 		if !send(b) {
 			canceled()
 			return

@@ -72,10 +72,14 @@ type Limits struct {
 	MaxConcurrency int64 `json:"maxConcurrency,omitempty"`
 }
 
-// Usage is what one request consumed, in tokens.
+// Usage is what one request consumed, in tokens. Its JSON is OpenAI's usage
+// object (usage.go): CachedPromptTokens is prompt_tokens_details.cached_tokens.
 type Usage struct {
-	PromptTokens     int64 `json:"prompt_tokens"`
-	CompletionTokens int64 `json:"completion_tokens"`
+	PromptTokens     int64
+	CompletionTokens int64
+	// CachedPromptTokens is the part of PromptTokens the backend served from
+	// its prefix cache (0 when it reports none).
+	CachedPromptTokens int64
 }
 
 // Total is prompt plus completion tokens.
@@ -119,7 +123,9 @@ type ReserveRequest struct {
 	RequestID    string // idempotency key of the charge
 	Model        string
 	PromptTokens int64 // estimate before forwarding
-	MaxTokens    int64 // max completion tokens (request's max_tokens or a cap)
+	MaxTokens    int64 // max completion tokens of all choices (max_tokens × max(n, best_of))
+	// EndUser is the request's OpenAI `user` field, recorded on its charge.
+	EndUser string
 }
 
 // Hold is a reservation in the ledger. Settle is called exactly once: it

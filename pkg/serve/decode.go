@@ -20,6 +20,8 @@ type clientRequest struct {
 	maxTokens      int64  // 0 when the client set none
 	maxTokensField string // which field set maxTokens, for errors
 	promptEstimate int64  // rough prompt size in tokens, before the backend counts
+	choices        int64  // completions it may generate: max(n, best_of), at least 1
+	endUser        string // the OpenAI `user` field, recorded on the charge
 	fields         map[string]json.RawMessage
 }
 
@@ -36,7 +38,7 @@ func decodeRequest(ep Endpoint, body []byte) (*clientRequest, *apiError) {
 	if fields == nil {
 		return nil, badRequest("", "request body must be a JSON object, not null")
 	}
-	cr := &clientRequest{endpoint: ep, fields: fields}
+	cr := &clientRequest{endpoint: ep, fields: fields, choices: 1}
 
 	if err := decodeField(fields, "model", &cr.model); err != nil {
 		return nil, err
@@ -71,6 +73,16 @@ func decodeRequest(ep Endpoint, body []byte) (*clientRequest, *apiError) {
 			if *n > cr.maxTokens {
 				cr.maxTokens, cr.maxTokensField = *n, name
 			}
+		}
+	}
+
+	var aerr *apiError
+	if cr.endUser, aerr = decodeEndUser(fields); aerr != nil {
+		return nil, aerr
+	}
+	if ep != EndpointEmbeddings {
+		if cr.choices, aerr = decodeChoices(fields); aerr != nil {
+			return nil, aerr
 		}
 	}
 
@@ -113,9 +125,9 @@ func decodeRequest(ep Endpoint, body []byte) (*clientRequest, *apiError) {
 	default:
 		return nil, badRequest("", "the input must be a string or an array")
 	}
-	// About four bytes a token: enough for admission and reservation, which
-	// settle to the backend's exact count afterwards.
-	cr.promptEstimate = int64(len(input))/4 + 1
+	// Enough for admission and reservation, which settle to the backend's
+	// exact count afterwards.
+	cr.promptEstimate = estimatePrompt(ep, input)
 	return cr, nil
 }
 

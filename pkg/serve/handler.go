@@ -405,8 +405,10 @@ func (g *Gateway) inference(w http.ResponseWriter, r *http.Request, st *reqState
 	// without cancellation; used is filled in by forward below.
 	settleCtx := context.WithoutCancel(r.Context())
 	var used billing.Usage
+	// Every choice (n, best_of) may generate maxTokens.
+	completion := completionBudget(maxTokens, cr.choices)
 	if g.opts.Admitter != nil {
-		ticket, err := g.opts.Admitter.Admit(r.Context(), p, model, satAdd(maxTokens, cr.promptEstimate))
+		ticket, err := g.opts.Admitter.Admit(r.Context(), p, model, satAdd(completion, cr.promptEstimate))
 		if err != nil {
 			g.fail(w, st, g.admitError(r, st, err))
 			return
@@ -417,11 +419,10 @@ func (g *Gateway) inference(w http.ResponseWriter, r *http.Request, st *reqState
 		}
 	}
 	hold, err := g.reserver.Reserve(r.Context(), billing.ReserveRequest{Principal: p, RequestID: st.id, Model: model,
-		PromptTokens: cr.promptEstimate, MaxTokens: maxTokens})
+		PromptTokens: cr.promptEstimate, MaxTokens: completion, EndUser: cr.endUser})
 	if err != nil {
 		if errors.Is(err, billing.ErrInsufficientQuota) {
-			g.fail(w, st, &apiError{Status: http.StatusPaymentRequired, Type: typeQuota, Code: "insufficient_quota",
-				Message: "you exceeded your current quota; add credit to continue"})
+			g.fail(w, st, quotaRefusal(err, cr, maxTokens))
 			return
 		}
 		if errors.Is(err, billing.ErrModelNotPriced) {

@@ -169,8 +169,10 @@ func TestHugeMaxTokensCannotBypassTPM(t *testing.T) {
 		status int
 		param  string
 	}{
-		{"max_tokens", "1000", 429, ""},
-		{"max_tokens", "16777216", 429, ""},
+		// Above the TPM limit: never admissible, so a 400 (not a 429 to
+		// retry) that still comes from the limiter, naming max_tokens.
+		{"max_tokens", "1000", 400, "max_tokens"},
+		{"max_tokens", "16777216", 400, "max_tokens"},
 		{"max_tokens", "16777217", 400, "max_tokens"},
 		{"max_tokens", "9223372036854775807", 400, "max_tokens"},
 		{"max_completion_tokens", "9223372036854775807", 400, "max_completion_tokens"},

@@ -32,12 +32,22 @@ type Entry struct {
 	Model    string `json:"model,omitempty"`
 	// KeyID is the public id of the API key whose request the entry
 	// charges (debits, releases); empty for credits and adjustments.
-	KeyID            string    `json:"keyId,omitempty"`
-	PromptTokens     int64     `json:"promptTokens,omitempty"`
-	CompletionTokens int64     `json:"completionTokens,omitempty"`
-	Reason           string    `json:"reason,omitempty"`
-	Time             time.Time `json:"time"`
+	KeyID string `json:"keyId,omitempty"`
+	// EndUser is the OpenAI `user` field of the request (the client's own
+	// end user, at most MaxEndUser bytes); empty when it sent none.
+	EndUser          string `json:"endUser,omitempty"`
+	PromptTokens     int64  `json:"promptTokens,omitempty"`
+	CompletionTokens int64  `json:"completionTokens,omitempty"`
+	// CachedPromptTokens is the part of PromptTokens the backend served
+	// from its prefix cache, charged at the cachedInput price.
+	CachedPromptTokens int64     `json:"cachedPromptTokens,omitempty"`
+	Reason             string    `json:"reason,omitempty"`
+	Time               time.Time `json:"time"`
 }
+
+// MaxEndUser bounds Entry.EndUser (and the gateway's `user` field), so a
+// client cannot grow every ledger row by an arbitrary string.
+const MaxEndUser = 256
 
 // ErrInvalidEntry reports an entry that breaks the ledger's rules.
 var ErrInvalidEntry = errors.New("invalid ledger entry")
@@ -54,8 +64,12 @@ func (e Entry) Validate() error {
 		return bad("idempotency key longer than 256 bytes")
 	case e.TenantID == "":
 		return bad("empty tenant")
-	case e.PromptTokens < 0 || e.CompletionTokens < 0:
+	case e.PromptTokens < 0 || e.CompletionTokens < 0 || e.CachedPromptTokens < 0:
 		return bad("negative token count")
+	case e.CachedPromptTokens > e.PromptTokens:
+		return bad("more cached prompt tokens (%d) than prompt tokens (%d)", e.CachedPromptTokens, e.PromptTokens)
+	case len(e.EndUser) > MaxEndUser:
+		return bad("end user longer than %d bytes", MaxEndUser)
 	case e.Time.IsZero():
 		return bad("no time")
 	}

@@ -53,9 +53,14 @@ type Config struct {
 	// database cannot be reached for the reservation (default: refuse).
 	// Their settlement is journaled and charged like any other.
 	AdmitWhenDown bool
-	Logger        *slog.Logger
-	Registerer    prometheus.Registerer
-	Now           func() time.Time
+	// HouseTenants are tenant names whose requests are reserved and charged
+	// like any other but never refused for balance (their overdraft is
+	// unlimited): the operator's own tenant, so that its bootstrap key works
+	// as soon as prices are on (house.go).
+	HouseTenants []string
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
+	Now          func() time.Time
 }
 
 func (c *Config) defaults() error {
@@ -221,7 +226,7 @@ func (l *Ledger) replay(left []spool.Segment) {
 			continue
 		default:
 			released++
-			r.e = Entry{Key: r.e.Key, TenantID: r.e.TenantID, Kind: KindRelease, KeyID: r.e.KeyID, Time: l.cfg.Now().UTC(),
+			r.e = Entry{Key: r.e.Key, TenantID: r.e.TenantID, Kind: KindRelease, KeyID: r.e.KeyID, EndUser: r.e.EndUser, Time: l.cfg.Now().UTC(),
 				Reason: "released at restart: its process stopped before settling"}
 		}
 		l.queue = append(l.queue, queued{e: r.e, seg: r.seg})
@@ -269,9 +274,10 @@ func (l *Ledger) Reserve(ctx context.Context, r billing.ReserveRequest) (billing
 	if err != nil {
 		return nil, fmt.Errorf("ledger: reserve: %w", err)
 	}
-	h := &hold{l: l, key: chargeKey(r.RequestID), tenant: r.Principal.TenantID, keyID: r.Principal.KeyID, model: r.Model, price: price}
-	hr := HoldRequest{Key: h.key, TenantID: h.tenant, Amount: amount, Overdraft: l.cfg.Overdraft, Time: l.cfg.Now()}
-	intent := Entry{Key: hr.Key, TenantID: hr.TenantID, Kind: KindReservation, Amount: amount, Model: r.Model, KeyID: h.keyID, Time: hr.Time.UTC()}
+	h := &hold{l: l, key: chargeKey(r.RequestID), tenant: r.Principal.TenantID, keyID: r.Principal.KeyID, endUser: r.EndUser, model: r.Model, price: price}
+	hr := HoldRequest{Key: h.key, TenantID: h.tenant, Amount: amount, Overdraft: l.overdraft(r.Principal), Time: l.cfg.Now()}
+	intent := Entry{Key: hr.Key, TenantID: hr.TenantID, Kind: KindReservation, Amount: amount, Model: r.Model, KeyID: h.keyID,
+		EndUser: h.endUser, Time: hr.Time.UTC()}
 	if err := l.writeIntent(intent); err != nil {
 		l.log.Warn("ledger cannot journal a reservation; a crash before it settles leaves its hold until HoldTTL",
 			"request_id", r.RequestID, "err", err)
@@ -300,7 +306,7 @@ func (l *Ledger) Reserve(ctx context.Context, r billing.ReserveRequest) (billing
 		if gone != nil {
 			return nil, fmt.Errorf("ledger: reserve: client gone: %w (%w)", gone, err)
 		}
-		return nil, err
+		return nil, l.quotaError(ctx, hr, err)
 	case l.cfg.AdmitWhenDown && gone == nil:
 		// Its settlement, under the same key, releases whatever did commit.
 		l.m.reserveUnrecorded.Inc()
@@ -336,6 +342,7 @@ type hold struct {
 	key     string
 	tenant  string
 	keyID   string
+	endUser string
 	model   string
 	price   Price
 	settled atomic.Bool
@@ -350,15 +357,18 @@ func (h *hold) Settle(_ context.Context, used billing.Usage) {
 		return
 	}
 	used.PromptTokens, used.CompletionTokens = max(used.PromptTokens, 0), max(used.CompletionTokens, 0)
-	cost, err := h.price.Cost(used)
-	if err != nil {
-		h.l.log.Error("ledger cannot price usage; charging nothing", "key", h.key, "err", err)
-		cost = 0
-	}
-	e := Entry{Key: h.key, TenantID: h.tenant, Kind: KindDebit, Amount: -cost, Model: h.model, KeyID: h.keyID,
-		PromptTokens: used.PromptTokens, CompletionTokens: used.CompletionTokens, Time: h.l.cfg.Now().UTC()}
-	if used.Total() == 0 {
-		e.Kind = KindRelease
+	used.CachedPromptTokens = used.Cached()
+	e := Entry{Key: h.key, TenantID: h.tenant, Kind: KindRelease, Model: h.model, KeyID: h.keyID, EndUser: h.endUser,
+		PromptTokens: used.PromptTokens, CompletionTokens: used.CompletionTokens, CachedPromptTokens: used.CachedPromptTokens,
+		Time: h.l.cfg.Now().UTC()}
+	// Nothing used is a release: no token, and no perRequest either.
+	if used.Total() > 0 {
+		cost, err := h.price.Cost(used)
+		if err != nil {
+			h.l.log.Error("ledger cannot price usage; charging nothing", "key", h.key, "err", err)
+			cost = 0
+		}
+		e.Kind, e.Amount = KindDebit, -cost
 	}
 	h.l.Submit(e)
 }

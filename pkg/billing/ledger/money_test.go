@@ -82,10 +82,10 @@ func TestParsePrices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pr, _ := p.For("llama3"); pr != (Price{200000, 600000}) {
+	if pr, _ := p.For("llama3"); pr != (Price{Input: 200000, Output: 600000}) {
 		t.Fatalf("llama3 price %+v", pr)
 	}
-	if pr, _ := p.For("other"); pr != (Price{5, 7}) {
+	if pr, _ := p.For("other"); pr != (Price{Input: 5, Output: 7}) {
 		t.Fatalf("default price %+v", pr)
 	}
 	if _, err := (Prices{}).For("x"); !errors.Is(err, ErrUnknownModel) {

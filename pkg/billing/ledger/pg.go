@@ -87,10 +87,10 @@ func (s *pgStore) Reserve(ctx context.Context, h HoldRequest) error {
 // that concurrent batches from several gateways cannot deadlock.
 const pgApply = `
 WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[], $10::text[])
-        AS t(idem_key, tenant_id, kind, amount, model, prompt_tokens, completion_tokens, reason, created_at, key_id)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[], $10::text[], $11::text[], $12::bigint[])
+        AS t(idem_key, tenant_id, kind, amount, model, prompt_tokens, completion_tokens, reason, created_at, key_id, end_user, cached_prompt_tokens)
 ), ins AS (
-    INSERT INTO ledger_entries (idem_key, tenant_id, kind, amount, model, prompt_tokens, completion_tokens, reason, created_at, key_id)
+    INSERT INTO ledger_entries (idem_key, tenant_id, kind, amount, model, prompt_tokens, completion_tokens, reason, created_at, key_id, end_user, cached_prompt_tokens)
     SELECT * FROM input
     ON CONFLICT (idem_key) DO NOTHING
     RETURNING tenant_id, amount
@@ -119,7 +119,8 @@ func (s *pgStore) Apply(ctx context.Context, entries []Entry) (int, error) {
 	n := len(entries)
 	var (
 		keys, tenants, kinds, models, reasons = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		keyIDs                                = make([]string, n)
+		keyIDs, endUsers                      = make([]string, n), make([]string, n)
+		cached                                = make([]int64, n)
 		amounts, pt, ct, times                = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	)
 	for i, e := range entries {
@@ -127,11 +128,11 @@ func (s *pgStore) Apply(ctx context.Context, entries []Entry) (int, error) {
 			return 0, err
 		}
 		keys[i], tenants[i], kinds[i], models[i], reasons[i] = e.Key, e.TenantID, string(e.Kind), e.Model, e.Reason
-		keyIDs[i] = e.KeyID
+		keyIDs[i], endUsers[i], cached[i] = e.KeyID, e.EndUser, e.CachedPromptTokens
 		amounts[i], pt[i], ct[i], times[i] = int64(e.Amount), e.PromptTokens, e.CompletionTokens, e.Time.UnixMicro()
 	}
 	var inserted, accounts int64
-	err := s.pool.QueryRow(ctx, pgApply, keys, tenants, kinds, amounts, models, pt, ct, reasons, times, keyIDs).Scan(&inserted, &accounts)
+	err := s.pool.QueryRow(ctx, pgApply, keys, tenants, kinds, amounts, models, pt, ct, reasons, times, keyIDs, endUsers, cached).Scan(&inserted, &accounts)
 	if err != nil {
 		return 0, fmt.Errorf("ledger: apply %d entries: %w", n, err)
 	}

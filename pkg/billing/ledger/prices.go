@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"fmt"
-	"math/bits"
 	"os"
 
 	"sigs.k8s.io/yaml"
@@ -11,10 +10,18 @@ import (
 	"github.com/llmctl/llmctl/pkg/billing"
 )
 
-// Price is what one model costs, in micro-units per 1,000,000 tokens.
+// Price is what one model costs: Input, CachedInput and Output in
+// micro-units per 1,000,000 tokens, PerRequest in micro-units per request.
 type Price struct {
 	Input  Micros `json:"input"`
 	Output Micros `json:"output"`
+	// CachedInput prices the prompt tokens the backend served from its
+	// prefix cache (a subset of the prompt tokens, charged at this price
+	// instead of Input). Unset means Input: no discount.
+	CachedInput *Micros `json:"cachedInput,omitempty"`
+	// PerRequest is a flat amount added to every request that used any
+	// token (and to every reservation).
+	PerRequest Micros `json:"perRequest,omitempty"`
 }
 
 // Unknown-model policies.
@@ -46,8 +53,13 @@ func (p Prices) Validate() error {
 		return fmt.Errorf("prices: unknownModel %q: want %q or %q", p.UnknownModel, UnknownReject, UnknownDefault)
 	}
 	check := func(name string, pr Price) error {
-		if pr.Input < 0 || pr.Output < 0 {
+		if pr.Input < 0 || pr.Output < 0 || pr.PerRequest < 0 || pr.CachedInput != nil && *pr.CachedInput < 0 {
 			return fmt.Errorf("prices: %s: negative price", name)
+		}
+		// A reservation prices the whole prompt at Input, which is only the
+		// most it can cost if a cached token never costs more.
+		if pr.cachedInput() > pr.Input {
+			return fmt.Errorf("prices: %s: cachedInput %d is above input %d; a cached token must not cost more", name, pr.cachedInput(), pr.Input)
 		}
 		return nil
 	}
@@ -73,35 +85,13 @@ func (p Prices) For(model string) (Price, error) {
 	return Price{}, fmt.Errorf("%w %q", ErrUnknownModel, model)
 }
 
-// Cost is the charge for usage at this price, rounded up to a whole micro-unit
-// (a request never costs less than what it used). It computes in 128 bits, so
-// it is exact; a result beyond int64 is an error.
-func (pr Price) Cost(u billing.Usage) (Micros, error) {
-	if u.PromptTokens < 0 || u.CompletionTokens < 0 {
-		return 0, fmt.Errorf("negative token count %+v", u)
-	}
-	hi1, lo1 := bits.Mul64(uint64(u.PromptTokens), uint64(pr.Input))
-	hi2, lo2 := bits.Mul64(uint64(u.CompletionTokens), uint64(pr.Output))
-	lo, carry := bits.Add64(lo1, lo2, 0)
-	hi, _ := bits.Add64(hi1, hi2, carry)
-	lo, carry = bits.Add64(lo, 999_999, 0)
-	hi += carry
-	if hi >= 1_000_000 {
-		return 0, fmt.Errorf("cost of %+v overflows", u)
-	}
-	q, _ := bits.Div64(hi, lo, 1_000_000)
-	if q > 1<<63-1 {
-		return 0, fmt.Errorf("cost of %+v overflows", u)
-	}
-	return Micros(q), nil
-}
-
 // ParsePrices reads a prices document (YAML or JSON); unknown keys are errors.
 //
 //	unknownModel: default      # or reject (the default)
 //	default: {input: 500000, output: 1500000}
 //	models:
 //	  llama3: {input: 200000, output: 600000}
+//	  qwen: {input: 200000, cachedInput: 50000, output: 600000, perRequest: 100}
 func ParsePrices(data []byte) (Prices, error) {
 	var p Prices
 	if err := yaml.UnmarshalStrict(data, &p); err != nil {

@@ -16,7 +16,10 @@ type Spend struct {
 	Model string `json:"model,omitempty"`
 	// KeyID is set when the window asked ByKey: one row per API key id,
 	// "" for entries that record none (written before keys were recorded).
-	KeyID          string `json:"keyID,omitempty"`
+	KeyID string `json:"keyID,omitempty"`
+	// EndUser is set when the window asked ByUser: one row per OpenAI
+	// `user` value, "" for requests that named none.
+	EndUser        string `json:"endUser,omitempty"`
 	Amount         Micros `json:"amount"`
 	Requests       int64  `json:"requests"`
 	RecentAmount   Micros `json:"recentAmount"`
@@ -33,6 +36,8 @@ type SpendWindow struct {
 	ByModel bool
 	// ByKey splits each tenant's row by the entries' API key id.
 	ByKey bool
+	// ByUser splits each tenant's row by the entries' end user.
+	ByUser bool
 }
 
 // The aggregate runs in the database so `llmctl top` reads one row per
@@ -43,15 +48,16 @@ const spendQuery = `SELECT tenant_id,
         COALESCE(-SUM(CASE WHEN created_at >= %[2]s THEN amount ELSE 0 END), 0),
         COALESCE(SUM(CASE WHEN created_at >= %[2]s THEN 1 ELSE 0 END), 0),
         CASE WHEN %[5]s = 1 THEN model ELSE '' END,
-        CASE WHEN %[6]s = 1 THEN key_id ELSE '' END
+        CASE WHEN %[6]s = 1 THEN key_id ELSE '' END,
+        CASE WHEN %[7]s = 1 THEN end_user ELSE '' END
     FROM ledger_entries
     WHERE kind IN ('debit', 'release') AND created_at >= %[1]s AND created_at <= %[3]s
         AND (%[4]s = '' OR tenant_id = %[4]s)
-    GROUP BY 1, 6, 7 ORDER BY 1, 6, 7`
+    GROUP BY 1, 6, 7, 8 ORDER BY 1, 6, 7, 8`
 
 var (
-	pgSpend     = fmt.Sprintf(spendQuery, "$1::bigint", "$2::bigint", "$3::bigint", "$4::text", "$5::int", "$6::int")
-	sqliteSpend = fmt.Sprintf(spendQuery, "?1", "?2", "?3", "?4", "?5", "?6")
+	pgSpend     = fmt.Sprintf(spendQuery, "$1::bigint", "$2::bigint", "$3::bigint", "$4::text", "$5::int", "$6::int", "$7::int")
+	sqliteSpend = fmt.Sprintf(spendQuery, "?1", "?2", "?3", "?4", "?5", "?6", "?7")
 )
 
 func spendArgs(w SpendWindow) []any {
@@ -61,7 +67,7 @@ func spendArgs(w SpendWindow) []any {
 		}
 		return 0
 	}
-	return []any{sinceMicros(w.Since), sinceMicros(w.Recent), w.Until.UnixMicro(), w.TenantID, flag(w.ByModel), flag(w.ByKey)}
+	return []any{sinceMicros(w.Since), sinceMicros(w.Recent), w.Until.UnixMicro(), w.TenantID, flag(w.ByModel), flag(w.ByKey), flag(w.ByUser)}
 }
 
 func (s *pgStore) Spend(ctx context.Context, w SpendWindow) ([]Spend, error) {
@@ -91,7 +97,7 @@ func collectSpend(rows interface {
 	var out []Spend
 	for rows.Next() {
 		var sp Spend
-		if err := rows.Scan(&sp.TenantID, &sp.Amount, &sp.Requests, &sp.RecentAmount, &sp.RecentRequests, &sp.Model, &sp.KeyID); err != nil {
+		if err := rows.Scan(&sp.TenantID, &sp.Amount, &sp.Requests, &sp.RecentAmount, &sp.RecentRequests, &sp.Model, &sp.KeyID, &sp.EndUser); err != nil {
 			return nil, fmt.Errorf("ledger: spend: %w", err)
 		}
 		out = append(out, sp)

@@ -86,9 +86,10 @@ func (s *sqliteStore) Apply(ctx context.Context, entries []Entry) (int, error) {
 		inserted = 0
 		for _, e := range entries {
 			res, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries
-                (idem_key, tenant_id, kind, amount, model, key_id, prompt_tokens, completion_tokens, reason, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idem_key) DO NOTHING`,
-				e.Key, e.TenantID, string(e.Kind), int64(e.Amount), e.Model, e.KeyID, e.PromptTokens, e.CompletionTokens, e.Reason, e.Time.UnixMicro())
+                (idem_key, tenant_id, kind, amount, model, key_id, prompt_tokens, completion_tokens, reason, created_at, end_user, cached_prompt_tokens)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idem_key) DO NOTHING`,
+				e.Key, e.TenantID, string(e.Kind), int64(e.Amount), e.Model, e.KeyID, e.PromptTokens, e.CompletionTokens, e.Reason, e.Time.UnixMicro(),
+				e.EndUser, e.CachedPromptTokens)
 			if err != nil {
 				return err
 			}

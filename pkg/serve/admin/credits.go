@@ -143,7 +143,11 @@ type entryJSON struct {
 	KeyID            string `json:"key_id,omitempty"` // the API key that made the request
 	PromptTokens     int64  `json:"prompt_tokens,omitempty"`
 	CompletionTokens int64  `json:"completion_tokens,omitempty"`
-	Reason           string `json:"reason,omitempty"`
+	// The request's OpenAI user field and its prompt tokens the backend
+	// served from cache (charged at cachedInput).
+	EndUser            string `json:"end_user,omitempty"`
+	CachedPromptTokens int64  `json:"cached_prompt_tokens,omitempty"`
+	Reason             string `json:"reason,omitempty"`
 	// The key the client sent with a credit; the gateway's own are internal.
 	IdempotencyKey string    `json:"idempotency_key,omitempty"`
 	CreatedAt      time.Time `json:"created_at"`
@@ -152,7 +156,7 @@ type entryJSON struct {
 func entryOut(e ledger.Entry, tenant, key string) entryJSON {
 	return entryJSON{Object: "ledger_entry", Tenant: tenant, Kind: string(e.Kind), Amount: e.Amount.String(),
 		AmountMicros: int64(e.Amount), Model: e.Model, KeyID: e.KeyID, PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens,
-		Reason: e.Reason, IdempotencyKey: key, CreatedAt: e.Time.UTC()}
+		EndUser: e.EndUser, CachedPromptTokens: e.CachedPromptTokens, Reason: e.Reason, IdempotencyKey: key, CreatedAt: e.Time.UTC()}
 }
 
 // BalanceJSON is a tenant's account: decimal strings for people, micro-unit

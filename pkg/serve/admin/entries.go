@@ -139,14 +139,17 @@ type spendReport struct {
 	spendJSON
 	By string `json:"by,omitempty"`
 	// by=model: one per model, "" for entries without one; by=key: one per
-	// API key id, "" for entries that record none.
+	// API key id, "" for entries that record none; by=user: one per end
+	// user (the requests' OpenAI user field), "" for requests without one.
 	Data []splitSpendJSON `json:"data,omitzero"`
 }
 
-// splitSpendJSON is one row of a split: Model is set by=model, KeyID by=key.
+// splitSpendJSON is one row of a split: Model is set by=model, KeyID by=key,
+// User by=user.
 type splitSpendJSON struct {
 	Model *string `json:"model,omitempty"`
 	KeyID *string `json:"key_id,omitempty"`
+	User  *string `json:"user,omitempty"`
 	spendJSON
 }
 
@@ -174,9 +177,9 @@ func (h *Handler) getSpend(r *http.Request, _ []byte) (int, any, *apiError) {
 	}
 	by := q.Get("by")
 	switch by {
-	case "", "model", "key":
+	case "", "model", "key", "user":
 	default:
-		return 0, nil, badRequest("by", "%q must be model or key (got %q)", "by", by)
+		return 0, nil, badRequest("by", "%q must be model, key or user (got %q)", "by", by)
 	}
 	name := r.PathValue("name")
 	t, err := h.st.GetTenant(r.Context(), name)
@@ -184,7 +187,7 @@ func (h *Handler) getSpend(r *http.Request, _ []byte) (int, any, *apiError) {
 		return 0, nil, h.storeError(r, tenantWhat(name), err)
 	}
 	rows, err := h.ledger.Spend(r.Context(), ledger.SpendWindow{Since: since, Recent: until, Until: until,
-		TenantID: t.ID, ByModel: by == "model", ByKey: by == "key"})
+		TenantID: t.ID, ByModel: by == "model", ByKey: by == "key", ByUser: by == "user"})
 	if err != nil {
 		return 0, nil, h.ledgerError(r, err)
 	}
@@ -204,6 +207,8 @@ func (h *Handler) getSpend(r *http.Request, _ []byte) (int, any, *apiError) {
 			row.Model = &s.Model
 		case "key":
 			row.KeyID = &s.KeyID
+		case "user":
+			row.User = &s.EndUser
 		default:
 			continue
 		}

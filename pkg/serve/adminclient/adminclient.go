@@ -236,16 +236,20 @@ type Balance struct {
 
 // Entry is a ledger entry written by a credit.
 type Entry struct {
-	Tenant           string    `json:"tenant"`
-	Kind             string    `json:"kind"`
-	Amount           string    `json:"amount"`
-	AmountMicros     int64     `json:"amount_micros"`
-	Model            string    `json:"model,omitempty"` // a charged request's model and tokens
-	PromptTokens     int64     `json:"prompt_tokens,omitempty"`
-	CompletionTokens int64     `json:"completion_tokens,omitempty"`
-	Reason           string    `json:"reason,omitempty"`
-	IdempotencyKey   string    `json:"idempotency_key"`
-	CreatedAt        time.Time `json:"created_at"`
+	Tenant           string `json:"tenant"`
+	Kind             string `json:"kind"`
+	Amount           string `json:"amount"`
+	AmountMicros     int64  `json:"amount_micros"`
+	Model            string `json:"model,omitempty"` // a charged request's model and tokens
+	PromptTokens     int64  `json:"prompt_tokens,omitempty"`
+	CompletionTokens int64  `json:"completion_tokens,omitempty"`
+	// The request's key id, OpenAI user field and cached prompt tokens.
+	KeyID              string    `json:"key_id,omitempty"`
+	EndUser            string    `json:"end_user,omitempty"`
+	CachedPromptTokens int64     `json:"cached_prompt_tokens,omitempty"`
+	Reason             string    `json:"reason,omitempty"`
+	IdempotencyKey     string    `json:"idempotency_key"`
+	CreatedAt          time.Time `json:"created_at"`
 }
 
 // AuditRecord is one admin write.

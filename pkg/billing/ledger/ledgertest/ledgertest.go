@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -253,6 +254,69 @@ func Run(t *testing.T, h Harness) {
 		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("by model and key:\n got %+v %v\nwant %+v", got, err, want)
 		}
+		wantClean(t, s)
+	})
+
+	// What a charge records: the end user (OpenAI `user`) and the cached
+	// prompt tokens, read back as written; an entry written before they
+	// existed (migration 00207) reads '' and 0; spend splits by end user.
+	t.Run("EndUserAndCachedTokens", func(t *testing.T) {
+		s := open(t)
+		u := func(e ledger.Entry, user string, cached int64) ledger.Entry {
+			e.EndUser, e.CachedPromptTokens = user, cached
+			return e
+		}
+		long := strings.Repeat("u", ledger.MaxEndUser)
+		batch := []ledger.Entry{
+			credit("pay", "a", 10*ledger.Unit),
+			u(debit("1", "a", 1_000_001), "alice", 2), u(debit("2", "a", 7), "bob", 0),
+			u(debit("3", "a", 999_999), "alice", 3), u(debit("4", "b", 11), "alice", 1),
+			u(debit("5", "a", 40), long, 0), debit("6", "a", 5),
+		}
+		if _, err := s.Apply(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		// An entry as an older llmctl wrote it: no end_user, no cached column.
+		old := fmt.Sprintf(`INSERT INTO ledger_entries (idem_key, tenant_id, kind, amount, model, key_id, prompt_tokens, completion_tokens, reason, created_at)
+            VALUES ('old', 'a', 'release', 0, 'm', 'k0', 0, 0, '', %d)`, t0.UnixMicro())
+		if err := h.Exec(t, s, old); err != nil {
+			t.Fatal(err)
+		}
+		es, err := s.Entries(ctx, ledger.Filter{TenantID: "a"})
+		if err != nil || len(es) != 7 {
+			t.Fatalf("entries: %+v %v", es, err)
+		}
+		if es[1].EndUser != "alice" || es[1].CachedPromptTokens != 2 || es[2].EndUser != "bob" || es[4].EndUser != long ||
+			es[5].EndUser != "" || es[6].Key != "old" || es[6].EndUser != "" || es[6].CachedPromptTokens != 0 || es[6].KeyID != "k0" {
+			t.Fatalf("entries keep end user and cached tokens: %+v", es)
+		}
+		w := ledger.SpendWindow{Since: t0.Add(-time.Hour), Recent: t0.Add(-time.Minute), Until: t0, TenantID: "a", ByUser: true}
+		got, err := s.Spend(ctx, w)
+		want := []ledger.Spend{
+			{TenantID: "a", Amount: 5, Requests: 2, RecentAmount: 5, RecentRequests: 2},
+			{TenantID: "a", EndUser: "alice", Amount: 2_000_000, Requests: 2, RecentAmount: 2_000_000, RecentRequests: 2},
+			{TenantID: "a", EndUser: "bob", Amount: 7, Requests: 1, RecentAmount: 7, RecentRequests: 1},
+			{TenantID: "a", EndUser: long, Amount: 40, Requests: 1, RecentAmount: 40, RecentRequests: 1},
+		}
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("by user:\n got %+v %v\nwant %+v", got, err, want)
+		}
+		w.TenantID = ""
+		got, err = s.Spend(ctx, w)
+		if err != nil || len(got) != 5 || got[4] != (ledger.Spend{TenantID: "b", EndUser: "alice", Amount: 11, Requests: 1, RecentAmount: 11, RecentRequests: 1}) {
+			t.Fatalf("every tenant by user: %+v %v", got, err)
+		}
+		for _, bad := range []ledger.Entry{
+			u(debit("x1", "a", 1), long+"x", 0), // end user too long
+			u(debit("x2", "a", 1), "", 4),       // more cached than the 3 prompt tokens
+			u(debit("x3", "a", 1), "", -1),
+		} {
+			if _, err := s.Apply(ctx, []ledger.Entry{bad}); !errors.Is(err, ledger.ErrInvalidEntry) {
+				t.Fatalf("%+v: %v", bad, err)
+			}
+		}
+		// The raw insert moved no money, so the ledger still adds up.
+		wantAccount(t, s, "a", 10*ledger.Unit-2_000_052, 0)
 		wantClean(t, s)
 	})
 

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llmctl/llmctl/pkg/billing/ledger"
+)
+
+// `ledger spend --by key|model|user` splits each tenant's row, to the
+// micro-unit, in every output format; an unknown split is refused.
+func TestLedgerSpendBy(t *testing.T) {
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "llmctl.db")
+	if _, errOut, err := run(t, "tenants", "create", "acme", "--db", dsn); err != nil {
+		t.Fatalf("%v %s", err, errOut)
+	}
+	acme := tenantID(t, dsn, "acme")
+	lg, err := ledger.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Add(-time.Minute)
+	if _, err := lg.Apply(context.Background(), []ledger.Entry{
+		{Key: "1", TenantID: acme, Kind: ledger.KindDebit, Amount: -1_000_001, Model: "m1", KeyID: "k1", EndUser: "alice", PromptTokens: 4, CachedPromptTokens: 2, Time: now},
+		{Key: "2", TenantID: acme, Kind: ledger.KindDebit, Amount: -5, Model: "m2", KeyID: "k1", EndUser: "bob", Time: now},
+		{Key: "3", TenantID: acme, Kind: ledger.KindDebit, Amount: -999_999, Model: "m1", KeyID: "k2", EndUser: "alice", Time: now},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	lg.Close()
+	for by, want := range map[string]string{
+		"user":   "acme,alice,2000000,2.000000,2\n" + acme + ",acme,bob,5,0.000005,1",
+		"key":    "acme,k1,1000006,1.000006,2\n" + acme + ",acme,k2,999999,0.999999,1",
+		"model":  "acme,m1,2000000,2.000000,2\n" + acme + ",acme,m2,5,0.000005,1",
+		"tenant": "acme,2000005,2.000005,3",
+	} {
+		out, errOut, err := run(t, "ledger", "spend", "--by", by, "-o", "csv", "--db", dsn)
+		if err != nil || !strings.Contains(out, want) {
+			t.Errorf("--by %s: %v %s\n%s\nwant %s", by, err, errOut, out, want)
+		}
+	}
+	if out, _, _ := run(t, "ledger", "spend", "--by", "user", "--db", dsn); !strings.Contains(out, "USER") || !strings.Contains(out, "alice") {
+		t.Errorf("table by user:\n%s", out)
+	}
+	if _, _, err := run(t, "ledger", "spend", "--by", "team", "--db", dsn); err == nil || !strings.Contains(err.Error(), "--by") {
+		t.Errorf("--by team: %v", err)
+	}
+}
