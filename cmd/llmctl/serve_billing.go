@@ -29,6 +29,7 @@ type serveBillingOptions struct {
 	StandardSecrets  []string
 	LemonSecrets     []string
 	WebhookTolerance time.Duration
+	RedeemPerMinute  int
 	AdmitWhenDown    bool
 
 	prices    ledger.Prices
@@ -45,6 +46,7 @@ func (o *serveBillingOptions) bind(cmd *cobra.Command) {
 	f.StringArrayVar(&o.StandardSecrets, "standard-webhook-secret", nil, "Standard Webhooks whsec_ secret, repeatable (env LLMCTL_STANDARD_WEBHOOK_SECRETS, comma-separated)")
 	f.StringArrayVar(&o.LemonSecrets, "lemonsqueezy-webhook-secret", nil, "Lemon Squeezy signing secret, repeatable for rotation (env LLMCTL_LEMONSQUEEZY_WEBHOOK_SECRETS, comma-separated)")
 	f.DurationVar(&o.WebhookTolerance, "webhook-tolerance", 300*time.Second, "largest accepted webhook timestamp skew")
+	f.IntVar(&o.RedeemPerMinute, "redeem-attempts-per-minute", serve.DefaultRedeemPerMinute, "voucher redemption attempts (POST /v1/me/redeem) allowed per API key and minute, in each replica; -1: no limit")
 	f.BoolVar(&o.AdmitWhenDown, "admit-when-ledger-down", false, "serve requests with an unrecorded hold when the ledger database is unreachable (default: 503)")
 	o.changed = cmd.Flags().Changed
 }

@@ -254,3 +254,61 @@ func notRevocable(id string, getErr, noRows error) error {
 	}
 	return getErr
 }
+
+// MaxVouchersPerIssue bounds one IssueVouchers call (and its one transaction).
+const MaxVouchersPerIssue = 1000
+
+// IssueRequest asks for Count vouchers of Amount each.
+type IssueRequest struct {
+	Amount   Micros
+	Count    int
+	TenantID string        // "" = any tenant may redeem them
+	Expires  time.Duration // after Now; 0 = never
+	Now      time.Time
+}
+
+// Issued is a created voucher and its code, which exists nowhere else.
+type Issued struct {
+	Voucher
+	Code string `json:"code"`
+}
+
+// IssueVouchers creates r.Count vouchers in one transaction and returns
+// their codes: the only time the codes are known.
+func IssueVouchers(ctx context.Context, s interface {
+	CreateVouchers(ctx context.Context, vs []Voucher) error
+}, r IssueRequest) ([]Issued, error) {
+	if r.Amount <= 0 {
+		return nil, errors.New("a voucher's amount must be positive")
+	}
+	if r.Count < 1 || r.Count > MaxVouchersPerIssue {
+		return nil, fmt.Errorf("count must be 1 to %d, got %d", MaxVouchersPerIssue, r.Count)
+	}
+	if r.Expires < 0 {
+		return nil, errors.New("expiry must not be negative")
+	}
+	now := r.Now.UTC().Truncate(time.Microsecond) // as stored
+	var exp *time.Time
+	if r.Expires > 0 {
+		e := now.Add(r.Expires)
+		exp = &e
+	}
+	out := make([]Issued, r.Count)
+	vs := make([]Voucher, r.Count)
+	for i := range out {
+		code, hash, err := NewVoucherCode()
+		if err != nil {
+			return nil, err
+		}
+		id, err := NewVoucherID()
+		if err != nil {
+			return nil, err
+		}
+		vs[i] = Voucher{ID: id, CodeHash: hash, Amount: r.Amount, TenantID: r.TenantID, Created: now, Expires: exp}
+		out[i] = Issued{Voucher: vs[i], Code: code}
+	}
+	if err := s.CreateVouchers(ctx, vs); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
