@@ -76,6 +76,7 @@ func newRootCmd(ctx context.Context, s streams) *cobra.Command {
 		newMeCmd(g),
 		newServeCmd(g),
 		newLedgerCmd(g),
+		newVouchersCmd(g),
 		newTopCmd(g),
 		newUpCmd(g),
 		newDownCmd(g),

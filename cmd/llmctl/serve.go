@@ -246,6 +246,8 @@ func (o *serveOptions) Run(ctx context.Context) error {
 	if bill.ledger != nil {
 		lv := admin.FromLedger(bill.ledger)
 		aopts.Ledger, opts.Ledger = lv, lv
+		aopts.Vouchers, opts.Vouchers = bill.ledger.Store(), bill.ledger.Store()
+		opts.RedeemPerMinute = o.billing.RedeemPerMinute
 	}
 	if o.cfg.AdminAPI != serve.AdminAPIOff {
 		if opts.Admin, err = admin.New(aopts); err != nil {

@@ -27,7 +27,9 @@ type serveBillingOptions struct {
 	SpoolDir         string
 	StripeSecrets    []string
 	StandardSecrets  []string
+	LemonSecrets     []string
 	WebhookTolerance time.Duration
+	RedeemPerMinute  int
 	AdmitWhenDown    bool
 
 	prices    ledger.Prices
@@ -42,7 +44,9 @@ func (o *serveBillingOptions) bind(cmd *cobra.Command) {
 	f.StringVar(&o.SpoolDir, "spool-dir", "", "ledger spool directory, one per process (env LLMCTL_SPOOL_DIR; default DATA_DIR/spool)")
 	f.StringArrayVar(&o.StripeSecrets, "stripe-webhook-secret", nil, "Stripe endpoint secret, repeatable for rotation (env LLMCTL_STRIPE_WEBHOOK_SECRETS, comma-separated)")
 	f.StringArrayVar(&o.StandardSecrets, "standard-webhook-secret", nil, "Standard Webhooks whsec_ secret, repeatable (env LLMCTL_STANDARD_WEBHOOK_SECRETS, comma-separated)")
+	f.StringArrayVar(&o.LemonSecrets, "lemonsqueezy-webhook-secret", nil, "Lemon Squeezy signing secret, repeatable for rotation (env LLMCTL_LEMONSQUEEZY_WEBHOOK_SECRETS, comma-separated)")
 	f.DurationVar(&o.WebhookTolerance, "webhook-tolerance", 300*time.Second, "largest accepted webhook timestamp skew")
+	f.IntVar(&o.RedeemPerMinute, "redeem-attempts-per-minute", serve.DefaultRedeemPerMinute, "voucher redemption attempts (POST /v1/me/redeem) allowed per API key and minute, in each replica; -1: no limit")
 	f.BoolVar(&o.AdmitWhenDown, "admit-when-ledger-down", false, "serve requests with an unrecorded hold when the ledger database is unreachable (default: 503)")
 	o.changed = cmd.Flags().Changed
 }
@@ -68,6 +72,7 @@ func (o *serveBillingOptions) Complete(lookup func(string) (string, bool)) error
 	}
 	list("stripe-webhook-secret", "LLMCTL_STRIPE_WEBHOOK_SECRETS", &o.StripeSecrets)
 	list("standard-webhook-secret", "LLMCTL_STANDARD_WEBHOOK_SECRETS", &o.StandardSecrets)
+	list("lemonsqueezy-webhook-secret", "LLMCTL_LEMONSQUEEZY_WEBHOOK_SECRETS", &o.LemonSecrets)
 	var err error
 	if o.overdraft, err = ledger.ParseMicros(o.Overdraft); err != nil {
 		return fmt.Errorf("--overdraft: %w", err)
@@ -91,7 +96,11 @@ func (o *serveBillingOptions) Complete(lookup func(string) (string, bool)) error
 }
 
 func (o *serveBillingOptions) enabled() bool {
-	return o.Prices != "" || len(o.StripeSecrets) > 0 || len(o.StandardSecrets) > 0
+	return o.Prices != "" || o.webhooks()
+}
+
+func (o *serveBillingOptions) webhooks() bool {
+	return len(o.StripeSecrets) > 0 || len(o.StandardSecrets) > 0 || len(o.LemonSecrets) > 0
 }
 
 // billing is what serve gets from the ledger: the Reserver, the webhook
@@ -131,8 +140,8 @@ func (o *serveBillingOptions) open(ctx context.Context, dsn string, st store.Sto
 	if o.Prices != "" {
 		p.reserver = l
 	}
-	if len(o.StripeSecrets) > 0 || len(o.StandardSecrets) > 0 {
-		h, err := webhook.New(webhook.Config{StripeSecrets: o.StripeSecrets, StandardSecrets: o.StandardSecrets,
+	if o.webhooks() {
+		h, err := webhook.New(webhook.Config{StripeSecrets: o.StripeSecrets, StandardSecrets: o.StandardSecrets, LemonSqueezySecrets: o.LemonSecrets,
 			Tolerance: o.WebhookTolerance, Logger: log.With("component", "webhook"), Registerer: reg}, l, st)
 		if err != nil {
 			_ = p.close(ctx)

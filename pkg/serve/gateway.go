@@ -91,6 +91,11 @@ type Options struct {
 	// Ledger, when set, gives GET /v1/me the caller's balance and spend;
 	// nil (no --prices) answers /v1/me without them, saying why.
 	Ledger Accounts
+	// Vouchers, when set, serves POST /v1/me/redeem (redeem.go), each key
+	// allowed RedeemPerMinute attempts (0: DefaultRedeemPerMinute; < 0: no
+	// limit) per process.
+	Vouchers        Redeemer
+	RedeemPerMinute int
 
 	// Registry receives the gateway's metrics and is served on the admin
 	// listener; nil creates one (with Go and process collectors). Other
@@ -123,6 +128,8 @@ type Gateway struct {
 	reserver Reserver
 	webhooks http.Handler
 	bodies   *bodyBudget
+	// redeemLimits counts POST /v1/me/redeem attempts per key.
+	redeemLimits *redeemLimiter
 }
 
 // New validates opts and builds the gateway. Call CheckBackends (or Serve,
@@ -199,7 +206,7 @@ func New(opts Options) (*Gateway, error) {
 	}
 
 	g := &Gateway{opts: opts, log: opts.Logger, registry: opts.Registry, reserver: opts.Reserver,
-		bodies: &bodyBudget{max: opts.BodyBudgetBytes}}
+		bodies: &bodyBudget{max: opts.BodyBudgetBytes}, redeemLimits: newRedeemLimiter(opts.RedeemPerMinute)}
 	if g.registry == nil {
 		g.registry = prometheus.NewRegistry()
 		g.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -74,7 +74,7 @@ func routeOf(path string) string {
 		return "completions"
 	case "/v1/embeddings":
 		return "embeddings"
-	case "/v1/me":
+	case "/v1/me", "/v1/me/redeem":
 		return "me" // logged at info like the API, not as a probe
 	}
 	if path == "/v1/models" || strings.HasPrefix(path, "/v1/models/") {
@@ -191,6 +191,13 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request, st *reqState) {
 			return
 		}
 		g.me(w, r, st)
+		return
+	case "/v1/me/redeem":
+		if r.Method != http.MethodPost {
+			g.fail(w, st, methodNotAllowed(r.Method, http.MethodPost))
+			return
+		}
+		g.redeem(w, r, st)
 		return
 	case "/v1/chat/completions":
 		ep = EndpointChat

@@ -190,4 +190,5 @@ type Store interface {
 	Verify(ctx context.Context) (Report, error)
 	Ping(ctx context.Context) error
 	Close() error
+	VoucherStore // vouchers.go
 }

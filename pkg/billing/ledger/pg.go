@@ -113,6 +113,16 @@ WITH input AS (
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)`
 
 func (s *pgStore) Apply(ctx context.Context, entries []Entry) (int, error) {
+	return pgApplyOn(ctx, s.pool, entries)
+}
+
+// pgRower is a pool or a transaction: Apply runs alone, or inside
+// RedeemVoucher's transaction.
+type pgRower interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func pgApplyOn(ctx context.Context, q pgRower, entries []Entry) (int, error) {
 	if len(entries) == 0 {
 		return 0, nil
 	}
@@ -132,7 +142,7 @@ func (s *pgStore) Apply(ctx context.Context, entries []Entry) (int, error) {
 		amounts[i], pt[i], ct[i], times[i] = int64(e.Amount), e.PromptTokens, e.CompletionTokens, e.Time.UnixMicro()
 	}
 	var inserted, accounts int64
-	err := s.pool.QueryRow(ctx, pgApply, keys, tenants, kinds, amounts, models, pt, ct, reasons, times, keyIDs, endUsers, cached).Scan(&inserted, &accounts)
+	err := q.QueryRow(ctx, pgApply, keys, tenants, kinds, amounts, models, pt, ct, reasons, times, keyIDs, endUsers, cached).Scan(&inserted, &accounts)
 	if err != nil {
 		return 0, fmt.Errorf("ledger: apply %d entries: %w", n, err)
 	}

@@ -83,50 +83,58 @@ func (s *sqliteStore) Apply(ctx context.Context, entries []Entry) (int, error) {
 	}
 	inserted := 0
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		inserted = 0
-		for _, e := range entries {
-			res, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries
-                (idem_key, tenant_id, kind, amount, model, key_id, prompt_tokens, completion_tokens, reason, created_at, end_user, cached_prompt_tokens)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idem_key) DO NOTHING`,
-				e.Key, e.TenantID, string(e.Kind), int64(e.Amount), e.Model, e.KeyID, e.PromptTokens, e.CompletionTokens, e.Reason, e.Time.UnixMicro(),
-				e.EndUser, e.CachedPromptTokens)
-			if err != nil {
-				return err
-			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return err
-			}
-			var held int64
-			err = tx.QueryRowContext(ctx, `DELETE FROM ledger_holds WHERE hold_key = ? RETURNING amount`, e.Key).Scan(&held)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-			if n == 0 && held == 0 {
-				continue
-			}
-			moved := int64(0)
-			if n == 1 {
-				inserted++
-				moved = int64(e.Amount)
-			}
-			// SQLite turns an integer sum past int64 into a float instead of
-			// failing; refuse it as PostgreSQL's bigint does.
-			var exact bool
-			if err := tx.QueryRowContext(ctx, `INSERT INTO ledger_accounts (tenant_id, balance, reserved) VALUES (?, ?, ?)
-                ON CONFLICT (tenant_id) DO UPDATE SET balance = balance + excluded.balance, reserved = reserved + excluded.reserved
-                RETURNING typeof(balance) = 'integer' AND typeof(reserved) = 'integer'`,
-				e.TenantID, moved, -held).Scan(&exact); err != nil {
-				return err
-			}
-			if !exact {
-				return fmt.Errorf("tenant %s: entry %s would take the balance past the largest amount a ledger holds", e.TenantID, e.Key)
-			}
-		}
-		return nil
+		var err error
+		inserted, err = sqliteApplyTx(ctx, tx, entries)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("ledger: apply %d entries: %w", len(entries), err)
+	}
+	return inserted, nil
+}
+
+// sqliteApplyTx is Apply's work inside tx (its own, or RedeemVoucher's); the
+// entries are already validated.
+func sqliteApplyTx(ctx context.Context, tx *sql.Tx, entries []Entry) (int, error) {
+	inserted := 0
+	for _, e := range entries {
+		res, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries
+                (idem_key, tenant_id, kind, amount, model, key_id, prompt_tokens, completion_tokens, reason, created_at, end_user, cached_prompt_tokens)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idem_key) DO NOTHING`,
+			e.Key, e.TenantID, string(e.Kind), int64(e.Amount), e.Model, e.KeyID, e.PromptTokens, e.CompletionTokens, e.Reason, e.Time.UnixMicro(),
+			e.EndUser, e.CachedPromptTokens)
+		if err != nil {
+			return 0, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		var held int64
+		err = tx.QueryRowContext(ctx, `DELETE FROM ledger_holds WHERE hold_key = ? RETURNING amount`, e.Key).Scan(&held)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return 0, err
+		}
+		if n == 0 && held == 0 {
+			continue
+		}
+		moved := int64(0)
+		if n == 1 {
+			inserted++
+			moved = int64(e.Amount)
+		}
+		// SQLite turns an integer sum past int64 into a float instead of
+		// failing; refuse it as PostgreSQL's bigint does.
+		var exact bool
+		if err := tx.QueryRowContext(ctx, `INSERT INTO ledger_accounts (tenant_id, balance, reserved) VALUES (?, ?, ?)
+                ON CONFLICT (tenant_id) DO UPDATE SET balance = balance + excluded.balance, reserved = reserved + excluded.reserved
+                RETURNING typeof(balance) = 'integer' AND typeof(reserved) = 'integer'`,
+			e.TenantID, moved, -held).Scan(&exact); err != nil {
+			return 0, err
+		}
+		if !exact {
+			return 0, fmt.Errorf("tenant %s: entry %s would take the balance past the largest amount a ledger holds", e.TenantID, e.Key)
+		}
 	}
 	return inserted, nil
 }

@@ -33,14 +33,28 @@ func FuzzVerifyStandard(f *testing.F) {
 	})
 }
 
+func FuzzVerifyLemonSqueezy(f *testing.F) {
+	f.Add([]byte(`{"meta":{"event_name":"order_created"}}`), "00ff")
+	f.Add([]byte(""), "")
+	f.Add([]byte("x"), " 0000000000000000000000000000000000000000000000000000000000000000 ")
+	f.Fuzz(func(t *testing.T, body []byte, header string) {
+		if VerifyLemonSqueezy(body, header, []string{"fuzz-secret", "other"}) == nil {
+			t.Fatalf("forged X-Signature accepted: %q", header)
+		}
+	})
+}
+
 func FuzzParseEvents(f *testing.F) {
 	f.Add([]byte(`{"id":"evt_1","type":"charge.refunded","data":{"object":{"amount_refunded":300,"currency":"usd","metadata":{"tenant":"a"}},"previous_attributes":{"amount_refunded":100}}}`))
 	f.Add([]byte(`{"type":"payment.succeeded","data":{"tenant":"a","amount_micros":1}}`))
 	f.Add([]byte(`{"id":"e","type":"invoice.paid","data":{"object":{"amount_paid":922337203685477580,"currency":"usd","metadata":{"tenant":"a"}}}}`))
 	// Wrapped around to 6 cents before the running totals were checked.
 	f.Add([]byte(`{"id":"evt_w","type":"charge.refunded","data":{"object":{"amount_refunded":-9223372036854775803,"currency":"usd","metadata":{"tenant":"a"}},"previous_attributes":{"amount_refunded":9223372036854775807}}}`))
+	f.Add([]byte(`{"meta":{"event_name":"order_created","custom_data":{"tenant":"a"}},"data":{"type":"orders","id":"1","attributes":{"currency":"USD","status":"paid","total":1199}}}`))
+	f.Add([]byte(`{"meta":{"event_name":"order_refunded","custom_data":{"tenant":"a"}},"data":{"type":"orders","id":"1","attributes":{"currency":"USD","status":"refunded","total":1199,"refunded_amount":-5}}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, p := range []func() (payment, error){
+			func() (payment, error) { return parseLemonSqueezy("", body, "usd") },
 			func() (payment, error) { return parseStripe(body, "usd") },
 			func() (payment, error) { return parseStandard("msg", body, "usd") },
 		} {
@@ -53,7 +67,7 @@ func FuzzParseEvents(f *testing.F) {
 			if pay.tenant == "" || pay.amount == 0 {
 				t.Fatalf("accepted payment without tenant or amount: %+v", pay)
 			}
-			refund := pay.typ == "charge.refunded" || pay.typ == "payment.refunded"
+			refund := pay.typ == "charge.refunded" || pay.typ == "payment.refunded" || pay.typ == "order_refunded"
 			if refund != (pay.amount < 0) {
 				t.Fatalf("sign of %s is wrong: %+v", pay.typ, pay)
 			}

@@ -1,5 +1,6 @@
 // Package webhook credits payments to the ledger from signed provider
-// deliveries: Stripe (POST …/stripe) and Standard Webhooks (POST …/standard).
+// deliveries: Stripe (POST …/stripe), Standard Webhooks (POST …/standard)
+// and Lemon Squeezy (POST …/lemonsqueezy).
 // A delivery is verified before anything is parsed, written idempotently by
 // its event id, and answered 2xx only once the entry is durable (or was
 // already there), so a provider's retry is always safe and always needed on
@@ -43,6 +44,8 @@ type Tenants interface {
 type Config struct {
 	StripeSecrets   []string // Stripe endpoint secrets (whsec_…)
 	StandardSecrets []string // Standard Webhooks secrets (whsec_<base64>)
+	// LemonSqueezySecrets are Lemon Squeezy signing secrets (any string).
+	LemonSqueezySecrets []string
 	// Tolerance is how far a delivery's timestamp may be from now (default 300s).
 	Tolerance time.Duration
 	// MaxBody limits a delivery's size (default 1 MiB); larger is a 413.
@@ -55,7 +58,7 @@ type Config struct {
 	Now        func() time.Time
 }
 
-// Handler serves POST {prefix}stripe and POST {prefix}standard.
+// Handler serves POST {prefix}stripe, {prefix}standard and {prefix}lemonsqueezy.
 type Handler struct {
 	cfg      Config
 	stdKeys  [][]byte
@@ -98,6 +101,11 @@ func New(cfg Config, l Crediter, tenants Tenants) (*Handler, error) {
 			return nil, errors.New("stripe webhook secret is empty")
 		}
 	}
+	for _, s := range cfg.LemonSqueezySecrets {
+		if s == "" {
+			return nil, errors.New("lemon squeezy webhook secret is empty")
+		}
+	}
 	h.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llmctl_webhook_events_total",
 		Help: "Payment webhook deliveries by provider and outcome.",
@@ -132,10 +140,10 @@ const (
 	resultError         = "error"
 )
 
-// maxEventID is the longest event id the ledger can key: an entry's
-// idempotency key ("standard:" + id, the longer prefix) is at most 256
-// bytes (ledger.Entry.Validate). A longer id can never be written.
-const maxEventID = 256 - len("standard:")
+// maxKey is the longest idempotency key the ledger takes
+// (ledger.Entry.Validate); an event whose provider + ":" + id is longer can
+// never be written.
+const maxKey = 256
 
 // Reasons a signed event is refused for good, the label of
 // llmctl_webhook_rejected_total.
@@ -156,9 +164,7 @@ type payment struct {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	provider := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
-	if provider != "stripe" && provider != "standard" ||
-		provider == "stripe" && len(h.cfg.StripeSecrets) == 0 ||
-		provider == "standard" && len(h.stdKeys) == 0 {
+	if !h.serves(provider) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such webhook endpoint"})
 		return
 	}
@@ -184,6 +190,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err == nil {
 			p, err = parseStripe(body, h.cfg.Currency)
 		}
+	} else if provider == "lemonsqueezy" {
+		err = VerifyLemonSqueezy(body, r.Header.Get("X-Signature"), h.cfg.LemonSqueezySecrets)
+		if err == nil {
+			p, err = parseLemonSqueezy(r.Header.Get("X-Event-Name"), body, h.cfg.Currency)
+		}
 	} else {
 		id := r.Header.Get("webhook-id")
 		err = VerifyStandard(body, id, r.Header.Get("webhook-timestamp"), r.Header.Get("webhook-signature"), h.stdKeys, h.cfg.Tolerance, now)
@@ -205,6 +216,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.answer(w, provider, status, result, msg)
 }
 
+// serves reports whether provider is one this handler has secrets for.
+func (h *Handler) serves(provider string) bool {
+	switch provider {
+	case "stripe":
+		return len(h.cfg.StripeSecrets) > 0
+	case "standard":
+		return len(h.stdKeys) > 0
+	case "lemonsqueezy":
+		return len(h.cfg.LemonSqueezySecrets) > 0
+	}
+	return false
+}
+
 func (h *Handler) apply(ctx context.Context, p payment, now time.Time) (int, string, string) {
 	// The sender chose these strings: logged cut short, whatever their size.
 	log := h.log.With("provider", p.provider, "event_id", clip(p.eventID), "type", clip(p.typ))
@@ -212,8 +236,8 @@ func (h *Handler) apply(ctx context.Context, p payment, now time.Time) (int, str
 		log.Info("webhook event not credited", "why", p.ignore)
 		return http.StatusOK, resultIgnored, p.ignore
 	}
-	if len(p.eventID) > maxEventID {
-		return h.reject(log, p, reasonIDTooLong, fmt.Sprintf("event id of %d bytes; at most %d", len(p.eventID), maxEventID))
+	if most := maxKey - len(p.provider) - 1; len(p.eventID) > most {
+		return h.reject(log, p, reasonIDTooLong, fmt.Sprintf("event id of %d bytes; at most %d", len(p.eventID), most))
 	}
 	t, err := h.tenants.GetTenant(ctx, p.tenant)
 	if errors.Is(err, store.ErrNotFound) {

@@ -74,9 +74,11 @@ func setup(t *testing.T, dsn string) *env {
 	h, err := webhook.New(webhook.Config{
 		StripeSecrets:   []string{stripeOld, stripeNew},
 		StandardSecrets: []string{stdSecret},
-		MaxBody:         16 << 10, // room for a 10 KiB event id
-		Registerer:      reg,
-		Logger:          slog.New(slog.NewTextHandler(logs, nil)),
+		// Two Lemon Squeezy signing secrets, the old and the new of a rotation.
+		LemonSqueezySecrets: []string{lemonOld, lemonNew},
+		MaxBody:             16 << 10, // room for a 10 KiB event id
+		Registerer:          reg,
+		Logger:              slog.New(slog.NewTextHandler(logs, nil)),
 	}, l, st)
 	if err != nil {
 		t.Fatal(err)

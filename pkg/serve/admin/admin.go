@@ -59,6 +59,8 @@ type Options struct {
 	// Ledger serves credits and balances; nil (serve without --prices)
 	// answers those endpoints 501 billing_disabled.
 	Ledger Ledger
+	// Vouchers serves /admin/v1/vouchers (vouchers.go); nil answers 501.
+	Vouchers Vouchers
 }
 
 // Handler serves the admin API.
@@ -68,6 +70,7 @@ type Handler struct {
 	maxBody int64
 	now     func() time.Time
 	ledger  Ledger
+	vouch   Vouchers
 	mux     *http.ServeMux
 	openapi json.RawMessage // the OpenAPI document, as served
 }
@@ -102,7 +105,7 @@ func New(o Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{st: o.Store, log: o.Logger, maxBody: o.MaxBodyBytes, now: o.Now, ledger: o.Ledger, mux: http.NewServeMux(), openapi: doc}
+	h := &Handler{st: o.Store, log: o.Logger, maxBody: o.MaxBodyBytes, now: o.Now, ledger: o.Ledger, vouch: o.Vouchers, mux: http.NewServeMux(), openapi: doc}
 	h.routes()
 	return h, nil
 }
@@ -129,6 +132,8 @@ func (h *Handler) table() []route {
 		{"/admin/v1/tenants/{name}/entries", map[string]handlerFunc{"GET": h.listEntries}},
 		{"/admin/v1/tenants/{name}/spend", map[string]handlerFunc{"GET": h.getSpend}},
 		{"/admin/v1/keys/{id}", map[string]handlerFunc{"GET": h.getKey, "PATCH": h.patchKey, "DELETE": h.revokeKey}},
+		{"/admin/v1/vouchers", map[string]handlerFunc{"GET": h.listVouchers, "POST": h.createVouchers}},
+		{"/admin/v1/vouchers/{id}/revoke", map[string]handlerFunc{"POST": bodiless(h.revokeVoucher)}},
 		{"/admin/v1/audit", map[string]handlerFunc{"GET": h.listAudit}},
 		{"/admin/v1/openapi.json", map[string]handlerFunc{"GET": h.getOpenAPI}},
 	}

@@ -71,7 +71,7 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	served := map[string][]string{"/v1/me": {"GET"}}
+	served := map[string][]string{"/v1/me": {"GET"}, "/v1/me/redeem": {"POST"}}
 	routes := h.Routes()
 	if len(routes) < 11 {
 		t.Fatalf("only %d routes: %+v", len(routes), routes)

@@ -47,6 +47,8 @@ func Run(t *testing.T, h Harness) {
 	}
 	ctx := context.Background()
 
+	runVouchers(t, open)
+
 	t.Run("CreditIsIdempotent", func(t *testing.T) {
 		s := open(t)
 		n, err := s.Apply(ctx, []ledger.Entry{credit("pay1", "a", 10*ledger.Unit)})
