@@ -259,11 +259,13 @@ func (o *ledgerEntriesOptions) Run(cmd *cobra.Command, g *globals) error {
 		return printer.Structured(g.Out, o.format, es)
 	case printer.CSV:
 		w := csv.NewWriter(g.Out)
-		_ = w.Write([]string{"seq", "time", "tenant", "kind", "amount_micros", "amount", "model", "prompt_tokens", "completion_tokens", "key", "reason"})
+		_ = w.Write([]string{"seq", "time", "tenant", "kind", "amount_micros", "amount", "model", "prompt_tokens", "completion_tokens", "key", "reason",
+			"key_id", "end_user", "cached_prompt_tokens"})
 		for _, e := range es {
 			_ = w.Write([]string{strconv.FormatInt(e.Seq, 10), e.Time.Format(time.RFC3339Nano), e.TenantID, string(e.Kind),
 				strconv.FormatInt(int64(e.Amount), 10), e.Amount.String(), e.Model,
-				strconv.FormatInt(e.PromptTokens, 10), strconv.FormatInt(e.CompletionTokens, 10), e.Key, e.Reason})
+				strconv.FormatInt(e.PromptTokens, 10), strconv.FormatInt(e.CompletionTokens, 10), e.Key, e.Reason,
+				e.KeyID, e.EndUser, strconv.FormatInt(e.CachedPromptTokens, 10)})
 		}
 		w.Flush()
 		return w.Error()
@@ -273,6 +275,9 @@ func (o *ledgerEntriesOptions) Run(cmd *cobra.Command, g *globals) error {
 		tokens := "-"
 		if e.PromptTokens+e.CompletionTokens > 0 {
 			tokens = fmt.Sprintf("%d+%d", e.PromptTokens, e.CompletionTokens)
+		}
+		if e.CachedPromptTokens > 0 {
+			tokens = fmt.Sprintf("%d(%d cached)+%d", e.PromptTokens, e.CachedPromptTokens, e.CompletionTokens)
 		}
 		tw.Row(strconv.FormatInt(e.Seq, 10), e.Time.Format(time.RFC3339), e.TenantID, string(e.Kind), e.Amount.String(),
 			dash(e.Model), tokens, dash(e.Reason))

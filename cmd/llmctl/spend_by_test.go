@@ -45,6 +45,13 @@ func TestLedgerSpendBy(t *testing.T) {
 	if out, _, _ := run(t, "ledger", "spend", "--by", "user", "--db", dsn); !strings.Contains(out, "USER") || !strings.Contains(out, "alice") {
 		t.Errorf("table by user:\n%s", out)
 	}
+	// Entries show what each charge records.
+	if out, _, _ := run(t, "ledger", "entries", "-o", "csv", "--db", dsn); !strings.Contains(out, ",k1,alice,2\n") || !strings.Contains(out, "key_id,end_user,cached_prompt_tokens") {
+		t.Errorf("entries -o csv:\n%s", out)
+	}
+	if out, _, _ := run(t, "ledger", "entries", "--db", dsn); !strings.Contains(out, "4(2 cached)+0") {
+		t.Errorf("entries:\n%s", out)
+	}
 	if _, _, err := run(t, "ledger", "spend", "--by", "team", "--db", dsn); err == nil || !strings.Contains(err.Error(), "--by") {
 		t.Errorf("--by team: %v", err)
 	}
