@@ -26,7 +26,7 @@ func budgetExceeded(be *billing.BudgetError, now time.Time) *apiError {
 	}
 	wait := be.ResetAt.Sub(now)
 	secs := int64((wait + time.Second - 1) / time.Second)
-	msg := fmt.Sprintf("%s %s budget of %s is used up: %s spent in this period (open requests included), "+
+	msg := fmt.Sprintf("%s %s budget of %s would be exceeded: %s already spent in this period (open requests included), "+
 		"and this request may cost up to %s. It resets at %s; lower max_tokens to reserve less.",
 		owner, be.Period, ledger.Micros(be.Budget), ledger.Micros(be.Spent), ledger.Micros(be.Cost),
 		be.ResetAt.UTC().Format(time.RFC3339))

@@ -175,7 +175,7 @@ func (h *Handler) putBudget(r *http.Request, body []byte) (int, any, *apiError) 
 	if err != nil {
 		return 0, nil, h.ledgerError(r, err)
 	}
-	h.audit(r, AuditBudgetSet, budgetTarget(tenantName, keyID), budgetDetails(saved))
+	h.audit(r, AuditBudgetSet, budgetTarget(tenantName, keyID), BudgetAuditDetails(saved))
 	st, err := bl.Budgets(r.Context(), tenantID, h.now())
 	if err != nil {
 		return 0, nil, h.ledgerError(r, err)
@@ -230,7 +230,9 @@ func budgetTarget(tenant, keyID string) string {
 	return tenant
 }
 
-func budgetDetails(b ledger.Budget) map[string]any {
+// BudgetAuditDetails is the details of a budget.set audit record; the CLI
+// writes the same on --db.
+func BudgetAuditDetails(b ledger.Budget) map[string]any {
 	d := map[string]any{"id": b.ID, "amount": b.Amount.String(), "period": b.Period}
 	if b.Period == ledger.PeriodRolling {
 		d["duration"] = b.Duration.String()
