@@ -218,6 +218,14 @@ func (s *sqliteStore) DeleteBudgets(ctx context.Context, tenantID, keyID, id str
 	return deleteBudgetRows(ctx, sqliteRows(s.db), tenantID, keyID, id)
 }
 
+// pgReserveHeld reserves for a tenant whose account row the transaction
+// has locked and checked: one round trip for both writes.
+const pgReserveHeld = `
+WITH acct AS (
+    UPDATE ledger_accounts SET reserved = reserved + $3 WHERE tenant_id = $1 RETURNING tenant_id)
+INSERT INTO ledger_holds (hold_key, tenant_id, amount, created_at, key_id)
+SELECT $2, tenant_id, $3, $4, $5 FROM acct`
+
 // pgReserveLocked is the reservation when the one-statement path changed
 // nothing: the tenant has a budget, no account yet, or too little balance.
 // In one READ COMMITTED transaction it locks the tenant's account row, so
@@ -247,11 +255,7 @@ func (s *pgStore) pgReserveLocked(ctx context.Context, h HoldRequest) error {
 	if err := checkBudgets(ctx, pgRows(tx), h); err != nil {
 		return fmt.Errorf("ledger: reserve: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE ledger_accounts SET reserved = reserved + $2 WHERE tenant_id = $1`, h.TenantID, int64(h.Amount)); err != nil {
-		return fmt.Errorf("ledger: reserve: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO ledger_holds (hold_key, tenant_id, amount, created_at, key_id) VALUES ($1, $2, $3, $4, $5)`,
-		h.Key, h.TenantID, int64(h.Amount), h.Time.UnixMicro(), h.KeyID); err != nil {
+	if _, err := tx.Exec(ctx, pgReserveHeld, h.TenantID, h.Key, int64(h.Amount), h.Time.UnixMicro(), h.KeyID); err != nil {
 		return fmt.Errorf("ledger: reserve: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
