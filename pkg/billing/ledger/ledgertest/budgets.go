@@ -161,6 +161,25 @@ func runBudgets(t *testing.T, open func(t *testing.T) ledger.Store) {
 		}
 	})
 
+	// A request reserved just before midnight settles as a debit of the
+	// new day, so its open hold counts in the new day from the start.
+	t.Run("HoldFromThePreviousPeriodCounts", func(t *testing.T) {
+		s := funded(t)
+		set(t, s, ledger.Budget{TenantID: "a", Amount: u, Period: ledger.PeriodDay})
+		midnight := time.Date(2026, 6, 2, 0, 0, 0, 0, time.UTC)
+		if err := reserve(s, "late", "", u, midnight.Add(-time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if be := refused(t, reserve(s, "h1", "", 1, midnight.Add(time.Second))); be.Spent != int64(u) {
+			t.Fatalf("the open hold was not counted: %+v", be)
+		}
+		charge(t, s, "late", "a", "", u/4, midnight.Add(2*time.Second))
+		if err := reserve(s, "h2", "", u*3/4, midnight.Add(3*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		wantClean(t, s)
+	})
+
 	t.Run("OldEntriesOutsideThePeriodIgnored", func(t *testing.T) {
 		s := funded(t)
 		set(t, s, ledger.Budget{TenantID: "a", KeyID: "k1", Amount: u, Period: ledger.PeriodMonth})
