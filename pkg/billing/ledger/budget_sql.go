@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -62,18 +63,20 @@ const (
         RETURNING id, created_at`
 	deleteBudgets = `DELETE FROM ledger_budgets
         WHERE tenant_id = $1 AND key_id = $2 AND (CAST($3 AS TEXT) = '' OR id = $3) RETURNING id`
-	// The spend of a budget's period: debits created since $2 (their
-	// time is the settlement's, so a request settled in the period counts
-	// in it) and every open hold (any of them may settle in the period,
-	// even one reserved before it began), with the oldest debit counted,
-	// which a rolling window drops first. The literal kind = 'debit' (and
-	// key_id <> '') match the partial indexes of migration 00204.
-	tenantSpend = `SELECT d.s, d.m, (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_holds WHERE tenant_id = $1)
+	// One part per budget of the query that sums their periods' spend:
+	// debits created since the period's start (their time is the
+	// settlement's, so a request settled in the period counts in it) and
+	// every open hold (any of them may settle in the period, even one
+	// reserved before it began), with the oldest debit counted, which a
+	// rolling window drops first. The literal kind = 'debit' (and
+	// key_id <> '') match the partial indexes of migration 00204. %[1]d is
+	// the budget's index, %[2]s its start's placeholder, %[3]s its key's.
+	tenantSpendPart = `SELECT %[1]d, d.s, d.m, (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_holds WHERE tenant_id = $1)
         FROM (SELECT CAST(COALESCE(-SUM(amount), 0) AS BIGINT) AS s, COALESCE(MIN(created_at), 0) AS m
-              FROM ledger_entries WHERE tenant_id = $1 AND kind = 'debit' AND created_at >= $2) d`
-	keySpend = `SELECT d.s, d.m, (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_holds WHERE tenant_id = $1 AND key_id = $3)
+              FROM ledger_entries WHERE tenant_id = $1 AND kind = 'debit' AND created_at >= %[2]s) d`
+	keySpendPart = `SELECT %[1]d, d.s, d.m, (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_holds WHERE tenant_id = $1 AND key_id = %[3]s)
         FROM (SELECT CAST(COALESCE(-SUM(amount), 0) AS BIGINT) AS s, COALESCE(MIN(created_at), 0) AS m
-              FROM ledger_entries WHERE key_id = $3 AND key_id <> '' AND kind = 'debit' AND created_at >= $2 AND tenant_id = $1) d`
+              FROM ledger_entries WHERE key_id = %[3]s AND key_id <> '' AND kind = 'debit' AND created_at >= %[2]s AND tenant_id = $1) d`
 )
 
 func scanBudget(scan func(...any) error) (Budget, error) {
@@ -99,25 +102,57 @@ func listBudgets(ctx context.Context, rows rowsFunc, q string, args ...any) ([]B
 	return out, err
 }
 
-// budgetStatus sums b's spend in the period containing at.
-func budgetStatus(ctx context.Context, rows rowsFunc, b Budget, at time.Time) (BudgetStatus, error) {
-	st := BudgetStatus{Budget: b}
-	st.Start, st.ResetsAt = b.bounds(at)
-	q, args := tenantSpend, []any{b.TenantID, st.Start.UnixMicro()}
-	if b.KeyID != "" {
-		q, args = keySpend, append(args, b.KeyID)
+// budgetStatuses sums the spend of each budget (all of one tenant) in the
+// period containing at, in one query: one round trip however many budgets.
+func budgetStatuses(ctx context.Context, rows rowsFunc, bs []Budget, at time.Time) ([]BudgetStatus, error) {
+	if len(bs) == 0 {
+		return nil, nil
 	}
-	var debits, held Micros
-	var oldest int64
-	err := rows(ctx, q, args, func(scan func(...any) error) error { return scan(&debits, &oldest, &held) })
+	out := make([]BudgetStatus, len(bs))
+	args := []any{bs[0].TenantID}
+	param := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	parts := make([]string, len(bs))
+	for i, b := range bs {
+		st := BudgetStatus{Budget: b}
+		st.Start, st.ResetsAt = b.bounds(at)
+		out[i] = st
+		if b.KeyID == "" {
+			parts[i] = fmt.Sprintf(tenantSpendPart, i, param(st.Start.UnixMicro()))
+		} else {
+			parts[i] = fmt.Sprintf(keySpendPart, i, param(st.Start.UnixMicro()), param(b.KeyID))
+		}
+	}
+	seen := 0
+	err := rows(ctx, strings.Join(parts, "\nUNION ALL\n"), args, func(scan func(...any) error) error {
+		var (
+			i            int
+			debits, held Micros
+			oldest       int64
+		)
+		if err := scan(&i, &debits, &oldest, &held); err != nil {
+			return err
+		}
+		if i < 0 || i >= len(out) {
+			return fmt.Errorf("budget spend row %d of %d", i, len(out))
+		}
+		st := &out[i]
+		st.Spent = debits + held
+		if st.Period == PeriodRolling && oldest != 0 {
+			st.ResetsAt = time.UnixMicro(oldest).UTC().Add(st.Duration)
+		}
+		seen++
+		return nil
+	})
+	if err == nil && seen != len(out) {
+		err = fmt.Errorf("%d spend rows for %d budgets", seen, len(out))
+	}
 	if err != nil {
-		return BudgetStatus{}, fmt.Errorf("budget %s: %w", b.ID, err)
+		return nil, fmt.Errorf("budget spend of tenant %s: %w", bs[0].TenantID, err)
 	}
-	st.Spent = debits + held
-	if b.Period == PeriodRolling && oldest != 0 {
-		st.ResetsAt = time.UnixMicro(oldest).UTC().Add(b.Duration)
-	}
-	return st, nil
+	return out, nil
 }
 
 // checkBudgets refuses h if it would take any budget of its tenant or key
@@ -131,12 +166,12 @@ func checkBudgets(ctx context.Context, rows rowsFunc, h HoldRequest) error {
 	if err != nil {
 		return fmt.Errorf("budgets of tenant %s: %w", h.TenantID, err)
 	}
+	sts, err := budgetStatuses(ctx, rows, bs, h.Time)
+	if err != nil {
+		return err
+	}
 	var worst *billing.BudgetError
-	for _, b := range bs {
-		st, err := budgetStatus(ctx, rows, b, h.Time)
-		if err != nil {
-			return err
-		}
+	for _, st := range sts {
 		if h.Amount > st.Amount-st.Spent {
 			if e := budgetRefusal(st, h.Amount); worst == nil || e.ResetAt.After(worst.ResetAt) {
 				worst = e
@@ -170,13 +205,12 @@ func budgetsWithSpend(ctx context.Context, rows rowsFunc, tenantID string, at ti
 	if err != nil {
 		return nil, fmt.Errorf("ledger: budgets of tenant %s: %w", tenantID, err)
 	}
-	out := make([]BudgetStatus, 0, len(bs))
-	for _, b := range bs {
-		st, err := budgetStatus(ctx, rows, b, at)
-		if err != nil {
-			return nil, fmt.Errorf("ledger: %w", err)
-		}
-		out = append(out, st)
+	out, err := budgetStatuses(ctx, rows, bs, at)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	if out == nil {
+		out = []BudgetStatus{}
 	}
 	return out, nil
 }
