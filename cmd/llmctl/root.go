@@ -77,6 +77,7 @@ func newRootCmd(ctx context.Context, s streams) *cobra.Command {
 		newServeCmd(g),
 		newLedgerCmd(g),
 		newVouchersCmd(g),
+		newBudgetsCmd(g),
 		newTopCmd(g),
 		newUpCmd(g),
 		newDownCmd(g),

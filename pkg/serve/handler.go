@@ -428,6 +428,10 @@ func (g *Gateway) inference(w http.ResponseWriter, r *http.Request, st *reqState
 	hold, err := g.reserver.Reserve(r.Context(), billing.ReserveRequest{Principal: p, RequestID: st.id, Model: model,
 		PromptTokens: cr.promptEstimate, MaxTokens: completion, EndUser: cr.endUser})
 	if err != nil {
+		if be, ok := errors.AsType[*billing.BudgetError](err); ok {
+			g.fail(w, st, budgetExceeded(be, time.Now()))
+			return
+		}
 		if errors.Is(err, billing.ErrInsufficientQuota) {
 			g.fail(w, st, quotaRefusal(err, cr, maxTokens))
 			return
@@ -850,6 +854,8 @@ func (g *Gateway) me(w http.ResponseWriter, r *http.Request, st *reqState) {
 		admin.BalanceJSON
 		Spend24h spendJSON `json:"spend_24h"`
 		Spend30d spendJSON `json:"spend_30d"`
+		// The tenant's own budgets and the calling key's.
+		Budgets []admin.BudgetJSON `json:"budgets"`
 	}
 	lim := func(l billing.Limits) limitsJSON { return limitsJSON{l.RPM, l.TPM, l.MaxConcurrency} }
 	models := p.Models
@@ -888,6 +894,10 @@ func (g *Gateway) me(w http.ResponseWriter, r *http.Request, st *reqState) {
 			now := time.Now()
 			spend, err = g.opts.Ledger.Spend(r.Context(), ledger.SpendWindow{Since: now.Add(-30 * 24 * time.Hour), Recent: now.Add(-24 * time.Hour), Until: now, TenantID: p.TenantID})
 		}
+		var budgets []admin.BudgetJSON
+		if err == nil {
+			budgets, err = g.meBudgets(r.Context(), p)
+		}
 		if err != nil {
 			if r.Context().Err() != nil {
 				g.fail(w, st, clientClosed())
@@ -898,7 +908,7 @@ func (g *Gateway) me(w http.ResponseWriter, r *http.Request, st *reqState) {
 				Message: "the ledger could not be read; try again"})
 			return
 		}
-		b := &billingJSON{BalanceJSON: admin.BalanceOut(a)}
+		b := &billingJSON{BalanceJSON: admin.BalanceOut(a), Budgets: budgets}
 		for _, s := range spend {
 			if s.TenantID == p.TenantID {
 				b.Spend24h = spendJSON{s.RecentAmount.String(), int64(s.RecentAmount), s.RecentRequests}

@@ -21,7 +21,8 @@ type Admitter interface {
 }
 
 // Reserver holds a request's maximum cost in the ledger before forwarding
-// (pkg/billing/ledger). An error wrapping billing.ErrInsufficientQuota → 402.
+// (pkg/billing/ledger). An error wrapping billing.ErrInsufficientQuota → 402;
+// a *billing.BudgetError → 429 budget_exceeded.
 type Reserver interface {
 	Reserve(ctx context.Context, r billing.ReserveRequest) (billing.Hold, error)
 }

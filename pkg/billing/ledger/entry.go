@@ -111,11 +111,14 @@ func (a Account) Available() Micros { return a.Balance - a.Reserved }
 
 // HoldRequest reserves Amount of a tenant's balance under Key.
 type HoldRequest struct {
-	Key       string
-	TenantID  string
+	Key      string
+	TenantID string
+	// KeyID is the API key whose request reserves: its budgets apply too.
+	KeyID     string
 	Amount    Micros
 	Overdraft Micros // how far below zero Available may go
-	Time      time.Time
+	// Time is when the hold is made; budget periods are cut at it.
+	Time time.Time
 }
 
 // OpenHold is a reservation not yet settled or released.
@@ -168,7 +171,9 @@ func (r Report) OK() bool { return len(r.Drifts) == 0 && r.BadSigns == 0 }
 type Store interface {
 	// Reserve records a hold and adds it to the account's reserved amount,
 	// atomically, if Balance-Reserved-Amount >= -Overdraft; otherwise it
-	// returns an error wrapping billing.ErrInsufficientQuota.
+	// returns an error wrapping billing.ErrInsufficientQuota. A hold that
+	// would take a budget of the tenant or key past its amount is refused
+	// with a *billing.BudgetError.
 	Reserve(ctx context.Context, h HoldRequest) error
 	// Apply writes entries in one transaction: each new key inserts its
 	// entry and moves the balance; a key already present changes nothing.
@@ -191,4 +196,5 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 	VoucherStore // vouchers.go
+	BudgetStore  // budget.go
 }

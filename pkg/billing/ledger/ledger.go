@@ -275,7 +275,7 @@ func (l *Ledger) Reserve(ctx context.Context, r billing.ReserveRequest) (billing
 		return nil, fmt.Errorf("ledger: reserve: %w", err)
 	}
 	h := &hold{l: l, key: chargeKey(r.RequestID), tenant: r.Principal.TenantID, keyID: r.Principal.KeyID, endUser: r.EndUser, model: r.Model, price: price}
-	hr := HoldRequest{Key: h.key, TenantID: h.tenant, Amount: amount, Overdraft: l.overdraft(r.Principal), Time: l.cfg.Now()}
+	hr := HoldRequest{Key: h.key, TenantID: h.tenant, KeyID: h.keyID, Amount: amount, Overdraft: l.overdraft(r.Principal), Time: l.cfg.Now()}
 	intent := Entry{Key: hr.Key, TenantID: hr.TenantID, Kind: KindReservation, Amount: amount, Model: r.Model, KeyID: h.keyID,
 		EndUser: h.endUser, Time: hr.Time.UTC()}
 	if err := l.writeIntent(intent); err != nil {
@@ -300,11 +300,14 @@ func (l *Ledger) Reserve(ctx context.Context, r billing.ReserveRequest) (billing
 		h.release()
 		l.log.Debug("ledger released the hold of a request whose client left during the reservation", "request_id", r.RequestID)
 		return nil, fmt.Errorf("ledger: reserve: client gone: %w", gone)
-	case errors.Is(err, billing.ErrInsufficientQuota):
+	case errors.Is(err, billing.ErrInsufficientQuota) || errors.Is(err, billing.ErrBudgetExceeded):
 		// A definite refusal: no hold exists.
 		l.forgetIntent(h.key)
 		if gone != nil {
 			return nil, fmt.Errorf("ledger: reserve: client gone: %w (%w)", gone, err)
+		}
+		if errors.Is(err, billing.ErrBudgetExceeded) {
+			return nil, err // a *billing.BudgetError carries its own numbers
 		}
 		return nil, l.quotaError(ctx, hr, err)
 	case l.cfg.AdmitWhenDown && gone == nil:

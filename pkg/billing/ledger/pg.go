@@ -9,8 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/llmctl/llmctl/pkg/billing"
 )
 
 // pgStore is the PostgreSQL ledger. It keeps two pools on one DSN: holds are
@@ -50,36 +48,31 @@ func (s *pgStore) Close() error {
 
 func (s *pgStore) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
+// pgReserve is the one-statement reservation of a tenant and key without a
+// budget; it changes nothing when they have one (pgReserveLocked checks it).
 const pgReserve = `
 WITH acct AS (
     UPDATE ledger_accounts SET reserved = reserved + $3::bigint
     WHERE tenant_id = $1::text AND balance - reserved - $3::bigint >= -($4::bigint)
+        AND NOT EXISTS (SELECT 1 FROM ledger_budgets b WHERE b.tenant_id = $1::text AND b.key_id IN ('', $6::text))
     RETURNING tenant_id)
-INSERT INTO ledger_holds (hold_key, tenant_id, amount, created_at)
-SELECT $2::text, tenant_id, $3::bigint, $5::bigint FROM acct`
+INSERT INTO ledger_holds (hold_key, tenant_id, amount, created_at, key_id)
+SELECT $2::text, tenant_id, $3::bigint, $5::bigint, $6::text FROM acct`
 
 func (s *pgStore) Reserve(ctx context.Context, h HoldRequest) error {
 	if h.Amount < 0 || h.Key == "" || h.TenantID == "" {
 		return fmt.Errorf("ledger: reserve: invalid hold %q", h.Key)
 	}
-	for attempt := 0; ; attempt++ {
-		tag, err := s.holds.Exec(ctx, pgReserve, h.TenantID, h.Key, int64(h.Amount), int64(h.Overdraft), h.Time.UnixMicro())
-		if err != nil {
-			return fmt.Errorf("ledger: reserve: %w", err)
-		}
-		if tag.RowsAffected() == 1 {
-			return nil
-		}
-		// No row: the tenant has no account yet or too little balance. An
-		// overdraft may cover a tenant that never paid, so create the
-		// account once and try again.
-		if attempt > 0 || h.Overdraft < h.Amount {
-			return fmt.Errorf("%w: tenant %s cannot cover %s", billing.ErrInsufficientQuota, h.TenantID, h.Amount)
-		}
-		if _, err := s.holds.Exec(ctx, `INSERT INTO ledger_accounts (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING`, h.TenantID); err != nil {
-			return fmt.Errorf("ledger: reserve: %w", err)
-		}
+	tag, err := s.holds.Exec(ctx, pgReserve, h.TenantID, h.Key, int64(h.Amount), int64(h.Overdraft), h.Time.UnixMicro(), h.KeyID)
+	if err != nil {
+		return fmt.Errorf("ledger: reserve: %w", err)
 	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	// No row: a budget applies, the tenant has no account yet, or too
+	// little balance. The locking path tells them apart.
+	return s.pgReserveLocked(ctx, h)
 }
 
 // pgApply inserts a batch, moves balances by what was new and releases the

@@ -62,8 +62,12 @@ func (s *sqliteStore) Reserve(ctx context.Context, h HoldRequest) error {
 			short = true
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO ledger_holds (hold_key, tenant_id, amount, created_at) VALUES (?, ?, ?, ?)`,
-			h.Key, h.TenantID, int64(h.Amount), h.Time.UnixMicro())
+		// The IMMEDIATE transaction already excludes every other writer.
+		if err := checkBudgets(ctx, sqliteRows(tx), h); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO ledger_holds (hold_key, tenant_id, amount, created_at, key_id) VALUES (?, ?, ?, ?, ?)`,
+			h.Key, h.TenantID, int64(h.Amount), h.Time.UnixMicro(), h.KeyID)
 		return err
 	})
 	if err != nil {

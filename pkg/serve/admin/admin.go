@@ -131,9 +131,11 @@ func (h *Handler) table() []route {
 		{"/admin/v1/tenants/{name}/balance", map[string]handlerFunc{"GET": h.getBalance}},
 		{"/admin/v1/tenants/{name}/entries", map[string]handlerFunc{"GET": h.listEntries}},
 		{"/admin/v1/tenants/{name}/spend", map[string]handlerFunc{"GET": h.getSpend}},
+		{"/admin/v1/tenants/{name}/budgets", map[string]handlerFunc{"GET": h.listBudgets, "PUT": h.putBudget, "DELETE": h.deleteBudgets}},
 		{"/admin/v1/keys/{id}", map[string]handlerFunc{"GET": h.getKey, "PATCH": h.patchKey, "DELETE": h.revokeKey}},
 		{"/admin/v1/vouchers", map[string]handlerFunc{"GET": h.listVouchers, "POST": h.createVouchers}},
 		{"/admin/v1/vouchers/{id}/revoke", map[string]handlerFunc{"POST": bodiless(h.revokeVoucher)}},
+		{"/admin/v1/keys/{id}/budgets", map[string]handlerFunc{"GET": h.listBudgets, "PUT": h.putBudget, "DELETE": h.deleteBudgets}},
 		{"/admin/v1/audit", map[string]handlerFunc{"GET": h.listAudit}},
 		{"/admin/v1/openapi.json", map[string]handlerFunc{"GET": h.getOpenAPI}},
 	}

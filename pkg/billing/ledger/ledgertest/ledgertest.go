@@ -558,6 +558,8 @@ func Run(t *testing.T, h Harness) {
 		}
 		wantAccount(t, s, "a", 10, 0)
 	})
+
+	runBudgets(t, open)
 }
 
 func mustEq(t *testing.T, err error, got, want int) {
