@@ -18,8 +18,9 @@ import (
 // reservation early, and the reserve sits on the request's hot path), while
 // entries always commit synchronously.
 type pgStore struct {
-	pool  *pgxpool.Pool // entries, reads
-	holds *pgxpool.Pool // reservations
+	pool   *pgxpool.Pool // entries, reads
+	holds  *pgxpool.Pool // reservations
+	alerts alertState    // outbox.go
 }
 
 // OpenPostgres connects to an already migrated PostgreSQL database.
@@ -93,7 +94,7 @@ WITH input AS (
     INSERT INTO ledger_entries (idem_key, tenant_id, kind, amount, model, prompt_tokens, completion_tokens, reason, created_at, key_id)
     SELECT * FROM input
     ON CONFLICT (idem_key) DO NOTHING
-    RETURNING tenant_id, amount
+    RETURNING idem_key, tenant_id, kind, amount, reason
 ), rel AS (
     DELETE FROM ledger_holds WHERE hold_key = ANY($1::text[])
     RETURNING tenant_id, amount
@@ -108,8 +109,8 @@ WITH input AS (
     SELECT tenant_id, b, -r FROM delta ORDER BY tenant_id
     ON CONFLICT (tenant_id) DO UPDATE
         SET balance = a.balance + EXCLUDED.balance, reserved = a.reserved + EXCLUDED.reserved
-    RETURNING 1
-)
+    RETURNING a.tenant_id, a.balance
+)` + pgApplyEvents + `
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)`
 
 func (s *pgStore) Apply(ctx context.Context, entries []Entry) (int, error) {
@@ -131,7 +132,8 @@ func (s *pgStore) Apply(ctx context.Context, entries []Entry) (int, error) {
 		amounts[i], pt[i], ct[i], times[i] = int64(e.Amount), e.PromptTokens, e.CompletionTokens, e.Time.UnixMicro()
 	}
 	var inserted, accounts int64
-	err := s.pool.QueryRow(ctx, pgApply, keys, tenants, kinds, amounts, models, pt, ct, reasons, times, keyIDs).Scan(&inserted, &accounts)
+	err := s.pool.QueryRow(ctx, pgApply, keys, tenants, kinds, amounts, models, pt, ct, reasons, times, keyIDs,
+		int64(s.alerts.lowBalance()), time.Now().UnixMicro()).Scan(&inserted, &accounts)
 	if err != nil {
 		return 0, fmt.Errorf("ledger: apply %d entries: %w", n, err)
 	}

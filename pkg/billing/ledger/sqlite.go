@@ -15,7 +15,8 @@ import (
 // transaction (the DSN sets _txlock), so reservations are atomic with the
 // balance check; WAL keeps readers off the writer's back.
 type sqliteStore struct {
-	db *sql.DB
+	db     *sql.DB
+	alerts alertState // outbox.go
 }
 
 // NewSQLite wraps an opened, migrated SQLite database (see store.OpenSQLite
@@ -111,15 +112,23 @@ func (s *sqliteStore) Apply(ctx context.Context, entries []Entry) (int, error) {
 			}
 			// SQLite turns an integer sum past int64 into a float instead of
 			// failing; refuse it as PostgreSQL's bigint does.
-			var exact bool
+			var (
+				exact   bool
+				balance int64
+			)
 			if err := tx.QueryRowContext(ctx, `INSERT INTO ledger_accounts (tenant_id, balance, reserved) VALUES (?, ?, ?)
                 ON CONFLICT (tenant_id) DO UPDATE SET balance = balance + excluded.balance, reserved = reserved + excluded.reserved
-                RETURNING typeof(balance) = 'integer' AND typeof(reserved) = 'integer'`,
-				e.TenantID, moved, -held).Scan(&exact); err != nil {
+                RETURNING typeof(balance) = 'integer' AND typeof(reserved) = 'integer', CAST(balance AS INTEGER)`,
+				e.TenantID, moved, -held).Scan(&exact, &balance); err != nil {
 				return err
 			}
 			if !exact {
 				return fmt.Errorf("tenant %s: entry %s would take the balance past the largest amount a ledger holds", e.TenantID, e.Key)
+			}
+			if n == 1 {
+				if err := applyEntryEvents(ctx, sqlOB{tx}, &s.alerts, e, Micros(balance)); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

@@ -492,6 +492,8 @@ func Run(t *testing.T, h Harness) {
 		}
 		wantAccount(t, s, "a", 10, 0)
 	})
+
+	runOutbox(t, open) // outbox.go
 }
 
 func mustEq(t *testing.T, err error, got, want int) {
