@@ -33,6 +33,7 @@ type serveBillingOptions struct {
 	prices    ledger.Prices
 	overdraft ledger.Micros
 	changed   func(string) bool
+	alerts    bool // alerts configured: they need the ledger
 }
 
 func (o *serveBillingOptions) bind(cmd *cobra.Command) {
@@ -91,7 +92,7 @@ func (o *serveBillingOptions) Complete(lookup func(string) (string, bool)) error
 }
 
 func (o *serveBillingOptions) enabled() bool {
-	return o.Prices != "" || len(o.StripeSecrets) > 0 || len(o.StandardSecrets) > 0
+	return o.Prices != "" || len(o.StripeSecrets) > 0 || len(o.StandardSecrets) > 0 || o.alerts
 }
 
 // billing is what serve gets from the ledger: the Reserver, the webhook

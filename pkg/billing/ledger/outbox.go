@@ -125,6 +125,8 @@ type Outbox interface {
 	// SetLowBalance sets the default balance.low threshold Apply uses for
 	// tenants without their own (0: only tenants with their own).
 	SetLowBalance(Micros)
+	// LowBalance is that default.
+	LowBalance() Micros
 	// Emit writes an event unless one with its id exists; it reports
 	// whether it was new.
 	Emit(ctx context.Context, ev Event) (bool, error)
@@ -249,3 +251,7 @@ const pgApplyEvents = `
     ON CONFLICT (id) DO NOTHING
     RETURNING 1
 )`
+
+// Backlog is the spool's depth and the age of its oldest entry not yet in
+// the database: what spool.backlog alerts on.
+func (l *Ledger) Backlog() (int, time.Duration) { return l.Depth(), l.oldest() }

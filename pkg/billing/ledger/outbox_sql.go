@@ -163,6 +163,7 @@ type outbox struct {
 }
 
 func (o outbox) SetLowBalance(m Micros) { o.st.SetLowBalance(m) }
+func (o outbox) LowBalance() Micros     { return o.st.lowBalance() }
 
 func (o outbox) Emit(ctx context.Context, ev Event) (bool, error) {
 	return emitEvent(ctx, o.db, ev)

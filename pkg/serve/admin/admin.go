@@ -59,6 +59,8 @@ type Options struct {
 	// Ledger serves credits and balances; nil (serve without --prices)
 	// answers those endpoints 501 billing_disabled.
 	Ledger Ledger
+	// Alerts is the ledger's outbox (alerts.go); nil answers 501.
+	Alerts Outbox
 }
 
 // Handler serves the admin API.
@@ -68,6 +70,7 @@ type Handler struct {
 	maxBody int64
 	now     func() time.Time
 	ledger  Ledger
+	alerts  Outbox
 	mux     *http.ServeMux
 	openapi json.RawMessage // the OpenAPI document, as served
 }
@@ -103,6 +106,7 @@ func New(o Options) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{st: o.Store, log: o.Logger, maxBody: o.MaxBodyBytes, now: o.Now, ledger: o.Ledger, mux: http.NewServeMux(), openapi: doc}
+	h.alerts = o.Alerts
 	h.routes()
 	return h, nil
 }
@@ -130,6 +134,9 @@ func (h *Handler) table() []route {
 		{"/admin/v1/tenants/{name}/spend", map[string]handlerFunc{"GET": h.getSpend}},
 		{"/admin/v1/keys/{id}", map[string]handlerFunc{"GET": h.getKey, "PATCH": h.patchKey, "DELETE": h.revokeKey}},
 		{"/admin/v1/audit", map[string]handlerFunc{"GET": h.listAudit}},
+		{"/admin/v1/tenants/{name}/alerts", map[string]handlerFunc{"GET": h.getTenantAlerts, "PUT": h.putTenantAlerts}},
+		{"/admin/v1/alerts/deliveries", map[string]handlerFunc{"GET": h.listDeliveries}},
+		{"/admin/v1/alerts/deliveries/{id}/redeliver", map[string]handlerFunc{"POST": bodiless(h.redeliver)}},
 		{"/admin/v1/openapi.json", map[string]handlerFunc{"GET": h.getOpenAPI}},
 	}
 }

@@ -103,6 +103,7 @@ func newLedgerReplica(t *testing.T, st store.Store, mode string, lg *ledger.Ledg
 	if lg != nil {
 		lv := admin.FromLedger(lg)
 		aopts.Ledger, sopts.Ledger = lv, lv
+		aopts.Alerts, _ = ledger.OutboxOf(lg.Store())
 	}
 	h, err := admin.New(aopts)
 	if err != nil {
