@@ -80,6 +80,7 @@ func newRootCmd(ctx context.Context, s streams) *cobra.Command {
 		newMeCmd(g),
 		newServeCmd(g),
 		newLedgerCmd(g),
+		newAlertsCmd(g),
 		newTopCmd(g),
 		newUpCmd(g),
 		newDownCmd(g),
