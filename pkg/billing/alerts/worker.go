@@ -176,25 +176,48 @@ func (w *Worker) Step(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	var wg sync.WaitGroup
+	lease := 2*w.o.Timeout + 30*time.Second
 	for _, e := range w.o.Config.Endpoints {
-		// A lease long enough for every attempt of the batch to time out.
-		ds, err := w.o.Outbox.Claim(ctx, e.URL, now, 2*w.o.Timeout+30*time.Second, claimBatch)
+		ds, err := w.o.Outbox.Claim(ctx, e.URL, now, lease, claimBatch)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		wg.Go(func() {
-			// One at a time per endpoint, oldest first: a receiver that is
-			// down costs one timeout per round, not a batch of them.
-			for _, d := range ds {
-				if err := w.deliver(ctx, d); err != nil {
-					w.log.Warn("alerts: recording a delivery failed", "delivery", d.ID, "err", err)
-				}
-			}
-		})
+		wg.Go(func() { w.deliverBatch(ctx, ds, lease) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// deliverBatch sends one endpoint's claimed deliveries one at a time,
+// oldest first. It stops at the first failure (a receiver that is down
+// costs one attempt per round, not a batch of timeouts) and before the
+// lease could run out (so no other replica sends one of them at the same
+// time); what it did not attempt is released, due as it was.
+func (w *Worker) deliverBatch(ctx context.Context, ds []ledger.Delivery, lease time.Duration) {
+	start := time.Now()
+	for i, d := range ds {
+		if i > 0 && time.Since(start)+w.o.Timeout > lease-10*time.Second {
+			w.release(ctx, ds[i:])
+			return
+		}
+		ok, err := w.deliver(ctx, d)
+		if err != nil {
+			w.log.Warn("alerts: recording a delivery failed", "delivery", d.ID, "err", err)
+		}
+		if !ok {
+			w.release(ctx, ds[i+1:])
+			return
+		}
+	}
+}
+
+func (w *Worker) release(ctx context.Context, ds []ledger.Delivery) {
+	for _, d := range ds {
+		if err := w.o.Outbox.Release(ctx, d); err != nil {
+			w.log.Warn("alerts: releasing a delivery failed; its lease lapses", "delivery", d.ID, "err", err)
+		}
+	}
 }
 
 // body is what a receiver gets: the Standard Webhooks payload shape.
@@ -204,13 +227,14 @@ type body struct {
 	Data      json.RawMessage `json:"data"`
 }
 
-func (w *Worker) deliver(ctx context.Context, d ledger.Delivery) error {
+// deliver makes one attempt and records it; ok is whether it was delivered.
+func (w *Worker) deliver(ctx context.Context, d ledger.Delivery) (ok bool, err error) {
 	now := w.o.Now()
 	code, sendErr := w.send(ctx, d, now)
 	out := ledger.Outcome{Status: ledger.DeliveryDelivered, StatusCode: code, At: now}
 	if sendErr == nil {
 		w.log.Info("alert delivered", "delivery", d.ID, "event", d.EventID, "type", d.EventType, "endpoint", redact(d.Endpoint), "status", code)
-		return w.o.Outbox.Finish(ctx, d, out)
+		return true, w.o.Outbox.Finish(ctx, d, out)
 	}
 	out.Err = sendErr.Error()
 	next := now.Add(w.backoff(d.Attempts + 1))
@@ -223,7 +247,7 @@ func (w *Worker) deliver(ctx context.Context, d ledger.Delivery) error {
 		w.log.Info("alert delivery will be retried", "delivery", d.ID, "event", d.EventID, "endpoint", redact(d.Endpoint),
 			"attempts", d.Attempts+1, "next", next, "err", sendErr)
 	}
-	return w.o.Outbox.Finish(ctx, d, out)
+	return false, w.o.Outbox.Finish(ctx, d, out)
 }
 
 // send makes one attempt; a nil error means a 2xx answer.

@@ -142,6 +142,8 @@ type Outbox interface {
 	// Finish records an attempt at a claimed delivery; it is ignored when
 	// the lease was lost.
 	Finish(ctx context.Context, d Delivery, o Outcome) error
+	// Release gives a claimed delivery back unattempted, due as it was.
+	Release(ctx context.Context, d Delivery) error
 	Deliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, error)
 	// Redeliver makes a delivery pending and due now, with a fresh
 	// retry window.

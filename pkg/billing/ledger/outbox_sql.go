@@ -317,6 +317,15 @@ func (o outbox) Finish(ctx context.Context, d Delivery, r Outcome) error {
 	return nil
 }
 
+func (o outbox) Release(ctx context.Context, d Delivery) error {
+	_, err := o.db.exec(ctx, `UPDATE alert_deliveries SET lease_owner = '', lease_until = 0
+        WHERE id = $1 AND lease_owner = $2 AND status = 'pending'`, d.ID, d.lease)
+	if err != nil {
+		return fmt.Errorf("alerts: release delivery %d: %w", d.ID, err)
+	}
+	return nil
+}
+
 func (o outbox) Deliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, error) {
 	out, err := o.selectDeliveries(ctx, o.db, `($1 = '' OR d.status = $1) AND ($2 = '' OR e.tenant_id = $2) AND d.id < $3
         ORDER BY d.id DESC LIMIT $4`, string(f.Status), f.TenantID, beforeOrAll(f.BeforeID), limitOrAll(f.Limit))

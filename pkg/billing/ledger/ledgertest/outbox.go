@@ -199,6 +199,15 @@ func runOutbox(t *testing.T, open func(t *testing.T) ledger.Store) {
 		if again, err := o.Claim(ctx, "http://pay", now, time.Minute, 10); err != nil || len(again) != 0 {
 			t.Fatalf("leased deliveries claimed again: %d %v", len(again), err)
 		}
+		// Released unattempted: claimable at once, attempts unchanged.
+		if err := o.Release(ctx, got[1]); err != nil {
+			t.Fatal(err)
+		}
+		if again, err := o.Claim(ctx, "http://pay", now, time.Minute, 10); err != nil || len(again) != 1 || again[0].ID != got[1].ID || again[0].Attempts != 0 {
+			t.Fatalf("claim after release: %+v %v", again, err)
+		} else {
+			got[1] = again[0]
+		}
 		err = o.Finish(ctx, got[0], ledger.Outcome{Status: ledger.DeliveryDelivered, StatusCode: 204, At: now})
 		if err != nil {
 			t.Fatal(err)
