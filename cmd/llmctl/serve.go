@@ -237,7 +237,7 @@ func (o *serveOptions) Run(ctx context.Context) error {
 		}
 	}()
 	opts.Reserver, opts.Webhooks = bill.reserver, bill.webhooks
-	outbox, stopAlerts, err := startAlerts(ctx, o.cfg.Alerts, bill.ledger, st, log)
+	outbox, stopAlerts, err := startAlerts(ctx, o.cfg.Alerts, bill.ledger, st, opts.Registry, log)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/llmctl/llmctl/pkg/billing/alerts"
@@ -54,7 +55,7 @@ func (a *serveAlertsOptions) apply(cfg *config.Config, changed func(string) bool
 
 // startAlerts sets the ledger's default threshold and runs the delivery
 // worker until stop is called. Without a ledger there is nothing to alert on.
-func startAlerts(ctx context.Context, cfg alerts.Config, l *ledger.Ledger, st store.Store, log *slog.Logger) (ob ledger.Outbox, stop func(), err error) {
+func startAlerts(ctx context.Context, cfg alerts.Config, l *ledger.Ledger, st store.Store, reg prometheus.Registerer, log *slog.Logger) (ob ledger.Outbox, stop func(), err error) {
 	stop = func() {}
 	if l == nil {
 		return nil, stop, nil
@@ -71,7 +72,8 @@ func startAlerts(ctx context.Context, cfg alerts.Config, l *ledger.Ledger, st st
 		return nil, nil, err
 	}
 	ob.SetLowBalance(low)
-	w, err := alerts.New(alerts.Options{Config: cfg, Outbox: ob, Keys: st, Backlog: l.Backlog, Logger: log.With("component", "alerts")})
+	w, err := alerts.New(alerts.Options{Config: cfg, Outbox: ob, Keys: st, Backlog: l.Backlog,
+		Logger: log.With("component", "alerts"), Registerer: reg})
 	if err != nil {
 		return nil, nil, err
 	}

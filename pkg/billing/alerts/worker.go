@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/llmctl/llmctl/pkg/billing/ledger"
@@ -62,6 +63,8 @@ type Options struct {
 	// Instance names this process in spool.backlog (default: host name).
 	Instance string
 	Logger   *slog.Logger
+	// Registerer, if set, gets llmctl_alert_attempts_total.
+	Registerer prometheus.Registerer
 	// Now, Jitter and Client are for tests: a fake clock, the random
 	// factor in [0, 1) and the HTTP client.
 	Now    func() time.Time
@@ -76,9 +79,10 @@ type Options struct {
 
 // Worker delivers the outbox. Several may run against one database.
 type Worker struct {
-	o       Options
-	signers map[string]*standardwebhooks.Webhook
-	log     *slog.Logger
+	o        Options
+	signers  map[string]*standardwebhooks.Webhook
+	log      *slog.Logger
+	attempts *prometheus.CounterVec
 
 	mu          sync.Mutex // guards the fields below (Step is not reentrant)
 	lastKeyScan time.Time
@@ -128,7 +132,19 @@ func New(o Options) (*Worker, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	w := &Worker{o: o, signers: map[string]*standardwebhooks.Webhook{}, log: o.Logger}
+	w := &Worker{o: o, signers: map[string]*standardwebhooks.Webhook{}, log: o.Logger,
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "llmctl_alert_attempts_total",
+			Help: "Alert webhook attempts by result: delivered, retry (will be sent again) or failed (retries exhausted).",
+		}, []string{"result"})}
+	for _, r := range []string{"delivered", "retry", "failed"} {
+		w.attempts.WithLabelValues(r) // present at 0 from the start
+	}
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(w.attempts); err != nil {
+			return nil, fmt.Errorf("alerts: metrics: %w", err)
+		}
+	}
 	for _, e := range o.Config.Endpoints {
 		wh, err := standardwebhooks.NewWebhook(e.Secret)
 		if err != nil {
@@ -233,6 +249,7 @@ func (w *Worker) deliver(ctx context.Context, d ledger.Delivery) (ok bool, err e
 	code, sendErr := w.send(ctx, d, now)
 	out := ledger.Outcome{Status: ledger.DeliveryDelivered, StatusCode: code, At: now}
 	if sendErr == nil {
+		w.attempts.WithLabelValues("delivered").Inc()
 		w.log.Info("alert delivered", "delivery", d.ID, "event", d.EventID, "type", d.EventType, "endpoint", redact(d.Endpoint), "status", code)
 		return true, w.o.Outbox.Finish(ctx, d, out)
 	}
@@ -240,10 +257,12 @@ func (w *Worker) deliver(ctx context.Context, d ledger.Delivery) (ok bool, err e
 	next := now.Add(w.backoff(d.Attempts + 1))
 	if next.Sub(d.WindowStart) > w.o.RetryWindow {
 		out.Status = ledger.DeliveryFailed
+		w.attempts.WithLabelValues("failed").Inc()
 		w.log.Warn("alert delivery failed for good", "delivery", d.ID, "event", d.EventID, "endpoint", redact(d.Endpoint),
 			"attempts", d.Attempts+1, "err", sendErr)
 	} else {
 		out.Status, out.Next = ledger.DeliveryPending, next
+		w.attempts.WithLabelValues("retry").Inc()
 		w.log.Info("alert delivery will be retried", "delivery", d.ID, "event", d.EventID, "endpoint", redact(d.Endpoint),
 			"attempts", d.Attempts+1, "next", next, "err", sendErr)
 	}

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/llmctl/llmctl/internal/testenv"
@@ -221,8 +223,9 @@ func TestRetryBackoffFailRedeliver(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk := testenv.NewClock(time.Now())
+	reg := prometheus.NewRegistry()
 	w := newWorker(t, alerts.Options{Config: alerts.Config{Endpoints: []alerts.Endpoint{{URL: rcv.srv.URL, Secret: secret}}},
-		Outbox: o, Now: clk.Now, Timeout: 200 * time.Millisecond, RetryWindow: time.Minute})
+		Outbox: o, Now: clk.Now, Timeout: 200 * time.Millisecond, RetryWindow: time.Minute, Registerer: reg})
 	one := func() ledger.Delivery {
 		ds := deliveries(t, o)
 		if len(ds) != 1 {
@@ -300,6 +303,16 @@ func TestRetryBackoffFailRedeliver(t *testing.T) {
 	step(t, w)
 	if len(rcv.requests()) != before {
 		t.Fatal("a failed delivery was retried")
+	}
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	if got := attemptsMetric(t, reg); got["failed"] != 1 || got["delivered"] != 1 || got["retry"] < 4 {
+		t.Fatalf("llmctl_alert_attempts_total %v", got)
 	}
 	fails = 0
 	if _, err := o.Redeliver(ctx, failed.ID, clk.Now()); err != nil {
@@ -472,4 +485,23 @@ func TestConfigValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("secretEnv: %v", err)
 	}
+}
+
+// attemptsMetric reads llmctl_alert_attempts_total by result.
+func attemptsMetric(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "llmctl_alert_attempts_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			out[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	return out
 }
