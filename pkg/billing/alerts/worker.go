@@ -213,7 +213,7 @@ func (w *Worker) Step(ctx context.Context) error {
 func (w *Worker) deliverBatch(ctx context.Context, ds []ledger.Delivery, lease time.Duration) {
 	start := time.Now()
 	for i, d := range ds {
-		if i > 0 && time.Since(start)+w.o.Timeout > lease-10*time.Second {
+		if ctx.Err() != nil || i > 0 && time.Since(start)+w.o.Timeout > lease-10*time.Second {
 			w.release(ctx, ds[i:])
 			return
 		}
@@ -229,6 +229,10 @@ func (w *Worker) deliverBatch(ctx context.Context, ds []ledger.Delivery, lease t
 }
 
 func (w *Worker) release(ctx context.Context, ds []ledger.Delivery) {
+	// Also on shutdown: a release that is not written leaves the delivery
+	// leased for 50 s.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	for _, d := range ds {
 		if err := w.o.Outbox.Release(ctx, d); err != nil {
 			w.log.Warn("alerts: releasing a delivery failed; its lease lapses", "delivery", d.ID, "err", err)
@@ -247,6 +251,14 @@ type body struct {
 func (w *Worker) deliver(ctx context.Context, d ledger.Delivery) (ok bool, err error) {
 	now := w.o.Now()
 	code, sendErr := w.send(ctx, d, now)
+	if sendErr != nil && ctx.Err() != nil {
+		// Shutting down: not the receiver's failure, so not an attempt.
+		w.release(ctx, []ledger.Delivery{d})
+		return false, nil
+	}
+	// The outcome is recorded even if shutdown begins now.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	out := ledger.Outcome{Status: ledger.DeliveryDelivered, StatusCode: code, At: now}
 	if sendErr == nil {
 		w.attempts.WithLabelValues("delivered").Inc()

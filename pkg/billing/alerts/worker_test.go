@@ -505,3 +505,32 @@ func attemptsMetric(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	}
 	return out
 }
+
+// A shutdown in the middle of an attempt neither counts it nor leaves the
+// delivery leased: the next gateway sends it at once.
+func TestShutdownReleases(t *testing.T) {
+	secret := newSecret(t)
+	rcv := newReceiver(t, secret)
+	rcv.delay = 5 * time.Second
+	s, o := openLedger(t, sqliteDSN(t))
+	if _, err := s.Apply(context.Background(), []ledger.Entry{credit("pay:1", "acme", ledger.Unit)}); err != nil {
+		t.Fatal(err)
+	}
+	w := newWorker(t, alerts.Options{Config: alerts.Config{Endpoints: []alerts.Endpoint{{URL: rcv.srv.URL, Secret: secret}}}, Outbox: o})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for len(rcv.requests()) == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+	}()
+	_ = w.Step(ctx)
+	d := deliveries(t, o)[0]
+	if d.Status != ledger.DeliveryPending || d.Attempts != 0 {
+		t.Fatalf("after shutdown mid-attempt: %+v", d)
+	}
+	got, err := o.Claim(context.Background(), rcv.srv.URL, time.Now(), time.Minute, 10)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("still leased after shutdown: %d %v", len(got), err)
+	}
+}
