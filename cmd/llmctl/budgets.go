@@ -15,7 +15,7 @@ import (
 )
 
 func newBudgetsCmd(g *globals) *cobra.Command {
-	db, rf := &dbFlag{}, &remoteFlags{}
+	db, rf := &dbFlag{g: g}, &remoteFlags{}
 	cmd := &cobra.Command{
 		Use:   "budgets",
 		Short: "Spending caps per tenant or API key that reset each day, week, month or rolling window",

@@ -170,44 +170,14 @@ func TestLedgerTorture(t *testing.T) {
 	if err := os.WriteFile(prices, []byte("models:\n  m: {input: 0, output: 1000000}\n  mf: {input: 0, output: 1000000}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(filepath.Join(dir, "gateways.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	defer func() {
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			if len(b) > 4000 {
-				b = b[len(b)-4000:]
-			}
-			t.Logf("gateway logs (tail):\n%s", b)
-			if p := os.Getenv("LLMCTL_TORTURE_LOG"); p != "" {
-				full, _ := os.ReadFile(logf.Name())
-				_ = os.WriteFile(p, full, 0o600)
-			}
-		}
-	}()
+	logf := gatewayLog(t, dir)
 	args := func(i int) []string {
 		return []string{"serve", "--db", dsn, "--listen", "127.0.0.1:0", "--admin-listen", "off", "--log-level", "warn",
 			"--backend", "d=" + double.URL(), "--backend", "f=" + failing.URL(), "--prices", prices, "--spool-dir", filepath.Join(dir, fmt.Sprint("spool", i)),
 			"--stripe-webhook-secret", stripeSecret, "--standard-webhook-secret", standardSecret}
 	}
-	var gmu sync.Mutex
-	gws := make([]*gatewayProc, tortureGateways)
-	for i := range gws {
-		gws[i] = startGateway(t, bin, args(i), logf)
-	}
-	defer func() {
-		for _, g := range gws {
-			_ = g.cmd.Process.Kill()
-		}
-	}()
-	gatewayURL := func(i int) string {
-		gmu.Lock()
-		defer gmu.Unlock()
-		return gws[i].url
-	}
+	gws := startFleet(t, bin, tortureGateways, args, logf)
+	gatewayURL := gws.url
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 60 * time.Second}
 	var (
@@ -371,18 +341,11 @@ func TestLedgerTorture(t *testing.T) {
 		}
 		faults <- "postgres restarted at " + time.Now().Format("15:04:05.000")
 		waitFor(0.55)
-		gmu.Lock()
-		g := gws[1]
-		gmu.Unlock()
 		killing.Store(true)
-		_ = g.cmd.Process.Signal(syscall.SIGKILL)
-		<-g.done
+		gws.kill(1)
 		faults <- "gateway 1 SIGKILLed"
 		time.Sleep(500 * time.Millisecond)
-		ng := startGateway(t, bin, args(1), logf)
-		gmu.Lock()
-		gws[1] = ng
-		gmu.Unlock()
+		gws.restart(1)
 		time.Sleep(500 * time.Millisecond)
 		killing.Store(false)
 		faults <- "gateway 1 restarted on its spool"
@@ -432,7 +395,7 @@ func TestLedgerTorture(t *testing.T) {
 	t.Logf("%d requests and %d webhook deliveries through %d gateways in %s", nReq, len(hooks), tortureGateways, time.Since(start).Round(time.Millisecond))
 
 	// Drain: graceful shutdown flushes every spool into PostgreSQL.
-	for i, g := range gws {
+	for i, g := range gws.all() {
 		_ = g.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-g.done:
@@ -440,7 +403,7 @@ func TestLedgerTorture(t *testing.T) {
 			t.Fatalf("gateway %d did not shut down", i)
 		}
 	}
-	for i := range gws {
+	for i := range tortureGateways {
 		if left, _ := filepath.Glob(filepath.Join(dir, fmt.Sprint("spool", i), "*.spool")); len(left) != 0 {
 			t.Errorf("gateway %d left %d spool segments after a graceful shutdown", i, len(left))
 		}

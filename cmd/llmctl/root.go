@@ -78,6 +78,7 @@ func newRootCmd(ctx context.Context, s streams) *cobra.Command {
 		newLedgerCmd(g),
 		newVouchersCmd(g),
 		newBudgetsCmd(g),
+		newAlertsCmd(g),
 		newTopCmd(g),
 		newUpCmd(g),
 		newDownCmd(g),

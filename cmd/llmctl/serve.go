@@ -43,6 +43,7 @@ type serveOptions struct {
 	demo         bool
 	changed      func(name string) bool
 	billing      serveBillingOptions
+	alerts       serveAlertsOptions
 
 	cfg config.Config
 }
@@ -90,6 +91,7 @@ admin tenant is created and its key printed once as "admin key: sk-llm-…".`,
 	f.IntVar(&o.engThreads, "engine-threads", 0, "engine threads per model, 0 = all CPUs (env LLMCTL_ENGINE_THREADS)")
 	f.BoolVar(&o.demo, "demo", true, "serve the bundled demo model (a tiny llama trained on the King James Bible) when no backend and no model is configured (env LLMCTL_DEMO)")
 	o.billing.bind(cmd)
+	o.alerts.bind(cmd)
 	return cmd
 }
 
@@ -161,7 +163,7 @@ func (o *serveOptions) Complete(lookup func(string) (string, bool)) error {
 		}
 		o.cfg.Backends = bs
 	}
-	return nil
+	return o.alerts.apply(&o.cfg, o.changed, lookup)
 }
 
 // Validate checks the effective config.
@@ -225,6 +227,7 @@ func (o *serveOptions) Run(ctx context.Context) error {
 	defer lim.Close()
 	opts.Admitter = lim
 	// The ledger (Reserver) and payment webhooks, on the same registry.
+	o.billing.alerts = o.cfg.Alerts.Enabled()
 	bill, err := o.billing.open(ctx, o.cfg.DB, st, opts.Registry, log)
 	if err != nil {
 		return err
@@ -242,7 +245,12 @@ func (o *serveOptions) Run(ctx context.Context) error {
 	if bill.ledger != nil {
 		opts.OnNewModels = warnUnpriced(o.billing.prices, log)
 	}
-	aopts := admin.Options{Store: st, Logger: log, MaxBodyBytes: o.cfg.MaxBodyBytes}
+	outbox, stopAlerts, err := startAlerts(ctx, o.cfg.Alerts, bill.ledger, st, opts.Registry, log)
+	if err != nil {
+		return err
+	}
+	defer stopAlerts()
+	aopts := admin.Options{Store: st, Logger: log, MaxBodyBytes: o.cfg.MaxBodyBytes, Alerts: outbox}
 	if bill.ledger != nil {
 		lv := admin.FromLedger(bill.ledger)
 		aopts.Ledger, opts.Ledger = lv, lv

@@ -35,6 +35,7 @@ type serveBillingOptions struct {
 	prices    ledger.Prices
 	overdraft ledger.Micros
 	changed   func(string) bool
+	alerts    bool // alerts configured: they need the ledger
 }
 
 func (o *serveBillingOptions) bind(cmd *cobra.Command) {
@@ -96,7 +97,7 @@ func (o *serveBillingOptions) Complete(lookup func(string) (string, bool)) error
 }
 
 func (o *serveBillingOptions) enabled() bool {
-	return o.Prices != "" || o.webhooks()
+	return o.Prices != "" || o.webhooks() || o.alerts
 }
 
 func (o *serveBillingOptions) webhooks() bool {

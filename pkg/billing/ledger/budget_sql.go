@@ -161,25 +161,46 @@ func budgetStatuses(ctx context.Context, rows rowsFunc, bs []Budget, at time.Tim
 // no other reservation or settlement of the tenant can change the sums
 // between this check and the hold's insert. Of several budgets crossed it
 // reports the one that resets last: a retry before then is refused again.
-func checkBudgets(ctx context.Context, rows rowsFunc, h HoldRequest) error {
+//
+// It also returns the budget.threshold events of the check: the shares the
+// reservation crosses (the caller writes them in its transaction), or, with
+// the refusal, the 100 % alert of each budget that refused it (written on
+// their own, as the refused transaction writes nothing).
+func checkBudgets(ctx context.Context, rows rowsFunc, h HoldRequest) ([]Event, error) {
 	bs, err := listBudgets(ctx, rows, budgetsOfRequest, h.TenantID, h.KeyID)
 	if err != nil {
-		return fmt.Errorf("budgets of tenant %s: %w", h.TenantID, err)
+		return nil, fmt.Errorf("budgets of tenant %s: %w", h.TenantID, err)
 	}
 	sts, err := budgetStatuses(ctx, rows, bs, h.Time)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var worst *billing.BudgetError
+	var (
+		worst            *billing.BudgetError
+		crossed, refused []Event
+	)
 	for _, st := range sts {
 		if h.Amount > st.Amount-st.Spent {
+			refused = append(refused, budgetEvents(st, h.Amount, true, h.Time)...)
 			if e := budgetRefusal(st, h.Amount); worst == nil || e.ResetAt.After(worst.ResetAt) {
 				worst = e
 			}
+			continue
 		}
+		crossed = append(crossed, budgetEvents(st, h.Amount, false, h.Time)...)
 	}
 	if worst != nil {
-		return worst
+		return refused, worst
+	}
+	return crossed, nil
+}
+
+// emitEvents writes evs on db (in the caller's transaction, if db is one).
+func emitEvents(ctx context.Context, db obDB, evs []Event) error {
+	for _, ev := range evs {
+		if _, err := emitEvent(ctx, db, ev); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -286,7 +307,15 @@ func (s *pgStore) pgReserveLocked(ctx context.Context, h HoldRequest) error {
 	if err != nil || balance-reserved-h.Amount < -h.Overdraft {
 		return fmt.Errorf("%w: tenant %s cannot cover %s", billing.ErrInsufficientQuota, h.TenantID, h.Amount)
 	}
-	if err := checkBudgets(ctx, pgRows(tx), h); err != nil {
+	evs, err := checkBudgets(ctx, pgRows(tx), h)
+	if err != nil {
+		// Best effort: a lost 100 % alert is written again by the next
+		// refusal (its id is fixed), and the refusal stands either way.
+		_ = tx.Rollback(ctx)
+		_ = emitEvents(ctx, pgOB{s.pool}, evs)
+		return fmt.Errorf("ledger: reserve: %w", err)
+	}
+	if err := emitEvents(ctx, pgOB{tx}, evs); err != nil {
 		return fmt.Errorf("ledger: reserve: %w", err)
 	}
 	if _, err := tx.Exec(ctx, pgReserveHeld, h.TenantID, h.Key, int64(h.Amount), h.Time.UnixMicro(), h.KeyID); err != nil {

@@ -16,8 +16,9 @@ import (
 // reservation early, and the reserve sits on the request's hot path), while
 // entries always commit synchronously.
 type pgStore struct {
-	pool  *pgxpool.Pool // entries, reads
-	holds *pgxpool.Pool // reservations
+	pool   *pgxpool.Pool // entries, reads
+	holds  *pgxpool.Pool // reservations
+	alerts alertState    // outbox.go
 }
 
 // OpenPostgres connects to an already migrated PostgreSQL database.
@@ -86,7 +87,7 @@ WITH input AS (
     INSERT INTO ledger_entries (idem_key, tenant_id, kind, amount, model, prompt_tokens, completion_tokens, reason, created_at, key_id, end_user, cached_prompt_tokens)
     SELECT * FROM input
     ON CONFLICT (idem_key) DO NOTHING
-    RETURNING tenant_id, amount
+    RETURNING idem_key, tenant_id, kind, amount, reason
 ), rel AS (
     DELETE FROM ledger_holds WHERE hold_key = ANY($1::text[])
     RETURNING tenant_id, amount
@@ -101,12 +102,12 @@ WITH input AS (
     SELECT tenant_id, b, -r FROM delta ORDER BY tenant_id
     ON CONFLICT (tenant_id) DO UPDATE
         SET balance = a.balance + EXCLUDED.balance, reserved = a.reserved + EXCLUDED.reserved
-    RETURNING 1
-)
+    RETURNING a.tenant_id, a.balance
+)` + pgApplyEvents + `
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)`
 
 func (s *pgStore) Apply(ctx context.Context, entries []Entry) (int, error) {
-	return pgApplyOn(ctx, s.pool, entries)
+	return pgApplyOn(ctx, s.pool, &s.alerts, entries)
 }
 
 // pgRower is a pool or a transaction: Apply runs alone, or inside
@@ -115,7 +116,7 @@ type pgRower interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func pgApplyOn(ctx context.Context, q pgRower, entries []Entry) (int, error) {
+func pgApplyOn(ctx context.Context, q pgRower, al *alertState, entries []Entry) (int, error) {
 	if len(entries) == 0 {
 		return 0, nil
 	}
@@ -135,7 +136,8 @@ func pgApplyOn(ctx context.Context, q pgRower, entries []Entry) (int, error) {
 		amounts[i], pt[i], ct[i], times[i] = int64(e.Amount), e.PromptTokens, e.CompletionTokens, e.Time.UnixMicro()
 	}
 	var inserted, accounts int64
-	err := q.QueryRow(ctx, pgApply, keys, tenants, kinds, amounts, models, pt, ct, reasons, times, keyIDs, endUsers, cached).Scan(&inserted, &accounts)
+	err := q.QueryRow(ctx, pgApply, keys, tenants, kinds, amounts, models, pt, ct, reasons, times, keyIDs, endUsers, cached,
+		int64(al.lowBalance()), time.Now().UnixMicro()).Scan(&inserted, &accounts)
 	if err != nil {
 		return 0, fmt.Errorf("ledger: apply %d entries: %w", n, err)
 	}

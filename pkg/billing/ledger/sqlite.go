@@ -15,7 +15,8 @@ import (
 // transaction (the DSN sets _txlock), so reservations are atomic with the
 // balance check; WAL keeps readers off the writer's back.
 type sqliteStore struct {
-	db *sql.DB
+	db     *sql.DB
+	alerts alertState // outbox.go
 }
 
 // NewSQLite wraps an opened, migrated SQLite database (see store.OpenSQLite
@@ -47,6 +48,7 @@ func (s *sqliteStore) Reserve(ctx context.Context, h HoldRequest) error {
 		return fmt.Errorf("ledger: reserve: invalid hold %q", h.Key)
 	}
 	short := false
+	var refusedEvents []Event
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if h.Overdraft >= h.Amount {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO ledger_accounts (tenant_id) VALUES (?) ON CONFLICT DO NOTHING`, h.TenantID); err != nil {
@@ -63,13 +65,22 @@ func (s *sqliteStore) Reserve(ctx context.Context, h HoldRequest) error {
 			return err
 		}
 		// The IMMEDIATE transaction already excludes every other writer.
-		if err := checkBudgets(ctx, sqliteRows(tx), h); err != nil {
+		evs, err := checkBudgets(ctx, sqliteRows(tx), h)
+		if err != nil {
+			refusedEvents = evs
+			return err
+		}
+		if err := emitEvents(ctx, sqlOB{tx}, evs); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO ledger_holds (hold_key, tenant_id, amount, created_at, key_id) VALUES (?, ?, ?, ?, ?)`,
 			h.Key, h.TenantID, int64(h.Amount), h.Time.UnixMicro(), h.KeyID)
 		return err
 	})
+	if len(refusedEvents) > 0 {
+		// Best effort, as on PostgreSQL (budget_sql.go).
+		_ = s.tx(ctx, func(tx *sql.Tx) error { return emitEvents(ctx, sqlOB{tx}, refusedEvents) })
+	}
 	if err != nil {
 		return fmt.Errorf("ledger: reserve: %w", err)
 	}
@@ -88,7 +99,7 @@ func (s *sqliteStore) Apply(ctx context.Context, entries []Entry) (int, error) {
 	inserted := 0
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		inserted, err = sqliteApplyTx(ctx, tx, entries)
+		inserted, err = sqliteApplyTx(ctx, tx, &s.alerts, entries)
 		return err
 	})
 	if err != nil {
@@ -99,7 +110,7 @@ func (s *sqliteStore) Apply(ctx context.Context, entries []Entry) (int, error) {
 
 // sqliteApplyTx is Apply's work inside tx (its own, or RedeemVoucher's); the
 // entries are already validated.
-func sqliteApplyTx(ctx context.Context, tx *sql.Tx, entries []Entry) (int, error) {
+func sqliteApplyTx(ctx context.Context, tx *sql.Tx, al *alertState, entries []Entry) (int, error) {
 	inserted := 0
 	for _, e := range entries {
 		res, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries
@@ -129,15 +140,24 @@ func sqliteApplyTx(ctx context.Context, tx *sql.Tx, entries []Entry) (int, error
 		}
 		// SQLite turns an integer sum past int64 into a float instead of
 		// failing; refuse it as PostgreSQL's bigint does.
-		var exact bool
+		var (
+			exact   bool
+			balance int64
+		)
 		if err := tx.QueryRowContext(ctx, `INSERT INTO ledger_accounts (tenant_id, balance, reserved) VALUES (?, ?, ?)
                 ON CONFLICT (tenant_id) DO UPDATE SET balance = balance + excluded.balance, reserved = reserved + excluded.reserved
-                RETURNING typeof(balance) = 'integer' AND typeof(reserved) = 'integer'`,
-			e.TenantID, moved, -held).Scan(&exact); err != nil {
+                RETURNING typeof(balance) = 'integer' AND typeof(reserved) = 'integer', CAST(balance AS INTEGER)`,
+			e.TenantID, moved, -held).Scan(&exact, &balance); err != nil {
 			return 0, err
 		}
 		if !exact {
 			return 0, fmt.Errorf("tenant %s: entry %s would take the balance past the largest amount a ledger holds", e.TenantID, e.Key)
+		}
+		if n == 1 {
+			// Its alerts, in the same transaction (outbox.go).
+			if err := applyEntryEvents(ctx, sqlOB{tx}, al, e, Micros(balance)); err != nil {
+				return 0, err
+			}
 		}
 	}
 	return inserted, nil

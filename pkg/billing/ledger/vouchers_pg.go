@@ -68,7 +68,7 @@ func (s *pgStore) RedeemVoucher(ctx context.Context, r RedeemRequest) (Redemptio
 				}
 				return v, err
 			},
-			func(es []Entry) (int, error) { return pgApplyOn(ctx, tx, es) },
+			func(es []Entry) (int, error) { return pgApplyOn(ctx, tx, &s.alerts, es) },
 			func() (Account, error) {
 				a := Account{TenantID: r.TenantID}
 				err := tx.QueryRow(ctx, `SELECT balance, reserved FROM ledger_accounts WHERE tenant_id = $1`, r.TenantID).Scan(&a.Balance, &a.Reserved)

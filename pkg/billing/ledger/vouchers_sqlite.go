@@ -74,7 +74,7 @@ func (s *sqliteStore) RedeemVoucher(ctx context.Context, r RedeemRequest) (Redem
 				}
 				return v, err
 			},
-			func(es []Entry) (int, error) { return sqliteApplyTx(ctx, tx, es) },
+			func(es []Entry) (int, error) { return sqliteApplyTx(ctx, tx, &s.alerts, es) },
 			func() (Account, error) {
 				a := Account{TenantID: r.TenantID}
 				err := tx.QueryRowContext(ctx, `SELECT balance, reserved FROM ledger_accounts WHERE tenant_id = ?`, r.TenantID).Scan(&a.Balance, &a.Reserved)

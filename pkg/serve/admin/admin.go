@@ -61,6 +61,8 @@ type Options struct {
 	Ledger Ledger
 	// Vouchers serves /admin/v1/vouchers (vouchers.go); nil answers 501.
 	Vouchers Vouchers
+	// Alerts is the ledger's outbox (alerts.go); nil answers 501.
+	Alerts Outbox
 }
 
 // Handler serves the admin API.
@@ -71,6 +73,7 @@ type Handler struct {
 	now     func() time.Time
 	ledger  Ledger
 	vouch   Vouchers
+	alerts  Outbox
 	mux     *http.ServeMux
 	openapi json.RawMessage // the OpenAPI document, as served
 }
@@ -106,6 +109,7 @@ func New(o Options) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{st: o.Store, log: o.Logger, maxBody: o.MaxBodyBytes, now: o.Now, ledger: o.Ledger, vouch: o.Vouchers, mux: http.NewServeMux(), openapi: doc}
+	h.alerts = o.Alerts
 	h.routes()
 	return h, nil
 }
@@ -137,6 +141,9 @@ func (h *Handler) table() []route {
 		{"/admin/v1/vouchers/{id}/revoke", map[string]handlerFunc{"POST": bodiless(h.revokeVoucher)}},
 		{"/admin/v1/keys/{id}/budgets", map[string]handlerFunc{"GET": h.listBudgets, "PUT": h.putBudget, "DELETE": h.deleteBudgets}},
 		{"/admin/v1/audit", map[string]handlerFunc{"GET": h.listAudit}},
+		{"/admin/v1/tenants/{name}/alerts", map[string]handlerFunc{"GET": h.getTenantAlerts, "PUT": h.putTenantAlerts}},
+		{"/admin/v1/alerts/deliveries", map[string]handlerFunc{"GET": h.listDeliveries}},
+		{"/admin/v1/alerts/deliveries/{id}/redeliver", map[string]handlerFunc{"POST": bodiless(h.redeliver)}},
 		{"/admin/v1/openapi.json", map[string]handlerFunc{"GET": h.getOpenAPI}},
 	}
 }

@@ -104,6 +104,7 @@ func newLedgerReplica(t *testing.T, st store.Store, mode string, lg *ledger.Ledg
 		lv := admin.FromLedger(lg)
 		aopts.Ledger, sopts.Ledger = lv, lv
 		aopts.Vouchers, sopts.Vouchers = lg.Store(), lg.Store()
+		aopts.Alerts, _ = ledger.OutboxOf(lg.Store())
 	}
 	h, err := admin.New(aopts)
 	if err != nil {

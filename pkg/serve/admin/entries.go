@@ -55,6 +55,27 @@ func window(q url.Values, now time.Time) (since, until time.Time, e *apiError) {
 	return since, until, nil
 }
 
+// page reads limit (default def, at most max) and cursor (the next_cursor
+// of a previous page: an id or sequence number to continue below).
+func page(q url.Values, def, max int) (limit int, cursor int64, e *apiError) {
+	limit = def
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > max {
+			return 0, 0, badRequest("limit", "%q must be a whole number from 1 to %d (got %q)", "limit", max, v)
+		}
+		limit = n
+	}
+	if v := q.Get("cursor"); v != "" {
+		c, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || c < 1 {
+			return 0, 0, badRequest("cursor", "%q must be the next_cursor of a previous page (got %q)", "cursor", v)
+		}
+		cursor = c
+	}
+	return limit, cursor, nil
+}
+
 // entryList is a page of entries; NextCursor is absent on the last page.
 type entryList struct {
 	Object     string      `json:"object"`
@@ -87,20 +108,9 @@ func (h *Handler) listEntries(r *http.Request, _ []byte) (int, any, *apiError) {
 	if e != nil {
 		return 0, nil, e
 	}
-	f := ledger.Filter{Since: since, Until: until, NewestFirst: true, Limit: DefaultEntriesLimit}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxEntriesLimit {
-			return 0, nil, badRequest("limit", "%q must be a whole number from 1 to %d (got %q)", "limit", MaxEntriesLimit, v)
-		}
-		f.Limit = n
-	}
-	if v := q.Get("cursor"); v != "" {
-		seq, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || seq < 1 {
-			return 0, nil, badRequest("cursor", "%q must be the next_cursor of a previous page (got %q)", "cursor", v)
-		}
-		f.BeforeSeq = seq
+	f := ledger.Filter{Since: since, Until: until, NewestFirst: true}
+	if f.Limit, f.BeforeSeq, e = page(q, DefaultEntriesLimit, MaxEntriesLimit); e != nil {
+		return 0, nil, e
 	}
 	name := r.PathValue("name")
 	t, err := h.st.GetTenant(r.Context(), name)

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/llmctl/llmctl/internal/decodeerr"
+	"github.com/llmctl/llmctl/pkg/billing/alerts"
 	"github.com/llmctl/llmctl/pkg/billing/limits"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 )
@@ -55,6 +56,9 @@ type Config struct {
 
 	// Limits are the rate limits (docs/limits.md); Redis empty = in process.
 	Limits limits.Settings `yaml:"limits"`
+
+	// Alerts are the outbound signed webhooks (docs/billing.md#alerts).
+	Alerts alerts.Config `yaml:"alerts"`
 }
 
 // Model is one GGUF file for the embedded engine.
@@ -205,6 +209,7 @@ func (c *Config) MergeEnv(lookup func(string) (string, bool)) error {
 		}
 		c.Demo = b
 	}
+	c.mergeAlertsEnv(get, lookup)
 	for k, dst := range map[string]*int64{"LLMCTL_MAX_BODY_BYTES": &c.MaxBodyBytes, "LLMCTL_BODY_BUDGET_BYTES": &c.BodyBudgetBytes} {
 		if v, ok := get(k); ok {
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -308,6 +313,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Alerts.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -2,6 +2,7 @@ package ledgertest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -283,5 +284,63 @@ func runBudgets(t *testing.T, open func(t *testing.T) ledger.Store) {
 		}
 		wantAccount(t, s, "a", 1000*u, 99)
 		wantClean(t, s)
+	})
+	t.Run("BudgetThresholdAlertsOncePerShare", func(t *testing.T) {
+		s := funded(t)
+		o, ok := ledger.OutboxOf(s)
+		if !ok {
+			t.Fatalf("%T has no outbox", s)
+		}
+		b := set(t, s, ledger.Budget{TenantID: "a", Amount: 10 * u, Period: ledger.PeriodMonth})
+		percents := func() map[float64]int {
+			t.Helper()
+			evs, err := o.Events(ctx, ledger.EventBudgetThreshold)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[float64]int{}
+			for _, ev := range evs {
+				var p map[string]any
+				if err := json.Unmarshal(ev.Payload, &p); err != nil || p["budgetId"] != b.ID || ev.TenantID != "a" {
+					t.Fatalf("event %+v (%v)", ev, err)
+				}
+				out[p["percent"].(float64)]++
+			}
+			return out
+		}
+		// 4.999999 spent: below half, no alert.
+		if err := reserve(s, "t1", "k1", 5*u-1, t0); err != nil {
+			t.Fatal(err)
+		}
+		if got := percents(); len(got) != 0 {
+			t.Fatalf("alerts below 50 %%: %v", got)
+		}
+		// One micro-unit more reaches half: the 50 % alert, once.
+		if err := reserve(s, "t2", "k1", 1, t0); err != nil {
+			t.Fatal(err)
+		}
+		if err := reserve(s, "t3", "k1", 1, t0); err != nil {
+			t.Fatal(err)
+		}
+		if got := percents(); len(got) != 1 || got[50] != 1 {
+			t.Fatalf("at 50 %%: %v", got)
+		}
+		// One request crossing 80 % and reaching 100 %: both, once each.
+		if err := reserve(s, "t4", "k1", 5*u-1, t0); err != nil {
+			t.Fatal(err)
+		}
+		// A refusal re-sends nothing already sent: the 100 % id is the same.
+		refused(t, reserve(s, "t5", "k1", 1, t0))
+		if got := percents(); len(got) != 3 || got[50] != 1 || got[80] != 1 || got[100] != 1 {
+			t.Fatalf("after 100 %%: %v", got)
+		}
+		// The next month alerts again.
+		next := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+		if err := reserve(s, "t6", "k1", 5*u, next); err == nil {
+			t.Fatal("the open holds of January count in February (they settle then): want a refusal")
+		}
+		if got := percents(); got[100] != 2 {
+			t.Fatalf("a refusal in a new period alerts again: %v", got)
+		}
 	})
 }

@@ -560,6 +560,7 @@ func Run(t *testing.T, h Harness) {
 	})
 
 	runBudgets(t, open)
+	runOutbox(t, open) // outbox.go
 }
 
 func mustEq(t *testing.T, err error, got, want int) {
