@@ -2,8 +2,11 @@ package serve_test
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -98,6 +101,19 @@ func TestResponsesDoubleCharged(t *testing.T) {
 	}
 	if r.Metadata["ticket"] != "42" || r.Instructions.OfString != "be brief" || r.MaxOutputTokens != 50 {
 		t.Errorf("echo lost: %s", r.RawJSON())
+	}
+
+	// A tenant short of credit is refused in this route's terms.
+	credit := ledger.Entry{Key: "pay2", TenantID: "t2", Kind: ledger.KindCredit, Amount: 1, Time: time.Now()}
+	if _, err := b.store.Apply(ctx, []ledger.Entry{credit}); err != nil {
+		t.Fatal(err)
+	}
+	short := responsesClient(b.fixture, "new")
+	_, err = short.Responses.New(ctx, params)
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusPaymentRequired ||
+		!strings.Contains(apiErr.Message, "max_output_tokens=50") || strings.Contains(apiErr.Message, "max_tokens") {
+		t.Fatalf("short of credit: %v: %s", err, apiErr.Message)
 	}
 
 	st := collect(t, c.Responses.NewStreaming(ctx, params))

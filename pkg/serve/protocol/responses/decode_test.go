@@ -73,10 +73,19 @@ func TestStoreAccepted(t *testing.T) {
 // TestErrorsPassThrough: the Responses API's errors are OpenAI's shape.
 func TestErrorsPassThrough(t *testing.T) {
 	x := newExchange("e")
-	body := []byte(`{"error":{"message":"no","type":"rate_limit_error","param":null,"code":"rate_limit_exceeded"}}`)
+	body := []byte(`{"error":{"code":"rate_limit_exceeded","message":"no","param":null,"type":"rate_limit_error"}}`)
 	status, ctype, out := x.JSON(http.StatusTooManyRequests, body)
 	if status != http.StatusTooManyRequests || ctype != "application/json" || string(out) != string(body) {
 		t.Fatalf("%d %s %s", status, ctype, out)
+	}
+	// In the client's terms: max_output_tokens, input.
+	_, _, out = x.JSON(http.StatusPaymentRequired, []byte(`{"error":{"message":"lower max_tokens (or n) to lower its maximum cost","type":"insufficient_quota","param":"max_tokens","code":"insufficient_quota"}}`))
+	if want := `{"error":{"code":"insufficient_quota","message":"lower max_output_tokens to lower its maximum cost","param":"max_output_tokens","type":"insufficient_quota"}}`; string(out) != want {
+		t.Fatalf("402 %s", out)
+	}
+	_, _, out = x.JSON(http.StatusBadRequest, []byte(`{"error":{"message":"bad part","type":"invalid_request_error","param":"messages","code":null}}`))
+	if !strings.Contains(string(out), `"param":"input"`) {
+		t.Fatalf("400 %s", out)
 	}
 	if status, _, _ := x.JSON(http.StatusOK, []byte(`not json`)); status != http.StatusBadGateway {
 		t.Fatalf("unreadable answer: %d", status)

@@ -162,6 +162,37 @@ func (u *chatUsage) toResponses() *usage {
 	return out
 }
 
+// chatTerms are the chat fields the gateway's errors may name, and what
+// this protocol calls them.
+var chatTerms = strings.NewReplacer("max_completion_tokens", "max_output_tokens", "max_tokens", "max_output_tokens", " (or n)", "")
+
+// userTerms renames, in an OpenAI error, the chat fields the gateway or the
+// backend named (a 402 or 400 about max_tokens, a backend refusing
+// messages) to the fields the client sent.
+func userTerms(body []byte) []byte {
+	var e map[string]map[string]any
+	if json.Unmarshal(body, &e) != nil || e["error"] == nil {
+		return body
+	}
+	in := e["error"]
+	if msg, ok := in["message"].(string); ok {
+		in["message"] = chatTerms.Replace(msg)
+	}
+	if p, ok := in["param"].(string); ok {
+		switch {
+		case p == "messages" || strings.HasPrefix(p, "messages["):
+			in["param"] = "input"
+		default:
+			in["param"] = chatTerms.Replace(p)
+		}
+	}
+	out, err := json.Marshal(e)
+	if err != nil {
+		return body
+	}
+	return out
+}
+
 // chatAnswer is the part of a chat.completion the translation reads.
 type chatAnswer struct {
 	Created int64  `json:"created"`
@@ -250,7 +281,7 @@ func callItem(id string, tc chatToolCall, status string) outputItem {
 // already in OpenAI's shape, which is the Responses API's too.
 func (x *exchange) JSON(status int, body []byte) (int, string, []byte) {
 	if status != http.StatusOK {
-		return status, "application/json", body
+		return status, "application/json", userTerms(body)
 	}
 	var ca chatAnswer
 	if err := json.Unmarshal(body, &ca); err != nil || len(ca.Choices) == 0 {
