@@ -121,3 +121,44 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzStream: whatever a backend streams, the events sent are well-formed
+// JSON with consecutive sequence numbers, and the stream ends with exactly
+// one response.completed / response.incomplete / error event.
+func FuzzStream(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*/upstream.sse")
+	for _, s := range seeds {
+		if b, err := os.ReadFile(s); err == nil {
+			f.Add(b, false)
+		}
+	}
+	f.Fuzz(func(t *testing.T, sse []byte, cut bool) {
+		x := newExchange("f")
+		var out []byte
+		for _, line := range strings.Split(string(sse), "\n") {
+			if data, ok := strings.CutPrefix(line, "data: "); ok && data != "[DONE]" {
+				out = append(out, x.Chunk([]byte(data))...)
+			}
+		}
+		if cut {
+			out = append(out, x.StreamError(nil)...)
+		} else {
+			out = append(out, x.Done()...)
+		}
+		events := strings.Split(strings.TrimSuffix(string(out), "\n\n"), "\n\n")
+		for i, ev := range events {
+			name, data, ok := strings.Cut(ev, "\ndata: ")
+			var v struct {
+				Type           string `json:"type"`
+				SequenceNumber *int64 `json:"sequence_number"`
+			}
+			if !ok || json.Unmarshal([]byte(data), &v) != nil || "event: "+v.Type != name || v.SequenceNumber == nil || *v.SequenceNumber != int64(i) {
+				t.Fatalf("event %d malformed: %q", i, ev)
+			}
+			final := v.Type == "response.completed" || v.Type == "response.incomplete" || v.Type == "error"
+			if final != (i == len(events)-1) {
+				t.Fatalf("event %d %s out of place in %d events", i, v.Type, len(events))
+			}
+		}
+	})
+}
