@@ -18,6 +18,10 @@
 //	fail-after=N    stream N tokens, then cut the connection (no [DONE])
 //	stall-after=N   stream N tokens, then send nothing until the client leaves
 //	cached=N        report N prompt tokens as cached (usage.prompt_tokens_details)
+//	tool=NAME       (chat) answer a call of the function NAME with arguments
+//	                {"words":W} (W = prompt words), finish_reason tool_calls,
+//	                2 completion tokens (the arguments' two fragments), unless
+//	                the conversation already holds a tool result: then text
 //
 // Whole-backend behaviour is set with SetFault and Down/Up.
 package upstreamdouble
@@ -246,6 +250,7 @@ type directives struct {
 	failAfter  int // -1 = never
 	stallAfter int // -1 = never
 	cached     int64
+	tool       string
 }
 
 func parseDirectives(words []string) directives {
@@ -272,6 +277,8 @@ func parseDirectives(words []string) directives {
 			dv.stallAfter = n
 		case k == "cached" && nerr == nil && n >= 0:
 			dv.cached = int64(n)
+		case k == "tool" && v != "":
+			dv.tool = v
 		}
 	}
 	return dv
@@ -319,6 +326,7 @@ type request struct {
 	Model    string `json:"model"`
 	Stream   bool   `json:"stream"`
 	Messages []struct {
+		Role    string          `json:"role"`
 		Content json.RawMessage `json:"content"`
 	} `json:"messages"`
 	Prompt        json.RawMessage `json:"prompt"`
@@ -376,6 +384,11 @@ func (d *Double) inference(w http.ResponseWriter, r *http.Request, endpoint stri
 		return
 	}
 	dv := parseDirectives(ws)
+	for _, m := range req.Messages {
+		if m.Role == "tool" {
+			dv.tool = "" // the call was answered: now the text
+		}
+	}
 	rec := d.newRecord(r.Header.Get("X-Request-Id"), Record{Endpoint: endpoint, Model: req.Model, Stream: req.Stream,
 		IncludeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage, PromptTokens: int64(len(ws))})
 
@@ -417,6 +430,11 @@ func (d *Double) inference(w http.ResponseWriter, r *http.Request, endpoint stri
 
 func token(i int) string { return "t" + strconv.Itoa(i) + " " }
 
+// toolArgs are the fragments of the tool=NAME call's arguments.
+func toolArgs(rec *Record) []string {
+	return []string{`{"words":`, strconv.FormatInt(rec.PromptTokens, 10) + "}"}
+}
+
 func usage(prompt, completion, cached int64) map[string]any {
 	u := map[string]any{"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 	if cached > 0 {
@@ -437,6 +455,12 @@ func (d *Double) plain(w http.ResponseWriter, rec *Record, endpoint string, req 
 		choice = map[string]any{"index": 0, "text": sb.String(), "finish_reason": "stop", "logprobs": nil}
 	} else {
 		choice = map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": sb.String()}, "finish_reason": "stop"}
+	}
+	if dv.tool != "" && endpoint == "chat/completions" {
+		dv.tokens = len(toolArgs(rec))
+		choice = map[string]any{"index": 0, "finish_reason": "tool_calls", "message": map[string]any{"role": "assistant", "content": nil,
+			"tool_calls": []any{map[string]any{"id": "call_" + rec.RequestID, "type": "function",
+				"function": map[string]any{"name": dv.tool, "arguments": strings.Join(toolArgs(rec), "")}}}}}
 	}
 	body, _ := json.Marshal(map[string]any{"id": "cmpl-" + rec.RequestID, "object": object, "created": time.Now().Unix(),
 		"model": req.Model, "choices": []any{choice}, "usage": usage(rec.PromptTokens, int64(dv.tokens), dv.cached)})
@@ -531,6 +555,10 @@ func (d *Double) stream(w http.ResponseWriter, r *http.Request, rec *Record, end
 		return rc.Flush() == nil
 	}
 	canceled := func() { d.update(rec, func(r *Record) { r.Canceled = true }) }
+	if dv.tool != "" && endpoint == "chat/completions" {
+		d.streamTool(rec, send, head, dv, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, created, object, req.Model)
+		return
+	}
 	for i := range dv.tokens {
 		if r.Context().Err() != nil {
 			canceled()
@@ -570,17 +598,57 @@ func (d *Double) stream(w http.ResponseWriter, r *http.Request, rec *Record, end
 		canceled()
 		return
 	}
-	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+	d.endStream(rec, send, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, created, object, req.Model, dv.tokens, dv.cached)
+}
+
+// endStream sends the usage chunk, when asked for, and [DONE].
+func (d *Double) endStream(rec *Record, send func([]byte) bool, includeUsage bool, created int64, object, model string, completion int, cached int64) {
+	if includeUsage {
 		b, _ := json.Marshal(map[string]any{"id": "cmpl-" + rec.RequestID, "object": object, "created": created,
-			"model": req.Model, "choices": []any{}, "usage": usage(rec.PromptTokens, int64(dv.tokens), dv.cached)})
+			"model": model, "choices": []any{}, "usage": usage(rec.PromptTokens, int64(completion), cached)})
 		if !send(b) {
-			canceled()
+			d.update(rec, func(r *Record) { r.Canceled = true })
 			return
 		}
 	}
 	if !send([]byte("[DONE]")) {
-		canceled()
+		d.update(rec, func(r *Record) { r.Canceled = true })
 		return
 	}
 	d.update(rec, func(r *Record) { r.Completed = true })
+}
+
+// streamTool streams the tool=NAME call: the call's head, then its
+// arguments in fragments, each one counted completion token.
+func (d *Double) streamTool(rec *Record, send func([]byte) bool, head string, dv directives, includeUsage bool, created int64, object, model string) {
+	canceled := func() { d.update(rec, func(r *Record) { r.Canceled = true }) }
+	call := func(first bool, args string) []byte {
+		tc := map[string]any{"index": 0, "function": map[string]any{"arguments": args}}
+		if first {
+			tc["id"], tc["type"] = "call_"+rec.RequestID, "function"
+			tc["function"] = map[string]any{"name": dv.tool, "arguments": args}
+		}
+		b, _ := json.Marshal(map[string]any{"index": 0, "delta": map[string]any{"tool_calls": []any{tc}}, "finish_reason": nil})
+		return append(append([]byte(head), b...), "]}"...)
+	}
+	if !send(call(true, "")) {
+		canceled()
+		return
+	}
+	args := toolArgs(rec)
+	for i, a := range args {
+		if dv.failAfter == i {
+			panic(http.ErrAbortHandler)
+		}
+		if !send(call(false, a)) {
+			canceled()
+			return
+		}
+		d.update(rec, func(r *Record) { r.CompletionTokens++ })
+	}
+	if !send([]byte(head + `{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`)) {
+		canceled()
+		return
+	}
+	d.endStream(rec, send, includeUsage, created, object, model, len(args), dv.cached)
 }
