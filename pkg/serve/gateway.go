@@ -15,6 +15,7 @@ import (
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/billing/ledger"
 	"github.com/llmctl/llmctl/pkg/serve/admin"
+	"github.com/llmctl/llmctl/pkg/serve/protocol"
 )
 
 // Options configure a Gateway. Auth is required; everything else has a
@@ -92,6 +93,11 @@ type Options struct {
 	// nil (no --prices) answers /v1/me without them, saying why.
 	Ledger Accounts
 
+	// Protocols are client protocols served by translation to chat
+	// completions besides the built-in ones (OpenAI Responses, Anthropic
+	// Messages): see package protocol and docs/protocols.md.
+	Protocols []protocol.Adapter
+
 	// Registry receives the gateway's metrics and is served on the admin
 	// listener; nil creates one (with Go and process collectors). Other
 	// components (limits, ledger) register their series on the same one.
@@ -123,6 +129,8 @@ type Gateway struct {
 	reserver Reserver
 	webhooks http.Handler
 	bodies   *bodyBudget
+	// protocols are the translated protocol routes by path (edge.go).
+	protocols map[string]protocol.Adapter
 }
 
 // New validates opts and builds the gateway. Call CheckBackends (or Serve,
@@ -198,8 +206,12 @@ func New(opts Options) (*Gateway, error) {
 		}
 	}
 
+	protocols, err := protocolRoutes(opts.Protocols)
+	if err != nil {
+		return nil, err
+	}
 	g := &Gateway{opts: opts, log: opts.Logger, registry: opts.Registry, reserver: opts.Reserver,
-		bodies: &bodyBudget{max: opts.BodyBudgetBytes}}
+		bodies: &bodyBudget{max: opts.BodyBudgetBytes}, protocols: protocols}
 	if g.registry == nil {
 		g.registry = prometheus.NewRegistry()
 		g.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

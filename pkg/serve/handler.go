@@ -22,6 +22,7 @@ import (
 	"github.com/llmctl/llmctl/pkg/billing/ledger"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/serve/admin"
+	"github.com/llmctl/llmctl/pkg/serve/protocol"
 )
 
 // statusClientClosed is logged (never sent) when the client went away first.
@@ -111,7 +112,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.serve(w,
 
 // serve wraps one listener's routes (route, or the admin listener's admin API).
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, route func(http.ResponseWriter, *http.Request, *reqState)) {
-	st := &reqState{id: requestID(r), route: routeOf(r.URL.Path), start: time.Now()}
+	st := &reqState{id: requestID(r), route: g.routeOf(r.URL.Path), start: time.Now()}
 	w.Header().Set("X-Request-Id", st.id)
 	rw := &respWriter{ResponseWriter: w}
 	inflight := g.metrics.inFlight.WithLabelValues(st.route)
@@ -199,6 +200,10 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request, st *reqState) {
 	case "/v1/embeddings":
 		ep = EndpointEmbeddings
 	default:
+		if a, ok := g.protocols[path]; ok {
+			g.protocol(w, r, st, a)
+			return
+		}
 		if st.route == "models" {
 			if r.Method != http.MethodGet {
 				g.fail(w, st, methodNotAllowed(r.Method, http.MethodGet))
@@ -260,13 +265,12 @@ func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 
 // authenticate checks the bearer key. Bad keys are 401; a store failure 503.
 func (g *Gateway) authenticate(r *http.Request, st *reqState) (billing.Principal, *apiError) {
-	h := r.Header.Get("Authorization")
-	key, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok {
-		key, ok = strings.CutPrefix(h, "bearer ")
-	}
-	key = strings.TrimSpace(key)
-	if !ok || key == "" {
+	return g.authenticateKey(r, st, protocol.BearerKey(r.Header))
+}
+
+// authenticateKey checks key, read from the headers by the route's rules.
+func (g *Gateway) authenticateKey(r *http.Request, st *reqState, key string) (billing.Principal, *apiError) {
+	if key == "" {
 		return billing.Principal{}, &apiError{Status: http.StatusUnauthorized, Type: typeAuthentication,
 			Code: "invalid_api_key", Message: "missing API key: send Authorization: Bearer sk-llm-..."}
 	}
@@ -379,25 +383,39 @@ func (g *Gateway) inference(w http.ResponseWriter, r *http.Request, st *reqState
 		g.fail(w, st, aerr)
 		return
 	}
+	g.run(w, r, st, p, cr)
+}
+
+// resolveModel resolves the requested model and checks the key may use it.
+func (g *Gateway) resolveModel(st *reqState, p billing.Principal, cr *clientRequest) (string, *apiError) {
+	model, known := g.router.resolve(cr.model)
+	if !known {
+		return "", &apiError{Status: http.StatusNotFound, Type: typeNotFound, Code: "model_not_found", Param: "model",
+			Message: fmt.Sprintf("the model %q does not exist", cr.model)}
+	}
+	st.model = model
+	if !p.Allows(cr.model) && !p.Allows(model) {
+		return "", &apiError{Status: http.StatusForbidden, Type: typePermission, Code: "model_not_allowed", Param: "model",
+			Message: fmt.Sprintf("this API key may not use the model %q", cr.model)}
+	}
+	return model, nil
+}
+
+// run is the path of a decoded request, whichever protocol it came in:
+// admission, reservation, forwarding and settling.
+func (g *Gateway) run(w http.ResponseWriter, r *http.Request, st *reqState, p billing.Principal, cr *clientRequest) {
 	if cr.maxTokens > g.opts.MaxTokensCeiling {
 		g.fail(w, st, badRequest(cr.maxTokensField, "%s is %d, above the largest this gateway admits (%d)",
 			cr.maxTokensField, cr.maxTokens, g.opts.MaxTokensCeiling))
 		return
 	}
-	model, known := g.router.resolve(cr.model)
-	if !known {
-		g.fail(w, st, &apiError{Status: http.StatusNotFound, Type: typeNotFound, Code: "model_not_found", Param: "model",
-			Message: fmt.Sprintf("the model %q does not exist", cr.model)})
-		return
-	}
-	st.model = model
-	if !p.Allows(cr.model) && !p.Allows(model) {
-		g.fail(w, st, &apiError{Status: http.StatusForbidden, Type: typePermission, Code: "model_not_allowed", Param: "model",
-			Message: fmt.Sprintf("this API key may not use the model %q", cr.model)})
+	model, aerr := g.resolveModel(st, p, cr)
+	if aerr != nil {
+		g.fail(w, st, aerr)
 		return
 	}
 	maxTokens := cr.maxTokens
-	if maxTokens == 0 && ep != EndpointEmbeddings {
+	if maxTokens == 0 && cr.endpoint != EndpointEmbeddings {
 		maxTokens = g.opts.DefaultMaxTokens
 	}
 
