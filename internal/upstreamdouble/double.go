@@ -18,6 +18,8 @@
 //	fail-after=N    stream N tokens, then cut the connection (no [DONE])
 //	stall-after=N   stream N tokens, then send nothing until the client leaves
 //	cached=N        report N prompt tokens as cached (usage.prompt_tokens_details)
+//	tool=NAME       chat: call the function NAME (tools.go) unless the last
+//	                message is a tool result, which is answered with text
 //
 // Whole-backend behaviour is set with SetFault and Down/Up.
 package upstreamdouble
@@ -246,6 +248,7 @@ type directives struct {
 	failAfter  int // -1 = never
 	stallAfter int // -1 = never
 	cached     int64
+	tool       string
 }
 
 func parseDirectives(words []string) directives {
@@ -272,6 +275,8 @@ func parseDirectives(words []string) directives {
 			dv.stallAfter = n
 		case k == "cached" && nerr == nil && n >= 0:
 			dv.cached = int64(n)
+		case k == "tool" && v != "":
+			dv.tool = v
 		}
 	}
 	return dv
@@ -319,6 +324,7 @@ type request struct {
 	Model    string `json:"model"`
 	Stream   bool   `json:"stream"`
 	Messages []struct {
+		Role    string          `json:"role"`
 		Content json.RawMessage `json:"content"`
 	} `json:"messages"`
 	Prompt        json.RawMessage `json:"prompt"`
@@ -406,6 +412,8 @@ func (d *Double) inference(w http.ResponseWriter, r *http.Request, endpoint stri
 		panic(http.ErrAbortHandler) // cut before any answer
 	}
 	switch {
+	case endpoint == "chat/completions" && dv.tool != "" && len(req.Messages) > 0 && req.Messages[len(req.Messages)-1].Role != "tool":
+		d.toolCall(w, rec, req, dv.tool)
 	case endpoint == "embeddings":
 		d.embeddings(w, rec, req, ws)
 	case req.Stream:
