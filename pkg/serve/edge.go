@@ -10,6 +10,7 @@ import (
 
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/serve/protocol"
+	"github.com/llmctl/llmctl/pkg/serve/protocol/anthropic"
 )
 
 // The edge: client protocols other than OpenAI's chat, completions and
@@ -23,7 +24,7 @@ import (
 
 // builtinProtocols are the protocols every gateway serves.
 func builtinProtocols() []protocol.Adapter {
-	return nil
+	return []protocol.Adapter{anthropic.Adapter{}}
 }
 
 // protocolRoutes indexes the built-in and extra adapters by path.

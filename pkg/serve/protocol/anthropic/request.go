@@ -308,6 +308,13 @@ func decode(body []byte, count bool) (*Request, *RequestError) {
 			return nil, err
 		}
 	}
+	if count && len(cr.Tools) > 0 {
+		// A count_tokens body is never sent to a backend; the gateway counts
+		// its messages. Tool definitions are part of the prompt a backend
+		// would see, so they are counted as one more message.
+		defs, _ := json.Marshal(cr.Tools)
+		cr.Messages = append(cr.Messages, chatMessage{Role: "system", Content: string(defs)})
+	}
 	b, merr := json.Marshal(&cr)
 	if merr != nil { // only unencodable floats reach here, refused above
 		return nil, reqErr("", "request cannot be translated: %v", merr)

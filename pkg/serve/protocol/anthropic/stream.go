@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 )
 
 // StreamWriter translates the chat completions SSE stream the gateway
@@ -93,12 +94,20 @@ func (s *StreamWriter) event(ev []byte) error {
 	if bytes.Equal(data, []byte("[DONE]")) {
 		return s.done()
 	}
+	return s.chunk(data)
+}
+
+// chunk translates one chat chunk (or an {"error":…} event).
+func (s *StreamWriter) chunk(data []byte) error {
+	if s.ended {
+		return nil
+	}
 	var c chatChunk
 	if err := json.Unmarshal(data, &c); err != nil {
 		return s.Fail(ErrAPI, "the backend sent a stream event that is not JSON")
 	}
 	if len(c.Error) > 0 && !isNull(c.Error) {
-		return s.Fail(ErrAPI, openAIMessage(502, data))
+		return s.Fail(ErrAPI, openAIMessage(http.StatusBadGateway, data))
 	}
 	if err := s.start(); err != nil {
 		return err
@@ -192,6 +201,9 @@ func (s *StreamWriter) closeBlock() error {
 }
 
 func (s *StreamWriter) done() error {
+	if s.ended {
+		return nil
+	}
 	if err := s.start(); err != nil {
 		return err
 	}
