@@ -18,8 +18,10 @@
 //	fail-after=N    stream N tokens, then cut the connection (no [DONE])
 //	stall-after=N   stream N tokens, then send nothing until the client leaves
 //	cached=N        report N prompt tokens as cached (usage.prompt_tokens_details)
-//	tool=NAME       chat: call the function NAME (tools.go) unless the last
-//	                message is a tool result, which is answered with text
+//	tool=NAME       (chat) answer a call of the function NAME with arguments
+//	                {"words":W} (W = prompt words), finish_reason tool_calls,
+//	                2 completion tokens (the arguments' two fragments), unless
+//	                the conversation already holds a tool result: then text
 //
 // Whole-backend behaviour is set with SetFault and Down/Up.
 package upstreamdouble
@@ -382,6 +384,11 @@ func (d *Double) inference(w http.ResponseWriter, r *http.Request, endpoint stri
 		return
 	}
 	dv := parseDirectives(ws)
+	for _, m := range req.Messages {
+		if m.Role == "tool" {
+			dv.tool = "" // the call was answered: now the text
+		}
+	}
 	rec := d.newRecord(r.Header.Get("X-Request-Id"), Record{Endpoint: endpoint, Model: req.Model, Stream: req.Stream,
 		IncludeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage, PromptTokens: int64(len(ws))})
 
@@ -412,8 +419,6 @@ func (d *Double) inference(w http.ResponseWriter, r *http.Request, endpoint stri
 		panic(http.ErrAbortHandler) // cut before any answer
 	}
 	switch {
-	case endpoint == "chat/completions" && dv.tool != "" && len(req.Messages) > 0 && req.Messages[len(req.Messages)-1].Role != "tool":
-		d.toolCall(w, rec, req, dv.tool)
 	case endpoint == "embeddings":
 		d.embeddings(w, rec, req, ws)
 	case req.Stream:
@@ -424,6 +429,11 @@ func (d *Double) inference(w http.ResponseWriter, r *http.Request, endpoint stri
 }
 
 func token(i int) string { return "t" + strconv.Itoa(i) + " " }
+
+// toolArgs are the fragments of the tool=NAME call's arguments.
+func toolArgs(rec *Record) []string {
+	return []string{`{"words":`, strconv.FormatInt(rec.PromptTokens, 10) + "}"}
+}
 
 func usage(prompt, completion, cached int64) map[string]any {
 	u := map[string]any{"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
@@ -445,6 +455,12 @@ func (d *Double) plain(w http.ResponseWriter, rec *Record, endpoint string, req 
 		choice = map[string]any{"index": 0, "text": sb.String(), "finish_reason": "stop", "logprobs": nil}
 	} else {
 		choice = map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": sb.String()}, "finish_reason": "stop"}
+	}
+	if dv.tool != "" && endpoint == "chat/completions" {
+		dv.tokens = len(toolArgs(rec))
+		choice = map[string]any{"index": 0, "finish_reason": "tool_calls", "message": map[string]any{"role": "assistant", "content": nil,
+			"tool_calls": []any{map[string]any{"id": "call_" + rec.RequestID, "type": "function",
+				"function": map[string]any{"name": dv.tool, "arguments": strings.Join(toolArgs(rec), "")}}}}}
 	}
 	body, _ := json.Marshal(map[string]any{"id": "cmpl-" + rec.RequestID, "object": object, "created": time.Now().Unix(),
 		"model": req.Model, "choices": []any{choice}, "usage": usage(rec.PromptTokens, int64(dv.tokens), dv.cached)})
@@ -539,6 +555,10 @@ func (d *Double) stream(w http.ResponseWriter, r *http.Request, rec *Record, end
 		return rc.Flush() == nil
 	}
 	canceled := func() { d.update(rec, func(r *Record) { r.Canceled = true }) }
+	if dv.tool != "" && endpoint == "chat/completions" {
+		d.streamTool(rec, send, head, dv, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, created, object, req.Model)
+		return
+	}
 	for i := range dv.tokens {
 		if r.Context().Err() != nil {
 			canceled()
@@ -578,17 +598,57 @@ func (d *Double) stream(w http.ResponseWriter, r *http.Request, rec *Record, end
 		canceled()
 		return
 	}
-	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+	d.endStream(rec, send, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, created, object, req.Model, dv.tokens, dv.cached)
+}
+
+// endStream sends the usage chunk, when asked for, and [DONE].
+func (d *Double) endStream(rec *Record, send func([]byte) bool, includeUsage bool, created int64, object, model string, completion int, cached int64) {
+	if includeUsage {
 		b, _ := json.Marshal(map[string]any{"id": "cmpl-" + rec.RequestID, "object": object, "created": created,
-			"model": req.Model, "choices": []any{}, "usage": usage(rec.PromptTokens, int64(dv.tokens), dv.cached)})
+			"model": model, "choices": []any{}, "usage": usage(rec.PromptTokens, int64(completion), cached)})
 		if !send(b) {
-			canceled()
+			d.update(rec, func(r *Record) { r.Canceled = true })
 			return
 		}
 	}
 	if !send([]byte("[DONE]")) {
-		canceled()
+		d.update(rec, func(r *Record) { r.Canceled = true })
 		return
 	}
 	d.update(rec, func(r *Record) { r.Completed = true })
+}
+
+// streamTool streams the tool=NAME call: the call's head, then its
+// arguments in fragments, each one counted completion token.
+func (d *Double) streamTool(rec *Record, send func([]byte) bool, head string, dv directives, includeUsage bool, created int64, object, model string) {
+	canceled := func() { d.update(rec, func(r *Record) { r.Canceled = true }) }
+	call := func(first bool, args string) []byte {
+		tc := map[string]any{"index": 0, "function": map[string]any{"arguments": args}}
+		if first {
+			tc["id"], tc["type"] = "call_"+rec.RequestID, "function"
+			tc["function"] = map[string]any{"name": dv.tool, "arguments": args}
+		}
+		b, _ := json.Marshal(map[string]any{"index": 0, "delta": map[string]any{"tool_calls": []any{tc}}, "finish_reason": nil})
+		return append(append([]byte(head), b...), "]}"...)
+	}
+	if !send(call(true, "")) {
+		canceled()
+		return
+	}
+	args := toolArgs(rec)
+	for i, a := range args {
+		if dv.failAfter == i {
+			panic(http.ErrAbortHandler)
+		}
+		if !send(call(false, a)) {
+			canceled()
+			return
+		}
+		d.update(rec, func(r *Record) { r.CompletionTokens++ })
+	}
+	if !send([]byte(head + `{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`)) {
+		canceled()
+		return
+	}
+	d.endStream(rec, send, includeUsage, created, object, model, len(args), dv.cached)
 }

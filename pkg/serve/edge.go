@@ -11,6 +11,7 @@ import (
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/serve/protocol"
 	"github.com/llmctl/llmctl/pkg/serve/protocol/anthropic"
+	"github.com/llmctl/llmctl/pkg/serve/protocol/responses"
 )
 
 // The edge: client protocols other than OpenAI's chat, completions and
@@ -24,7 +25,7 @@ import (
 
 // builtinProtocols are the protocols every gateway serves.
 func builtinProtocols() []protocol.Adapter {
-	return []protocol.Adapter{anthropic.Adapter{}}
+	return []protocol.Adapter{responses.Adapter{}, anthropic.Adapter{}}
 }
 
 // protocolRoutes indexes the built-in and extra adapters by path.

@@ -225,3 +225,21 @@ func TestSeamCountTokens(t *testing.T) {
 		t.Fatalf("a count reached the backend")
 	}
 }
+
+type pathProtocol struct {
+	echoProtocol
+	path string
+}
+
+func (p pathProtocol) Paths() []string { return []string{p.path} }
+
+// TestSeamPathsChecked: a protocol cannot take an OpenAI route or a path
+// another protocol serves.
+func TestSeamPathsChecked(t *testing.T) {
+	for _, path := range []string{"/v1/chat/completions", "/v1/responses"} {
+		_, err := serve.New(serve.Options{Auth: testAuth, Protocols: []protocol.Adapter{pathProtocol{path: path}}})
+		if err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: %v", path, err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,11 +151,11 @@ func TestMessagesRemoteBackend(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			rec, _ := d.Record(id)
 			if m.StopReason != anthropic.StopReasonToolUse || len(m.Content) != 1 || m.Content[0].Type != "tool_use" ||
-				m.Content[0].Name != "get_weather" || string(m.Content[0].Input) != upstreamdouble.ToolArguments {
+				m.Content[0].Name != "get_weather" || string(m.Content[0].Input) != fmt.Sprintf(`{"words":%d}`, rec.PromptTokens) {
 				t.Fatalf("stream=%v: %s", stream, m.RawJSON())
 			}
-			rec, _ := d.Record(id)
 			delivered[id] = rec.CompletionTokens
 			// The tool's result goes back; the double answers it with text.
 			params.Messages = append(params.Messages, m.ToParam(),
