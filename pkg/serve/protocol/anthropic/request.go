@@ -348,7 +348,7 @@ func decodeSampling(o object, cr *chatRequest) *RequestError {
 		if k < 0 {
 			return reqErr("top_k", "top_k: must be a non-negative integer, got %d", k)
 		}
-		// Forwarded as top_k, which vLLM, llama.cpp, Ollama's OpenAI API and
+		// Forwarded as top_k, which vLLM, llama.cpp's server and
 		// the embedded engine read; a backend without it ignores it.
 		cr.TopK = &k
 	}
