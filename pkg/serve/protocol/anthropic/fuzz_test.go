@@ -1,9 +1,11 @@
 package anthropic
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -36,6 +38,68 @@ func FuzzDecodeMessages(f *testing.F) {
 			}
 			if chat.Model == "" || chat.Model != req.Model || len(chat.Messages) == 0 {
 				t.Fatalf("chat body lost the model or messages: %s", req.Chat)
+			}
+		}
+	})
+}
+
+// FuzzStreamWriter: whatever chat SSE bytes arrive, the translated stream
+// is well-formed: every event is "event: NAME" and "data: JSON" whose type
+// is NAME, it begins with message_start (or error), block starts and stops pair up
+// by index, and nothing follows message_stop or error.
+func FuzzStreamWriter(f *testing.F) {
+	ins, _ := filepath.Glob("testdata/streams/*.in.sse")
+	for _, in := range ins {
+		if b, err := os.ReadFile(in); err == nil {
+			f.Add(b, true)
+		}
+	}
+	f.Add([]byte("data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":3,\"function\":{\"arguments\":\"x\"}}]}}]}\n\n"), false)
+	f.Fuzz(func(t *testing.T, in []byte, done bool) {
+		var out bytes.Buffer
+		sw := NewStreamWriter(&out, goldenRequest(), "msg_f", 1)
+		if _, err := sw.Write(in); err != nil {
+			t.Fatal(err)
+		}
+		if done {
+			_ = sw.done()
+		} else {
+			_ = sw.Fail(ErrAPI, "cut")
+		}
+		events := strings.Split(strings.TrimSuffix(out.String(), "\n\n"), "\n\n")
+		open := map[int]bool{}
+		for i, ev := range events {
+			name, data, ok := strings.Cut(ev, "\ndata: ")
+			name, named := strings.CutPrefix(name, "event: ")
+			var v struct {
+				Type  string `json:"type"`
+				Index *int   `json:"index"`
+			}
+			if !ok || !named || json.Unmarshal([]byte(data), &v) != nil || v.Type != name {
+				t.Fatalf("event %d malformed: %q", i, ev)
+			}
+			// An error may come first: a stream that broke before its
+			// first chunk has no message to start.
+			if (i == 0) != (name == "message_start") && !(i == 0 && name == "error") {
+				t.Fatalf("event %d is %s", i, name)
+			}
+			if (name == "message_stop" || name == "error") && i != len(events)-1 {
+				t.Fatalf("%s is not last: %q", name, events[i+1:])
+			}
+			switch name {
+			case "content_block_start":
+				if open[*v.Index] {
+					t.Fatalf("block %d started twice", *v.Index)
+				}
+				open[*v.Index] = true
+			case "content_block_stop":
+				if !open[*v.Index] {
+					t.Fatalf("block %d stopped before it started", *v.Index)
+				}
+			case "content_block_delta":
+				if v.Index == nil || !open[*v.Index] {
+					t.Fatalf("delta for a block never started: %s", data)
+				}
 			}
 		}
 	})

@@ -293,7 +293,7 @@ func decode(body []byte, count bool) (*Request, *RequestError) {
 	if !ok || isNull(raw) {
 		return nil, reqErr("messages", "messages: field required")
 	}
-	msgs, err := decodeMessages(raw)
+	msgs, err := decodeMessages(raw, !count)
 	if err != nil {
 		return nil, err
 	}
@@ -444,11 +444,12 @@ func textOf(o object) (string, *RequestError) {
 	return text, nil
 }
 
-// decodeMessages translates the conversation. A user turn's tool_result
-// blocks become chat "tool" messages, placed before the rest of that turn
-// (chat wants them right after the assistant's tool calls); an assistant
-// turn's tool_use blocks become its tool_calls.
-func decodeMessages(raw json.RawMessage) ([]chatMessage, *RequestError) {
+// decodeMessages translates the conversation (generate: for an answer, not
+// a count). A user turn's tool_result blocks become chat "tool" messages,
+// placed before the rest of that turn (chat wants them right after the
+// assistant's tool calls); an assistant turn's tool_use blocks become its
+// tool_calls.
+func decodeMessages(raw json.RawMessage, generate bool) ([]chatMessage, *RequestError) {
 	var list []json.RawMessage
 	if err := json.Unmarshal(raw, &list); err != nil {
 		return nil, reqErr("messages", "messages must be an array of messages")
@@ -458,6 +459,7 @@ func decodeMessages(raw json.RawMessage) ([]chatMessage, *RequestError) {
 	}
 	var out []chatMessage
 	for i, m := range list {
+		last := generate && i == len(list)-1
 		o, err := decodeObject(fmt.Sprintf("messages[%d]", i), m)
 		if err != nil {
 			return nil, err
@@ -471,6 +473,11 @@ func decodeMessages(raw json.RawMessage) ([]chatMessage, *RequestError) {
 		}
 		if role != "user" && role != "assistant" {
 			return nil, reqErr(o.name("role"), "%s must be \"user\" or \"assistant\", got %q (put a system prompt in the top-level system field)", o.name("role"), role)
+		}
+		if last && role == "assistant" {
+			// Anthropic continues a final assistant turn (prefill); a chat
+			// backend would start a new turn after it instead.
+			return nil, reqErr(o.name("role"), "%s: a final assistant message (prefill) is not supported: chat completions backends start a new turn instead of continuing it; end with a user message", o.name("role"))
 		}
 		content, ok := o.fields["content"]
 		if !ok || isNull(content) {
