@@ -92,8 +92,8 @@ func TestMessagesErrorsInAnthropicShape(t *testing.T) {
 
 // TestMessagesSettleAndRoute: a Messages request settles the backend's
 // usage once, a cut stream what was delivered, under the route "messages";
-// a token count is neither admitted nor settled, and the key may come as
-// Bearer too.
+// a token count is admitted as a request of no tokens (rate limited) but
+// never settled nor sent to a backend; the key may come as Bearer too.
 func TestMessagesSettleAndRoute(t *testing.T) {
 	d := upstreamdouble.Start(t, upstreamdouble.Options{Name: "a"})
 	f := newFixture(t, nil, d)
@@ -136,7 +136,18 @@ func TestMessagesSettleAndRoute(t *testing.T) {
 	_, settled := f.rec.settled["c1"]
 	admittedAfter := len(f.rec.done)
 	f.rec.mu.Unlock()
-	if settled || d.Requests() != 2 || admittedAfter != admitted {
-		t.Fatalf("a count was settled (%v), reached the backend (%d requests) or was admitted", settled, d.Requests())
+	if settled || d.Requests() != 2 || admittedAfter != admitted+1 {
+		t.Fatalf("a count was settled (%v), reached the backend (%d requests), or was not admitted once (%d)", settled, d.Requests(), admittedAfter-admitted)
+	}
+	f.rec.mu.Lock()
+	u := f.rec.done[len(f.rec.done)-1]
+	f.rec.mu.Unlock()
+	if u != (billing.Usage{}) {
+		t.Errorf("a count's admission ended with usage %+v", u)
+	}
+	f.rec.admit = func() error { return &billing.LimitError{Message: "slow down", RetryAfter: time.Second} }
+	resp = f.post(t, "/v1/messages/count_tokens", "", `{"model":"double-model","messages":[{"role":"user","content":"x"}]}`, "X-Api-Key", "good")
+	if got := readAll(t, resp); resp.StatusCode != 429 || !strings.Contains(got, `"rate_limit_error"`) {
+		t.Fatalf("a count over the rate limit: %d %s", resp.StatusCode, got)
 	}
 }
