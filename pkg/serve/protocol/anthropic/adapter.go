@@ -65,8 +65,8 @@ func (x *exchange) Decode(body []byte) (*protocol.Request, *apierror.Error) {
 			Code: "invalid_request", Param: rerr.Param, Message: rerr.Message}
 	}
 	x.req = req
-	// message_start carries this; message_delta the backend's exact count.
-	x.stream = NewStreamWriter(&x.out, req, x.id, int64(len(req.Chat))/4+1)
+	// message_start carries the estimate; message_delta the backend's count.
+	x.stream = NewStreamWriter(&x.out, req, x.id, req.InputEstimate)
 	return &protocol.Request{Chat: req.Chat, CountTokens: x.count}, nil
 }
 

@@ -65,6 +65,9 @@ func TestGoldenRequests(t *testing.T) {
 				t.Fatalf("refused: %s (param %s)", rerr.Message, rerr.Param)
 			}
 			golden(t, "requests/"+name+".out.json", indent(t, req.Chat))
+			if req.InputEstimate < 1 || req.InputEstimate > int64(len(body)) {
+				t.Errorf("input estimate %d for a %d-byte body", req.InputEstimate, len(body))
+			}
 		})
 	}
 }

@@ -42,6 +42,10 @@ type Request struct {
 	// backend (stream_options.include_usage set when streaming, so the final
 	// usage arrives in the stream).
 	Chat []byte
+	// InputEstimate is a rough prompt size for message_start, which comes
+	// before the backend has counted: a token per 4 bytes of the chat body
+	// outside its images (a base64 image is not a token per 4 bytes).
+	InputEstimate int64
 }
 
 // The fields of a Messages request that are honoured. Everything else is
@@ -320,6 +324,17 @@ func decode(body []byte, count bool) (*Request, *RequestError) {
 		return nil, reqErr("", "request cannot be translated: %v", merr)
 	}
 	req.Chat = b
+	imageBytes := 0
+	for _, m := range cr.Messages {
+		if parts, ok := m.Content.([]chatPart); ok {
+			for _, p := range parts {
+				if p.ImageURL != nil {
+					imageBytes += len(p.ImageURL.URL)
+				}
+			}
+		}
+	}
+	req.InputEstimate = int64(max(len(b)-imageBytes, 0))/4 + 1
 	return req, nil
 }
 
@@ -838,7 +853,12 @@ func decodeToolChoice(raw json.RawMessage, tools []chatTool) (any, *bool, *Reque
 	default:
 		return nil, nil, reqErr("tool_choice.type", "tool_choice.type must be auto, any, tool or none, got %q", typ)
 	}
-	if typ != "none" && len(tools) == 0 {
+	if len(tools) == 0 {
+		if typ == "none" {
+			// Nothing to choose from: some backends refuse a tool_choice
+			// without tools, so none is said by sending neither.
+			return nil, nil, nil
+		}
 		return nil, nil, reqErr("tool_choice", "tool_choice %q needs tools", typ)
 	}
 	var disable bool
