@@ -138,7 +138,8 @@ type edgeWriter struct {
 	sse    bool
 	buf    []byte // the JSON body, or a partial SSE event
 	sent   bool   // the JSON answer went out
-	ended  bool   // the stream's last event went out
+	ended  bool   // the stream's last event is known
+	last   []byte // a completed stream's last event, sent by close
 }
 
 func (e *edgeWriter) Header() http.Header { return e.w.Header() }
@@ -210,8 +211,13 @@ func (e *edgeWriter) event(ev []byte) error {
 	case len(data) == 0:
 		return nil
 	case string(data) == "[DONE]":
+		// The last event waits for close, after the charge is settled:
+		// the chat path holds [DONE] back for the same reason, but a
+		// translated last event (a whole response object) may be larger
+		// than the connection's buffer, which would send it at once.
 		e.ended = true
-		out = e.ex.Done()
+		e.last = e.ex.Done()
+		return nil
 	case isErrorEvent(data):
 		// The gateway's own "stream broke off", or an error event a backend
 		// sent mid-stream: either way the protocol's error ends the stream.
@@ -254,13 +260,15 @@ func (e *edgeWriter) sendJSON() {
 	_, _ = e.w.Write(out)
 }
 
-// close ends the answer when the handler returns: a held JSON answer goes
-// out; a stream that stopped without [DONE] or an error event (the gateway
+// close ends the answer when the handler returns, after settling: a held
+// JSON answer goes out, or a completed stream's last event; a stream that stopped without [DONE] or an error event (the gateway
 // stopped writing) still ends with the protocol's error event.
 func (e *edgeWriter) close() {
 	switch {
 	case !e.sse:
 		e.sendJSON()
+	case e.last != nil:
+		_, _ = e.w.Write(e.last)
 	case !e.ended:
 		e.ended = true
 		if out := e.ex.StreamError(nil); len(out) > 0 {

@@ -33,7 +33,7 @@ func (h hookReserver) Reserve(context.Context, billing.ReserveRequest) (billing.
 // buffer by then (loopback delivers within the write), so the read inside
 // Settle sees it: no timing decides the outcome, the short deadline only
 // ends the look once nothing is there.
-func settleOrder(t *testing.T, body string) (early, all string) {
+func settleOrder(t *testing.T, path, body string) (early, all string) {
 	t.Helper()
 	d := upstreamdouble.Start(t, upstreamdouble.Options{})
 	var conn net.Conn
@@ -63,7 +63,7 @@ func settleOrder(t *testing.T, body string) (early, all string) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n"+
+	fmt.Fprintf(conn, "POST "+path+" HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer good\r\n"+
 		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	// Wait for the request to finish: the ticket's Done runs after Settle.
 	deadline := time.Now().Add(10 * time.Second)
@@ -98,7 +98,7 @@ func settleOrder(t *testing.T, body string) (early, all string) {
 // A non-stream answer is settled (journaled, with the ledger) before any
 // byte of it is sent: a client holding an answer means a durable charge.
 func TestPlainAnswerSentOnlyAfterSettle(t *testing.T) {
-	early, all := settleOrder(t, chatBody(false, "hello there tokens=5"))
+	early, all := settleOrder(t, "/v1/chat/completions", chatBody(false, "hello there tokens=5"))
 	if early != "" {
 		t.Fatalf("the client had %d bytes of the answer before Settle ran: %q", len(early), early)
 	}
@@ -110,7 +110,7 @@ func TestPlainAnswerSentOnlyAfterSettle(t *testing.T) {
 // A stream's events go out as they come (they are the product), but its
 // end — [DONE] and the end of the body — only after Settle.
 func TestStreamEndsOnlyAfterSettle(t *testing.T) {
-	early, all := settleOrder(t, chatBody(true, "hello there tokens=5"))
+	early, all := settleOrder(t, "/v1/chat/completions", chatBody(true, "hello there tokens=5"))
 	if !strings.Contains(early, "data: {") {
 		t.Fatalf("no event reached the client before Settle: %q", early)
 	}
@@ -119,5 +119,22 @@ func TestStreamEndsOnlyAfterSettle(t *testing.T) {
 	}
 	if !strings.Contains(all, "data: [DONE]") {
 		t.Fatalf("the stream did not end with [DONE]: %q", all)
+	}
+}
+
+// On a translated protocol too: a plain answer only after Settle, and a
+// stream's last event (a whole response object, larger than the
+// connection's buffer here) only after Settle.
+func TestProtocolAnswersEndOnlyAfterSettle(t *testing.T) {
+	early, all := settleOrder(t, "/v1/responses", `{"model":"double-model","input":"hello tokens=5"}`)
+	if early != "" || !strings.Contains(all, `"output_tokens":5`) {
+		t.Fatalf("plain: early %q, answer %q", early, all)
+	}
+	early, all = settleOrder(t, "/v1/responses", `{"model":"double-model","input":"hello tokens=3000","stream":true}`)
+	if !strings.Contains(early, "response.output_text.delta") || strings.Contains(early, "response.completed") {
+		t.Fatalf("stream: before Settle the client had %d bytes, ending %q", len(early), early[max(0, len(early)-200):])
+	}
+	if !strings.Contains(all, "event: response.completed") {
+		t.Fatalf("the stream did not end with response.completed")
 	}
 }

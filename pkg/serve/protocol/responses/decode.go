@@ -78,7 +78,7 @@ type echo struct {
 // topLevel are the request fields this route accepts; any other is refused.
 var topLevel = []string{"model", "input", "instructions", "max_output_tokens", "temperature", "top_p",
 	"tools", "tool_choice", "parallel_tool_calls", "text", "metadata", "store", "previous_response_id",
-	"stream", "user", "reasoning", "truncation", "include"}
+	"stream", "user", "safety_identifier", "reasoning", "truncation", "include"}
 
 func bad(param, format string, a ...any) *apierror.Error {
 	return &apierror.Error{Status: http.StatusBadRequest, Type: apierror.TypeInvalidRequest, Code: "invalid_request",
@@ -224,6 +224,14 @@ func decode(body []byte) (*chatRequest, *echo, *apierror.Error) {
 		return nil, nil, aerr
 	}
 	ec.User = cr.User
+	// safety_identifier is what OpenAI now calls the end user's id.
+	var sid string
+	if aerr = field(m, "", "safety_identifier", &sid); aerr != nil {
+		return nil, nil, aerr
+	}
+	if cr.User == "" {
+		cr.User = sid
+	}
 	if raw := m["metadata"]; !isNull(raw) {
 		var md map[string]string
 		if err := json.Unmarshal(raw, &md); err != nil {
