@@ -151,3 +151,19 @@ func TestMessagesSettleAndRoute(t *testing.T) {
 		t.Fatalf("a count over the rate limit: %d %s", resp.StatusCode, got)
 	}
 }
+
+// A Messages answer is sent only after Settle, and a stream's message_stop
+// too: a client holding a whole answer means a durable charge.
+func TestMessagesEndOnlyAfterSettle(t *testing.T) {
+	early, all := settleOrder(t, "/v1/messages", messagesBody(false, "hello tokens=5"))
+	if early != "" || !strings.Contains(all, `"output_tokens":5`) {
+		t.Fatalf("plain: early %q, answer %q", early, all)
+	}
+	early, all = settleOrder(t, "/v1/messages", messagesBody(true, "hello tokens=20"))
+	if !strings.Contains(early, "event: content_block_delta") || strings.Contains(early, "message_stop") {
+		t.Fatalf("stream: before Settle the client had %q", early)
+	}
+	if !strings.Contains(all, "event: message_stop") {
+		t.Fatalf("the stream did not end with message_stop: %q", all)
+	}
+}
