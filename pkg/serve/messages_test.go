@@ -52,7 +52,7 @@ func TestMessagesErrorsInAnthropicShape(t *testing.T) {
 		status          int
 		typ, says       string
 	}{
-		{"no key", "", messagesBody(false, "x"), nil, 401, "authentication_error", "missing API key"},
+		{"no key", "", messagesBody(false, "x"), nil, 401, "authentication_error", "missing API key: send x-api-key"},
 		{"bad key", "nope", messagesBody(false, "x"), nil, 401, "authentication_error", "invalid API key"},
 		{"refused field", "good", `{"model":"double-model","max_tokens":5,"top_logprobs":2,"messages":[{"role":"user","content":"x"}]}`, nil, 400, "invalid_request_error", "top_logprobs"},
 		{"no max_tokens", "good", `{"model":"double-model","messages":[{"role":"user","content":"x"}]}`, nil, 400, "invalid_request_error", "max_tokens"},

@@ -73,6 +73,11 @@ func (x *exchange) Decode(body []byte) (*protocol.Request, *apierror.Error) {
 func (x *exchange) JSON(status int, body []byte) (int, string, []byte) {
 	const ctype = "application/json"
 	if status != http.StatusOK {
+		if status == http.StatusUnauthorized && strings.HasPrefix(openAIMessage(status, body), "missing API key") {
+			// The gateway's words name the Bearer header of OpenAI's
+			// clients; Anthropic's send x-api-key.
+			return status, ctype, ErrorBody(ErrAuthentication, "missing API key: send x-api-key: sk-llm-... (or Authorization: Bearer sk-llm-...)", "")
+		}
 		return status, ctype, TranslateError(status, body, "")
 	}
 	if x.count {
