@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/serve/protocol"
+	"github.com/llmctl/llmctl/pkg/serve/protocol/anthropic"
 	"github.com/llmctl/llmctl/pkg/serve/protocol/responses"
 )
 
@@ -24,7 +26,7 @@ import (
 
 // builtinProtocols are the protocols every gateway serves.
 func builtinProtocols() []protocol.Adapter {
-	return []protocol.Adapter{responses.Adapter{}}
+	return []protocol.Adapter{responses.Adapter{}, anthropic.Adapter{}}
 }
 
 // protocolRoutes indexes the built-in and extra adapters by path.
@@ -85,19 +87,33 @@ func (g *Gateway) protocol(w http.ResponseWriter, r *http.Request, st *reqState,
 	// carry usage), so it is kept in the stream the edgeWriter reads.
 	cr.includeUsage = cr.stream
 	if req.CountTokens {
-		g.countTokens(ew, st, p, cr)
+		g.countTokens(ew, r, st, p, cr)
 		return
 	}
 	g.run(ew, r, st, p, cr)
 }
 
 // countTokens answers the prompt estimate the gateway admits and reserves
-// by, after the same key and model checks as a request; no backend is asked
-// and nothing is charged, so, like /v1/models, it is not rate limited.
-func (g *Gateway) countTokens(w http.ResponseWriter, st *reqState, p billing.Principal, cr *clientRequest) {
-	if _, aerr := g.resolveModel(st, p, cr); aerr != nil {
+// by, after the same key and model checks as a request. No backend is asked
+// and nothing is charged, but it is admitted like a request of no tokens
+// (the key's and tenant's request rate and concurrency, as the admin API):
+// a count is cheap, not free, and a client may call it before every turn.
+func (g *Gateway) countTokens(w http.ResponseWriter, r *http.Request, st *reqState, p billing.Principal, cr *clientRequest) {
+	model, aerr := g.resolveModel(st, p, cr)
+	if aerr != nil {
 		g.fail(w, st, aerr)
 		return
+	}
+	if g.opts.Admitter != nil {
+		ticket, err := g.opts.Admitter.Admit(r.Context(), p, model, 0)
+		if err != nil {
+			g.fail(w, st, g.admitError(r, st, err))
+			return
+		}
+		defer ticket.Done(context.WithoutCancel(r.Context()), billing.Usage{})
+		for k, vs := range ticket.Header() {
+			w.Header()[k] = vs
+		}
 	}
 	b, err := json.Marshal(protocol.TokenCount{Object: "token_count", Model: cr.model, PromptTokens: cr.promptEstimate})
 	if err != nil {
