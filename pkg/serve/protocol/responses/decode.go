@@ -78,7 +78,7 @@ type echo struct {
 // topLevel are the request fields this route accepts; any other is refused.
 var topLevel = []string{"model", "input", "instructions", "max_output_tokens", "temperature", "top_p",
 	"tools", "tool_choice", "parallel_tool_calls", "text", "metadata", "store", "previous_response_id",
-	"stream", "user", "safety_identifier", "reasoning", "truncation", "include"}
+	"stream", "user", "safety_identifier", "reasoning", "truncation", "include", "prompt_cache_key"}
 
 func bad(param, format string, a ...any) *apierror.Error {
 	return &apierror.Error{Status: http.StatusBadRequest, Type: apierror.TypeInvalidRequest, Code: "invalid_request",
@@ -188,8 +188,19 @@ func decode(body []byte) (*chatRequest, *echo, *apierror.Error) {
 	if aerr = field(m, "", "include", &include); aerr != nil {
 		return nil, nil, aerr
 	}
-	if len(include) > 0 {
-		return nil, nil, unsupported("include", "include %q is not supported", include[0])
+	for _, inc := range include {
+		// Codex-style clients always ask for encrypted reasoning; this
+		// gateway returns no reasoning items, so there is none to include
+		// and the request is answered as asked.
+		if inc != "reasoning.encrypted_content" {
+			return nil, nil, unsupported("include", "include %q is not supported; only \"reasoning.encrypted_content\" (which adds nothing: no reasoning items are returned)", inc)
+		}
+	}
+	// prompt_cache_key only steers which cache a provider tries; the answer
+	// is the same without it, and no backend here routes by it.
+	var cacheKey string
+	if aerr = field(m, "", "prompt_cache_key", &cacheKey); aerr != nil {
+		return nil, nil, aerr
 	}
 	if aerr = field(m, "", "instructions", &ec.Instructions); aerr != nil {
 		return nil, nil, aerr
@@ -240,9 +251,18 @@ func decode(body []byte) (*chatRequest, *echo, *apierror.Error) {
 		ec.Metadata = raw
 	}
 	if raw := m["reasoning"]; !isNull(raw) {
-		rm, aerr := object(raw, "reasoning", "effort")
+		rm, aerr := object(raw, "reasoning", "effort", "summary")
 		if aerr != nil {
 			return nil, nil, aerr
+		}
+		// A summary of reasoning items: none are returned, so every
+		// setting gives the same (empty) summary.
+		var summary string
+		if aerr = field(rm, "reasoning", "summary", &summary); aerr != nil {
+			return nil, nil, aerr
+		}
+		if !slices.Contains([]string{"", "auto", "concise", "detailed", "none"}, summary) {
+			return nil, nil, bad("reasoning.summary", "reasoning.summary %q: want auto, concise, detailed or none", summary)
 		}
 		if aerr = field(rm, "reasoning", "effort", &cr.ReasoningEffort); aerr != nil {
 			return nil, nil, aerr

@@ -29,9 +29,10 @@ func TestRefusals(t *testing.T) {
 		{`{"model":"m","input":"x","text":{"format":{"type":"grammar"}}}`, "text.format.type"},
 		{`{"model":"m","input":"x","text":{"verbosity":"low"}}`, "text.verbosity"},
 		{`{"model":"m","input":"x","text":{"format":{"type":"json_schema","name":"n"}}}`, "text.format.schema"},
-		{`{"model":"m","input":"x","reasoning":{"summary":"auto"}}`, "reasoning.summary"},
+		{`{"model":"m","input":"x","reasoning":{"summary":"verbose"}}`, "reasoning.summary"},
 		{`{"model":"m","input":"x","truncation":"auto"}`, "truncation"},
-		{`{"model":"m","input":"x","include":["reasoning.encrypted_content"]}`, "include"},
+		{`{"model":"m","input":"x","include":["message.output_text.logprobs"]}`, "include"},
+		{`{"model":"m","input":"x","prompt_cache_key":7}`, "prompt_cache_key"},
 		{`{"model":"m","input":"x","metadata":{"n":1}}`, "metadata"},
 		{`{"model":"m","input":[{"type":"reasoning","summary":[]}]}`, "input[0].type"},
 		{`{"model":"m","input":[{"role":"robot","content":"x"}]}`, "input[0].role"},
@@ -161,4 +162,20 @@ func FuzzStream(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCodexHintsAccepted: what Codex-style clients send on every request
+// (encrypted reasoning, a reasoning summary, a cache key) is accepted; with
+// no reasoning items returned, each is answered as asked.
+func TestCodexHintsAccepted(t *testing.T) {
+	body := `{"model":"m","input":"x","include":["reasoning.encrypted_content"],"reasoning":{"effort":"low","summary":"auto"},"prompt_cache_key":"sess-1","store":false}`
+	x := newExchange("s")
+	req, aerr := x.Decode([]byte(body))
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	chat := string(req.Chat)
+	if strings.Contains(chat, "prompt_cache_key") || strings.Contains(chat, "summary") || !strings.Contains(chat, `"reasoning_effort":"low"`) {
+		t.Fatalf("chat body %s", chat)
+	}
 }
