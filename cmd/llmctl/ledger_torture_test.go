@@ -533,3 +533,25 @@ func TestLedgerTorture(t *testing.T) {
 		t.Fatalf("llmctl ledger verify: %v\n%s%s", err, out, errOut)
 	}
 }
+
+// tortureDeps is what the torture tests start from: a fresh PostgreSQL
+// database, the built binary, a backend double serving model "m", and the
+// store and ledger on that database (closed when the test ends).
+func tortureDeps(t *testing.T) (dsn, bin string, double *upstreamdouble.Double, st store.Store, ls ledger.Store) {
+	t.Helper()
+	ctx := context.Background()
+	dsn = testenv.PG(t).NewDatabase(t)
+	bin = buildLLMCtl(t)
+	double = upstreamdouble.Start(t, upstreamdouble.Options{Models: []string{"m"}})
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ls, err = ledger.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ls.Close() })
+	return dsn, bin, double, st, ls
+}

@@ -22,7 +22,6 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/llmctl/llmctl/internal/testenv"
-	"github.com/llmctl/llmctl/internal/upstreamdouble"
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/billing/ledger"
 	"github.com/llmctl/llmctl/pkg/billing/store"
@@ -182,20 +181,7 @@ func TestAlertsTorture(t *testing.T) {
 		gateways  = 2
 	)
 	ctx := context.Background()
-	dsn := testenv.PG(t).NewDatabase(t)
-	bin := buildLLMCtl(t)
-	double := upstreamdouble.Start(t, upstreamdouble.Options{Models: []string{"m"}})
-
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	ls, err := ledger.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ls.Close()
+	dsn, bin, double, st, ls := tortureDeps(t)
 	ob, _ := ledger.OutboxOf(ls)
 	type tenant struct{ id, name, key string }
 	var tenants []tenant

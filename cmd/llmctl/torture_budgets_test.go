@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmctl/llmctl/internal/testenv"
-	"github.com/llmctl/llmctl/internal/upstreamdouble"
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/billing/ledger"
 	"github.com/llmctl/llmctl/pkg/billing/store"
@@ -39,20 +37,7 @@ func TestBudgetTorture(t *testing.T) {
 		gateways = 3
 	)
 	ctx := context.Background()
-	dsn := testenv.PG(t).NewDatabase(t)
-	bin := buildLLMCtl(t)
-	double := upstreamdouble.Start(t, upstreamdouble.Options{Models: []string{"m"}})
-
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	ls, err := ledger.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ls.Close()
+	dsn, bin, double, st, ls := tortureDeps(t)
 	type caller struct{ tenantID, key string }
 	var callers []caller
 	var budgets []ledger.Budget
