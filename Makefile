@@ -65,7 +65,7 @@ deps:
 # Packages whose goroutines share state (limiter flusher, ledger writers and
 # spool, gateway, engine scheduler, top's model, the test control plane):
 # make test runs them a second time under the race detector.
-RACE_PKGS ?= ./pkg/billing/... ./pkg/serve/ ./pkg/serve/engine/ ./pkg/top/ ./pkg/top/ui/ ./pkg/top/metrics/ ./pkg/top/ledgersource/ ./internal/kubetest/
+RACE_PKGS ?= ./pkg/billing/... ./pkg/serve/ ./pkg/serve/protocol/... ./pkg/serve/engine/ ./pkg/top/ ./pkg/top/ui/ ./pkg/top/metrics/ ./pkg/top/ledgersource/ ./internal/kubetest/
 
 ## test: every test, real services required; then the race detector.
 test: deps lint llamaref kube-tools
