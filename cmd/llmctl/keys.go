@@ -156,7 +156,7 @@ func (o *keysCreateOptions) print(g *globals, k store.Key, secret string) error 
 	if o.format != printer.Table {
 		return printer.Structured(g.Out, o.format, createdKey{Key: k, Secret: secret})
 	}
-	if err := printKeys(g, o.format, k); err != nil {
+	if err := printKeys(g, o.format, false, k); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintf(g.Out, "\nkey: %s\nStore it now: it is shown only once.\n", secret)
@@ -210,7 +210,7 @@ func newKeysListCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return printKeys(g, f, ks...)
+				return printKeys(g, f, true, ks...)
 			}
 			st, err := db.open(cmd.Context())
 			if err != nil {
@@ -221,7 +221,7 @@ func newKeysListCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printKeys(g, f, ks...)
+			return printKeys(g, f, true, ks...)
 		},
 	}
 	cmd.Flags().StringVar(&tenant, "tenant", "", "only this tenant's keys")
@@ -275,7 +275,7 @@ func newKeysLimitsCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printKeys(g, f, keyFromAPI(k))
+			return printKeys(g, f, false, keyFromAPI(k))
 		},
 		func(ctx context.Context, st store.Store, id string, l billing.Limits, f printer.Format) error {
 			k, err := st.SetKeyLimits(ctx, id, l)
@@ -285,7 +285,7 @@ func newKeysLimitsCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 			if err := recordAudit(ctx, st, store.AuditKeyUpdate, k.ID, map[string]any{"limits": l}); err != nil {
 				return err
 			}
-			return printKeys(g, f, k)
+			return printKeys(g, f, false, k)
 		})
 }
 
@@ -316,8 +316,13 @@ func listKeysRemote(ctx context.Context, c *adminclient.Client, tenant string) (
 	return out, nil
 }
 
-func printKeys(g *globals, f printer.Format, ks ...store.Key) error {
+// printKeys prints keys; a list command (list) prints a list for -o json|yaml
+// even when it has one item or none, so scripts can rely on the shape.
+func printKeys(g *globals, f printer.Format, list bool, ks ...store.Key) error {
 	if f != printer.Table {
+		if list {
+			return printer.Structured(g.Out, f, append([]store.Key{}, ks...))
+		}
 		return printer.Items(g.Out, f, ks)
 	}
 	tw := printer.TableWriter(g.Out, "id", "tenant", "name", "role", "models", "rpm", "tpm", "max-concurrency", "expires", "status")

@@ -185,3 +185,33 @@ func TestConfigFileDBForEveryStoreCommand(t *testing.T) {
 		t.Fatalf("bad config: %v", err)
 	}
 }
+
+// TestListsAreListsInJSON: `keys list` and `tenants list -o json` print a
+// list even with one item (or none), so a script never has to guess.
+func TestListsAreListsInJSON(t *testing.T) {
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "llmctl.db")
+	mustRun := func(args ...string) string {
+		t.Helper()
+		out, errOut, err := run(t, append(args, "--db", dsn)...)
+		if err != nil {
+			t.Fatalf("llmctl %v: %v\n%s", args, err, errOut)
+		}
+		return out
+	}
+	if out := strings.TrimSpace(mustRun("tenants", "list", "-o", "json")); out != "[]" {
+		t.Fatalf("no tenants: %s", out)
+	}
+	mustRun("tenants", "create", "acme")
+	mustRun("keys", "create", "--tenant", "acme")
+	for _, args := range [][]string{{"tenants", "list", "-o", "json"}, {"keys", "list", "-o", "json"}} {
+		var v []map[string]any
+		if out := mustRun(args...); json.Unmarshal([]byte(out), &v) != nil || len(v) != 1 {
+			t.Errorf("%v with one item: %s", args, out)
+		}
+	}
+	// A single object stays an object where one thing is shown.
+	var obj map[string]any
+	if out := mustRun("tenants", "create", "beta", "-o", "json"); json.Unmarshal([]byte(out), &obj) != nil {
+		t.Errorf("tenants create: %s", out)
+	}
+}

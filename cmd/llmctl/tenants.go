@@ -60,7 +60,7 @@ func (o *tenantsCreateOptions) Run(cmd *cobra.Command, g *globals) error {
 		if err != nil {
 			return err
 		}
-		return printTenants(g, o.format, tenantFromAPI(t))
+		return printTenants(g, o.format, false, tenantFromAPI(t))
 	}
 	st, err := o.db.open(cmd.Context())
 	if err != nil {
@@ -74,7 +74,7 @@ func (o *tenantsCreateOptions) Run(cmd *cobra.Command, g *globals) error {
 	if err := recordAudit(cmd.Context(), st, store.AuditTenantCreate, t.Name, map[string]any{"id": t.ID, "limits": t.Limits}); err != nil {
 		return err
 	}
-	return printTenants(g, o.format, t)
+	return printTenants(g, o.format, false, t)
 }
 
 func newTenantsCreateCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
@@ -114,7 +114,7 @@ func newTenantsListCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 				for _, t := range ts {
 					out = append(out, tenantFromAPI(t))
 				}
-				return printTenants(g, f, out...)
+				return printTenants(g, f, true, out...)
 			}
 			st, err := db.open(cmd.Context())
 			if err != nil {
@@ -125,7 +125,7 @@ func newTenantsListCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printTenants(g, f, ts...)
+			return printTenants(g, f, true, ts...)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table, json, yaml")
@@ -139,7 +139,7 @@ func newTenantsLimitsCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command
 			if err != nil {
 				return err
 			}
-			return printTenants(g, f, tenantFromAPI(t))
+			return printTenants(g, f, false, tenantFromAPI(t))
 		},
 		func(ctx context.Context, st store.Store, name string, l billing.Limits, f printer.Format) error {
 			t, err := st.SetTenantLimits(ctx, name, l)
@@ -149,7 +149,7 @@ func newTenantsLimitsCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command
 			if err := recordAudit(ctx, st, store.AuditTenantLimits, t.Name, map[string]any{"id": t.ID, "limits": l}); err != nil {
 				return err
 			}
-			return printTenants(g, f, t)
+			return printTenants(g, f, false, t)
 		})
 }
 
@@ -180,7 +180,7 @@ func (o *tenantsSuspendOptions) Run(cmd *cobra.Command, g *globals) error {
 		if err != nil {
 			return err
 		}
-		return printTenants(g, o.format, tenantFromAPI(t))
+		return printTenants(g, o.format, false, tenantFromAPI(t))
 	}
 	st, err := o.db.open(cmd.Context())
 	if err != nil {
@@ -198,7 +198,7 @@ func (o *tenantsSuspendOptions) Run(cmd *cobra.Command, g *globals) error {
 	if err := recordAudit(cmd.Context(), st, action, t.Name, map[string]any{"id": t.ID}); err != nil {
 		return err
 	}
-	return printTenants(g, o.format, t)
+	return printTenants(g, o.format, false, t)
 }
 
 func newTenantsSuspendCmd(g *globals, db *dbFlag, rf *remoteFlags, suspend bool) *cobra.Command {
@@ -217,8 +217,13 @@ func newTenantsSuspendCmd(g *globals, db *dbFlag, rf *remoteFlags, suspend bool)
 	return cmd
 }
 
-func printTenants(g *globals, f printer.Format, ts ...store.Tenant) error {
+// printTenants prints tenants; a list command (list) prints a list for -o json|yaml
+// even when it has one item or none, so scripts can rely on the shape.
+func printTenants(g *globals, f printer.Format, list bool, ts ...store.Tenant) error {
 	if f != printer.Table {
+		if list {
+			return printer.Structured(g.Out, f, append([]store.Tenant{}, ts...))
+		}
 		return printer.Items(g.Out, f, ts)
 	}
 	tw := printer.TableWriter(g.Out, "id", "name", "rpm", "tpm", "max-concurrency", "created", "status")

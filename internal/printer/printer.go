@@ -60,8 +60,9 @@ func Structured(w io.Writer, f Format, v any) error {
 	}
 }
 
-// Items writes one item as an object and several (or none) as a list, the
-// shape `-o json|yaml` of the create/list/limits commands share.
+// Items writes one item as an object and several (or none) as a list: the
+// shape of commands that show what they just changed (create, limits). A
+// list command prints a list whatever its length (Structured on a slice).
 func Items[T any](w io.Writer, f Format, items []T) error {
 	if len(items) == 1 {
 		return Structured(w, f, items[0])
