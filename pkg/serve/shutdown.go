@@ -14,7 +14,7 @@ var errServerShutdown = errors.New("the server is shutting down")
 
 // cutGrace is how long requests cut at the end of the grace period get to
 // write their error event and settle before connections are closed.
-const cutGrace = 5 * time.Second
+const cutGrace = 2 * time.Second
 
 // withShutdown gives r a context that ends, with cause errServerShutdown,
 // when the gateway cuts open requests; stop releases it.

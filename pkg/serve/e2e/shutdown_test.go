@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,13 +20,13 @@ import (
 
 // openStream posts a streaming request and returns its body once the first
 // event has arrived, with that event.
-func openStream(t *testing.T, ctx context.Context, s *llmctltest.Server, path, id, body string) (*bufio.Reader, io.Closer, string) {
+func openStream(t *testing.T, ctx context.Context, s *llmctltest.Server, key, path, id, body string) (*bufio.Reader, io.Closer, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+s.AdminKey)
+	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Request-Id", id)
 	resp, err := http.DefaultClient.Do(req)
@@ -48,14 +50,23 @@ func openStream(t *testing.T, ctx context.Context, s *llmctltest.Server, path, i
 // them as 503 (not 499), they are charged what was delivered, and the last
 // log line says the gateway stopped.
 func TestShutdownEndsOpenStreams(t *testing.T) {
-	d := upstreamdouble.Start(t, upstreamdouble.Options{Name: "a"})
-	s := llmctltest.Start(t, llmctltest.Options{Args: []string{"--backend", "a=" + d.URL()},
+	d := upstreamdouble.Start(t, upstreamdouble.Options{Name: "a", Models: []string{model}})
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "llmctl.db")
+	prices := filepath.Join(dir, "prices.yaml")
+	if err := os.WriteFile(prices, []byte("models:\n  "+model+": {input: 100000, output: 300000}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := llmctltest.Start(t, llmctltest.Options{DB: db, Args: []string{"--backend", "a=" + d.URL(), "--prices", prices},
 		Env: []string{"LLMCTL_SHUTDOWN_GRACE=700ms"}})
+	llmctl(t, db, "tenants", "create", "acme")
+	llmctl(t, db, "ledger", "credit", "acme", "10", "--reason", "e2e")
+	_, key := llmctltest.CreateKey(t, db, "acme")
 	ctx := ctxT(t)
-	oai, oaiBody, _ := openStream(t, ctx, s, "/v1/chat/completions", "shut-openai",
+	oai, oaiBody, oaiFirst := openStream(t, ctx, s, key, "/v1/chat/completions", "shut-openai",
 		`{"model":"`+model+`","stream":true,"messages":[{"role":"user","content":"hi tokens=100 gap=150ms"}]}`)
 	defer oaiBody.Close()
-	ant, antBody, _ := openStream(t, ctx, s, "/v1/messages", "shut-anthropic",
+	ant, antBody, antFirst := openStream(t, ctx, s, key, "/v1/messages", "shut-anthropic",
 		`{"model":"`+model+`","max_tokens":500,"stream":true,"messages":[{"role":"user","content":"hi tokens=100 gap=150ms"}]}`)
 	defer antBody.Close()
 	if err := s.Signal(syscall.SIGTERM); err != nil {
@@ -71,6 +82,7 @@ func TestShutdownEndsOpenStreams(t *testing.T) {
 	if !strings.HasPrefix(last, `data: {"error":{`) || !strings.Contains(last, `"code":"server_shutdown"`) || strings.Contains(string(rest), "[DONE]") {
 		t.Fatalf("OpenAI stream's last event %q", last)
 	}
+	delivered := map[string]int64{"shut-openai": int64(strings.Count(oaiFirst+string(rest), `"delta":{"content":"t`))}
 	rest, err = io.ReadAll(ant)
 	if err != nil {
 		t.Fatalf("Anthropic stream cut without an end: %v\n%s", err, rest)
@@ -78,6 +90,7 @@ func TestShutdownEndsOpenStreams(t *testing.T) {
 	if !strings.Contains(string(rest), "event: error\ndata: {\"type\":\"error\"") || !strings.Contains(string(rest), "shutting down") {
 		t.Fatalf("Anthropic stream's end:\n%s", rest)
 	}
+	delivered["shut-anthropic"] = int64(strings.Count(antFirst+string(rest), "event: content_block_delta"))
 
 	select {
 	case <-s.Done():
@@ -98,6 +111,13 @@ func TestShutdownEndsOpenStreams(t *testing.T) {
 	if !strings.Contains(lines[len(lines)-1], "msg=stopped") {
 		t.Errorf("last log line %q, want msg=stopped", lines[len(lines)-1])
 	}
+	// Charged what was delivered, settled before the flush that ended the run.
+	got := charges(t, db, "acme")
+	for id, n := range delivered {
+		if n == 0 || got[id].CompletionTokens != n {
+			t.Errorf("%s: delivered %d tokens, charged %+v", id, n, got[id])
+		}
+	}
 }
 
 // TestSecondSignalForcesExit: a second SIGTERM during the grace period
@@ -108,7 +128,7 @@ func TestSecondSignalForcesExit(t *testing.T) {
 		Env: []string{"LLMCTL_SHUTDOWN_GRACE=60s"}})
 	ctx, cancel := context.WithCancel(ctxT(t))
 	defer cancel()
-	_, body, _ := openStream(t, ctx, s, "/v1/chat/completions", "slow",
+	_, body, _ := openStream(t, ctx, s, s.AdminKey, "/v1/chat/completions", "slow",
 		`{"model":"`+model+`","stream":true,"messages":[{"role":"user","content":"hi tokens=100 gap=1s"}]}`)
 	defer body.Close()
 	if err := s.Signal(syscall.SIGTERM); err != nil {
