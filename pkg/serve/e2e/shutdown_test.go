@@ -50,18 +50,7 @@ func openStream(t *testing.T, ctx context.Context, s *llmctltest.Server, key, pa
 // them as 503 (not 499), they are charged what was delivered, and the last
 // log line says the gateway stopped.
 func TestShutdownEndsOpenStreams(t *testing.T) {
-	d := upstreamdouble.Start(t, upstreamdouble.Options{Name: "a", Models: []string{model}})
-	dir := t.TempDir()
-	db := "sqlite:" + filepath.Join(dir, "llmctl.db")
-	prices := filepath.Join(dir, "prices.yaml")
-	if err := os.WriteFile(prices, []byte("models:\n  "+model+": {input: 100000, output: 300000}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := llmctltest.Start(t, llmctltest.Options{DB: db, Args: []string{"--backend", "a=" + d.URL(), "--prices", prices},
-		Env: []string{"LLMCTL_SHUTDOWN_GRACE=700ms"}})
-	llmctl(t, db, "tenants", "create", "acme")
-	llmctl(t, db, "ledger", "credit", "acme", "10", "--reason", "e2e")
-	_, key := llmctltest.CreateKey(t, db, "acme")
+	s, _, db, key := pricedServer(t, "LLMCTL_SHUTDOWN_GRACE=700ms")
 	ctx := ctxT(t)
 	oai, oaiBody, oaiFirst := openStream(t, ctx, s, key, "/v1/chat/completions", "shut-openai",
 		`{"model":"`+model+`","stream":true,"messages":[{"role":"user","content":"hi tokens=100 gap=150ms"}]}`)
@@ -156,6 +145,25 @@ func TestSecondSignalForcesExit(t *testing.T) {
 		t.Fatalf("stderr after a forced exit:\n%s", s.Stderr())
 	}
 	t.Logf("exited %s after the second signal", time.Since(start))
+}
+
+// pricedServer starts a gateway with billing on over a double serving
+// model, and tenant acme with 10 of credit; it returns the gateway, the
+// double, the gateway's database and a key of acme.
+func pricedServer(t *testing.T, env ...string) (*llmctltest.Server, *upstreamdouble.Double, string, string) {
+	t.Helper()
+	d := upstreamdouble.Start(t, upstreamdouble.Options{Name: "a", Models: []string{model}})
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "llmctl.db")
+	prices := filepath.Join(dir, "prices.yaml")
+	if err := os.WriteFile(prices, []byte("models:\n  "+model+": {input: 100000, output: 300000}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := llmctltest.Start(t, llmctltest.Options{DB: db, Args: []string{"--backend", "a=" + d.URL(), "--prices", prices}, Env: env})
+	llmctl(t, db, "tenants", "create", "acme")
+	llmctl(t, db, "ledger", "credit", "acme", "10", "--reason", "e2e")
+	_, key := llmctltest.CreateKey(t, db, "acme")
+	return s, d, db, key
 }
 
 // logLine is the first line of logs containing sub, or "".
