@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -52,6 +53,23 @@ func openStream(t *testing.T, ctx context.Context, s *llmctltest.Server, key, pa
 func TestShutdownEndsOpenStreams(t *testing.T) {
 	s, _, db, key := pricedServer(t, "LLMCTL_SHUTDOWN_GRACE=700ms")
 	ctx := ctxT(t)
+	// A plain request waiting on its backend, sent first so that it is in
+	// flight by the time both streams have their first event.
+	plain := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/v1/chat/completions",
+			strings.NewReader(`{"model":"`+model+`","messages":[{"role":"user","content":"hi delay=30s"}]}`))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("X-Request-Id", "shut-plain")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			plain <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		plain <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
 	oai, oaiBody, oaiFirst := openStream(t, ctx, s, key, "/v1/chat/completions", "shut-openai",
 		`{"model":"`+model+`","stream":true,"messages":[{"role":"user","content":"hi tokens=100 gap=150ms"}]}`)
 	defer oaiBody.Close()
@@ -80,6 +98,9 @@ func TestShutdownEndsOpenStreams(t *testing.T) {
 		t.Fatalf("Anthropic stream's end:\n%s", rest)
 	}
 	delivered["shut-anthropic"] = int64(strings.Count(antFirst+string(rest), "event: content_block_delta"))
+	if got := <-plain; !strings.HasPrefix(got, "503 ") || !strings.Contains(got, `"code":"server_shutdown"`) {
+		t.Errorf("plain request at the grace's end: %s", got)
+	}
 
 	select {
 	case <-s.Done():
@@ -90,9 +111,9 @@ func TestShutdownEndsOpenStreams(t *testing.T) {
 		t.Fatal("did not exit after the grace period")
 	}
 	logs := s.Stderr()
-	for _, id := range []string{"shut-openai", "shut-anthropic"} {
+	for _, id := range []string{"shut-openai", "shut-anthropic", "shut-plain"} {
 		line := logLine(logs, "msg=request request_id="+id)
-		if !strings.Contains(line, "status=503") || strings.Contains(line, "completion_tokens=0 ") {
+		if !strings.Contains(line, "status=503") || (id != "shut-plain" && strings.Contains(line, "completion_tokens=0 ")) {
 			t.Errorf("access log of a stream ended by shutdown: %q", line)
 		}
 	}
