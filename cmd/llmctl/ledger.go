@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/csv"
@@ -195,10 +196,19 @@ type ledgerEntriesOptions struct {
 	Tenant string
 	Since  string
 	Limit  int
-	Output string
+	// Reverse lists oldest first; --limit still keeps the newest entries.
+	Reverse bool
+	Output  string
 
 	format printer.Format
 	since  time.Time
+}
+
+// entryRow is an entry as `ledger entries` prints it: JSON keeps the
+// tenant's id (tenant) and adds its name; table and CSV show the name.
+type entryRow struct {
+	ledger.Entry
+	TenantName string `json:"tenantName"`
 }
 
 func (o *ledgerEntriesOptions) Complete(now time.Time) (err error) {
@@ -242,27 +252,35 @@ func (o *ledgerEntriesOptions) Run(cmd *cobra.Command, g *globals) error {
 	if err != nil {
 		return err
 	}
-	var es []ledger.Entry
+	var (
+		es    []ledger.Entry
+		names map[string]string // tenant id -> name
+	)
 	if rc != nil {
-		es, err = o.entriesRemote(ctx, rc)
+		es, names, err = o.entriesRemote(ctx, rc)
 	} else {
-		es, err = o.entriesDB(ctx)
+		es, names, err = o.entriesDB(ctx)
 	}
 	if err != nil {
 		return err
 	}
+	// Both sources give the newest first.
+	if o.Reverse {
+		slices.Reverse(es)
+	}
+	rows := make([]entryRow, len(es))
+	for i, e := range es {
+		rows[i] = entryRow{Entry: e, TenantName: names[e.TenantID]}
+	}
 	switch o.format {
 	case printer.JSON:
-		if es == nil {
-			es = []ledger.Entry{}
-		}
-		return printer.Structured(g.Out, o.format, es)
+		return printer.Structured(g.Out, o.format, rows)
 	case printer.CSV:
 		w := csv.NewWriter(g.Out)
 		_ = w.Write([]string{"seq", "time", "tenant", "kind", "amount_micros", "amount", "model", "prompt_tokens", "completion_tokens", "key", "reason",
 			"key_id", "end_user", "cached_prompt_tokens"})
-		for _, e := range es {
-			_ = w.Write([]string{strconv.FormatInt(e.Seq, 10), e.Time.Format(time.RFC3339Nano), e.TenantID, string(e.Kind),
+		for _, e := range rows {
+			_ = w.Write([]string{strconv.FormatInt(e.Seq, 10), e.Time.Format(time.RFC3339Nano), cmp.Or(e.TenantName, e.TenantID), string(e.Kind),
 				strconv.FormatInt(int64(e.Amount), 10), e.Amount.String(), e.Model,
 				strconv.FormatInt(e.PromptTokens, 10), strconv.FormatInt(e.CompletionTokens, 10), e.Key, e.Reason,
 				e.KeyID, e.EndUser, strconv.FormatInt(e.CachedPromptTokens, 10)})
@@ -271,7 +289,7 @@ func (o *ledgerEntriesOptions) Run(cmd *cobra.Command, g *globals) error {
 		return w.Error()
 	}
 	tw := printer.TableWriter(g.Out, "seq", "time", "tenant", "kind", "amount", "model", "tokens", "reason")
-	for _, e := range es {
+	for _, e := range rows {
 		tokens := "-"
 		if e.PromptTokens+e.CompletionTokens > 0 {
 			tokens = fmt.Sprintf("%d+%d", e.PromptTokens, e.CompletionTokens)
@@ -279,49 +297,58 @@ func (o *ledgerEntriesOptions) Run(cmd *cobra.Command, g *globals) error {
 		if e.CachedPromptTokens > 0 {
 			tokens = fmt.Sprintf("%d(%d cached)+%d", e.PromptTokens, e.CachedPromptTokens, e.CompletionTokens)
 		}
-		tw.Row(strconv.FormatInt(e.Seq, 10), e.Time.Format(time.RFC3339), e.TenantID, string(e.Kind), e.Amount.String(),
+		tw.Row(strconv.FormatInt(e.Seq, 10), e.Time.Format(time.RFC3339), cmp.Or(e.TenantName, e.TenantID), string(e.Kind), e.Amount.String(),
 			dash(e.Model), tokens, dash(e.Reason))
 	}
 	return tw.Flush()
 }
 
-func (o *ledgerEntriesOptions) entriesDB(ctx context.Context) ([]ledger.Entry, error) {
+// entriesDB lists entries newest first (so --limit keeps the latest), with
+// the tenants' names by id.
+func (o *ledgerEntriesOptions) entriesDB(ctx context.Context) ([]ledger.Entry, map[string]string, error) {
 	c, err := o.db.openLedger(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer c.Close()
-	f := ledger.Filter{Since: o.since, Limit: o.Limit}
+	f := ledger.Filter{Since: o.since, Limit: o.Limit, NewestFirst: true}
+	names := map[string]string{}
 	if o.Tenant != "" {
 		t, err := c.st.GetTenant(ctx, o.Tenant)
 		if err != nil {
-			return nil, fmt.Errorf("tenant %q: %w", o.Tenant, err)
+			return nil, nil, fmt.Errorf("tenant %q: %w", o.Tenant, err)
 		}
-		f.TenantID = t.ID
+		f.TenantID, names[t.ID] = t.ID, t.Name
+	} else {
+		ts, err := c.st.ListTenants(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("list tenants: %w", err)
+		}
+		for _, t := range ts {
+			names[t.ID] = t.Name
+		}
 	}
-	return c.lg.Entries(ctx, f)
+	es, err := c.lg.Entries(ctx, f)
+	return es, names, err
 }
 
 // entriesRemote pages through one tenant's entries (the admin API lists
-// them per tenant, newest first) and returns them oldest first like --db.
-// The API does not show an entry's sequence number, model or tokens, so
-// those columns are empty.
-func (o *ledgerEntriesOptions) entriesRemote(ctx context.Context, c *adminclient.Client) ([]ledger.Entry, error) {
+// them per tenant, newest first, as --db does) until --limit is reached.
+// The API does not show an entry's sequence number, so that column is empty.
+func (o *ledgerEntriesOptions) entriesRemote(ctx context.Context, c *adminclient.Client) ([]ledger.Entry, map[string]string, error) {
 	if o.Tenant == "" {
-		return nil, errors.New("llmctl ledger entries with --server needs --tenant: the admin API lists one tenant's entries")
+		return nil, nil, errors.New("llmctl ledger entries with --server needs --tenant: the admin API lists one tenant's entries")
 	}
 	t, err := c.GetTenant(ctx, o.Tenant)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var es []ledger.Entry
 	q := adminclient.EntryQuery{Since: o.since, Limit: 1000}
-	// --limit keeps the oldest entries on --db; the API pages newest first,
-	// so read every page and cut after reversing.
-	for {
+	for o.Limit == 0 || len(es) < o.Limit {
 		page, next, err := c.Entries(ctx, t.ID, q)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, e := range page {
 			es = append(es, ledger.Entry{Time: e.CreatedAt, TenantID: t.ID, Kind: ledger.Kind(e.Kind),
@@ -334,11 +361,10 @@ func (o *ledgerEntriesOptions) entriesRemote(ctx context.Context, c *adminclient
 		}
 		q.Cursor = next
 	}
-	slices.Reverse(es)
 	if o.Limit > 0 && len(es) > o.Limit {
 		es = es[:o.Limit]
 	}
-	return es, nil
+	return es, map[string]string{t.ID: t.Name}, nil
 }
 
 func dash(s string) string {
@@ -352,14 +378,15 @@ func newLedgerEntriesCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command
 	o := &ledgerEntriesOptions{db: db, rf: rf}
 	cmd := &cobra.Command{
 		Use:   "entries",
-		Short: "List ledger entries, oldest first",
+		Short: "List ledger entries, newest first (--reverse: oldest first)",
 		Args:  cobra.NoArgs,
 		RunE:  windowRunE(g, o),
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&o.Tenant, "tenant", "", "only this tenant (name or id)")
 	fl.StringVar(&o.Since, "since", "", "only entries at or after: a duration back (24h), a date or an RFC 3339 time")
-	fl.IntVar(&o.Limit, "limit", 0, "at most this many entries (0 = all)")
+	fl.IntVar(&o.Limit, "limit", 0, "at most this many entries, the newest (0 = all)")
+	fl.BoolVar(&o.Reverse, "reverse", false, "list oldest first (--limit still keeps the newest)")
 	fl.StringVarP(&o.Output, "output", "o", "", "output format: table, json, csv")
 	return cmd
 }

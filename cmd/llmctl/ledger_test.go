@@ -74,22 +74,38 @@ func testLedgerCLI(t *testing.T, dsn string) {
 	fails("ledger", "entries", "--since", "yesterday-ish")
 	fails("ledger", "entries", "-o", "yaml")
 
+	// Newest first, the tenant's id kept in JSON and its name added.
 	var es []struct {
-		Key, Kind, Reason string
-		Amount            int64
+		Key, Kind, Reason, Tenant, TenantName string
+		Amount                                int64
 	}
 	if err := json.Unmarshal([]byte(must("ledger", "entries", "--tenant", "acme", "-o", "json")), &es); err != nil {
 		t.Fatal(err)
 	}
-	if len(es) != 2 || es[0].Kind != "adjustment" || es[0].Amount != 12_500_000 || es[1].Key != "fix-1" || es[1].Reason != "fix" {
+	if len(es) != 2 || es[1].Kind != "adjustment" || es[1].Amount != 12_500_000 || es[0].Key != "fix-1" || es[0].Reason != "fix" ||
+		es[0].Tenant != tenantID(t, dsn, "acme") || es[0].TenantName != "acme" {
 		t.Fatalf("entries -o json: %+v", es)
+	}
+	// --limit keeps the newest, also with --reverse (oldest first).
+	for _, args := range [][]string{{"--limit", "1"}, {"--limit", "1", "--reverse"}} {
+		es = nil
+		if err := json.Unmarshal([]byte(must(append([]string{"ledger", "entries", "-o", "json"}, args...)...)), &es); err != nil || len(es) != 1 || es[0].Key != "fix-1" {
+			t.Fatalf("entries %v: %v %+v", args, err, es)
+		}
 	}
 	rows, err := csv.NewReader(strings.NewReader(must("ledger", "entries", "-o", "csv", "--since", "1h"))).ReadAll()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 3 || rows[0][4] != "amount_micros" || rows[2][4] != "-1" || rows[2][5] != "-0.000001" {
+	if len(rows) != 3 || rows[0][4] != "amount_micros" || rows[1][4] != "-1" || rows[1][5] != "-0.000001" || rows[1][2] != "acme" {
 		t.Fatalf("entries -o csv: %q", rows)
+	}
+	rows, err = csv.NewReader(strings.NewReader(must("ledger", "entries", "-o", "csv", "--reverse"))).ReadAll()
+	if err != nil || len(rows) != 3 || rows[1][4] != "12500000" || rows[2][4] != "-1" {
+		t.Fatalf("entries --reverse -o csv: %v %q", err, rows)
+	}
+	if out := must("ledger", "entries", "--tenant", "acme"); !strings.Contains(out, " acme ") || strings.Contains(out, tenantID(t, dsn, "acme")) {
+		t.Fatalf("entries table shows the tenant by name:\n%s", out)
 	}
 	if out := must("ledger", "entries", "--since", time.Now().Add(time.Hour).Format(time.RFC3339)); strings.Count(out, "\n") != 1 {
 		t.Fatalf("--since in the future listed entries:\n%s", out)

@@ -7,13 +7,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := notifyContext(os.Stderr, os.Exit)
 	err := newRootCmd(ctx, defaultStreams()).ExecuteContext(ctx)
 	stop()
 	if err != nil {
@@ -26,6 +28,44 @@ func main() {
 		}
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		os.Exit(1)
+	}
+}
+
+// notifyContext is a context that the first SIGINT/SIGTERM ends (serve
+// drains, then stops); a second one exits at once, non-zero (128 + the
+// signal's number, e.g. 130 for Ctrl-C), for an operator who will not wait
+// for the grace period. The ledger's spool is crash-safe: what was not
+// flushed is replayed on the next start.
+func notifyContext(stderr io.Writer, exit func(int)) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-sigs:
+			code := 1
+			if s, ok := sig.(syscall.Signal); ok {
+				code = 128 + int(s)
+			}
+			fmt.Fprintf(stderr, "llmctl: second %s: forced exit without waiting for open requests (a billing spool left behind is replayed on the next start)\n", sig)
+			exit(code)
+		case <-done:
+		}
+	}()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			signal.Stop(sigs)
+			close(done)
+			cancel()
+		})
 	}
 }
 

@@ -172,7 +172,7 @@ func TestRemoteCLIEndToEnd(t *testing.T) {
 		t.Fatalf("ledger spend: %v %+v", err, spent)
 	}
 
-	// Entries over the API, oldest first like --db: the credit, then the charge.
+	// Entries over the API, newest first like --db: the charge, then the credit.
 	var es []struct {
 		Kind                           string
 		Amount                         int64
@@ -181,8 +181,8 @@ func TestRemoteCLIEndToEnd(t *testing.T) {
 		PromptTokens, CompletionTokens int64
 	}
 	if err := json.Unmarshal([]byte(admin("ledger", "entries", "--tenant", "acme", "-o", "json")), &es); err != nil ||
-		len(es) != 2 || es[0].Kind != "credit" || es[0].Amount != 1_000_001 || es[0].Reason != "e2e" || es[1].Amount != -cost ||
-		es[1].Model != "m" || es[1].PromptTokens != rec.PromptTokens || es[1].CompletionTokens != rec.CompletionTokens {
+		len(es) != 2 || es[1].Kind != "credit" || es[1].Amount != 1_000_001 || es[1].Reason != "e2e" || es[0].Amount != -cost ||
+		es[0].Model != "m" || es[0].PromptTokens != rec.PromptTokens || es[0].CompletionTokens != rec.CompletionTokens {
 		t.Fatalf("ledger entries: %v %+v", err, es)
 	}
 
@@ -301,9 +301,10 @@ func TestRemoteCLIErrors(t *testing.T) {
 	}
 }
 
-// TestRemoteEntriesPages: `ledger entries --server` follows next_cursor to
-// the last page and prints oldest first, --limit keeping the oldest, as on
-// --db. The server is a double answering the admin API's page shape.
+// TestRemoteEntriesPages: `ledger entries --server` follows next_cursor
+// until --limit is reached and prints newest first (--reverse: oldest
+// first), --limit keeping the newest, as on --db, the tenant by name. The
+// server is a double answering the admin API's page shape.
 func TestRemoteEntriesPages(t *testing.T) {
 	pages := map[string]string{ // cursor -> page, newest first
 		"":  `{"object":"list","data":[{"kind":"credit","amount":"3.000000","amount_micros":3000000,"created_at":"2026-12-03T00:00:00Z"},{"kind":"credit","amount":"2.000000","amount_micros":2000000,"created_at":"2026-12-02T00:00:00Z"}],"next_cursor":"7"}`,
@@ -321,13 +322,31 @@ func TestRemoteEntriesPages(t *testing.T) {
 	}))
 	defer srv.Close()
 	t.Setenv("LLMCTL_DB", "")
-	out, _, err := run(t, "ledger", "entries", "--tenant", "acme", "--limit", "2", "-o", "json", "--server", srv.URL, "--api-key", "sk-llm-a.b")
-	var es []struct {
-		Amount   int64
-		TenantID string `json:"tenant"`
+	for _, c := range []struct {
+		args []string
+		want []int64
+	}{
+		{[]string{"--limit", "2"}, []int64{3_000_000, 2_000_000}},
+		{[]string{"--limit", "2", "--reverse"}, []int64{2_000_000, 3_000_000}},
+		{nil, []int64{3_000_000, 2_000_000, 1_000_000}},
+	} {
+		out, _, err := run(t, append([]string{"ledger", "entries", "--tenant", "acme", "-o", "json", "--server", srv.URL, "--api-key", "sk-llm-a.b"}, c.args...)...)
+		var es []struct {
+			Amount     int64
+			TenantID   string `json:"tenant"`
+			TenantName string `json:"tenantName"`
+		}
+		if err != nil || json.Unmarshal([]byte(out), &es) != nil || len(es) != len(c.want) || es[0].TenantID != "ten_1" || es[0].TenantName != "acme" {
+			t.Fatalf("entries %v: %v %+v\n%s", c.args, err, es, out)
+		}
+		for i, e := range es {
+			if e.Amount != c.want[i] {
+				t.Fatalf("entries %v: amounts %+v, want %v", c.args, es, c.want)
+			}
+		}
 	}
-	if err != nil || json.Unmarshal([]byte(out), &es) != nil || len(es) != 2 ||
-		es[0].Amount != 1_000_000 || es[1].Amount != 2_000_000 || es[0].TenantID != "ten_1" {
-		t.Fatalf("entries: %v %+v\n%s", err, es, out)
+	out, _, err := run(t, "ledger", "entries", "--tenant", "acme", "-o", "csv", "--server", srv.URL, "--api-key", "sk-llm-a.b")
+	if err != nil || !strings.Contains(out, ",acme,credit,3000000,") || strings.Contains(out, "ten_1") {
+		t.Fatalf("entries -o csv: %v\n%s", err, out)
 	}
 }

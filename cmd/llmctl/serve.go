@@ -169,13 +169,23 @@ func (o *serveOptions) Complete(lookup func(string) (string, bool)) error {
 // Validate checks the effective config.
 func (o *serveOptions) Validate() error { return o.cfg.Validate() }
 
-// Run opens the store, bootstraps the admin key, and serves until the
-// context ends (SIGINT/SIGTERM), draining in-flight requests.
+// Run serves until the context ends (SIGINT/SIGTERM), then logs "stopped"
+// once everything, the ledger's flush included, is done.
 func (o *serveOptions) Run(ctx context.Context) error {
 	log, err := o.g.Logger()
 	if err != nil {
 		return err
 	}
+	if err := o.serve(ctx, log); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// serve opens the store, bootstraps the admin key, and serves until the
+// context ends, draining in-flight requests.
+func (o *serveOptions) serve(ctx context.Context, log *slog.Logger) error {
 	st, err := store.Open(ctx, o.cfg.DB)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)

@@ -102,6 +102,9 @@ func TestTerminationGrace(t *testing.T) {
 		{[]string{"gateway.shutdownGraceSeconds=60"}, 75, time.Minute, ""},
 		{[]string{"gateway.terminationGracePeriodSeconds=120"}, 120, 30 * time.Second, ""},
 		{[]string{"gateway.terminationGracePeriodSeconds=35"}, 0, 0, "gateway.terminationGracePeriodSeconds (35) must be at least"},
+		// Draining (30) + the 2 s cut-off + the 10 s ledger flush.
+		{[]string{"gateway.terminationGracePeriodSeconds=41"}, 0, 0, "must be at least gateway.shutdownGraceSeconds + 12 (42)"},
+		{[]string{"gateway.terminationGracePeriodSeconds=42"}, 42, 30 * time.Second, ""},
 		{[]string{"gateway.config.shutdownGrace=10s"}, 0, 0, "set gateway.shutdownGraceSeconds"},
 	} {
 		t.Run(strings.Join(tc.set, ","), func(t *testing.T) {

@@ -138,6 +138,10 @@ type Gateway struct {
 	redeemLimits *redeemLimiter
 	// protocols are the translated protocol routes by path (edge.go).
 	protocols map[string]protocol.Adapter
+	// cut ends, by cutRequests, when the shutdown grace period is over:
+	// every open request's context ends with it (shutdown.go).
+	cut         context.Context
+	cutRequests context.CancelFunc
 }
 
 // New validates opts and builds the gateway. Call CheckBackends (or Serve,
@@ -219,6 +223,7 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g := &Gateway{opts: opts, log: opts.Logger, registry: opts.Registry, reserver: opts.Reserver,
 		bodies: &bodyBudget{max: opts.BodyBudgetBytes}, redeemLimits: newRedeemLimiter(opts.RedeemPerMinute), protocols: protocols}
+	g.cut, g.cutRequests = context.WithCancel(context.Background())
 	if g.registry == nil {
 		g.registry = prometheus.NewRegistry()
 		g.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

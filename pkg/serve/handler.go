@@ -115,6 +115,8 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, route func(http.
 	st := &reqState{id: requestID(r), route: g.routeOf(r.URL.Path), start: time.Now()}
 	w.Header().Set("X-Request-Id", st.id)
 	rw := &respWriter{ResponseWriter: w}
+	r, stop := g.withShutdown(r)
+	defer stop()
 	inflight := g.metrics.inFlight.WithLabelValues(st.route)
 	inflight.Inc()
 	defer func() {
@@ -362,7 +364,7 @@ func (g *Gateway) admitError(r *http.Request, st *reqState, err error) *apiError
 			Code: "rate_limit_exceeded", Message: le.Message, Header: h}
 	}
 	if r.Context().Err() != nil {
-		return clientClosed()
+		return requestEnded(r)
 	}
 	g.log.Error("rate limiter", "request_id", st.id, "err", err)
 	return &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: "limiter_unavailable",
@@ -462,7 +464,7 @@ func (g *Gateway) run(w http.ResponseWriter, r *http.Request, st *reqState, p bi
 		if r.Context().Err() != nil || errors.Is(err, context.Canceled) {
 			// The client left while the hold was being written; the ledger
 			// releases whatever may have been committed. Not our failure.
-			g.fail(w, st, clientClosed())
+			g.fail(w, st, requestEnded(r))
 			return
 		}
 		g.log.Error("ledger reserve", "request_id", st.id, "err", err)
@@ -578,7 +580,7 @@ func (g *Gateway) backendAPIError(r *http.Request, st *reqState, model string, e
 		return &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: "no_backend",
 			Message: fmt.Sprintf("no healthy backend serves the model %q right now", model)}
 	case r.Context().Err() != nil:
-		return clientClosed()
+		return requestEnded(r)
 	case errors.As(err, &be) && be.Reason == "" && be.Status >= 400 && be.Status < 500:
 		// The backend rejected the request itself: pass its answer through.
 		return &apiError{Status: be.Status, Type: typeInvalidRequest, Code: "upstream_rejected", Message: upstreamMessage(be.Body, be.Status)}
@@ -690,6 +692,10 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 			break
 		}
 		if err != nil {
+			if shuttingDown(r) {
+				g.endStream(w, st, started, serverShutdown())
+				break
+			}
 			if r.Context().Err() != nil {
 				st.status = statusClientClosed
 				break
@@ -705,11 +711,8 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 				return billing.Usage{PromptTokens: cr.promptEstimate}, nil
 			}
 			// Past the first byte no retry: end with an error event.
-			e := &apiError{Status: http.StatusBadGateway, Type: typeServer, Code: "backend_error",
-				Message: "the backend stream broke off"}
-			_, _ = w.Write(append(append(append([]byte(nil), sseData...), e.Body()...), sseEnd...))
-			_ = rc.Flush()
-			st.status = http.StatusBadGateway
+			g.endStream(w, st, true, &apiError{Status: http.StatusBadGateway, Type: typeServer, Code: "backend_error",
+				Message: "the backend stream broke off"})
 			break
 		}
 		content, usageOnly := inspectEvent(data)
@@ -755,6 +758,19 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 		return *u, nil
 	}
 	return billing.Usage{PromptTokens: cr.promptEstimate, CompletionTokens: counted}, nil
+}
+
+// endStream ends a stream with e: an error event when events went out
+// (the edge turns it into its protocol's error event), else the error
+// answer; the access log records e's status.
+func (g *Gateway) endStream(w http.ResponseWriter, st *reqState, started bool, e *apiError) {
+	if !started {
+		g.fail(w, st, e)
+		return
+	}
+	_, _ = w.Write(append(append(append([]byte(nil), sseData...), e.Body()...), sseEnd...))
+	_ = http.NewResponseController(w).Flush()
+	st.status = e.Status
 }
 
 // inspectEvent tells whether a chunk carries generated content and whether

@@ -22,7 +22,8 @@ type ServerOptions struct {
 
 // Serve checks backends once, listens, and serves until ctx ends; then it
 // stops accepting, lets in-flight requests drain for the grace period and
-// cuts what is left (which cancels their upstream requests).
+// ends what is left with a shutdown error (which cancels their upstream
+// requests), then closes the connections.
 func (g *Gateway) Serve(ctx context.Context, so ServerOptions) error {
 	if so.ShutdownGrace <= 0 {
 		so.ShutdownGrace = 30 * time.Second
@@ -72,10 +73,7 @@ func (g *Gateway) Serve(ctx context.Context, so ServerOptions) error {
 	sctx, cancel := context.WithTimeout(context.Background(), so.ShutdownGrace)
 	defer cancel()
 	for _, srv := range servers {
-		if err := srv.Shutdown(sctx); err != nil {
-			g.log.Warn("grace period over; closing remaining connections", "err", err)
-			_ = srv.Close()
-		}
+		g.shutdown(sctx, srv)
 	}
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr

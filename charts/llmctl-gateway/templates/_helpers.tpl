@@ -72,16 +72,17 @@ seccompProfile:
 
 {{/*
 The gateway pod's terminationGracePeriodSeconds: after SIGTERM the gateway
-drains requests for gateway.shutdownGraceSeconds, then flushes the ledger's
-spool for up to 10 s (cmd/llmctl serve); 5 s more for the process to exit.
+drains requests for gateway.shutdownGraceSeconds, gives what is still open
+2 s to end with a server_shutdown error, then flushes the ledger's spool for
+up to 10 s (cmd/llmctl serve); 3 s more for the process to exit.
 */}}
 {{- define "llmctl-gateway.terminationGrace" -}}
 {{- $grace := int .Values.gateway.shutdownGraceSeconds }}
 {{- $set := int .Values.gateway.terminationGracePeriodSeconds }}
 {{- if eq $set 0 }}
 {{- add $grace 15 }}
-{{- else if lt $set (add $grace 10) }}
-{{- fail (printf "gateway.terminationGracePeriodSeconds (%d) must be at least gateway.shutdownGraceSeconds + 10 (%d): the pod would be killed while draining or flushing the ledger" $set (add $grace 10)) }}
+{{- else if lt $set (add $grace 12) }}
+{{- fail (printf "gateway.terminationGracePeriodSeconds (%d) must be at least gateway.shutdownGraceSeconds + 12 (%d): the pod would be killed while draining or flushing the ledger" $set (add $grace 12)) }}
 {{- else }}
 {{- $set }}
 {{- end }}

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,7 +11,6 @@ import (
 	aoption "github.com/anthropics/anthropic-sdk-go/v2/option"
 
 	"github.com/llmctl/llmctl/internal/llmctltest"
-	"github.com/llmctl/llmctl/internal/upstreamdouble"
 	"github.com/llmctl/llmctl/pkg/serve/engine"
 )
 
@@ -64,17 +61,7 @@ func anthropicErr(t *testing.T, err error, status int, typ, says string) {
 }
 
 func TestMessagesRemoteBackend(t *testing.T) {
-	d := upstreamdouble.Start(t, upstreamdouble.Options{Name: "a", Models: []string{model}})
-	dir := t.TempDir()
-	db := "sqlite:" + filepath.Join(dir, "llmctl.db")
-	prices := filepath.Join(dir, "prices.yaml")
-	if err := os.WriteFile(prices, []byte("models:\n  "+model+": {input: 100000, output: 300000}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := llmctltest.Start(t, llmctltest.Options{DB: db, Args: []string{"--backend", "a=" + d.URL(), "--prices", prices}})
-	llmctl(t, db, "tenants", "create", "acme")
-	llmctl(t, db, "ledger", "credit", "acme", "10", "--reason", "e2e")
-	_, key := llmctltest.CreateKey(t, db, "acme")
+	s, d, db, key := pricedServer(t)
 	c := anthropicClient(s, aoption.WithAPIKey(key)) // x-api-key, as Anthropic's clients send
 	ctx := ctxT(t)
 	delivered := map[string]int64{} // request id → completion tokens the double delivered
