@@ -2,6 +2,7 @@ package anthropic
 
 import (
 	"encoding/json"
+	"math"
 
 	"github.com/llmctl/llmctl/pkg/serve/protocol"
 )
@@ -26,6 +27,9 @@ func (n *nativeUsage) Into(u *protocol.Usage) bool {
 	prompt := n.InputTokens
 	if prompt != nil {
 		all := max(*prompt, 0) + max(n.CacheCreationInputTokens, 0) + max(n.CacheReadInputTokens, 0)
+		if all < 0 { // wrapped: absurd counts saturate rather than turn small
+			all = math.MaxInt64
+		}
 		prompt = &all
 	}
 	return u.Set(prompt, n.OutputTokens, n.CacheReadInputTokens)
