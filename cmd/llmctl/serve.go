@@ -218,7 +218,7 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger) error {
 			apiKey = os.Getenv(b.APIKeyEnv)
 		}
 		opts.Remotes = append(opts.Remotes, serve.RemoteConfig{
-			Name: b.Name, URL: b.URL, APIKey: apiKey, Models: b.Models, Weight: b.Weight, MaxConc: b.MaxConcurrency,
+			Name: b.Name, URL: b.URL, APIKey: apiKey, Models: b.Models, Weight: b.Weight, MaxConc: b.MaxConcurrency, Protocols: b.Protocols,
 			ConnectTimeout: o.cfg.Timeouts.Connect, FirstByteTimeout: o.cfg.Timeouts.FirstByte, TotalTimeout: o.cfg.Timeouts.Total,
 		})
 	}

@@ -14,7 +14,21 @@ const (
 	EndpointChat        Endpoint = "chat/completions"
 	EndpointCompletions Endpoint = "completions"
 	EndpointEmbeddings  Endpoint = "embeddings"
+	// Passed through to backends that declare them (RemoteConfig.Protocols).
+	EndpointResponses Endpoint = "responses"
+	EndpointMessages  Endpoint = "messages"
+	EndpointRerank    Endpoint = "rerank"
+	EndpointScore     Endpoint = "score"
 )
+
+// native reports whether ep is a passed-through protocol's: its stream
+// events reach the client as the backend wrote them.
+func (ep Endpoint) native() bool { return ep == EndpointResponses || ep == EndpointMessages }
+
+// generates reports whether ep's answers have completion tokens.
+func (ep Endpoint) generates() bool {
+	return ep != EndpointEmbeddings && ep != EndpointRerank && ep != EndpointScore
+}
 
 // Request is one validated client request on its way to a backend.
 type Request struct {
@@ -29,7 +43,7 @@ type Request struct {
 type Response struct {
 	Body   []byte         // non-stream: the full OpenAI-shaped JSON answer
 	Usage  *billing.Usage // non-stream: usage reported in Body, if any
-	Events Stream         // stream: the SSE data payloads, in order
+	Events Stream         // stream: the SSE data payloads, in order (whole events for a native protocol)
 }
 
 // Stream yields the data payloads of an SSE answer one event at a time.

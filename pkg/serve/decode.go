@@ -23,6 +23,8 @@ type clientRequest struct {
 	choices        int64  // completions it may generate: max(n, best_of), at least 1
 	endUser        string // the OpenAI `user` field, recorded on the charge
 	fields         map[string]json.RawMessage
+	native         *nativeCall // a protocol request a backend may serve itself
+	only           string      // only backends declaring this protocol serve it ("rerank")
 }
 
 // decodeRequest parses and validates an OpenAI request body for ep. Every
@@ -45,6 +47,9 @@ func decodeRequest(ep Endpoint, body []byte) (*clientRequest, *apiError) {
 	}
 	if cr.model == "" {
 		return nil, badRequest("model", "you must provide a model parameter")
+	}
+	if ep == EndpointRerank || ep == EndpointScore {
+		return decodeScoring(cr)
 	}
 	if err := decodeField(fields, "stream", &cr.stream); err != nil {
 		return nil, err

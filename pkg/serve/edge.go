@@ -86,6 +86,13 @@ func (g *Gateway) protocol(w http.ResponseWriter, r *http.Request, st *reqState,
 	// The translation needs the usage chunk (the protocols' final events
 	// carry usage), so it is kept in the stream the edgeWriter reads.
 	cr.includeUsage = cr.stream
+	if n, ok := a.(protocol.Native); ok && !req.CountTokens {
+		// A backend declaring this protocol gets the client's body instead
+		// (native.go); the path is the backend's too.
+		cr.native = &nativeCall{protocol: a.Route(), endpoint: Endpoint(strings.TrimPrefix(r.URL.Path, "/v1/")),
+			adapter: n, body: body, out: ew.w}
+		ew.native = cr.native
+	}
 	if req.CountTokens {
 		g.countTokens(ew, r, st, p, cr)
 		return
@@ -136,10 +143,11 @@ type edgeWriter struct {
 	ex     protocol.Exchange
 	status int
 	sse    bool
-	buf    []byte // the JSON body, or a partial SSE event
-	sent   bool   // the JSON answer went out
-	ended  bool   // the stream's last event is known
-	last   []byte // a completed stream's last event, sent by close
+	buf    []byte      // the JSON body, or a partial SSE event
+	sent   bool        // the JSON answer went out
+	ended  bool        // the stream's last event is known
+	last   []byte      // a completed stream's last event, sent by close
+	native *nativeCall // set when the answer may be passed through untranslated
 }
 
 func (e *edgeWriter) Header() http.Header { return e.w.Header() }
@@ -264,6 +272,13 @@ func (e *edgeWriter) sendJSON() {
 // JSON answer goes out, or a completed stream's last event; a stream that stopped without [DONE] or an error event (the gateway
 // stopped writing) still ends with the protocol's error event.
 func (e *edgeWriter) close() {
+	if e.native != nil && e.native.used {
+		// Passed through: only a stream's held last event is left to send.
+		if e.native.tail != nil {
+			_, _ = e.w.Write(e.native.tail)
+		}
+		return
+	}
 	switch {
 	case !e.sse:
 		e.sendJSON()

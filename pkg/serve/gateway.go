@@ -187,7 +187,7 @@ func New(opts Options) (*Gateway, error) {
 
 	seen := map[string]bool{}
 	var members []*member
-	add := func(b Backend, weight, maxConc int, models []string) error {
+	add := func(b Backend, weight, maxConc int, models, protocols []string) error {
 		if seen[b.Name()] {
 			return fmt.Errorf("serve: backend name %q used twice", b.Name())
 		}
@@ -195,7 +195,7 @@ func New(opts Options) (*Gateway, error) {
 		if weight <= 0 {
 			weight = 1
 		}
-		members = append(members, &member{b: b, weight: int64(weight), maxConcurrency: int64(maxConc), staticModels: models})
+		members = append(members, &member{b: b, weight: int64(weight), maxConcurrency: int64(maxConc), staticModels: models, protocols: protocols})
 		return nil
 	}
 	for _, rc := range opts.Remotes {
@@ -207,12 +207,12 @@ func New(opts Options) (*Gateway, error) {
 		if len(rc.Models) > 0 {
 			models = append([]string(nil), rc.Models...)
 		}
-		if err := add(rb, rc.Weight, rc.MaxConc, models); err != nil {
+		if err := add(rb, rc.Weight, rc.MaxConc, models, rc.Protocols); err != nil {
 			return nil, err
 		}
 	}
 	for _, b := range opts.Backends {
-		if err := add(b, 1, 0, nil); err != nil {
+		if err := add(b, 1, 0, nil, nil); err != nil {
 			return nil, err
 		}
 	}

@@ -75,6 +75,8 @@ func routeOf(path string) string {
 		return "completions"
 	case "/v1/embeddings":
 		return "embeddings"
+	case "/v1/rerank", "/v1/score":
+		return "rerank"
 	case "/v1/me", "/v1/me/redeem":
 		return "me" // logged at info like the API, not as a probe
 	}
@@ -208,6 +210,10 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request, st *reqState) {
 		ep = EndpointCompletions
 	case "/v1/embeddings":
 		ep = EndpointEmbeddings
+	case "/v1/rerank":
+		ep = EndpointRerank
+	case "/v1/score":
+		ep = EndpointScore
 	default:
 		if a, ok := g.protocols[path]; ok {
 			g.protocol(w, r, st, a)
@@ -419,12 +425,16 @@ func (g *Gateway) run(w http.ResponseWriter, r *http.Request, st *reqState, p bi
 		return
 	}
 	model, aerr := g.resolveModel(st, p, cr)
+	if aerr == nil && cr.only != "" && len(g.router.speakers(model, cr.only)) == 0 {
+		aerr = &apiError{Status: http.StatusNotFound, Type: typeNotFound, Code: "model_not_found", Param: "model",
+			Message: fmt.Sprintf("the model %q has no backend that serves %s; the operator lists %s in a backend's protocols", cr.model, cr.only, cr.only)}
+	}
 	if aerr != nil {
 		g.fail(w, st, aerr)
 		return
 	}
 	maxTokens := cr.maxTokens
-	if maxTokens == 0 && cr.endpoint != EndpointEmbeddings {
+	if maxTokens == 0 && cr.endpoint.generates() {
 		maxTokens = g.opts.DefaultMaxTokens
 	}
 
@@ -499,7 +509,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, 
 		return billing.Usage{}
 	}
 	req := &Request{Endpoint: cr.endpoint, Model: model, Body: ubody, Stream: cr.stream, RequestID: st.id}
-	tried := make(map[*member]bool, g.opts.MaxAttempts)
+	tried := g.unfit(cr, model)
 	var lastErr error
 	for range g.opts.MaxAttempts {
 		m := g.router.pick(model, tried)
@@ -508,7 +518,15 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, 
 		}
 		tried[m] = true
 		st.backend = m.name()
-		resp, err := m.b.Do(r.Context(), req)
+		mreq, native := req, cr.native.on(m)
+		if native {
+			if mreq, err = cr.native.request(model, st.id, cr.stream); err != nil {
+				g.router.release(m)
+				g.fail(w, st, badRequest("", "cannot re-encode request: %v", err))
+				return billing.Usage{}
+			}
+		}
+		resp, err := m.b.Do(r.Context(), mreq)
 		if err != nil {
 			g.router.release(m)
 			lastErr = err
@@ -528,12 +546,19 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, 
 		g.router.succeeded(m)
 		if !cr.stream {
 			defer g.router.release(m)
+			if native {
+				return g.nativePlain(cr, resp, settle)
+			}
 			return g.plain(w, cr, resp, settle)
 		}
 		var used billing.Usage
 		var cut error
 		func() {
 			defer g.router.release(m) // also on a panic
+			if native {
+				used, cut = g.nativeStream(w, r, st, cr, m, resp.Events)
+				return
+			}
 			used, cut = g.stream(w, r, st, cr, m, resp.Events)
 		}()
 		if cut == nil {
@@ -612,6 +637,9 @@ func upstreamMessage(body []byte, status int) string {
 // access log and metrics that follow do not delay it.
 func (g *Gateway) plain(w http.ResponseWriter, cr *clientRequest, resp *Response, settle func(billing.Usage)) billing.Usage {
 	used := billing.Usage{PromptTokens: cr.promptEstimate}
+	if cr.only == "rerank" {
+		resp.Usage = rerankUsage(resp.Body)
+	}
 	if resp.Usage != nil {
 		used = *resp.Usage
 	}
@@ -692,27 +720,14 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 			break
 		}
 		if err != nil {
-			if shuttingDown(r) {
-				g.endStream(w, st, started, serverShutdown())
-				break
+			used, retry, over, end := g.streamFailed(w, r, st, cr, m, started, err)
+			if over {
+				return used, retry
 			}
-			if r.Context().Err() != nil {
-				st.status = statusClientClosed
-				break
+			if end != nil {
+				// Past the first byte no retry: end with an error event.
+				g.endStream(w, st, true, end)
 			}
-			g.upstreamFailed(m, err)
-			g.log.Warn("stream broke", "request_id", st.id, "backend", m.name(), "err", err)
-			var be *BackendError
-			if !started && (!errors.As(err, &be) || be.Reason == ReasonStream) {
-				return billing.Usage{}, err // nothing sent: the caller may retry
-			}
-			if !started {
-				g.fail(w, st, g.backendAPIError(r, st, st.model, err))
-				return billing.Usage{PromptTokens: cr.promptEstimate}, nil
-			}
-			// Past the first byte no retry: end with an error event.
-			g.endStream(w, st, true, &apiError{Status: http.StatusBadGateway, Type: typeServer, Code: "backend_error",
-				Message: "the backend stream broke off"})
 			break
 		}
 		content, usageOnly := inspectEvent(data)
@@ -771,6 +786,42 @@ func (g *Gateway) endStream(w http.ResponseWriter, st *reqState, started bool, e
 	_, _ = w.Write(append(append(append([]byte(nil), sseData...), e.Body()...), sseEnd...))
 	_ = http.NewResponseController(w).Flush()
 	st.status = e.Status
+}
+
+// streamFailed handles a stream's error. When the stream never started,
+// over is true and the stream's result is (used, retry): retry, the error,
+// when nothing was sent and another backend may answer, else the error
+// answer was sent. Otherwise the caller ends the stream with end, as its
+// protocol's error event (server_shutdown when the grace period ended,
+// backend_error when the backend broke off), or silently when end is nil
+// (the client left).
+func (g *Gateway) streamFailed(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, m *member, started bool, err error) (used billing.Usage, retry error, over bool, end *apiError) {
+	if shuttingDown(r) {
+		e := serverShutdown()
+		if !started {
+			g.fail(w, st, e)
+			return billing.Usage{PromptTokens: cr.promptEstimate}, nil, true, nil
+		}
+		st.status = e.Status
+		return billing.Usage{}, nil, false, e
+	}
+	if r.Context().Err() != nil {
+		st.status = statusClientClosed
+		return billing.Usage{}, nil, false, nil
+	}
+	g.upstreamFailed(m, err)
+	g.log.Warn("stream broke", "request_id", st.id, "backend", m.name(), "err", err)
+	if started {
+		st.status = http.StatusBadGateway
+		return billing.Usage{}, nil, false, &apiError{Status: http.StatusBadGateway, Type: typeServer, Code: "backend_error",
+			Message: "the backend stream broke off"}
+	}
+	var be *BackendError
+	if !errors.As(err, &be) || be.Reason == ReasonStream {
+		return billing.Usage{}, err, true, nil // nothing sent: the caller may retry
+	}
+	g.fail(w, st, g.backendAPIError(r, st, st.model, err))
+	return billing.Usage{PromptTokens: cr.promptEstimate}, nil, true, nil
 }
 
 // inspectEvent tells whether a chunk carries generated content and whether

@@ -25,6 +25,9 @@ type RemoteConfig struct {
 	Models  []string
 	Weight  int // default 1
 	MaxConc int // max outstanding requests, 0 = unlimited
+	// Protocols the backend serves itself besides chat ("responses",
+	// "messages", "rerank"): requests in them are passed through.
+	Protocols []string
 
 	ConnectTimeout   time.Duration // TCP connect; default 2s
 	FirstByteTimeout time.Duration // request sent → response headers; default 60s
@@ -172,7 +175,7 @@ func (r *Remote) Do(ctx context.Context, req *Request) (*Response, error) {
 	}
 	if req.Stream {
 		return &Response{Events: &sseStream{backend: r.cfg.Name, ctx: ctx, cancel: cancel, body: resp.Body,
-			rd: bufio.NewReaderSize(resp.Body, 16<<10)}}, nil
+			rd: bufio.NewReaderSize(resp.Body, 16<<10), raw: req.Endpoint.native()}}, nil
 	}
 	defer cancel()
 	defer resp.Body.Close()
@@ -224,6 +227,9 @@ type sseStream struct {
 	usage   *billing.Usage
 	data    []byte
 	done    bool
+	// raw keeps whole events (event:, id: and data: lines) for a passed
+	// through protocol, whose events are named and end without [DONE].
+	raw bool
 }
 
 // Next returns the data of the next event, io.EOF after [DONE] (or a clean
@@ -260,7 +266,13 @@ func (s *sseStream) Next() ([]byte, error) {
 			}
 			continue
 		}
-		if v, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+		if s.raw && !bytes.HasPrefix(line, []byte(":")) {
+			if have {
+				s.data = append(s.data, '\n')
+			}
+			s.data = append(s.data, line...)
+			have = true
+		} else if v, ok := bytes.CutPrefix(line, []byte("data:")); ok && !s.raw {
 			v = bytes.TrimPrefix(v, []byte(" "))
 			if have {
 				s.data = append(s.data, '\n')
@@ -279,6 +291,9 @@ func (s *sseStream) Next() ([]byte, error) {
 }
 
 func (s *sseStream) event() ([]byte, error) {
+	if s.raw {
+		return s.data, nil
+	}
 	if bytes.Equal(s.data, []byte("[DONE]")) {
 		s.done = true
 		return nil, io.EOF

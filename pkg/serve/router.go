@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ type member struct {
 	weight         int64
 	maxConcurrency int64    // 0 = unlimited
 	staticModels   []string // configured; nil = discover from the backend
+	protocols      []string // served natively besides chat (RemoteConfig.Protocols)
 
 	outstanding atomic.Int64
 
@@ -26,6 +28,22 @@ type member struct {
 }
 
 func (m *member) name() string { return m.b.Name() }
+
+// speaks reports whether the backend serves protocol itself.
+func (m *member) speaks(protocol string) bool { return slices.Contains(m.protocols, protocol) }
+
+// speakers lists the members serving model natively in protocol.
+func (r *router) speakers(model, protocol string) []*member {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []*member
+	for _, m := range r.byModel[model] {
+		if m.speaks(protocol) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
 
 func (m *member) up(now time.Time) bool {
 	m.mu.Lock()

@@ -35,6 +35,12 @@ func (h hookReserver) Reserve(context.Context, billing.ReserveRequest) (billing.
 // ends the look once nothing is there.
 func settleOrder(t *testing.T, path, body string) (early, all string) {
 	t.Helper()
+	return settleOrderOn(t, path, body, nil)
+}
+
+// settleOrderOn is settleOrder with more backends (more, when not nil).
+func settleOrderOn(t *testing.T, path, body string, more func(*serve.Options)) (early, all string) {
+	t.Helper()
 	d := upstreamdouble.Start(t, upstreamdouble.Options{})
 	var conn net.Conn
 	var mu sync.Mutex
@@ -56,6 +62,9 @@ func settleOrder(t *testing.T, path, body string) (early, all string) {
 				}
 			}
 		}}
+		if more != nil {
+			more(o)
+		}
 	}, d)
 	var err error
 	conn, err = net.Dial("tcp", strings.TrimPrefix(f.srv.URL, "http://"))
@@ -136,5 +145,25 @@ func TestProtocolAnswersEndOnlyAfterSettle(t *testing.T) {
 	}
 	if !strings.Contains(all, "event: response.completed") {
 		t.Fatalf("the stream did not end with response.completed")
+	}
+}
+
+// Passed through natively too: a plain answer only after Settle, and a
+// stream's last event only after Settle.
+func TestNativeAnswersEndOnlyAfterSettle(t *testing.T) {
+	nd := startNativeDouble(t)
+	native := func(o *serve.Options) {
+		o.Remotes = append(o.Remotes, serve.RemoteConfig{Name: "native", URL: nd.srv.URL, Protocols: []string{"responses", "messages"}})
+	}
+	early, all := settleOrderOn(t, "/v1/messages", nativeMessagesBody("native-model", false, "hi"), native)
+	if early != "" || all != nativeMessage {
+		t.Fatalf("plain: early %q, answer %q", early, all)
+	}
+	early, all = settleOrderOn(t, "/v1/responses", responsesBody("native-model", true, "hi"), native)
+	if !strings.Contains(early, "response.output_text.delta") || strings.Contains(early, "response.completed") {
+		t.Fatalf("stream: before Settle the client had %q", early)
+	}
+	if !strings.Contains(all, "event: response.completed") {
+		t.Fatalf("the stream did not end with response.completed: %q", all)
 	}
 }

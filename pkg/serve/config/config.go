@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -98,7 +99,16 @@ type Backend struct {
 	Models         []string `yaml:"models"` // empty: discovered from URL/v1/models
 	Weight         int      `yaml:"weight"`
 	MaxConcurrency int      `yaml:"maxConcurrency"`
+	// Protocols are the APIs the backend serves itself (Protocols lists
+	// them); empty means chat only. A request in another client protocol
+	// is translated to chat for it (docs/protocols.md).
+	Protocols []string `yaml:"protocols"`
 }
+
+// Protocols are the names a backend's protocols list may hold: chat
+// (chat/completions, completions, embeddings), responses (/v1/responses),
+// messages (/v1/messages) and rerank (/v1/rerank, /v1/score).
+func Protocols() []string { return []string{"chat", "responses", "messages", "rerank"} }
 
 // MaxKeyCacheTTL bounds KeyCacheTTL so a revoke reaches every replica
 // sharing the store within one second.
@@ -293,6 +303,16 @@ func (c *Config) Validate() error {
 		}
 		if b.Weight < 0 || b.MaxConcurrency < 0 {
 			errs = append(errs, fmt.Errorf("backends[%d]: weight and maxConcurrency must not be negative", i))
+		}
+		named, known := map[string]bool{}, Protocols()
+		for j, p := range b.Protocols {
+			switch {
+			case !slices.Contains(known, p):
+				errs = append(errs, fmt.Errorf("backends[%d].protocols[%d]: unknown protocol %q (want one of %s)", i, j, p, strings.Join(known, ", ")))
+			case named[p]:
+				errs = append(errs, fmt.Errorf("backends[%d].protocols[%d]: %q listed twice", i, j, p))
+			}
+			named[p] = true
 		}
 	}
 	if c.AdminKey != "" {

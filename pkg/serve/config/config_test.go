@@ -88,3 +88,26 @@ func TestConfigAdminAPI(t *testing.T) {
 		}
 	}
 }
+
+// A backend's protocols come from the file only; unknown or repeated names
+// are refused naming the entry.
+func TestBackendProtocols(t *testing.T) {
+	c := Defaults("sqlite:/tmp/x.db")
+	doc := "backends:\n  - name: v\n    url: http://v\n    protocols: [chat, responses, messages, rerank]\n"
+	if err := c.MergeFile("serve.yaml", strings.NewReader(doc)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil || len(c.Backends[0].Protocols) != 4 {
+		t.Fatalf("%+v %v", c.Backends, err)
+	}
+	c.Backends[0].Protocols = []string{"chat", "grpc", "chat"}
+	err := c.Validate()
+	for _, want := range []string{`backends[0].protocols[1]: unknown protocol "grpc"`, `backends[0].protocols[2]: "chat" listed twice`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("lacks %q: %v", want, err)
+		}
+	}
+	if b, err := ParseBackend("x=http://x"); err != nil || b.Protocols != nil {
+		t.Fatalf("the flag form is chat only: %+v %v", b, err)
+	}
+}

@@ -12,6 +12,8 @@
 package protocol
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -98,4 +100,79 @@ func SSE(event string, data []byte) []byte {
 	}
 	out = append(append(out, "data: "...), data...)
 	return append(out, "\n\n"...)
+}
+
+// Native is implemented by an Adapter whose protocol a backend may serve
+// itself (a backend's `protocols:` list names it by Route). The gateway then
+// forwards the client's own body, model name rewritten, to the same path on
+// that backend and passes the answer back untranslated; what it needs from
+// the protocol is only the usage to settle and where a stream ends.
+type Native interface {
+	// Usage reads the usage of a whole (non-stream) answer; ok is false
+	// when the answer reports none.
+	Usage(body []byte) (u Usage, ok bool)
+	// Event inspects one stream event's data: it adds the usage the event
+	// reports to u (set tells it did), and tells whether the event carries
+	// generated output (counted when the stream is cut) and whether it is
+	// the stream's last event (held back until the charge is settled).
+	Event(data []byte, u *Usage) (output, last bool)
+	// StreamError is the protocol's error event ending a stream that broke
+	// off after it started, after delivered events (Responses numbers its
+	// events from 0, so the error's sequence_number is delivered).
+	StreamError(message string, delivered int64) []byte
+}
+
+// Usage is a protocol answer's token usage in the gateway's terms: Prompt
+// includes Cached, as OpenAI counts it.
+type Usage struct {
+	Prompt, Completion, Cached int64
+	PromptSet, CompletionSet   bool // reported, as opposed to zero
+}
+
+// Set records the counts an answer reports: prompt (of which cached) and
+// completion, each only when reported (not nil; negatives count as 0). It
+// reports whether either was.
+func (u *Usage) Set(prompt, completion *int64, cached int64) bool {
+	if prompt != nil {
+		u.Prompt, u.Cached, u.PromptSet = max(*prompt, 0), max(cached, 0), true
+	}
+	if completion != nil {
+		u.Completion, u.CompletionSet = max(*completion, 0), true
+	}
+	return prompt != nil || completion != nil
+}
+
+// Reported is a protocol's own usage object, read into the gateway's terms.
+type Reported interface {
+	// Into records the reported counts in u; false when it reports none
+	// (a nil Reported included).
+	Into(u *Usage) bool
+}
+
+// AnswerUsage reads a whole answer's "usage" object as R.
+func AnswerUsage[R Reported](body []byte) (Usage, bool) {
+	var v struct {
+		Usage R `json:"usage"`
+	}
+	var u Usage
+	if json.Unmarshal(body, &v) != nil {
+		return u, false
+	}
+	return u, v.Usage.Into(&u)
+}
+
+// EventData is the data of one raw SSE event (its data: lines joined).
+func EventData(ev []byte) []byte {
+	var data []byte
+	n := 0
+	for line := range bytes.SplitSeq(ev, []byte("\n")) {
+		if d, ok := bytes.CutPrefix(bytes.TrimRight(line, "\r"), []byte("data:")); ok {
+			if n > 0 {
+				data = append(data, '\n')
+			}
+			data = append(data, bytes.TrimPrefix(d, []byte(" "))...)
+			n++
+		}
+	}
+	return data
 }
