@@ -203,10 +203,14 @@ func (b *Backend) newJob(ctx context.Context, ep serve.Endpoint, r *request) (*j
 	stops = append(stops, user...)
 	// Chat prompts contain the format's control tokens; plain completions
 	// are text only.
-	toks := b.tok.Encode(prompt, true, ep == serve.EndpointChat)
+	param := "prompt"
+	if ep == serve.EndpointChat {
+		param = "messages"
+	}
 	ctxSize := b.sched.ctxSize
-	if len(toks) >= ctxSize {
-		return nil, badParam("messages", "the prompt is %d tokens; this model's context holds %d", len(toks), ctxSize)
+	toks, err := promptTokens(b.tok, ctxSize, prompt, ep == serve.EndpointChat, param)
+	if err != nil {
+		return nil, err
 	}
 	maxTok := ctxSize - len(toks)
 	for _, v := range []*int{r.MaxTokens, r.MaxCompletionTokens} {
