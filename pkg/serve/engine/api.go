@@ -78,8 +78,7 @@ func (m message) text() (string, error) {
 	if len(m.Content) == 0 || string(m.Content) == "null" {
 		return "", nil
 	}
-	var s string
-	if err := json.Unmarshal(m.Content, &s); err == nil {
+	if s, ok := jsonString(m.Content); ok {
 		return s, nil
 	}
 	var parts []struct {
@@ -103,8 +102,7 @@ func stringOrList(raw json.RawMessage, param string) ([]string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err == nil {
+	if s, ok := jsonString(raw); ok {
 		return []string{s}, nil
 	}
 	var l []string
