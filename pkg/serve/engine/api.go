@@ -78,8 +78,7 @@ func (m message) text() (string, error) {
 	if len(m.Content) == 0 || string(m.Content) == "null" {
 		return "", nil
 	}
-	var s string
-	if err := json.Unmarshal(m.Content, &s); err == nil {
+	if s, ok := jsonString(m.Content); ok {
 		return s, nil
 	}
 	var parts []struct {
@@ -103,8 +102,7 @@ func stringOrList(raw json.RawMessage, param string) ([]string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err == nil {
+	if s, ok := jsonString(raw); ok {
 		return []string{s}, nil
 	}
 	var l []string
@@ -203,10 +201,14 @@ func (b *Backend) newJob(ctx context.Context, ep serve.Endpoint, r *request) (*j
 	stops = append(stops, user...)
 	// Chat prompts contain the format's control tokens; plain completions
 	// are text only.
-	toks := b.tok.Encode(prompt, true, ep == serve.EndpointChat)
+	param := "prompt"
+	if ep == serve.EndpointChat {
+		param = "messages"
+	}
 	ctxSize := b.sched.ctxSize
-	if len(toks) >= ctxSize {
-		return nil, badParam("messages", "the prompt is %d tokens; this model's context holds %d", len(toks), ctxSize)
+	toks, err := promptTokens(b.tok, ctxSize, prompt, ep == serve.EndpointChat, param)
+	if err != nil {
+		return nil, err
 	}
 	maxTok := ctxSize - len(toks)
 	for _, v := range []*int{r.MaxTokens, r.MaxCompletionTokens} {

@@ -244,7 +244,7 @@ func TestBadRequests(t *testing.T) {
 		{serve.EndpointChat, `{"messages":[{"role":"wizard","content":"x"}]}`, "messages"},
 		{serve.EndpointCompletions, `{"prompt":"x","stop":5}`, "stop"},
 		{serve.EndpointCompletions, `{"prompt":"x","max_tokens":0}`, "max_tokens"},
-		{serve.EndpointCompletions, `{"prompt":` + `"` + strings.Repeat("word ", 3000) + `"}`, "messages"},
+		{serve.EndpointCompletions, `{"prompt":` + `"` + strings.Repeat("word ", 3000) + `"}`, "prompt"},
 		{serve.EndpointCompletions, `{not json`, ""},
 		{serve.EndpointEmbeddings, `{}`, "input"},
 		{serve.EndpointEmbeddings, `{"input":[]}`, "input"},

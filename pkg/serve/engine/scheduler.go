@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/llmctl/llmctl/pkg/serve/engine/model"
 	"github.com/llmctl/llmctl/pkg/serve/engine/sample"
@@ -262,7 +261,7 @@ func removeDone(active []*job) []*job {
 func (s *scheduler) advance(j *job) {
 	t := j.sampler.Next(j.logits, j.history)
 	if s.tok.IsEOG(t) {
-		j.emit(s.flush(j, true))
+		j.emit(j.flush(true))
 		j.end("stop", nil)
 		return
 	}
@@ -271,40 +270,31 @@ func (s *scheduler) advance(j *job) {
 	j.gen++
 	j.mu.Unlock()
 	j.bytes = append(j.bytes, s.tok.Piece(t, false)...)
-	text := s.flush(j, false)
+	text := j.flush(false)
 	if stopAt := firstStop(text, j.stops); stopAt >= 0 {
-		j.emit(text[:stopAt])
+		j.emit(validText([]byte(text[:stopAt])))
 		j.bytes = nil
 		j.end("stop", nil)
 		return
 	}
 	j.emit(text)
 	if j.gen >= j.maxTokens || j.cache.Len() >= j.cache.Cap() {
-		j.emit(s.flush(j, true))
+		j.emit(j.flush(true))
 		j.end("length", nil)
 	}
 }
 
-// flush returns the pending bytes that can be emitted now: complete UTF-8,
-// minus any tail that could still grow into a stop sequence. With final,
-// everything goes (an invalid tail becomes U+FFFD).
-func (s *scheduler) flush(j *job, final bool) string {
+// flush returns the pending bytes that can be emitted now: whole UTF-8
+// characters (see completeLen), minus any tail that could still grow into a
+// stop sequence. With final, everything goes, bytes that are not UTF-8
+// becoming U+FFFD.
+func (j *job) flush(final bool) string {
 	if final {
-		out := strings.ToValidUTF8(string(j.bytes), "\uFFFD")
+		out := validText(j.bytes)
 		j.bytes = nil
 		return out
 	}
-	n := len(j.bytes)
-	// hold back an incomplete trailing UTF-8 sequence
-	for i := 1; i <= 3 && i <= n; i++ {
-		c := j.bytes[n-i]
-		if c&0xC0 != 0x80 { // lead byte or ASCII
-			if !utf8.FullRune(j.bytes[n-i:]) {
-				n -= i
-			}
-			break
-		}
-	}
+	n := completeLen(j.bytes)
 	text := string(j.bytes[:n])
 	if stopAt := firstStop(text, j.stops); stopAt >= 0 {
 		return text // the caller cuts at the stop
@@ -320,7 +310,7 @@ func (s *scheduler) flush(j *job, final bool) string {
 	}
 	text = text[:len(text)-hold]
 	j.bytes = j.bytes[len(text):]
-	return text
+	return validText([]byte(text))
 }
 
 func firstStop(text string, stops []string) int {

@@ -2,6 +2,7 @@ package gguf
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -200,4 +201,14 @@ func (w *Writer) WriteTo(out io.Writer) (int64, error) {
 		c.err = c.w.Flush()
 	}
 	return c.n, c.err
+}
+
+// File encodes what w holds and parses it back, for building small files
+// in memory (vocabularies, test models) without a round trip to disk.
+func (w *Writer) File() (*File, error) {
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		return nil, err
+	}
+	return Parse(buf.Bytes())
 }

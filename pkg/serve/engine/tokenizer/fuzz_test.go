@@ -1,7 +1,6 @@
 package tokenizer_test
 
 import (
-	"bytes"
 	"fmt"
 	"testing"
 	"unicode/utf8"
@@ -33,11 +32,7 @@ func smallSPM(t testing.TB) *tokenizer.Tokenizer {
 	w.Set("tokenizer.ggml.token_type", types)
 	w.Set("tokenizer.ggml.bos_token_id", uint32(1))
 	w.Set("tokenizer.ggml.eos_token_id", uint32(2))
-	var buf bytes.Buffer
-	if _, err := w.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Parse(buf.Bytes())
+	f, err := w.File()
 	if err != nil {
 		t.Fatal(err)
 	}

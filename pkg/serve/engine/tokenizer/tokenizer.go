@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -43,7 +44,8 @@ type Meta interface {
 	Bool(key string) (bool, bool)
 }
 
-// Tokenizer is immutable after construction and safe for concurrent use.
+// Tokenizer is immutable after construction (but for its work counter) and
+// safe for concurrent use.
 type Tokenizer struct {
 	kind     Kind
 	pre      string
@@ -61,6 +63,13 @@ type Tokenizer struct {
 	addSpacePrefix bool
 	ignoreMerges   bool
 	digitGroup     int // 3 for llama3, 1 for qwen2, 0 for gpt-2 style
+	// maxPiece is the most input bytes one token can stand for, or 0 when
+	// some byte has no token (its text is then dropped, so the byte length
+	// of a text says nothing about its token count).
+	maxPiece int
+	// merged counts the input bytes that went through merging, so tests can
+	// see that a refused prompt was never tokenized.
+	merged atomic.Int64
 }
 
 // ErrVocab is wrapped by errors about unusable tokenizer metadata.
@@ -180,8 +189,36 @@ func New(m Meta) (*Tokenizer, error) {
 	sort.SliceStable(t.special, func(a, b int) bool {
 		return len(t.tokens[t.special[a]]) > len(t.tokens[t.special[b]])
 	})
+	t.maxPiece = t.longestPiece()
 	return t, nil
 }
+
+// longestPiece is the byte length of the longest text one token covers,
+// or 0 when some byte cannot be tokenized at all.
+func (t *Tokenizer) longestPiece() int {
+	for b := range 256 {
+		if t.kind == SPM && t.byteTok[b] < 0 {
+			return 0
+		}
+		if _, ok := t.ids[string(byteToRune[b])]; t.kind == BPE && !ok {
+			return 0
+		}
+	}
+	n := 1
+	for id := range t.tokens {
+		n = max(n, len(t.Piece(int32(id), true)))
+	}
+	return n
+}
+
+// MaxPieceBytes is the most input bytes one token can stand for (a text of
+// n bytes is at least n/MaxPieceBytes tokens), or 0 when the vocabulary
+// cannot tokenize every byte and so gives no such bound.
+func (t *Tokenizer) MaxPieceBytes() int { return t.maxPiece }
+
+// MergedBytes is how many input bytes this tokenizer has run its merges
+// over since it was built.
+func (t *Tokenizer) MergedBytes() int64 { return t.merged.Load() }
 
 // VocabSize is the number of tokens.
 func (t *Tokenizer) VocabSize() int { return len(t.tokens) }
@@ -237,6 +274,17 @@ func (t *Tokenizer) partition(text string, parseSpecial bool) []fragment {
 // Encode tokenizes text. addSpecial adds BOS/EOS as the model asks;
 // parseSpecial recognises control-token texts such as "<|im_start|>".
 func (t *Tokenizer) Encode(text string, addSpecial, parseSpecial bool) []int32 {
+	out, _ := t.EncodeLimit(text, addSpecial, parseSpecial, -1)
+	return out
+}
+
+// EncodeLimit is Encode that gives up once more than limit tokens are out
+// (limit < 0: no limit), returning false and the tokens so far, a prefix of
+// Encode's answer. It stops at the first special token or byte-level BPE
+// word past the limit; a SentencePiece fragment (the text between two
+// special tokens) merges as a whole, since its merges may cross spaces.
+func (t *Tokenizer) EncodeLimit(text string, addSpecial, parseSpecial bool, limit int) ([]int32, bool) {
+	over := func(out []int32) bool { return limit >= 0 && len(out) > limit }
 	var out []int32
 	if addSpecial && t.AddBOS {
 		out = append(out, t.BOS)
@@ -247,6 +295,9 @@ func (t *Tokenizer) Encode(text string, addSpecial, parseSpecial bool) []int32 {
 	}
 	prevSpecial := true
 	for _, f := range frags {
+		if over(out) {
+			return out, false
+		}
 		if f.token >= 0 {
 			out = append(out, f.token)
 			prevSpecial = true
@@ -257,16 +308,17 @@ func (t *Tokenizer) Encode(text string, addSpecial, parseSpecial bool) []int32 {
 			if t.addSpacePrefix && prevSpecial {
 				s = " " + s
 			}
+			t.merged.Add(int64(len(f.text)))
 			out = t.spm(strings.ReplaceAll(s, " ", "\u2581"), out)
 		} else {
-			out = t.bpe(f.text, out)
+			out = t.bpe(f.text, out, limit)
 		}
 		prevSpecial = false
 	}
 	if addSpecial && t.AddEOS && t.EOS >= 0 {
 		out = append(out, t.EOS)
 	}
-	return out
+	return out, !over(out)
 }
 
 type symbol struct {
@@ -408,8 +460,14 @@ func (t *Tokenizer) spm(text string, out []int32) []int32 {
 	return out
 }
 
-func (t *Tokenizer) bpe(text string, out []int32) []int32 {
+// bpe appends text's tokens to out, stopping after the word that takes out
+// past limit (limit < 0: no limit).
+func (t *Tokenizer) bpe(text string, out []int32, limit int) []int32 {
 	for _, word := range preTokenize(text, t.digitGroup) {
+		if limit >= 0 && len(out) > limit {
+			return out
+		}
+		t.merged.Add(int64(len(word)))
 		w := byteEncode(word)
 		if t.ignoreMerges {
 			if id, ok := t.ids[w]; ok {

@@ -19,15 +19,7 @@ func TestVocabVectors(t *testing.T) {
 	for _, name := range []string{"llama-spm", "llama-bpe", "qwen2", "gpt-2"} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(dir, "ggml-vocab-"+name+".gguf")
-			f, err := gguf.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			tok, err := tokenizer.New(f)
-			if err != nil {
-				t.Fatal(err)
-			}
+			tok := openVocab(t, path)
 			inp, err := os.ReadFile(path + ".inp")
 			if err != nil {
 				t.Fatal(err)
@@ -58,6 +50,21 @@ func TestVocabVectors(t *testing.T) {
 			t.Logf("%d cases", len(ins))
 		})
 	}
+}
+
+// openVocab builds the tokenizer of one of llama.cpp's vocabulary files.
+func openVocab(t *testing.T, path string) *tokenizer.Tokenizer {
+	t.Helper()
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tok, err := tokenizer.New(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 func equal(a, b []int32) bool {
