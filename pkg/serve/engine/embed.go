@@ -77,12 +77,19 @@ func (b *Backend) embedTexts(texts []string) ([][]int32, error) {
 		if s == "" {
 			return nil, badParam("input", "input[%d] is an empty string", i)
 		}
-		out[i] = b.tok.Encode(s, true, false)
+		// Work bounded by the context, not the input, as for prompts
+		// (prompt.go): refused by its length alone, or once it overflows.
+		ctx := b.sched.ctxSize
+		if least := leastTokens(b.tok, len(s)); least > ctx {
+			return nil, badParam("input", "input[%d] is %d bytes, at least %d tokens; this model's context holds %d", i, len(s), least, ctx)
+		}
+		toks, ok := b.tok.EncodeLimit(s, true, false, ctx)
+		if !ok {
+			return nil, badParam("input", "input[%d] is more than %d tokens; this model's context holds %d", i, ctx, ctx)
+		}
+		out[i] = toks
 		if len(out[i]) == 0 {
 			return nil, badParam("input", "input[%d] has no tokens", i)
-		}
-		if err := b.fitsContext(out[i], i); err != nil {
-			return nil, err
 		}
 	}
 	return out, nil

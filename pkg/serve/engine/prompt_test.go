@@ -49,6 +49,7 @@ func TestHugePromptRefusedBeforeTokenizing(t *testing.T) {
 	}{
 		{serve.EndpointCompletions, map[string]any{"prompt": hugePrompt}, "prompt"},
 		{serve.EndpointChat, map[string]any{"messages": []any{map[string]any{"role": "user", "content": hugePrompt}}}, "messages"},
+		{serve.EndpointEmbeddings, map[string]any{"input": []string{hugePrompt, "short"}}, "input"},
 	} {
 		body, _ := json.Marshal(tc.body)
 		before := tok.MergedBytes()
