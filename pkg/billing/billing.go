@@ -85,6 +85,20 @@ type Usage struct {
 // Total is prompt plus completion tokens.
 func (u Usage) Total() int64 { return u.PromptTokens + u.CompletionTokens }
 
+// Authentication refusals: an Authenticator returns an error wrapping one of
+// these for a key that grants no access (the gateway answers 401 with the
+// matching message); any other error is a failure to check the key (503).
+// They live here, beside Principal, so the gateway branches on billing's
+// values and not on a store implementation's.
+var (
+	ErrInvalidKey = errors.New("invalid API key")
+	ErrRevoked    = errors.New("API key revoked")
+	ErrExpired    = errors.New("API key expired")
+	// ErrSuspended: the key's tenant is suspended. An error wrapping it
+	// also wraps ErrInvalidKey, so a caller that does not know it refuses.
+	ErrSuspended = errors.New("tenant suspended")
+)
+
 // ErrInsufficientQuota is returned (wrapped) by a Reserver when the tenant's
 // balance cannot cover a request's maximum cost; the gateway answers 402.
 var ErrInsufficientQuota = errors.New("insufficient quota")

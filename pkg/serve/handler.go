@@ -20,7 +20,6 @@ import (
 
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/billing/ledger"
-	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/serve/admin"
 	"github.com/llmctl/llmctl/pkg/serve/protocol"
 )
@@ -293,13 +292,13 @@ func (g *Gateway) authenticateKey(r *http.Request, st *reqState, key string) (bi
 	if err != nil {
 		msg := ""
 		switch {
-		case errors.Is(err, store.ErrRevoked):
+		case errors.Is(err, billing.ErrRevoked):
 			msg = "API key revoked"
-		case errors.Is(err, store.ErrExpired):
+		case errors.Is(err, billing.ErrExpired):
 			msg = "API key expired"
-		case errors.Is(err, store.ErrSuspended): // before ErrInvalidKey, which it also matches
+		case errors.Is(err, billing.ErrSuspended): // before ErrInvalidKey, which it also matches
 			msg = "this API key's account is suspended; ask the operator"
-		case errors.Is(err, store.ErrInvalidKey), errors.Is(err, store.ErrNotFound):
+		case errors.Is(err, billing.ErrInvalidKey):
 			msg = "invalid API key"
 		default:
 			g.log.Error("authenticate", "request_id", st.id, "err", err)

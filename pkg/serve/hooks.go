@@ -7,7 +7,8 @@ import (
 )
 
 // Authenticator turns a bearer API key into a Principal. It returns an error
-// wrapping store.ErrInvalidKey / ErrRevoked / ErrExpired for a bad key.
+// wrapping billing.ErrInvalidKey / ErrRevoked / ErrExpired / ErrSuspended
+// for a bad key; any other error is a failure to check it (503).
 type Authenticator interface {
 	Authenticate(ctx context.Context, bearer string) (billing.Principal, error)
 }

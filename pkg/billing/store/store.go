@@ -18,11 +18,13 @@ import (
 var (
 	ErrNotFound   = errors.New("not found")
 	ErrConflict   = errors.New("already exists")
-	ErrInvalidKey = errors.New("invalid API key")
-	ErrRevoked    = errors.New("API key revoked")
-	ErrExpired    = errors.New("API key expired")
+	// The authentication refusals are billing's (the gateway branches on
+	// them); the same values, named here for the store's callers.
+	ErrInvalidKey = billing.ErrInvalidKey
+	ErrRevoked    = billing.ErrRevoked
+	ErrExpired    = billing.ErrExpired
 	// ErrSuspended: the key's tenant is suspended (SuspendTenant).
-	ErrSuspended = errors.New("tenant suspended")
+	ErrSuspended = billing.ErrSuspended
 )
 
 // Tenant is a customer account.
