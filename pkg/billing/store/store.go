@@ -16,8 +16,8 @@ import (
 
 // Errors every implementation returns (wrapped) so callers can branch on them.
 var (
-	ErrNotFound   = errors.New("not found")
-	ErrConflict   = errors.New("already exists")
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("already exists")
 	// The authentication refusals are billing's (the gateway branches on
 	// them); the same values, named here for the store's callers.
 	ErrInvalidKey = billing.ErrInvalidKey
