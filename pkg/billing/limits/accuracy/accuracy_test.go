@@ -241,6 +241,15 @@ func TestLimitsExactAcrossReplicas(t *testing.T) {
 		maxConc, len(cs), okC, limC, maxInFlight.Load())
 	if maxInFlight.Load() > maxConc {
 		t.Errorf("max concurrency %d exceeded: %d in flight at the backend", maxConc, maxInFlight.Load())
+		// What each replica's limiter said (a fallback to per-replica limits
+		// is logged): the evidence for why.
+		for i, s := range servers {
+			for _, l := range strings.Split(s.Stderr(), "\n") {
+				if strings.Contains(l, "rate limit") || strings.Contains(l, "redis") {
+					t.Logf("replica %d: %s", i, l)
+				}
+			}
+		}
 	}
 	if okC == 0 || limC == 0 {
 		t.Errorf("concurrency phase admitted %d and refused %d: want both", okC, limC)
