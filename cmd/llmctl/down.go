@@ -52,13 +52,16 @@ func (o *downOptions) Complete() error {
 	if o.timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive, got %s", o.timeout)
 	}
-	completeClient(&o.client)
 	return nil
 }
 
 func (o *downOptions) Run(cmd *cobra.Command) error {
 	log, err := o.g.Logger()
 	if err != nil {
+		return err
+	}
+	// After the flags are checked: a usage mistake is reported as such.
+	if err := completeClient(&o.client); err != nil {
 		return err
 	}
 	d, err := deploy.NewDeployer(o.client.Getter(), log)

@@ -19,6 +19,7 @@ import (
 	"github.com/llmctl/llmctl/internal/printer"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/deploy"
+	"github.com/llmctl/llmctl/pkg/preflight"
 	"github.com/llmctl/llmctl/pkg/preflight/nvmlprobe"
 	"github.com/llmctl/llmctl/pkg/top"
 	"github.com/llmctl/llmctl/pkg/top/kube"
@@ -53,7 +54,9 @@ func (o *topOptions) Complete() error {
 		if len(o.Targets) > 0 {
 			return fmt.Errorf("--target and --namespace: use one (targets are discovered in the namespace)")
 		}
-		completeClient(&o.Kube)
+		if err := completeClient(&o.Kube); err != nil {
+			return err
+		}
 	} else if len(o.Targets) == 0 {
 		if v := os.Getenv("LLMCTL_TOP_TARGETS"); v != "" {
 			o.Targets = strings.Split(v, ",")
@@ -191,7 +194,7 @@ Keys: ? help, tab switch pane, / filter, s/S sort, enter drill down, esc back, q
 	f.StringVar(&o.DB, "db", "", "ledger database: postgres://… or sqlite:PATH (env LLMCTL_DB; default the SQLite file in the data dir, if it exists)")
 	f.StringVarP(&o.Kube.Namespace, "namespace", "n", "", "discover gateway pods in this namespace and scrape them through the API server's pod proxy (instead of --target)")
 	f.StringVar(&o.Selector, "selector", kube.DefaultSelector, "with --namespace: label selector of the gateway pods")
-	f.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "with --namespace: kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then "+deploy.K3sKubeconfig+")")
+	f.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "with --namespace: kubeconfig file (default: $KUBECONFIG, then "+preflight.K3sKubeconfig+", then ~/.kube/config)")
 	f.StringVar(&o.Kube.Context, "context", "", "with --namespace: kubeconfig context")
 	f.BoolVar(&o.Once, "once", false, "print one snapshot and exit")
 	f.StringVarP(&o.Output, "output", "o", "", "with --once: table, json or yaml")

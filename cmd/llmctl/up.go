@@ -83,15 +83,29 @@ with no other kubeconfig, /etc/rancher/k3s/k3s.yaml is used.`,
 // addClientFlags binds the kubeconfig, context and namespace flags.
 func addClientFlags(cmd *cobra.Command, c *deploy.ClientFlags) {
 	f := cmd.Flags()
-	f.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then "+deploy.K3sKubeconfig+")")
+	f.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then "+preflight.K3sKubeconfig+", then ~/.kube/config)")
 	f.StringVar(&c.Context, "context", "", "kubeconfig context")
 	f.StringVarP(&c.Namespace, "namespace", "n", deploy.DefaultNamespace, "namespace of the release")
 }
 
-func completeClient(c *deploy.ClientFlags) {
-	if c.Kubeconfig == "" {
-		c.Kubeconfig = deploy.DefaultKubeconfig(deploy.K3sKubeconfig)
+// completeClient picks the kubeconfig in doctor's order (preflight's
+// FindKubeconfig). With none at all it is an error, unless running in a
+// pod: client-go would otherwise fall back to http://localhost:8080, which
+// is llmctl serve's own port, and report a confusing "not found".
+func completeClient(c *deploy.ClientFlags) error {
+	if c.Kubeconfig != "" {
+		return nil
 	}
+	env := os.Getenv("KUBECONFIG")
+	rules, _, err := preflight.FindKubeconfig("/", "", env, os.Getenv("HOME"))
+	switch {
+	case err == nil:
+		c.Kubeconfig = rules.ExplicitPath // "" for KUBECONFIG: client-go reads it
+		return nil
+	case os.Getenv("KUBERNETES_SERVICE_HOST") != "":
+		return nil // in a pod: client-go's in-cluster config
+	}
+	return fmt.Errorf("%w; pass --kubeconfig", err)
 }
 
 func (o *upOptions) Complete() error {
@@ -99,7 +113,6 @@ func (o *upOptions) Complete() error {
 	if o.format, err = printer.Parse(o.output, printer.Table, printer.JSON, printer.YAML); err != nil {
 		return err
 	}
-	completeClient(&o.client)
 	if o.values, err = deploy.Values(o.valueFiles, o.set); err != nil {
 		return err
 	}
@@ -131,6 +144,11 @@ func (o *upOptions) Run(cmd *cobra.Command) error {
 	ch, err := deploy.LoadChart()
 	if err != nil {
 		return err
+	}
+	if !o.dryRun { // --dry-run only renders: it needs no cluster
+		if err := completeClient(&o.client); err != nil {
+			return err
+		}
 	}
 	if o.dryRun {
 		manifest, err := deploy.Render(ch, deploy.RenderOptions{

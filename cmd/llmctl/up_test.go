@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/llmctl/llmctl/internal/kubetest"
+	"github.com/llmctl/llmctl/pkg/preflight"
 )
 
 func TestUpDryRunPrintsManifests(t *testing.T) {
@@ -126,5 +128,23 @@ func TestRemoteCommand(t *testing.T) {
 	if !strings.HasPrefix(got, "llmctl tenants list --server http://127.0.0.1:8080 --api-key") ||
 		!strings.HasSuffix(got, `(while "kubectl -n ns port-forward svc/llmctl-gateway 8080:80" runs)`) {
 		t.Errorf("port-forward: %s", got)
+	}
+}
+
+// TestNoKubeconfigIsAnError: with no --kubeconfig, KUBECONFIG, k3s.yaml or
+// ~/.kube/config, down and top -n say so instead of asking client-go's
+// fallback http://localhost:8080 (llmctl serve's own port).
+func TestNoKubeconfigIsAnError(t *testing.T) {
+	if _, err := os.Stat(preflight.K3sKubeconfig); err == nil {
+		t.Skipf("%s exists on this machine", preflight.K3sKubeconfig)
+	}
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("KUBECONFIG", "")
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	for _, args := range [][]string{{"down"}, {"top", "--once", "-n", "llmctl"}} {
+		_, _, err := run(t, args...)
+		if !errors.Is(err, preflight.ErrNoKubeconfig) || !strings.Contains(err.Error(), "--kubeconfig") {
+			t.Errorf("%v: err = %v, want no kubeconfig", args, err)
+		}
 	}
 }

@@ -3,33 +3,17 @@ package deploy
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/llmctl/llmctl/pkg/preflight"
 )
 
-// K3sKubeconfig is where K3s writes its admin kubeconfig.
-const K3sKubeconfig = "/etc/rancher/k3s/k3s.yaml"
-
-// DefaultKubeconfig picks the kubeconfig when --kubeconfig is not given:
-// $KUBECONFIG, then ~/.kube/config, then K3s's own file when it exists,
-// which is what a fresh K3s box has and nothing else would find.
-// An empty result means "client-go's defaults" (including in-cluster).
-func DefaultKubeconfig(k3sPath string) string {
-	if os.Getenv(clientcmd.RecommendedConfigPathEnvVar) != "" {
-		return ""
-	}
-	if _, err := os.Stat(clientcmd.RecommendedHomeFile); err == nil {
-		return ""
-	}
-	if _, err := os.Stat(k3sPath); err == nil {
-		return k3sPath
-	}
-	return ""
-}
+// K3sKubeconfig is where K3s writes its admin kubeconfig (its one home is
+// pkg/preflight, with the order every command looks for a kubeconfig in).
+const K3sKubeconfig = preflight.K3sKubeconfig
 
 // ClientFlags are the kubeconfig, context and namespace flags (cli-runtime's
 // ConfigFlags with only these three bound) and what they resolve to.

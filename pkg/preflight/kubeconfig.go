@@ -28,35 +28,45 @@ type KubeOptions struct {
 // ErrNoKubeconfig means no kubeconfig was found anywhere doctor looks.
 var ErrNoKubeconfig = errors.New("no kubeconfig: not given by --kubeconfig or KUBECONFIG, and neither " + K3sKubeconfig + " nor ~/.kube/config exists")
 
-// LoadKube builds a client from the first kubeconfig found: --kubeconfig,
-// KUBECONFIG, K3s's k3s.yaml, then ~/.kube/config (only when Root is "/":
-// a mounted image's cluster is not the user's). Every request is bounded by
-// Timeout, so a dead API server costs one timeout, not a hang.
-func LoadKube(o KubeOptions) KubeTarget {
-	root := o.Root
+// FindKubeconfig is llmctl's one kubeconfig order, for doctor, up, down and
+// top alike: --kubeconfig (flag), then KUBECONFIG (env, a path list), then
+// K3s's k3s.yaml under root when it exists (on a K3s box it is the cluster
+// llmctl manages, even when ~/.kube/config names another), then
+// ~/.kube/config (only when root is "/": a mounted image's cluster is not
+// the user's). It returns the loading rules and where they came from, or
+// ErrNoKubeconfig.
+func FindKubeconfig(root, flag, env, home string) (*clientcmd.ClientConfigLoadingRules, string, error) {
 	if root == "" {
 		root = "/"
 	}
 	rules := &clientcmd.ClientConfigLoadingRules{}
 	switch {
-	case o.Kubeconfig != "":
-		rules.ExplicitPath = o.Kubeconfig
-	case o.EnvPath != "":
-		rules.Precedence = filepath.SplitList(o.EnvPath)
+	case flag != "":
+		rules.ExplicitPath = flag
+	case env != "":
+		rules.Precedence = filepath.SplitList(env)
+		return rules, "KUBECONFIG=" + env, nil
 	default:
 		k3s := filepath.Join(root, K3sKubeconfig)
-		home := filepath.Join(o.Home, ".kube", "config")
+		homeFile := filepath.Join(home, ".kube", "config")
 		if _, err := os.Stat(k3s); err == nil {
 			rules.ExplicitPath = k3s
-		} else if root == "/" && o.Home != "" && fileExists(home) {
-			rules.ExplicitPath = home
+		} else if root == "/" && home != "" && fileExists(homeFile) {
+			rules.ExplicitPath = homeFile
 		} else {
-			return KubeTarget{Err: ErrNoKubeconfig}
+			return nil, "", ErrNoKubeconfig
 		}
 	}
-	src := rules.ExplicitPath
-	if src == "" {
-		src = "KUBECONFIG=" + o.EnvPath
+	return rules, rules.ExplicitPath, nil
+}
+
+// LoadKube builds a client from the kubeconfig FindKubeconfig picks. Every
+// request is bounded by Timeout, so a dead API server costs one timeout,
+// not a hang.
+func LoadKube(o KubeOptions) KubeTarget {
+	rules, src, err := FindKubeconfig(o.Root, o.Kubeconfig, o.EnvPath, o.Home)
+	if err != nil {
+		return KubeTarget{Err: err}
 	}
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
 		&clientcmd.ConfigOverrides{CurrentContext: o.Context}).ClientConfig()
