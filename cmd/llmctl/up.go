@@ -47,7 +47,8 @@ func newUpCmd(g *globals) *cobra.Command {
 		Short: "Install or upgrade the gateway stack in the cluster and wait until it serves",
 		Long: `Install or upgrade the llmctl gateway chart (embedded in this binary) as a Helm
 release, like "helm upgrade --install", then wait for the rollout. On a K3s node
-with no other kubeconfig, /etc/rancher/k3s/k3s.yaml is used.`,
+/etc/rancher/k3s/k3s.yaml is used unless --kubeconfig or KUBECONFIG names another
+(the order doctor uses).`,
 		Example: `  llmctl up
   llmctl up --gpu --set gpuBackend.enabled=true
   llmctl up -f values.yaml --set ingress.host=llm.example.com
