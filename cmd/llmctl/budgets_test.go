@@ -129,16 +129,8 @@ func testBudgetsCLI(t *testing.T, dsn string) {
 // /v1/me and `budgets list --server` show the spend.
 func TestBudgetsGatewayEndToEnd(t *testing.T) {
 	t.Setenv("LLMCTL_SERVER", "")
-	ctx := context.Background()
 	dir, dsn, st, adminKey := sqliteWithAdmin(t)
-	tn, err := st.CreateTenant(ctx, "acme", billing.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, userKey, err := st.CreateKey(ctx, store.NewKey{Tenant: tn.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	userKey := tenantWithKey(t, st, "acme")
 	st.Close()
 	g, _, logs := startPricedServe(t, buildLLMCtl(t), dir, dsn)
 	remote := []string{"--server", g.url, "--api-key", adminKey}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,9 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/llmctl/llmctl/pkg/billing"
-	"github.com/llmctl/llmctl/pkg/billing/store"
 )
 
 // TestReadmeFlowWithPrices is the README's first flow with billing on: the
@@ -23,16 +19,8 @@ import (
 // gets a 402 that says so, and `ledger spend --by user` shows the charge
 // per end user, the same through the admin API and the database.
 func TestReadmeFlowWithPrices(t *testing.T) {
-	ctx := context.Background()
 	dir, dsn, st, adminKey := sqliteWithAdmin(t)
-	tn, err := st.CreateTenant(ctx, "acme", billing.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, acmeKey, err := st.CreateKey(ctx, store.NewKey{Tenant: tn.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	acmeKey := tenantWithKey(t, st, "acme")
 	st.Close()
 	prices := filepath.Join(dir, "prices.yaml")
 	if err := os.WriteFile(prices, []byte("models:\n  demo-kjv-ngram: {input: 100000, output: 300000, perRequest: 1}\n"), 0o600); err != nil {

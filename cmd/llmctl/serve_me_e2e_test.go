@@ -117,3 +117,18 @@ func sqliteWithAdmin(t *testing.T) (dir, dsn string, st store.Store, adminKey st
 	}
 	return dir, dsn, st, adminKey
 }
+
+// tenantWithKey creates tenant name with one user key and returns the key.
+func tenantWithKey(t *testing.T, st store.Store, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	tn, err := st.CreateTenant(ctx, name, billing.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, err := st.CreateKey(ctx, store.NewKey{Tenant: tn.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
