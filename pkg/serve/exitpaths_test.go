@@ -193,3 +193,35 @@ func (exitAuth) Authenticate(_ context.Context, key string) (billing.Principal, 
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestRetryTriesEachBackendOnce: a retry goes to a backend not tried yet,
+// so two failing backends see one request each, whatever MaxAttempts.
+func TestRetryTriesEachBackendOnce(t *testing.T) {
+	d1 := upstreamdouble.Start(t, upstreamdouble.Options{Name: "d1"})
+	d2 := upstreamdouble.Start(t, upstreamdouble.Options{Name: "d2"})
+	for _, d := range []*upstreamdouble.Double{d1, d2} {
+		d.SetFault(upstreamdouble.Fault{Status: 503})
+	}
+	g, err := New(Options{Auth: exitAuth{}, MaxAttempts: 5,
+		Remotes: []RemoteConfig{{Name: "d1", URL: d1.URL()}, {Name: "d2", URL: d2.URL()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.CheckBackends(t.Context())
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"double-model","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer k")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502", resp.StatusCode)
+	}
+	if n1, n2 := d1.Requests(), d2.Requests(); n1 != 1 || n2 != 1 {
+		t.Fatalf("backends asked %d and %d times, want once each", n1, n2)
+	}
+}

@@ -157,6 +157,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, 
 		if l == nil {
 			break
 		}
+		tried[l.m] = true
 		used, fault, retry := g.attempt(w, r, st, cr, req, l, s)
 		if !retry {
 			return used
