@@ -38,7 +38,6 @@ type doctorOptions struct {
 	Context     int
 	CPU         bool
 	Only, Skip  []string
-	Output      string
 	Strict      bool
 	Fix         bool
 	Yes         bool
@@ -93,7 +92,7 @@ too with --strict).`,
 	f.BoolVar(&o.CPU, "cpu", false, "fit the model into RAM for the embedded CPU engine instead of VRAM")
 	f.StringSliceVar(&o.Only, "only", nil, "run only these checks or categories (host, gpu, runtime, cluster, model)")
 	f.StringSliceVar(&o.Skip, "skip", nil, "skip these checks or categories")
-	f.StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &o.format)
 	f.BoolVar(&o.Strict, "strict", false, "exit 1 on warnings too")
 	f.BoolVar(&o.Fix, "fix", false, "offer the safe fixes (containerd template, RuntimeClass, WSL2 node label), each shown and confirmed")
 	f.BoolVarP(&o.Yes, "yes", "y", false, "with --fix: apply without asking")
@@ -107,9 +106,6 @@ too with --strict).`,
 // Complete resolves flags into an Env: output format, checks, NVML, cluster client.
 func (o *doctorOptions) Complete() error {
 	var err error
-	if o.format, err = printer.Parse(o.Output, printer.Table, printer.JSON, printer.YAML); err != nil {
-		return err
-	}
 	if o.checks, err = preflight.Select(preflight.All(), splitList(o.Only), splitList(o.Skip)); err != nil {
 		return err
 	}

@@ -34,7 +34,6 @@ type upOptions struct {
 	atomic        bool
 	pluginImage   string
 	node          string
-	output        string
 
 	values map[string]any
 	format printer.Format
@@ -77,7 +76,7 @@ release, like "helm upgrade --install", then wait for the rollout. On a K3s node
 	f.BoolVar(&o.gpu, "gpu", false, "also set up GPU prerequisites: RuntimeClass nvidia, NVIDIA device plugin, WSL2 node label")
 	f.StringVar(&o.pluginImage, "device-plugin-image", deploy.DevicePluginImage, "NVIDIA device plugin image (with --gpu)")
 	f.StringVar(&o.node, "node", "", "node to label on WSL2 (with --gpu; default: the only node or this host's)")
-	f.StringVarP(&o.output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &o.format)
 	return cmd
 }
 
@@ -111,9 +110,6 @@ func completeClient(c *deploy.ClientFlags) error {
 
 func (o *upOptions) Complete() error {
 	var err error
-	if o.format, err = printer.Parse(o.output, printer.Table, printer.JSON, printer.YAML); err != nil {
-		return err
-	}
 	if o.values, err = deploy.Values(o.valueFiles, o.set); err != nil {
 		return err
 	}
