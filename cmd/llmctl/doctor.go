@@ -14,8 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/llmctl/llmctl/internal/printer"
+	"github.com/llmctl/llmctl/pkg/gpu/nvmlprobe"
 	"github.com/llmctl/llmctl/pkg/preflight"
-	"github.com/llmctl/llmctl/pkg/preflight/nvmlprobe"
 )
 
 // doctorDeps are the outside world doctor reads; tests replace them.

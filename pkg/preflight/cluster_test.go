@@ -19,8 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/llmctl/llmctl/internal/kubetest"
+	"github.com/llmctl/llmctl/pkg/gpu/gonvml"
 	"github.com/llmctl/llmctl/pkg/preflight"
-	"github.com/llmctl/llmctl/pkg/preflight/gonvml"
 )
 
 // One control plane (kube-apiserver, controller-manager, scheduler, KWOK
