@@ -16,6 +16,7 @@ import (
 	"github.com/llmctl/llmctl/internal/printer"
 	"github.com/llmctl/llmctl/pkg/gpu/nvmlprobe"
 	"github.com/llmctl/llmctl/pkg/preflight"
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
 
 // doctorDeps are the outside world doctor reads; tests replace them.
@@ -85,7 +86,7 @@ too with --strict).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Root, "root", "/", "filesystem root to inspect (a mounted image, or a fixture tree)")
-	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, then "+preflight.K3sKubeconfig+", then ~/.kube/config)")
+	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, then "+facts.K3sKubeconfig+", then ~/.kube/config)")
 	f.StringVar(&o.KubeContext, "context-name", "", "kubeconfig context to use")
 	f.StringVarP(&o.Namespace, "namespace", "n", preflight.DefaultNamespace, "namespace of the gateway's pods")
 	f.StringVar(&o.Model, "model", "", "GGUF model file to fit into VRAM (header only is read)")

@@ -24,6 +24,7 @@ import (
 	"github.com/llmctl/llmctl/internal/kubetest"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/deploy"
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
 
 func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }
@@ -260,6 +261,10 @@ func TestUpInsufficientGPU(t *testing.T) {
 		t.Fatalf("error does not explain the scheduling failure: %v", err)
 	}
 	t.Logf("up failed as expected:\n%v", err)
+	// doctor's pod diagnoser explains it, with its remedy.
+	if !strings.Contains(err.Error(), "no node has a free nvidia.com/gpu") || !strings.Contains(err.Error(), "fix: the GPU is taken or not advertised") {
+		t.Errorf("error lacks the diagnosis: %v", err)
+	}
 	if !strings.Contains(err.Error(), "llmctl-gateway-gpu") {
 		t.Errorf("error does not name the GPU workload: %v", err)
 	}
@@ -348,7 +353,7 @@ func TestEnsureGPUIdempotent(t *testing.T) {
 	if !first.WSL2 || len(first.LabeledNodes) != 1 {
 		t.Errorf("WSL2 node not labeled: %+v", first)
 	}
-	ds, err := e.kube.AppsV1().DaemonSets(deploy.DevicePluginNS).Get(ctx, deploy.DevicePluginName, metav1.GetOptions{})
+	ds, err := e.kube.AppsV1().DaemonSets(facts.DevicePluginNamespace).Get(ctx, facts.DevicePluginName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +367,7 @@ func TestEnsureGPUIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if node.Labels[deploy.GPUPresentLabel] != "true" {
+	if node.Labels[facts.GPUPresentLabel] != "true" {
 		t.Errorf("node labels: %v", node.Labels)
 	}
 	second, err := e.d.EnsureGPU(ctx, deploy.GPUOptions{OSReleasePath: osr, Node: e.c.Node})

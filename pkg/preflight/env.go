@@ -45,7 +45,7 @@ type Env struct {
 	// Statfs reports free and total bytes of the filesystem holding path.
 	Statfs func(path string) (free, total uint64, err error)
 
-	facts *facts
+	facts *runFacts
 }
 
 // KubeTarget is a Kubernetes client and where its config came from, or the
@@ -64,9 +64,9 @@ const (
 	DefaultNamespace   = "llmctl"
 )
 
-// facts are read once per run and shared by the checks that need them, so
+// runFacts are read once per run and shared by the checks that need them, so
 // that ten checks do not probe NVML or the API server ten times.
-type facts struct {
+type runFacts struct {
 	gpuOnce sync.Once
 	gpu     GPUSnapshot
 
@@ -98,7 +98,7 @@ func (e *Env) init() {
 		e.Statfs = statfs
 	}
 	if e.facts == nil {
-		e.facts = &facts{}
+		e.facts = &runFacts{}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/llmctl/llmctl/pkg/gpu"
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
 
 // The GPU snapshot types live in pkg/gpu (so top and serve read a GPU
@@ -132,7 +133,7 @@ func checkNVML(ctx context.Context, e *Env) Outcome {
 				Evidence: ev}
 		}
 		rem := "install the NVIDIA driver's user-space libraries (libnvidia-ml.so.1), e.g. `apt install nvidia-driver` or the matching `libnvidia-compute-<ver>`"
-		if wsl == wsl2 {
+		if wsl == facts.WSL2 {
 			rem = "on WSL2 libnvidia-ml.so.1 comes from the Windows driver in /usr/lib/wsl/lib: update the Windows NVIDIA driver, run `wsl --update`, and make sure /usr/lib/wsl/lib is in ld.so.conf (`ldconfig -p | grep nvidia-ml`)"
 		}
 		return fail("NVIDIA device present but libnvidia-ml.so.1 cannot be loaded", rem, ev...)
@@ -218,7 +219,7 @@ func checkDevices(ctx context.Context, e *Env) Outcome {
 		}
 	}
 	o.Message = fmt.Sprintf("%d GPU(s): %s", len(s.Devices), strings.Join(names, ", "))
-	if e.wsl() == wsl2 {
+	if e.wsl() == facts.WSL2 {
 		o.Evidence = append(o.Evidence, "WSL2: queries answered \"Not Supported\" are shown as n/a; that is normal under GPU paravirtualisation")
 	}
 	return o
