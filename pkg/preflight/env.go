@@ -29,13 +29,17 @@ type Env struct {
 	Kube KubeTarget
 	// Namespace holds the gateway's pods (workload check).
 	Namespace string
-	// Model is the GGUF file to fit, a path on this machine even with another
-	// Root (empty: model checks skip), Context its
-	// context length in tokens (0: the model's own), CPU forces the fit
-	// against RAM for the embedded CPU engine.
-	Model   string
-	Context int
-	CPU     bool
+	// Model is the GGUF file, or the Hugging Face safetensors model
+	// directory, to fit: a path on this machine even with another Root
+	// (empty: model checks skip). Context is its context length in tokens
+	// (0: the model's own; for safetensors, vLLM's --max-model-len). CPU
+	// forces the GGUF fit against RAM for the embedded CPU engine.
+	// GPUMemoryUtilization is vLLM's --gpu-memory-utilization for a
+	// safetensors model (0: vLLM's default, 0.9).
+	Model                string
+	Context              int
+	CPU                  bool
+	GPUMemoryUtilization float64
 	// MinDriver and MinCUDA are the oldest acceptable driver ("535.54.03")
 	// and CUDA driver API version (12020 = 12.2).
 	MinDriver string
