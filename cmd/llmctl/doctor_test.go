@@ -13,6 +13,7 @@ import (
 
 	"github.com/llmctl/llmctl/internal/kubetest"
 	"github.com/llmctl/llmctl/pkg/preflight"
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite golden files")
@@ -37,7 +38,7 @@ func runDoctor(t *testing.T, stdin string, args ...string) (string, error) {
 	g := &globals{streams: streams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut}, LogLevel: "info"}
 	cmd := newDoctorCmdWith(g, doctorDeps{
 		gpu:    rtx4090(),
-		kube:   &preflight.KubeTarget{Err: preflight.ErrNoKubeconfig},
+		kube:   &preflight.KubeTarget{Err: facts.ErrNoKubeconfig},
 		statfs: func(string) (uint64, uint64, error) { return 200 << 30, 500 << 30, nil },
 	})
 	cmd.SetArgs(args)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/llmctl/llmctl/pkg/billing/limits"
 	"github.com/llmctl/llmctl/pkg/billing/store"
-	"github.com/llmctl/llmctl/pkg/preflight/nvmlprobe"
+	"github.com/llmctl/llmctl/pkg/gpu/nvmlprobe"
 	"github.com/llmctl/llmctl/pkg/serve"
 	"github.com/llmctl/llmctl/pkg/serve/admin"
 	"github.com/llmctl/llmctl/pkg/serve/config"

@@ -19,8 +19,8 @@ import (
 	"github.com/llmctl/llmctl/internal/printer"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/deploy"
-	"github.com/llmctl/llmctl/pkg/preflight"
-	"github.com/llmctl/llmctl/pkg/preflight/nvmlprobe"
+	"github.com/llmctl/llmctl/pkg/gpu/nvmlprobe"
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 	"github.com/llmctl/llmctl/pkg/top"
 	"github.com/llmctl/llmctl/pkg/top/kube"
 	"github.com/llmctl/llmctl/pkg/top/ledgersource"
@@ -192,7 +192,7 @@ Keys: ? help, tab switch pane, / filter, s/S sort, enter drill down, esc back, q
 	f.StringVar(&o.DB, "db", "", "ledger database: postgres://… or sqlite:PATH (env LLMCTL_DB; default the SQLite file in the data dir, if it exists)")
 	f.StringVarP(&o.Kube.Namespace, "namespace", "n", "", "discover gateway pods in this namespace and scrape them through the API server's pod proxy (instead of --target)")
 	f.StringVar(&o.Selector, "selector", kube.DefaultSelector, "with --namespace: label selector of the gateway pods")
-	f.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "with --namespace: kubeconfig file (default: $KUBECONFIG, then "+preflight.K3sKubeconfig+", then ~/.kube/config)")
+	f.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "with --namespace: kubeconfig file (default: $KUBECONFIG, then "+facts.K3sKubeconfig+", then ~/.kube/config)")
 	f.StringVar(&o.Kube.Context, "context", "", "with --namespace: kubeconfig context")
 	f.BoolVar(&o.Once, "once", false, "print one snapshot and exit")
 	printer.Bind(cmd, &o.format)
