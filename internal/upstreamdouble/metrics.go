@@ -28,12 +28,12 @@ type counterBase struct {
 	base  map[string][2]int64 // model -> prompt, generated at the restart
 }
 
-// sums totals the prompt tokens of answered inference requests and the
-// completion tokens delivered, per model (embeddings are not counted).
+// sums totals the prompt tokens of answered inference requests (embeddings
+// included, as vLLM counts them) and the completion tokens delivered, per model.
 func (d *Double) sums() map[string][2]int64 {
 	out := map[string][2]int64{}
 	for _, r := range d.Records() {
-		if r.Endpoint == "embeddings" || r.Status != http.StatusOK {
+		if r.Status != http.StatusOK {
 			continue
 		}
 		c := out[r.Model]
