@@ -95,6 +95,9 @@ type GPUDevice struct {
 	TemperatureC   Reading[uint32]       `json:"temperatureC"`
 	UtilizationPct Reading[uint32]       `json:"utilizationPct"`
 	PowerW         Reading[float64]      `json:"powerW"`
+	// EnergyMJ is the energy used since the driver loaded, millijoules
+	// (nvmlDeviceGetTotalEnergyConsumption, Volta and newer).
+	EnergyMJ Reading[uint64] `json:"energyMillijoules"`
 }
 
 // gpu returns the run's NVML snapshot, probing once under the call timeout.
