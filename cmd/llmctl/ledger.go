@@ -28,7 +28,7 @@ func newLedgerCmd(g *globals) *cobra.Command {
 	rf.bind(cmd)
 	cmd.AddCommand(newLedgerBalanceCmd(g, db, rf), newLedgerEntriesCmd(g, db, rf), newLedgerSpendCmd(g, db, rf),
 		newLedgerCreditCmd(g, db, rf), newLedgerVerifyCmd(g, db, rf),
-		newLedgerReconcileCmd(g, db, rf))
+		newLedgerReconcileCmd(g, db, rf), newLedgerMarginCmd(g, db, rf))
 	return cmd
 }
 

@@ -110,35 +110,19 @@ func increase(history []Sample, cur Sample, since time.Time) (window, bool) {
 	return w, true
 }
 
-// EntryLister is the part of the ledger store reconcile reads.
-type EntryLister interface {
-	Entries(ctx context.Context, f ledger.Filter) ([]ledger.Entry, error)
-}
-
-// pageSize is how many entries one ledger read returns.
-const pageSize = 5000
-
 // LedgerTokens sums the tokens of charged requests (debits and releases)
-// per model, for entries created in [since, until], paging newest first.
-func LedgerTokens(ctx context.Context, l EntryLister, since, until time.Time) (map[string][]TimedCounts, error) {
+// per model, for entries created in [since, until].
+func LedgerTokens(ctx context.Context, l ledger.EntryLister, since, until time.Time) (map[string][]TimedCounts, error) {
 	out := map[string][]TimedCounts{}
-	f := ledger.Filter{Since: since, Until: until, NewestFirst: true, Limit: pageSize}
-	for {
-		es, err := l.Entries(ctx, f)
-		if err != nil {
-			return nil, fmt.Errorf("reading the ledger: %w", err)
-		}
-		for _, e := range es {
-			if e.Kind != ledger.KindDebit && e.Kind != ledger.KindRelease {
-				continue
-			}
+	err := ledger.Walk(ctx, l, ledger.Filter{Since: since, Until: until}, func(e ledger.Entry) {
+		if e.Kind == ledger.KindDebit || e.Kind == ledger.KindRelease {
 			out[e.Model] = append(out[e.Model], TimedCounts{e.Time, Counts{e.PromptTokens, e.CompletionTokens}})
 		}
-		if len(es) < f.Limit {
-			return out, nil
-		}
-		f.BeforeSeq = es[len(es)-1].Seq
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the ledger: %w", err)
 	}
+	return out, nil
 }
 
 // TimedCounts are one ledger entry's tokens and time.

@@ -177,7 +177,7 @@ func TestLedgerTokensPages(t *testing.T) {
 	}
 	defer lg.Close()
 	var es []ledger.Entry
-	for i := range pageSize + 101 {
+	for i := range 5000 + 101 {
 		e := ledger.Entry{Key: fmt.Sprint("k", i), TenantID: "t", Kind: ledger.KindDebit, Amount: -1, Model: "m", PromptTokens: 1, CompletionTokens: 2, Time: t0}
 		if i%100 == 0 {
 			e = ledger.Entry{Key: fmt.Sprint("k", i), TenantID: "t", Kind: ledger.KindCredit, Amount: 5, Time: t0}
@@ -188,7 +188,7 @@ func TestLedgerTokensPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := LedgerTokens(ctx, lg, t0, t0)
-	want := int64(pageSize + 101 - (pageSize+100)/100 - 1)
+	want := int64(5000 + 101 - (5000+100)/100 - 1)
 	if err != nil || int64(len(got["m"])) != want || sumFrom(got["m"], t0) != (Counts{want, 2 * want}) {
 		t.Fatalf("%d entries (want %d), %v", len(got["m"]), want, err)
 	}

@@ -27,7 +27,7 @@ func LoadState(path string) ([]Sample, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reconcile state: %w", err)
+		return nil, fmt.Errorf("state file: %w", err)
 	}
 	var s state
 	if err := json.Unmarshal(b, &s); err != nil {
@@ -54,23 +54,29 @@ func SaveState(path string, history, current []Sample, keep time.Duration, now t
 	if err != nil {
 		return err
 	}
+	return WriteAtomic(path, b)
+}
+
+// WriteAtomic replaces path with b through a temporary file and a rename,
+// so a crash leaves the old file or the new one, never half of one.
+func WriteAtomic(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("reconcile state: %w", err)
+		return fmt.Errorf("state file: %w", err)
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".reconcile-*")
 	if err != nil {
-		return fmt.Errorf("reconcile state: %w", err)
+		return fmt.Errorf("state file: %w", err)
 	}
 	defer os.Remove(f.Name())
 	if _, err := f.Write(b); err != nil {
 		f.Close()
-		return fmt.Errorf("reconcile state: %w", err)
+		return fmt.Errorf("state file: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("reconcile state: %w", err)
+		return fmt.Errorf("state file: %w", err)
 	}
 	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("reconcile state: %w", err)
+		return fmt.Errorf("state file: %w", err)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/llmctl/llmctl/internal/decodeerr"
 	"github.com/llmctl/llmctl/pkg/billing/alerts"
 	"github.com/llmctl/llmctl/pkg/billing/limits"
+	"github.com/llmctl/llmctl/pkg/billing/margin"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 )
 
@@ -60,6 +61,9 @@ type Config struct {
 
 	// Alerts are the outbound signed webhooks (docs/billing.md#alerts).
 	Alerts alerts.Config `yaml:"alerts"`
+
+	// Costs price the box for `llmctl ledger margin` (docs/economics.md).
+	Costs margin.Costs `yaml:"costs"`
 }
 
 // Model is one GGUF file for the embedded engine.
@@ -336,6 +340,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Alerts.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Costs.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

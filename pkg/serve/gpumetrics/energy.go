@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/llmctl/llmctl/pkg/preflight"
+	"github.com/llmctl/llmctl/pkg/top/metrics"
 )
 
 // EnergyMetric is the GPUs' energy counter, joules: NVML's total energy
@@ -13,7 +14,7 @@ import (
 // the power readings this collector has taken (trapezoid rule between
 // probes), which starts at zero with the process. `llmctl ledger margin`
 // prices its increase.
-const EnergyMetric = "llmctl_gpu_energy_joules_total"
+const EnergyMetric = metrics.GPUEnergy
 
 // energyState integrates power for a board without an energy counter.
 type energyState struct {
