@@ -131,21 +131,21 @@ func Run(ctx context.Context, o Options) []preflight.Result {
 
 	// 3. The request, streamed, through the public API.
 	ans, err := o.chat(ctx, k.Secret)
-	if err != nil || ans.text == "" {
+	if err != nil || ans.Text == "" {
 		msg := "no answer"
 		if err != nil {
 			msg = err.Error()
 		}
-		add("request", "a paid request is answered", bad(preflight.Fail, msg, requestRemedy(msg), "model "+ans.model))
+		add("request", "a paid request is answered", bad(preflight.Fail, msg, requestRemedy(msg), "model "+ans.Model))
 		cleanup(k.ID, 0)
 		return skipRest("ttft", "ledger", "balance", "metrics")
 	}
-	add("request", "a paid request is answered", ok(fmt.Sprintf("%q answered %d+%d tokens", ans.model, ans.prompt, ans.completion)))
-	if o.MaxTTFT > 0 && ans.ttft > o.MaxTTFT {
-		add("ttft", "time to first token", bad(preflight.Warn, fmt.Sprintf("first token after %s, over %s", ans.ttft.Round(time.Millisecond), o.MaxTTFT),
+	add("request", "a paid request is answered", ok(fmt.Sprintf("%q answered %d+%d tokens", ans.Model, ans.Prompt, ans.Completion)))
+	if o.MaxTTFT > 0 && ans.TTFT > o.MaxTTFT {
+		add("ttft", "time to first token", bad(preflight.Warn, fmt.Sprintf("first token after %s, over %s", ans.TTFT.Round(time.Millisecond), o.MaxTTFT),
 			"the backend is slow or queueing: check its load (llmctl top) and maxConcurrency"))
 	} else {
-		add("ttft", "time to first token", ok("first token after "+ans.ttft.Round(time.Millisecond).String()))
+		add("ttft", "time to first token", ok("first token after "+ans.TTFT.Round(time.Millisecond).String()))
 	}
 
 	// 4. The ledger's charge, 5. the balance moved by exactly it.
@@ -159,11 +159,11 @@ func Run(ctx context.Context, o Options) []preflight.Result {
 	default:
 		spent = -e.AmountMicros
 		switch {
-		case e.PromptTokens != ans.prompt || e.CompletionTokens != ans.completion:
-			add("ledger", "the ledger charged it", bad(preflight.Fail, fmt.Sprintf("charged %d+%d tokens, the answer said %d+%d", e.PromptTokens, e.CompletionTokens, ans.prompt, ans.completion),
+		case e.PromptTokens != ans.Prompt || e.CompletionTokens != ans.Completion:
+			add("ledger", "the ledger charged it", bad(preflight.Fail, fmt.Sprintf("charged %d+%d tokens, the answer said %d+%d", e.PromptTokens, e.CompletionTokens, ans.Prompt, ans.Completion),
 				"usage and charge disagree: run llmctl ledger reconcile against the backend's /metrics"))
 		case spent <= 0:
-			add("ledger", "the ledger charged it", bad(preflight.Fail, fmt.Sprintf("model %q was charged %s: served for free", ans.model, e.Amount),
+			add("ledger", "the ledger charged it", bad(preflight.Fail, fmt.Sprintf("model %q was charged %s: served for free", ans.Model, e.Amount),
 				"price the model (prices: file, --prices) or the gateway gives it away"))
 		default:
 			add("ledger", "the ledger charged it", ok(fmt.Sprintf("charged %s for %d+%d tokens", e.Amount, e.PromptTokens, e.CompletionTokens)))
@@ -222,34 +222,43 @@ func outcome(err error, msg, remedy string) preflight.Outcome {
 	return ok(msg)
 }
 
-type answer struct {
-	model              string
-	text               string
-	prompt, completion int64
-	ttft               time.Duration
+// Answer is one streamed completion as the client saw it.
+type Answer struct {
+	Model              string
+	Text               string
+	Prompt, Completion int64
+	TTFT               time.Duration
 }
 
 // chat streams one short completion and measures the time to its first
 // content chunk.
-func (o Options) chat(ctx context.Context, key string) (answer, error) {
-	a := answer{model: o.Model}
-	if a.model == "" {
+func (o Options) chat(ctx context.Context, key string) (Answer, error) {
+	model := o.Model
+	if model == "" {
 		m, err := o.firstModel(ctx, key)
 		if err != nil {
-			return a, err
+			return Answer{}, err
 		}
-		a.model = m
+		model = m
 	}
-	body, _ := json.Marshal(map[string]any{"model": a.model, "max_tokens": 8, "stream": true, "stream_options": map[string]bool{"include_usage": true},
-		"messages": []map[string]string{{"role": "user", "content": "Say hello."}}})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.Server+"/v1/chat/completions", bytes.NewReader(body))
+	return Stream(ctx, o.HTTP, o.Server, key, model, "Say hello.", 8)
+}
+
+// Stream sends one streamed chat completion to server (base URL, /v1
+// below it) and reads it to the end: the text, the usage chunk's tokens and
+// the time from sending to the first content chunk.
+func Stream(ctx context.Context, hc *http.Client, server, key, model, prompt string, maxTokens int) (Answer, error) {
+	a := Answer{Model: model}
+	body, _ := json.Marshal(map[string]any{"model": model, "max_tokens": maxTokens, "stream": true, "stream_options": map[string]bool{"include_usage": true},
+		"messages": []map[string]string{{"role": "user", "content": prompt}}})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, server+"/v1/chat/completions", bytes.NewReader(body))
 	if err != nil {
 		return a, err
 	}
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
 	start := time.Now()
-	resp, err := o.HTTP.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return a, fmt.Errorf("POST /v1/chat/completions: %w", err)
 	}
@@ -281,16 +290,16 @@ func (o Options) chat(ctx context.Context, key string) (answer, error) {
 			return a, fmt.Errorf("the stream sent a chunk that is not JSON: %w", err)
 		}
 		for _, ch := range c.Choices {
-			if ch.Delta.Content != "" && a.ttft == 0 {
-				a.ttft = time.Since(start)
+			if ch.Delta.Content != "" && a.TTFT == 0 {
+				a.TTFT = time.Since(start)
 			}
 			sb.WriteString(ch.Delta.Content)
 		}
 		if c.Usage != nil {
-			a.prompt, a.completion = c.Usage.Prompt, c.Usage.Completion
+			a.Prompt, a.Completion = c.Usage.Prompt, c.Usage.Completion
 		}
 	}
-	a.text = sb.String()
+	a.Text = sb.String()
 	if err := sc.Err(); err != nil {
 		return a, fmt.Errorf("reading the stream: %w", err)
 	}
