@@ -105,6 +105,7 @@ too with --strict).`,
 	f.BoolVar(&o.List, "list", false, "list the checks and exit")
 	f.DurationVar(&o.Timeout, "timeout", preflight.DefaultCallTimeout, "timeout of each external call (NVML, one API request)")
 	f.StringVar(&o.MinDriver, "min-driver", preflight.DefaultMinDriver, "oldest acceptable NVIDIA driver version")
+	withE2E(cmd, g, &o.format) // doctor_e2e.go
 	return cmd
 }
 

@@ -27,7 +27,8 @@ func newLedgerCmd(g *globals) *cobra.Command {
 	db.bind(cmd)
 	rf.bind(cmd)
 	cmd.AddCommand(newLedgerBalanceCmd(g, db, rf), newLedgerEntriesCmd(g, db, rf), newLedgerSpendCmd(g, db, rf),
-		newLedgerCreditCmd(g, db, rf), newLedgerVerifyCmd(g, db, rf))
+		newLedgerCreditCmd(g, db, rf), newLedgerVerifyCmd(g, db, rf),
+		newLedgerReconcileCmd(g, db, rf), newLedgerMarginCmd(g, db, rf))
 	return cmd
 }
 

@@ -284,6 +284,8 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger) error {
 	}()
 	for _, e := range engines {
 		opts.Backends = append(opts.Backends, e)
+		// Its own token counters, for `llmctl ledger reconcile`.
+		opts.Registry.MustRegister(e.Collector())
 	}
 	gw, err := serve.New(opts)
 	if err != nil {

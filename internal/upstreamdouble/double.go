@@ -22,6 +22,8 @@
 //	                {"words":W} (W = prompt words), finish_reason tool_calls,
 //	                2 completion tokens (the arguments' two fragments), unless
 //	                the conversation already holds a tool result: then text
+//	bill-less=N     report N fewer completion tokens in usage than were
+//	                generated (an injected billing bug; /metrics counts all)
 //
 // Whole-backend behaviour is set with SetFault and Down/Up.
 package upstreamdouble
@@ -46,6 +48,9 @@ type Options struct {
 	Models []string // default ["double-model"]
 	// APIKey, when set, is required as the upstream bearer token.
 	APIKey string
+	// Metrics, when set, serves GET /metrics with the token counters of
+	// that server: MetricsVLLM or MetricsLlamaCpp (metrics.go).
+	Metrics string
 }
 
 // Fault is whole-backend misbehaviour for inference requests.
@@ -84,6 +89,7 @@ type Double struct {
 
 	requests atomic.Int64
 	changed  chan struct{} // closed and replaced on every record change
+	counters counterBase   // metrics.go
 }
 
 // Start runs a double on a random loopback port until the test ends.
@@ -105,7 +111,8 @@ func New(opts Options) (*Double, error) {
 	if len(opts.Models) == 0 {
 		opts.Models = []string{"double-model"}
 	}
-	d := &Double{opts: opts, records: map[string]*Record{}, changed: make(chan struct{})}
+	d := &Double{opts: opts, records: map[string]*Record{}, changed: make(chan struct{}),
+		counters: counterBase{start: time.Now(), base: map[string][2]int64{}}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("upstreamdouble: listen: %w", err)
@@ -251,6 +258,7 @@ type directives struct {
 	stallAfter int // -1 = never
 	cached     int64
 	tool       string
+	billLess   int64
 }
 
 func parseDirectives(words []string) directives {
@@ -279,6 +287,8 @@ func parseDirectives(words []string) directives {
 			dv.cached = int64(n)
 		case k == "tool" && v != "":
 			dv.tool = v
+		case k == "bill-less" && nerr == nil && n >= 0:
+			dv.billLess = int64(n)
 		}
 	}
 	return dv
@@ -300,6 +310,8 @@ func (d *Double) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
 		d.models(w)
+	case r.Method == http.MethodGet && r.URL.Path == "/metrics" && d.opts.Metrics != "":
+		d.metrics(w, r)
 	case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v1/"):
 		d.inference(w, r, strings.TrimPrefix(r.URL.Path, "/v1/"))
 	default:
@@ -463,7 +475,7 @@ func (d *Double) plain(w http.ResponseWriter, rec *Record, endpoint string, req 
 				"function": map[string]any{"name": dv.tool, "arguments": strings.Join(toolArgs(rec), "")}}}}}
 	}
 	body, _ := json.Marshal(map[string]any{"id": "cmpl-" + rec.RequestID, "object": object, "created": time.Now().Unix(),
-		"model": req.Model, "choices": []any{choice}, "usage": usage(rec.PromptTokens, int64(dv.tokens), dv.cached)})
+		"model": req.Model, "choices": []any{choice}, "usage": usage(rec.PromptTokens, max(0, int64(dv.tokens)-dv.billLess), dv.cached)})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, err := w.Write(body)
@@ -598,7 +610,7 @@ func (d *Double) stream(w http.ResponseWriter, r *http.Request, rec *Record, end
 		canceled()
 		return
 	}
-	d.endStream(rec, send, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, created, object, req.Model, dv.tokens, dv.cached)
+	d.endStream(rec, send, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, created, object, req.Model, max(0, dv.tokens-int(dv.billLess)), dv.cached)
 }
 
 // endStream sends the usage chunk, when asked for, and [DONE].

@@ -97,6 +97,9 @@ type Device struct {
 	TemperatureC   Reading[uint32]       `json:"temperatureC"`
 	UtilizationPct Reading[uint32]       `json:"utilizationPct"`
 	PowerW         Reading[float64]      `json:"powerW"`
+	// EnergyMJ is the energy used since the driver loaded, millijoules
+	// (nvmlDeviceGetTotalEnergyConsumption, Volta and newer).
+	EnergyMJ Reading[uint64] `json:"energyMillijoules"`
 }
 
 // Static returns a probe that always answers s: for doctor --root (the GPUs

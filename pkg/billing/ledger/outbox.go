@@ -23,11 +23,14 @@ const (
 	EventPaymentCredited = "payment.credited"
 	EventKeyExpiring     = "key.expiring"
 	EventSpoolBacklog    = "spool.backlog"
+	// EventBillingDrift: `llmctl ledger reconcile` found the ledger and a
+	// backend's token counters apart (pkg/billing/reconcile).
+	EventBillingDrift = "billing.drift"
 )
 
 // EventTypes lists every event type, for validating configuration.
 func EventTypes() []string {
-	return []string{EventBalanceLow, EventBudgetThreshold, EventPaymentCredited, EventKeyExpiring, EventSpoolBacklog}
+	return []string{EventBalanceLow, EventBudgetThreshold, EventPaymentCredited, EventKeyExpiring, EventSpoolBacklog, EventBillingDrift}
 }
 
 // EventID derives an event's id from its type and what makes it unique (an

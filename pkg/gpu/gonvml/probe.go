@@ -119,6 +119,7 @@ func readDevice(i int, d nvml.Device) gpu.Device {
 		mw, r := d.GetPowerUsage()
 		return float64(mw) / 1000, r
 	})
+	dev.EnergyMJ = reading(d.GetTotalEnergyConsumption)
 	return dev
 }
 

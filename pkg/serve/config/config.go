@@ -18,6 +18,7 @@ import (
 	"github.com/llmctl/llmctl/internal/decodeerr"
 	"github.com/llmctl/llmctl/pkg/billing/alerts"
 	"github.com/llmctl/llmctl/pkg/billing/limits"
+	"github.com/llmctl/llmctl/pkg/billing/margin"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 )
 
@@ -63,6 +64,9 @@ type Config struct {
 
 	// Billing is the ledger and payment webhooks (docs/billing.md).
 	Billing Billing `yaml:"billing"`
+
+	// Costs price the box for `llmctl ledger margin` (docs/economics.md).
+	Costs margin.Costs `yaml:"costs"`
 }
 
 // Model is one GGUF file for the embedded engine.
@@ -345,6 +349,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Billing.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Costs.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

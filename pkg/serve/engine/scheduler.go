@@ -113,6 +113,7 @@ type scheduler struct {
 	prefillChunk int
 	submit       chan *job
 	log          *slog.Logger
+	counts       tokenCounts // metrics.go
 }
 
 var errClosed = errors.New("engine: closed")
@@ -220,6 +221,7 @@ func (s *scheduler) run(ctx context.Context) {
 
 func (s *scheduler) admit(j *job) *job {
 	j.cache = s.m.NewCache(s.ctxSize)
+	s.counts.admitted(j)
 	if j.embed != nil {
 		j.prompt = j.embed[0]
 		j.pool = make([]float32, s.m.Embd)
@@ -269,6 +271,7 @@ func (s *scheduler) advance(j *job) {
 	j.mu.Lock()
 	j.gen++
 	j.mu.Unlock()
+	s.counts.generated.Add(1)
 	j.bytes = append(j.bytes, s.tok.Piece(t, false)...)
 	text := j.flush(false)
 	if stopAt := firstStop(text, j.stops); stopAt >= 0 {

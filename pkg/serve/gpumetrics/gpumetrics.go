@@ -24,10 +24,12 @@ type Collector struct {
 	now     func() time.Time
 
 	util, used, total, temp, power *prometheus.Desc
+	joules                         *prometheus.Desc // energy.go
 
-	mu   sync.Mutex
-	last preflight.GPUSnapshot
-	at   time.Time
+	mu     sync.Mutex
+	last   preflight.GPUSnapshot
+	at     time.Time
+	energy map[int]*energyState // by device index: energy.go
 }
 
 // New returns a collector over probe. Scrapes closer together than a second
@@ -43,12 +45,14 @@ func New(probe preflight.GPUProbe) *Collector {
 		total: d(metrics.GPUMemoryTotal, "GPU framebuffer memory, bytes."),
 		temp:  d(metrics.GPUTemperature, "GPU temperature, degrees Celsius."),
 		power: d(metrics.GPUPower, "GPU power draw, watts."),
+		joules: prometheus.NewDesc(EnergyMetric, "GPU energy used, joules (source nvml: the board's counter since driver load; power: integrated from power readings since this process started).",
+			[]string{"gpu", "source"}, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.util, c.used, c.total, c.temp, c.power} {
+	for _, d := range []*prometheus.Desc{c.util, c.used, c.total, c.temp, c.power, c.joules} {
 		ch <- d
 	}
 }
@@ -59,6 +63,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if s.Init != preflight.InitOK {
 		return
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, d := range s.Devices {
 		gpu := fmt.Sprintf("%d %s", d.Index, d.Name)
 		gauge := func(desc *prometheus.Desc, v float64) {
@@ -77,6 +83,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		if d.PowerW.OK {
 			gauge(c.power, d.PowerW.Value)
 		}
+		c.collectEnergy(ch, d, gpu)
 	}
 }
 
@@ -87,6 +94,7 @@ func (c *Collector) snapshot() preflight.GPUSnapshot {
 		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 		c.last, c.at = c.probe.Probe(ctx), now
 		cancel()
+		c.integrate(c.last, now)
 	}
 	return c.last
 }

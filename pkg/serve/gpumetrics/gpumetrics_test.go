@@ -84,3 +84,27 @@ func TestNoNVMLExportsNothing(t *testing.T) {
 		t.Fatalf("%d series without NVML", n)
 	}
 }
+
+// TestEnergy: a board with NVML's energy counter exports it in joules; one
+// without integrates its power readings between probes (trapezoid), from
+// the second probe on.
+func TestEnergy(t *testing.T) {
+	p := &probe{s: preflight.GPUSnapshot{Init: preflight.InitOK, Devices: []preflight.GPUDevice{
+		{Index: 0, Name: "H100", PowerW: preflight.Val(700.0), EnergyMJ: preflight.Val[uint64](5_000_000)},
+		{Index: 1, Name: "RTX", PowerW: preflight.Val(100.0), EnergyMJ: preflight.NA[uint64]("not supported")},
+	}}}
+	c := New(p)
+	now := time.Unix(1000, 0)
+	c.now = func() time.Time { return now }
+	want := func(text string) {
+		t.Helper()
+		if err := testutil.CollectAndCompare(c, strings.NewReader(text), EnergyMetric); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head := "# HELP " + EnergyMetric + " GPU energy used, joules (source nvml: the board's counter since driver load; power: integrated from power readings since this process started).\n# TYPE " + EnergyMetric + " counter\n"
+	want(head + EnergyMetric + `{gpu="0 H100",source="nvml"} 5000` + "\n")
+	now = now.Add(10 * time.Second)
+	p.s.Devices[1].PowerW = preflight.Val(300.0)
+	want(head + EnergyMetric + `{gpu="0 H100",source="nvml"} 5000` + "\n" + EnergyMetric + `{gpu="1 RTX",source="power"} 2000` + "\n")
+}

@@ -20,6 +20,7 @@ const (
 	GPUMemoryTotal      = "llmctl_gpu_memory_total_bytes"
 	GPUTemperature      = "llmctl_gpu_temperature_celsius"
 	GPUPower            = "llmctl_gpu_power_watts"
+	GPUEnergy           = "llmctl_gpu_energy_joules_total" // counter (pkg/serve/gpumetrics/energy.go)
 )
 
 // Stats are the rates and latencies of one model, or of all of them.
