@@ -189,7 +189,7 @@ func (o *serveOptions) Run(ctx context.Context) error {
 func (o *serveOptions) serve(ctx context.Context, log *slog.Logger) error {
 	// One database handle, migrated once, for the store and the ledger;
 	// closed last, after the ledger's flush (deferred below).
-	db, err := store.OpenDB(ctx, o.cfg.DB)
+	db, err := store.OpenDB(ctx, o.cfg.DB, store.WithPool(o.cfg.DBPool))
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}

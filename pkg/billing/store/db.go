@@ -17,9 +17,17 @@ type Pool struct {
 	// MaxConns bounds each PostgreSQL pool and the SQLite reader handle
 	// (pgx's default: the larger of 4 and the CPUs). The ledger's SQLite
 	// writer always has one: SQLite has one writer at a time.
-	MaxConns        int32
-	MaxConnLifetime time.Duration // a connection is replaced after this
-	MaxConnIdleTime time.Duration // an idle connection is closed after this
+	MaxConns        int32         `yaml:"maxConns"`
+	MaxConnLifetime time.Duration `yaml:"maxConnLifetime"` // a connection is replaced after this
+	MaxConnIdleTime time.Duration `yaml:"maxConnIdleTime"` // an idle connection is closed after this
+}
+
+// Validate refuses negative settings, naming them as serve's dbPool: does.
+func (p Pool) Validate() error {
+	if p.MaxConns < 0 || p.MaxConnLifetime < 0 || p.MaxConnIdleTime < 0 {
+		return errors.New("dbPool: maxConns, maxConnLifetime and maxConnIdleTime must not be negative (0: the driver's default)")
+	}
+	return nil
 }
 
 // WithPool sets the pools' sizes and lifetimes (OpenDB, Open).
