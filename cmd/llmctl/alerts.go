@@ -77,9 +77,7 @@ type alertsDeliveriesOptions struct {
 	format printer.Format
 }
 
-func (o *alertsDeliveriesOptions) Complete(_ []string) (err error) {
-	return nil
-}
+func (o *alertsDeliveriesOptions) Complete([]string) error { return nil }
 
 func (o *alertsDeliveriesOptions) Validate() error {
 	switch ledger.DeliveryStatus(o.Status) {

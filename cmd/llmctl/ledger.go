@@ -32,8 +32,10 @@ func newLedgerCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// ledgerConn is the tenants store (for names) and the ledger on one --db.
+// ledgerConn is the tenants store (for names) and the ledger on one --db,
+// sharing one migrated database handle.
 type ledgerConn struct {
+	db *store.DB
 	st store.Store
 	lg ledger.Store
 }
@@ -43,22 +45,14 @@ func (d *dbFlag) openLedger(ctx context.Context) (*ledgerConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, dsn)
+	db, err := store.OpenDB(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
-	lg, err := ledger.Open(ctx, dsn)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	return &ledgerConn{st: st, lg: lg}, nil
+	return &ledgerConn{db: db, st: db.Store(), lg: ledger.OnDB(db)}, nil
 }
 
-func (c *ledgerConn) Close() {
-	c.lg.Close()
-	c.st.Close()
-}
+func (c *ledgerConn) Close() { _ = c.db.Close() }
 
 // names maps tenant ids to names for display.
 func (c *ledgerConn) names(ctx context.Context) (map[string]string, error) {

@@ -18,9 +18,7 @@ type meOptions struct {
 	format printer.Format
 }
 
-func (o *meOptions) Complete(_ []string) (err error) {
-	return nil
-}
+func (o *meOptions) Complete([]string) error { return nil }
 
 func (o *meOptions) Validate() error { return nil }
 

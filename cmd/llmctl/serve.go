@@ -187,11 +187,14 @@ func (o *serveOptions) Run(ctx context.Context) error {
 // serve opens the store, bootstraps the admin key, and serves until the
 // context ends, draining in-flight requests.
 func (o *serveOptions) serve(ctx context.Context, log *slog.Logger) error {
-	st, err := store.Open(ctx, o.cfg.DB)
+	// One database handle, migrated once, for the store and the ledger;
+	// closed last, after the ledger's flush (deferred below).
+	db, err := store.OpenDB(ctx, o.cfg.DB, store.WithPool(o.cfg.DBPool))
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	defer st.Close()
+	defer db.Close()
+	st := db.Store()
 	key, err := serve.EnsureAdmin(ctx, st, o.cfg.AdminKey)
 	if err != nil {
 		return err
@@ -239,7 +242,7 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger) error {
 	opts.Admitter = lim
 	// The ledger (Reserver) and payment webhooks, on the same registry.
 	o.billing.alerts = o.cfg.Alerts.Enabled()
-	bill, err := o.billing.open(ctx, o.cfg.DB, st, opts.Registry, log)
+	bill, err := o.billing.open(db, st, opts.Registry, log)
 	if err != nil {
 		return err
 	}

@@ -109,14 +109,11 @@ type billingParts struct {
 	close  func(ctx context.Context) error
 }
 
-func (o *serveBillingOptions) open(ctx context.Context, dsn string, st store.Store, reg prometheus.Registerer, log *slog.Logger) (*billingParts, error) {
+func (o *serveBillingOptions) open(db *store.DB, st store.Store, reg prometheus.Registerer, log *slog.Logger) (*billingParts, error) {
 	if !o.enabled() {
 		return &billingParts{close: func(context.Context) error { return nil }}, nil
 	}
-	ls, err := ledger.Open(ctx, dsn)
-	if err != nil {
-		return nil, fmt.Errorf("open ledger: %w", err)
-	}
+	ls := ledger.OnDB(db)
 	// The admin tenant is the operator's own: charged like any tenant (its
 	// spend shows in the ledger) but never refused for balance, so the
 	// bootstrap key works the moment --prices is on (docs/billing.md).
@@ -124,14 +121,9 @@ func (o *serveBillingOptions) open(ctx context.Context, dsn string, st store.Sto
 		AdmitWhenDown: o.cfg.AdmitWhenLedgerDown, HouseTenants: []string{serve.AdminTenant},
 		Logger: log.With("component", "ledger"), Registerer: reg})
 	if err != nil {
-		ls.Close()
 		return nil, err
 	}
-	p := &billingParts{ledger: l, close: func(ctx context.Context) error {
-		err := l.Close(ctx)
-		ls.Close()
-		return err
-	}}
+	p := &billingParts{ledger: l, close: l.Close}
 	if o.cfg.Prices != "" {
 		p.reserver = l
 	}
@@ -139,7 +131,7 @@ func (o *serveBillingOptions) open(ctx context.Context, dsn string, st store.Sto
 		h, err := webhook.New(webhook.Config{StripeSecrets: o.cfg.StripeWebhookSecrets, StandardSecrets: o.cfg.StandardWebhookSecrets,
 			LemonSqueezySecrets: o.cfg.LemonSqueezyWebhookSecrets, Tolerance: o.cfg.WebhookTolerance, Logger: log.With("component", "webhook"), Registerer: reg}, l, st)
 		if err != nil {
-			_ = p.close(ctx)
+			_ = p.close(context.Background())
 			return nil, err
 		}
 		p.webhooks = h

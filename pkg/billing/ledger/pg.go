@@ -11,37 +11,23 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// pgStore is the PostgreSQL ledger. It keeps two pools on one DSN: holds are
-// written with synchronous_commit off (a hold lost in a crash only frees a
-// reservation early, and the reserve sits on the request's hot path), while
-// entries always commit synchronously.
+// pgStore is the PostgreSQL ledger. It writes on the two pools of a
+// store.DB: holds with synchronous_commit off (a hold lost in a crash only
+// frees a reservation early, and the reserve sits on the request's hot
+// path), entries always synchronously.
 type pgStore struct {
 	pool   *pgxpool.Pool // entries, reads
 	holds  *pgxpool.Pool // reservations
 	alerts alertState    // outbox.go
-}
-
-// OpenPostgres connects to an already migrated PostgreSQL database.
-func OpenPostgres(ctx context.Context, dsn string) (Store, error) {
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: parse postgres DSN: %w", err)
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: connect postgres: %w", err)
-	}
-	hcfg := cfg.Copy()
-	hcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
-	holds, err := pgxpool.NewWithConfig(ctx, hcfg)
-	if err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("ledger: connect postgres: %w", err)
-	}
-	return &pgStore{pool: pool, holds: holds}, nil
+	// release, when set, is what Close does instead of closing the pools:
+	// they are a store.DB's (OnDB, Open).
+	release func() error
 }
 
 func (s *pgStore) Close() error {
+	if s.release != nil {
+		return s.release()
+	}
 	s.pool.Close()
 	s.holds.Close()
 	return nil

@@ -17,6 +17,9 @@ import (
 type sqliteStore struct {
 	db     *sql.DB
 	alerts alertState // outbox.go
+	// release, when set, is what Close does instead of closing db: it is a
+	// store.DB's (OnDB, Open).
+	release func() error
 }
 
 // NewSQLite wraps an opened, migrated SQLite database (see store.OpenSQLite
@@ -28,7 +31,12 @@ func NewSQLite(db *sql.DB) Store {
 	return &sqliteStore{db: db}
 }
 
-func (s *sqliteStore) Close() error                   { return s.db.Close() }
+func (s *sqliteStore) Close() error {
+	if s.release != nil {
+		return s.release()
+	}
+	return s.db.Close()
+}
 func (s *sqliteStore) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 func (s *sqliteStore) tx(ctx context.Context, fn func(*sql.Tx) error) error {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -20,37 +19,15 @@ import (
 //go:embed migrations
 var migrations embed.FS
 
-// Open connects to dsn, applies pending migrations and returns the Store.
+// Open migrates dsn and returns a Store with its own DB, closed by the
+// Store's Close: for a command that needs only the store. A process that
+// also needs the ledger opens one DB (OpenDB) and shares it.
 func Open(ctx context.Context, dsn string, opts ...Option) (Store, error) {
-	c, err := openConn(ctx, dsn, opts)
+	d, err := OpenDB(ctx, dsn, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &sqlStore{c: c, now: time.Now}, nil
-}
-
-func openConn(ctx context.Context, dsn string, opts []Option) (conn, error) {
-	driver, target, err := ParseDSN(dsn)
-	if err != nil {
-		return nil, err
-	}
-	if err := Migrate(ctx, dsn, opts...); err != nil {
-		return nil, err
-	}
-	switch driver {
-	case Postgres:
-		pool, err := pgxpool.New(ctx, target)
-		if err != nil {
-			return nil, fmt.Errorf("connect postgres: %w", err)
-		}
-		return pgConn{pool}, nil
-	default:
-		db, err := OpenSQLite(target, opts...)
-		if err != nil {
-			return nil, err
-		}
-		return sqlConn{db}, nil
-	}
+	return &sqlStore{c: ownedConn{conn: d.conn(), db: d}, now: time.Now}, nil
 }
 
 // OpenSQLite opens a SQLite file with the settings every llmctl writer

@@ -22,7 +22,10 @@ const (
 // Option adjusts Open, Migrate and OpenSQLite.
 type Option func(*options)
 
-type options struct{ log *slog.Logger }
+type options struct {
+	log  *slog.Logger
+	pool Pool
+}
 
 // WithLogger sends the opener's warnings (permissions found too open and
 // tightened) to l instead of slog.Default().

@@ -61,3 +61,20 @@ func TestBillingSectionRefusals(t *testing.T) {
 		t.Errorf("overdraft not a number: %v", err)
 	}
 }
+
+func TestDBPoolSection(t *testing.T) {
+	c := Defaults("sqlite:/tmp/x.db")
+	if err := c.MergeFile("serve.yaml", strings.NewReader("dbPool:\n  maxConns: 8\n  maxConnLifetime: 30m\n")); err != nil {
+		t.Fatal(err)
+	}
+	if c.DBPool.MaxConns != 8 || c.DBPool.MaxConnLifetime != 30*time.Minute || c.DBPool.MaxConnIdleTime != 0 || c.Validate() != nil {
+		t.Fatalf("dbPool: %+v %v", c.DBPool, c.Validate())
+	}
+	if err := c.MergeFile("serve.yaml", strings.NewReader("dbPool:\n  maxConnections: 8\n")); err == nil || !strings.Contains(err.Error(), "maxConnections") {
+		t.Fatalf("unknown dbPool field: %v", err)
+	}
+	c.DBPool.MaxConns = -1
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "dbPool") {
+		t.Fatalf("negative pool size: %v", err)
+	}
+}

@@ -27,6 +27,8 @@ type Config struct {
 	Listen      string `yaml:"listen"`      // public API address
 	AdminListen string `yaml:"adminListen"` // /metrics; "off" disables it
 	DB          string `yaml:"db"`          // postgres://… or sqlite:PATH
+	// DBPool sizes and ages the database connections (0: driver defaults).
+	DBPool store.Pool `yaml:"dbPool"`
 	// AdminAPI is where /admin/v1/ is served: "api" (the public listener),
 	// "admin" (the admin listener) or "off".
 	AdminAPI string `yaml:"adminAPI"`
@@ -346,6 +348,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Alerts.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.DBPool.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.Billing.Validate(); err != nil {

@@ -5,7 +5,6 @@ package ledgersource
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -36,19 +35,13 @@ type Source struct {
 var _ top.LedgerSource = (*Source)(nil)
 
 // Open opens the tenant store and the ledger on dsn (as `llmctl ledger
-// --db` does). Close releases both.
+// --db` does), on one database handle. Close releases it.
 func Open(ctx context.Context, dsn string) (*Source, func() error, error) {
-	st, err := store.Open(ctx, dsn)
+	db, err := store.OpenDB(ctx, dsn)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open tenant store: %w", err)
+		return nil, nil, fmt.Errorf("open ledger database: %w", err)
 	}
-	lg, err := ledger.Open(ctx, dsn)
-	if err != nil {
-		st.Close()
-		return nil, nil, fmt.Errorf("open ledger: %w", err)
-	}
-	closeBoth := func() error { return errors.Join(lg.Close(), st.Close()) }
-	return &Source{Store: st, Ledger: lg}, closeBoth, nil
+	return &Source{Store: db.Store(), Ledger: ledger.OnDB(db)}, db.Close, nil
 }
 
 // Tenants lists every tenant (those with ledger activity but no tenant
