@@ -58,6 +58,9 @@ type Options struct {
 	DefaultMaxTokens int64
 	// MaxAttempts bounds backends tried per request; default 3.
 	MaxAttempts int
+	// Queue configures the admission queue for backends at their
+	// maxConcurrency (admission.go, docs/routing.md).
+	Queue QueueOptions
 
 	// Webhooks, when set, is mounted at /v1/billing/webhooks/ without API-key
 	// auth or limits, its bodies limited to WebhookMaxBodyBytes (default 1 MiB).
@@ -242,6 +245,9 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.metrics = m
 	g.router.upstreamErrors = m.upstreamError
+	if err := g.startQueue(); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 

@@ -76,6 +76,16 @@ func (g *Gateway) run(w http.ResponseWriter, r *http.Request, st *reqState, p bi
 		maxTokens = g.opts.DefaultMaxTokens
 	}
 
+	// A request waits for a backend slot before it is admitted: the
+	// limiter slot and the hold are taken only once it has one.
+	first, aerr := g.enqueue(r, p, cr, model)
+	if aerr != nil {
+		g.fail(w, st, aerr)
+		return
+	}
+	if first != nil {
+		defer first.done(nil) // a no-op once forward used it
+	}
 	// Every choice (n, best_of) may generate maxTokens.
 	completion := completionBudget(maxTokens, cr.choices)
 	// One settlement from admission on: forward charges it (a plain answer
@@ -96,7 +106,7 @@ func (g *Gateway) run(w http.ResponseWriter, r *http.Request, st *reqState, p bi
 	}
 	s.reserved(hold)
 
-	used = g.forward(w, r, st, cr, model, s)
+	used = g.forward(w, r, st, cr, model, first, s)
 	st.usage = used
 	g.metrics.tokens.WithLabelValues(model, "in").Add(float64(used.PromptTokens))
 	g.metrics.tokens.WithLabelValues(model, "out").Add(float64(used.CompletionTokens))
@@ -143,7 +153,7 @@ func (g *Gateway) reserveError(r *http.Request, st *reqState, cr *clientRequest,
 // forward routes to a backend, retrying on another one while nothing has
 // been sent to the client, and returns the usage to settle. Each backend
 // tried is a lease from the router, ended once with how it went.
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, model string, s *settlement) billing.Usage {
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, model string, first *lease, s *settlement) billing.Usage {
 	ubody, err := cr.upstreamBody(model)
 	if err != nil {
 		g.fail(w, st, badRequest("", "cannot re-encode request: %v", err))
@@ -153,7 +163,10 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, 
 	tried := g.unfit(cr, model)
 	var lastErr error
 	for range g.opts.MaxAttempts {
-		l := g.router.lease(model, tried)
+		l := first // the queue's, for the first attempt
+		if first = nil; l == nil {
+			l = g.router.lease(model, tried)
+		}
 		if l == nil {
 			break
 		}
