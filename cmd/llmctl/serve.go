@@ -211,6 +211,7 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger) error {
 		DefaultMaxTokens: o.cfg.DefaultMaxTokens,
 		HealthInterval:   o.cfg.HealthInterval,
 		AdminAPI:         o.cfg.AdminAPI,
+		Queue:            queueOptions(o.cfg.Queue),
 	}
 	for _, b := range o.cfg.Backends {
 		apiKey := b.APIKey

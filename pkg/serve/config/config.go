@@ -60,6 +60,9 @@ type Config struct {
 
 	// Alerts are the outbound signed webhooks (docs/billing.md#alerts).
 	Alerts alerts.Config `yaml:"alerts"`
+
+	// Queue is the admission queue for backends at maxConcurrency (queue.go).
+	Queue Queue `yaml:"queue"`
 }
 
 // Model is one GGUF file for the embedded engine.
@@ -336,6 +339,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Alerts.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Queue.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
