@@ -212,6 +212,8 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger) error {
 		HealthInterval:   o.cfg.HealthInterval,
 		AdminAPI:         o.cfg.AdminAPI,
 		Queue:            queueOptions(o.cfg.Queue),
+		Fallbacks:        o.cfg.Fallbacks,
+		FallbackOnQueue:  o.cfg.Queue.FallbackOnQueue,
 	}
 	for _, b := range o.cfg.Backends {
 		apiKey := b.APIKey

@@ -439,9 +439,10 @@ func capacityExceeded(e *capacityError) *apiError {
 
 // queueMetrics are the queue's series (docs/metrics.md).
 type queueMetrics struct {
-	depth   *prometheus.GaugeVec
-	wait    *prometheus.HistogramVec
-	refused *prometheus.CounterVec
+	depth     *prometheus.GaugeVec
+	wait      *prometheus.HistogramVec
+	refused   *prometheus.CounterVec
+	fallbacks *prometheus.CounterVec
 }
 
 func newQueueMetrics(reg prometheus.Registerer) (*queueMetrics, error) {
@@ -459,8 +460,12 @@ func newQueueMetrics(reg prometheus.Registerer) (*queueMetrics, error) {
 			Name: "llmctl_queue_refused_total",
 			Help: "Requests refused 429 capacity_exceeded, by model and reason (full, wait).",
 		}, []string{"model", "reason"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "llmctl_fallbacks_total",
+			Help: "Requests answered by a fallback model, by the model asked for and the one that answered.",
+		}, []string{"from", "to"}),
 	}
-	for _, c := range []prometheus.Collector{m.depth, m.wait, m.refused} {
+	for _, c := range []prometheus.Collector{m.depth, m.wait, m.refused, m.fallbacks} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

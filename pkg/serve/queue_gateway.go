@@ -14,6 +14,11 @@ import (
 
 // startQueue creates the admission queue unless it is turned off.
 func (g *Gateway) startQueue() error {
+	m, err := newQueueMetrics(g.registry)
+	if err != nil {
+		return fmt.Errorf("serve: register queue metrics: %w", err)
+	}
+	g.queueMetrics = m
 	qo := g.opts.Queue
 	if qo.MaxWait < 0 {
 		return nil
@@ -22,10 +27,6 @@ func (g *Gateway) startQueue() error {
 		if _, ok := tierOf(p); !ok {
 			return fmt.Errorf("serve: queue priority of %q is %q; use high, normal or low", name, p)
 		}
-	}
-	m, err := newQueueMetrics(g.registry)
-	if err != nil {
-		return fmt.Errorf("serve: register queue metrics: %w", err)
 	}
 	q := newQueue(qo, nil)
 	q.m = m
@@ -54,23 +55,25 @@ func (g *Gateway) whoIs(p billing.Principal) who {
 	return w
 }
 
-// enqueue waits for a backend slot for cr. A nil lease with no error means
-// no backend could take it at all (forward answers that); a refusal is
-// 429 capacity_exceeded, a client that left is 499.
-func (g *Gateway) enqueue(r *http.Request, p billing.Principal, cr *clientRequest, model string) (*lease, *apiError) {
+// enqueue waits for a backend slot for cr's model (with no queue it only
+// looks for a free one). A nil lease with no error means no backend can
+// take it now; a *capacityError is the queue's refusal; ctx's error means
+// the client left while queued.
+func (g *Gateway) enqueue(r *http.Request, p billing.Principal, cr *clientRequest, model string) (*lease, error) {
 	if g.router.q == nil {
-		return nil, nil
+		return g.router.lease(model, g.unfit(cr, model)), nil
 	}
-	l, err := g.router.acquire(r.Context(), model, g.unfit(cr, model), g.whoIs(p), 0)
-	if err == nil {
-		return l, nil
-	}
+	return g.router.acquire(r.Context(), model, g.unfit(cr, model), g.whoIs(p), 0)
+}
+
+// queueError answers a refusal of the queue or a client that left.
+func queueError(r *http.Request, err error) *apiError {
 	if ce, ok := errors.AsType[*capacityError](err); ok {
-		return nil, capacityExceeded(ce)
+		return capacityExceeded(ce)
 	}
 	if errors.Is(err, context.Canceled) || r.Context().Err() != nil {
-		return nil, requestEnded(r)
+		return requestEnded(r)
 	}
-	return nil, &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: "no_backend",
-		Message: fmt.Sprintf("no backend could take the model %q: %v", model, err)}
+	return &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: "no_backend",
+		Message: "no backend could take the request; try again"}
 }

@@ -63,6 +63,9 @@ type Config struct {
 
 	// Queue is the admission queue for backends at maxConcurrency (queue.go).
 	Queue Queue `yaml:"queue"`
+	// Fallbacks list, per model, the models that answer when none of its
+	// backends can (docs/routing.md).
+	Fallbacks map[string][]string `yaml:"fallbacks"`
 }
 
 // Model is one GGUF file for the embedded engine.
@@ -342,6 +345,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Queue.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := ValidateFallbacks(c.Fallbacks); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

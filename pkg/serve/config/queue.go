@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -27,6 +28,25 @@ type Queue struct {
 	// StarvationLimit bounds how many grants to higher priorities pass a
 	// waiting request over before it is served in arrival order; 0 means 8.
 	StarvationLimit int `yaml:"starvationLimit"`
+	// FallbackOnQueue sends a request the queue refuses (full, or its wait
+	// ran out) to the model's fallbacks instead of answering 429.
+	FallbackOnQueue bool `yaml:"fallbackOnQueue"`
+}
+
+// ValidateFallbacks names each wrong entry of the fallbacks section.
+func ValidateFallbacks(f map[string][]string) error {
+	var errs []error
+	for _, model := range slices.Sorted(maps.Keys(f)) {
+		for i, fb := range f[model] {
+			switch {
+			case strings.TrimSpace(fb) == "":
+				errs = append(errs, fmt.Errorf("fallbacks.%s[%d]: must name a model", model, i))
+			case fb == model:
+				errs = append(errs, fmt.Errorf("fallbacks.%s[%d]: a model cannot be its own fallback", model, i))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Validate names each wrong field of the queue section.

@@ -22,10 +22,18 @@ func TestQueueSection(t *testing.T) {
 		t.Error("a misspelt queue key was accepted")
 	}
 
+	if err := c.MergeFile("serve.yaml", strings.NewReader("fallbacks: {big: [small]}\nqueue: {fallbackOnQueue: true}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if c.Fallbacks["big"][0] != "small" || !c.Queue.FallbackOnQueue || c.Validate() != nil {
+		t.Fatalf("fallbacks %v, queue %+v", c.Fallbacks, c.Queue)
+	}
+
 	bad := Defaults("sqlite:x.db")
+	bad.Fallbacks = map[string][]string{"big": {"big", ""}}
 	bad.Queue = Queue{MaxWait: -time.Second, Priorities: map[string]string{"acme": "urgent"}, Weights: map[string]int{"b": 0}}
 	err := bad.Validate()
-	for _, want := range []string{"queue.maxWait", `queue.priorities.acme: "urgent" must be high, normal or low`, "queue.weights.b"} {
+	for _, want := range []string{"queue.maxWait", `queue.priorities.acme: "urgent" must be high, normal or low`, "queue.weights.b", "fallbacks.big[0]: a model cannot be its own fallback", "fallbacks.big[1]"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to name %s", err, want)
 		}
