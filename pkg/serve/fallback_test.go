@@ -1,6 +1,8 @@
 package serve
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -8,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -98,5 +101,55 @@ func TestFallback(t *testing.T) {
 	g.CheckBackends(t.Context())
 	if st, model, h := ask("tokens=1"); st != 200 || model != "big" || h != "" {
 		t.Fatalf("gpu back: %d %q %q", st, model, h)
+	}
+}
+
+// TestCapacityRefusalAndFallbackOnQueue: with the only slot taken and the
+// wait run out, a request is 429 capacity_exceeded with Retry-After, or,
+// with FallbackOnQueue, answered by the fallback model.
+func TestCapacityRefusalAndFallbackOnQueue(t *testing.T) {
+	for _, onQueue := range []bool{false, true} {
+		gpu := upstreamdouble.Start(t, upstreamdouble.Options{Name: "gpu", Models: []string{"big"}})
+		cpu := upstreamdouble.Start(t, upstreamdouble.Options{Name: "cpu", Models: []string{"small"}})
+		bill := &exitBilling{}
+		g, err := New(Options{Auth: exitAuth{}, Admitter: bill, Reserver: bill,
+			Remotes:   []RemoteConfig{{Name: "gpu", URL: gpu.URL(), MaxConc: 1}, {Name: "cpu", URL: cpu.URL()}},
+			Fallbacks: map[string][]string{"big": {"small"}}, FallbackOnQueue: onQueue,
+			Queue: QueueOptions{MaxWait: 30 * time.Millisecond}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.CheckBackends(t.Context())
+		srv := httptest.NewServer(g)
+		ctx, cancel := context.WithCancel(t.Context())
+		body := `{"model":"big","stream":true,"messages":[{"role":"user","content":"tokens=50 stall-after=1"}]}`
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer k")
+		running, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line, _ := bufio.NewReader(running.Body).ReadString('\n'); !strings.HasPrefix(line, "data: ") {
+			t.Fatalf("running: %q", line)
+		}
+		req, _ = http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/v1/chat/completions",
+			strings.NewReader(`{"model":"big","messages":[{"role":"user","content":"tokens=2"}]}`))
+		req.Header.Set("Authorization", "Bearer k")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if onQueue {
+			if resp.StatusCode != 200 || resp.Header.Get(fallbackHeader) != "small" {
+				t.Errorf("fallbackOnQueue: %d %q %s", resp.StatusCode, resp.Header.Get(fallbackHeader), b)
+			}
+		} else if resp.StatusCode != 429 || !strings.Contains(string(b), "capacity_exceeded") || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("queue wait ran out: %d %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+		}
+		cancel()
+		running.Body.Close()
+		srv.Close()
 	}
 }
