@@ -9,9 +9,10 @@ import (
 // request when nothing waits: taking and ending a backend lease through
 // the queue (acquire, done with its drain check) against the same router
 // with no queue, in the same run, on one capped backend. It ignores b.N
-// and runs a fixed number of leases per side (`make bench`, -benchtime 1x).
+// and runs 10 alternating rounds of 20,000 leases per side, keeping each
+// side's fastest (`make bench`, -benchtime 1x).
 func BenchmarkQueueOverhead(b *testing.B) {
-	const n = 200_000
+	const n = 20_000
 	bare := testRouter(mem("gpu", 1, 4))
 	queued := testRouter(mem("gpu", 1, 4))
 	queued.q = newQueue(QueueOptions{}, nil)
@@ -27,9 +28,20 @@ func BenchmarkQueueOverhead(b *testing.B) {
 		}
 		return time.Since(start)
 	}
-	run(bare) // warm both
-	run(queued)
-	base, with := run(bare), run(queued)
+	// Rounds alternate between the two sides and each side keeps its
+	// fastest round, so load from elsewhere on the machine hits both alike.
+	const rounds = 10
+	best := func(cur, d time.Duration) time.Duration {
+		if cur == 0 || d < cur {
+			return d
+		}
+		return cur
+	}
+	var base, with time.Duration
+	for range rounds {
+		base = best(base, run(bare))
+		with = best(with, run(queued))
+	}
 	perBase := float64(base.Nanoseconds()) / n
 	perQueue := float64(with.Nanoseconds()) / n
 	b.ReportMetric(perBase, "ns/lease-no-queue")
