@@ -43,9 +43,13 @@ func (g *Gateway) fallbackChain(p billing.Principal, model string) []string {
 // lease. The last model is returned without a lease when it has no
 // backend (forward answers 503 no_backend, as without fallbacks).
 func (g *Gateway) choose(r *http.Request, p billing.Principal, cr *clientRequest, chain []string) (int, *lease, *apiError) {
+	maxWait, aerr := requestMaxWait(r)
+	if aerr != nil {
+		return 0, nil, aerr
+	}
 	for i, model := range chain {
 		last := i == len(chain)-1
-		l, err := g.enqueue(r, p, cr, model)
+		l, err := g.enqueue(r, p, cr, model, maxWait)
 		switch {
 		case err == nil && l != nil:
 			return i, l, nil

@@ -105,8 +105,9 @@ func TestFallback(t *testing.T) {
 }
 
 // TestCapacityRefusalAndFallbackOnQueue: with the only slot taken and the
-// wait run out, a request is 429 capacity_exceeded with Retry-After, or,
-// with FallbackOnQueue, answered by the fallback model.
+// wait run out (the client's own, x-llmctl-max-wait, shorter than the
+// queue's), a request is 429 capacity_exceeded with Retry-After, or, with
+// FallbackOnQueue, answered by the fallback model. A bad header is a 400.
 func TestCapacityRefusalAndFallbackOnQueue(t *testing.T) {
 	for _, onQueue := range []bool{false, true} {
 		gpu := upstreamdouble.Start(t, upstreamdouble.Options{Name: "gpu", Models: []string{"big"}})
@@ -115,7 +116,7 @@ func TestCapacityRefusalAndFallbackOnQueue(t *testing.T) {
 		g, err := New(Options{Auth: exitAuth{}, Admitter: bill, Reserver: bill,
 			Remotes:   []RemoteConfig{{Name: "gpu", URL: gpu.URL(), MaxConc: 1}, {Name: "cpu", URL: cpu.URL()}},
 			Fallbacks: map[string][]string{"big": {"small"}}, FallbackOnQueue: onQueue,
-			Queue: QueueOptions{MaxWait: 30 * time.Millisecond}})
+			Queue: QueueOptions{MaxWait: time.Minute}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,6 +136,7 @@ func TestCapacityRefusalAndFallbackOnQueue(t *testing.T) {
 		req, _ = http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/v1/chat/completions",
 			strings.NewReader(`{"model":"big","messages":[{"role":"user","content":"tokens=2"}]}`))
 		req.Header.Set("Authorization", "Bearer k")
+		req.Header.Set(maxWaitHeader, "0.03") // the client's wait, shorter than the minute configured
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -147,6 +149,15 @@ func TestCapacityRefusalAndFallbackOnQueue(t *testing.T) {
 			}
 		} else if resp.StatusCode != 429 || !strings.Contains(string(b), "capacity_exceeded") || resp.Header.Get("Retry-After") == "" {
 			t.Errorf("queue wait ran out: %d %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
+		}
+		req, _ = http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/v1/chat/completions",
+			strings.NewReader(`{"model":"big","messages":[{"role":"user","content":"tokens=2"}]}`))
+		req.Header.Set("Authorization", "Bearer k")
+		req.Header.Set(maxWaitHeader, "soon")
+		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 400 {
+			t.Errorf("a bad %s header: %v %v, want 400", maxWaitHeader, resp, err)
+		} else {
+			resp.Body.Close()
 		}
 		cancel()
 		running.Body.Close()

@@ -7,7 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/llmctl/llmctl/pkg/billing"
 )
@@ -59,12 +62,49 @@ func (g *Gateway) whoIs(p billing.Principal) who {
 // looks for a free one). A nil lease with no error means no backend can
 // take it now; a *capacityError is the queue's refusal; ctx's error means
 // the client left while queued.
-func (g *Gateway) enqueue(r *http.Request, p billing.Principal, cr *clientRequest, model string) (*lease, error) {
+func (g *Gateway) enqueue(r *http.Request, p billing.Principal, cr *clientRequest, model string, maxWait time.Duration) (*lease, error) {
 	if g.router.q == nil {
 		return g.router.lease(model, g.unfit(cr, model)), nil
 	}
-	return g.router.acquire(r.Context(), model, g.unfit(cr, model), g.whoIs(p), 0)
+	return g.router.acquire(r.Context(), model, g.unfit(cr, model), g.whoIs(p), maxWait)
 }
+
+// maxWaitHeader lets a client wait less than queue.maxWait for a slot.
+const maxWaitHeader = "X-Llmctl-Max-Wait"
+
+// requestMaxWait reads maxWaitHeader: seconds ("2", "0.5") or a Go
+// duration ("500ms"), positive; 0 when absent. Longer than queue.maxWait
+// means queue.maxWait.
+func requestMaxWait(r *http.Request) (time.Duration, *apiError) {
+	v := r.Header.Get(maxWaitHeader)
+	if v == "" {
+		return 0, nil
+	}
+	d, err := parseMaxWait(v)
+	if err != nil {
+		return 0, badRequest("", "the %s header %q: %v", maxWaitHeader, v, err)
+	}
+	return d, nil
+}
+
+func parseMaxWait(v string) (time.Duration, error) {
+	var d time.Duration
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		if math.IsNaN(secs) || secs <= 0 || secs > maxWaitCeiling.Seconds() {
+			return 0, fmt.Errorf("want seconds above 0 and at most %v", maxWaitCeiling)
+		}
+		d = time.Duration(secs * float64(time.Second))
+	} else if d, err = time.ParseDuration(v); err != nil {
+		return 0, errors.New(`want seconds ("2.5") or a duration ("500ms")`)
+	}
+	if d <= 0 || d > maxWaitCeiling {
+		return 0, fmt.Errorf("want a wait above 0 and at most %v", maxWaitCeiling)
+	}
+	return d, nil
+}
+
+// maxWaitCeiling bounds the header; queue.maxWait bounds it further.
+const maxWaitCeiling = time.Hour
 
 // queueError answers a refusal of the queue or a client that left.
 func queueError(r *http.Request, err error) *apiError {
