@@ -215,6 +215,9 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger) error {
 		DefaultMaxTokens: o.cfg.DefaultMaxTokens,
 		HealthInterval:   o.cfg.HealthInterval,
 		AdminAPI:         o.cfg.AdminAPI,
+		Queue:            queueOptions(o.cfg.Queue),
+		Fallbacks:        o.cfg.Fallbacks,
+		FallbackOnQueue:  o.cfg.Queue.FallbackOnQueue,
 	}
 	for _, b := range o.cfg.Backends {
 		apiKey := b.APIKey

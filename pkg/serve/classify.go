@@ -20,7 +20,10 @@ type verdict struct {
 	// retryStream: a stream that broke this way before its first event may
 	// be retried elsewhere (anything but a definite error answer).
 	retryStream bool
-	answer      *apiError // what the client is told when no retry follows
+	// fallback: a failure of the backend's (not a passed-through 4xx nor
+	// a cancellation) after which a fallback model may answer.
+	fallback bool
+	answer   *apiError // what the client is told when no retry follows
 }
 
 // classify reads err, a backend's failure. It is pure: it looks at the
@@ -40,6 +43,7 @@ func classify(err error) verdict {
 	v.eject = v.reason != "" && v.reason != ReasonStream
 	v.retry = errors.Is(err, ErrRetryable)
 	v.retryStream = !isBE || be.Reason == ReasonStream
+	v.fallback = v.reason != ""
 	switch {
 	case isBE && be.Reason == "" && be.Status >= 400 && be.Status < 500:
 		// The backend rejected the request itself: pass its answer through.

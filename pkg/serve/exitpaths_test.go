@@ -19,15 +19,19 @@ import (
 // exitBilling is a Reserver and Admitter counting what a request settles.
 type exitBilling struct {
 	mu       sync.Mutex
+	reserved []string // the model of each hold, in order
 	settles  []billing.Usage
 	dones    []billing.Usage
 	noCredit bool
 }
 
-func (b *exitBilling) Reserve(context.Context, billing.ReserveRequest) (billing.Hold, error) {
+func (b *exitBilling) Reserve(_ context.Context, rr billing.ReserveRequest) (billing.Hold, error) {
 	if b.noCredit {
 		return nil, fmt.Errorf("tenant t1: %w", billing.ErrInsufficientQuota)
 	}
+	b.mu.Lock()
+	b.reserved = append(b.reserved, rr.Model)
+	b.mu.Unlock()
 	return exitHold{b}, nil
 }
 
@@ -184,10 +188,13 @@ func (b *exitBilling) count() int {
 type exitAuth struct{}
 
 func (exitAuth) Authenticate(_ context.Context, key string) (billing.Principal, error) {
-	if key != "k" {
-		return billing.Principal{}, errors.New("unknown key")
+	switch key {
+	case "k":
+		return billing.Principal{TenantID: "t1", KeyID: "k1"}, nil
+	case "kA", "kB", "kH":
+		return billing.Principal{TenantID: "tenant-" + key[1:], KeyID: key}, nil
 	}
-	return billing.Principal{TenantID: "t1", KeyID: "k1"}, nil
+	return billing.Principal{}, errors.New("unknown key")
 }
 
 type discard struct{}

@@ -58,6 +58,14 @@ type Options struct {
 	DefaultMaxTokens int64
 	// MaxAttempts bounds backends tried per request; default 3.
 	MaxAttempts int
+	// Queue configures the admission queue for backends at their
+	// maxConcurrency (admission.go, docs/routing.md).
+	Queue QueueOptions
+	// Fallbacks list, per model, the models that answer in its place when
+	// none of its backends can (fallback.go); FallbackOnQueue also falls
+	// back when the queue's wait runs out or it is full.
+	Fallbacks       map[string][]string
+	FallbackOnQueue bool
 
 	// Webhooks, when set, is mounted at /v1/billing/webhooks/ without API-key
 	// auth or limits, its bodies limited to WebhookMaxBodyBytes (default 1 MiB).
@@ -126,14 +134,16 @@ const (
 // Gateway is the OpenAI-compatible front door: an http.Handler for the
 // public API and one for the admin listener.
 type Gateway struct {
-	opts     Options
-	log      *slog.Logger
-	router   *router
-	metrics  *metrics
-	registry *prometheus.Registry
-	reserver Reserver
-	webhooks http.Handler
-	bodies   *bodyBudget
+	opts    Options
+	log     *slog.Logger
+	router  *router
+	metrics *metrics
+	// queueMetrics are the queue's and the fallbacks' series (admission.go).
+	queueMetrics *queueMetrics
+	registry     *prometheus.Registry
+	reserver     Reserver
+	webhooks     http.Handler
+	bodies       *bodyBudget
 	// redeemLimits counts POST /v1/me/redeem attempts per key.
 	redeemLimits *redeemLimiter
 	// protocols are the translated protocol routes by path (edge.go).
@@ -242,6 +252,9 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.metrics = m
 	g.router.upstreamErrors = m.upstreamError
+	if err := g.startQueue(); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 

@@ -76,6 +76,24 @@ func (g *Gateway) run(w http.ResponseWriter, r *http.Request, st *reqState, p bi
 		maxTokens = g.opts.DefaultMaxTokens
 	}
 
+	// A request waits for a backend slot before it is admitted: the
+	// limiter slot and the hold are taken only once it has one. The
+	// fallbacks of the model (fallback.go) follow when it has none.
+	chain := g.fallbackChain(p, model)
+	i, first, aerr := g.choose(r, p, cr, chain)
+	if aerr != nil {
+		g.fail(w, st, aerr)
+		return
+	}
+	defer func() {
+		if first != nil {
+			first.done(nil) // not used: refused before forwarding
+		}
+	}()
+	if i > 0 {
+		g.fellBack(w, st, model, chain[i])
+	}
+	model = chain[i]
 	// Every choice (n, best_of) may generate maxTokens.
 	completion := completionBudget(maxTokens, cr.choices)
 	// One settlement from admission on: forward charges it (a plain answer
@@ -88,15 +106,36 @@ func (g *Gateway) run(w http.ResponseWriter, r *http.Request, st *reqState, p bi
 	}
 	var used billing.Usage
 	defer func() { s.finish(used) }()
-	hold, err := g.reserver.Reserve(r.Context(), billing.ReserveRequest{Principal: p, RequestID: st.id, Model: model,
-		PromptTokens: cr.promptEstimate, MaxTokens: completion, EndUser: cr.endUser})
-	if err != nil {
-		g.fail(w, st, g.reserveError(r, st, cr, maxTokens, err))
+	reserve := func(model string) bool {
+		hold, err := g.reserver.Reserve(r.Context(), billing.ReserveRequest{Principal: p, RequestID: st.id, Model: model,
+			PromptTokens: cr.promptEstimate, MaxTokens: completion, EndUser: cr.endUser})
+		if err != nil {
+			g.fail(w, st, g.reserveError(r, st, cr, maxTokens, err))
+			return false
+		}
+		s.reserved(hold)
+		return true
+	}
+	if !reserve(model) {
 		return
 	}
-	s.reserved(hold)
-
-	used = g.forward(w, r, st, cr, model, s)
+	for {
+		l := first
+		first = nil
+		var next bool
+		used, next = g.forward(w, r, st, cr, model, l, s, i+1 < len(chain))
+		if !next {
+			break
+		}
+		// Every backend of the model failed before the first byte: the
+		// next model answers, charged at its own price.
+		i++
+		g.fellBack(w, st, model, chain[i])
+		model = chain[i]
+		if !reserve(model) {
+			break
+		}
+	}
 	st.usage = used
 	g.metrics.tokens.WithLabelValues(model, "in").Add(float64(used.PromptTokens))
 	g.metrics.tokens.WithLabelValues(model, "out").Add(float64(used.CompletionTokens))
@@ -143,42 +182,58 @@ func (g *Gateway) reserveError(r *http.Request, st *reqState, cr *clientRequest,
 // forward routes to a backend, retrying on another one while nothing has
 // been sent to the client, and returns the usage to settle. Each backend
 // tried is a lease from the router, ended once with how it went.
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, model string, s *settlement) billing.Usage {
+//
+// When more is set (a fallback model remains) and every backend failed
+// before anything was sent, the client's own error aside, forward answers
+// nothing and reports next: the caller tries the fallback.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, model string, first *lease, s *settlement, more bool) (used billing.Usage, next bool) {
 	ubody, err := cr.upstreamBody(model)
 	if err != nil {
+		if first != nil {
+			first.done(nil)
+		}
 		g.fail(w, st, badRequest("", "cannot re-encode request: %v", err))
-		return billing.Usage{}
+		return billing.Usage{}, false
 	}
 	req := &Request{Endpoint: cr.endpoint, Model: model, Body: ubody, Stream: cr.stream, RequestID: st.id}
 	tried := g.unfit(cr, model)
 	var lastErr error
 	for range g.opts.MaxAttempts {
-		l := g.router.lease(model, tried)
+		l := first // the queue's, for the first attempt
+		if first = nil; l == nil {
+			l = g.router.lease(model, tried)
+		}
 		if l == nil {
 			break
 		}
 		tried[l.m] = true
-		used, fault, retry := g.attempt(w, r, st, cr, req, l, s)
+		used, fault, retry := g.attempt(w, r, st, cr, req, l, s, more)
 		if !retry {
-			return used
+			return used, false
 		}
 		lastErr = fault
 		if r.Context().Err() != nil {
 			break
 		}
 	}
+	if more && r.Context().Err() == nil && (lastErr == nil || classify(lastErr).fallback) {
+		return billing.Usage{}, true
+	}
 	if lastErr == nil {
 		st.backend = ""
 	}
 	g.fail(w, st, g.backendAPIError(r, model, lastErr))
-	return billing.Usage{}
+	return billing.Usage{}, false
 }
 
 // attempt sends the request to the leased backend and ends the lease, also
 // on a panic. retry tells forward that nothing was sent to the client and
 // another backend may answer (fault is why); otherwise the answer, or an
 // error answer, went out and used is what to charge.
-func (g *Gateway) attempt(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, req *Request, l *lease, s *settlement) (used billing.Usage, fault error, retry bool) {
+//
+// With more (a fallback model remains), a failure that a fallback may
+// answer is left unanswered too (retry) for forward to decide.
+func (g *Gateway) attempt(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, req *Request, l *lease, s *settlement, more bool) (used billing.Usage, fault error, retry bool) {
 	defer func() { l.done(fault) }()
 	st.backend = l.name()
 	mreq, native := req, cr.native.on(l.m)
@@ -191,7 +246,7 @@ func (g *Gateway) attempt(w http.ResponseWriter, r *http.Request, st *reqState, 
 	}
 	resp, err := l.m.b.Do(r.Context(), mreq)
 	if err != nil {
-		if classify(err).retry && r.Context().Err() == nil {
+		if v := classify(err); (v.retry || more && v.fallback) && r.Context().Err() == nil {
 			return billing.Usage{}, err, true
 		}
 		g.fail(w, st, g.backendAPIError(r, req.Model, err))

@@ -45,4 +45,5 @@ func (l *lease) done(err error) {
 		}
 	}
 	l.r.release(l.m)
+	l.r.drain() // a waiter may take the slot
 }

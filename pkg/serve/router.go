@@ -64,6 +64,8 @@ type router struct {
 	next      atomic.Uint64 // rotates ties
 	// upstreamErrors counts the failures leases report (nil: not counted).
 	upstreamErrors *prometheus.CounterVec
+	// q is the admission queue (admission.go); nil: none.
+	q *queue
 
 	mu      sync.RWMutex
 	byModel map[string][]*member
@@ -129,6 +131,7 @@ func (r *router) rebuild() {
 	r.byModel = idx
 	r.mu.Unlock()
 	r.reportNew()
+	r.drain() // a backend back up may serve waiters
 }
 
 // resolve maps a client model name (or alias) to the backend model name and

@@ -30,8 +30,15 @@ func newSettlement(ctx context.Context, ticket billing.Ticket) *settlement {
 	return &settlement{ctx: context.WithoutCancel(ctx), ticket: ticket}
 }
 
-// reserved attaches the ledger hold.
-func (s *settlement) reserved(h billing.Hold) { s.hold = h }
+// reserved attaches the ledger hold. A hold already attached is one of a
+// model that never answered (the request fell back): it is settled at
+// zero, which releases it, so each hold is settled exactly once.
+func (s *settlement) reserved(h billing.Hold) {
+	if s.hold != nil && !s.charged {
+		s.hold.Settle(s.ctx, billing.Usage{})
+	}
+	s.hold = h
+}
 
 // charge settles the hold at used, the first time only.
 func (s *settlement) charge(used billing.Usage) {

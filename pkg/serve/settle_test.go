@@ -52,6 +52,17 @@ func TestSettlementOnce(t *testing.T) {
 		s.finish(billing.Usage{})
 		onceEach(t, h, tk)
 	})
+	t.Run("fell back to another hold", func(t *testing.T) {
+		first, h, tk := &countHold{}, &countHold{}, &countTicket{}
+		s := newSettlement(t.Context(), tk)
+		s.reserved(first)
+		s.reserved(h)
+		s.finish(answer)
+		if len(first.settles) != 1 || first.settles[0] != (billing.Usage{}) {
+			t.Fatalf("the first hold settled %v, want released once at zero", first.settles)
+		}
+		onceEach(t, h, tk)
+	})
 	t.Run("refused before the hold", func(t *testing.T) {
 		tk := &countTicket{}
 		s := newSettlement(t.Context(), tk)

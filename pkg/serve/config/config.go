@@ -69,6 +69,12 @@ type Config struct {
 
 	// Costs price the box for `llmctl ledger margin` (docs/economics.md).
 	Costs margin.Costs `yaml:"costs"`
+
+	// Queue is the admission queue for backends at maxConcurrency (queue.go).
+	Queue Queue `yaml:"queue"`
+	// Fallbacks list, per model, the models that answer when none of its
+	// backends can (docs/routing.md).
+	Fallbacks map[string][]string `yaml:"fallbacks"`
 }
 
 // Model is one GGUF file for the embedded engine.
@@ -357,6 +363,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Costs.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Queue.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := ValidateFallbacks(c.Fallbacks); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

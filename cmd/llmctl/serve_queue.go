@@ -1,0 +1,16 @@
+package main
+
+import (
+	"github.com/llmctl/llmctl/pkg/serve"
+	"github.com/llmctl/llmctl/pkg/serve/config"
+)
+
+// queueOptions turns the config's queue section into the gateway's.
+func queueOptions(q config.Queue) serve.QueueOptions {
+	o := serve.QueueOptions{MaxWait: q.MaxWait, MaxDepth: q.MaxDepth, Priorities: q.Priorities,
+		Weights: q.Weights, StarvationLimit: q.StarvationLimit}
+	if q.Off {
+		o.MaxWait = -1
+	}
+	return o
+}

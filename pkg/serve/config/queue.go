@@ -1,0 +1,74 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Queue is the admission queue in front of backends at their
+// maxConcurrency (docs/routing.md): how long and how many requests may
+// wait, and who goes first.
+type Queue struct {
+	// Off answers a full backend with 503 at once, as without a queue.
+	Off bool `yaml:"off"`
+	// MaxWait is the longest a request waits for a slot before 429
+	// capacity_exceeded; 0 means the default, 30s.
+	MaxWait time.Duration `yaml:"maxWait"`
+	// MaxDepth bounds the requests waiting per model; 0 means 256.
+	MaxDepth int `yaml:"maxDepth"`
+	// Priorities map a key id, tenant id or tenant name to high, normal
+	// (the default) or low.
+	Priorities map[string]string `yaml:"priorities"`
+	// Weights are tenants' shares (by id or name) within a priority; 1 by default.
+	Weights map[string]int `yaml:"weights"`
+	// StarvationLimit bounds how many grants to higher priorities pass a
+	// waiting request over before it is served in arrival order; 0 means 8.
+	StarvationLimit int `yaml:"starvationLimit"`
+	// FallbackOnQueue sends a request the queue refuses (full, or its wait
+	// ran out) to the model's fallbacks instead of answering 429.
+	FallbackOnQueue bool `yaml:"fallbackOnQueue"`
+}
+
+// ValidateFallbacks names each wrong entry of the fallbacks section.
+func ValidateFallbacks(f map[string][]string) error {
+	var errs []error
+	for _, model := range slices.Sorted(maps.Keys(f)) {
+		for i, fb := range f[model] {
+			switch {
+			case strings.TrimSpace(fb) == "":
+				errs = append(errs, fmt.Errorf("fallbacks.%s[%d]: must name a model", model, i))
+			case fb == model:
+				errs = append(errs, fmt.Errorf("fallbacks.%s[%d]: a model cannot be its own fallback", model, i))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate names each wrong field of the queue section.
+func (q Queue) Validate() error {
+	var errs []error
+	if q.MaxWait < 0 {
+		errs = append(errs, fmt.Errorf("queue.maxWait: %s must not be negative (queue.off: true turns the queue off)", q.MaxWait))
+	}
+	if q.MaxDepth < 0 || q.StarvationLimit < 0 {
+		errs = append(errs, errors.New("queue: maxDepth and starvationLimit must not be negative"))
+	}
+	for _, k := range slices.Sorted(maps.Keys(q.Priorities)) {
+		switch q.Priorities[k] {
+		case "high", "normal", "low":
+		default:
+			errs = append(errs, fmt.Errorf("queue.priorities.%s: %q must be high, normal or low", k, q.Priorities[k]))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(q.Weights)) {
+		if q.Weights[k] <= 0 {
+			errs = append(errs, fmt.Errorf("queue.weights.%s: %d must be positive", k, q.Weights[k]))
+		}
+	}
+	return errors.Join(errs...)
+}
