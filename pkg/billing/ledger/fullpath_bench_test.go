@@ -252,7 +252,7 @@ func BenchmarkFullPath(b *testing.B) {
 
 // benchGateway serves a gateway in front of the double at upstream, with
 // the key cache over st and, when not nil, adm and res.
-func benchGateway(b *testing.B, st store.Store, upstream string, adm serve.Admitter, res serve.Reserver) string {
+func benchGateway(b testing.TB, st store.Store, upstream string, adm serve.Admitter, res serve.Reserver) string {
 	opts := serve.Options{Logger: slog.New(slog.DiscardHandler), Auth: store.NewAuthenticator(st, 0),
 		Remotes: []serve.RemoteConfig{{Name: "double", URL: upstream}}}
 	if adm != nil {
