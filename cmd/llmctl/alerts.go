@@ -74,13 +74,11 @@ type alertsDeliveriesOptions struct {
 	Status string
 	Tenant string
 	Limit  int
-	Output string
 	format printer.Format
 }
 
 func (o *alertsDeliveriesOptions) Complete(_ []string) (err error) {
-	o.format, err = printer.Parse(o.Output)
-	return err
+	return nil
 }
 
 func (o *alertsDeliveriesOptions) Validate() error {
@@ -165,7 +163,7 @@ func newAlertsDeliveriesCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Comm
 	f.StringVar(&o.Status, "status", "", "only pending, delivered or failed deliveries")
 	f.StringVar(&o.Tenant, "tenant", "", "only this tenant's events (name or id)")
 	f.IntVar(&o.Limit, "limit", 50, "at most this many (1 to 1000)")
-	f.StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &o.format)
 	return cmd
 }
 
@@ -173,7 +171,6 @@ func newAlertsDeliveriesCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Comm
 type alertsRedeliverOptions struct {
 	db     *dbFlag
 	rf     *remoteFlags
-	Output string
 	id     int64
 	format printer.Format
 }
@@ -182,8 +179,7 @@ func (o *alertsRedeliverOptions) Complete(args []string) (err error) {
 	if o.id, err = strconv.ParseInt(args[0], 10, 64); err != nil || o.id < 1 {
 		return fmt.Errorf("delivery id %q: want the number in the id column of llmctl alerts deliveries", args[0])
 	}
-	o.format, err = printer.Parse(o.Output)
-	return err
+	return nil
 }
 
 func (o *alertsRedeliverOptions) Validate() error { return nil }
@@ -230,7 +226,7 @@ func newAlertsRedeliverCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Comma
 		Args:  cobra.ExactArgs(1),
 		RunE:  runOptions(g, o),
 	}
-	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &o.format)
 	return cmd
 }
 
@@ -241,7 +237,6 @@ type alertsThresholdOptions struct {
 	rf         *remoteFlags
 	LowBalance string
 	Default    bool
-	Output     string
 	tenant     string
 	amount     *ledger.Micros
 	set        func(string) bool
@@ -257,8 +252,7 @@ func (o *alertsThresholdOptions) Complete(args []string) (err error) {
 		}
 		o.amount = &m
 	}
-	o.format, err = printer.Parse(o.Output)
-	return err
+	return nil
 }
 
 func (o *alertsThresholdOptions) Validate() error {
@@ -351,7 +345,7 @@ func newAlertsThresholdCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Comma
 	f := cmd.Flags()
 	f.StringVar(&o.LowBalance, "low-balance", "", "the tenant's own threshold in currency units; 0 turns balance.low off for it")
 	f.BoolVar(&o.Default, "default", false, "drop the tenant's own threshold: the gateway's default applies")
-	f.StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &o.format)
 	o.set = f.Changed
 	return cmd
 }

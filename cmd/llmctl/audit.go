@@ -21,7 +21,6 @@ type auditOptions struct {
 	Until  string
 	Limit  int
 	Before int64
-	Output string
 
 	format printer.Format
 	filter store.AuditFilter
@@ -29,9 +28,6 @@ type auditOptions struct {
 }
 
 func (o *auditOptions) Complete(_ []string) (err error) {
-	if o.format, err = printer.Parse(o.Output); err != nil {
-		return err
-	}
 	now := o.now()
 	if o.Since != "" {
 		if o.filter.Since, err = parseSince(o.Since, now); err != nil {
@@ -120,6 +116,6 @@ func newAuditCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.Until, "until", "", "only records before this time: a duration back (1h), a date or an RFC 3339 time")
 	f.IntVar(&o.Limit, "limit", 50, fmt.Sprintf("at most this many records (1 to %d)", store.MaxAuditLimit))
 	f.Int64Var(&o.Before, "before", 0, "only records with a smaller id: the last id of the previous page")
-	f.StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &o.format)
 	return cmd
 }

@@ -37,21 +37,19 @@ type budgetOwnerOptions struct {
 	rf     *remoteFlags
 	Tenant string
 	KeyID  string
-	Output string
 	format printer.Format
 }
 
 func (o *budgetOwnerOptions) bind(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.KeyID, "key", "", "the API key id whose budgets these are, instead of TENANT")
-	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &o.format)
 }
 
 func (o *budgetOwnerOptions) Complete(args []string) (err error) {
 	if len(args) == 1 {
 		o.Tenant = args[0]
 	}
-	o.format, err = printer.Parse(o.Output)
-	return err
+	return nil
 }
 
 func (o *budgetOwnerOptions) Validate() error {

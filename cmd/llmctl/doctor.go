@@ -14,8 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/llmctl/llmctl/internal/printer"
+	"github.com/llmctl/llmctl/pkg/gpu/nvmlprobe"
 	"github.com/llmctl/llmctl/pkg/preflight"
-	"github.com/llmctl/llmctl/pkg/preflight/nvmlprobe"
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
 
 // doctorDeps are the outside world doctor reads; tests replace them.
@@ -37,8 +38,8 @@ type doctorOptions struct {
 	Model       string
 	Context     int
 	CPU         bool
+	GPUMemUtil  float64
 	Only, Skip  []string
-	Output      string
 	Strict      bool
 	Fix         bool
 	Yes         bool
@@ -60,12 +61,14 @@ func newDoctorCmdWith(g *globals, deps doctorDeps) *cobra.Command {
 		Use:   "doctor",
 		Short: "Check the host → WSL2 → GPU → K3s containerd → cluster → model chain and say how to fix it",
 		Long: `doctor runs independent checks over this host, its NVIDIA GPU (NVML), K3s's
-containerd configuration, the cluster and an optional GGUF model, concurrently
+containerd configuration, the cluster and an optional model (GGUF, or a
+Hugging Face safetensors directory sized for vLLM), concurrently
 and each under a timeout. Every check reports pass, warn, fail or skip, what
 it read, and the fix. Exit status: 0 when nothing failed, 1 otherwise (warnings
 too with --strict).`,
 		Example: `  llmctl doctor
   llmctl doctor --model ./qwen2.5-7b-instruct-q4_k_m.gguf --context 8192
+  llmctl doctor --model ~/models/Qwen2.5-7B-Instruct --context 32768   # safetensors, sized for vLLM
   llmctl doctor --only gpu,runtime -o json
   llmctl doctor --root /mnt/image --skip cluster
   sudo llmctl doctor --fix`,
@@ -85,15 +88,16 @@ too with --strict).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Root, "root", "/", "filesystem root to inspect (a mounted image, or a fixture tree)")
-	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, then "+preflight.K3sKubeconfig+", then ~/.kube/config)")
+	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, then "+facts.K3sKubeconfig+", then ~/.kube/config)")
 	f.StringVar(&o.KubeContext, "context-name", "", "kubeconfig context to use")
 	f.StringVarP(&o.Namespace, "namespace", "n", preflight.DefaultNamespace, "namespace of the gateway's pods")
-	f.StringVar(&o.Model, "model", "", "GGUF model file to fit into VRAM (header only is read)")
+	f.StringVar(&o.Model, "model", "", "model to fit into VRAM: a GGUF file (llama.cpp), or a Hugging Face directory with config.json and *.safetensors (vLLM); headers only are read")
+	f.Float64Var(&o.GPUMemUtil, "gpu-memory-utilization", preflight.DefaultGPUMemoryUtilization, "with a safetensors --model: vLLM's --gpu-memory-utilization")
 	f.IntVar(&o.Context, "context", 0, "context length in tokens for the KV cache (default: the model's, capped at 8192)")
 	f.BoolVar(&o.CPU, "cpu", false, "fit the model into RAM for the embedded CPU engine instead of VRAM")
 	f.StringSliceVar(&o.Only, "only", nil, "run only these checks or categories (host, gpu, runtime, cluster, model)")
 	f.StringSliceVar(&o.Skip, "skip", nil, "skip these checks or categories")
-	f.StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &o.format)
 	f.BoolVar(&o.Strict, "strict", false, "exit 1 on warnings too")
 	f.BoolVar(&o.Fix, "fix", false, "offer the safe fixes (containerd template, RuntimeClass, WSL2 node label), each shown and confirmed")
 	f.BoolVarP(&o.Yes, "yes", "y", false, "with --fix: apply without asking")
@@ -107,9 +111,6 @@ too with --strict).`,
 // Complete resolves flags into an Env: output format, checks, NVML, cluster client.
 func (o *doctorOptions) Complete() error {
 	var err error
-	if o.format, err = printer.Parse(o.Output, printer.Table, printer.JSON, printer.YAML); err != nil {
-		return err
-	}
 	if o.checks, err = preflight.Select(preflight.All(), splitList(o.Only), splitList(o.Skip)); err != nil {
 		return err
 	}
@@ -137,7 +138,7 @@ func (o *doctorOptions) Complete() error {
 	}
 	o.env = &preflight.Env{
 		Root: o.Root, GPU: gpu, Kube: kube, Namespace: o.Namespace,
-		Model: o.Model, Context: o.Context, CPU: o.CPU,
+		Model: o.Model, Context: o.Context, CPU: o.CPU, GPUMemoryUtilization: o.GPUMemUtil,
 		MinDriver: o.MinDriver, CallTimeout: o.Timeout, Statfs: o.deps.statfs,
 	}
 	return nil
@@ -164,6 +165,9 @@ func (o *doctorOptions) Validate() error {
 	if o.Timeout <= 0 {
 		return fmt.Errorf("--timeout %s: want a positive duration", o.Timeout)
 	}
+	if o.GPUMemUtil <= 0 || o.GPUMemUtil > 1 {
+		return fmt.Errorf("--gpu-memory-utilization %g: want a fraction of the GPU's memory, above 0 and at most 1", o.GPUMemUtil)
+	}
 	if o.Fix && o.format != printer.Table {
 		return errors.New("--fix is interactive: use it with table output")
 	}
@@ -171,8 +175,8 @@ func (o *doctorOptions) Validate() error {
 		return errors.New("--yes only makes sense with --fix")
 	}
 	if o.Model != "" {
-		if fi, err := os.Stat(o.Model); err != nil || fi.IsDir() {
-			return fmt.Errorf("--model %s: not a readable file", o.Model)
+		if _, err := os.Stat(o.Model); err != nil {
+			return fmt.Errorf("--model %s: not a readable file or directory", o.Model)
 		}
 	}
 	if fi, err := os.Stat(o.Root); err != nil || !fi.IsDir() {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/llmctl/llmctl/internal/kubetest"
 	"github.com/llmctl/llmctl/pkg/preflight"
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite golden files")
@@ -37,7 +38,7 @@ func runDoctor(t *testing.T, stdin string, args ...string) (string, error) {
 	g := &globals{streams: streams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut}, LogLevel: "info"}
 	cmd := newDoctorCmdWith(g, doctorDeps{
 		gpu:    rtx4090(),
-		kube:   &preflight.KubeTarget{Err: preflight.ErrNoKubeconfig},
+		kube:   &preflight.KubeTarget{Err: facts.ErrNoKubeconfig},
 		statfs: func(string) (uint64, uint64, error) { return 200 << 30, 500 << 30, nil },
 	})
 	cmd.SetArgs(args)
@@ -144,7 +145,7 @@ func TestDoctorRejectsBadFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"--only", "gpu.nvlm"}, `unknown check or category "gpu.nvlm"`},
-		{[]string{"-o", "xml"}, "xml"},
+		// -o xml is a usage error (exit 2): TestEveryOutputFlagIsShared.
 		{[]string{"--yes"}, "--yes only makes sense with --fix"},
 		{[]string{"--fix", "-o", "json"}, "--fix is interactive"},
 		{[]string{"--root", "/does/not/exist"}, "not a directory"},

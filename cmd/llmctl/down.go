@@ -18,7 +18,6 @@ type downOptions struct {
 	release string
 	timeout time.Duration
 	purge   bool
-	output  string
 	format  printer.Format
 }
 
@@ -40,15 +39,11 @@ func newDownCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.release, "release", deploy.DefaultRelease, "Helm release name")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long to wait for the resources to go")
 	f.BoolVar(&o.purge, "purge", false, "also delete the release's PersistentVolumeClaims (database and Redis data)")
-	f.StringVarP(&o.output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &o.format)
 	return cmd
 }
 
 func (o *downOptions) Complete() error {
-	var err error
-	if o.format, err = printer.Parse(o.output, printer.Table, printer.JSON, printer.YAML); err != nil {
-		return err
-	}
 	if o.timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive, got %s", o.timeout)
 	}

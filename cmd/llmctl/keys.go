@@ -33,7 +33,6 @@ type keysCreateOptions struct {
 	Models  []string
 	Expires string
 	Limits  limitFlags
-	Output  string
 
 	format    printer.Format
 	role      billing.Role
@@ -48,9 +47,6 @@ type createdKey struct {
 }
 
 func (o *keysCreateOptions) Complete() (err error) {
-	if o.format, err = printer.Parse(o.Output); err != nil {
-		return err
-	}
 	if o.role, err = billing.ParseRole(o.Role); err != nil {
 		return fmt.Errorf("--role %q: want %s or %s", o.Role, billing.RoleUser, billing.RoleAdmin)
 	}
@@ -186,21 +182,20 @@ func newKeysCreateCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 	f.StringSliceVar(&o.Models, "models", nil, "models the key may use, comma separated (default: all)")
 	f.StringVar(&o.Expires, "expires", "", "expiry: a duration (720h) or an RFC 3339 time (default: never)")
 	o.Limits.bind(cmd)
-	f.StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &o.format)
 	return cmd
 }
 
 func newKeysListCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
-	var tenant, output string
+	var (
+		tenant string
+		format printer.Format
+	)
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List API keys (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := printer.Parse(output)
-			if err != nil {
-				return err
-			}
 			c, err := rf.remote(db)
 			if err != nil {
 				return err
@@ -210,7 +205,7 @@ func newKeysListCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return printKeys(g, f, true, ks...)
+				return printKeys(g, format, true, ks...)
 			}
 			st, err := db.open(cmd.Context())
 			if err != nil {
@@ -221,11 +216,11 @@ func newKeysListCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printKeys(g, f, true, ks...)
+			return printKeys(g, format, true, ks...)
 		},
 	}
 	cmd.Flags().StringVar(&tenant, "tenant", "", "only this tenant's keys")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &format)
 	return cmd
 }
 

@@ -90,16 +90,12 @@ func toBalanceRow(a ledger.Account, name string) balanceRow {
 }
 
 func newLedgerBalanceCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
-	var output string
+	var format printer.Format
 	cmd := &cobra.Command{
 		Use:   "balance [TENANT]",
 		Short: "Show one tenant's balance, or every tenant's",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := printer.Parse(output)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
 			rc, err := rf.remote(db)
 			if err != nil {
@@ -110,7 +106,7 @@ func newLedgerBalanceCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command
 				if err != nil {
 					return err
 				}
-				return printBalances(g, f, len(args) == 1, rows)
+				return printBalances(g, format, len(args) == 1, rows)
 			}
 			c, err := db.openLedger(ctx)
 			if err != nil {
@@ -141,10 +137,10 @@ func newLedgerBalanceCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command
 					rows = append(rows, toBalanceRow(a, names[a.TenantID]))
 				}
 			}
-			return printBalances(g, f, len(args) == 1, rows)
+			return printBalances(g, format, len(args) == 1, rows)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &format)
 	return cmd
 }
 
@@ -198,7 +194,6 @@ type ledgerEntriesOptions struct {
 	Limit  int
 	// Reverse lists oldest first; --limit still keeps the newest entries.
 	Reverse bool
-	Output  string
 
 	format printer.Format
 	since  time.Time
@@ -212,9 +207,6 @@ type entryRow struct {
 }
 
 func (o *ledgerEntriesOptions) Complete(now time.Time) (err error) {
-	if o.format, err = printer.Parse(o.Output, printer.Table, printer.JSON, printer.CSV); err != nil {
-		return err
-	}
 	if o.Since != "" {
 		if o.since, err = parseSince(o.Since, now); err != nil {
 			return err
@@ -387,7 +379,7 @@ func newLedgerEntriesCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command
 	fl.StringVar(&o.Since, "since", "", "only entries at or after: a duration back (24h), a date or an RFC 3339 time")
 	fl.IntVar(&o.Limit, "limit", 0, "at most this many entries, the newest (0 = all)")
 	fl.BoolVar(&o.Reverse, "reverse", false, "list oldest first (--limit still keeps the newest)")
-	fl.StringVarP(&o.Output, "output", "o", "", "output format: table, json, csv")
+	printer.Bind(cmd, &o.format, printer.Table, printer.JSON, printer.CSV)
 	return cmd
 }
 
@@ -413,12 +405,11 @@ func windowRunE(g *globals, o windowOptions) func(*cobra.Command, []string) erro
 // ledgerSpendOptions is `llmctl ledger spend`: usage charged per tenant over
 // a window, summed by the database (ledger.Store.Spend).
 type ledgerSpendOptions struct {
-	db     *dbFlag
-	rf     *remoteFlags
-	Since  string
-	Until  string
-	Output string
-	By     string // tenant (default), key, model or user: see spend_by.go
+	db    *dbFlag
+	rf    *remoteFlags
+	Since string
+	Until string
+	By    string // tenant (default), key, model or user: see spend_by.go
 
 	format       printer.Format
 	since, until time.Time
@@ -438,9 +429,6 @@ type spendRow struct {
 }
 
 func (o *ledgerSpendOptions) Complete(now time.Time) (err error) {
-	if o.format, err = printer.Parse(o.Output, printer.Table, printer.JSON, printer.YAML, printer.CSV); err != nil {
-		return err
-	}
 	if o.since, err = parseSince(o.Since, now); err != nil {
 		return err
 	}
@@ -547,7 +535,7 @@ func newLedgerSpendCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 	fl.StringVar(&o.Since, "since", "24h", "window start: a duration back (24h), a date or an RFC 3339 time")
 	fl.StringVar(&o.Until, "until", "", "window end, same forms (default: now)")
 	fl.StringVar(&o.By, "by", "tenant", "one row per: tenant, key (API key id), model or user (the requests' OpenAI user field)")
-	fl.StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml, csv")
+	printer.Bind(cmd, &o.format, printer.Table, printer.JSON, printer.YAML, printer.CSV)
 	return cmd
 }
 
@@ -559,7 +547,6 @@ type ledgerCreditOptions struct {
 	Amount string
 	Reason string
 	Key    string
-	Output string
 
 	amount ledger.Micros
 	format printer.Format
@@ -567,9 +554,6 @@ type ledgerCreditOptions struct {
 
 func (o *ledgerCreditOptions) Complete(args []string) (err error) {
 	o.Tenant, o.Amount = args[0], args[1]
-	if o.format, err = printer.Parse(o.Output); err != nil {
-		return err
-	}
 	if o.amount, err = ledger.ParseMicros(o.Amount); err != nil {
 		return err
 	}
@@ -694,7 +678,7 @@ func newLedgerCreditCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command 
 	fl := cmd.Flags()
 	fl.StringVar(&o.Reason, "reason", "", "why (required; stored on the entry)")
 	fl.StringVar(&o.Key, "idempotency-key", "", "key making a retried command apply once (default: random)")
-	fl.StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &o.format)
 	return cmd
 }
 
@@ -719,7 +703,7 @@ type verifyReport struct {
 
 func newLedgerVerifyCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 	var (
-		output     string
+		format     printer.Format
 		maxHoldAge time.Duration
 	)
 	cmd := &cobra.Command{
@@ -727,10 +711,6 @@ func newLedgerVerifyCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command 
 		Short: "Recompute every balance from the entries and look for stale holds; exit non-zero on any finding",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := printer.Parse(output)
-			if err != nil {
-				return err
-			}
 			if maxHoldAge <= 0 || maxHoldAge >= ledger.DefaultHoldTTL {
 				return fmt.Errorf("--max-hold-age %s: want more than 0 and less than the holds' expiry (%s)", maxHoldAge, ledger.DefaultHoldTTL)
 			}
@@ -754,8 +734,8 @@ func newLedgerVerifyCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command 
 			if err != nil {
 				return err
 			}
-			if f != printer.Table {
-				if err := printer.Structured(g.Out, f, verifyReport{Report: r, MaxHoldAge: maxHoldAge.String(), StaleHolds: stale}); err != nil {
+			if format != printer.Table {
+				if err := printer.Structured(g.Out, format, verifyReport{Report: r, MaxHoldAge: maxHoldAge.String(), StaleHolds: stale}); err != nil {
 					return err
 				}
 			} else if err := printVerify(g, r, stale, maxHoldAge, now); err != nil {
@@ -770,7 +750,7 @@ func newLedgerVerifyCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command 
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &format)
 	cmd.Flags().DurationVar(&maxHoldAge, "max-hold-age", defaultMaxHoldAge,
 		"report holds older than this: longer than any request runs, shorter than their 1h expiry")
 	return cmd

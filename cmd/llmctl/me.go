@@ -13,15 +13,13 @@ import (
 // meOptions is `llmctl me`: what the server knows about the --api-key
 // (GET /v1/me). Any working key may ask, so it needs no admin key.
 type meOptions struct {
-	rf     remoteFlags
-	Output string
+	rf remoteFlags
 
 	format printer.Format
 }
 
 func (o *meOptions) Complete(_ []string) (err error) {
-	o.format, err = printer.Parse(o.Output)
-	return err
+	return nil
 }
 
 func (o *meOptions) Validate() error { return nil }
@@ -84,6 +82,6 @@ func newMeCmd(g *globals) *cobra.Command {
 		RunE: runOptions(g, o),
 	}
 	o.rf.bind(cmd)
-	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &o.format)
 	return cmd
 }

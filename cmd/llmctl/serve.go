@@ -15,7 +15,7 @@ import (
 
 	"github.com/llmctl/llmctl/pkg/billing/limits"
 	"github.com/llmctl/llmctl/pkg/billing/store"
-	"github.com/llmctl/llmctl/pkg/preflight/nvmlprobe"
+	"github.com/llmctl/llmctl/pkg/gpu/nvmlprobe"
 	"github.com/llmctl/llmctl/pkg/serve"
 	"github.com/llmctl/llmctl/pkg/serve/admin"
 	"github.com/llmctl/llmctl/pkg/serve/config"
@@ -67,10 +67,10 @@ admin tenant is created and its key printed once as "admin key: sk-llm-…".`,
 			if err := o.Complete(os.LookupEnv); err != nil {
 				return err
 			}
-			if err := o.billing.Complete(os.LookupEnv); err != nil {
+			if err := o.Validate(); err != nil {
 				return err
 			}
-			if err := o.Validate(); err != nil {
+			if err := o.billing.load(o.cfg.Billing); err != nil {
 				return err
 			}
 			return o.Run(cmd.Context())
@@ -163,6 +163,7 @@ func (o *serveOptions) Complete(lookup func(string) (string, bool)) error {
 		}
 		o.cfg.Backends = bs
 	}
+	o.billing.apply(&o.cfg.Billing, o.changed)
 	return o.alerts.apply(&o.cfg, o.changed, lookup)
 }
 
@@ -253,7 +254,7 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger) error {
 	}()
 	opts.Reserver, opts.Webhooks = bill.reserver, bill.webhooks
 	if bill.ledger != nil {
-		opts.OnNewModels = warnUnpriced(o.billing.prices, log)
+		opts.OnNewModels = warnUnpriced(o.billing.priceList, log)
 	}
 	outbox, stopAlerts, err := startAlerts(ctx, o.cfg.Alerts, bill.ledger, st, opts.Registry, log)
 	if err != nil {
@@ -265,7 +266,7 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger) error {
 		lv := admin.FromLedger(bill.ledger)
 		aopts.Ledger, opts.Ledger = lv, lv
 		aopts.Vouchers, opts.Vouchers = bill.ledger.Store(), bill.ledger.Store()
-		opts.RedeemPerMinute = o.billing.RedeemPerMinute
+		opts.RedeemPerMinute = o.cfg.Billing.RedeemAttemptsPerMinute
 	}
 	if o.cfg.AdminAPI != serve.AdminAPIOff {
 		if opts.Admin, err = admin.New(aopts); err != nil {

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,91 +15,87 @@ import (
 	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/billing/webhook"
 	"github.com/llmctl/llmctl/pkg/serve"
+	"github.com/llmctl/llmctl/pkg/serve/config"
 )
 
-// serveBillingOptions are `llmctl serve`'s ledger and webhook flags. Prepaid
-// billing is on when a prices file is given; webhooks when a secret is.
+// serveBillingOptions are `llmctl serve`'s ledger and webhook flags, over
+// the config's `billing:` section (already file < env). Prepaid billing is
+// on when a prices file is given; webhooks when a secret is.
 type serveBillingOptions struct {
-	Prices           string
-	Overdraft        string
-	SpoolDir         string
-	StripeSecrets    []string
-	StandardSecrets  []string
-	LemonSecrets     []string
-	WebhookTolerance time.Duration
-	RedeemPerMinute  int
-	AdmitWhenDown    bool
+	prices           string
+	overdraft        string
+	spoolDir         string
+	stripeSecrets    []string
+	standardSecrets  []string
+	lemonSecrets     []string
+	webhookTolerance time.Duration
+	redeemPerMinute  int
+	admitWhenDown    bool
 
-	prices    ledger.Prices
-	overdraft ledger.Micros
-	changed   func(string) bool
-	alerts    bool // alerts configured: they need the ledger
+	// What load makes of the effective section.
+	cfg          config.Billing
+	priceList    ledger.Prices
+	overdraftMic ledger.Micros
+	alerts       bool // alerts configured: they need the ledger
 }
 
 func (o *serveBillingOptions) bind(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&o.Prices, "prices", "", "prices file (YAML, micro-units per 1M tokens); turns on prepaid billing (env LLMCTL_PRICES)")
-	f.StringVar(&o.Overdraft, "overdraft", "0", "how far below zero a tenant's balance may go, in currency units (env LLMCTL_OVERDRAFT)")
-	f.StringVar(&o.SpoolDir, "spool-dir", "", "ledger spool directory, one per process (env LLMCTL_SPOOL_DIR; default DATA_DIR/spool)")
-	f.StringArrayVar(&o.StripeSecrets, "stripe-webhook-secret", nil, "Stripe endpoint secret, repeatable for rotation (env LLMCTL_STRIPE_WEBHOOK_SECRETS, comma-separated)")
-	f.StringArrayVar(&o.StandardSecrets, "standard-webhook-secret", nil, "Standard Webhooks whsec_ secret, repeatable (env LLMCTL_STANDARD_WEBHOOK_SECRETS, comma-separated)")
-	f.StringArrayVar(&o.LemonSecrets, "lemonsqueezy-webhook-secret", nil, "Lemon Squeezy signing secret, repeatable for rotation (env LLMCTL_LEMONSQUEEZY_WEBHOOK_SECRETS, comma-separated)")
-	f.DurationVar(&o.WebhookTolerance, "webhook-tolerance", 300*time.Second, "largest accepted webhook timestamp skew")
-	f.IntVar(&o.RedeemPerMinute, "redeem-attempts-per-minute", serve.DefaultRedeemPerMinute, "voucher redemption attempts (POST /v1/me/redeem) allowed per API key and minute, in each replica; -1: no limit")
-	f.BoolVar(&o.AdmitWhenDown, "admit-when-ledger-down", false, "serve requests with an unrecorded hold when the ledger database is unreachable (default: 503)")
-	o.changed = cmd.Flags().Changed
+	f.StringVar(&o.prices, "prices", "", "prices file (YAML, micro-units per 1M tokens); turns on prepaid billing (env LLMCTL_PRICES, config billing.prices)")
+	f.StringVar(&o.overdraft, "overdraft", "0", "how far below zero a tenant's balance may go, in currency units (env LLMCTL_OVERDRAFT, config billing.overdraft)")
+	f.StringVar(&o.spoolDir, "spool-dir", "", "ledger spool directory, one per process (env LLMCTL_SPOOL_DIR, config billing.spoolDir; default DATA_DIR/spool)")
+	f.StringArrayVar(&o.stripeSecrets, "stripe-webhook-secret", nil, "Stripe endpoint secret, repeatable for rotation (env LLMCTL_STRIPE_WEBHOOK_SECRETS, comma-separated; config billing.stripeWebhookSecrets)")
+	f.StringArrayVar(&o.standardSecrets, "standard-webhook-secret", nil, "Standard Webhooks whsec_ secret, repeatable (env LLMCTL_STANDARD_WEBHOOK_SECRETS, comma-separated; config billing.standardWebhookSecrets)")
+	f.StringArrayVar(&o.lemonSecrets, "lemonsqueezy-webhook-secret", nil, "Lemon Squeezy signing secret, repeatable for rotation (env LLMCTL_LEMONSQUEEZY_WEBHOOK_SECRETS, comma-separated; config billing.lemonSqueezyWebhookSecrets)")
+	f.DurationVar(&o.webhookTolerance, "webhook-tolerance", config.DefaultWebhookTolerance, "largest accepted webhook timestamp skew (config billing.webhookTolerance)")
+	f.IntVar(&o.redeemPerMinute, "redeem-attempts-per-minute", serve.DefaultRedeemPerMinute, "voucher redemption attempts (POST /v1/me/redeem) allowed per API key and minute, in each replica; -1: no limit (config billing.redeemAttemptsPerMinute)")
+	f.BoolVar(&o.admitWhenDown, "admit-when-ledger-down", false, "serve requests with an unrecorded hold when the ledger database is unreachable (default: 503; config billing.admitWhenLedgerDown)")
 }
 
-func (o *serveBillingOptions) Complete(lookup func(string) (string, bool)) error {
-	env := func(flag, key string, dst *string) {
-		if v, ok := lookup(key); ok && !o.changed(flag) {
-			*dst = v
+// apply layers the flags that were given over b.
+func (o *serveBillingOptions) apply(b *config.Billing, changed func(string) bool) {
+	for flag, set := range map[string]func(){
+		"prices":                      func() { b.Prices = o.prices },
+		"overdraft":                   func() { b.Overdraft = o.overdraft },
+		"spool-dir":                   func() { b.SpoolDir = o.spoolDir },
+		"stripe-webhook-secret":       func() { b.StripeWebhookSecrets = o.stripeSecrets },
+		"standard-webhook-secret":     func() { b.StandardWebhookSecrets = o.standardSecrets },
+		"lemonsqueezy-webhook-secret": func() { b.LemonSqueezyWebhookSecrets = o.lemonSecrets },
+		"webhook-tolerance":           func() { b.WebhookTolerance = o.webhookTolerance },
+		"redeem-attempts-per-minute":  func() { b.RedeemAttemptsPerMinute = o.redeemPerMinute },
+		"admit-when-ledger-down":      func() { b.AdmitWhenLedgerDown = o.admitWhenDown },
+	} {
+		if changed(flag) {
+			set()
 		}
 	}
-	env("prices", "LLMCTL_PRICES", &o.Prices)
-	env("overdraft", "LLMCTL_OVERDRAFT", &o.Overdraft)
-	env("spool-dir", "LLMCTL_SPOOL_DIR", &o.SpoolDir)
-	list := func(flag, key string, dst *[]string) {
-		if v, ok := lookup(key); ok && !o.changed(flag) {
-			*dst = nil
-			for _, s := range strings.Split(v, ",") {
-				if s = strings.TrimSpace(s); s != "" {
-					*dst = append(*dst, s)
-				}
-			}
-		}
-	}
-	list("stripe-webhook-secret", "LLMCTL_STRIPE_WEBHOOK_SECRETS", &o.StripeSecrets)
-	list("standard-webhook-secret", "LLMCTL_STANDARD_WEBHOOK_SECRETS", &o.StandardSecrets)
-	list("lemonsqueezy-webhook-secret", "LLMCTL_LEMONSQUEEZY_WEBHOOK_SECRETS", &o.LemonSecrets)
+}
+
+// load reads what the effective (validated) section names: the prices
+// file, the overdraft in micro-units and the spool's default place.
+func (o *serveBillingOptions) load(b config.Billing) error {
 	var err error
-	if o.overdraft, err = ledger.ParseMicros(o.Overdraft); err != nil {
-		return fmt.Errorf("--overdraft: %w", err)
+	if o.overdraftMic, err = b.OverdraftMicros(); err != nil {
+		return err
 	}
-	if o.overdraft < 0 {
-		return errors.New("--overdraft must not be negative")
-	}
-	if o.Prices != "" {
-		if o.prices, err = ledger.LoadPrices(o.Prices); err != nil {
-			return fmt.Errorf("--prices: %w", err)
+	if b.Prices != "" {
+		if o.priceList, err = ledger.LoadPrices(b.Prices); err != nil {
+			return fmt.Errorf("prices %s: %w", b.Prices, err)
 		}
 	}
-	if o.SpoolDir == "" {
+	if b.SpoolDir == "" {
 		dir, err := store.DataDir()
 		if err != nil {
 			return err
 		}
-		o.SpoolDir = filepath.Join(dir, "spool")
+		b.SpoolDir = filepath.Join(dir, "spool")
 	}
+	o.cfg = b
 	return nil
 }
 
 func (o *serveBillingOptions) enabled() bool {
-	return o.Prices != "" || o.webhooks() || o.alerts
-}
-
-func (o *serveBillingOptions) webhooks() bool {
-	return len(o.StripeSecrets) > 0 || len(o.StandardSecrets) > 0 || len(o.LemonSecrets) > 0
+	return o.cfg.Prices != "" || o.cfg.Webhooks() || o.alerts
 }
 
 // billing is what serve gets from the ledger: the Reserver, the webhook
@@ -126,8 +120,8 @@ func (o *serveBillingOptions) open(ctx context.Context, dsn string, st store.Sto
 	// The admin tenant is the operator's own: charged like any tenant (its
 	// spend shows in the ledger) but never refused for balance, so the
 	// bootstrap key works the moment --prices is on (docs/billing.md).
-	l, err := ledger.New(ls, ledger.Config{Prices: o.prices, Overdraft: o.overdraft, SpoolDir: o.SpoolDir,
-		AdmitWhenDown: o.AdmitWhenDown, HouseTenants: []string{serve.AdminTenant},
+	l, err := ledger.New(ls, ledger.Config{Prices: o.priceList, Overdraft: o.overdraftMic, SpoolDir: o.cfg.SpoolDir,
+		AdmitWhenDown: o.cfg.AdmitWhenLedgerDown, HouseTenants: []string{serve.AdminTenant},
 		Logger: log.With("component", "ledger"), Registerer: reg})
 	if err != nil {
 		ls.Close()
@@ -138,12 +132,12 @@ func (o *serveBillingOptions) open(ctx context.Context, dsn string, st store.Sto
 		ls.Close()
 		return err
 	}}
-	if o.Prices != "" {
+	if o.cfg.Prices != "" {
 		p.reserver = l
 	}
-	if o.webhooks() {
-		h, err := webhook.New(webhook.Config{StripeSecrets: o.StripeSecrets, StandardSecrets: o.StandardSecrets, LemonSqueezySecrets: o.LemonSecrets,
-			Tolerance: o.WebhookTolerance, Logger: log.With("component", "webhook"), Registerer: reg}, l, st)
+	if o.cfg.Webhooks() {
+		h, err := webhook.New(webhook.Config{StripeSecrets: o.cfg.StripeWebhookSecrets, StandardSecrets: o.cfg.StandardWebhookSecrets,
+			LemonSqueezySecrets: o.cfg.LemonSqueezyWebhookSecrets, Tolerance: o.cfg.WebhookTolerance, Logger: log.With("component", "webhook"), Registerer: reg}, l, st)
 		if err != nil {
 			_ = p.close(ctx)
 			return nil, err

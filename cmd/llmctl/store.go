@@ -120,17 +120,13 @@ func newLimitsCmd(g *globals, db *dbFlag, rf *remoteFlags, use, short string,
 	set func(ctx context.Context, st store.Store, ref string, l billing.Limits, f printer.Format) error) *cobra.Command {
 	var (
 		lim    limitFlags
-		output string
+		format printer.Format
 	)
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := printer.Parse(output)
-			if err != nil {
-				return err
-			}
 			if err := lim.validate(); err != nil {
 				return err
 			}
@@ -139,18 +135,18 @@ func newLimitsCmd(g *globals, db *dbFlag, rf *remoteFlags, use, short string,
 				return err
 			}
 			if c != nil {
-				return setRemote(cmd.Context(), c, args[0], lim.Limits, f)
+				return setRemote(cmd.Context(), c, args[0], lim.Limits, format)
 			}
 			st, err := db.open(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			return set(cmd.Context(), st, args[0], lim.Limits, f)
+			return set(cmd.Context(), st, args[0], lim.Limits, format)
 		},
 	}
 	lim.bind(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &format)
 	return cmd
 }
 

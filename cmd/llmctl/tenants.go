@@ -27,14 +27,12 @@ type tenantArg struct {
 	db     *dbFlag
 	rf     *remoteFlags
 	Name   string
-	Output string
 	format printer.Format
 }
 
 func (o *tenantArg) Complete(args []string) (err error) {
 	o.Name = args[0]
-	o.format, err = printer.Parse(o.Output)
-	return err
+	return nil
 }
 
 // tenantsCreateOptions is `llmctl tenants create NAME`.
@@ -86,21 +84,17 @@ func newTenantsCreateCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command
 		RunE:  runOptions(g, o),
 	}
 	o.Limits.bind(cmd)
-	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &o.format)
 	return cmd
 }
 
 func newTenantsListCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
-	var output string
+	var format printer.Format
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List tenants",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := printer.Parse(output)
-			if err != nil {
-				return err
-			}
 			c, err := rf.remote(db)
 			if err != nil {
 				return err
@@ -114,7 +108,7 @@ func newTenantsListCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 				for _, t := range ts {
 					out = append(out, tenantFromAPI(t))
 				}
-				return printTenants(g, f, true, out...)
+				return printTenants(g, format, true, out...)
 			}
 			st, err := db.open(cmd.Context())
 			if err != nil {
@@ -125,10 +119,10 @@ func newTenantsListCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printTenants(g, f, true, ts...)
+			return printTenants(g, format, true, ts...)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &format)
 	return cmd
 }
 
@@ -213,7 +207,7 @@ func newTenantsSuspendCmd(g *globals, db *dbFlag, rf *remoteFlags, suspend bool)
 		Args:  cobra.ExactArgs(1),
 		RunE:  runOptions(g, o),
 	}
-	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &o.format)
 	return cmd
 }
 

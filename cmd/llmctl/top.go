@@ -19,8 +19,8 @@ import (
 	"github.com/llmctl/llmctl/internal/printer"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/deploy"
-	"github.com/llmctl/llmctl/pkg/preflight"
-	"github.com/llmctl/llmctl/pkg/preflight/nvmlprobe"
+	"github.com/llmctl/llmctl/pkg/gpu/nvmlprobe"
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 	"github.com/llmctl/llmctl/pkg/top"
 	"github.com/llmctl/llmctl/pkg/top/kube"
 	"github.com/llmctl/llmctl/pkg/top/ledgersource"
@@ -37,19 +37,16 @@ type topOptions struct {
 	Interval time.Duration
 	DB       string
 	Once     bool
-	Output   string
 	Kube     deploy.ClientFlags // Namespace set: discover gateway pods there
 	Selector string
 
-	format printer.Format
-	dsn    string // "" when there is no ledger to read
+	format    printer.Format
+	outputSet bool   // -o given: it applies to --once only
+	dsn       string // "" when there is no ledger to read
 }
 
 func (o *topOptions) Complete() error {
 	var err error
-	if o.format, err = printer.Parse(o.Output, printer.Table, printer.JSON, printer.YAML); err != nil {
-		return err
-	}
 	if o.Kube.Namespace != "" {
 		if len(o.Targets) > 0 {
 			return fmt.Errorf("--target and --namespace: use one (targets are discovered in the namespace)")
@@ -96,7 +93,7 @@ func (o *topOptions) Validate() error {
 	if o.Interval < 100*time.Millisecond {
 		return fmt.Errorf("--interval %s: want at least 100ms", o.Interval)
 	}
-	if o.Output != "" && !o.Once {
+	if o.outputSet && !o.Once {
 		return fmt.Errorf("-o applies to --once only")
 	}
 	return nil
@@ -179,6 +176,7 @@ Keys: ? help, tab switch pane, / filter, s/S sort, enter drill down, esc back, q
   llmctl top -n llmctl --db postgres://llmctl@db/llmctl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.outputSet = cmd.Flags().Changed(printer.Flag)
 			if err := o.Complete(); err != nil {
 				return err
 			}
@@ -194,9 +192,10 @@ Keys: ? help, tab switch pane, / filter, s/S sort, enter drill down, esc back, q
 	f.StringVar(&o.DB, "db", "", "ledger database: postgres://… or sqlite:PATH (env LLMCTL_DB; default the SQLite file in the data dir, if it exists)")
 	f.StringVarP(&o.Kube.Namespace, "namespace", "n", "", "discover gateway pods in this namespace and scrape them through the API server's pod proxy (instead of --target)")
 	f.StringVar(&o.Selector, "selector", kube.DefaultSelector, "with --namespace: label selector of the gateway pods")
-	f.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "with --namespace: kubeconfig file (default: $KUBECONFIG, then "+preflight.K3sKubeconfig+", then ~/.kube/config)")
+	f.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "with --namespace: kubeconfig file (default: $KUBECONFIG, then "+facts.K3sKubeconfig+", then ~/.kube/config)")
 	f.StringVar(&o.Kube.Context, "context", "", "with --namespace: kubeconfig context")
 	f.BoolVar(&o.Once, "once", false, "print one snapshot and exit")
-	f.StringVarP(&o.Output, "output", "o", "", "with --once: table, json or yaml")
+	printer.Bind(cmd, &o.format)
+	f.Lookup(printer.Flag).Usage = "with --once: " + f.Lookup(printer.Flag).Usage
 	return cmd
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/llmctl/llmctl/internal/printer"
 	"github.com/llmctl/llmctl/pkg/deploy"
 	"github.com/llmctl/llmctl/pkg/preflight"
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
 
 // upOptions are `llmctl up`'s flags and what Complete derives from them.
@@ -34,7 +35,6 @@ type upOptions struct {
 	atomic        bool
 	pluginImage   string
 	node          string
-	output        string
 
 	values map[string]any
 	format printer.Format
@@ -75,21 +75,21 @@ release, like "helm upgrade --install", then wait for the rollout. On a K3s node
 	f.BoolVar(&o.skipPreflight, "skip-preflight", false, "do not check the cluster first")
 	f.BoolVar(&o.atomic, "atomic", false, "if the rollout does not finish, roll the upgrade back (or uninstall a first install)")
 	f.BoolVar(&o.gpu, "gpu", false, "also set up GPU prerequisites: RuntimeClass nvidia, NVIDIA device plugin, WSL2 node label")
-	f.StringVar(&o.pluginImage, "device-plugin-image", deploy.DevicePluginImage, "NVIDIA device plugin image (with --gpu)")
+	f.StringVar(&o.pluginImage, "device-plugin-image", facts.DevicePluginImage, "NVIDIA device plugin image (with --gpu)")
 	f.StringVar(&o.node, "node", "", "node to label on WSL2 (with --gpu; default: the only node or this host's)")
-	f.StringVarP(&o.output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &o.format)
 	return cmd
 }
 
 // addClientFlags binds the kubeconfig, context and namespace flags.
 func addClientFlags(cmd *cobra.Command, c *deploy.ClientFlags) {
 	f := cmd.Flags()
-	f.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then "+preflight.K3sKubeconfig+", then ~/.kube/config)")
+	f.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then "+facts.K3sKubeconfig+", then ~/.kube/config)")
 	f.StringVar(&c.Context, "context", "", "kubeconfig context")
 	f.StringVarP(&c.Namespace, "namespace", "n", deploy.DefaultNamespace, "namespace of the release")
 }
 
-// completeClient picks the kubeconfig in doctor's order (preflight's
+// completeClient picks the kubeconfig in llmctl's one order (facts'
 // FindKubeconfig). With none at all it is an error, unless running in a
 // pod: client-go would otherwise fall back to http://localhost:8080, which
 // is llmctl serve's own port, and report a confusing "not found".
@@ -98,7 +98,7 @@ func completeClient(c *deploy.ClientFlags) error {
 		return nil
 	}
 	env := os.Getenv("KUBECONFIG")
-	rules, _, err := preflight.FindKubeconfig("/", "", env, os.Getenv("HOME"))
+	rules, _, err := facts.FindKubeconfig("/", "", env, os.Getenv("HOME"))
 	switch {
 	case err == nil:
 		c.Kubeconfig = rules.ExplicitPath // "" for KUBECONFIG: client-go reads it
@@ -111,9 +111,6 @@ func completeClient(c *deploy.ClientFlags) error {
 
 func (o *upOptions) Complete() error {
 	var err error
-	if o.format, err = printer.Parse(o.output, printer.Table, printer.JSON, printer.YAML); err != nil {
-		return err
-	}
 	if o.values, err = deploy.Values(o.valueFiles, o.set); err != nil {
 		return err
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/llmctl/llmctl/internal/kubetest"
-	"github.com/llmctl/llmctl/pkg/preflight"
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
 
 func TestUpDryRunPrintsManifests(t *testing.T) {
@@ -135,15 +135,15 @@ func TestRemoteCommand(t *testing.T) {
 // ~/.kube/config, down and top -n say so instead of asking client-go's
 // fallback http://localhost:8080 (llmctl serve's own port).
 func TestNoKubeconfigIsAnError(t *testing.T) {
-	if _, err := os.Stat(preflight.K3sKubeconfig); err == nil {
-		t.Skipf("%s exists on this machine", preflight.K3sKubeconfig)
+	if _, err := os.Stat(facts.K3sKubeconfig); err == nil {
+		t.Skipf("%s exists on this machine", facts.K3sKubeconfig)
 	}
 	t.Setenv("HOME", t.TempDir())
 	t.Setenv("KUBECONFIG", "")
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
 	for _, args := range [][]string{{"down"}, {"top", "--once", "-n", "llmctl"}} {
 		_, _, err := run(t, args...)
-		if !errors.Is(err, preflight.ErrNoKubeconfig) || !strings.Contains(err.Error(), "--kubeconfig") {
+		if !errors.Is(err, facts.ErrNoKubeconfig) || !strings.Contains(err.Error(), "--kubeconfig") {
 			t.Errorf("%v: err = %v, want no kubeconfig", args, err)
 		}
 	}

@@ -10,26 +10,22 @@ import (
 )
 
 func newVersionCmd(g *globals) *cobra.Command {
-	var output string
+	var format printer.Format
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version, commit and build date",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := printer.Parse(output, printer.Table, printer.JSON, printer.YAML)
-			if err != nil {
-				return err
-			}
 			info := version.Get()
-			if f != printer.Table {
-				return printer.Structured(g.Out, f, info)
+			if format != printer.Table {
+				return printer.Structured(g.Out, format, info)
 			}
-			_, err = fmt.Fprintf(g.Out, "llmctl %s (commit %s, built %s, %s, %s)\n",
+			_, err := fmt.Fprintf(g.Out, "llmctl %s (commit %s, built %s, %s, %s)\n",
 				info.Version, info.Commit, info.Date, info.GoVersion, info.Platform)
 			return err
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &format)
 	return cmd
 }
 

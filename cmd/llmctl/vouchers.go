@@ -50,16 +50,12 @@ type vouchersCreateOptions struct {
 	Count   int
 	Expires time.Duration
 	Tenant  string
-	Output  string
 
 	amount ledger.Micros
 	format printer.Format
 }
 
 func (o *vouchersCreateOptions) Complete(_ []string) (err error) {
-	if o.format, err = printer.Parse(o.Output); err != nil {
-		return err
-	}
 	if o.Amount == "" {
 		return errors.New("--amount is required: currency units each voucher credits, such as 10 or 12.50")
 	}
@@ -152,13 +148,13 @@ func newVouchersCreateCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Comman
 	fl.IntVar(&o.Count, "count", 1, fmt.Sprintf("how many vouchers (at most %d)", ledger.MaxVouchersPerIssue))
 	fl.DurationVar(&o.Expires, "expires", 0, "expire this long after creation, such as 2160h (default: never)")
 	fl.StringVar(&o.Tenant, "tenant", "", "only this tenant may redeem them (default: any)")
-	fl.StringVarP(&o.Output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &o.format)
 	return cmd
 }
 
 func newVouchersListCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 	var (
-		output string
+		format printer.Format
 		limit  int
 	)
 	cmd := &cobra.Command{
@@ -166,10 +162,6 @@ func newVouchersListCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command 
 		Short: "List vouchers, newest first, with their state (never their codes)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := printer.Parse(output)
-			if err != nil {
-				return err
-			}
 			if limit < 0 {
 				return errors.New("--limit must not be negative")
 			}
@@ -177,11 +169,11 @@ func newVouchersListCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command 
 			if err != nil {
 				return err
 			}
-			if f != printer.Table {
+			if format != printer.Table {
 				if rows == nil {
 					rows = []voucherRow{}
 				}
-				return printer.Structured(g.Out, f, rows)
+				return printer.Structured(g.Out, format, rows)
 			}
 			tw := printer.TableWriter(g.Out, "id", "amount", "state", "tenant", "created", "expires", "redeemed by")
 			for _, r := range rows {
@@ -190,7 +182,7 @@ func newVouchersListCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command 
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &format)
 	cmd.Flags().IntVar(&limit, "limit", 0, "show at most this many (0: all)")
 	return cmd
 }
@@ -226,19 +218,15 @@ func listVouchers(ctx context.Context, db *dbFlag, rf *remoteFlags, limit int) (
 }
 
 func newVouchersRevokeCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
-	var output string
+	var format printer.Format
 	cmd := &cobra.Command{
 		Use:   "revoke ID...",
 		Short: "Make unredeemed vouchers unusable",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := printer.Parse(output)
-			if err != nil {
-				return err
-			}
 			rows, err := revokeVouchers(cmd.Context(), db, rf, args)
-			if f != printer.Table && err == nil {
-				return printer.Structured(g.Out, f, rows)
+			if format != printer.Table && err == nil {
+				return printer.Structured(g.Out, format, rows)
 			}
 			for _, r := range rows {
 				fmt.Fprintf(g.Out, "voucher %s revoked (%s)\n", r.ID, r.Amount)
@@ -246,7 +234,7 @@ func newVouchersRevokeCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Comman
 			return err
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table, json, yaml")
+	printer.Bind(cmd, &format)
 	return cmd
 }
 

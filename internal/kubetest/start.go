@@ -29,10 +29,11 @@ import (
 	"k8s.io/client-go/util/keyutil"
 
 	"github.com/llmctl/llmctl/internal/testenv"
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
 
 // GPUResource is the extended resource the NVIDIA device plugin advertises.
-const GPUResource corev1.ResourceName = "nvidia.com/gpu"
+const GPUResource = facts.GPUResource
 
 // kwokNodeAnnotation marks the nodes KWOK manages (and only those).
 const kwokNodeAnnotation = "kwok.x-k8s.io/node"

@@ -23,10 +23,14 @@ const (
 	CSV   Format = "csv"
 )
 
+// defaultFormats are what a command offers unless it says otherwise (csv
+// only where rows are flat).
+func defaultFormats() []Format { return []Format{Table, JSON, YAML} }
+
 // Parse validates s against the allowed formats; "" means the first allowed.
 func Parse(s string, allowed ...Format) (Format, error) {
 	if len(allowed) == 0 {
-		allowed = []Format{Table, JSON, YAML}
+		allowed = defaultFormats()
 	}
 	if s == "" {
 		return allowed[0], nil

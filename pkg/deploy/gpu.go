@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -13,19 +12,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
 
-// GPU prerequisites on a K3s node.
-const (
-	RuntimeClassName   = "nvidia"
-	DevicePluginName   = "nvidia-device-plugin"
-	DevicePluginNS     = "kube-system"
-	DevicePluginImage  = "nvcr.io/nvidia/k8s-device-plugin:v0.17.2"
-	GPUPresentLabel    = "nvidia.com/gpu.present"
-	fieldManager       = "llmctl"
-	defaultOSRelease   = "/proc/sys/kernel/osrelease"
-	devicePluginSocket = "/var/lib/kubelet/device-plugins"
-)
+// fieldManager owns what llmctl writes to the cluster.
+const fieldManager = "llmctl"
 
 // GPUOptions configure the node prerequisites.
 type GPUOptions struct {
@@ -54,26 +46,26 @@ type GPUResult struct {
 // It is idempotent: a second call changes nothing.
 func (d *Deployer) EnsureGPU(ctx context.Context, o GPUOptions) (*GPUResult, error) {
 	if o.Image == "" {
-		o.Image = DevicePluginImage
+		o.Image = facts.DevicePluginImage
 	}
 	if o.OSReleasePath == "" {
-		o.OSReleasePath = defaultOSRelease
+		o.OSReleasePath = facts.OSRelease
 	}
-	res := &GPUResult{RuntimeClass: RuntimeClassName, DevicePlugin: DevicePluginNS + "/" + DevicePluginName}
+	res := &GPUResult{RuntimeClass: facts.RuntimeClass, DevicePlugin: facts.DevicePluginNamespace + "/" + facts.DevicePluginName}
 
 	rc := &nodev1.RuntimeClass{
-		ObjectMeta: metav1.ObjectMeta{Name: RuntimeClassName, Labels: map[string]string{"app.kubernetes.io/managed-by": fieldManager}},
-		Handler:    RuntimeClassName,
+		ObjectMeta: metav1.ObjectMeta{Name: facts.RuntimeClass, Labels: map[string]string{"app.kubernetes.io/managed-by": fieldManager}},
+		Handler:    facts.RuntimeHandler,
 	}
 	if _, err := d.kube.NodeV1().RuntimeClasses().Create(ctx, rc, metav1.CreateOptions{FieldManager: fieldManager}); err == nil {
-		res.Changes = append(res.Changes, "created RuntimeClass "+RuntimeClassName)
+		res.Changes = append(res.Changes, "created RuntimeClass "+facts.RuntimeClass)
 	} else if !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("create RuntimeClass %s: %w", RuntimeClassName, err)
+		return nil, fmt.Errorf("create RuntimeClass %s: %w", facts.RuntimeClass, err)
 	}
 
 	want := devicePlugin(o.Image)
-	dsc := d.kube.AppsV1().DaemonSets(DevicePluginNS)
-	cur, err := dsc.Get(ctx, DevicePluginName, metav1.GetOptions{})
+	dsc := d.kube.AppsV1().DaemonSets(facts.DevicePluginNamespace)
+	cur, err := dsc.Get(ctx, facts.DevicePluginName, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		if _, err := dsc.Create(ctx, want, metav1.CreateOptions{FieldManager: fieldManager}); err != nil {
@@ -85,7 +77,7 @@ func (d *Deployer) EnsureGPU(ctx context.Context, o GPUOptions) (*GPUResult, err
 	default:
 		spec := cur.Spec.Template.Spec
 		rcName := ptr.Deref(spec.RuntimeClassName, "")
-		if rcName != RuntimeClassName || len(spec.Containers) == 0 || spec.Containers[0].Image != o.Image {
+		if rcName != facts.RuntimeClass || len(spec.Containers) == 0 || spec.Containers[0].Image != o.Image {
 			cur.Spec.Template = want.Spec.Template
 			if _, err := dsc.Update(ctx, cur, metav1.UpdateOptions{FieldManager: fieldManager}); err != nil {
 				return nil, fmt.Errorf("update device plugin: %w", err)
@@ -94,22 +86,22 @@ func (d *Deployer) EnsureGPU(ctx context.Context, o GPUOptions) (*GPUResult, err
 		}
 	}
 
-	res.WSL2 = IsWSL2(o.OSReleasePath)
+	res.WSL2 = isWSL2(o.OSReleasePath)
 	if res.WSL2 {
 		nodes, err := d.nodesToLabel(ctx, o.Node)
 		if err != nil {
 			return nil, err
 		}
 		for _, n := range nodes {
-			if n.Labels[GPUPresentLabel] == "true" {
+			if n.Labels[facts.GPUPresentLabel] == "true" {
 				continue
 			}
-			patch := fmt.Sprintf(`{"metadata":{"labels":{%q:"true"}}}`, GPUPresentLabel)
+			patch := fmt.Sprintf(`{"metadata":{"labels":{%q:"true"}}}`, facts.GPUPresentLabel)
 			if _, err := d.kube.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
 				return nil, fmt.Errorf("label node %s: %w", n.Name, err)
 			}
 			res.LabeledNodes = append(res.LabeledNodes, n.Name)
-			res.Changes = append(res.Changes, "labeled node "+n.Name+" "+GPUPresentLabel+"=true")
+			res.Changes = append(res.Changes, "labeled node "+n.Name+" "+facts.GPUPresentLabel+"=true")
 		}
 	}
 	return res, nil
@@ -137,38 +129,33 @@ func (d *Deployer) nodesToLabel(ctx context.Context, name string) ([]corev1.Node
 	return nil, fmt.Errorf("WSL2: cannot tell which of %d nodes is this one; name it with --node", len(l.Items))
 }
 
-// IsWSL2 reports whether the kernel release names WSL2 (Microsoft's kernel
-// says "microsoft-standard-WSL2"; WSL1 says "Microsoft" without it).
-func IsWSL2(osReleasePath string) bool {
-	b, err := os.ReadFile(osReleasePath)
-	if err != nil {
-		return false
-	}
-	s := strings.ToLower(string(b))
-	return strings.Contains(s, "wsl2") || strings.Contains(s, "microsoft-standard")
+// isWSL2 reads the kernel release at path (facts.DetectWSL).
+func isWSL2(path string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && facts.DetectWSL(string(b)) == facts.WSL2
 }
 
 // devicePlugin is the NVIDIA device plugin DaemonSet, pinned to the nvidia
 // runtime class so the container sees the driver's NVML.
 func devicePlugin(image string) *appsv1.DaemonSet {
-	labels := map[string]string{"app.kubernetes.io/name": DevicePluginName, "app.kubernetes.io/managed-by": fieldManager}
-	sel := map[string]string{"app.kubernetes.io/name": DevicePluginName}
+	labels := map[string]string{"app.kubernetes.io/name": facts.DevicePluginName, "app.kubernetes.io/managed-by": fieldManager}
+	sel := map[string]string{"app.kubernetes.io/name": facts.DevicePluginName}
 	return &appsv1.DaemonSet{
-		ObjectMeta: metav1.ObjectMeta{Name: DevicePluginName, Namespace: DevicePluginNS, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: facts.DevicePluginName, Namespace: facts.DevicePluginNamespace, Labels: labels},
 		Spec: appsv1.DaemonSetSpec{
 			Selector:       &metav1.LabelSelector{MatchLabels: sel},
 			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
-					RuntimeClassName:  ptr.To(RuntimeClassName),
+					RuntimeClassName:  ptr.To(facts.RuntimeClass),
 					PriorityClassName: "system-node-critical",
 					Tolerations: []corev1.Toleration{
-						{Key: "nvidia.com/gpu", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+						{Key: string(facts.GPUResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
 						{Key: "CriticalAddonsOnly", Operator: corev1.TolerationOpExists},
 					},
 					Containers: []corev1.Container{{
-						Name:  DevicePluginName,
+						Name:  facts.DevicePluginName,
 						Image: image,
 						Env: []corev1.EnvVar{
 							// Keep running (and say so in the log) on a node without a GPU.
@@ -179,11 +166,11 @@ func devicePlugin(image string) *appsv1.DaemonSet {
 							AllowPrivilegeEscalation: ptr.To(false),
 							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 						},
-						VolumeMounts: []corev1.VolumeMount{{Name: "device-plugin", MountPath: devicePluginSocket}},
+						VolumeMounts: []corev1.VolumeMount{{Name: "device-plugin", MountPath: facts.DevicePluginSocketDir}},
 					}},
 					Volumes: []corev1.Volume{{
 						Name:         "device-plugin",
-						VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: devicePluginSocket}},
+						VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: facts.DevicePluginSocketDir}},
 					}},
 				},
 			},

@@ -8,12 +8,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/llmctl/llmctl/pkg/preflight"
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
-
-// K3sKubeconfig is where K3s writes its admin kubeconfig (its one home is
-// pkg/preflight, with the order every command looks for a kubeconfig in).
-const K3sKubeconfig = preflight.K3sKubeconfig
 
 // ClientFlags are the kubeconfig, context and namespace flags (cli-runtime's
 // ConfigFlags with only these three bound) and what they resolve to.
@@ -35,7 +31,7 @@ func (f *ClientFlags) Getter() *genericclioptions.ConfigFlags {
 func Reachable(ctx context.Context, getter genericclioptions.RESTClientGetter, timeout time.Duration) (string, error) {
 	cfg, err := getter.ToRESTConfig()
 	if err != nil {
-		return "", fmt.Errorf("cluster: no usable kubeconfig: %w (on a K3s node, %s is used automatically; check it is readable)", err, K3sKubeconfig)
+		return "", fmt.Errorf("cluster: no usable kubeconfig: %w (on a K3s node, %s is used automatically; check it is readable)", err, facts.K3sKubeconfig)
 	}
 	cfg.Timeout = timeout
 	cs, err := kubernetes.NewForConfig(cfg)

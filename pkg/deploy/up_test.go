@@ -24,6 +24,7 @@ import (
 	"github.com/llmctl/llmctl/internal/kubetest"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/deploy"
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
 
 func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }
@@ -251,6 +252,9 @@ func TestUpInsufficientGPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	noPersist := []string{"postgresql.persistence.enabled=false", "redis.persistence.enabled=false", "persistence.enabled=false"}
+	// The backend's weights claim binds to this volume (as local-path would
+	// provision one), so only the GPU count keeps the pod from scheduling.
+	e.modelsPV(t, "gpu-models", "llmctl-gateway-gpu-models")
 
 	_, err := e.up(t, 8*time.Second, io.Discard, append(noPersist, "gpuBackend.enabled=true", "gpuBackend.gpus=2")...)
 	if err == nil {
@@ -260,6 +264,10 @@ func TestUpInsufficientGPU(t *testing.T) {
 		t.Fatalf("error does not explain the scheduling failure: %v", err)
 	}
 	t.Logf("up failed as expected:\n%v", err)
+	// doctor's pod diagnoser explains it, with its remedy.
+	if !strings.Contains(err.Error(), "no node has a free nvidia.com/gpu") || !strings.Contains(err.Error(), "fix: the GPU is taken or not advertised") {
+		t.Errorf("error lacks the diagnosis: %v", err)
+	}
 	if !strings.Contains(err.Error(), "llmctl-gateway-gpu") {
 		t.Errorf("error does not name the GPU workload: %v", err)
 	}
@@ -280,6 +288,37 @@ func TestUpInsufficientGPU(t *testing.T) {
 	if rc := b.Spec.Template.Spec.RuntimeClassName; rc == nil || *rc != "nvidia" {
 		t.Errorf("GPU backend runtimeClassName = %v", rc)
 	}
+	if pvc := get(t, e.kube.CoreV1().PersistentVolumeClaims(e.ns).Get, "llmctl-gateway-gpu-models"); pvc.Status.Phase != corev1.ClaimBound {
+		t.Errorf("weights claim %s", pvc.Status.Phase)
+	}
+	// down keeps the weights (a new up does not download them again);
+	// --purge deletes them.
+	ctx := context.Background()
+	down, err := e.d.Down(ctx, deploy.DownOptions{Release: "llmctl", Namespace: e.ns, Timeout: time.Minute})
+	if err != nil || !contains(down.KeptPVCs, "llmctl-gateway-gpu-models") {
+		t.Fatalf("down: %+v %v", down, err)
+	}
+	if down, err = e.d.Down(ctx, deploy.DownOptions{Release: "llmctl", Namespace: e.ns, Timeout: time.Minute, Purge: true}); err != nil || !contains(down.DeletedPVCs, "llmctl-gateway-gpu-models") {
+		t.Fatalf("down --purge: %+v %v", down, err)
+	}
+}
+
+// modelsPV is a volume reserved for one claim of the test's namespace.
+func (e *env) modelsPV(t *testing.T, name, claim string) {
+	t.Helper()
+	pv := &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: e.ns + "-" + name},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("50Gi")},
+			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+			ClaimRef:                      &corev1.ObjectReference{Namespace: e.ns, Name: claim},
+			PersistentVolumeSource:        corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/tmp/" + name}},
+		},
+	}
+	if _, err := e.kube.CoreV1().PersistentVolumes().Create(context.Background(), pv, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // --atomic: a failed upgrade is rolled back to the revision that worked,
@@ -290,7 +329,7 @@ func TestUpAtomic(t *testing.T) {
 		t.Fatal(err)
 	}
 	noPersist := []string{"postgresql.persistence.enabled=false", "redis.persistence.enabled=false", "persistence.enabled=false"}
-	tooMany := append(append([]string{}, noPersist...), "gpuBackend.enabled=true", "gpuBackend.gpus=2")
+	tooMany := append(append([]string{}, noPersist...), "gpuBackend.enabled=true", "gpuBackend.gpus=2", "gpuBackend.persistence.enabled=false")
 
 	res, err := e.upWith(t, deploy.UpOptions{Timeout: 8 * time.Second, Atomic: true}, tooMany...)
 	if err == nil || !errors.Is(err, deploy.ErrRolloutTimeout) {
@@ -348,7 +387,7 @@ func TestEnsureGPUIdempotent(t *testing.T) {
 	if !first.WSL2 || len(first.LabeledNodes) != 1 {
 		t.Errorf("WSL2 node not labeled: %+v", first)
 	}
-	ds, err := e.kube.AppsV1().DaemonSets(deploy.DevicePluginNS).Get(ctx, deploy.DevicePluginName, metav1.GetOptions{})
+	ds, err := e.kube.AppsV1().DaemonSets(facts.DevicePluginNamespace).Get(ctx, facts.DevicePluginName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +401,7 @@ func TestEnsureGPUIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if node.Labels[deploy.GPUPresentLabel] != "true" {
+	if node.Labels[facts.GPUPresentLabel] != "true" {
 		t.Errorf("node labels: %v", node.Labels)
 	}
 	second, err := e.d.EnsureGPU(ctx, deploy.GPUOptions{OSReleasePath: osr, Node: e.c.Node})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -14,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
 
 // instanceLabel selects everything the chart created for one release.
@@ -179,11 +182,6 @@ func (w *watcher) explain(ctx context.Context, timeout time.Duration, ws []workl
 	}
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		reasons := PodProblems(p)
-		if len(reasons) == 0 {
-			continue
-		}
-		fmt.Fprintf(&b, "\n  pod %s: %s", p.Name, strings.Join(reasons, "; "))
 		evs, err := w.kube.CoreV1().Events(w.namespace).List(ctx, metav1.ListOptions{
 			FieldSelector: fields.AndSelectors(
 				fields.OneTermEqualSelector("involvedObject.name", p.Name),
@@ -191,53 +189,31 @@ func (w *watcher) explain(ctx context.Context, timeout time.Duration, ws []workl
 			).String(),
 		})
 		if err != nil {
+			evs = &corev1.EventList{}
+		}
+		// The same diagnoser as doctor's cluster.workloads check.
+		pr, ok := facts.DiagnosePod(p, evs.Items)
+		if !ok {
 			continue
 		}
+		fmt.Fprintf(&b, "\n  %s", pr)
+		for _, e := range pr.Evidence {
+			fmt.Fprintf(&b, "\n    %s", e)
+		}
 		seen := map[string]bool{}
+		for _, e := range pr.Evidence {
+			seen[e] = true
+		}
 		for _, e := range evs.Items {
 			line := e.Reason + ": " + strings.TrimSpace(e.Message)
-			if !seen[line] {
+			if !seen[line] && !slices.ContainsFunc(pr.Evidence, func(ev string) bool { return strings.Contains(ev, line) }) {
 				seen[line] = true
 				fmt.Fprintf(&b, "\n    event %s", line)
 			}
 		}
+		if pr.Remedy != "" {
+			fmt.Fprintf(&b, "\n    fix: %s", pr.Remedy)
+		}
 	}
 	return fmt.Errorf("%w: %s", ErrRolloutTimeout, b.String())
-}
-
-// PodProblems lists why a pod is not serving, in words an operator can act
-// on; empty when it is Running and Ready.
-func PodProblems(p *corev1.Pod) []string {
-	var out []string
-	if p.DeletionTimestamp != nil {
-		return []string{"terminating"}
-	}
-	ready := false
-	for _, c := range p.Status.Conditions {
-		switch {
-		case c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse:
-			out = append(out, fmt.Sprintf("unschedulable: %s", strings.TrimSpace(c.Message)))
-		case c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue:
-			ready = true
-		}
-	}
-	for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
-		if st := cs.State.Waiting; st != nil && st.Reason != "" && st.Reason != "ContainerCreating" && st.Reason != "PodInitializing" {
-			msg := fmt.Sprintf("container %s %s", cs.Name, st.Reason)
-			if st.Message != "" {
-				msg += ": " + st.Message
-			}
-			out = append(out, msg)
-		}
-		if lt := cs.LastTerminationState.Terminated; lt != nil {
-			out = append(out, fmt.Sprintf("container %s last exited %d (%s), restarts %d", cs.Name, lt.ExitCode, lt.Reason, cs.RestartCount))
-		}
-		if cs.State.Running != nil && !cs.Ready && len(out) == 0 {
-			out = append(out, fmt.Sprintf("container %s running but not ready (readiness probe failing)", cs.Name))
-		}
-	}
-	if len(out) == 0 && !ready && p.Status.Phase != corev1.PodSucceeded {
-		out = append(out, fmt.Sprintf("phase %s, not ready", p.Status.Phase))
-	}
-	return out
 }

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmctl/llmctl/pkg/gpu/gonvml"
 	"github.com/llmctl/llmctl/pkg/preflight"
-	"github.com/llmctl/llmctl/pkg/preflight/gonvml"
 )
 
 // BenchmarkDoctorRun times a whole run (every check but the cluster's, over

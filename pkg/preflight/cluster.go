@@ -20,16 +20,12 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
 
-// Names the cluster checks look for.
-const (
-	GPUResource      = corev1.ResourceName("nvidia.com/gpu")
-	GPUPresentLabel  = "nvidia.com/gpu.present"
-	NvidiaRuntime    = "nvidia"
-	devicePluginName = "nvidia-device-plugin"
-	maxLogBytes      = 64 << 10
-)
+// maxLogBytes bounds how much of a pod's log is read.
+const maxLogBytes = 64 << 10
 
 func clusterChecks() []Check {
 	return []Check{
@@ -116,15 +112,15 @@ func checkAPI(ctx context.Context, e *Env) Outcome {
 	if e.Kube.Client == nil {
 		err := e.Kube.Err
 		if err == nil {
-			err = ErrNoKubeconfig
+			err = facts.ErrNoKubeconfig
 		}
-		if errors.Is(err, ErrNoKubeconfig) {
+		if errors.Is(err, facts.ErrNoKubeconfig) {
 			if e.k3sInstalled() {
-				return warn("K3s is installed but no kubeconfig was found", "K3s writes "+K3sKubeconfig+" when the server starts: `sudo systemctl start k3s`", err.Error())
+				return warn("K3s is installed but no kubeconfig was found", "K3s writes "+facts.K3sKubeconfig+" when the server starts: `sudo systemctl start k3s`", err.Error())
 			}
 			return skip("no Kubernetes cluster configured (K3s not installed)", err.Error())
 		}
-		return fail("cannot use the kubeconfig", "pass a readable one with --kubeconfig, or run with sudo to read "+K3sKubeconfig, err.Error())
+		return fail("cannot use the kubeconfig", "pass a readable one with --kubeconfig, or run with sudo to read "+facts.K3sKubeconfig, err.Error())
 	}
 	a := e.api(ctx)
 	ev := []string{"kubeconfig: " + e.Kube.Source}
@@ -177,7 +173,7 @@ func nodeReady(n corev1.Node) (corev1.ConditionStatus, string) {
 func clusterGPUs(nodes []corev1.Node) map[string]int64 {
 	out := map[string]int64{}
 	for _, n := range nodes {
-		if q, ok := n.Status.Allocatable[GPUResource]; ok {
+		if q, ok := n.Status.Allocatable[facts.GPUResource]; ok {
 			out[n.Name] = q.Value()
 		}
 	}
@@ -191,7 +187,7 @@ func checkRuntimeClass(ctx context.Context, e *Env) Outcome {
 	}
 	cctx, cancel := e.call(ctx)
 	defer cancel()
-	rc, err := kc.NodeV1().RuntimeClasses().Get(cctx, NvidiaRuntime, metav1.GetOptions{})
+	rc, err := kc.NodeV1().RuntimeClasses().Get(cctx, facts.RuntimeClass, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		if !e.gpuExpected(ctx) && !e.clusterHasGPU(ctx, kc) {
 			return skip("no RuntimeClass nvidia, and no GPU here or in the cluster")
@@ -204,7 +200,7 @@ func checkRuntimeClass(ctx context.Context, e *Env) Outcome {
 	if err != nil {
 		return fail("cannot read RuntimeClass nvidia", "check RBAC for node.k8s.io runtimeclasses", err.Error())
 	}
-	if rc.Handler != NvidiaRuntime {
+	if rc.Handler != facts.RuntimeHandler {
 		return warn(fmt.Sprintf("RuntimeClass nvidia has handler %q", rc.Handler),
 			"the handler must name the containerd runtime K3s configured (\"nvidia\")", "handler: "+rc.Handler)
 	}
@@ -214,7 +210,7 @@ func checkRuntimeClass(ctx context.Context, e *Env) Outcome {
 func (e *Env) runtimeClassExists(ctx context.Context, kc kubernetes.Interface) bool {
 	cctx, cancel := e.call(ctx)
 	defer cancel()
-	_, err := kc.NodeV1().RuntimeClasses().Get(cctx, NvidiaRuntime, metav1.GetOptions{})
+	_, err := kc.NodeV1().RuntimeClasses().Get(cctx, facts.RuntimeClass, metav1.GetOptions{})
 	return err == nil
 }
 
@@ -232,7 +228,7 @@ func (e *Env) clusterHasGPU(ctx context.Context, kc kubernetes.Interface) bool {
 }
 
 func runtimeClassFix(kc kubernetes.Interface) *Fix {
-	rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: NvidiaRuntime}, Handler: NvidiaRuntime}
+	rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: facts.RuntimeClass}, Handler: facts.RuntimeHandler}
 	return &Fix{
 		ID:      "runtimeclass",
 		Summary: "create RuntimeClass nvidia (handler nvidia)",
@@ -279,10 +275,10 @@ func checkAllocatable(ctx context.Context, e *Env) Outcome {
 	var ev []string
 	var total int64
 	for _, n := range nodes {
-		ev = append(ev, evf("%s: allocatable nvidia.com/gpu=%d, label %s=%q", n.Name, gpus[n.Name], GPUPresentLabel, n.Labels[GPUPresentLabel]))
+		ev = append(ev, evf("%s: allocatable nvidia.com/gpu=%d, label %s=%q", n.Name, gpus[n.Name], facts.GPUPresentLabel, n.Labels[facts.GPUPresentLabel]))
 		total += gpus[n.Name]
 	}
-	isWSL := e.wsl() == wsl2
+	isWSL := e.wsl() == facts.WSL2
 	if isWSL {
 		ev = append(ev, "WSL2: the device plugin advertises the paravirtualised GPU as one device; 1 means all of it, and it cannot be shared by count")
 	}
@@ -294,25 +290,25 @@ func checkAllocatable(ctx context.Context, e *Env) Outcome {
 	}
 	out := fail("no node advertises nvidia.com/gpu: GPU pods stay Pending",
 		"the NVIDIA device plugin is missing or finds no GPU: see cluster.device-plugin", ev...)
-	if n := e.localNode(nodes); isWSL && n != nil && n.Labels[GPUPresentLabel] != "true" {
-		out.Remedy = "on WSL2 node feature discovery cannot see the GPU (no PCI device), so the device plugin's node affinity never matches: label the node " + GPUPresentLabel + "=true (--fix)"
+	if n := e.localNode(nodes); isWSL && n != nil && n.Labels[facts.GPUPresentLabel] != "true" {
+		out.Remedy = "on WSL2 node feature discovery cannot see the GPU (no PCI device), so the device plugin's node affinity never matches: label the node " + facts.GPUPresentLabel + "=true (--fix)"
 		out.Fix = nodeLabelFix(kc, n.Name)
 	}
 	return out
 }
 
 func nodeLabelFix(kc kubernetes.Interface, node string) *Fix {
-	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:"true"}}}`, GPUPresentLabel)
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:"true"}}}`, facts.GPUPresentLabel)
 	return &Fix{
 		ID:      "wsl-node-label",
-		Summary: "label node " + node + " " + GPUPresentLabel + "=true",
-		Preview: "kubectl label node " + node + " " + GPUPresentLabel + "=true",
+		Summary: "label node " + node + " " + facts.GPUPresentLabel + "=true",
+		Preview: "kubectl label node " + node + " " + facts.GPUPresentLabel + "=true",
 		Apply: func(ctx context.Context) (string, error) {
 			_, err := kc.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "llmctl-doctor"})
 			if err != nil {
 				return "", fmt.Errorf("label node %s: %w", node, err)
 			}
-			return "labelled node " + node + " " + GPUPresentLabel + "=true", nil
+			return "labelled node " + node + " " + facts.GPUPresentLabel + "=true", nil
 		},
 	}
 }
@@ -330,7 +326,7 @@ var pluginLogFailures = []knownFailure{
 	{"Failed to initialize NVML", "NVML failed inside the plugin container",
 		"the container lacks the driver libraries or device nodes: set `runtimeClassName: nvidia`, and on cgroup v2 see runtime.dev-char"},
 	{"No devices found", "the plugin found no GPU",
-		"check gpu.devices; on WSL2 the plugin needs the nvidia runtime and the node label " + GPUPresentLabel + "=true"},
+		"check gpu.devices; on WSL2 the plugin needs the nvidia runtime and the node label " + facts.GPUPresentLabel + "=true"},
 }
 
 // matchFailures returns the known failures found in text (a log or event).
@@ -346,7 +342,7 @@ func matchFailures(text string, known []knownFailure) []knownFailure {
 
 func isDevicePlugin(meta metav1.ObjectMeta) bool {
 	n := meta.Name
-	return strings.Contains(n, devicePluginName) || meta.Labels["app.kubernetes.io/name"] == devicePluginName ||
+	return strings.Contains(n, facts.DevicePluginName) || meta.Labels["app.kubernetes.io/name"] == facts.DevicePluginName ||
 		(strings.Contains(n, "nvidia") && strings.Contains(n, "device-plugin"))
 }
 
@@ -386,7 +382,7 @@ func checkDevicePlugin(ctx context.Context, e *Env) Outcome {
 	var rem []string
 	// Where GPU containers need RuntimeClass nvidia (K3s: runc is the
 	// default runtime), the plugin needs it too, or it sees no NVML.
-	if rcn != NvidiaRuntime && (e.k3sInstalled() || e.runtimeClassExists(ctx, kc)) {
+	if rcn != facts.RuntimeClass && (e.k3sInstalled() || e.runtimeClassExists(ctx, kc)) {
 		out.Verdict = worse(out.Verdict, Warn)
 		rem = append(rem, "set `runtimeClassName: nvidia` on the DaemonSet: on K3s the default runtime is runc, which gives the plugin no NVML")
 	}
@@ -394,10 +390,10 @@ func checkDevicePlugin(ctx context.Context, e *Env) Outcome {
 		out.Verdict = worse(out.Verdict, Fail)
 		out.Message = ds.Name + " is scheduled on no node"
 		r := "its nodeSelector/affinity matches no node"
-		if e.wsl() == wsl2 {
-			r += ": on WSL2 node feature discovery cannot see the GPU, so label the node " + GPUPresentLabel + "=true (--fix)"
+		if e.wsl() == facts.WSL2 {
+			r += ": on WSL2 node feature discovery cannot see the GPU, so label the node " + facts.GPUPresentLabel + "=true (--fix)"
 			if nodes, err := e.nodes(ctx, kc); err == nil {
-				if n := e.localNode(nodes); n != nil && n.Labels[GPUPresentLabel] != "true" {
+				if n := e.localNode(nodes); n != nil && n.Labels[facts.GPUPresentLabel] != "true" {
 					out.Fix = nodeLabelFix(kc, n.Name)
 				}
 			}
@@ -484,23 +480,6 @@ func lineWith(text, pattern string) string {
 	return pattern
 }
 
-var eventFailures = []knownFailure{
-	{"Insufficient nvidia.com/gpu", "no node has a free nvidia.com/gpu",
-		"the GPU is taken or not advertised: see cluster.gpu-allocatable; on one GPU run one GPU pod (or enable time-slicing in the device plugin)"},
-	{`no runtime for "nvidia" is configured`, "the node's containerd has no nvidia runtime",
-		"see runtime.k3s-containerd: restart K3s after installing nvidia-container-toolkit, or add the runtime through a template"},
-	{`RuntimeClass "nvidia" not found`, "pods ask for RuntimeClass nvidia, which does not exist",
-		"create it: see cluster.runtimeclass (--fix)"},
-}
-
-// podProblem is one pod's diagnosis.
-type podProblem struct {
-	verdict  Verdict
-	summary  string
-	evidence []string
-	remedy   string
-}
-
 func checkWorkloads(ctx context.Context, e *Env) Outcome {
 	kc, o := e.kube(ctx)
 	if o != nil {
@@ -520,25 +499,22 @@ func checkWorkloads(ctx context.Context, e *Env) Outcome {
 	for _, ev := range events.Items {
 		byObject[ev.InvolvedObject.UID] = append(byObject[ev.InvolvedObject.UID], ev)
 	}
-	var problems []podProblem
+	var problems []facts.Problem
 	// Controllers' events: a pod rejected at admission never exists, only its
 	// ReplicaSet's FailedCreate event does.
 	for _, ev := range events.Items {
-		if ev.InvolvedObject.Kind == "Pod" || ev.Type != corev1.EventTypeWarning {
-			continue
-		}
-		for _, k := range matchFailures(ev.Message, eventFailures) {
-			problems = append(problems, podProblem{Fail, evf("%s %s: %s", ev.InvolvedObject.Kind, ev.InvolvedObject.Name, k.meaning),
-				[]string{evf("event %s on %s/%s: %s", ev.Reason, ev.InvolvedObject.Kind, ev.InvolvedObject.Name, ev.Message)}, k.remedy})
+		if pr, ok := facts.DiagnoseEvent(ev); ok {
+			problems = append(problems, pr)
 		}
 	}
 	if len(pods.Items) == 0 && len(problems) == 0 {
 		return skip(fmt.Sprintf("no pods in namespace %s (not deployed: `llmctl up`)", e.Namespace))
 	}
 	healthy := 0
-	for _, p := range pods.Items {
-		if pp, ok := diagnosePod(p, byObject[p.UID]); ok {
-			problems = append(problems, pp)
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if pr, ok := facts.DiagnosePod(p, byObject[p.UID]); ok {
+			problems = append(problems, pr)
 		} else {
 			healthy++
 		}
@@ -548,101 +524,18 @@ func checkWorkloads(ctx context.Context, e *Env) Outcome {
 	}
 	out := Outcome{Verdict: Pass}
 	var sums, rems []string
-	for _, pp := range problems {
-		out.Verdict = worse(out.Verdict, pp.verdict)
-		sums = append(sums, pp.summary)
-		out.Evidence = append(out.Evidence, pp.evidence...)
-		rems = append(rems, pp.remedy)
+	for _, pr := range problems {
+		v := Fail
+		if pr.Degraded {
+			v = Warn
+		}
+		out.Verdict = worse(out.Verdict, v)
+		sums = append(sums, pr.String())
+		out.Evidence = append(out.Evidence, pr.Evidence...)
+		rems = append(rems, pr.Remedy)
 	}
 	sort.Strings(sums)
 	out.Message = strings.Join(dedupe(sums), "; ")
 	out.Remedy = strings.Join(dedupe(rems), "\n")
 	return out
-}
-
-// diagnosePod returns the pod's problem, if it has one.
-func diagnosePod(p corev1.Pod, events []corev1.Event) (podProblem, bool) {
-	// Waiting containers first: their reason is the most specific.
-	for _, cs := range slices.Concat(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {
-		w := cs.State.Waiting
-		if w == nil {
-			continue
-		}
-		switch w.Reason {
-		case "CrashLoopBackOff":
-			pp := podProblem{verdict: Fail, summary: fmt.Sprintf("pod %s: container %s in CrashLoopBackOff", p.Name, cs.Name),
-				remedy: "read its logs: `kubectl logs -n " + p.Namespace + " " + p.Name + " -c " + cs.Name + " --previous`"}
-			pp.evidence = append(pp.evidence, evf("pod %s container %s: CrashLoopBackOff, %d restarts", p.Name, cs.Name, cs.RestartCount))
-			if t := cs.LastTerminationState.Terminated; t != nil {
-				pp.evidence = append(pp.evidence, evf("last termination: reason %s, exit code %d", t.Reason, t.ExitCode))
-				if t.Reason == "OOMKilled" || t.ExitCode == 137 {
-					pp.summary += " (OOMKilled)"
-					pp.remedy = "the container ran out of memory (exit 137): raise its memory limit, or load a smaller model/quantization or a shorter context (see model.fit)"
-				}
-			}
-			return pp, true
-		case "ImagePullBackOff", "ErrImagePull", "InvalidImageName":
-			return podProblem{verdict: Fail, summary: fmt.Sprintf("pod %s: cannot pull image %s", p.Name, imageOf(p, cs.Name)),
-				evidence: []string{evf("pod %s container %s: %s: %s", p.Name, cs.Name, w.Reason, w.Message)},
-				remedy:   "check the image name and tag, registry reachability from the node (`sudo k3s crictl pull IMAGE`) and imagePullSecrets"}, true
-		case "CreateContainerConfigError", "CreateContainerError", "RunContainerError":
-			return podProblem{verdict: Fail, summary: fmt.Sprintf("pod %s: %s", p.Name, w.Reason),
-				evidence: []string{evf("pod %s container %s: %s: %s", p.Name, cs.Name, w.Reason, w.Message)},
-				remedy:   "`kubectl describe pod -n " + p.Namespace + " " + p.Name + "`"}, true
-		}
-	}
-	// Events explain pods that never got a container.
-	for _, ev := range events {
-		if ev.Type != corev1.EventTypeWarning {
-			continue
-		}
-		if ks := matchFailures(ev.Message, eventFailures); len(ks) > 0 {
-			return podProblem{verdict: Fail, summary: fmt.Sprintf("pod %s: %s", p.Name, ks[0].meaning),
-				evidence: []string{evf("pod %s event %s: %s", p.Name, ev.Reason, ev.Message)}, remedy: ks[0].remedy}, true
-		}
-	}
-	switch p.Status.Phase {
-	case corev1.PodPending:
-		msg := "not scheduled or not started"
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
-				msg = strings.TrimSpace(c.Reason + ": " + c.Message)
-				// The scheduler's condition says what its event says, and
-				// is there before the event is listed.
-				if ks := matchFailures(c.Message, eventFailures); len(ks) > 0 {
-					return podProblem{verdict: Fail, summary: fmt.Sprintf("pod %s: %s", p.Name, ks[0].meaning),
-						evidence: []string{evf("pod %s: %s", p.Name, msg)}, remedy: ks[0].remedy}, true
-				}
-			}
-		}
-		return podProblem{verdict: Fail, summary: fmt.Sprintf("pod %s Pending", p.Name),
-			evidence: []string{evf("pod %s: %s", p.Name, msg)}, remedy: "`kubectl describe pod -n " + p.Namespace + " " + p.Name + "` shows the events"}, true
-	case corev1.PodFailed:
-		return podProblem{verdict: Fail, summary: fmt.Sprintf("pod %s Failed", p.Name),
-			evidence: []string{evf("pod %s: %s %s", p.Name, p.Status.Reason, p.Status.Message)}, remedy: "`kubectl describe pod`"}, true
-	case corev1.PodRunning:
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodReady && c.Status != corev1.ConditionTrue {
-				var unready []string
-				for _, cs := range p.Status.ContainerStatuses {
-					if !cs.Ready {
-						unready = append(unready, cs.Name)
-					}
-				}
-				return podProblem{verdict: Warn, summary: fmt.Sprintf("pod %s Running but not Ready", p.Name),
-					evidence: []string{evf("pod %s: Ready=%s (%s), unready containers: %s", p.Name, c.Status, strings.TrimSpace(c.Reason+" "+c.Message), strings.Join(unready, ", "))},
-					remedy:   "its readiness probe fails: a model still loading (raise initialDelaySeconds/startupProbe) or a backend it cannot reach; `kubectl describe pod` shows the probe's errors"}, true
-			}
-		}
-	}
-	return podProblem{}, false
-}
-
-func imageOf(p corev1.Pod, container string) string {
-	for _, c := range slices.Concat(p.Spec.InitContainers, p.Spec.Containers) {
-		if c.Name == container {
-			return c.Image
-		}
-	}
-	return "?"
 }

@@ -19,8 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/llmctl/llmctl/internal/kubetest"
+	"github.com/llmctl/llmctl/pkg/gpu/gonvml"
 	"github.com/llmctl/llmctl/pkg/preflight"
-	"github.com/llmctl/llmctl/pkg/preflight/gonvml"
 )
 
 // One control plane (kube-apiserver, controller-manager, scheduler, KWOK
@@ -215,7 +215,7 @@ func TestClusterChecks(t *testing.T) {
 		for _, want := range []string{
 			"gateway-crash: container gateway in CrashLoopBackOff (OOMKilled)", "last termination: reason OOMKilled, exit code 137",
 			"gateway-pull: cannot pull image example.invalid/llmctl:0",
-			"gateway-unready Running but not Ready",
+			"gateway-unready: Running but not Ready",
 			"backend-sandbox: the node's containerd has no nvidia runtime",
 			"backend-2gpu: no node has a free nvidia.com/gpu",
 			"ReplicaSet backend-5d4f9: pods ask for RuntimeClass nvidia, which does not exist",

@@ -29,13 +29,17 @@ type Env struct {
 	Kube KubeTarget
 	// Namespace holds the gateway's pods (workload check).
 	Namespace string
-	// Model is the GGUF file to fit, a path on this machine even with another
-	// Root (empty: model checks skip), Context its
-	// context length in tokens (0: the model's own), CPU forces the fit
-	// against RAM for the embedded CPU engine.
-	Model   string
-	Context int
-	CPU     bool
+	// Model is the GGUF file, or the Hugging Face safetensors model
+	// directory, to fit: a path on this machine even with another Root
+	// (empty: model checks skip). Context is its context length in tokens
+	// (0: the model's own; for safetensors, vLLM's --max-model-len). CPU
+	// forces the GGUF fit against RAM for the embedded CPU engine.
+	// GPUMemoryUtilization is vLLM's --gpu-memory-utilization for a
+	// safetensors model (0: vLLM's default, 0.9).
+	Model                string
+	Context              int
+	CPU                  bool
+	GPUMemoryUtilization float64
 	// MinDriver and MinCUDA are the oldest acceptable driver ("535.54.03")
 	// and CUDA driver API version (12020 = 12.2).
 	MinDriver string
@@ -45,7 +49,7 @@ type Env struct {
 	// Statfs reports free and total bytes of the filesystem holding path.
 	Statfs func(path string) (free, total uint64, err error)
 
-	facts *facts
+	facts *runFacts
 }
 
 // KubeTarget is a Kubernetes client and where its config came from, or the
@@ -64,9 +68,9 @@ const (
 	DefaultNamespace   = "llmctl"
 )
 
-// facts are read once per run and shared by the checks that need them, so
+// runFacts are read once per run and shared by the checks that need them, so
 // that ten checks do not probe NVML or the API server ten times.
-type facts struct {
+type runFacts struct {
 	gpuOnce sync.Once
 	gpu     GPUSnapshot
 
@@ -98,7 +102,7 @@ func (e *Env) init() {
 		e.Statfs = statfs
 	}
 	if e.facts == nil {
-		e.facts = &facts{}
+		e.facts = &runFacts{}
 	}
 }
 

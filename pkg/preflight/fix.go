@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
 
 // templateFix writes (or extends) K3s's containerd template so that the
@@ -27,10 +29,10 @@ func (e *Env) templateFix(c containerdConfig) *Fix {
 		systemd = mode == cgroupV2 && e.pid1() == "systemd"
 	}
 	name := "config.toml.tmpl"
-	table := `plugins."io.containerd.grpc.v1.cri".containerd.runtimes."nvidia"`
+	table := `plugins."io.containerd.grpc.v1.cri".containerd.runtimes."` + facts.RuntimeHandler + `"`
 	if c.Version >= 3 {
 		name = "config-v3.toml.tmpl"
-		table = `plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.'nvidia'`
+		table = `plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.'` + facts.RuntimeHandler + `'`
 	}
 	host := k3sContainerdDir + "/" + name
 	existing, err := e.read(host)

@@ -5,97 +5,46 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/llmctl/llmctl/pkg/gpu"
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
 
-// GPUProbe reads the GPUs through NVML. pkg/preflight/nvmlprobe implements it
-// over go-nvml (the real library, or go-nvml's mocks in tests); this package
-// never links NVML itself so that it builds with CGO_ENABLED=0.
-type GPUProbe interface {
-	Probe(ctx context.Context) GPUSnapshot
-}
+// The GPU snapshot types live in pkg/gpu (so top and serve read a GPU
+// without importing doctor); these names keep doctor's API and its callers
+// unchanged.
+type (
+	GPUProbe     = gpu.Probe
+	InitStatus   = gpu.InitStatus
+	GPUSnapshot  = gpu.Snapshot
+	GPUMemory    = gpu.Memory
+	RemappedRows = gpu.RemappedRows
+	GPUDevice    = gpu.Device
+)
 
-// InitStatus classifies nvmlInit's outcome; each has its own remedy.
-type InitStatus string
+// Reading is gpu.Reading.
+type Reading[T any] = gpu.Reading[T]
 
-// Init outcomes the GPU checks distinguish.
+// Init outcomes (see pkg/gpu).
 const (
-	InitOK              InitStatus = "ok"
-	InitLibraryNotFound InitStatus = "library-not-found" // libnvidia-ml.so.1 not loadable
-	InitDriverNotLoaded InitStatus = "driver-not-loaded" // kernel module absent
-	InitRMMismatch      InitStatus = "rm-version-mismatch"
-	InitNoPermission    InitStatus = "no-permission"
-	InitNotBuilt        InitStatus = "not-built"   // binary built without cgo
-	InitNotQueried      InitStatus = "not-queried" // --root: the GPUs are not this tree's
-	InitError           InitStatus = "error"
+	InitOK              = gpu.InitOK
+	InitLibraryNotFound = gpu.InitLibraryNotFound
+	InitDriverNotLoaded = gpu.InitDriverNotLoaded
+	InitRMMismatch      = gpu.InitRMMismatch
+	InitNoPermission    = gpu.InitNoPermission
+	InitNotBuilt        = gpu.InitNotBuilt
+	InitNotQueried      = gpu.InitNotQueried
+	InitError           = gpu.InitError
 )
 
-// GPUSnapshot is everything NVML said, read once per run.
-type GPUSnapshot struct {
-	Init       InitStatus `json:"init"`
-	InitDetail string     `json:"initDetail,omitempty"`
-	// DriverVersion is the kernel driver ("550.54.15"); CUDADriverVersion the
-	// CUDA driver API version it supports (12040 = 12.4).
-	DriverVersion     string      `json:"driverVersion,omitempty"`
-	CUDADriverVersion int         `json:"cudaDriverVersion,omitempty"`
-	Devices           []GPUDevice `json:"devices,omitempty"`
-	// DevicesErr is set when devices could not be counted or opened.
-	DevicesErr string `json:"devicesErr,omitempty"`
-}
+// Val is gpu.Val.
+func Val[T any](v T) Reading[T] { return gpu.Val(v) }
 
-// Reading is one NVML query's answer: a value, or why there is none. WSL2 and
-// consumer boards answer many queries with "Not Supported": that is n/a, not
-// a failure.
-type Reading[T any] struct {
-	Value T      `json:"value"`
-	OK    bool   `json:"ok"`
-	NA    string `json:"na,omitempty"` // why there is no value
-}
+// NA is gpu.NA.
+func NA[T any](why string) Reading[T] { return gpu.NA[T](why) }
 
-// Val is a Reading that holds v.
-func Val[T any](v T) Reading[T] { return Reading[T]{Value: v, OK: true} }
-
-// NA is a Reading without a value, and why.
-func NA[T any](why string) Reading[T] { return Reading[T]{NA: why} }
-
-func (r Reading[T]) String() string {
-	if !r.OK {
-		return "n/a (" + r.NA + ")"
-	}
-	return fmt.Sprint(r.Value)
-}
-
-// GPUMemory is a device's framebuffer in bytes.
-type GPUMemory struct {
-	Total uint64 `json:"total"`
-	Free  uint64 `json:"free"`
-	Used  uint64 `json:"used"`
-}
-
-// RemappedRows is the row-remapping state of HBM/GDDR6X boards (Ampere+).
-type RemappedRows struct {
-	Corrected   int  `json:"corrected"`
-	Uncorrected int  `json:"uncorrected"`
-	Pending     bool `json:"pending"`
-	Failed      bool `json:"failed"`
-}
-
-// GPUDevice is one GPU as NVML sees it.
-type GPUDevice struct {
-	Index int    `json:"index"`
-	Name  string `json:"name"`
-	UUID  string `json:"uuid"`
-
-	Memory  Reading[GPUMemory] `json:"memory"`
-	Compute Reading[string]    `json:"computeCapability"` // "8.9"
-	MIG     Reading[bool]      `json:"migEnabled"`
-	ECC     Reading[bool]      `json:"eccEnabled"`
-	// ECCUncorrected counts volatile (since boot) uncorrected ECC errors.
-	ECCUncorrected Reading[uint64]       `json:"eccUncorrected"`
-	Remapped       Reading[RemappedRows] `json:"remappedRows"`
-	TemperatureC   Reading[uint32]       `json:"temperatureC"`
-	UtilizationPct Reading[uint32]       `json:"utilizationPct"`
-	PowerW         Reading[float64]      `json:"powerW"`
-}
+// StaticProbe is gpu.Static.
+func StaticProbe(s GPUSnapshot) GPUProbe { return gpu.Static(s) }
 
 // gpu returns the run's NVML snapshot, probing once under the call timeout.
 func (e *Env) gpu(ctx context.Context) GPUSnapshot {
@@ -184,7 +133,7 @@ func checkNVML(ctx context.Context, e *Env) Outcome {
 				Evidence: ev}
 		}
 		rem := "install the NVIDIA driver's user-space libraries (libnvidia-ml.so.1), e.g. `apt install nvidia-driver` or the matching `libnvidia-compute-<ver>`"
-		if wsl == wsl2 {
+		if wsl == facts.WSL2 {
 			rem = "on WSL2 libnvidia-ml.so.1 comes from the Windows driver in /usr/lib/wsl/lib: update the Windows NVIDIA driver, run `wsl --update`, and make sure /usr/lib/wsl/lib is in ld.so.conf (`ldconfig -p | grep nvidia-ml`)"
 		}
 		return fail("NVIDIA device present but libnvidia-ml.so.1 cannot be loaded", rem, ev...)
@@ -270,7 +219,7 @@ func checkDevices(ctx context.Context, e *Env) Outcome {
 		}
 	}
 	o.Message = fmt.Sprintf("%d GPU(s): %s", len(s.Devices), strings.Join(names, ", "))
-	if e.wsl() == wsl2 {
+	if e.wsl() == facts.WSL2 {
 		o.Evidence = append(o.Evidence, "WSL2: queries answered \"Not Supported\" are shown as n/a; that is normal under GPU paravirtualisation")
 	}
 	return o
@@ -412,11 +361,3 @@ func compareVersions(a, b string) int {
 	}
 	return 0
 }
-
-// StaticProbe returns a probe that always answers s: for --root, and for
-// replaying a snapshot recorded on a GPU machine.
-func StaticProbe(s GPUSnapshot) GPUProbe { return staticProbe(s) }
-
-type staticProbe GPUSnapshot
-
-func (p staticProbe) Probe(context.Context) GPUSnapshot { return GPUSnapshot(p) }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
 
 func hostChecks() []Check {
@@ -23,39 +25,21 @@ func hostChecks() []Check {
 	}
 }
 
-type wslKind int
-
-const (
-	notWSL wslKind = iota
-	wsl1
-	wsl2
-)
-
-// wsl classifies the kernel: WSL2 kernels say "microsoft-standard-WSL2"
-// (older ones "-microsoft-standard"), WSL1 fakes a kernel that says "Microsoft".
-func (e *Env) wsl() wslKind {
-	rel, err := e.read("/proc/sys/kernel/osrelease")
+// wsl classifies this host's kernel (facts.DetectWSL).
+func (e *Env) wsl() facts.WSL {
+	rel, err := e.read(facts.OSRelease)
 	if err != nil {
-		return notWSL
+		return facts.NotWSL
 	}
-	rel = strings.TrimSpace(rel)
-	switch {
-	case strings.Contains(strings.ToLower(rel), "wsl2"), strings.Contains(rel, "microsoft-standard"):
-		return wsl2
-	case strings.Contains(rel, "Microsoft"):
-		return wsl1
-	case strings.Contains(strings.ToLower(rel), "microsoft"):
-		return wsl2
-	}
-	return notWSL
+	return facts.DetectWSL(rel)
 }
 
 var kernelRe = regexp.MustCompile(`^(\d+)\.(\d+)`)
 
 func checkKernel(_ context.Context, e *Env) Outcome {
-	rel, err := e.read("/proc/sys/kernel/osrelease")
+	rel, err := e.read(facts.OSRelease)
 	if err != nil {
-		return skip("cannot read the kernel release", readErr("/proc/sys/kernel/osrelease", err))
+		return skip("cannot read the kernel release", readErr(facts.OSRelease, err))
 	}
 	rel = strings.TrimSpace(rel)
 	ev := "/proc/sys/kernel/osrelease: " + rel
@@ -75,12 +59,12 @@ func checkKernel(_ context.Context, e *Env) Outcome {
 }
 
 func checkWSL(_ context.Context, e *Env) Outcome {
-	rel, _ := e.read("/proc/sys/kernel/osrelease")
+	rel, _ := e.read(facts.OSRelease)
 	ev := []string{"/proc/sys/kernel/osrelease: " + strings.TrimSpace(rel)}
 	switch e.wsl() {
-	case notWSL:
+	case facts.NotWSL:
 		return pass("not WSL (bare metal or VM)", ev...)
-	case wsl1:
+	case facts.WSL1:
 		return fail("this is WSL1: no GPU, no cgroups, no containers",
 			"convert the distro to WSL2 from Windows: `wsl --set-version <distro> 2`", ev...)
 	}
@@ -139,7 +123,7 @@ func iniValue(content, section, key string) (string, bool) {
 }
 
 func checkWSLSystemd(_ context.Context, e *Env) Outcome {
-	if e.wsl() != wsl2 {
+	if e.wsl() != facts.WSL2 {
 		return skip("not WSL2")
 	}
 	init := e.pid1()
@@ -203,7 +187,7 @@ func checkCgroup(_ context.Context, e *Env) Outcome {
 			"boot with `systemd.unified_cgroup_hierarchy=1` (kernel command line)", ev...)
 	case cgroupHybrid:
 		rem := "boot with `systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all`"
-		if e.wsl() == wsl2 {
+		if e.wsl() == facts.WSL2 {
 			rem = "in %UserProfile%\\.wslconfig add:\n[wsl2]\nkernelCommandLine = cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1\nthen `wsl --shutdown`"
 		}
 		return warn("cgroup hybrid (v1 + v2): the kubelet and containerd see v1", rem, ev...)

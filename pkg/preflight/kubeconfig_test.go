@@ -10,24 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmctl/llmctl/internal/kubetest"
 	"github.com/llmctl/llmctl/pkg/preflight"
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
 
-const deadKubeconfig = `apiVersion: v1
-kind: Config
-clusters:
-- name: dead
-  cluster:
-    server: https://127.0.0.1:1
-    insecure-skip-tls-verify: true
-contexts:
-- name: dead
-  context: {cluster: dead, user: u}
-current-context: dead
-users:
-- name: u
-  user: {token: t}
-`
+var deadKubeconfig = kubetest.DeadKubeconfig(1)
 
 func writeFile(t *testing.T, p, s string) string {
 	t.Helper()
@@ -42,10 +30,10 @@ func writeFile(t *testing.T, p, s string) string {
 
 func TestLoadKubeOrder(t *testing.T) {
 	root := t.TempDir()
-	if kt := preflight.LoadKube(preflight.KubeOptions{Root: root}); !errors.Is(kt.Err, preflight.ErrNoKubeconfig) {
+	if kt := preflight.LoadKube(preflight.KubeOptions{Root: root}); !errors.Is(kt.Err, facts.ErrNoKubeconfig) {
 		t.Errorf("nothing anywhere: %v", kt.Err)
 	}
-	k3s := writeFile(t, filepath.Join(root, preflight.K3sKubeconfig), deadKubeconfig)
+	k3s := writeFile(t, filepath.Join(root, facts.K3sKubeconfig), deadKubeconfig)
 	if kt := preflight.LoadKube(preflight.KubeOptions{Root: root}); kt.Err != nil || !strings.HasPrefix(kt.Source, k3s) {
 		t.Errorf("k3s.yaml: %q %v", kt.Source, kt.Err)
 	}
@@ -86,7 +74,7 @@ func TestAPIServerDown(t *testing.T) {
 
 func TestNoClusterConfigured(t *testing.T) {
 	checks, _ := preflight.Select(preflight.All(), []string{"cluster.api"}, nil)
-	e := &preflight.Env{Root: t.TempDir(), Kube: preflight.KubeTarget{Err: preflight.ErrNoKubeconfig}}
+	e := &preflight.Env{Root: t.TempDir(), Kube: preflight.KubeTarget{Err: facts.ErrNoKubeconfig}}
 	if r := preflight.Run(context.Background(), e, checks, preflight.RunOptions{}).Results[0]; r.Verdict != preflight.Skip {
 		t.Errorf("no K3s, no kubeconfig: %s %s", r.Verdict, r.Message)
 	}
@@ -94,7 +82,7 @@ func TestNoClusterConfigured(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "var/lib/rancher/k3s"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	e = &preflight.Env{Root: root, Kube: preflight.KubeTarget{Err: preflight.ErrNoKubeconfig}}
+	e = &preflight.Env{Root: root, Kube: preflight.KubeTarget{Err: facts.ErrNoKubeconfig}}
 	if r := preflight.Run(context.Background(), e, checks, preflight.RunOptions{}).Results[0]; r.Verdict != preflight.Warn {
 		t.Errorf("K3s installed, no kubeconfig: %s %s", r.Verdict, r.Message)
 	}

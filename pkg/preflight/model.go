@@ -45,6 +45,9 @@ func checkModelFit(ctx context.Context, e *Env) Outcome {
 	if e.Model == "" {
 		return skip("no --model given")
 	}
+	if isSafetensorsPath(e.Model) {
+		return checkHFModelFit(ctx, e)
+	}
 	m, err := readGGUFFile(e.Model)
 	if err != nil {
 		return fail("cannot read the model's GGUF header", "pass a GGUF file (llama.cpp format) to --model", err.Error())
@@ -112,9 +115,15 @@ func checkModelFit(ctx context.Context, e *Env) Outcome {
 			rem += "; or offload fewer layers to the GPU (llama.cpp -ngl) and serve the rest from RAM"
 		}
 		return fail("does not fit: "+msg, rem, ev...)
-	case f.Need*100 > budget*tightPercent:
+	case f.Need*100 > budget*tightPercent && (m.ContextLen == 0 || uint64(e.Context) <= m.ContextLen):
 		return warn("fits with under 10% headroom: "+msg,
 			"leave headroom for fragmentation and other processes: lower --context or pick a smaller quantization", ev...)
+	}
+	if m.ContextLen > 0 && uint64(e.Context) > m.ContextLen {
+		// It fits, but the model never saw positions this far: llama.cpp
+		// runs it and the output degrades past the trained length.
+		return warn(fmt.Sprintf("fits, but --context %d exceeds the model's trained context %d: %s", e.Context, m.ContextLen, msg),
+			fmt.Sprintf("use --context %d or less, or a model trained (or RoPE-scaled) for longer contexts", m.ContextLen), ev...)
 	}
 	return pass("fits: "+msg, ev...)
 }

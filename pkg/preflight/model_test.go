@@ -83,6 +83,15 @@ func TestModelFit(t *testing.T) {
 			t.Errorf("evidence: %v", r.Evidence)
 		}
 	})
+	t.Run("context beyond the trained one warns", func(t *testing.T) {
+		e := fitEnv(t, gpuWithFree(20*gib), 4096, false)
+		s := llama8B()
+		s.ContextLen = 1024
+		writeGGUF(t, e.Root, s)
+		if r := runModelFit(t, e); r.Verdict != Warn || !strings.Contains(r.Message, "exceeds the model's trained context 1024") || !strings.Contains(r.Remedy, "--context 1024") {
+			t.Errorf("%s: %s / %s", r.Verdict, r.Message, r.Remedy)
+		}
+	})
 	t.Run("vocab-only file", func(t *testing.T) {
 		e := fitEnv(t, gpuWithFree(20*gib), 0, false)
 		s := llama8B()

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
 
 func TestIniValue(t *testing.T) {
@@ -44,27 +44,10 @@ func TestPluginLogFailures(t *testing.T) {
 	if l := lineWith(log, "Failed to initialize NVML"); !strings.HasPrefix(l, "E1127") {
 		t.Errorf("evidence line %q", l)
 	}
-	if got := matchFailures("I1127 No devices found. Waiting indefinitely.", pluginLogFailures); len(got) != 1 || !strings.Contains(got[0].remedy, GPUPresentLabel) {
+	if got := matchFailures("I1127 No devices found. Waiting indefinitely.", pluginLogFailures); len(got) != 1 || !strings.Contains(got[0].remedy, facts.GPUPresentLabel) {
 		t.Errorf("no devices: %v", got)
 	}
 	if got := matchFailures("all good", pluginLogFailures); len(got) != 0 {
 		t.Errorf("healthy log matched %v", got)
-	}
-}
-
-func TestDiagnosePodOthers(t *testing.T) {
-	cfgErr := corev1.Pod{}
-	cfgErr.Name, cfgErr.Namespace = "gw", "llmctl"
-	cfgErr.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "gateway",
-		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: `secret "llmctl-admin" not found`}}}}
-	pp, ok := diagnosePod(cfgErr, nil)
-	if !ok || pp.verdict != Fail || !strings.Contains(strings.Join(pp.evidence, ""), `secret "llmctl-admin" not found`) {
-		t.Errorf("config error: %+v", pp)
-	}
-	healthy := corev1.Pod{}
-	healthy.Status.Phase = corev1.PodRunning
-	healthy.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
-	if _, ok := diagnosePod(healthy, nil); ok {
-		t.Error("a Running, Ready pod has a problem")
 	}
 }

@@ -7,14 +7,16 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/llmctl/llmctl/pkg/preflight/facts"
 )
 
 // Where K3s keeps its own containerd config. K3s runs its own containerd and
 // never reads /etc/containerd/config.toml: the classic trap.
 const (
-	k3sContainerdDir = "/var/lib/rancher/k3s/agent/etc/containerd"
-	k3sConfig        = k3sContainerdDir + "/config.toml"
-	systemConfig     = "/etc/containerd/config.toml"
+	k3sContainerdDir = facts.K3sContainerdDir
+	k3sConfig        = facts.K3sContainerdConfig
+	systemConfig     = facts.SystemContainerdConfig
 	baseTemplateCall = `{{ template "base" . }}`
 )
 
@@ -50,7 +52,7 @@ func (e *Env) runtimeBinaries() []string {
 
 // k3sInstalled reports whether K3s has ever run here.
 func (e *Env) k3sInstalled() bool {
-	return e.exists("/var/lib/rancher/k3s") || e.exists("/etc/rancher/k3s")
+	return e.exists(facts.K3sDataDir) || e.exists(facts.K3sConfigDir)
 }
 
 // noGPU is the skip for runtime checks on a host without an NVIDIA GPU.
@@ -78,7 +80,7 @@ func checkRuntimeBinary(ctx context.Context, e *Env) Outcome {
 // the outcome that explains why it cannot be used.
 func (e *Env) k3sContainerd(ctx context.Context) (containerdConfig, *Outcome) {
 	if !e.k3sInstalled() {
-		o := skip("K3s is not installed (no /var/lib/rancher/k3s)")
+		o := skip("K3s is not installed (no " + facts.K3sDataDir + ")")
 		return containerdConfig{}, &o
 	}
 	if o := e.noGPU(ctx); o != nil {
@@ -106,12 +108,12 @@ func checkK3sContainerd(ctx context.Context, e *Env) Outcome {
 	}
 	ev := []string{evf("%s: version %d, runtimes table plugins.%q", k3sConfig, c.Version, c.CRIKey),
 		"runtimes: " + listOr(sortedKeys(c.Runtimes), "none")}
-	rt, ok := c.Runtimes["nvidia"]
+	rt, ok := c.Runtimes[facts.RuntimeHandler]
 	if !ok {
 		fix := e.templateFix(c)
 		if sys, err := e.read(systemConfig); err == nil {
 			if sc, err := parseContainerdConfig([]byte(sys)); err == nil {
-				if _, has := sc.Runtimes["nvidia"]; has {
+				if _, has := sc.Runtimes[facts.RuntimeHandler]; has {
 					ev = append(ev, systemConfig+": has an nvidia runtime")
 					out := fail("the nvidia runtime is configured for the system containerd, not K3s's",
 						"K3s runs its own containerd and ignores "+systemConfig+" (`nvidia-ctk runtime configure` wrote there). Restart K3s so it detects nvidia-container-runtime (`sudo systemctl restart k3s`), or add it through a K3s template (--fix)", ev...)
@@ -145,7 +147,7 @@ func checkSystemdCgroup(ctx context.Context, e *Env) Outcome {
 		}
 		return skip("no usable K3s containerd config (see runtime.k3s-containerd)")
 	}
-	nv, ok := c.Runtimes["nvidia"]
+	nv, ok := c.Runtimes[facts.RuntimeHandler]
 	if !ok {
 		return skip("no nvidia runtime (see runtime.k3s-containerd)")
 	}
@@ -217,7 +219,7 @@ func (e *Env) cdiInUse(c *containerdConfig) (bool, string) {
 	// K3s also registers an "nvidia-cdi" runtime whenever the .cdi binary
 	// exists; that alone uses nothing. What GPU pods run is the nvidia runtime.
 	if c != nil {
-		if rt, ok := c.Runtimes[NvidiaRuntime]; ok && strings.HasSuffix(rt.BinaryName, ".cdi") {
+		if rt, ok := c.Runtimes[facts.RuntimeHandler]; ok && strings.HasSuffix(rt.BinaryName, ".cdi") {
 			return true, evf("runtime nvidia uses %s", rt.BinaryName)
 		}
 	}
@@ -244,7 +246,7 @@ func checkCDI(ctx context.Context, e *Env) Outcome {
 	for _, d := range dirs {
 		for _, ext := range []string{"*.yaml", "*.yml", "*.json"} {
 			for _, p := range e.glob(d + "/" + ext) {
-				if s, err := e.read(p); err == nil && strings.Contains(s, "nvidia.com/gpu") {
+				if s, err := e.read(p); err == nil && strings.Contains(s, string(facts.GPUResource)) {
 					specs = append(specs, p)
 				}
 			}

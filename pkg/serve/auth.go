@@ -5,7 +5,6 @@ package serve
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -66,17 +65,12 @@ func (g *Gateway) adminAPI(w http.ResponseWriter, r *http.Request, st *reqState)
 		g.refuseUnread(w, st, aerr)
 		return
 	}
-	if g.opts.Admitter != nil {
-		ticket, err := g.opts.Admitter.Admit(r.Context(), p, "admin", 0)
-		if err != nil {
-			g.refuseUnread(w, st, g.admitError(r, st, err))
-			return
-		}
-		defer ticket.Done(context.WithoutCancel(r.Context()), billing.Usage{})
-		for k, vs := range ticket.Header() {
-			w.Header()[k] = vs
-		}
+	s, aerr := g.admit(w, r, st, p, "admin", 0)
+	if aerr != nil {
+		g.refuseUnread(w, st, aerr)
+		return
 	}
+	defer s.finish(billing.Usage{})
 	body, release, aerr := g.readBody(w, r, g.opts.MaxBodyBytes)
 	defer release()
 	if aerr != nil {

@@ -2,7 +2,6 @@ package serve
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -111,17 +110,12 @@ func (g *Gateway) countTokens(w http.ResponseWriter, r *http.Request, st *reqSta
 		g.fail(w, st, aerr)
 		return
 	}
-	if g.opts.Admitter != nil {
-		ticket, err := g.opts.Admitter.Admit(r.Context(), p, model, 0)
-		if err != nil {
-			g.fail(w, st, g.admitError(r, st, err))
-			return
-		}
-		defer ticket.Done(context.WithoutCancel(r.Context()), billing.Usage{})
-		for k, vs := range ticket.Header() {
-			w.Header()[k] = vs
-		}
+	s, aerr := g.admit(w, r, st, p, model, 0)
+	if aerr != nil {
+		g.fail(w, st, aerr)
+		return
 	}
+	defer s.finish(billing.Usage{})
 	b, err := json.Marshal(protocol.TokenCount{Object: "token_count", Model: cr.model, PromptTokens: cr.promptEstimate})
 	if err != nil {
 		g.fail(w, st, badRequest("", "cannot encode the count: %v", err))

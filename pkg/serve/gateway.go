@@ -241,6 +241,7 @@ func New(opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("serve: register metrics: %w", err)
 	}
 	g.metrics = m
+	g.router.upstreamErrors = m.upstreamError
 	return g, nil
 }
 

@@ -76,71 +76,74 @@ func (g *Gateway) run(w http.ResponseWriter, r *http.Request, st *reqState, p bi
 		maxTokens = g.opts.DefaultMaxTokens
 	}
 
-	// Settling must survive the client going away, so it gets a context
-	// without cancellation; used is filled in by forward below.
-	settleCtx := context.WithoutCancel(r.Context())
-	var used billing.Usage
 	// Every choice (n, best_of) may generate maxTokens.
 	completion := completionBudget(maxTokens, cr.choices)
-	if g.opts.Admitter != nil {
-		ticket, err := g.opts.Admitter.Admit(r.Context(), p, model, satAdd(completion, cr.promptEstimate))
-		if err != nil {
-			g.fail(w, st, g.admitError(r, st, err))
-			return
-		}
-		defer func() { ticket.Done(settleCtx, used) }()
-		for k, vs := range ticket.Header() {
-			w.Header()[k] = vs
-		}
+	// One settlement from admission on: forward charges it (a plain answer
+	// before its bytes go out), finish settles what is left when the
+	// handler returns, on every path, a panic included.
+	s, aerr := g.admit(w, r, st, p, model, satAdd(completion, cr.promptEstimate))
+	if aerr != nil {
+		g.fail(w, st, aerr)
+		return
 	}
+	var used billing.Usage
+	defer func() { s.finish(used) }()
 	hold, err := g.reserver.Reserve(r.Context(), billing.ReserveRequest{Principal: p, RequestID: st.id, Model: model,
 		PromptTokens: cr.promptEstimate, MaxTokens: completion, EndUser: cr.endUser})
 	if err != nil {
-		if be, ok := errors.AsType[*billing.BudgetError](err); ok {
-			g.fail(w, st, budgetExceeded(be, time.Now()))
-			return
-		}
-		if errors.Is(err, billing.ErrInsufficientQuota) {
-			g.fail(w, st, quotaRefusal(err, cr, maxTokens))
-			return
-		}
-		if errors.Is(err, billing.ErrModelNotPriced) {
-			g.fail(w, st, &apiError{Status: http.StatusForbidden, Type: typePermission, Code: "model_not_priced", Param: "model",
-				Message: fmt.Sprintf("the model %q has no price configured; ask the operator to add one", cr.model)})
-			return
-		}
-		if r.Context().Err() != nil || errors.Is(err, context.Canceled) {
-			// The client left while the hold was being written; the ledger
-			// releases whatever may have been committed. Not our failure.
-			g.fail(w, st, requestEnded(r))
-			return
-		}
-		g.log.Error("ledger reserve", "request_id", st.id, "err", err)
-		g.fail(w, st, &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: "ledger_unavailable",
-			Message: "billing unavailable; try again"})
+		g.fail(w, st, g.reserveError(r, st, cr, maxTokens, err))
 		return
 	}
-	// Settled exactly once: a plain answer settles before its bytes go out
-	// (so an answer the client holds is a charge journaled on disk); a
-	// stream, or a request that failed, when the handler returns.
-	settled := false
-	settle := func(u billing.Usage) {
-		if !settled {
-			settled = true
-			hold.Settle(settleCtx, u)
-		}
-	}
-	defer func() { settle(used) }()
+	s.reserved(hold)
 
-	used = g.forward(w, r, st, cr, model, settle)
+	used = g.forward(w, r, st, cr, model, s)
 	st.usage = used
 	g.metrics.tokens.WithLabelValues(model, "in").Add(float64(used.PromptTokens))
 	g.metrics.tokens.WithLabelValues(model, "out").Add(float64(used.CompletionTokens))
 }
 
+// admit applies the rate limits (when there is an Admitter) and starts the
+// request's settlement; the ticket's headers go on the answer.
+func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, st *reqState, p billing.Principal, model string, tokens int64) (*settlement, *apiError) {
+	if g.opts.Admitter == nil {
+		return newSettlement(r.Context(), nil), nil
+	}
+	ticket, err := g.opts.Admitter.Admit(r.Context(), p, model, tokens)
+	if err != nil {
+		return nil, g.admitError(r, st, err)
+	}
+	for k, vs := range ticket.Header() {
+		w.Header()[k] = vs
+	}
+	return newSettlement(r.Context(), ticket), nil
+}
+
+// reserveError answers a failed reservation.
+func (g *Gateway) reserveError(r *http.Request, st *reqState, cr *clientRequest, maxTokens int64, err error) *apiError {
+	if be, ok := errors.AsType[*billing.BudgetError](err); ok {
+		return budgetExceeded(be, time.Now())
+	}
+	if errors.Is(err, billing.ErrInsufficientQuota) {
+		return quotaRefusal(err, cr, maxTokens)
+	}
+	if errors.Is(err, billing.ErrModelNotPriced) {
+		return &apiError{Status: http.StatusForbidden, Type: typePermission, Code: "model_not_priced", Param: "model",
+			Message: fmt.Sprintf("the model %q has no price configured; ask the operator to add one", cr.model)}
+	}
+	if r.Context().Err() != nil || errors.Is(err, context.Canceled) {
+		// The client left while the hold was being written; the ledger
+		// releases whatever may have been committed. Not our failure.
+		return requestEnded(r)
+	}
+	g.log.Error("ledger reserve", "request_id", st.id, "err", err)
+	return &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: "ledger_unavailable",
+		Message: "billing unavailable; try again"}
+}
+
 // forward routes to a backend, retrying on another one while nothing has
-// been sent to the client, and returns the usage to settle.
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, model string, settle func(billing.Usage)) billing.Usage {
+// been sent to the client, and returns the usage to settle. Each backend
+// tried is a lease from the router, ended once with how it went.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, model string, s *settlement) billing.Usage {
 	ubody, err := cr.upstreamBody(model)
 	if err != nil {
 		g.fail(w, st, badRequest("", "cannot re-encode request: %v", err))
@@ -150,109 +153,80 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, 
 	tried := g.unfit(cr, model)
 	var lastErr error
 	for range g.opts.MaxAttempts {
-		m := g.router.pick(model, tried)
-		if m == nil {
+		l := g.router.lease(model, tried)
+		if l == nil {
 			break
 		}
-		tried[m] = true
-		st.backend = m.name()
-		mreq, native := req, cr.native.on(m)
-		if native {
-			if mreq, err = cr.native.request(model, st.id, cr.stream); err != nil {
-				g.router.release(m)
-				g.fail(w, st, badRequest("", "cannot re-encode request: %v", err))
-				return billing.Usage{}
-			}
-		}
-		resp, err := m.b.Do(r.Context(), mreq)
-		if err != nil {
-			g.router.release(m)
-			lastErr = err
-			g.upstreamFailed(m, err)
-			if errors.Is(err, ErrRetryable) && r.Context().Err() == nil {
-				continue
-			}
-			break
-		}
-		if cr.stream && resp.Events == nil {
-			// A backend breaking the contract must not crash the request.
-			g.router.release(m)
-			lastErr = &BackendError{Backend: m.name(), Reason: ReasonStream, Err: errors.New("stream requested, answer has no events")}
-			g.upstreamFailed(m, lastErr)
-			continue
-		}
-		g.router.succeeded(m)
-		if !cr.stream {
-			defer g.router.release(m)
-			if native {
-				return g.nativePlain(cr, resp, settle)
-			}
-			return g.plain(w, cr, resp, settle)
-		}
-		var used billing.Usage
-		var cut error
-		func() {
-			defer g.router.release(m) // also on a panic
-			if native {
-				used, cut = g.nativeStream(w, r, st, cr, m, resp.Events)
-				return
-			}
-			used, cut = g.stream(w, r, st, cr, m, resp.Events)
-		}()
-		if cut == nil {
+		tried[l.m] = true
+		used, fault, retry := g.attempt(w, r, st, cr, req, l, s)
+		if !retry {
 			return used
 		}
-		// The stream broke before its first event: nothing reached the
-		// client yet, so another backend may still answer.
-		lastErr = cut
+		lastErr = fault
 		if r.Context().Err() != nil {
 			break
 		}
 	}
-	g.fail(w, st, g.backendAPIError(r, st, model, lastErr))
+	if lastErr == nil {
+		st.backend = ""
+	}
+	g.fail(w, st, g.backendAPIError(r, model, lastErr))
 	return billing.Usage{}
 }
 
-// upstreamFailed counts the failure and passively ejects the backend.
-func (g *Gateway) upstreamFailed(m *member, err error) {
-	var be *BackendError
-	reason := ""
-	switch {
-	case errors.As(err, &be):
-		reason = be.Reason
-	case errors.Is(err, context.Canceled):
-	case errors.Is(err, context.DeadlineExceeded):
-		reason = ReasonTimeout
-	default:
-		reason = ReasonConnect
+// attempt sends the request to the leased backend and ends the lease, also
+// on a panic. retry tells forward that nothing was sent to the client and
+// another backend may answer (fault is why); otherwise the answer, or an
+// error answer, went out and used is what to charge.
+func (g *Gateway) attempt(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, req *Request, l *lease, s *settlement) (used billing.Usage, fault error, retry bool) {
+	defer func() { l.done(fault) }()
+	st.backend = l.name()
+	mreq, native := req, cr.native.on(l.m)
+	if native {
+		var err error
+		if mreq, err = cr.native.request(req.Model, st.id, cr.stream); err != nil {
+			g.fail(w, st, badRequest("", "cannot re-encode request: %v", err))
+			return billing.Usage{}, nil, false
+		}
 	}
-	if reason == "" {
-		return // a passed-through 4xx or the client leaving: not the backend's fault
+	resp, err := l.m.b.Do(r.Context(), mreq)
+	if err != nil {
+		if classify(err).retry && r.Context().Err() == nil {
+			return billing.Usage{}, err, true
+		}
+		g.fail(w, st, g.backendAPIError(r, req.Model, err))
+		return billing.Usage{}, err, false
 	}
-	g.metrics.upstreamError.WithLabelValues(m.name(), reason).Inc()
-	if reason != ReasonStream {
-		g.router.failed(m)
+	if cr.stream && resp.Events == nil {
+		// A backend breaking the contract must not crash the request.
+		return billing.Usage{}, &BackendError{Backend: l.name(), Reason: ReasonStream, Err: errors.New("stream requested, answer has no events")}, true
 	}
+	l.answered()
+	if !cr.stream {
+		if native {
+			return g.nativePlain(cr, resp, s), nil, false
+		}
+		return g.plain(w, cr, resp, s), nil, false
+	}
+	var b streamBreak
+	if native {
+		used, b = g.nativeStream(w, r, st, cr, l, resp.Events)
+	} else {
+		used, b = g.stream(w, r, st, cr, l, resp.Events)
+	}
+	return used, b.fault, b.retry
 }
 
-func (g *Gateway) backendAPIError(r *http.Request, st *reqState, model string, err error) *apiError {
-	var be *BackendError
+// backendAPIError is the answer when forwarding failed with err (nil: no
+// backend could be tried).
+func (g *Gateway) backendAPIError(r *http.Request, model string, err error) *apiError {
 	switch {
 	case err == nil:
-		st.backend = ""
-		return &apiError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: "no_backend",
-			Message: fmt.Sprintf("no healthy backend serves the model %q right now", model)}
+		return noBackend(model)
 	case r.Context().Err() != nil:
 		return requestEnded(r)
-	case errors.As(err, &be) && be.Reason == "" && be.Status >= 400 && be.Status < 500:
-		// The backend rejected the request itself: pass its answer through.
-		return &apiError{Status: be.Status, Type: typeInvalidRequest, Code: "upstream_rejected", Message: upstreamMessage(be.Body, be.Status)}
-	case errors.Is(err, context.DeadlineExceeded):
-		return &apiError{Status: http.StatusGatewayTimeout, Type: typeServer, Code: "backend_timeout",
-			Message: "the backend did not answer in time"}
 	default:
-		return &apiError{Status: http.StatusBadGateway, Type: typeServer, Code: "backend_error",
-			Message: "the backend failed to answer; try again"}
+		return classify(err).answer
 	}
 }
 
@@ -273,7 +247,7 @@ func upstreamMessage(body []byte, status int) string {
 // non-stream answer safe from a crash: once the client has it, its charge is
 // journaled on disk (docs/billing.md). The answer is flushed at once, so the
 // access log and metrics that follow do not delay it.
-func (g *Gateway) plain(w http.ResponseWriter, cr *clientRequest, resp *Response, settle func(billing.Usage)) billing.Usage {
+func (g *Gateway) plain(w http.ResponseWriter, cr *clientRequest, resp *Response, s *settlement) billing.Usage {
 	used := billing.Usage{PromptTokens: cr.promptEstimate}
 	if cr.only == "rerank" {
 		resp.Usage = rerankUsage(resp.Body)
@@ -281,7 +255,7 @@ func (g *Gateway) plain(w http.ResponseWriter, cr *clientRequest, resp *Response
 	if resp.Usage != nil {
 		used = *resp.Usage
 	}
-	settle(used)
+	s.charge(used)
 	h := w.Header()
 	h["Content-Type"] = []string{"application/json"}
 	h["Content-Length"] = []string{strconv.Itoa(len(resp.Body))}

@@ -73,21 +73,21 @@ func (n *nativeCall) usage(cr *clientRequest, u protocol.Usage, complete bool, c
 }
 
 // nativePlain settles and sends a whole passed-through answer, as plain does.
-func (g *Gateway) nativePlain(cr *clientRequest, resp *Response, settle func(billing.Usage)) billing.Usage {
+func (g *Gateway) nativePlain(cr *clientRequest, resp *Response, s *settlement) billing.Usage {
 	n := cr.native
 	u, _ := n.adapter.Usage(resp.Body)
 	used := n.usage(cr, u, true, 0)
 	n.used = true
-	return g.plain(n.out, cr, &Response{Body: resp.Body, Usage: &used}, settle)
+	return g.plain(n.out, cr, &Response{Body: resp.Body, Usage: &used}, s)
 }
 
 // nativeStream passes a backend's protocol stream through event by event,
 // flushing each, and holds its last event back until the handler returns
 // (after settling), like the chat path's [DONE]. A stream that breaks
-// before its first event returns the error (nothing sent, another backend
-// may answer); one that breaks later ends with the protocol's error event
+// before its first event says so (nothing sent, another backend may
+// answer); one that breaks later ends with the protocol's error event
 // and is charged what was delivered.
-func (g *Gateway) nativeStream(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, m *member, s Stream) (billing.Usage, error) {
+func (g *Gateway) nativeStream(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, l *lease, s Stream) (billing.Usage, streamBreak) {
 	defer s.Close()
 	n := cr.native
 	rc := http.NewResponseController(n.out)
@@ -96,6 +96,7 @@ func (g *Gateway) nativeStream(w http.ResponseWriter, r *http.Request, st *reqSt
 		counted, delivered int64
 		started, complete  bool
 		first              = true
+		brk                streamBreak // how the stream broke, if it did
 	)
 	start := func() {
 		h := n.out.Header()
@@ -132,19 +133,19 @@ func (g *Gateway) nativeStream(w http.ResponseWriter, r *http.Request, st *reqSt
 			continue
 		}
 		if errors.Is(err, io.EOF) {
-			err = &BackendError{Backend: m.name(), Reason: ReasonStream, Err: io.ErrUnexpectedEOF}
+			err = &BackendError{Backend: l.name(), Reason: ReasonStream, Err: io.ErrUnexpectedEOF}
 		}
-		used, retry, over, end := g.streamFailed(w, r, st, cr, m, started, err)
-		if over {
-			return used, retry
+		brk = g.streamFailed(w, r, st, cr, l, started, err)
+		if brk.over {
+			return brk.used, brk
 		}
-		if end != nil {
-			_, _ = n.out.Write(n.adapter.StreamError(end.Message, delivered))
+		if brk.end != nil {
+			_, _ = n.out.Write(n.adapter.StreamError(brk.end.Message, delivered))
 			_ = rc.Flush()
 		}
 		break
 	}
-	return n.usage(cr, u, complete, counted), nil
+	return n.usage(cr, u, complete, counted), brk
 }
 
 // unfit starts forward's set of tried members with those that must not

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // member is one backend in the router with its balancing and health state.
@@ -60,6 +62,8 @@ type router struct {
 	ejectBase time.Duration
 	ejectMax  time.Duration
 	next      atomic.Uint64 // rotates ties
+	// upstreamErrors counts the failures leases report (nil: not counted).
+	upstreamErrors *prometheus.CounterVec
 
 	mu      sync.RWMutex
 	byModel map[string][]*member

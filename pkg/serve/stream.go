@@ -34,10 +34,10 @@ var (
 )
 
 // stream passes events through one by one, flushing each. Headers go out
-// with the first event, so a stream that breaks before it returns the error
-// (nothing written) and forward tries another backend. Usage is upstream's
+// with the first event, so a stream that breaks before it says so (nothing
+// written, retry) and forward tries another backend. Usage is upstream's
 // when reported, else counted: one token per content event.
-func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, m *member, s Stream) (billing.Usage, error) {
+func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, l *lease, s Stream) (billing.Usage, streamBreak) {
 	defer s.Close() // cancels upstream work when the client left early
 	rc := http.NewResponseController(w)
 	var (
@@ -45,7 +45,8 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 		started     bool
 		first, last time.Time
 		done        bool
-		buf         []byte // reused: the writer copies what it is given
+		brk         streamBreak // how the stream broke, if it did
+		buf         []byte      // reused: the writer copies what it is given
 	)
 	// Events already received from upstream are written together and
 	// flushed once: a flush happens whenever the next event is not yet in
@@ -81,13 +82,13 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 			break
 		}
 		if err != nil {
-			used, retry, over, end := g.streamFailed(w, r, st, cr, m, started, err)
-			if over {
-				return used, retry
+			brk = g.streamFailed(w, r, st, cr, l, started, err)
+			if brk.over {
+				return brk.used, brk
 			}
-			if end != nil {
+			if brk.end != nil {
 				// Past the first byte no retry: end with an error event.
-				g.endStream(w, st, true, end)
+				g.endStream(w, st, true, brk.end)
 			}
 			break
 		}
@@ -131,9 +132,9 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, st *reqState, c
 		_, _ = w.Write(sseDone)
 	}
 	if u := s.Usage(); u != nil {
-		return *u, nil
+		return *u, brk
 	}
-	return billing.Usage{PromptTokens: cr.promptEstimate, CompletionTokens: counted}, nil
+	return billing.Usage{PromptTokens: cr.promptEstimate, CompletionTokens: counted}, brk
 }
 
 // endStream ends a stream with e: an error event when events went out
@@ -149,40 +150,50 @@ func (g *Gateway) endStream(w http.ResponseWriter, st *reqState, started bool, e
 	st.status = e.Status
 }
 
-// streamFailed handles a stream's error. When the stream never started,
-// over is true and the stream's result is (used, retry): retry, the error,
-// when nothing was sent and another backend may answer, else the error
-// answer was sent. Otherwise the caller ends the stream with end, as its
-// protocol's error event (server_shutdown when the grace period ended,
-// backend_error when the backend broke off), or silently when end is nil
-// (the client left).
-func (g *Gateway) streamFailed(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, m *member, started bool, err error) (used billing.Usage, retry error, over bool, end *apiError) {
+// streamBreak is what a stream's error means for the request.
+type streamBreak struct {
+	// fault is the backend's failure, for its lease; nil when the client
+	// left or the gateway is shutting down.
+	fault error
+	// over: the stream never started and its result is settled here:
+	// retry (nothing sent, another backend may answer) or, when not, the
+	// error answer was sent and used is what to charge.
+	over, retry bool
+	used        billing.Usage
+	// end, when not over: the error event that ends the stream (the
+	// protocol's: server_shutdown when the grace period ended,
+	// backend_error when the backend broke off); nil ends it silently
+	// (the client left).
+	end *apiError
+}
+
+// streamFailed reads a stream's error err; started tells whether events
+// went out already.
+func (g *Gateway) streamFailed(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, l *lease, started bool, err error) streamBreak {
 	if shuttingDown(r) {
 		e := serverShutdown()
 		if !started {
 			g.fail(w, st, e)
-			return billing.Usage{PromptTokens: cr.promptEstimate}, nil, true, nil
+			return streamBreak{over: true, used: billing.Usage{PromptTokens: cr.promptEstimate}}
 		}
 		st.status = e.Status
-		return billing.Usage{}, nil, false, e
+		return streamBreak{end: e}
 	}
 	if r.Context().Err() != nil {
 		st.status = statusClientClosed
-		return billing.Usage{}, nil, false, nil
+		return streamBreak{}
 	}
-	g.upstreamFailed(m, err)
-	g.log.Warn("stream broke", "request_id", st.id, "backend", m.name(), "err", err)
+	g.log.Warn("stream broke", "request_id", st.id, "backend", l.name(), "err", err)
 	if started {
 		st.status = http.StatusBadGateway
-		return billing.Usage{}, nil, false, &apiError{Status: http.StatusBadGateway, Type: typeServer, Code: "backend_error",
-			Message: "the backend stream broke off"}
+		return streamBreak{fault: err, end: &apiError{Status: http.StatusBadGateway, Type: typeServer, Code: "backend_error",
+			Message: "the backend stream broke off"}}
 	}
-	var be *BackendError
-	if !errors.As(err, &be) || be.Reason == ReasonStream {
-		return billing.Usage{}, err, true, nil // nothing sent: the caller may retry
+	if classify(err).retryStream {
+		return streamBreak{fault: err, over: true, retry: true} // nothing sent: the caller may retry
 	}
-	g.fail(w, st, g.backendAPIError(r, st, st.model, err))
-	return billing.Usage{PromptTokens: cr.promptEstimate}, nil, true, nil
+	g.fail(w, st, g.backendAPIError(r, st.model, err))
+	return streamBreak{fault: err, over: true, used: billing.Usage{PromptTokens: cr.promptEstimate}}
 }
 
 // inspectEvent tells whether a chunk carries generated content and whether

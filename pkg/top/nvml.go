@@ -4,15 +4,15 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/llmctl/llmctl/pkg/preflight"
+	"github.com/llmctl/llmctl/pkg/gpu"
 	"github.com/llmctl/llmctl/pkg/top/metrics"
 )
 
-// NVMLSource adapts preflight's NVML probe (pkg/preflight/nvmlprobe) to
+// NVMLSource adapts the NVML probe (pkg/gpu/nvmlprobe) to
 // GPUSource. A reading NVML does not support on this board (WSL2, consumer
 // cards) is left at zero rather than failing the device.
 type NVMLSource struct {
-	Probe preflight.GPUProbe
+	Probe gpu.Probe
 }
 
 var _ GPUSource = NVMLSource{}
@@ -20,7 +20,7 @@ var _ GPUSource = NVMLSource{}
 // GPUs probes once and converts every device.
 func (n NVMLSource) GPUs(ctx context.Context) ([]metrics.GPU, error) {
 	s := n.Probe.Probe(ctx)
-	if s.Init != preflight.InitOK {
+	if s.Init != gpu.InitOK {
 		return nil, fmt.Errorf("nvml: %s: %s", s.Init, s.InitDetail)
 	}
 	if len(s.Devices) == 0 && s.DevicesErr != "" {

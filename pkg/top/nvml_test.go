@@ -12,11 +12,11 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxh100"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/gpus"
 
-	"github.com/llmctl/llmctl/pkg/preflight/gonvml"
+	"github.com/llmctl/llmctl/pkg/gpu/gonvml"
 )
 
 // TestNVMLSource reads go-nvml's DGX H100 mock (no GPU exists here) through
-// preflight's probe: eight devices, memory read; readings the mock leaves
+// the gonvml probe: eight devices, memory read; readings the mock leaves
 // unset stay zero instead of failing the pane.
 func TestNVMLSource(t *testing.T) {
 	gs, err := NVMLSource{Probe: gonvml.New(dgxh100.New())}.GPUs(context.Background())

@@ -60,6 +60,9 @@ type Config struct {
 
 	// Alerts are the outbound signed webhooks (docs/billing.md#alerts).
 	Alerts alerts.Config `yaml:"alerts"`
+
+	// Billing is the ledger and payment webhooks (docs/billing.md).
+	Billing Billing `yaml:"billing"`
 }
 
 // Model is one GGUF file for the embedded engine.
@@ -131,6 +134,7 @@ func Defaults(db string) Config {
 		HealthInterval:   5 * time.Second,
 		Timeouts:         Timeouts{Connect: 2 * time.Second, FirstByte: 60 * time.Second, Total: 10 * time.Minute},
 		Demo:             true,
+		Billing:          defaultBilling(),
 	}
 }
 
@@ -164,7 +168,8 @@ func ParseBackend(s string) (Backend, error) {
 // Env names the environment variables MergeEnv reads.
 var Env = []string{"LLMCTL_LISTEN", "LLMCTL_ADMIN_LISTEN", "LLMCTL_DB", "LLMCTL_BACKENDS",
 	"LLMCTL_MAX_BODY_BYTES", "LLMCTL_KEY_CACHE_TTL", "LLMCTL_SHUTDOWN_GRACE",
-	"LLMCTL_REDIS", "LLMCTL_RATE_LIMIT_FAIL_MODE", "LLMCTL_MODELS", "LLMCTL_ENGINE_THREADS", "LLMCTL_DEMO", "LLMCTL_ADMIN_KEY", "LLMCTL_ADMIN_API"}
+	"LLMCTL_REDIS", "LLMCTL_RATE_LIMIT_FAIL_MODE", "LLMCTL_MODELS", "LLMCTL_ENGINE_THREADS", "LLMCTL_DEMO", "LLMCTL_ADMIN_KEY", "LLMCTL_ADMIN_API",
+	"LLMCTL_PRICES", "LLMCTL_OVERDRAFT", "LLMCTL_SPOOL_DIR", "LLMCTL_STRIPE_WEBHOOK_SECRETS", "LLMCTL_STANDARD_WEBHOOK_SECRETS", "LLMCTL_LEMONSQUEEZY_WEBHOOK_SECRETS"}
 
 // MergeEnv overlays LLMCTL_… variables. LLMCTL_BACKENDS is a comma-separated
 // NAME=URL list that replaces the file's backends.
@@ -220,6 +225,7 @@ func (c *Config) MergeEnv(lookup func(string) (string, bool)) error {
 		c.Demo = b
 	}
 	c.mergeAlertsEnv(get, lookup)
+	c.mergeBillingEnv(get)
 	for k, dst := range map[string]*int64{"LLMCTL_MAX_BODY_BYTES": &c.MaxBodyBytes, "LLMCTL_BODY_BUDGET_BYTES": &c.BodyBudgetBytes} {
 		if v, ok := get(k); ok {
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -336,6 +342,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Alerts.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Billing.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -13,8 +13,8 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxh100"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/gpus"
 
-	"github.com/llmctl/llmctl/pkg/preflight"
-	"github.com/llmctl/llmctl/pkg/preflight/gonvml"
+	"github.com/llmctl/llmctl/pkg/gpu"
+	"github.com/llmctl/llmctl/pkg/gpu/gonvml"
 )
 
 // TestDGXH100 reads go-nvml's DGX H100 mock: eight H100s. The server leaves
@@ -22,7 +22,7 @@ import (
 // would panic on them: the probe must report n/a instead of crashing.
 func TestDGXH100(t *testing.T) {
 	s := gonvml.New(dgxh100.New()).Probe(context.Background())
-	if s.Init != preflight.InitOK || s.DriverVersion != "550.54.15" || s.CUDADriverVersion != 12040 {
+	if s.Init != gpu.InitOK || s.DriverVersion != "550.54.15" || s.CUDADriverVersion != 12040 {
 		t.Fatalf("snapshot header %+v", s)
 	}
 	if len(s.Devices) != 8 {
@@ -58,12 +58,12 @@ func TestMIGEnabled(t *testing.T) {
 }
 
 func TestInitFailures(t *testing.T) {
-	for r, want := range map[nvml.Return]preflight.InitStatus{
-		nvml.ERROR_LIBRARY_NOT_FOUND:       preflight.InitLibraryNotFound,
-		nvml.ERROR_DRIVER_NOT_LOADED:       preflight.InitDriverNotLoaded,
-		nvml.ERROR_LIB_RM_VERSION_MISMATCH: preflight.InitRMMismatch,
-		nvml.ERROR_NO_PERMISSION:           preflight.InitNoPermission,
-		nvml.ERROR_UNKNOWN:                 preflight.InitError,
+	for r, want := range map[nvml.Return]gpu.InitStatus{
+		nvml.ERROR_LIBRARY_NOT_FOUND:       gpu.InitLibraryNotFound,
+		nvml.ERROR_DRIVER_NOT_LOADED:       gpu.InitDriverNotLoaded,
+		nvml.ERROR_LIB_RM_VERSION_MISMATCH: gpu.InitRMMismatch,
+		nvml.ERROR_NO_PERMISSION:           gpu.InitNoPermission,
+		nvml.ERROR_UNKNOWN:                 gpu.InitError,
 	} {
 		// Only Init is set: touching anything else after a failed init panics.
 		s := gonvml.New(&mock.Interface{InitFunc: func() nvml.Return { return r }}).Probe(context.Background())
@@ -72,7 +72,7 @@ func TestInitFailures(t *testing.T) {
 		}
 	}
 	// A mock without even Init set: the panic becomes an error verdict.
-	if s := gonvml.New(&mock.Interface{}).Probe(context.Background()); s.Init != preflight.InitError || !strings.Contains(s.InitDetail, "not implemented") {
+	if s := gonvml.New(&mock.Interface{}).Probe(context.Background()); s.Init != gpu.InitError || !strings.Contains(s.InitDetail, "not implemented") {
 		t.Errorf("empty mock: %+v", s)
 	}
 }

@@ -1,6 +1,6 @@
 //go:build cgo
 
-// Package gonvml adapts github.com/NVIDIA/go-nvml to preflight.GPUProbe: the
+// Package gonvml adapts github.com/NVIDIA/go-nvml to gpu.Probe: the
 // real library (nvml.New()) or go-nvml's mocks and DGX-style mock servers in
 // tests. It needs cgo, and a binary that links it must bind lazily (see
 // package nvmlprobe, the only production importer).
@@ -12,7 +12,7 @@ import (
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 
-	"github.com/llmctl/llmctl/pkg/preflight"
+	"github.com/llmctl/llmctl/pkg/gpu"
 )
 
 // Probe reads a snapshot through an nvml.Interface.
@@ -22,11 +22,11 @@ type Probe struct{ lib nvml.Interface }
 func New(lib nvml.Interface) *Probe { return &Probe{lib: lib} }
 
 // Probe initialises NVML, reads every device and shuts NVML down again.
-func (p *Probe) Probe(_ context.Context) preflight.GPUSnapshot {
-	var s preflight.GPUSnapshot
+func (p *Probe) Probe(_ context.Context) gpu.Snapshot {
+	var s gpu.Snapshot
 	ret, err := guard(p.lib.Init)
 	if err != nil {
-		return preflight.GPUSnapshot{Init: preflight.InitError, InitDetail: err.Error()}
+		return gpu.Snapshot{Init: gpu.InitError, InitDetail: err.Error()}
 	}
 	s.Init = initStatus(ret)
 	if ret != nvml.SUCCESS {
@@ -61,35 +61,35 @@ func (p *Probe) Probe(_ context.Context) preflight.GPUSnapshot {
 	return s
 }
 
-func initStatus(r nvml.Return) preflight.InitStatus {
+func initStatus(r nvml.Return) gpu.InitStatus {
 	switch r {
 	case nvml.SUCCESS:
-		return preflight.InitOK
+		return gpu.InitOK
 	case nvml.ERROR_LIBRARY_NOT_FOUND:
-		return preflight.InitLibraryNotFound
+		return gpu.InitLibraryNotFound
 	case nvml.ERROR_DRIVER_NOT_LOADED:
-		return preflight.InitDriverNotLoaded
+		return gpu.InitDriverNotLoaded
 	case nvml.ERROR_LIB_RM_VERSION_MISMATCH:
-		return preflight.InitRMMismatch
+		return gpu.InitRMMismatch
 	case nvml.ERROR_NO_PERMISSION:
-		return preflight.InitNoPermission
+		return gpu.InitNoPermission
 	}
-	return preflight.InitError
+	return gpu.InitError
 }
 
 // readDevice reads one device. Each query stands alone: "Not Supported"
 // (WSL2, consumer boards) becomes n/a and the others are still read.
-func readDevice(i int, d nvml.Device) preflight.GPUDevice {
-	dev := preflight.GPUDevice{Index: i}
+func readDevice(i int, d nvml.Device) gpu.Device {
+	dev := gpu.Device{Index: i}
 	if v, r, err := guard2(d.GetName); err == nil && r == nvml.SUCCESS {
 		dev.Name = v
 	}
 	if v, r, err := guard2(d.GetUUID); err == nil && r == nvml.SUCCESS {
 		dev.UUID = v
 	}
-	dev.Memory = reading(func() (preflight.GPUMemory, nvml.Return) {
+	dev.Memory = reading(func() (gpu.Memory, nvml.Return) {
 		m, r := d.GetMemoryInfo()
-		return preflight.GPUMemory{Total: m.Total, Free: m.Free, Used: m.Used}, r
+		return gpu.Memory{Total: m.Total, Free: m.Free, Used: m.Used}, r
 	})
 	dev.Compute = reading(func() (string, nvml.Return) {
 		maj, mnr, r := d.GetCudaComputeCapability()
@@ -106,9 +106,9 @@ func readDevice(i int, d nvml.Device) preflight.GPUDevice {
 	dev.ECCUncorrected = reading(func() (uint64, nvml.Return) {
 		return d.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_UNCORRECTED, nvml.VOLATILE_ECC)
 	})
-	dev.Remapped = reading(func() (preflight.RemappedRows, nvml.Return) {
+	dev.Remapped = reading(func() (gpu.RemappedRows, nvml.Return) {
 		c, u, pending, failed, r := d.GetRemappedRows()
-		return preflight.RemappedRows{Corrected: c, Uncorrected: u, Pending: pending, Failed: failed}, r
+		return gpu.RemappedRows{Corrected: c, Uncorrected: u, Pending: pending, Failed: failed}, r
 	})
 	dev.TemperatureC = reading(func() (uint32, nvml.Return) { return d.GetTemperature(nvml.TEMPERATURE_GPU) })
 	dev.UtilizationPct = reading(func() (uint32, nvml.Return) {
@@ -123,17 +123,17 @@ func readDevice(i int, d nvml.Device) preflight.GPUDevice {
 }
 
 // reading runs one query and turns its Return (or a panic) into a Reading.
-func reading[T any](f func() (T, nvml.Return)) preflight.Reading[T] {
+func reading[T any](f func() (T, nvml.Return)) gpu.Reading[T] {
 	v, r, err := guard2(f)
 	switch {
 	case err != nil:
-		return preflight.NA[T](err.Error())
+		return gpu.NA[T](err.Error())
 	case r == nvml.ERROR_NOT_SUPPORTED:
-		return preflight.NA[T]("not supported")
+		return gpu.NA[T]("not supported")
 	case r != nvml.SUCCESS:
-		return preflight.NA[T](retString(r))
+		return gpu.NA[T](retString(r))
 	}
-	return preflight.Val(v)
+	return gpu.Val(v)
 }
 
 // guard and guard2 call into NVML and turn a panic into an error: go-nvml's

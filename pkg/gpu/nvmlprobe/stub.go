@@ -5,18 +5,18 @@ package nvmlprobe
 import (
 	"context"
 
-	"github.com/llmctl/llmctl/pkg/preflight"
+	"github.com/llmctl/llmctl/pkg/gpu"
 )
 
 // Available reports whether this build can load NVML.
 const Available = false
 
 // Open returns a probe that reports NVML as not built in.
-func Open() preflight.GPUProbe { return stub{} }
+func Open() gpu.Probe { return stub{} }
 
 type stub struct{}
 
-func (stub) Probe(context.Context) preflight.GPUSnapshot {
-	return preflight.GPUSnapshot{Init: preflight.InitNotBuilt,
+func (stub) Probe(context.Context) gpu.Snapshot {
+	return gpu.Snapshot{Init: gpu.InitNotBuilt,
 		InitDetail: "this llmctl binary was built without NVML (it needs cgo and -tags nvml; the linux/amd64 release binary has it)"}
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/llmctl/llmctl/pkg/preflight"
-	"github.com/llmctl/llmctl/pkg/preflight/nvmlprobe"
+	"github.com/llmctl/llmctl/pkg/gpu"
+	"github.com/llmctl/llmctl/pkg/gpu/nvmlprobe"
 )
 
 // TestOpen: whatever the build, probing never crashes and the verdict says
@@ -14,12 +14,12 @@ import (
 func TestOpen(t *testing.T) {
 	s := nvmlprobe.Open().Probe(context.Background())
 	if !nvmlprobe.Available {
-		if s.Init != preflight.InitNotBuilt {
+		if s.Init != gpu.InitNotBuilt {
 			t.Fatalf("stub build: %+v", s)
 		}
 		return
 	}
-	if s.Init == preflight.InitNotBuilt || s.Init == "" {
+	if s.Init == gpu.InitNotBuilt || s.Init == "" {
 		t.Fatalf("NVML build: %+v", s)
 	}
 	t.Logf("this machine: init %s %s, %d devices", s.Init, s.InitDetail, len(s.Devices))
