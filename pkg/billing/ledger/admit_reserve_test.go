@@ -110,4 +110,3 @@ func TestRateLimitedRequestHoldsNothing(t *testing.T) {
 		})
 	}
 }
-
