@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/billing/ledger"
+	"github.com/llmctl/llmctl/pkg/billing/store"
 )
 
 // groupUsage is request i's usage in the group commit tests: varied, so a
@@ -70,6 +72,11 @@ func TestGroupCommitConcurrentSettlesDurable(t *testing.T) {
 				acked[sc.Text()] = true
 			}
 			_ = cmd.Wait()
+			// A killed client's last COMMIT may still be running in
+			// PostgreSQL; a hold committing after the restart's release of
+			// it would wait out HoldTTL (the documented backstop), which is
+			// not what this test is about.
+			waitSessionsGone(t, dsn)
 			if len(acked) < want {
 				t.Fatalf("helper acknowledged only %d settlements", len(acked))
 			}
@@ -128,6 +135,39 @@ func TestGroupCommitConcurrentSettlesDurable(t *testing.T) {
 				t.Fatalf("%d holds left open after the restart", r.Holds)
 			}
 		})
+	}
+}
+
+// waitSessionsGone waits until no other session of dsn's
+// PostgreSQL database is busy (nothing to wait for on SQLite).
+func waitSessionsGone(t *testing.T, dsn string) {
+	t.Helper()
+	driver, target, err := store.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if driver != store.Postgres {
+		return
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions of the killed process still busy", n)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
