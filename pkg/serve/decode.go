@@ -139,7 +139,7 @@ func decodeRequest(ep Endpoint, body []byte) (*clientRequest, *apiError) {
 // decodeField unmarshals fields[name] into dst when present and not null.
 func decodeField(fields map[string]json.RawMessage, name string, dst any) *apiError {
 	raw, ok := fields[name]
-	if !ok || isNull(raw) {
+	if !ok || isNull(raw) || decodeFast(raw, dst) {
 		return nil
 	}
 	if err := json.Unmarshal(raw, dst); err != nil {
@@ -154,12 +154,8 @@ func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw),
 // backend's model name and, for streams, include_usage forced on so usage is
 // always known (the extra chunk is stripped again if the client did not ask).
 func (cr *clientRequest) upstreamBody(model string) ([]byte, error) {
-	m, err := json.Marshal(model)
-	if err != nil {
-		return nil, err
-	}
 	keys := make([]string, 0, len(cr.fields))
-	size := len(m) + 64
+	size := len(model) + 64
 	for k, v := range cr.fields {
 		if k == "model" || (cr.stream && k == "stream_options") {
 			continue
@@ -172,14 +168,10 @@ func (cr *clientRequest) upstreamBody(model string) ([]byte, error) {
 	// decoder, so re-marshalling (and re-compacting) them is wasted work.
 	out := make([]byte, 0, size)
 	out = append(out, `{"model":`...)
-	out = append(out, m...)
+	out = appendJSONString(out, model)
 	for _, k := range keys {
-		kj, err := json.Marshal(k)
-		if err != nil {
-			return nil, err
-		}
 		out = append(out, ',')
-		out = append(out, kj...)
+		out = appendJSONString(out, k)
 		out = append(out, ':')
 		out = append(out, cr.fields[k]...)
 	}

@@ -2,10 +2,7 @@ package ledger_test
 
 import (
 	"context"
-
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
@@ -57,21 +54,7 @@ func BenchmarkGatewayAccounting(b *testing.B) {
 		defer l.Close(ctx)
 
 		timed := &timedReserver{l: l}
-		gateway := func(r serve.Reserver) string {
-			opts := serve.Options{Logger: slog.New(slog.DiscardHandler), Auth: store.NewAuthenticator(st, 0),
-				Remotes: []serve.RemoteConfig{{Name: "double", URL: d.URL()}}}
-			if r != nil {
-				opts.Reserver = r
-			}
-			gw, err := serve.New(opts)
-			if err != nil {
-				b.Fatal(err)
-			}
-			gw.CheckBackends(ctx)
-			srv := httptest.NewServer(gw)
-			b.Cleanup(srv.Close)
-			return srv.URL
-		}
+		gateway := func(r serve.Reserver) string { return benchGateway(b, st, d.URL(), nil, r) }
 		targets := []struct {
 			name, url, key string
 			lat            []time.Duration

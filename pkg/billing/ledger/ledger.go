@@ -21,6 +21,10 @@ import (
 // DefaultHoldTTL is how long an unsettled hold lives by default.
 const DefaultHoldTTL = time.Hour
 
+// MaxGroupWait bounds Config.GroupWait: the most a settlement waits for
+// others to share its fsync.
+const MaxGroupWait = time.Millisecond
+
 // Config tunes a Ledger. Zero values take the documented defaults.
 type Config struct {
 	Prices Prices
@@ -42,6 +46,17 @@ type Config struct {
 	// the same tenant would wait (reservations count until settled, so a
 	// balance applied later never lets a tenant overspend).
 	BatchDelay time.Duration
+	// GroupWait is how long the journal holds a settlement, when nothing
+	// else is queued, for others to share its fsync (default 1ms, at most
+	// MaxGroupWait; negative: never wait). It waits only while at least
+	// GroupSiblings other requests hold a reservation (the settlements
+	// that can still come), and stops as soon as they have all arrived:
+	// alone, a settlement is synced at once. Whatever queues during an
+	// fsync goes into the next one regardless.
+	GroupWait time.Duration
+	// GroupSiblings is how many other open reservations make GroupWait
+	// worth it (default 2).
+	GroupSiblings int
 	// WriteTimeout bounds one database write (default 5s).
 	WriteTimeout time.Duration
 	// HoldTTL: holds older than this are released, as their gateway must
@@ -84,6 +99,15 @@ func (c *Config) defaults() error {
 	}
 	if c.BatchDelay == 0 {
 		c.BatchDelay = 5 * time.Millisecond
+	}
+	if c.GroupWait == 0 {
+		c.GroupWait = MaxGroupWait
+	}
+	if c.GroupWait > MaxGroupWait {
+		return fmt.Errorf("ledger: group wait %s exceeds %s", c.GroupWait, MaxGroupWait)
+	}
+	if c.GroupSiblings <= 0 {
+		c.GroupSiblings = 2
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 5 * time.Second
@@ -134,6 +158,9 @@ type Ledger struct {
 	writers  sync.WaitGroup
 	inflight map[*queued]time.Time // batches being written: their oldest entry's time
 	depth    atomic.Int64          // journaled and not yet written: queued + in flight
+	// open counts holds reserved and not yet settled: the settlements the
+	// journal's group commit may wait for.
+	open atomic.Int64
 	// intents maps the key of each hold whose reservation intent is in the
 	// spool to that record's segment; the record is acknowledged once the
 	// hold's settlement is in the database.
@@ -275,6 +302,7 @@ func (l *Ledger) Reserve(ctx context.Context, r billing.ReserveRequest) (billing
 		return nil, fmt.Errorf("ledger: reserve: %w", err)
 	}
 	h := &hold{l: l, key: chargeKey(r.RequestID), tenant: r.Principal.TenantID, keyID: r.Principal.KeyID, endUser: r.EndUser, model: r.Model, price: price}
+	l.open.Add(1) // until Settle, or the refusal below
 	hr := HoldRequest{Key: h.key, TenantID: h.tenant, KeyID: h.keyID, Amount: amount, Overdraft: l.overdraft(r.Principal), Time: l.cfg.Now()}
 	intent := Entry{Key: hr.Key, TenantID: hr.TenantID, Kind: KindReservation, Amount: amount, Model: r.Model, KeyID: h.keyID,
 		EndUser: h.endUser, Time: hr.Time.UTC()}
@@ -302,6 +330,7 @@ func (l *Ledger) Reserve(ctx context.Context, r billing.ReserveRequest) (billing
 		return nil, fmt.Errorf("ledger: reserve: client gone: %w", gone)
 	case errors.Is(err, billing.ErrInsufficientQuota) || errors.Is(err, billing.ErrBudgetExceeded):
 		// A definite refusal: no hold exists.
+		l.open.Add(-1)
 		l.forgetIntent(h.key)
 		if gone != nil {
 			return nil, fmt.Errorf("ledger: reserve: client gone: %w (%w)", gone, err)
@@ -359,6 +388,7 @@ func (h *hold) Settle(_ context.Context, used billing.Usage) {
 		h.l.log.Error("ledger hold settled twice; second settlement ignored", "key", h.key)
 		return
 	}
+	h.l.open.Add(-1)
 	used.PromptTokens, used.CompletionTokens = max(used.PromptTokens, 0), max(used.CompletionTokens, 0)
 	used.CachedPromptTokens = used.Cached()
 	e := Entry{Key: h.key, TenantID: h.tenant, Kind: KindRelease, Model: h.model, KeyID: h.keyID, EndUser: h.endUser,
@@ -457,33 +487,26 @@ func (l *Ledger) Store() Store { return l.store }
 func (l *Ledger) Depth() int { return int(l.depth.Load()) }
 
 // appender group-commits submissions into the spool: whatever queued up
-// during one fsync goes into the next.
+// during one fsync goes into the next, and when the queue is empty but
+// other requests are mid-flight it waits up to GroupWait for their
+// settlements (groupMore), so the fsyncs per settlement fall with load.
 func (l *Ledger) appender() {
 	defer close(l.appenderQ)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
 		first, ok := <-l.in
 		if !ok {
 			return
 		}
-		batch := []*submission{first}
-	more:
-		for len(batch) < l.cfg.BatchMax {
-			select {
-			case s, ok := <-l.in:
-				if !ok {
-					break more
-				}
-				batch = append(batch, s)
-			default:
-				break more
-			}
-		}
+		batch := l.groupMore([]*submission{first}, timer)
 		recs := make([][]byte, len(batch))
 		for i, s := range batch {
 			recs[i], _ = json.Marshal(s.e) // an Entry always marshals
 		}
 		seg, err := l.spool.Append(recs)
 		if err == nil {
+			l.m.groupSize.Observe(float64(len(batch)))
 			l.mu.Lock()
 			for _, s := range batch {
 				l.queue = append(l.queue, queued{e: s.e, seg: seg})
@@ -498,6 +521,48 @@ func (l *Ledger) appender() {
 			s.done <- err
 		}
 	}
+}
+
+// groupMore adds to batch what is already queued and then, while at least
+// GroupSiblings holds are still open (settlements that can still come),
+// what arrives within GroupWait. No settlement is acknowledged before the
+// fsync that covers it, so waiting changes only latency (at most
+// GroupWait), never durability.
+func (l *Ledger) groupMore(batch []*submission, timer *time.Timer) []*submission {
+	waiting := false
+	defer func() {
+		if waiting {
+			timer.Stop()
+		}
+	}()
+	for len(batch) < l.cfg.BatchMax {
+		select {
+		case s, ok := <-l.in:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, s)
+			continue
+		default:
+		}
+		if l.cfg.GroupWait < 0 || l.open.Load() < int64(l.cfg.GroupSiblings) {
+			return batch
+		}
+		if !waiting {
+			waiting = true
+			timer.Reset(l.cfg.GroupWait)
+		}
+		select {
+		case s, ok := <-l.in:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, s)
+		case <-timer.C:
+			return batch
+		}
+	}
+	return batch
 }
 
 func waitGroup(wg *sync.WaitGroup) <-chan struct{} {

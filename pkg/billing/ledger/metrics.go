@@ -7,6 +7,7 @@ type metrics struct {
 	reg               prometheus.Registerer
 	cs                []prometheus.Collector
 	batchSize         prometheus.Histogram
+	groupSize         prometheus.Histogram
 	writeErrors       prometheus.Counter
 	reserveUnrecorded prometheus.Counter
 }
@@ -19,6 +20,11 @@ func newMetrics(reg prometheus.Registerer, l *Ledger) *metrics {
 			Help:    "Ledger entries per database write.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 7),
 		}),
+		groupSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "llmctl_ledger_journal_group_size",
+			Help:    "Ledger settlements made durable by one fsync of the local spool (group commit).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+		}),
 		writeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "llmctl_ledger_write_errors_total",
 			Help: "Failed ledger database writes.",
@@ -29,7 +35,7 @@ func newMetrics(reg prometheus.Registerer, l *Ledger) *metrics {
 		}),
 	}
 	m.cs = []prometheus.Collector{
-		m.batchSize, m.writeErrors, m.reserveUnrecorded,
+		m.batchSize, m.groupSize, m.writeErrors, m.reserveUnrecorded,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "llmctl_ledger_spool_depth",
 			Help: "Ledger entries journaled in the local spool and not yet in the database.",
