@@ -12,7 +12,6 @@ import (
 
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/serve"
-	"github.com/llmctl/llmctl/pkg/serve/engine/chat"
 	"github.com/llmctl/llmctl/pkg/serve/engine/sample"
 )
 
@@ -65,12 +64,25 @@ type request struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	N *int `json:"n"`
+	N     *int            `json:"n"`
+	Tools json.RawMessage `json:"tools"`
 }
 
 type message struct {
 	Role    string          `json:"role"`
 	Content json.RawMessage `json:"content"`
+	raw     json.RawMessage // the whole object, for the chat template
+}
+
+func (m *message) UnmarshalJSON(b []byte) error {
+	type fields message // without this method
+	var f fields
+	if err := json.Unmarshal(b, &f); err != nil {
+		return err
+	}
+	*m = message(f)
+	m.raw = append(json.RawMessage(nil), b...)
+	return nil
 }
 
 // content accepts a string or an array of {"type":"text","text":...} parts.
@@ -168,19 +180,13 @@ func (b *Backend) newJob(ctx context.Context, ep serve.Endpoint, r *request) (*j
 		if len(r.Messages) == 0 {
 			return nil, badParam("messages", "messages must not be empty")
 		}
-		msgs := make([]chat.Message, len(r.Messages))
-		for i, m := range r.Messages {
-			t, err := m.text()
-			if err != nil {
-				return nil, err
-			}
-			msgs[i] = chat.Message{Role: m.Role, Content: t}
-		}
 		var err error
-		if prompt, err = chat.Render(b.format, msgs); err != nil {
-			return nil, badParam("messages", "%v", err)
+		if prompt, err = b.chatPrompt(r); err != nil {
+			return nil, err
 		}
-		stops = b.format.Stops()
+		if b.tmpl == nil {
+			stops = b.format.Stops()
+		}
 	} else {
 		ps, err := stringOrList(r.Prompt, "prompt")
 		if err != nil {
