@@ -64,8 +64,9 @@ type request struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	N     *int            `json:"n"`
-	Tools json.RawMessage `json:"tools"`
+	N              *int            `json:"n"`
+	Tools          json.RawMessage `json:"tools"`
+	ResponseFormat json.RawMessage `json:"response_format"`
 }
 
 type message struct {
@@ -247,7 +248,16 @@ func (b *Backend) newJob(ctx context.Context, ep serve.Endpoint, r *request) (*j
 	} else {
 		p.Seed = uint64(time.Now().UnixNano())
 	}
-	return &job{ctx: ctx, prompt: toks, maxTokens: maxTok, stops: stops, sampler: sample.New(p), notify: make(chan struct{}, 1)}, nil
+	g, err := responseGrammar(r.ResponseFormat)
+	if err != nil {
+		return nil, err
+	}
+	j := &job{ctx: ctx, prompt: toks, maxTokens: maxTok, stops: stops, sampler: sample.New(p), notify: make(chan struct{}, 1)}
+	if g != nil {
+		st := g.Start()
+		j.grammar = &st
+	}
+	return j, nil
 }
 
 // stream turns a job's output into OpenAI chunks; collect builds the

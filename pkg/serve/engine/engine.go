@@ -142,7 +142,7 @@ func newBackend(f *gguf.File, closer func() error, opts Options) (*Backend, erro
 	b.sched = &scheduler{
 		m: m, tok: tok, ws: m.NewWorkspace(opts.Threads),
 		ctxSize: opts.Context, maxActive: opts.MaxActive, prefillChunk: opts.PrefillChunk,
-		submit: make(chan *job), log: opts.Logger,
+		submit: make(chan *job), log: opts.Logger, vocab: grammarVocab(tok),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.stop = cancel

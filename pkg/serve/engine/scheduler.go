@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/llmctl/llmctl/pkg/serve/engine/grammar"
 	"github.com/llmctl/llmctl/pkg/serve/engine/model"
 	"github.com/llmctl/llmctl/pkg/serve/engine/sample"
 	"github.com/llmctl/llmctl/pkg/serve/engine/tokenizer"
@@ -20,6 +21,9 @@ type job struct {
 	maxTokens int
 	stops     []string
 	sampler   *sample.Sampler
+	// grammar, when set, holds the output to JSON (response_format): each
+	// step's logits are masked to the tokens it allows.
+	grammar *grammar.State
 	// embed, for an embeddings request, holds its inputs: each is fed as
 	// prompt work in turn, pooled, and its vector appended to vectors;
 	// the job ends after the last one and never samples.
@@ -113,6 +117,7 @@ type scheduler struct {
 	prefillChunk int
 	submit       chan *job
 	log          *slog.Logger
+	vocab        *grammar.Vocab // token bytes for grammar masking
 }
 
 var errClosed = errors.New("engine: closed")
@@ -259,7 +264,14 @@ func removeDone(active []*job) []*job {
 
 // advance samples the job's next token and emits the text it completes.
 func (s *scheduler) advance(j *job) {
+	if j.grammar != nil {
+		budget := min(j.maxTokens-j.gen, j.cache.Cap()-j.cache.Len())
+		j.grammar.Mask(j.logits, s.vocab, budget)
+	}
 	t := j.sampler.Next(j.logits, j.history)
+	if j.grammar != nil && !s.tok.IsEOG(t) {
+		j.grammar.Feed(s.vocab.Pieces[t])
+	}
 	if s.tok.IsEOG(t) {
 		j.emit(j.flush(true))
 		j.end("stop", nil)
