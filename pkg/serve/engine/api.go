@@ -67,6 +67,7 @@ type request struct {
 	N              *int            `json:"n"`
 	Tools          json.RawMessage `json:"tools"`
 	ResponseFormat json.RawMessage `json:"response_format"`
+	ToolChoice     json.RawMessage `json:"tool_choice"`
 }
 
 type message struct {
@@ -177,11 +178,15 @@ func (b *Backend) newJob(ctx context.Context, ep serve.Endpoint, r *request) (*j
 	}
 	var prompt string
 	var stops []string
+	var tools *tooling
 	if ep == serve.EndpointChat {
 		if len(r.Messages) == 0 {
 			return nil, badParam("messages", "messages must not be empty")
 		}
 		var err error
+		if tools, err = b.setupTools(r); err != nil {
+			return nil, err
+		}
 		if prompt, err = b.chatPrompt(r); err != nil {
 			return nil, err
 		}
@@ -252,7 +257,10 @@ func (b *Backend) newJob(ctx context.Context, ep serve.Endpoint, r *request) (*j
 	if err != nil {
 		return nil, err
 	}
-	j := &job{ctx: ctx, prompt: toks, maxTokens: maxTok, stops: stops, sampler: sample.New(p), notify: make(chan struct{}, 1)}
+	j := &job{ctx: ctx, prompt: toks, maxTokens: maxTok, stops: stops, sampler: sample.New(p), notify: make(chan struct{}, 1), tools: tools}
+	if tools != nil && tools.forced != nil {
+		g = tools.forced
+	}
 	if g != nil {
 		st := g.Start()
 		j.grammar = &st
@@ -273,7 +281,8 @@ type stream struct {
 
 	started  bool
 	finished bool
-	queue    [][]byte // chunks ready to hand out
+	queue    [][]byte        // chunks ready to hand out
+	held     strings.Builder // with tools: the answer so far, parsed at the end
 	usage    *billing.Usage
 }
 
@@ -321,6 +330,22 @@ func (s *stream) Next() ([]byte, error) {
 		if err != nil {
 			s.finished = true
 			return nil, fmt.Errorf("engine: %w", err)
+		}
+		if s.j.tools != nil {
+			// With tools the answer is parsed for calls once whole, so
+			// its text is held back until then.
+			s.held.WriteString(text)
+			text = ""
+			if finish != "" {
+				content, calls := s.j.tools.format.Parse(s.held.String(), s.j.tools.known)
+				if content != "" {
+					s.queue = append(s.queue, s.chunk(map[string]any{"content": content}, content, nil))
+				}
+				if len(calls) > 0 {
+					s.queue = append(s.queue, s.chunk(map[string]any{"tool_calls": openAIToolCalls(s.id, calls, true)}, "", nil))
+					finish = "tool_calls"
+				}
+			}
 		}
 		if text != "" {
 			s.queue = append(s.queue, s.chunk(map[string]any{"content": text}, text, nil))
@@ -373,7 +398,19 @@ func (s *stream) collect() (*serve.Response, error) {
 			var choice map[string]any
 			obj := "chat.completion"
 			if s.endpoint == serve.EndpointChat {
-				choice = map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": out.String()}, "finish_reason": finish, "logprobs": nil}
+				msg := map[string]any{"role": "assistant", "content": out.String()}
+				if s.j.tools != nil {
+					content, calls := s.j.tools.format.Parse(out.String(), s.j.tools.known)
+					msg["content"] = content
+					if len(calls) > 0 {
+						msg["tool_calls"] = openAIToolCalls(s.id, calls, false)
+						finish = "tool_calls"
+						if content == "" {
+							msg["content"] = nil
+						}
+					}
+				}
+				choice = map[string]any{"index": 0, "message": msg, "finish_reason": finish, "logprobs": nil}
 			} else {
 				obj = "text_completion"
 				choice = map[string]any{"index": 0, "text": out.String(), "finish_reason": finish, "logprobs": nil}

@@ -27,6 +27,16 @@ func (b *Backend) chatPrompt(r *request) (string, error) {
 		raw[i] = m.raw
 	}
 	if b.tmpl == nil {
+		// Without a template: tools in a system turn, past calls as the
+		// JSON the model is asked to write.
+		for i := range msgs {
+			if msgs[i].Role == "assistant" && msgs[i].Content == "" {
+				msgs[i].Content = toolCallsJSON(raw[i])
+			}
+		}
+		if len(r.Tools) > 0 {
+			msgs = append([]chat.Message{{Role: "system", Content: toolsSystemPrompt(r.Tools)}}, msgs...)
+		}
 		prompt, err := chat.Render(b.format, msgs)
 		if err != nil {
 			return "", badParam("messages", "%v", err)

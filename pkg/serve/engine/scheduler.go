@@ -24,6 +24,8 @@ type job struct {
 	// grammar, when set, holds the output to JSON (response_format): each
 	// step's logits are masked to the tokens it allows.
 	grammar *grammar.State
+	// tools, when set, has the answer parsed for function calls at the end.
+	tools *tooling
 	// embed, for an embeddings request, holds its inputs: each is fed as
 	// prompt work in turn, pooled, and its vector appended to vectors;
 	// the job ends after the last one and never samples.

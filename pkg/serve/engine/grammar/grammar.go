@@ -32,6 +32,7 @@ const (
 	kNumber
 	kInteger
 	kLiterals // enum, const, boolean, null: one of a few JSON texts
+	kAlts     // one of several prefix literal, value, suffix literal (tool calls)
 )
 
 // node is one compiled schema node.
@@ -46,8 +47,10 @@ type node struct {
 	minItems, maxItems int // maxItems < 0: unbounded
 	// kString
 	minLen, maxLen int // characters; maxLen < 0: unbounded
-	// kLiterals
-	lits []string
+	// kLiterals; kAlts: prefixes, with alts and suffixes beside them
+	lits     []string
+	alts     []*node
+	suffixes []string
 	// minBytes is the length of this node's shortest value.
 	minBytes int
 	// restMin[i] (kObject) is the shortest text that finishes the object
@@ -94,6 +97,13 @@ func finish(n *node) *node {
 		for _, l := range n.lits[1:] {
 			n.minBytes = min(n.minBytes, len(l))
 		}
+	case kAlts:
+		n.minBytes = -1
+		for i, l := range n.lits {
+			if m := len(l) + n.alts[i].minBytes + len(n.suffixes[i]); n.minBytes < 0 || m < n.minBytes {
+				n.minBytes = m
+			}
+		}
 	}
 	return n
 }
@@ -126,7 +136,7 @@ func (s *State) push(n *node) bool {
 		return false
 	}
 	s.stack[s.depth] = frame{n: n, k: n.kind}
-	if n.kind == kLiterals {
+	if n.kind == kLiterals || n.kind == kAlts {
 		s.stack[s.depth].i = 1<<len(n.lits) - 1
 	}
 	s.depth++
@@ -205,6 +215,8 @@ func (s *State) pop() {
 	case kArray:
 		p.i++
 		p.phase = 2
+	case kAlts:
+		p.phase, p.aux = 2, 0 // the suffix
 	}
 }
 
@@ -326,6 +338,44 @@ func (s *State) step(f *frame, b byte) result {
 			}
 		}
 		return reject
+
+	case kAlts:
+		// 0 prefixes (i: alive, aux: position); 2 suffix of alternative
+		// i at aux. The prefixes differ before they end (tool names are
+		// quoted), so one survives when its prefix is complete.
+		n := f.n
+		if f.phase == 2 {
+			suf := n.suffixes[f.i]
+			if suf[f.aux] != b {
+				return reject
+			}
+			f.aux++
+			if int(f.aux) == len(suf) {
+				return closed
+			}
+			return consumed
+		}
+		var alive int32
+		for j, l := range n.lits {
+			if f.i&(1<<j) != 0 && int(f.aux) < len(l) && l[f.aux] == b {
+				alive |= 1 << j
+			}
+		}
+		if alive == 0 {
+			return reject
+		}
+		f.i = alive
+		f.aux++
+		for j, l := range n.lits {
+			if alive&(1<<j) != 0 && int(f.aux) == len(l) {
+				f.i, f.phase = int32(j), 1
+				if s.depth > MaxDepth || !s.push(n.alts[j]) {
+					return reject
+				}
+				break
+			}
+		}
+		return consumed
 
 	case kString:
 		return stepString(f, b)
@@ -647,6 +697,22 @@ func frameRest(f *frame) int {
 			return 1
 		}
 		return 0
+	case kAlts:
+		switch f.phase {
+		case 1: // the value is open
+			return len(n.suffixes[f.i])
+		case 2:
+			return len(n.suffixes[f.i]) - int(f.aux)
+		}
+		best := -1
+		for j, l := range n.lits {
+			if f.i&(1<<j) != 0 {
+				if r := len(l) - int(f.aux) + n.alts[j].minBytes + len(n.suffixes[j]); best < 0 || r < best {
+					best = r
+				}
+			}
+		}
+		return max(best, 0)
 	case kLiterals:
 		best := -1
 		for j, l := range n.lits {

@@ -246,3 +246,38 @@ func FuzzFeed(f *testing.F) {
 		}
 	})
 }
+
+// TestOneOfWalks: random texts of a forced tool call pick one alternative
+// and hold its arguments to that function's parameters.
+func TestOneOfWalks(t *testing.T) {
+	params := map[string]string{
+		"get_weather": `{"type":"object","properties":{"city":{"type":"string","maxLength":8}},"required":["city"]}`,
+		"get_time":    `{"type":"object","properties":{"zone":{"enum":["UTC","CET"]}},"required":["zone"]}`,
+	}
+	var alts []Alternative
+	for _, name := range []string{"get_weather", "get_time"} {
+		alts = append(alts, Alternative{Prefix: `<tool_call>{"name":"` + name + `","arguments":`, Suffix: "}</tool_call>", Schema: []byte(params[name])})
+	}
+	g, err := OneOf(alts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range 200 {
+		out, s := walk(rng, g, 80+i%40)
+		text := strings.TrimSuffix(strings.TrimPrefix(string(out), "<tool_call>"), "</tool_call>")
+		var call struct {
+			Name      string
+			Arguments any
+		}
+		if !s.Done() || json.Unmarshal([]byte(text), &call) != nil {
+			t.Fatalf("%q (done %v) is not a call", out, s.Done())
+		}
+		if err := validator(t, params[call.Name]).Validate(call.Arguments); err != nil {
+			t.Fatalf("%q: %v", out, err)
+		}
+	}
+	if _, err := OneOf([]Alternative{{Prefix: "a", Suffix: "}"}, {Prefix: "ab", Suffix: "}"}}); !errors.Is(err, ErrSchema) {
+		t.Errorf("overlapping prefixes: %v", err)
+	}
+}

@@ -276,3 +276,42 @@ func objectFields(raw []byte) ([]string, []json.RawMessage, error) {
 	}
 	return keys, vals, nil
 }
+
+// Alternative is one branch of OneOf: Prefix, a value of Schema, Suffix.
+type Alternative struct {
+	Prefix, Suffix string
+	Schema         []byte // nil: any JSON object
+}
+
+// OneOf is a grammar for exactly one of the alternatives, chosen by its
+// prefix (prefixes must differ before either ends, as quoted tool names
+// do). It holds forced tool calls: prefix `{"name":"f","arguments":`, the
+// function's parameters, suffix `}`, in the template's wrapping.
+func OneOf(alts []Alternative) (*Grammar, error) {
+	if len(alts) == 0 || len(alts) > maxLiterals {
+		return nil, fmt.Errorf("%w: between 1 and %d alternatives", ErrSchema, maxLiterals)
+	}
+	n := &node{kind: kAlts}
+	for i, a := range alts {
+		for j := range i {
+			if strings.HasPrefix(a.Prefix, alts[j].Prefix) || strings.HasPrefix(alts[j].Prefix, a.Prefix) {
+				return nil, fmt.Errorf("%w: alternative prefixes %q and %q overlap", ErrSchema, alts[j].Prefix, a.Prefix)
+			}
+		}
+		child := finish(&node{kind: kObjectAny})
+		if a.Schema != nil {
+			g, err := CompileSchema(a.Schema)
+			if err != nil {
+				return nil, err
+			}
+			child = g.root
+		}
+		if a.Prefix == "" || a.Suffix == "" {
+			return nil, fmt.Errorf("%w: alternatives need a prefix and a suffix", ErrSchema)
+		}
+		n.lits = append(n.lits, a.Prefix)
+		n.alts = append(n.alts, child)
+		n.suffixes = append(n.suffixes, a.Suffix)
+	}
+	return &Grammar{root: finish(n)}, nil
+}
