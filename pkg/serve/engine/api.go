@@ -68,6 +68,16 @@ type request struct {
 	Tools          json.RawMessage `json:"tools"`
 	ResponseFormat json.RawMessage `json:"response_format"`
 	ToolChoice     json.RawMessage `json:"tool_choice"`
+	// Fields that change the answer and are either done here or refused
+	// by name (see checkFields): never silently ignored.
+	LogitBias    map[string]float64 `json:"logit_bias"`
+	Echo         bool               `json:"echo"`
+	Suffix       *string            `json:"suffix"`
+	BestOf       *int               `json:"best_of"`
+	Logprobs     json.RawMessage    `json:"logprobs"`
+	TopLogprobs  *int               `json:"top_logprobs"`
+	Functions    json.RawMessage    `json:"functions"`
+	FunctionCall json.RawMessage    `json:"function_call"`
 }
 
 type message struct {
@@ -161,6 +171,9 @@ func (b *Backend) do(ctx context.Context, req *serve.Request) (*serve.Response, 
 		id = fmt.Sprintf("%d", time.Now().UnixNano())
 	}
 	s := &stream{b: b, j: j, ctx: ctx, endpoint: req.Endpoint, created: time.Now().Unix(), includeUsage: r.StreamOptions != nil && r.StreamOptions.IncludeUsage}
+	if r.Echo && req.Endpoint == serve.EndpointCompletions {
+		s.echo, _ = jsonString(r.Prompt) // checkFields made sure it is one string
+	}
 	if req.Endpoint == serve.EndpointChat {
 		s.id = "chatcmpl-" + id
 	} else {
@@ -175,6 +188,13 @@ func (b *Backend) do(ctx context.Context, req *serve.Request) (*serve.Response, 
 func (b *Backend) newJob(ctx context.Context, ep serve.Endpoint, r *request) (*job, error) {
 	if r.N != nil && *r.N != 1 {
 		return nil, badParam("n", "the embedded engine produces one choice per request (n=1)")
+	}
+	if err := checkFields(ep, r); err != nil {
+		return nil, err
+	}
+	bias, err := logitBias(r.LogitBias, b.tok.VocabSize())
+	if err != nil {
+		return nil, err
 	}
 	var prompt string
 	var stops []string
@@ -257,7 +277,7 @@ func (b *Backend) newJob(ctx context.Context, ep serve.Endpoint, r *request) (*j
 	if err != nil {
 		return nil, err
 	}
-	j := &job{ctx: ctx, prompt: toks, maxTokens: maxTok, stops: stops, sampler: sample.New(p), notify: make(chan struct{}, 1), tools: tools}
+	j := &job{ctx: ctx, prompt: toks, maxTokens: maxTok, stops: stops, sampler: sample.New(p), notify: make(chan struct{}, 1), tools: tools, bias: bias}
 	if tools != nil && tools.forced != nil {
 		g = tools.forced
 	}
@@ -283,6 +303,7 @@ type stream struct {
 	finished bool
 	queue    [][]byte        // chunks ready to hand out
 	held     strings.Builder // with tools: the answer so far, parsed at the end
+	echo     string          // completions echo: the prompt, sent before the answer
 	usage    *billing.Usage
 }
 
@@ -324,6 +345,9 @@ func (s *stream) Next() ([]byte, error) {
 			s.started = true
 			if s.endpoint == serve.EndpointChat {
 				return s.chunk(map[string]any{"role": "assistant", "content": ""}, "", nil), nil
+			}
+			if s.echo != "" {
+				return s.chunk(nil, s.echo, nil), nil
 			}
 		}
 		text, finish, err := s.j.take()
@@ -387,6 +411,7 @@ func usageJSON(u *billing.Usage) map[string]int64 {
 
 func (s *stream) collect() (*serve.Response, error) {
 	var out strings.Builder
+	out.WriteString(s.echo)
 	for {
 		text, finish, err := s.j.take()
 		out.WriteString(text)

@@ -26,6 +26,8 @@ type job struct {
 	grammar *grammar.State
 	// tools, when set, has the answer parsed for function calls at the end.
 	tools *tooling
+	// bias is logit_bias: added to the token's logit before sampling.
+	bias map[int32]float32
 	// embed, for an embeddings request, holds its inputs: each is fed as
 	// prompt work in turn, pooled, and its vector appended to vectors;
 	// the job ends after the last one and never samples.
@@ -266,6 +268,9 @@ func removeDone(active []*job) []*job {
 
 // advance samples the job's next token and emits the text it completes.
 func (s *scheduler) advance(j *job) {
+	for id, v := range j.bias {
+		j.logits[id] += v
+	}
 	if j.grammar != nil {
 		budget := min(j.maxTokens-j.gen, j.cache.Cap()-j.cache.Len())
 		j.grammar.Mask(j.logits, s.vocab, budget)
