@@ -246,7 +246,7 @@ func (g *Gateway) backendAPIError(r *http.Request, st *reqState, model string, e
 		return requestEnded(r)
 	case errors.As(err, &be) && be.Reason == "" && be.Status >= 400 && be.Status < 500:
 		// The backend rejected the request itself: pass its answer through.
-		return &apiError{Status: be.Status, Type: typeInvalidRequest, Code: "upstream_rejected", Message: upstreamMessage(be.Body, be.Status)}
+		return &apiError{Status: be.Status, Type: typeInvalidRequest, Code: "upstream_rejected", Message: upstreamMessage(be.Body, be.Status), Param: upstreamParam(be.Body)}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &apiError{Status: http.StatusGatewayTimeout, Type: typeServer, Code: "backend_timeout",
 			Message: "the backend did not answer in time"}
