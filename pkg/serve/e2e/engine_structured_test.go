@@ -15,8 +15,8 @@ import (
 // TestEngineStructuredOutput drives `llmctl serve` (the demo model) with
 // the stock openai-go client: response_format json_schema answers parse
 // as the schema, a required tool call comes back as tool_calls (streamed
-// and not) and its result renders for the next turn, and a field the
-// engine does not do is a 400 naming it.
+// and not) and its result renders for the next turn, logprobs come back,
+// and a field the engine does not do (n > 1) is a 400 naming it.
 func TestEngineStructuredOutput(t *testing.T) {
 	s := llmctltest.Start(t, llmctltest.Options{Args: []string{"--engine-threads", "1"}})
 	c := client(s, s.AdminKey)
@@ -82,9 +82,18 @@ func TestEngineStructuredOutput(t *testing.T) {
 		t.Fatalf("next turn: %+v", resp.Choices[0])
 	}
 
-	_, err = c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: engine.DemoName, Messages: user, Logprobs: openai.Bool(true)})
+	resp, err = c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: engine.DemoName, Messages: user, MaxTokens: openai.Int(4),
+		Temperature: openai.Float(0), Logprobs: openai.Bool(true), TopLogprobs: openai.Int(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lp := resp.Choices[0].Logprobs.Content; int64(len(lp)) != resp.Usage.CompletionTokens || len(lp[0].TopLogprobs) != 2 || lp[0].Logprob > 0 {
+		t.Fatalf("logprobs %+v for %d tokens", lp, resp.Usage.CompletionTokens)
+	}
+
+	_, err = c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: engine.DemoName, Messages: user, N: openai.Int(2)})
 	var apiErr *openai.Error
-	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "logprobs" {
-		t.Fatalf("logprobs: got %v, want a 400 on logprobs", err)
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "n" {
+		t.Fatalf("n=2: got %v, want a 400 on n", err)
 	}
 }

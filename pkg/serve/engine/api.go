@@ -196,6 +196,10 @@ func (b *Backend) newJob(ctx context.Context, ep serve.Endpoint, r *request) (*j
 	if err != nil {
 		return nil, err
 	}
+	nlp, err := logprobsRequest(ep, r)
+	if err != nil {
+		return nil, err
+	}
 	var prompt string
 	var stops []string
 	var tools *tooling
@@ -277,7 +281,7 @@ func (b *Backend) newJob(ctx context.Context, ep serve.Endpoint, r *request) (*j
 	if err != nil {
 		return nil, err
 	}
-	j := &job{ctx: ctx, prompt: toks, maxTokens: maxTok, stops: stops, sampler: sample.New(p), notify: make(chan struct{}, 1), tools: tools, bias: bias}
+	j := &job{ctx: ctx, prompt: toks, maxTokens: maxTok, stops: stops, sampler: sample.New(p), notify: make(chan struct{}, 1), tools: tools, bias: bias, logprobs: nlp}
 	if tools != nil && tools.forced != nil {
 		g = tools.forced
 	}
@@ -304,6 +308,8 @@ type stream struct {
 	queue    [][]byte        // chunks ready to hand out
 	held     strings.Builder // with tools: the answer so far, parsed at the end
 	echo     string          // completions echo: the prompt, sent before the answer
+	lps      []tokenLogprob  // taken from the job, not yet sent
+	lpOffset int             // completions: text_offset of the next token
 	usage    *billing.Usage
 }
 
@@ -320,6 +326,15 @@ func (s *stream) chunk(delta map[string]any, text string, finish *string) []byte
 		choice = map[string]any{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": nil}
 	} else {
 		choice = map[string]any{"index": 0, "text": text, "finish_reason": finish, "logprobs": nil}
+	}
+	if s.j.logprobs >= 0 {
+		// Log probabilities ride with the text taken with them (or the
+		// next chunk, when the text is held back).
+		s.lps = append(s.lps, s.j.takeLogprobs()...)
+		if len(s.lps) > 0 && (text != "" || delta["content"] != nil || finish != nil) {
+			choice["logprobs"] = s.logprobsJSON(s.lps)
+			s.lps = nil
+		}
 	}
 	b, _ := json.Marshal(map[string]any{"id": s.id, "object": s.object(), "created": s.created, "model": s.b.name, "choices": []any{choice}})
 	return b
@@ -436,9 +451,15 @@ func (s *stream) collect() (*serve.Response, error) {
 					}
 				}
 				choice = map[string]any{"index": 0, "message": msg, "finish_reason": finish, "logprobs": nil}
+				if s.j.logprobs >= 0 {
+					choice["logprobs"] = s.logprobsJSON(s.j.takeLogprobs())
+				}
 			} else {
 				obj = "text_completion"
 				choice = map[string]any{"index": 0, "text": out.String(), "finish_reason": finish, "logprobs": nil}
+				if s.j.logprobs >= 0 {
+					choice["logprobs"] = s.logprobsJSON(s.j.takeLogprobs())
+				}
 			}
 			body, _ := json.Marshal(map[string]any{"id": s.id, "object": obj, "created": s.created, "model": s.b.name,
 				"choices": []any{choice}, "usage": usageJSON(u)})
@@ -462,4 +483,15 @@ func (b *Backend) submit(ctx context.Context, j *job) error {
 	case <-b.closed:
 		return fmt.Errorf("%w: %w", serve.ErrRetryable, errClosed)
 	}
+}
+
+func (s *stream) logprobsJSON(entries []tokenLogprob) map[string]any {
+	if s.endpoint == serve.EndpointChat {
+		return chatLogprobs(entries)
+	}
+	out := completionLogprobs(entries, s.lpOffset)
+	for _, e := range entries {
+		s.lpOffset += len(e.piece)
+	}
+	return out
 }

@@ -16,10 +16,6 @@ func checkFields(ep serve.Endpoint, r *request) error {
 		return badParam("suffix", "suffix (fill-in-the-middle) is not supported by the embedded engine")
 	case r.BestOf != nil && *r.BestOf != 1:
 		return badParam("best_of", "the embedded engine produces one sequence per request (best_of=1)")
-	case truthy(r.Logprobs):
-		return badParam("logprobs", "logprobs are not returned by the embedded engine")
-	case r.TopLogprobs != nil && *r.TopLogprobs != 0:
-		return badParam("top_logprobs", "top_logprobs are not returned by the embedded engine")
 	case len(r.Functions) > 0 && string(r.Functions) != "null":
 		return badParam("functions", "functions is the deprecated form of tools; send tools instead")
 	case len(r.FunctionCall) > 0 && string(r.FunctionCall) != "null":
@@ -37,14 +33,49 @@ func checkFields(ep serve.Endpoint, r *request) error {
 	return nil
 }
 
-// truthy: logprobs is a boolean in chat and a count in completions; false,
-// 0 and null ask for nothing.
-func truthy(raw []byte) bool {
-	switch string(raw) {
-	case "", "null", "false", "0":
-		return false
+// logprobsRequest reads logprobs (chat: a boolean, with top_logprobs 0-20
+// alternatives; completions: the number of alternatives, 0-5) into the
+// number of alternatives to record, or -1 for none.
+func logprobsRequest(ep serve.Endpoint, r *request) (int, error) {
+	raw := string(r.Logprobs)
+	if ep == serve.EndpointChat {
+		on := false
+		switch raw {
+		case "", "null", "false":
+		case "true":
+			on = true
+		default:
+			return 0, badParam("logprobs", "logprobs must be true or false")
+		}
+		if r.TopLogprobs == nil {
+			if on {
+				return 0, nil
+			}
+			return -1, nil
+		}
+		switch n := *r.TopLogprobs; {
+		case n < 0 || n > 20:
+			return 0, badParam("top_logprobs", "top_logprobs must be between 0 and 20")
+		case !on:
+			return 0, badParam("top_logprobs", "top_logprobs needs logprobs: true")
+		default:
+			return n, nil
+		}
 	}
-	return true
+	if r.TopLogprobs != nil {
+		return 0, badParam("top_logprobs", "top_logprobs is a chat/completions parameter; completions take logprobs: <count>")
+	}
+	if raw == "" || raw == "null" {
+		return -1, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 0 || n > 5 {
+		return 0, badParam("logprobs", "logprobs must be a number from 0 to 5")
+	}
+	if r.Echo {
+		return 0, badParam("logprobs", "logprobs with echo would need the prompt's log probabilities, which the embedded engine does not compute")
+	}
+	return n, nil
 }
 
 // logitBias checks logit_bias (token id → bias in [-100, 100]) against the

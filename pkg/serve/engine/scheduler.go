@@ -28,6 +28,9 @@ type job struct {
 	tools *tooling
 	// bias is logit_bias: added to the token's logit before sampling.
 	bias map[int32]float32
+	// logprobs >= 0 records each token's log probability and that many
+	// alternatives (-1: none).
+	logprobs int
 	// embed, for an embeddings request, holds its inputs: each is fed as
 	// prompt work in turn, pooled, and its vector appended to vectors;
 	// the job ends after the last one and never samples.
@@ -45,6 +48,7 @@ type job struct {
 	// output, guarded by mu; notify has capacity 1 and is signalled on change
 	mu     sync.Mutex
 	text   strings.Builder // emitted, not yet taken
+	lps    []tokenLogprob  // recorded, not yet taken
 	finish string          // "stop" or "length" once done
 	gen    int             // tokens generated
 	err    error
@@ -59,6 +63,16 @@ func (j *job) take() (text, finish string, err error) {
 	text = j.text.String()
 	j.text.Reset()
 	return text, j.finish, j.err
+}
+
+// takeLogprobs returns the token log probabilities recorded since the
+// last call.
+func (j *job) takeLogprobs() []tokenLogprob {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := j.lps
+	j.lps = nil
+	return out
 }
 
 func (j *job) generated() int {
@@ -285,8 +299,15 @@ func (s *scheduler) advance(j *job) {
 		return
 	}
 	j.history = append(j.history, t)
+	var lp tokenLogprob
+	if j.logprobs >= 0 {
+		lp = logprobsOf(j.logits, t, j.logprobs, func(id int32) []byte { return s.tok.Piece(id, false) })
+	}
 	j.mu.Lock()
 	j.gen++
+	if j.logprobs >= 0 {
+		j.lps = append(j.lps, lp)
+	}
 	j.mu.Unlock()
 	j.bytes = append(j.bytes, s.tok.Piece(t, false)...)
 	text := j.flush(false)
