@@ -49,9 +49,9 @@ func responseGrammar(raw json.RawMessage) (*grammar.Grammar, error) {
 
 // grammarVocab is the tokenizer's pieces as the scheduler emits them.
 func grammarVocab(tok *tokenizer.Tokenizer) *grammar.Vocab {
-	v := &grammar.Vocab{Pieces: make([][]byte, tok.VocabSize()), EOG: tok.IsEOG}
-	for id := range v.Pieces {
-		v.Pieces[id] = tok.Piece(int32(id), false)
+	pieces := make([][]byte, tok.VocabSize())
+	for id := range pieces {
+		pieces[id] = tok.Piece(int32(id), false)
 	}
-	return v
+	return grammar.NewVocab(pieces, tok.IsEOG)
 }

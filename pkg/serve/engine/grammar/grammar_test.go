@@ -166,7 +166,7 @@ func TestUnsupportedKeywords(t *testing.T) {
 func TestMaskBudget(t *testing.T) {
 	g, _ := CompileSchema([]byte(`{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}`))
 	pieces := [][]byte{[]byte(`{"a":"`), []byte(`hello`), []byte(`"`), []byte(`}`), []byte(`"}`), nil, []byte(`x`)}
-	v := &Vocab{Pieces: pieces, EOG: func(id int32) bool { return id == 5 }}
+	v := NewVocab(pieces, func(id int32) bool { return id == 5 })
 	s := g.Start()
 	logits := make([]float32, len(pieces))
 	s.Mask(logits, v, 10)
@@ -279,5 +279,39 @@ func TestOneOfWalks(t *testing.T) {
 	}
 	if _, err := OneOf([]Alternative{{Prefix: "a", Suffix: "}"}, {Prefix: "ab", Suffix: "}"}}); !errors.Is(err, ErrSchema) {
 		t.Errorf("overlapping prefixes: %v", err)
+	}
+}
+
+// TestMaskFastPathAgrees: the shortcut for plain pieces inside strings
+// masks exactly as feeding every piece to the recognizer does.
+func TestMaskFastPathAgrees(t *testing.T) {
+	var pieces [][]byte
+	for b := range 256 {
+		pieces = append(pieces, []byte{byte(b)})
+	}
+	for _, w := range []string{"hello", " world", "é", "日本", `"}`, `",`, `a"`, "\\n", "abcdefghij", "{\"", "1", "true", "\xe6\x97"} {
+		pieces = append(pieces, []byte(w))
+	}
+	eog := func(id int32) bool { return id == 0 }
+	fast := NewVocab(pieces, eog)
+	slow := &Vocab{Pieces: pieces, EOG: eog}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for name, schema := range testSchemas {
+		if name == "nested" {
+			continue
+		}
+		g, _ := CompileSchema([]byte(schema))
+		for i := range 60 {
+			out, _ := walk(rng, g, 60+i)
+			s := g.Start()
+			s.Feed(out[:rng.IntN(len(out)+1)])
+			budget := 1 + rng.IntN(40)
+			a, b := make([]float32, len(pieces)), make([]float32, len(pieces))
+			s.Mask(a, fast, budget)
+			s.Mask(b, slow, budget)
+			if allowedIDs(a) != allowedIDs(b) {
+				t.Fatalf("%s: masks differ at budget %d", name, budget)
+			}
+		}
 	}
 }

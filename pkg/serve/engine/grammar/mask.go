@@ -1,12 +1,40 @@
 package grammar
 
-import "math"
+import (
+	"math"
+	"unicode/utf8"
+)
 
 // Vocab is what masking needs of a tokenizer: each token's bytes as they
 // are emitted, and which tokens end generation.
 type Vocab struct {
 	Pieces [][]byte
 	EOG    func(int32) bool
+	// runes[id] > 0: the piece is that many characters that may stand in
+	// a JSON string as they are (no quote, backslash or control byte,
+	// whole UTF-8), so inside a string it needs no recognizer run.
+	runes []int32
+}
+
+// NewVocab prepares a vocabulary for masking.
+func NewVocab(pieces [][]byte, eog func(int32) bool) *Vocab {
+	v := &Vocab{Pieces: pieces, EOG: eog, runes: make([]int32, len(pieces))}
+	for id, p := range pieces {
+		if len(p) == 0 || !utf8.Valid(p) || eog(int32(id)) {
+			continue
+		}
+		plain := true
+		for _, b := range p {
+			if b < 0x20 || b == '"' || b == '\\' {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			v.runes[id] = int32(utf8.RuneCount(p))
+		}
+	}
+	return v
 }
 
 var negInf = float32(math.Inf(-1))
@@ -51,6 +79,19 @@ func (s *State) Mask(logits []float32, v *Vocab, budget int) {
 		}
 		return t.MinRemaining()
 	}
+	// Inside a string, plain pieces only add characters: what is left
+	// after them follows from what is left now.
+	inString, base, room, owed := false, 0, 0, 0
+	if s.depth > 0 && v.runes != nil {
+		if f := &s.stack[s.depth-1]; f.k == kString && f.phase == 1 && f.aux == 0 {
+			inString, base = true, s.MinRemaining()
+			room = math.MaxInt
+			if f.n.maxLen >= 0 {
+				room = f.n.maxLen - int(f.i)
+			}
+			owed = max(f.n.minLen-int(f.i), 0)
+		}
+	}
 	left := make([]int, len(logits))
 	best := -1 // the least left by any allowed token
 	fits := false
@@ -59,7 +100,15 @@ func (s *State) Mask(logits []float32, v *Vocab, budget int) {
 		if logits[id] == negInf {
 			continue
 		}
-		r := rest(id)
+		var r int
+		if n := v.plainRunes(id, inString); n > 0 {
+			if n > room {
+				continue
+			}
+			r = base - min(n, owed)
+		} else {
+			r = rest(id)
+		}
 		left[id] = r
 		if r >= 0 && (best < 0 || r < best) {
 			best = r
@@ -81,4 +130,12 @@ func (s *State) Mask(logits []float32, v *Vocab, budget int) {
 			logits[id] = negInf
 		}
 	}
+}
+
+// plainRunes is runes[id] when inside a string, else 0.
+func (v *Vocab) plainRunes(id int, inString bool) int {
+	if !inString {
+		return 0
+	}
+	return int(v.runes[id])
 }
