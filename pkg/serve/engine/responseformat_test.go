@@ -49,8 +49,8 @@ func compileSchema(t *testing.T, schema string) *jsonschema.Schema {
 func TestResponseFormatAlwaysValid(t *testing.T) {
 	b := demo(t)
 	seeds := 40
-	if testing.Short() {
-		seeds = 8
+	if testing.Short() || raceEnabled {
+		seeds = 4
 	}
 	type result struct {
 		schema int

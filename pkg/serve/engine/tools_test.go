@@ -43,7 +43,11 @@ func TestToolChoiceRequired(t *testing.T) {
 	}
 	hermes := demoWithTemplate(t, `{% for m in messages %}<|im_start|>{{ m.role }}{{ '\n' }}{{ m.content }}<|im_end|>{{ '\n' }}{% endfor %}{% if tools %}Tools: {{ tools | tojson }} Call with <tool_call>{"name": ..., "arguments": ...}</tool_call>{% endif %}<|im_start|>assistant{{ '\n' }}`)
 	for name, b := range map[string]*engine.Backend{"generic": demo(t), "hermes": hermes} {
-		for seed := range 12 {
+		seeds := 12
+		if testing.Short() || raceEnabled {
+			seeds = 3
+		}
+		for seed := range seeds {
 			choice := `"required"`
 			if seed%3 == 2 {
 				choice = `{"type":"function","function":{"name":"get_time"}}`
