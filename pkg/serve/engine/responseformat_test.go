@@ -50,7 +50,7 @@ func TestResponseFormatAlwaysValid(t *testing.T) {
 	b := demo(t)
 	seeds := 40
 	if testing.Short() || raceEnabled {
-		seeds = 4
+		seeds = 2
 	}
 	type result struct {
 		schema int

@@ -45,7 +45,7 @@ func TestToolChoiceRequired(t *testing.T) {
 	for name, b := range map[string]*engine.Backend{"generic": demo(t), "hermes": hermes} {
 		seeds := 12
 		if testing.Short() || raceEnabled {
-			seeds = 3
+			seeds = 1
 		}
 		for seed := range seeds {
 			choice := `"required"`
