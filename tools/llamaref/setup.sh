@@ -3,7 +3,9 @@
 #   1. npm pack the prebuilt @node-llama-cpp/linux-x64 (libllama, libggml-cpu-*)
 #      and node-llama-cpp (whose llama/gitRelease.bundle is the llama.cpp source);
 #   2. clone that bundle for the headers and the models/ggml-vocab-* test files;
-#   3. build tools/llamaref/llamaref.c against the prebuilt libraries.
+#   3. build tools/llamaref/llamaref.c against the prebuilt libraries;
+#   4. npm pack @huggingface/jinja, the independent chat-template renderer
+#      the engine's Jinja templates are checked against (pkg/serve/engine/chat).
 # Everything lands in $LLAMAREF_DIR (default ~/.cache/llmctl/llamaref); reruns
 # are cheap no-ops. Prints nothing but errors unless VERBOSE=1.
 set -euo pipefail
@@ -52,6 +54,14 @@ if [ ! -x llamaref ] || [ "$HERE/llamaref.c" -nt llamaref ]; then
     -L"$DIR/bin" -l:libllama.v0.4.0.so -l:libggml.v0.4.0.so -l:libggml-base.so \
     -Wl,-rpath,"$DIR/bin"
   mv llamaref.tmp llamaref
+fi
+
+HFJINJA=0.5.13
+fetch "@huggingface/jinja@$HFJINJA" "huggingface-jinja-$HFJINJA.tgz"
+if [ ! -f hfjinja/.done-$HFJINJA ]; then
+  rm -rf hfjinja && mkdir hfjinja
+  tar -xzf "huggingface-jinja-$HFJINJA.tgz" -C hfjinja --strip-components=1
+  touch hfjinja/.done-$HFJINJA
 fi
 
 # The test harness reads this path.

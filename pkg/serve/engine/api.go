@@ -12,7 +12,6 @@ import (
 
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/serve"
-	"github.com/llmctl/llmctl/pkg/serve/engine/chat"
 	"github.com/llmctl/llmctl/pkg/serve/engine/sample"
 )
 
@@ -65,12 +64,37 @@ type request struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	N *int `json:"n"`
+	N              *int            `json:"n"`
+	Tools          json.RawMessage `json:"tools"`
+	ResponseFormat json.RawMessage `json:"response_format"`
+	ToolChoice     json.RawMessage `json:"tool_choice"`
+	// Fields that change the answer and are either done here or refused
+	// by name (see checkFields): never silently ignored.
+	LogitBias    map[string]float64 `json:"logit_bias"`
+	Echo         bool               `json:"echo"`
+	Suffix       *string            `json:"suffix"`
+	BestOf       *int               `json:"best_of"`
+	Logprobs     json.RawMessage    `json:"logprobs"`
+	TopLogprobs  *int               `json:"top_logprobs"`
+	Functions    json.RawMessage    `json:"functions"`
+	FunctionCall json.RawMessage    `json:"function_call"`
 }
 
 type message struct {
 	Role    string          `json:"role"`
 	Content json.RawMessage `json:"content"`
+	raw     json.RawMessage // the whole object, for the chat template
+}
+
+func (m *message) UnmarshalJSON(b []byte) error {
+	type fields message // without this method
+	var f fields
+	if err := json.Unmarshal(b, &f); err != nil {
+		return err
+	}
+	*m = message(f)
+	m.raw = append(json.RawMessage(nil), b...)
+	return nil
 }
 
 // content accepts a string or an array of {"type":"text","text":...} parts.
@@ -147,6 +171,9 @@ func (b *Backend) do(ctx context.Context, req *serve.Request) (*serve.Response, 
 		id = fmt.Sprintf("%d", time.Now().UnixNano())
 	}
 	s := &stream{b: b, j: j, ctx: ctx, endpoint: req.Endpoint, created: time.Now().Unix(), includeUsage: r.StreamOptions != nil && r.StreamOptions.IncludeUsage}
+	if r.Echo && req.Endpoint == serve.EndpointCompletions {
+		s.echo, _ = jsonString(r.Prompt) // checkFields made sure it is one string
+	}
 	if req.Endpoint == serve.EndpointChat {
 		s.id = "chatcmpl-" + id
 	} else {
@@ -162,25 +189,34 @@ func (b *Backend) newJob(ctx context.Context, ep serve.Endpoint, r *request) (*j
 	if r.N != nil && *r.N != 1 {
 		return nil, badParam("n", "the embedded engine produces one choice per request (n=1)")
 	}
+	if err := checkFields(ep, r); err != nil {
+		return nil, err
+	}
+	bias, err := logitBias(r.LogitBias, b.tok.VocabSize())
+	if err != nil {
+		return nil, err
+	}
+	nlp, err := logprobsRequest(ep, r)
+	if err != nil {
+		return nil, err
+	}
 	var prompt string
 	var stops []string
+	var tools *tooling
 	if ep == serve.EndpointChat {
 		if len(r.Messages) == 0 {
 			return nil, badParam("messages", "messages must not be empty")
 		}
-		msgs := make([]chat.Message, len(r.Messages))
-		for i, m := range r.Messages {
-			t, err := m.text()
-			if err != nil {
-				return nil, err
-			}
-			msgs[i] = chat.Message{Role: m.Role, Content: t}
-		}
 		var err error
-		if prompt, err = chat.Render(b.format, msgs); err != nil {
-			return nil, badParam("messages", "%v", err)
+		if tools, err = b.setupTools(r); err != nil {
+			return nil, err
 		}
-		stops = b.format.Stops()
+		if prompt, err = b.chatPrompt(r); err != nil {
+			return nil, err
+		}
+		if b.tmpl == nil {
+			stops = b.format.Stops()
+		}
 	} else {
 		ps, err := stringOrList(r.Prompt, "prompt")
 		if err != nil {
@@ -241,7 +277,19 @@ func (b *Backend) newJob(ctx context.Context, ep serve.Endpoint, r *request) (*j
 	} else {
 		p.Seed = uint64(time.Now().UnixNano())
 	}
-	return &job{ctx: ctx, prompt: toks, maxTokens: maxTok, stops: stops, sampler: sample.New(p), notify: make(chan struct{}, 1)}, nil
+	g, err := responseGrammar(r.ResponseFormat)
+	if err != nil {
+		return nil, err
+	}
+	j := &job{ctx: ctx, prompt: toks, maxTokens: maxTok, stops: stops, sampler: sample.New(p), notify: make(chan struct{}, 1), tools: tools, bias: bias, logprobs: nlp}
+	if tools != nil && tools.forced != nil {
+		g = tools.forced
+	}
+	if g != nil {
+		st := g.Start()
+		j.grammar = &st
+	}
+	return j, nil
 }
 
 // stream turns a job's output into OpenAI chunks; collect builds the
@@ -257,7 +305,11 @@ type stream struct {
 
 	started  bool
 	finished bool
-	queue    [][]byte // chunks ready to hand out
+	queue    [][]byte        // chunks ready to hand out
+	held     strings.Builder // with tools: the answer so far, parsed at the end
+	echo     string          // completions echo: the prompt, sent before the answer
+	lps      []tokenLogprob  // taken from the job, not yet sent
+	lpOffset int             // completions: text_offset of the next token
 	usage    *billing.Usage
 }
 
@@ -274,6 +326,15 @@ func (s *stream) chunk(delta map[string]any, text string, finish *string) []byte
 		choice = map[string]any{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": nil}
 	} else {
 		choice = map[string]any{"index": 0, "text": text, "finish_reason": finish, "logprobs": nil}
+	}
+	if s.j.logprobs >= 0 {
+		// Log probabilities ride with the text taken with them (or the
+		// next chunk, when the text is held back).
+		s.lps = append(s.lps, s.j.takeLogprobs()...)
+		if len(s.lps) > 0 && (text != "" || delta["content"] != nil || finish != nil) {
+			choice["logprobs"] = s.logprobsJSON(s.lps)
+			s.lps = nil
+		}
 	}
 	b, _ := json.Marshal(map[string]any{"id": s.id, "object": s.object(), "created": s.created, "model": s.b.name, "choices": []any{choice}})
 	return b
@@ -300,11 +361,30 @@ func (s *stream) Next() ([]byte, error) {
 			if s.endpoint == serve.EndpointChat {
 				return s.chunk(map[string]any{"role": "assistant", "content": ""}, "", nil), nil
 			}
+			if s.echo != "" {
+				return s.chunk(nil, s.echo, nil), nil
+			}
 		}
 		text, finish, err := s.j.take()
 		if err != nil {
 			s.finished = true
 			return nil, fmt.Errorf("engine: %w", err)
+		}
+		if s.j.tools != nil {
+			// With tools the answer is parsed for calls once whole, so
+			// its text is held back until then.
+			s.held.WriteString(text)
+			text = ""
+			if finish != "" {
+				content, calls := s.j.tools.format.Parse(s.held.String(), s.j.tools.known)
+				if content != "" {
+					s.queue = append(s.queue, s.chunk(map[string]any{"content": content}, content, nil))
+				}
+				if len(calls) > 0 {
+					s.queue = append(s.queue, s.chunk(map[string]any{"tool_calls": openAIToolCalls(s.id, calls, true)}, "", nil))
+					finish = "tool_calls"
+				}
+			}
 		}
 		if text != "" {
 			s.queue = append(s.queue, s.chunk(map[string]any{"content": text}, text, nil))
@@ -346,6 +426,7 @@ func usageJSON(u *billing.Usage) map[string]int64 {
 
 func (s *stream) collect() (*serve.Response, error) {
 	var out strings.Builder
+	out.WriteString(s.echo)
 	for {
 		text, finish, err := s.j.take()
 		out.WriteString(text)
@@ -357,10 +438,28 @@ func (s *stream) collect() (*serve.Response, error) {
 			var choice map[string]any
 			obj := "chat.completion"
 			if s.endpoint == serve.EndpointChat {
-				choice = map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": out.String()}, "finish_reason": finish, "logprobs": nil}
+				msg := map[string]any{"role": "assistant", "content": out.String()}
+				if s.j.tools != nil {
+					content, calls := s.j.tools.format.Parse(out.String(), s.j.tools.known)
+					msg["content"] = content
+					if len(calls) > 0 {
+						msg["tool_calls"] = openAIToolCalls(s.id, calls, false)
+						finish = "tool_calls"
+						if content == "" {
+							msg["content"] = nil
+						}
+					}
+				}
+				choice = map[string]any{"index": 0, "message": msg, "finish_reason": finish, "logprobs": nil}
+				if s.j.logprobs >= 0 {
+					choice["logprobs"] = s.logprobsJSON(s.j.takeLogprobs())
+				}
 			} else {
 				obj = "text_completion"
 				choice = map[string]any{"index": 0, "text": out.String(), "finish_reason": finish, "logprobs": nil}
+				if s.j.logprobs >= 0 {
+					choice["logprobs"] = s.logprobsJSON(s.j.takeLogprobs())
+				}
 			}
 			body, _ := json.Marshal(map[string]any{"id": s.id, "object": obj, "created": s.created, "model": s.b.name,
 				"choices": []any{choice}, "usage": usageJSON(u)})
@@ -384,4 +483,15 @@ func (b *Backend) submit(ctx context.Context, j *job) error {
 	case <-b.closed:
 		return fmt.Errorf("%w: %w", serve.ErrRetryable, errClosed)
 	}
+}
+
+func (s *stream) logprobsJSON(entries []tokenLogprob) map[string]any {
+	if s.endpoint == serve.EndpointChat {
+		return chatLogprobs(entries)
+	}
+	out := completionLogprobs(entries, s.lpOffset)
+	for _, e := range entries {
+		s.lpOffset += len(e.piece)
+	}
+	return out
 }

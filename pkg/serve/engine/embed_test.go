@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/llmctl/llmctl/pkg/serve"
 	"github.com/llmctl/llmctl/pkg/serve/engine"
-	"github.com/llmctl/llmctl/pkg/serve/engine/gguf"
 	"github.com/llmctl/llmctl/pkg/serve/engine/model"
 )
 
@@ -69,15 +67,7 @@ func floats(t *testing.T, raw json.RawMessage) []float32 {
 // computing the expected pooled vectors without the backend.
 func demoModel(t *testing.T) *model.Model {
 	t.Helper()
-	var buf bytes.Buffer
-	if err := engine.WriteDemo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Parse(buf.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := model.Load(f)
+	m, err := model.Load(demoGGUF(t))
 	if err != nil {
 		t.Fatal(err)
 	}

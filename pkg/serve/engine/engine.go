@@ -51,7 +51,8 @@ type Backend struct {
 	closer func() error // releases the model file
 	m      *model.Model
 	tok    *tokenizer.Tokenizer
-	format chat.Format
+	format chat.Format    // the hand-written fallback (stops; prompt when tmpl is nil)
+	tmpl   *chat.Template // the model's own chat template, when it has one that compiles
 	sched  *scheduler
 	closed chan struct{} // closed by Close: no more submissions
 	stop   context.CancelFunc
@@ -126,10 +127,22 @@ func newBackend(f *gguf.File, closer func() error, opts Options) (*Backend, erro
 		format: chat.Detect(tmpl, func(s string) bool { _, ok := tok.Lookup(s); return ok }),
 		closed: make(chan struct{}),
 	}
+	chatFormat := string(b.format)
+	if tmpl != "" {
+		// A template the renderer cannot compile is the file's problem, not
+		// the requests': serve with the hand-written format and say so.
+		t, err := chat.Compile(tmpl, string(tok.Piece(tok.BOS, true)), string(tok.Piece(tok.EOS, true)))
+		if err != nil {
+			opts.Logger.Warn("engine: the model's chat template does not compile; using a built-in format",
+				"model", opts.Name, "format", b.format, "err", err)
+		} else {
+			b.tmpl, chatFormat = t, "the model's template"
+		}
+	}
 	b.sched = &scheduler{
 		m: m, tok: tok, ws: m.NewWorkspace(opts.Threads),
 		ctxSize: opts.Context, maxActive: opts.MaxActive, prefillChunk: opts.PrefillChunk,
-		submit: make(chan *job), log: opts.Logger,
+		submit: make(chan *job), log: opts.Logger, vocab: grammarVocab(tok),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.stop = cancel
@@ -139,7 +152,7 @@ func newBackend(f *gguf.File, closer func() error, opts Options) (*Backend, erro
 		b.sched.run(ctx)
 	}()
 	opts.Logger.Info("engine model loaded", "model", b.name, "arch", m.Arch, "layers", m.Layers,
-		"embd", m.Embd, "vocab", m.Vocab, "context", opts.Context, "threads", opts.Threads, "chat_format", b.format)
+		"embd", m.Embd, "vocab", m.Vocab, "context", opts.Context, "threads", opts.Threads, "chat_format", chatFormat)
 	return b, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/llmctl/llmctl/pkg/serve/engine/grammar"
 	"github.com/llmctl/llmctl/pkg/serve/engine/model"
 	"github.com/llmctl/llmctl/pkg/serve/engine/sample"
 	"github.com/llmctl/llmctl/pkg/serve/engine/tokenizer"
@@ -20,6 +21,16 @@ type job struct {
 	maxTokens int
 	stops     []string
 	sampler   *sample.Sampler
+	// grammar, when set, holds the output to JSON (response_format): each
+	// step's logits are masked to the tokens it allows.
+	grammar *grammar.State
+	// tools, when set, has the answer parsed for function calls at the end.
+	tools *tooling
+	// bias is logit_bias: added to the token's logit before sampling.
+	bias map[int32]float32
+	// logprobs >= 0 records each token's log probability and that many
+	// alternatives (-1: none).
+	logprobs int
 	// embed, for an embeddings request, holds its inputs: each is fed as
 	// prompt work in turn, pooled, and its vector appended to vectors;
 	// the job ends after the last one and never samples.
@@ -37,6 +48,7 @@ type job struct {
 	// output, guarded by mu; notify has capacity 1 and is signalled on change
 	mu     sync.Mutex
 	text   strings.Builder // emitted, not yet taken
+	lps    []tokenLogprob  // recorded, not yet taken
 	finish string          // "stop" or "length" once done
 	gen    int             // tokens generated
 	err    error
@@ -51,6 +63,16 @@ func (j *job) take() (text, finish string, err error) {
 	text = j.text.String()
 	j.text.Reset()
 	return text, j.finish, j.err
+}
+
+// takeLogprobs returns the token log probabilities recorded since the
+// last call.
+func (j *job) takeLogprobs() []tokenLogprob {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := j.lps
+	j.lps = nil
+	return out
 }
 
 func (j *job) generated() int {
@@ -113,7 +135,8 @@ type scheduler struct {
 	prefillChunk int
 	submit       chan *job
 	log          *slog.Logger
-	counts       tokenCounts // metrics.go
+	counts       tokenCounts    // metrics.go
+	vocab        *grammar.Vocab // token bytes for grammar masking
 }
 
 var errClosed = errors.New("engine: closed")
@@ -261,15 +284,32 @@ func removeDone(active []*job) []*job {
 
 // advance samples the job's next token and emits the text it completes.
 func (s *scheduler) advance(j *job) {
+	for id, v := range j.bias {
+		j.logits[id] += v
+	}
+	if j.grammar != nil {
+		budget := min(j.maxTokens-j.gen, j.cache.Cap()-j.cache.Len())
+		j.grammar.Mask(j.logits, s.vocab, budget)
+	}
 	t := j.sampler.Next(j.logits, j.history)
+	if j.grammar != nil && !s.tok.IsEOG(t) {
+		j.grammar.Feed(s.vocab.Pieces[t])
+	}
 	if s.tok.IsEOG(t) {
 		j.emit(j.flush(true))
 		j.end("stop", nil)
 		return
 	}
 	j.history = append(j.history, t)
+	var lp tokenLogprob
+	if j.logprobs >= 0 {
+		lp = logprobsOf(j.logits, t, j.logprobs, func(id int32) []byte { return s.tok.Piece(id, false) })
+	}
 	j.mu.Lock()
 	j.gen++
+	if j.logprobs >= 0 {
+		j.lps = append(j.lps, lp)
+	}
 	j.mu.Unlock()
 	s.counts.generated.Add(1)
 	j.bytes = append(j.bytes, s.tok.Piece(t, false)...)
