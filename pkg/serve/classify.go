@@ -47,7 +47,7 @@ func classify(err error) verdict {
 	switch {
 	case isBE && be.Reason == "" && be.Status >= 400 && be.Status < 500:
 		// The backend rejected the request itself: pass its answer through.
-		v.answer = &apiError{Status: be.Status, Type: typeInvalidRequest, Code: "upstream_rejected", Message: upstreamMessage(be.Body, be.Status), Param: upstreamParam(be.Body)}
+		v.answer = upstreamRejected(be)
 	case errors.Is(err, context.DeadlineExceeded):
 		v.answer = &apiError{Status: http.StatusGatewayTimeout, Type: typeServer, Code: "backend_timeout",
 			Message: "the backend did not answer in time"}

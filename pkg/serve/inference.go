@@ -5,7 +5,6 @@ package serve
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -283,19 +282,6 @@ func (g *Gateway) backendAPIError(r *http.Request, model string, err error) *api
 	default:
 		return classify(err).answer
 	}
-}
-
-// upstreamMessage picks the message out of an upstream OpenAI-shaped error.
-func upstreamMessage(body []byte, status int) string {
-	var v struct {
-		Error struct {
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(body, &v) == nil && v.Error.Message != "" {
-		return v.Error.Message
-	}
-	return fmt.Sprintf("the backend rejected the request with status %d", status)
 }
 
 // plain settles, then sends the answer. Settling first is what makes a
