@@ -30,5 +30,7 @@ func TestStoreSQLite(t *testing.T) {
 }
 
 func TestStorePostgres(t *testing.T) {
-	batchtest.Run(t, func(t *testing.T) batch.Store { return openStore(t, testenv.PG(t).NewDatabase(t)) })
+	batchtest.Run(t, func(t *testing.T) batch.Store { return openStore(t, pgDSN(t)) })
 }
+
+func pgDSN(t *testing.T) string { return testenv.PG(t).NewDatabase(t) }
