@@ -46,14 +46,14 @@ func (g *Gateway) batchAPI(w http.ResponseWriter, r *http.Request, st *reqState)
 	g.opts.Batches.ServeBatchAPI(w, r, p)
 }
 
-// RunLine runs one batch line, body for endpoint (/v1/chat/completions,
+// RunLine runs one line of batch batchID (charged at the batch price), body for endpoint (/v1/chat/completions,
 // /v1/completions, /v1/embeddings), as principal p: the same decode, model
 // check, admission, ledger reservation, routing and settlement as a
 // client's request (the seam /v1/responses uses, run), with the access log
 // and metrics. requestID is the line's (the ledger's key). It returns the
 // status and body the client would have received; streaming is refused by
 // the batch validator, so the answer is always a whole JSON body.
-func (g *Gateway) RunLine(ctx context.Context, p billing.Principal, endpoint string, body []byte, requestID string) (int, []byte) {
+func (g *Gateway) RunLine(ctx context.Context, p billing.Principal, batchID, endpoint string, body []byte, requestID string) (int, []byte) {
 	r, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, http.NoBody)
 	if err != nil {
 		e := badRequest("url", "invalid url %q", endpoint)
@@ -80,6 +80,7 @@ func (g *Gateway) RunLine(ctx context.Context, p billing.Principal, endpoint str
 			g.fail(w, st, aerr)
 			return
 		}
+		cr.batchID = batchID
 		if cr.stream {
 			g.fail(w, st, badRequest("stream", "a batch line cannot be streamed; remove stream"))
 			return

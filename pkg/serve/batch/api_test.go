@@ -33,6 +33,7 @@ type env struct {
 	gw          *serve.Gateway
 	bs          batch.Store
 	ls          ledger.Store
+	l           *ledger.Ledger
 	keyA, keyB  string // tenants a and b; keyA may use only double-model
 	tenantA     string
 	startWorker func() (stop func())
@@ -75,14 +76,15 @@ func newEnv(t *testing.T, dsn string, limits batch.Limits) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Close(ctx) })
+	e.l = l
 	if _, err := ls.Apply(ctx, []ledger.Entry{{Key: "pay", TenantID: ta.ID, Kind: ledger.KindCredit, Amount: 1000 * ledger.Unit, Time: time.Now()}}); err != nil {
 		t.Fatal(err)
 	}
 	e.bs = openStore(t, dsn)
 	e.double = upstreamdouble.Start(t, upstreamdouble.Options{Name: "d"})
 	e.svcOpts = batch.Options{Store: e.bs, Limits: limits, Concurrency: 2, PollInterval: 20 * time.Millisecond,
-		Runner: batch.RunnerFunc(func(ctx context.Context, p billing.Principal, ep string, body []byte, id string) (int, []byte) {
-			return e.gw.RunLine(ctx, p, ep, body, id)
+		Runner: batch.RunnerFunc(func(ctx context.Context, p billing.Principal, batchID, ep string, body []byte, id string) (int, []byte) {
+			return e.gw.RunLine(ctx, p, batchID, ep, body, id)
 		})}
 	svc, err := batch.New(e.svcOpts)
 	if err != nil {
@@ -195,6 +197,12 @@ func download(t *testing.T, c openai.Client, id string) []outLine {
 // debits is tenant a's debit entries (one per charged request).
 func (e *env) debits(t *testing.T) []ledger.Entry {
 	t.Helper()
+	// The ledger writes what it journaled in the background.
+	for deadline := time.Now().Add(10 * time.Second); e.l.Depth() > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("ledger never drained")
+		}
+	}
 	es, err := e.ls.Entries(context.Background(), ledger.Filter{TenantID: e.tenantA})
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +217,13 @@ func (e *env) debits(t *testing.T) []ledger.Entry {
 }
 
 func TestBatchLifecycleWithOpenAIClient(t *testing.T) {
-	e := newEnv(t, sqliteDSN(t), batch.Limits{})
+	for name, dsn := range map[string]func(*testing.T) string{"SQLite": sqliteDSN, "PostgreSQL": pgDSN} {
+		t.Run(name, func(t *testing.T) { testLifecycle(t, dsn(t)) })
+	}
+}
+
+func testLifecycle(t *testing.T, dsn string) {
+	e := newEnv(t, dsn, batch.Limits{})
 	defer e.startWorker()()
 	c := e.client(e.keyA)
 	ctx := context.Background()
@@ -253,13 +267,18 @@ func TestBatchLifecycleWithOpenAIClient(t *testing.T) {
 		t.Fatalf("error file %+v", errs)
 	}
 	// Each answered line is charged once, through the gateway's own
-	// ledger path: the prompt and completion tokens the double reported.
+	// ledger path, at the batch price (half of 1 µ a token: 0.5 µ), to the
+	// micro-unit: ceil(tokens × 500,000 / 1,000,000) + 10 per request.
 	if d := e.debits(t); len(d) != 2 {
 		t.Fatalf("%d debits, want 2 (r1, r3): %+v", len(d), d)
 	} else {
 		for _, x := range d {
 			if !strings.Contains(x.Key, b.ID) {
 				t.Fatalf("debit %s is not attributed to batch %s", x.Key, b.ID)
+			}
+			tokens := x.PromptTokens + x.CompletionTokens
+			if want := -((tokens*500_000+999_999)/1_000_000 + 10); tokens == 0 || int64(x.Amount) != want {
+				t.Fatalf("debit %d for %d tokens, want %d at the batch price", x.Amount, tokens, want)
 			}
 		}
 	}
@@ -449,9 +468,8 @@ func TestBatchResumesExactlyOnce(t *testing.T) {
 					t.Fatalf("%s in the output %d times: %v", id, seen[id], seen)
 				}
 			}
-			// A line cut by the stop was released, not charged: at most
-			// one debit per line.
-			if d := e.debits(t); len(d) > 12 {
+			// A stop lets running lines finish: exactly one debit a line.
+			if d := e.debits(t); len(d) != 12 {
 				t.Fatalf("%d debits for 12 lines", len(d))
 			}
 		})

@@ -18,7 +18,7 @@ import (
 // (serve.Gateway.RunLine): auth snapshot, admission, ledger, routing,
 // settlement. It returns the status and body a client would have had.
 type Runner interface {
-	RunLine(ctx context.Context, p billing.Principal, endpoint string, body []byte, requestID string) (int, []byte)
+	RunLine(ctx context.Context, p billing.Principal, batchID, endpoint string, body []byte, requestID string) (int, []byte)
 }
 
 // Options configure a Service; Store and Runner are required.
@@ -133,9 +133,9 @@ func (s *Service) notify() {
 
 // RunnerFunc adapts a function to Runner (the gateway's RunLine, bound
 // after both are built).
-type RunnerFunc func(ctx context.Context, p billing.Principal, endpoint string, body []byte, requestID string) (int, []byte)
+type RunnerFunc func(ctx context.Context, p billing.Principal, batchID, endpoint string, body []byte, requestID string) (int, []byte)
 
 // RunLine calls f.
-func (f RunnerFunc) RunLine(ctx context.Context, p billing.Principal, endpoint string, body []byte, requestID string) (int, []byte) {
-	return f(ctx, p, endpoint, body, requestID)
+func (f RunnerFunc) RunLine(ctx context.Context, p billing.Principal, batchID, endpoint string, body []byte, requestID string) (int, []byte) {
+	return f(ctx, p, batchID, endpoint, body, requestID)
 }

@@ -214,7 +214,10 @@ func (s *Service) runLines(ctx context.Context, b Batch) error {
 		}
 		wg.Go(func() {
 			defer func() { <-s.slots }()
-			if err := s.runLine(ctx, b, p, req); err != nil {
+			// A started line is never cut by a stop: cut, it could be
+			// charged (what the backend used) and then run again after the
+			// restart. It finishes and is recorded; Run waits for it.
+			if err := s.runLine(context.WithoutCancel(ctx), b, p, req); err != nil {
 				mu.Lock()
 				lineErr = errors.Join(lineErr, err)
 				mu.Unlock()
@@ -265,10 +268,7 @@ func errorLine(batchID string, req Request, code, msg string) Line {
 // runLine runs one line through the gateway and records its answer once.
 func (s *Service) runLine(ctx context.Context, b Batch, p billing.Principal, req Request) error {
 	rid := requestID(b.ID, req.LineNo)
-	status, body := s.opts.Runner.RunLine(ctx, p, b.Endpoint, req.Body, rid)
-	if ctx.Err() != nil {
-		return ctx.Err() // not recorded: it runs again after the restart
-	}
+	status, body := s.opts.Runner.RunLine(ctx, p, b.ID, b.Endpoint, req.Body, rid)
 	if !json.Valid(body) {
 		body, _ = json.Marshal(map[string]any{"error": map[string]string{"message": string(body), "type": "server_error"}})
 	}
