@@ -18,6 +18,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
 
+	"github.com/llmctl/llmctl/internal/testenv"
 	"github.com/llmctl/llmctl/internal/upstreamdouble"
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/billing/ledger"
@@ -41,7 +42,7 @@ type env struct {
 	svcOpts     batch.Options
 }
 
-func newEnv(t *testing.T, dsn string, limits batch.Limits) *env {
+func newEnv(t *testing.T, dsn string, limits batch.Limits, mutate ...func(*batch.Options)) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, dsn)
@@ -86,6 +87,9 @@ func newEnv(t *testing.T, dsn string, limits batch.Limits) *env {
 		Runner: batch.RunnerFunc(func(ctx context.Context, p billing.Principal, batchID, ep string, body []byte, id string) (int, []byte) {
 			return e.gw.RunLine(ctx, p, batchID, ep, body, id)
 		})}
+	for _, m := range mutate {
+		m(&e.svcOpts)
+	}
 	svc, err := batch.New(e.svcOpts)
 	if err != nil {
 		t.Fatal(err)
@@ -473,5 +477,32 @@ func TestBatchResumesExactlyOnce(t *testing.T) {
 				t.Fatalf("%d debits for 12 lines", len(d))
 			}
 		})
+	}
+}
+
+// TestBatchExpires: a batch whose window passed before its lines ran ends
+// expired, every line in the error file as batch_expired, nothing charged.
+func TestBatchExpires(t *testing.T) {
+	clock := testenv.NewClock(time.Now())
+	e := newEnv(t, sqliteDSN(t), batch.Limits{}, func(o *batch.Options) { o.Now = clock.Now })
+	c := e.client(e.keyA)
+	b := create(t, c, upload(t, c, chatLine("a", "double-model", "x")+"\n"+chatLine("b", "double-model", "y")).ID)
+	clock.Add(25 * time.Hour)
+	defer e.startWorker()()
+	b = poll(t, c, b.ID)
+	if b.Status != openai.BatchStatusExpired || b.ExpiredAt == 0 || b.RequestCounts.Failed != 2 || b.OutputFileID != "" {
+		t.Fatalf("expired %+v", b)
+	}
+	errs := download(t, c, b.ErrorFileID)
+	if len(errs) != 2 || errs[0].CustomID != "a" || errs[1].CustomID != "b" {
+		t.Fatalf("error file %+v", errs)
+	}
+	for _, l := range errs {
+		if l.Response != nil || l.Error == nil || l.Error.Code != "batch_expired" {
+			t.Fatalf("error line %+v", l)
+		}
+	}
+	if d := e.debits(t); len(d) != 0 || e.double.Requests() != 0 {
+		t.Fatalf("an expired batch charged %d debits, sent %d requests", len(d), e.double.Requests())
 	}
 }
