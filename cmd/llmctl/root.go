@@ -83,6 +83,7 @@ func newRootCmd(ctx context.Context, s streams) *cobra.Command {
 		newUpCmd(g),
 		newDownCmd(g),
 		newDoctorCmd(g),
+		newBatchesCmd(g),
 	)
 	strictUsage(root)
 	return root
