@@ -84,6 +84,7 @@ func newRootCmd(ctx context.Context, s streams) *cobra.Command {
 		newDownCmd(g),
 		newDoctorCmd(g),
 		newPlanCmd(g),
+		newBatchesCmd(g),
 	)
 	strictUsage(root)
 	return root

@@ -13,11 +13,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/billing/limits"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/gpu/nvmlprobe"
 	"github.com/llmctl/llmctl/pkg/serve"
 	"github.com/llmctl/llmctl/pkg/serve/admin"
+	"github.com/llmctl/llmctl/pkg/serve/batch"
 	"github.com/llmctl/llmctl/pkg/serve/config"
 	"github.com/llmctl/llmctl/pkg/serve/engine"
 	"github.com/llmctl/llmctl/pkg/serve/gpumetrics"
@@ -293,10 +295,22 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger) error {
 		// Its own token counters, for `llmctl ledger reconcile`.
 		opts.Registry.MustRegister(e.Collector())
 	}
-	gw, err := serve.New(opts)
+	// The Files and Batches API on the same database; its worker runs each
+	// line through the gateway's own path (gw, set just below), so limits,
+	// holds and settlement apply as to any request.
+	var gw *serve.Gateway
+	batches, err := batch.New(batch.Options{Store: batch.OnDB(db), Logger: log,
+		Runner: batch.RunnerFunc(func(ctx context.Context, p billing.Principal, batchID, endpoint string, body []byte, requestID string) (int, []byte) {
+			return gw.RunLine(ctx, p, batchID, endpoint, body, requestID)
+		})})
 	if err != nil {
 		return err
 	}
+	opts.Batches = batches
+	if gw, err = serve.New(opts); err != nil {
+		return err
+	}
+	go batches.Run(ctx)
 	admin := o.cfg.AdminListen
 	if admin == "off" {
 		admin = ""

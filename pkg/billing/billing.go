@@ -140,6 +140,9 @@ type ReserveRequest struct {
 	MaxTokens    int64 // max completion tokens of all choices (max_tokens × max(n, best_of))
 	// EndUser is the request's OpenAI `user` field, recorded on its charge.
 	EndUser string
+	// BatchID is the batch this request is a line of ("" for none): it is
+	// charged at the model's batch price.
+	BatchID string
 }
 
 // Hold is a reservation in the ledger. Settle is called exactly once: it

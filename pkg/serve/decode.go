@@ -25,6 +25,7 @@ type clientRequest struct {
 	fields         map[string]json.RawMessage
 	native         *nativeCall // a protocol request a backend may serve itself
 	only           string      // only backends declaring this protocol serve it ("rerank")
+	batchID        string      // the batch this is a line of (batchapi.go): the batch price
 }
 
 // decodeRequest parses and validates an OpenAI request body for ep. Every

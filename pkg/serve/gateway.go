@@ -106,6 +106,10 @@ type Options struct {
 	Vouchers        Redeemer
 	RedeemPerMinute int
 
+	// Batches, when set, serves the Files and Batches API (/v1/files,
+	// /v1/batches; package batch, batchapi.go) behind the key check.
+	Batches BatchAPI
+
 	// Protocols are client protocols served by translation to chat
 	// completions besides the built-in ones (OpenAI Responses, Anthropic
 	// Messages): see package protocol and docs/protocols.md.

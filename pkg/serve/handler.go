@@ -80,6 +80,9 @@ func routeOf(path string) string {
 	if strings.HasPrefix(path, admin.Prefix) {
 		return "admin"
 	}
+	if isBatchPath(path) {
+		return "batch"
+	}
 	return "other"
 }
 
@@ -174,6 +177,10 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request, st *reqState) {
 	}
 	if strings.HasPrefix(path, admin.Prefix) && g.adminOn(AdminAPIOnAPI) {
 		g.adminAPI(w, r, st)
+		return
+	}
+	if g.opts.Batches != nil && isBatchPath(path) {
+		g.batchAPI(w, r, st)
 		return
 	}
 	var ep Endpoint

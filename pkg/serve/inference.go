@@ -107,7 +107,7 @@ func (g *Gateway) run(w http.ResponseWriter, r *http.Request, st *reqState, p bi
 	defer func() { s.finish(used) }()
 	reserve := func(model string) bool {
 		hold, err := g.reserver.Reserve(r.Context(), billing.ReserveRequest{Principal: p, RequestID: st.id, Model: model,
-			PromptTokens: cr.promptEstimate, MaxTokens: completion, EndUser: cr.endUser})
+			PromptTokens: cr.promptEstimate, MaxTokens: completion, EndUser: cr.endUser, BatchID: cr.batchID})
 		if err != nil {
 			g.fail(w, st, g.reserveError(r, st, cr, maxTokens, err))
 			return false

@@ -293,6 +293,9 @@ func (l *Ledger) Reserve(ctx context.Context, r billing.ReserveRequest) (billing
 	if err != nil {
 		return nil, err
 	}
+	if r.BatchID != "" {
+		price = price.ForBatch()
+	}
 	maxTokens := r.MaxTokens
 	if maxTokens <= 0 {
 		maxTokens = l.cfg.DefaultMaxTokens

@@ -22,6 +22,9 @@ type Price struct {
 	// PerRequest is a flat amount added to every request that used any
 	// token (and to every reservation).
 	PerRequest Micros `json:"perRequest,omitempty"`
+	// Batch prices the tokens of batch lines (batchprice.go); unset is
+	// half of Input and Output.
+	Batch *BatchPrice `json:"batch,omitempty"`
 }
 
 // Unknown-model policies.
@@ -53,7 +56,8 @@ func (p Prices) Validate() error {
 		return fmt.Errorf("prices: unknownModel %q: want %q or %q", p.UnknownModel, UnknownReject, UnknownDefault)
 	}
 	check := func(name string, pr Price) error {
-		if pr.Input < 0 || pr.Output < 0 || pr.PerRequest < 0 || pr.CachedInput != nil && *pr.CachedInput < 0 {
+		if pr.Input < 0 || pr.Output < 0 || pr.PerRequest < 0 || pr.CachedInput != nil && *pr.CachedInput < 0 ||
+			pr.Batch != nil && (pr.Batch.Input < 0 || pr.Batch.Output < 0) {
 			return fmt.Errorf("prices: %s: negative price", name)
 		}
 		// A reservation prices the whole prompt at Input, which is only the

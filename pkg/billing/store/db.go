@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // Pool sizes and ages the connections a process keeps to the billing
@@ -171,3 +172,14 @@ type ownedConn struct {
 }
 
 func (c ownedConn) close() { _ = c.db.Close() }
+
+// SQL is a database/sql handle on d's main connections, for the parts that
+// speak database/sql (the batch store). On PostgreSQL it borrows the main
+// pool (closing it leaves the pool open); on SQLite it is the store's
+// handle. d's owner still closes d.
+func (d *DB) SQL() *sql.DB {
+	if d.pg != nil {
+		return stdlib.OpenDBFromPool(d.pg)
+	}
+	return d.sqlite
+}

@@ -1,0 +1,332 @@
+package batch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/llmctl/llmctl/pkg/billing"
+)
+
+// Run is the worker: it takes every unfinished batch (its own, a restart's
+// leftovers) through validating → in_progress → finalizing → completed
+// (or failed, cancelled, expired) until ctx ends. Every finished line is
+// recorded once per (batch id, custom_id), so a batch resumes where it
+// stopped. One process works on a batch at a time; several replicas need a
+// lease on the batch row first (not done yet: lines would not be recorded
+// twice, but could be run and charged twice).
+func (s *Service) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	t := time.NewTicker(s.opts.PollInterval)
+	defer t.Stop()
+	for {
+		bs, err := s.opts.Store.Unfinished(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "batch worker: list unfinished batches", "err", err)
+		}
+		for _, b := range bs {
+			s.mu.Lock()
+			busy := s.running[b.ID]
+			s.running[b.ID] = true
+			s.mu.Unlock()
+			if busy {
+				continue
+			}
+			wg.Go(func() {
+				defer func() {
+					s.mu.Lock()
+					delete(s.running, b.ID)
+					s.mu.Unlock()
+				}()
+				if err := s.process(ctx, b); err != nil && ctx.Err() == nil {
+					s.log.ErrorContext(ctx, "batch worker", "batch", b.ID, "err", err)
+				}
+			})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.wake:
+		}
+	}
+}
+
+// process advances b until it is terminal or ctx ends.
+func (s *Service) process(ctx context.Context, b Batch) error {
+	for !b.Status.Terminal() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var err error
+		switch b.Status {
+		case StatusValidating:
+			err = s.validate(ctx, b)
+		case StatusInProgress, StatusCancelling:
+			err = s.runLines(ctx, b)
+		case StatusFinalizing:
+			err = s.finalize(ctx, b)
+		default:
+			return fmt.Errorf("unknown status %q", b.Status)
+		}
+		if err != nil {
+			return err
+		}
+		if b, err = s.opts.Store.Batch(ctx, b.TenantID, b.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// inputRequests reads and validates the batch's input file.
+func (s *Service) inputRequests(ctx context.Context, b Batch) ([]Request, []LineError, error) {
+	f, err := s.opts.Store.FileContent(ctx, b.TenantID, b.InputFileID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, []LineError{{Code: "file_not_found", Message: fmt.Sprintf("the input file %s was deleted", b.InputFileID)}}, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var p billing.Principal
+	if err := json.Unmarshal([]byte(b.Principal), &p); err != nil {
+		return nil, nil, fmt.Errorf("decode principal: %w", err)
+	}
+	reqs, errs := Validate(f.Content, b.Endpoint, s.opts.Limits, p.Allows)
+	return reqs, errs, nil
+}
+
+// validate checks the input file up front: the batch fails with errors
+// naming the lines, before anything runs or is charged; or it starts.
+func (s *Service) validate(ctx context.Context, b Batch) error {
+	reqs, errs, err := s.inputRequests(ctx, b)
+	if err != nil {
+		return err
+	}
+	now := s.opts.Now()
+	if len(errs) > 0 {
+		ej, err := json.Marshal(errs)
+		if err != nil {
+			return fmt.Errorf("encode errors: %w", err)
+		}
+		b.Status, b.Errors, b.FailedAt = StatusFailed, string(ej), now
+		s.log.InfoContext(ctx, "batch failed validation", "batch", b.ID, "errors", errorSummary(errs))
+	} else {
+		b.Status, b.Total, b.InProgressAt = StatusInProgress, int64(len(reqs)), now
+	}
+	_, err = s.opts.Store.UpdateBatch(ctx, b, StatusValidating) // lost to a cancel: process rereads
+	return err
+}
+
+// outputLine is one line of the output or error file, as OpenAI documents.
+type outputLine struct {
+	ID       string          `json:"id"`
+	CustomID string          `json:"custom_id"`
+	Response *lineResponse   `json:"response"`
+	Error    *lineErrorField `json:"error"`
+}
+
+type lineResponse struct {
+	StatusCode int             `json:"status_code"`
+	RequestID  string          `json:"request_id"`
+	Body       json.RawMessage `json:"body"`
+}
+
+type lineErrorField struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// requestID is a line's request id: stable across restarts, so the ledger
+// entry of a rerun line has the same key.
+func requestID(batchID string, line int64) string { return fmt.Sprintf("%s-%d", batchID, line) }
+
+// runLines runs every line not yet recorded, Concurrency at a time, until
+// the batch is cancelled or expires; then moves it on.
+func (s *Service) runLines(ctx context.Context, b Batch) error {
+	reqs, errs, err := s.inputRequests(ctx, b)
+	if err != nil {
+		return err
+	}
+	if len(errs) > 0 {
+		// The input changed under a running batch (it was deleted): the
+		// batch fails, or is cancelled if that was asked.
+		if b.Status == StatusCancelling {
+			reqs = nil
+		} else {
+			ej, _ := json.Marshal(errs)
+			from := b.Status
+			b.Status, b.Errors, b.FailedAt = StatusFailed, string(ej), s.opts.Now()
+			_, err := s.opts.Store.UpdateBatch(ctx, b, from)
+			return err
+		}
+	}
+	var p billing.Principal
+	if err := json.Unmarshal([]byte(b.Principal), &p); err != nil {
+		return fmt.Errorf("decode principal: %w", err)
+	}
+	done, err := s.opts.Store.Lines(ctx, b.ID)
+	if err != nil {
+		return err
+	}
+	recorded := map[string]bool{}
+	for _, l := range done {
+		recorded[l.CustomID] = true
+	}
+	// stop ends starting lines when the batch is cancelled or expires; a
+	// running line finishes (it is never cut halfway through its charge).
+	stopped := func() (Status, bool) {
+		if s.opts.Now().After(b.ExpiresAt) {
+			return StatusExpired, true
+		}
+		cur, err := s.opts.Store.Batch(ctx, b.TenantID, b.ID)
+		if err == nil && cur.Status == StatusCancelling {
+			return StatusCancelling, true
+		}
+		return "", false
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		lineErr error
+		stop    Status
+	)
+	for _, req := range reqs {
+		if recorded[req.CustomID] {
+			continue
+		}
+		if st, ok := stopped(); ok {
+			stop = st
+			break
+		}
+		// The admission queue's lowest priority plugs in here: a batch line
+		// waits for a slot only when no interactive request does.
+		select {
+		case s.slots <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		}
+		wg.Go(func() {
+			defer func() { <-s.slots }()
+			// A started line is never cut by a stop: cut, it could be
+			// charged (what the backend used) and then run again after the
+			// restart. It finishes and is recorded; Run waits for it.
+			if err := s.runLine(context.WithoutCancel(ctx), b, p, req); err != nil {
+				mu.Lock()
+				lineErr = errors.Join(lineErr, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if lineErr != nil {
+		return lineErr
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if stop == "" {
+		if st, ok := stopped(); ok && b.Status != StatusCancelling {
+			stop = st
+		}
+	}
+	if stop == StatusExpired {
+		// Expired as documented: what did not run ends in the error file.
+		for _, req := range reqs {
+			l := errorLine(b.ID, req, "batch_expired", "this request could not be executed before the completion window expired")
+			if _, err := s.opts.Store.RecordLine(ctx, b.ID, l); err != nil {
+				return err
+			}
+		}
+	}
+	from := b.Status
+	if stop == StatusCancelling {
+		from = StatusCancelling
+	}
+	b.Status, b.FinalizingAt = StatusFinalizing, s.opts.Now()
+	if stop == StatusExpired {
+		b.ExpiredAt = b.FinalizingAt
+	}
+	if _, err := s.opts.Store.UpdateBatch(ctx, b, from); err != nil {
+		return err
+	}
+	return nil
+}
+
+func errorLine(batchID string, req Request, code, msg string) Line {
+	lj, _ := json.Marshal(outputLine{ID: "batch_req_" + requestID(batchID, req.LineNo), CustomID: req.CustomID,
+		Error: &lineErrorField{Code: code, Message: msg}})
+	return Line{CustomID: req.CustomID, LineNo: req.LineNo, Failed: true, JSON: string(lj)}
+}
+
+// runLine runs one line through the gateway and records its answer once.
+func (s *Service) runLine(ctx context.Context, b Batch, p billing.Principal, req Request) error {
+	rid := requestID(b.ID, req.LineNo)
+	status, body := s.opts.Runner.RunLine(ctx, p, b.ID, b.Endpoint, req.Body, rid)
+	if !json.Valid(body) {
+		body, _ = json.Marshal(map[string]any{"error": map[string]string{"message": string(body), "type": "server_error"}})
+	}
+	lj, err := json.Marshal(outputLine{ID: "batch_req_" + rid, CustomID: req.CustomID,
+		Response: &lineResponse{StatusCode: status, RequestID: rid, Body: body}})
+	if err != nil {
+		return fmt.Errorf("encode line %d: %w", req.LineNo, err)
+	}
+	failed := status != http.StatusOK
+	_, err = s.opts.Store.RecordLine(ctx, b.ID, Line{CustomID: req.CustomID, LineNo: req.LineNo, Failed: failed, JSON: string(lj)})
+	return err
+}
+
+// finalize writes the output and error files from the recorded lines and
+// ends the batch. The files' ids are derived from the batch's, so a
+// finalize cut short and rerun finds them instead of writing them twice.
+func (s *Service) finalize(ctx context.Context, b Batch) error {
+	lines, err := s.opts.Store.Lines(ctx, b.ID)
+	if err != nil {
+		return err
+	}
+	var out, errs []byte
+	for _, l := range lines {
+		if l.Failed {
+			errs = append(append(errs, l.JSON...), '\n')
+		} else {
+			out = append(append(out, l.JSON...), '\n')
+		}
+	}
+	write := func(kind string, content []byte) (string, error) {
+		if len(content) == 0 {
+			return "", nil
+		}
+		id := "file-" + b.ID + "-" + kind
+		if _, err := s.opts.Store.File(ctx, b.TenantID, id); err == nil {
+			return id, nil
+		} else if !errors.Is(err, ErrNotFound) {
+			return "", err
+		}
+		f := File{ID: id, TenantID: b.TenantID, Purpose: "batch_output", Filename: b.ID + "_" + kind + ".jsonl",
+			CreatedAt: s.opts.Now(), Content: content}
+		return id, s.opts.Store.CreateFile(ctx, f)
+	}
+	if b.OutputFileID, err = write("output", out); err != nil {
+		return err
+	}
+	if b.ErrorFileID, err = write("error", errs); err != nil {
+		return err
+	}
+	now := s.opts.Now()
+	switch {
+	case !b.ExpiredAt.IsZero():
+		b.Status = StatusExpired
+	case !b.CancellingAt.IsZero():
+		b.Status, b.CancelledAt = StatusCancelled, now
+	default:
+		b.Status, b.CompletedAt = StatusCompleted, now
+	}
+	_, err = s.opts.Store.UpdateBatch(ctx, b, StatusFinalizing)
+	return err
+}
