@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/llmctl/llmctl/internal/printer"
+	"github.com/llmctl/llmctl/pkg/billing/margin"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 	"github.com/llmctl/llmctl/pkg/deploy"
 	"github.com/llmctl/llmctl/pkg/gpu/nvmlprobe"
@@ -103,6 +104,18 @@ func (o *topOptions) Run(ctx context.Context, g *globals) error {
 	// Checked before anything is drawn: bubbletea on a pipe would switch a
 	// terminal that is not there into the alternate screen and read keys
 	// from nowhere.
+	// The Margin pane prices with the config file's costs: (before the
+	// screen, so that a bad amount is said plainly).
+	var costs margin.Costs
+	if !o.Once && o.dsn != "" {
+		var err error
+		if costs, err = g.configCosts(); err != nil {
+			return err
+		}
+		if err := costs.Validate(); err != nil {
+			return fmt.Errorf("--config: %w", err)
+		}
+	}
 	if !o.Once && (!isTerminal(g.In) || !isTerminal(g.Out)) {
 		return errors.New("top needs a terminal on stdin and stdout; use --once for one snapshot (-o table|json|yaml)")
 	}
@@ -136,6 +149,7 @@ func (o *topOptions) Run(ctx context.Context, g *globals) error {
 		}
 		defer closeLedger()
 		src.Ledger = ls
+		src.Margin = ledgersource.Margins{Source: ls, Costs: costs}
 	}
 	if o.Once {
 		snap, err := top.Once(ctx, src, o.Interval)
@@ -168,9 +182,11 @@ func newTopCmd(g *globals) *cobra.Command {
 pods found in --namespace, through the API server's pod proxy) and shows per
 model request rates, p50/p99 latency and time to first token, tokens per second,
 error and 429 rates, backend health, GPU readings, and each tenant's balance and
-recent spend from the ledger database (--db).
+recent spend from the ledger database (--db); m swaps the ledger for the Margin
+pane: revenue, attributed cost and margin per tenant and model over the last
+24h, priced with the costs: section of --config (as llmctl ledger margin).
 
-Keys: ? help, tab switch pane, / filter, s/S sort, enter drill down, esc back, q quit.`,
+Keys: ? help, tab switch pane, m margin/ledger, / filter, s/S sort, enter drill down, esc back, q quit.`,
 		Example: `  llmctl top --target http://127.0.0.1:9090/metrics --db sqlite:/var/lib/llmctl/llmctl.db
   llmctl top --target http://10.0.0.5:9090 --once -o json
   llmctl top -n llmctl --db postgres://llmctl@db/llmctl`,

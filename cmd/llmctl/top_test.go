@@ -177,3 +177,24 @@ func TestTopNeedsATerminal(t *testing.T) {
 		t.Fatalf("wrote %q to a non-terminal (alternate-screen escapes?)", out)
 	}
 }
+
+// TestTopConfigCosts: the Margin pane's costs come from --config and a bad
+// amount is refused, naming the field, before the screen.
+func TestTopConfigCosts(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "llmctl.yaml")
+	if err := os.WriteFile(cfg, []byte("costs:\n  gpuMonthly: \"-3\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := run(t, "top", "--config", cfg, "--db", topLedger(t), "--target", "http://127.0.0.1:9")
+	if err == nil || !strings.Contains(err.Error(), "costs.gpuMonthly") {
+		t.Fatalf("err = %v, want costs.gpuMonthly refused", err)
+	}
+	if err := os.WriteFile(cfg, []byte("costs:\n  gpuMonthly: \"450\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Good costs: on to the terminal check.
+	_, _, err = run(t, "top", "--config", cfg, "--db", topLedger(t), "--target", "http://127.0.0.1:9")
+	if err == nil || !strings.Contains(err.Error(), "top needs a terminal") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -69,6 +69,7 @@ type Sources struct {
 	Scraper  Fetcher
 	GPU      GPUSource    // nil: no local GPU reader
 	Ledger   LedgerSource // nil: no --db
+	Margin   MarginSource // nil: no --db
 	Timeout  time.Duration
 }
 

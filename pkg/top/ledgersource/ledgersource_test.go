@@ -76,6 +76,7 @@ func run(t *testing.T, dsn string) {
 	if len(all) != 4 || all[3].Kind != "credit" {
 		t.Fatalf("all entries = %+v, want 4 ending with the 2-day-old credit", all)
 	}
+	checkMargin(t, src, now)
 }
 
 func populate(t *testing.T, dsn string, now time.Time) {

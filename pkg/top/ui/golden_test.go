@@ -51,7 +51,11 @@ func ledgerDB(t *testing.T) *ledgersource.Source {
 // screen starts the program at a fixed size and profile, waits for the
 // first reads, then plays six scrape rounds of traffic.
 func screen(t *testing.T, profile termenv.Profile, w, h int) (*fixture, *teatest.TestModel) {
-	f := newFixture(t, ledgerDB(t), profile)
+	return screenOf(t, newFixture(t, ledgerDB(t), profile), w, h)
+}
+
+// screenOf is screen with the fixture built by the caller.
+func screenOf(t *testing.T, f *fixture, w, h int) (*fixture, *teatest.TestModel) {
 	f.gw.Up.WithLabelValues("gpu-box").Set(1)
 	f.gw.Up.WithLabelValues("cpu-engine").Set(0)
 	f.gw.BInF.WithLabelValues("gpu-box").Set(3)

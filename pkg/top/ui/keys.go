@@ -4,13 +4,14 @@ import "github.com/charmbracelet/bubbles/key"
 
 // keyMap is every binding, shown by `?`.
 type keyMap struct {
-	Help, Tab, Filter, Sort, SortRev, Enter, Back, Up, Down, Quit key.Binding
+	Help, Tab, Margin, Filter, Sort, SortRev, Enter, Back, Up, Down, Quit key.Binding
 }
 
 func newKeyMap() keyMap {
 	return keyMap{
 		Help:    key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
 		Tab:     key.NewBinding(key.WithKeys("tab", "shift+tab"), key.WithHelp("tab", "switch pane")),
+		Margin:  key.NewBinding(key.WithKeys("m"), key.WithHelp("m", "margin / ledger")),
 		Filter:  key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
 		Sort:    key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort by next column")),
 		SortRev: key.NewBinding(key.WithKeys("S"), key.WithHelp("S", "reverse sort")),
@@ -23,9 +24,9 @@ func newKeyMap() keyMap {
 }
 
 func (k keyMap) ShortHelp() []key.Binding {
-	return []key.Binding{k.Tab, k.Filter, k.Sort, k.Enter, k.Help, k.Quit}
+	return []key.Binding{k.Tab, k.Margin, k.Filter, k.Sort, k.Enter, k.Help, k.Quit}
 }
 
 func (k keyMap) FullHelp() [][]key.Binding {
-	return [][]key.Binding{{k.Tab, k.Up, k.Down, k.Enter, k.Back}, {k.Filter, k.Sort, k.SortRev, k.Help, k.Quit}}
+	return [][]key.Binding{{k.Tab, k.Margin, k.Up, k.Down, k.Enter, k.Back}, {k.Filter, k.Sort, k.SortRev, k.Help, k.Quit}}
 }

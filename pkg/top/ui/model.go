@@ -1,8 +1,8 @@
 // Package ui is `llmctl top`'s terminal interface: one bubbletea root model
-// composed of a traffic, a GPU and a ledger pane. Every read happens inside
-// a tea.Cmd (through top.Sources); Update only folds results into the
-// top.Monitor and never blocks. Refresh is a tea.Tick re-armed on every
-// tick.
+// composed of a traffic, a GPU and a ledger pane (`m` swaps in the margin
+// pane). Every read happens inside a tea.Cmd (through top.Sources); Update
+// only folds results into the top.Monitor and never blocks. Refresh is a
+// tea.Tick re-armed on every tick.
 package ui
 
 import (
@@ -84,6 +84,7 @@ type Model struct {
 
 	traffic trafficPane
 	ledger  ledgerPane
+	margin  marginPane
 
 	ticks                         int
 	scraping, reading, readingGPU bool
@@ -172,7 +173,24 @@ func (m *Model) refresh(ledgerDue bool) tea.Cmd {
 	if m.ledger.drill && !m.ledger.loading && ledgerDue {
 		cmds = append(cmds, m.loadEntries())
 	}
+	if ledgerDue && m.margin.shown {
+		cmds = append(cmds, m.loadMargin())
+	}
 	return tea.Batch(cmds...)
+}
+
+// loadMargin prices the window ending now; it runs only while the Margin
+// pane is shown, as it reads every entry of the window.
+func (m *Model) loadMargin() tea.Cmd {
+	if m.src.Margin == nil || m.margin.reading {
+		return nil
+	}
+	m.margin.reading = true
+	now := m.opts.Now()
+	return func() tea.Msg {
+		r, err := m.src.ReadMargin(m.ctx, now)
+		return marginMsg{r, err}
+	}
 }
 
 func (m *Model) loadEntries() tea.Cmd {
@@ -208,6 +226,14 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tenantsMsg:
 		m.reading = false
 		m.mon.ApplyTenants(msg.rows, msg.err)
+		return m, nil
+	case marginMsg:
+		m.margin.reading, m.margin.err = false, ""
+		if msg.err != nil {
+			m.margin.err = msg.err.Error() // the last good report stays
+			return m, nil
+		}
+		m.margin.report, m.margin.loaded = msg.report, true
 		return m, nil
 	case entriesMsg:
 		m.ledger.loading = false
@@ -257,6 +283,13 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 		} else {
 			m.focus = (m.focus + 1) % paneCount
 		}
+	case key.Matches(msg, k.Margin):
+		// The bottom slot swaps between Ledger and Margin, and takes focus.
+		m.margin.shown = !(m.margin.shown && m.focus == paneLedger)
+		m.focus = paneLedger
+		if m.margin.shown {
+			return m.loadMargin()
+		}
 	case key.Matches(msg, k.Filter):
 		if m.focus == paneGPU {
 			return nil
@@ -270,25 +303,29 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 		case paneTraffic:
 			m.traffic.cycleSort()
 		case paneLedger:
-			m.ledger.cycleSort()
+			if !m.margin.shown {
+				m.ledger.cycleSort()
+			}
 		}
 	case key.Matches(msg, k.SortRev):
 		switch m.focus {
 		case paneTraffic:
 			m.traffic.asc = !m.traffic.asc
 		case paneLedger:
-			m.ledger.asc = !m.ledger.asc
+			if !m.margin.shown {
+				m.ledger.asc = !m.ledger.asc
+			}
 		}
 	case key.Matches(msg, k.Up):
-		if m.focus == paneLedger && !m.ledger.drill {
+		if m.ledgerFocused() && !m.ledger.drill {
 			m.ledger.cursor = max(m.ledger.cursor-1, 0)
 		}
 	case key.Matches(msg, k.Down):
-		if m.focus == paneLedger && !m.ledger.drill {
+		if m.ledgerFocused() && !m.ledger.drill {
 			m.ledger.cursor++ // clamped when drawn
 		}
 	case key.Matches(msg, k.Enter):
-		if m.focus == paneLedger && !m.ledger.drill {
+		if m.ledgerFocused() && !m.ledger.drill {
 			if t, ok := m.ledger.selected(m.mon.Tenants); ok {
 				m.ledger.drill, m.ledger.tenant, m.ledger.entries, m.ledger.entriesErr = true, t, nil, ""
 				return m.loadEntries()
@@ -298,7 +335,7 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 		switch {
 		case m.showHelp:
 			m.showHelp = false
-		case m.focus == paneLedger && m.ledger.drill:
+		case m.ledgerFocused() && m.ledger.drill:
 			m.ledger.drill, m.ledger.entries = false, nil
 		default:
 			m.setFilter("")
@@ -307,7 +344,13 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 	return nil
 }
 
+// ledgerFocused: the bottom slot has focus and shows the Ledger.
+func (m *Model) ledgerFocused() bool { return m.focus == paneLedger && !m.margin.shown }
+
 func (m *Model) currentFilter() string {
+	if m.focus == paneLedger && m.margin.shown {
+		return m.margin.filter
+	}
 	if m.focus == paneLedger {
 		return m.ledger.filter
 	}
@@ -319,6 +362,10 @@ func (m *Model) setFilter(f string) {
 	case paneTraffic:
 		m.traffic.filter = f
 	case paneLedger:
+		if m.margin.shown {
+			m.margin.filter = f
+			return
+		}
 		m.ledger.filter, m.ledger.cursor, m.ledger.offset = f, 0, 0
 	}
 }
@@ -347,7 +394,8 @@ func (m *Model) View() string {
 		lines = append(lines, "", st.title.Render("Keys"))
 		lines = append(lines, strings.Split(m.help.FullHelpView(m.keys.FullHelp()), "\n")...)
 		lines = append(lines, "", st.dim.Render("Traffic: rates and p50/p99 are over the last refresh window, from histogram deltas."),
-			st.dim.Render("Ledger: spend and requests over the last hour/day; reads every few refreshes."))
+			st.dim.Render("Ledger: spend and requests over the last hour/day; reads every few refreshes."),
+			st.dim.Render("Margin (m): revenue, attributed cost and margin per tenant and model over the last 24h, as `llmctl ledger margin`."))
 		return fit(lines, w, h)
 	}
 
@@ -358,7 +406,12 @@ func (m *Model) View() string {
 	trafficMax := max(body-len(gpu)-4, 3)
 	traffic := m.traffic.view(m.mon, st, w, min(trafficMax, max(body*2/3, 6)))
 	ledgerH := max(body-len(traffic)-len(gpu), 2)
-	ledger := m.ledger.view(m.mon, st, m.focus == paneLedger, w, ledgerH)
+	var ledger []string
+	if m.margin.shown {
+		ledger = m.margin.view(m.src.Margin != nil, st, ledgerH)
+	} else {
+		ledger = m.ledger.view(m.mon, st, m.focus == paneLedger, w, ledgerH)
+	}
 
 	lines = append(lines, m.title(paneTraffic, m.traffic.sortName(), m.traffic.filter))
 	lines = append(lines, traffic...)
@@ -368,7 +421,11 @@ func (m *Model) View() string {
 	}
 	lines = append(lines, gt)
 	lines = append(lines, gpu...)
-	lines = append(lines, m.title(paneLedger, m.ledger.sortName(), m.ledger.filter))
+	if m.margin.shown {
+		lines = append(lines, m.title(paneLedger, "", m.margin.filter))
+	} else {
+		lines = append(lines, m.title(paneLedger, m.ledger.sortName(), m.ledger.filter))
+	}
 	lines = append(lines, ledger...)
 	for len(lines) < h-1 {
 		lines = append(lines, "")
@@ -387,9 +444,13 @@ func (m *Model) title(p pane, sort, filter string) string {
 		s = st.titleFocus
 	}
 	// Brackets mark focus even when styles are dropped (NO_COLOR).
-	name := " " + paneNames[p] + " "
+	pn := paneNames[p]
+	if p == paneLedger && m.margin.shown {
+		pn = "Margin"
+	}
+	name := " " + pn + " "
 	if m.focus == p {
-		name = "[" + paneNames[p] + "]"
+		name = "[" + pn + "]"
 	}
 	t := s.Render(name)
 	if sort != "" {
