@@ -424,14 +424,8 @@ type spendRow struct {
 }
 
 func (o *ledgerSpendOptions) Complete(now time.Time) (err error) {
-	if o.since, err = parseSince(o.Since, now); err != nil {
+	if o.since, o.until, err = parseWindow(o.Since, o.Until, now); err != nil {
 		return err
-	}
-	o.until = now
-	if o.Until != "" {
-		if o.until, err = parseSince(o.Until, now); err != nil {
-			return fmt.Errorf("--until: %w", err)
-		}
 	}
 	return nil
 }
@@ -780,4 +774,19 @@ func printVerify(g *globals, r ledger.Report, stale []ledger.OpenHold, maxHoldAg
 		fmt.Fprintln(g.Out, "ok: every balance equals the sum of its entries")
 	}
 	return nil
+}
+
+// parseWindow reads --since and --until (empty: now) as the spend and
+// margin reports take them.
+func parseWindow(since, until string, now time.Time) (from, to time.Time, err error) {
+	if from, err = parseSince(since, now); err != nil {
+		return from, to, err
+	}
+	to = now
+	if until != "" {
+		if to, err = parseSince(until, now); err != nil {
+			return from, to, fmt.Errorf("--until: %w", err)
+		}
+	}
+	return from, to, nil
 }

@@ -34,14 +34,8 @@ type ledgerMarginOptions struct {
 }
 
 func (o *ledgerMarginOptions) Complete(now time.Time) (err error) {
-	if o.since, err = parseSince(o.Since, now); err != nil {
+	if o.since, o.until, err = parseWindow(o.Since, o.Until, now); err != nil {
 		return err
-	}
-	o.until = now
-	if o.Until != "" {
-		if o.until, err = parseSince(o.Until, now); err != nil {
-			return fmt.Errorf("--until: %w", err)
-		}
 	}
 	// The config file's costs: under the flags.
 	if file, err := o.g.configCosts(); err != nil {
