@@ -63,12 +63,13 @@ deps:
 	fi
 
 # Packages whose goroutines share state (limiter flusher, ledger writers and
-# spool, gateway, engine scheduler, top's model, the test control plane):
+# spool, gateway, batch worker, engine scheduler, top's model, the test control
+# plane):
 # make test runs them a second time under the race detector. Not
 # pkg/billing/limits/accuracy: its subject is three `llmctl serve` processes
 # built without -race, so racing its HTTP driver checks nothing and only
 # loads the machine its exactness test runs on.
-RACE_PKGS ?= ./pkg/billing/ ./pkg/billing/alerts/ ./pkg/billing/ledger/... ./pkg/billing/limits/ ./pkg/billing/store/... ./pkg/billing/webhook/ ./pkg/serve/ ./pkg/serve/protocol/... ./pkg/serve/engine/ ./pkg/top/ ./pkg/top/ui/ ./pkg/top/metrics/ ./pkg/top/ledgersource/ ./internal/kubetest/
+RACE_PKGS ?= ./pkg/billing/ ./pkg/billing/alerts/ ./pkg/billing/ledger/... ./pkg/billing/limits/ ./pkg/billing/store/... ./pkg/billing/webhook/ ./pkg/serve/ ./pkg/serve/protocol/... ./pkg/serve/batch/ ./pkg/serve/engine/ ./pkg/top/ ./pkg/top/ui/ ./pkg/top/metrics/ ./pkg/top/ledgersource/ ./internal/kubetest/
 
 ## test: every test, real services required; then the race detector.
 test: deps lint llamaref kube-tools
