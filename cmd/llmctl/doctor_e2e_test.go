@@ -27,7 +27,7 @@ func TestDoctorE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &testenv.Buffer{}
-	g := startGateway(t, buildLLMCtl(t), []string{"serve", "--db", dsn, "--listen", "127.0.0.1:0", "--admin-listen", "off",
+	g := startGateway(t, buildLLMCtl(t), []string{"serve", "--db", dsn, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
 		"--backend", "d=" + double.URL(), "--prices", prices, "--spool-dir", filepath.Join(dir, "spool")}, logs)
 	t.Cleanup(func() { _ = g.cmd.Process.Kill(); <-g.done })
 	t.Setenv("LLMCTL_SERVER", "")
@@ -35,7 +35,8 @@ func TestDoctorE2E(t *testing.T) {
 
 	canary := func(model string) (preflight.Report, error) {
 		t.Helper()
-		out, errOut, err := run(t, "doctor", "--e2e", "--server", g.url, "--api-key", adminKey, "--e2e-model", model, "--e2e-fund", "1", "-o", "json")
+		out, errOut, err := run(t, "doctor", "--e2e", "--server", g.url, "--api-key", adminKey, "--e2e-model", model, "--e2e-fund", "1",
+			"--metrics-url", g.admin+"/metrics", "-o", "json")
 		var rep preflight.Report
 		if jerr := json.Unmarshal([]byte(out), &rep); jerr != nil {
 			t.Fatalf("doctor --e2e output: %v\n%s\n%s\n%s", jerr, out, errOut, logs)
@@ -56,7 +57,7 @@ func TestDoctorE2E(t *testing.T) {
 			t.Errorf("%s: %+v", id, v[id])
 		}
 	}
-	if err != nil || v["e2e.metrics"].Verdict != preflight.Skip || rep.Summary.Fail != 0 {
+	if err != nil || v["e2e.metrics"].Verdict != preflight.Pass || rep.Summary.Fail != 0 {
 		t.Fatalf("healthy chain: %v %+v\n%s", err, rep, logs)
 	}
 	// The canary tenant: funded 1, charged, credited back: balance 1 again.

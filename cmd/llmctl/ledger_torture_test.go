@@ -48,9 +48,10 @@ const (
 
 // gatewayProc is one `llmctl serve` process.
 type gatewayProc struct {
-	cmd  *exec.Cmd
-	url  string
-	done chan struct{}
+	cmd   *exec.Cmd
+	url   string
+	admin string // the admin listener's URL, "off" when it is off
+	done  chan struct{}
 }
 
 func startGateway(t *testing.T, bin string, args []string, logw io.Writer) *gatewayProc {
@@ -65,18 +66,20 @@ func startGateway(t *testing.T, bin string, args []string, logw io.Writer) *gate
 		t.Fatal(err)
 	}
 	g := &gatewayProc{cmd: cmd, done: make(chan struct{})}
-	urls := make(chan string, 1)
+	urls := make(chan [2]string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			if rest, ok := strings.CutPrefix(sc.Text(), "serving: api="); ok {
-				urls <- strings.Fields(rest)[0]
+				api, adm, _ := strings.Cut(rest, " admin=")
+				urls <- [2]string{api, strings.TrimSpace(adm)}
 			}
 		}
 	}()
 	go func() { _ = cmd.Wait(); close(g.done) }()
 	select {
-	case g.url = <-urls:
+	case u := <-urls:
+		g.url, g.admin = u[0], u[1]
 	case <-g.done:
 		t.Fatalf("llmctl serve exited before listening")
 	case <-time.After(60 * time.Second):
