@@ -261,6 +261,7 @@ func FuzzParseDelta(f *testing.F) {
 	f.Add("# TYPE llmctl_request_duration_seconds histogram\nllmctl_request_duration_seconds_bucket{model=\"m\",le=\"0.1\"} 1\nllmctl_request_duration_seconds_bucket{model=\"m\",le=\"+Inf\"} 2\nllmctl_request_duration_seconds_sum{model=\"m\"} 1\nllmctl_request_duration_seconds_count{model=\"m\"} 2\n",
 		"# TYPE llmctl_request_duration_seconds histogram\nllmctl_request_duration_seconds_bucket{model=\"m\",le=\"0.1\"} 3\nllmctl_request_duration_seconds_bucket{model=\"m\",le=\"+Inf\"} 9\nllmctl_request_duration_seconds_sum{model=\"m\"} 4\nllmctl_request_duration_seconds_count{model=\"m\"} 9\n")
 	f.Add("# TYPE x counter\nx 1\n", "garbage{")
+	f.Add(queueSampleBefore, queueSampleAfter)
 	f.Fuzz(func(t *testing.T, a, b string) {
 		prev, err := Parse(strings.NewReader(a), time.Unix(0, 0))
 		if err != nil {
@@ -320,4 +321,107 @@ func TestSummarizeLabelsBackendsByTarget(t *testing.T) {
 		tr.Backends[1].Name != "10.0.0.2/vllm" || tr.Backends[1].Up {
 		t.Fatalf("backends %+v: want each gateway's vllm apart, up and down", tr.Backends)
 	}
+}
+
+// queueSampleBefore and queueSampleAfter are the admission queue's part of
+// a gateway's /metrics as client_golang writes it (pkg/serve/admission.go
+// queueMetrics), at two scrapes 5 s apart.
+const queueSampleBefore = `# HELP llmctl_queue_depth Requests waiting for a backend slot, by model and priority.
+# TYPE llmctl_queue_depth gauge
+llmctl_queue_depth{model="llama",priority="high"} 0
+llmctl_queue_depth{model="llama",priority="normal"} 9
+# HELP llmctl_queue_wait_seconds Time requests waited in the admission queue, granted or not.
+# TYPE llmctl_queue_wait_seconds histogram
+llmctl_queue_wait_seconds_bucket{model="llama",priority="normal",le="0.01"} 10
+llmctl_queue_wait_seconds_bucket{model="llama",priority="normal",le="0.1"} 10
+llmctl_queue_wait_seconds_bucket{model="llama",priority="normal",le="1"} 10
+llmctl_queue_wait_seconds_bucket{model="llama",priority="normal",le="+Inf"} 10
+llmctl_queue_wait_seconds_sum{model="llama",priority="normal"} 0.02
+llmctl_queue_wait_seconds_count{model="llama",priority="normal"} 10
+# HELP llmctl_queue_refused_total Requests refused 429 capacity_exceeded, by model and reason (full, wait).
+# TYPE llmctl_queue_refused_total counter
+llmctl_queue_refused_total{model="llama",reason="full"} 3
+# HELP llmctl_fallbacks_total Requests answered by a fallback model, by the model asked for and the one that answered.
+# TYPE llmctl_fallbacks_total counter
+llmctl_fallbacks_total{from="llama",to="llama-cpu"} 7
+llmctl_fallbacks_total{from="qwen",to="tiny"} 2
+`
+
+const queueSampleAfter = `# HELP llmctl_queue_depth Requests waiting for a backend slot, by model and priority.
+# TYPE llmctl_queue_depth gauge
+llmctl_queue_depth{model="llama",priority="high"} 1
+llmctl_queue_depth{model="llama",priority="low"} 2
+llmctl_queue_depth{model="llama",priority="normal"} 4
+llmctl_queue_depth{model="qwen",priority="normal"} 0
+llmctl_queue_depth{model="mistral",priority="low"} 3
+# HELP llmctl_queue_wait_seconds Time requests waited in the admission queue, granted or not.
+# TYPE llmctl_queue_wait_seconds histogram
+llmctl_queue_wait_seconds_bucket{model="llama",priority="normal",le="0.01"} 10
+llmctl_queue_wait_seconds_bucket{model="llama",priority="normal",le="0.1"} 10
+llmctl_queue_wait_seconds_bucket{model="llama",priority="normal",le="1"} 20
+llmctl_queue_wait_seconds_bucket{model="llama",priority="normal",le="+Inf"} 20
+llmctl_queue_wait_seconds_sum{model="llama",priority="normal"} 5.02
+llmctl_queue_wait_seconds_count{model="llama",priority="normal"} 20
+# HELP llmctl_queue_refused_total Requests refused 429 capacity_exceeded, by model and reason (full, wait).
+# TYPE llmctl_queue_refused_total counter
+llmctl_queue_refused_total{model="llama",reason="full"} 8
+llmctl_queue_refused_total{model="llama",reason="wait"} 5
+# HELP llmctl_fallbacks_total Requests answered by a fallback model, by the model asked for and the one that answered.
+# TYPE llmctl_fallbacks_total counter
+llmctl_fallbacks_total{from="llama",to="llama-cpu"} 17
+llmctl_fallbacks_total{from="qwen",to="tiny"} 2
+`
+
+// queueWindow is the 5 s window between the two queue samples.
+func queueWindow(t *testing.T) Window {
+	t.Helper()
+	prev, err := Parse(strings.NewReader(queueSampleBefore), time.Unix(100, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := Parse(strings.NewReader(queueSampleAfter), time.Unix(105, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Delta(prev, cur)
+}
+
+func TestQueueAndFallbacksFromTextSample(t *testing.T) {
+	tr := Summarize([]Window{queueWindow(t)})
+
+	// Depth is a gauge: the later scrape's values, summed over priorities.
+	approx(t, "overall queued", tr.Overall.Queued, 10)
+	byModel := map[string]Stats{}
+	for _, m := range tr.Models {
+		byModel[m.Model] = m.Stats
+	}
+	if len(byModel) != 3 {
+		t.Fatalf("models = %+v, want llama, mistral, qwen (queue metrics alone name a model)", tr.Models)
+	}
+	approx(t, "llama queued", byModel["llama"].Queued, 7)
+	approx(t, "mistral queued", byModel["mistral"].Queued, 3)
+	approx(t, "qwen queued", byModel["qwen"].Queued, 0)
+	// Refusals: (8-3) full + 5 wait (a new series) over 5 s.
+	approx(t, "llama refused/s", byModel["llama"].QueueRefusedPS, 2)
+	approx(t, "overall refused/s", tr.Overall.QueueRefusedPS, 2)
+	// Wait: the 10 requests of the window all waited in (0.1, 1].
+	approx(t, "llama wait samples", byModel["llama"].QueueWaitSamples, 10)
+	approx(t, "llama wait p99", byModel["llama"].QueueWaitP99, 0.1+0.9*0.99)
+	if byModel["mistral"].QueueWaitSamples != 0 || byModel["mistral"].QueueWaitP99 != 0 {
+		t.Errorf("mistral has no wait samples, got %+v", byModel["mistral"])
+	}
+	// Fallbacks: qwen→tiny did not move in the window and is left out.
+	if len(tr.Fallbacks) != 1 || tr.Fallbacks[0].From != "llama" || tr.Fallbacks[0].To != "llama-cpu" {
+		t.Fatalf("fallbacks = %+v, want llama→llama-cpu only", tr.Fallbacks)
+	}
+	approx(t, "fallbacks/s", tr.Fallbacks[0].PS, 2)
+}
+
+func TestQueueSumsTargets(t *testing.T) {
+	// Two gateways, each its own queue (per process): depths add up.
+	w1, w2 := queueWindow(t), queueWindow(t)
+	w2.Target = "h2/"
+	tr := Summarize([]Window{w1, w2})
+	approx(t, "overall queued", tr.Overall.Queued, 20)
+	approx(t, "fallbacks/s", tr.Fallbacks[0].PS, 4)
 }

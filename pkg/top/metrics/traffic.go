@@ -21,6 +21,11 @@ const (
 	GPUTemperature      = "llmctl_gpu_temperature_celsius"
 	GPUPower            = "llmctl_gpu_power_watts"
 	GPUEnergy           = "llmctl_gpu_energy_joules_total" // counter (pkg/serve/gpumetrics/energy.go)
+	// The admission queue and fallbacks (docs/routing.md).
+	QueueDepth        = "llmctl_queue_depth"        // gauge {model, priority}
+	QueueWait         = "llmctl_queue_wait_seconds" // histogram {model, priority}
+	QueueRefusedTotal = "llmctl_queue_refused_total"
+	FallbacksTotal    = "llmctl_fallbacks_total"
 )
 
 // Stats are the rates and latencies of one model, or of all of them.
@@ -39,6 +44,21 @@ type Stats struct {
 	TTFTP99      float64 `json:"ttftP99Seconds"`
 	ErrorRatio   float64 `json:"errorRatio"`   // 5xx / requests
 	LimitedRatio float64 `json:"limitedRatio"` // 429 / requests
+	// Queued is the requests waiting in the admission queue now, all
+	// priorities; QueueRefusedPS the queue's 429 capacity_exceeded (also
+	// counted in LimitedPS); QueueWaitP99 over QueueWaitSamples requests
+	// that left the queue in the window, granted or refused.
+	Queued           float64 `json:"queued"`
+	QueueRefusedPS   float64 `json:"queueRefusedPerSecond"`
+	QueueWaitSamples float64 `json:"queueWaitSamples"`
+	QueueWaitP99     float64 `json:"queueWaitP99Seconds"`
+}
+
+// Fallback is the rate of requests for From answered by To.
+type Fallback struct {
+	From string  `json:"from"`
+	To   string  `json:"to"`
+	PS   float64 `json:"perSecond"`
 }
 
 // ModelStats is one model's Stats.
@@ -65,12 +85,15 @@ type Traffic struct {
 	InFlight float64      `json:"inFlight"`
 	Models   []ModelStats `json:"models"`
 	Backends []Backend    `json:"backends"`
+	// Fallbacks in the window, by from and to model; empty when none.
+	Fallbacks []Fallback `json:"fallbacks"`
 }
 
 // acc accumulates one model's counts across routes and targets.
 type acc struct {
 	rps, errs, limited, tokIn, tokOut float64
-	dur, ttft                         Histogram
+	queued, refused                   float64
+	dur, ttft, wait                   Histogram
 }
 
 func (a *acc) stats() Stats {
@@ -81,6 +104,9 @@ func (a *acc) stats() Stats {
 	s.TTFTSamples = a.ttft.Count
 	s.TTFTP50, _ = a.ttft.Quantile(0.5)
 	s.TTFTP99, _ = a.ttft.Quantile(0.99)
+	s.Queued, s.QueueRefusedPS = a.queued, a.refused
+	s.QueueWaitSamples = a.wait.Count
+	s.QueueWaitP99, _ = a.wait.Quantile(0.99)
 	if a.rps > 0 {
 		s.ErrorRatio = a.errs / a.rps
 		s.LimitedRatio = a.limited / a.rps
@@ -98,6 +124,7 @@ func Summarize(ws []Window) Traffic {
 		overall  acc
 		models   = map[string]*acc{}
 		backends = map[string]*Backend{}
+		fallback = map[[2]string]float64{}
 	)
 	model := func(name string) *acc {
 		a := models[name]
@@ -162,6 +189,19 @@ func Summarize(ws []Window) Traffic {
 				backend(s.Labels["backend"]).InFlight += s.Value
 			case UpstreamErrorsTotal:
 				backend(s.Labels["backend"]).ErrorsPS += rate
+			case QueueDepth:
+				for _, a := range []*acc{&overall, model(s.Labels["model"])} {
+					a.queued += s.Value
+				}
+			case QueueWait:
+				overall.wait.Add(s.Hist)
+				model(s.Labels["model"]).wait.Add(s.Hist)
+			case QueueRefusedTotal:
+				for _, a := range []*acc{&overall, model(s.Labels["model"])} {
+					a.refused += rate
+				}
+			case FallbacksTotal:
+				fallback[[2]string{s.Labels["from"], s.Labels["to"]}] += rate
 			}
 		}
 	}
@@ -177,6 +217,18 @@ func Summarize(ws []Window) Traffic {
 		t.Backends = append(t.Backends, *b)
 	}
 	sort.Slice(t.Backends, func(i, j int) bool { return t.Backends[i].Name < t.Backends[j].Name })
+	for k, ps := range fallback {
+		if ps > 0 { // a series that did not move in the window says nothing
+			t.Fallbacks = append(t.Fallbacks, Fallback{From: k[0], To: k[1], PS: ps})
+		}
+	}
+	sort.Slice(t.Fallbacks, func(i, j int) bool {
+		a, b := t.Fallbacks[i], t.Fallbacks[j]
+		if a.From != b.From {
+			return a.From < b.From
+		}
+		return a.To < b.To
+	})
 	return t
 }
 

@@ -27,6 +27,11 @@ type Gateway struct {
 	BInF     *prometheus.GaugeVec
 	UpErrs   *prometheus.CounterVec
 	GPU      map[string]*prometheus.GaugeVec // by metric name
+	// The admission queue and fallbacks (pkg/serve/admission.go).
+	Queue        *prometheus.GaugeVec     // model, priority
+	QueueWait    *prometheus.HistogramVec // model, priority
+	QueueRefused *prometheus.CounterVec   // model, reason
+	Fallbacks    *prometheus.CounterVec   // from, to
 }
 
 // NewGateway registers every metric top reads.
@@ -41,7 +46,12 @@ func NewGateway() *Gateway {
 	g.Up = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: metrics.BackendUp, Help: "backend up"}, []string{"backend"})
 	g.BInF = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: metrics.BackendInFlight, Help: "backend in flight"}, []string{"backend"})
 	g.UpErrs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: metrics.UpstreamErrorsTotal, Help: "upstream errors"}, []string{"backend", "reason"})
-	g.Registry.MustRegister(g.Requests, g.Duration, g.TTFT, g.Tokens, g.InFlight, g.Up, g.BInF, g.UpErrs)
+	g.Queue = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: metrics.QueueDepth, Help: "queued"}, []string{"model", "priority"})
+	g.QueueWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: metrics.QueueWait, Help: "queue wait", Buckets: lat}, []string{"model", "priority"})
+	g.QueueRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: metrics.QueueRefusedTotal, Help: "queue refusals"}, []string{"model", "reason"})
+	g.Fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: metrics.FallbacksTotal, Help: "fallbacks"}, []string{"from", "to"})
+	g.Registry.MustRegister(g.Requests, g.Duration, g.TTFT, g.Tokens, g.InFlight, g.Up, g.BInF, g.UpErrs,
+		g.Queue, g.QueueWait, g.QueueRefused, g.Fallbacks)
 	for _, n := range []string{metrics.GPUUtilization, metrics.GPUMemoryUsed, metrics.GPUMemoryTotal, metrics.GPUTemperature, metrics.GPUPower} {
 		g.GPU[n] = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: n, Help: n}, []string{"gpu"})
 		g.Registry.MustRegister(g.GPU[n])

@@ -61,6 +61,9 @@ func screenOf(t *testing.T, f *fixture, w, h int) (*fixture, *teatest.TestModel)
 	f.gw.BInF.WithLabelValues("gpu-box").Set(3)
 	f.gw.InFlight.WithLabelValues("chat").Set(3)
 	f.gw.SetGPU("0", 0.87, 7.1*(1<<30), 8*(1<<30), 71, 162)
+	f.gw.Queue.WithLabelValues("qwen2.5-7b", "normal").Set(4)
+	f.gw.Queue.WithLabelValues("qwen2.5-7b", "low").Set(2)
+	f.gw.Queue.WithLabelValues("llama-3.1-8b-q4", "normal").Set(0)
 	tm := teatest.NewTestModel(t, f.m, teatest.WithInitialTermSize(w, h))
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
 		return bytes.Contains(b, []byte("1/1 targets up")) && bytes.Contains(b, []byte("globex"))
@@ -72,7 +75,10 @@ func screenOf(t *testing.T, f *fixture, w, h int) (*fixture, *teatest.TestModel)
 		if i >= 4 {
 			f.gw.Serve("llama-3.1-8b-q4", "502", "cpu-engine", 2, 0.03, 0, 420, 0)
 			f.gw.UpErrs.WithLabelValues("cpu-engine", "connect").Add(2)
+			f.gw.Fallbacks.WithLabelValues("llama-3.1-8b-q4", "llama-cpu").Add(1)
 		}
+		f.gw.QueueWait.WithLabelValues("qwen2.5-7b", "normal").Observe(0.4)
+		f.gw.QueueRefused.WithLabelValues("qwen2.5-7b", "full").Add(float64(1 + i%3))
 		tm.Send(scrapeMsg(f.src.ScrapeAll(context.Background())))
 	}
 	return f, tm

@@ -101,6 +101,7 @@ func (p *trafficPane) view(mon *top.Monitor, st *styles, width, height int) []st
 		{title: "TOK/S OUT", width: 9, right: true},
 		{title: "5XX", width: 6, right: true},
 		{title: "429", width: 6, right: true},
+		{title: "QUEUED", width: 6, right: true},
 	}
 	used := 0
 	for _, c := range cols {
@@ -133,6 +134,8 @@ func (p *trafficPane) view(mon *top.Monitor, st *styles, width, height int) []st
 			{fmtRate(s.TokensOutPS), st.plain},
 			{fmtPct(s.ErrorRatio), st.level(s.ErrorRatio, 0.01, 0.05)},
 			{fmtPct(s.LimitedRatio), st.level(s.LimitedRatio, 0.05, 0.25)},
+			// A count now, not a rate: requests waiting for a backend slot.
+			{fmt.Sprintf("%.0f", s.Queued), st.level(s.Queued, 1, 1e9)},
 		}
 		if histW >= 6 {
 			r = append(r, cell{sparkline(hist, histW), st.ok})
@@ -140,8 +143,9 @@ func (p *trafficPane) view(mon *top.Monitor, st *styles, width, height int) []st
 		return r
 	}
 	rows := [][]cell{row("all", tr.Overall, mon.History.RPS.Last(histW), true)}
+	queue := queueLine(tr, st)
 	// Keep room for backends and down targets below the models.
-	room := height - 4 - len(tr.Backends) - len(down) - 2
+	room := height - 4 - len(tr.Backends) - len(down) - 2 - len(queue)
 	for i, m := range ms {
 		if i >= room && room >= 0 {
 			rows = append(rows, []cell{{fmt.Sprintf("… %d more", len(ms)-i), st.dim}})
@@ -162,6 +166,7 @@ func (p *trafficPane) view(mon *top.Monitor, st *styles, width, height int) []st
 		st.dim.Render("p99 ")+st.warn.Render(sparkline(mon.History.P99.Last(sw), sw))+
 		st.dim.Render("   tok/s out ")+st.ok.Render(sparkline(mon.History.TokensOut.Last(sw), sw))+
 		st.dim.Render("   errors ")+st.bad.Render(sparkline(mon.History.Errors.Last(min(sw, 12)), min(sw, 12))))
+	out = append(out, queue...)
 
 	if len(tr.Backends) > 0 {
 		bcols := []column{{title: "BACKEND", width: max(nameW, 12)}, {title: "STATE", width: 5}, {title: "IN-FLIGHT", width: 9, right: true}, {title: "REQ/S", width: 7, right: true}, {title: "ERR/S", width: 7, right: true}}
@@ -181,4 +186,24 @@ func (p *trafficPane) view(mon *top.Monitor, st *styles, width, height int) []st
 		}
 	}
 	return append(out, down...)
+}
+
+// queueLine says what the admission queue did in the interval: its wait
+// p99, its 429 refusals and the fallbacks by from→to model. Nothing when
+// none of these happened (or the gateway predates the queue), so a quiet
+// gateway's pane does not grow.
+func queueLine(tr metrics.Traffic, st *styles) []string {
+	o := tr.Overall
+	if o.QueueWaitSamples == 0 && o.QueueRefusedPS == 0 && len(tr.Fallbacks) == 0 {
+		return nil
+	}
+	l := st.dim.Render("  queue  wait p99 ") + st.level(o.QueueWaitP99, 1, 10).Render(fmtSecs(o.QueueWaitP99, o.QueueWaitSamples)) +
+		st.dim.Render("   refused/s ") + st.level(o.QueueRefusedPS, 0.01, 1).Render(fmtRate(o.QueueRefusedPS))
+	if len(tr.Fallbacks) > 0 {
+		l += st.dim.Render("   fallbacks/s")
+		for _, f := range tr.Fallbacks {
+			l += st.plain.Render(fmt.Sprintf(" %s→%s %s", f.From, f.To, fmtRate(f.PS)))
+		}
+	}
+	return []string{l}
 }
