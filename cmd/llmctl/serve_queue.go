@@ -8,7 +8,7 @@ import (
 // queueOptions turns the config's queue section into the gateway's.
 func queueOptions(q config.Queue) serve.QueueOptions {
 	o := serve.QueueOptions{MaxWait: q.MaxWait, MaxDepth: q.MaxDepth, Priorities: q.Priorities,
-		Weights: q.Weights, StarvationLimit: q.StarvationLimit}
+		Weights: q.Weights, StarvationLimit: q.StarvationLimit, BatchShare: q.BatchShare}
 	if q.Off {
 		o.MaxWait = -1
 	}

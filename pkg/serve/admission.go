@@ -34,7 +34,7 @@ const (
 	PriorityLow    = "low"
 )
 
-var tierNames = [...]string{PriorityHigh, PriorityNormal, PriorityLow}
+var tierNames = [...]string{PriorityHigh, PriorityNormal, PriorityLow, priorityBatch}
 
 // tierOf maps a priority name to its tier; "" is normal.
 func tierOf(p string) (int, bool) {
@@ -65,6 +65,9 @@ type QueueOptions struct {
 	// many grants to higher tiers, then it is served in arrival order
 	// with the highest tier (default 8).
 	StarvationLimit int
+	// BatchShare caps the share of a model's backend slots batch lines
+	// may hold (batchqueue.go; default 0.5).
+	BatchShare float64
 }
 
 // clock is the queue's time, a fake one in tests.
@@ -106,7 +109,8 @@ type queue struct {
 	mu      sync.Mutex
 	waiters []*waiter
 	depth   map[string]int // waiting per model
-	tiers   [3]tierState
+	tiers   [len(tierNames)]tierState
+	batch   batchCounts // batch lines waiting and holding slots (batchqueue.go)
 	seq     uint64
 	drained map[string]*drainRate
 }
@@ -121,10 +125,13 @@ func newQueue(opts QueueOptions, c clock) *queue {
 	if opts.StarvationLimit <= 0 {
 		opts.StarvationLimit = 8
 	}
+	if opts.BatchShare <= 0 || opts.BatchShare > 1 {
+		opts.BatchShare = 0.5
+	}
 	if c == nil {
 		c = realClock{}
 	}
-	q := &queue{opts: opts, clock: c, depth: map[string]int{}, drained: map[string]*drainRate{}}
+	q := &queue{opts: opts, clock: c, depth: map[string]int{}, drained: map[string]*drainRate{}, batch: newBatchCounts()}
 	for i := range q.tiers {
 		q.tiers[i] = tierState{finish: map[string]float64{}, queued: map[string]int{}}
 	}
@@ -165,10 +172,14 @@ func (r *router) acquire(ctx context.Context, model string, tried map[*member]bo
 	if q == nil {
 		return r.lease(model, tried), nil
 	}
+	batch := w.tier == tierBatch
 	q.mu.Lock()
-	if q.depth[model] == 0 {
+	if q.depth[model] == 0 && (!batch || r.batchRoom(model)) {
 		// Nobody waits for this model: a free slot is this request's.
 		if l := r.lease(model, tried); l != nil {
+			if batch {
+				q.holdBatch(l, model)
+			}
 			q.mu.Unlock()
 			return l, nil
 		}
@@ -177,7 +188,7 @@ func (r *router) acquire(ctx context.Context, model string, tried map[*member]bo
 		q.mu.Unlock()
 		return nil, nil
 	}
-	if q.depth[model] >= q.opts.MaxDepth {
+	if !batch && q.depth[model]-q.batch.waiting[model] >= q.opts.MaxDepth {
 		e := &capacityError{model: model, cause: errQueueFull, retryAfter: q.retryAfter(model)}
 		q.mu.Unlock()
 		q.refused(model, "full")
@@ -192,15 +203,19 @@ func (r *router) acquire(ctx context.Context, model string, tried map[*member]bo
 	if maxWait <= 0 || maxWait > q.opts.MaxWait {
 		maxWait = q.opts.MaxWait
 	}
-	timer := time.NewTimer(maxWait)
-	defer timer.Stop()
+	var expired <-chan time.Time // a batch line waits as long as its ctx
+	if !batch {
+		timer := time.NewTimer(maxWait)
+		defer timer.Stop()
+		expired = timer.C
+	}
 	var cause error
 	select {
 	case l := <-wt.ch:
 		return l, nil
 	case <-ctx.Done():
 		cause = ctx.Err()
-	case <-timer.C:
+	case <-expired:
 		cause = errQueueWait
 	}
 	q.mu.Lock()
@@ -257,6 +272,7 @@ func (q *queue) enqueue(model string, tried map[*member]bool, w who) *waiter {
 	q.waiters = append(q.waiters, wt)
 	q.n.Add(1)
 	q.depth[model]++
+	q.batch.enqueued(wt)
 	if q.m != nil {
 		q.m.depth.WithLabelValues(model, tierNames[w.tier]).Inc()
 	}
@@ -274,6 +290,7 @@ func (q *queue) remove(wt *waiter) {
 	}
 	q.n.Add(-1)
 	q.depth[wt.model]--
+	q.batch.removed(wt)
 	if q.depth[wt.model] == 0 {
 		delete(q.depth, wt.model)
 	}
@@ -325,11 +342,12 @@ func (r *router) drain() {
 // drainLocked is drain with q.mu held.
 func (r *router) drainLocked() {
 	q := r.q
-	full := map[string]bool{} // models found without a free slot this round
+	full := map[string]bool{}      // models found without a free slot this round
+	batchFull := map[string]bool{} // models whose batch share is taken
 	for len(q.waiters) > 0 {
 		var next *waiter
 		for _, wt := range q.waiters {
-			if full[wt.model] {
+			if full[wt.model] || wt.tier == tierBatch && batchFull[wt.model] {
 				continue
 			}
 			if next == nil || q.before(wt, next) {
@@ -339,10 +357,17 @@ func (r *router) drainLocked() {
 		if next == nil {
 			return
 		}
+		if next.tier == tierBatch && !r.batchRoom(next.model) {
+			batchFull[next.model] = true
+			continue
+		}
 		l := r.lease(next.model, next.tried)
 		if l == nil {
 			full[next.model] = true
 			continue
+		}
+		if next.tier == tierBatch {
+			q.holdBatch(l, next.model)
 		}
 		q.grant(next, l)
 	}
@@ -353,7 +378,7 @@ func (q *queue) grant(wt *waiter, l *lease) {
 	ts := &q.tiers[wt.tier]
 	ts.vt = max(ts.vt, wt.start)
 	for _, o := range q.waiters {
-		if o.tier > wt.tier && wt.passed < q.opts.StarvationLimit {
+		if o.tier > wt.tier && o.tier != tierBatch && wt.passed < q.opts.StarvationLimit {
 			o.passed++
 		}
 	}

@@ -53,8 +53,13 @@ func (g *Gateway) batchAPI(w http.ResponseWriter, r *http.Request, st *reqState)
 // and metrics. requestID is the line's (the ledger's key). It returns the
 // status and body the client would have received; streaming is refused by
 // the batch validator, so the answer is always a whole JSON body.
+//
+// The line waits for a backend slot in the queue's batch tier
+// (batchqueue.go) for as long as ctx allows; once it has a slot it runs to
+// its end whatever ctx does. When ctx ends while it waits, the line did
+// not run and RunLine answers 499 client_closed_request.
 func (g *Gateway) RunLine(ctx context.Context, p billing.Principal, batchID, endpoint string, body []byte, requestID string) (int, []byte) {
-	r, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, http.NoBody)
+	r, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, endpoint, http.NoBody)
 	if err != nil {
 		e := badRequest("url", "invalid url %q", endpoint)
 		return e.Status, e.Body()
@@ -80,7 +85,7 @@ func (g *Gateway) RunLine(ctx context.Context, p billing.Principal, batchID, end
 			g.fail(w, st, aerr)
 			return
 		}
-		cr.batchID = batchID
+		cr.batchID, cr.waitCtx = batchID, ctx
 		if cr.stream {
 			g.fail(w, st, badRequest("stream", "a batch line cannot be streamed; remove stream"))
 			return

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -23,9 +24,10 @@ type clientRequest struct {
 	choices        int64  // completions it may generate: max(n, best_of), at least 1
 	endUser        string // the OpenAI `user` field, recorded on the charge
 	fields         map[string]json.RawMessage
-	native         *nativeCall // a protocol request a backend may serve itself
-	only           string      // only backends declaring this protocol serve it ("rerank")
-	batchID        string      // the batch this is a line of (batchapi.go): the batch price
+	native         *nativeCall     // a protocol request a backend may serve itself
+	only           string          // only backends declaring this protocol serve it ("rerank")
+	batchID        string          // the batch this is a line of (batchapi.go): the batch price
+	waitCtx        context.Context // a batch line's bound on its wait for a slot (batchapi.go)
 }
 
 // decodeRequest parses and validates an OpenAI request body for ep. Every

@@ -6,9 +6,10 @@ package serve
 // bookkeeping themselves.
 
 type lease struct {
-	r    *router
-	m    *member
-	over bool
+	r      *router
+	m      *member
+	over   bool
+	onDone func() // before the slot is released (a batch line's share, batchqueue.go)
 }
 
 // lease picks a backend for model as pick does and leases it, or nil.
@@ -43,6 +44,9 @@ func (l *lease) done(err error) {
 				l.r.failed(l.m)
 			}
 		}
+	}
+	if l.onDone != nil {
+		l.onDone()
 	}
 	l.r.release(l.m)
 	l.r.drain() // a waiter may take the slot

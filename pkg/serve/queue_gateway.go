@@ -66,7 +66,13 @@ func (g *Gateway) enqueue(r *http.Request, p billing.Principal, cr *clientReques
 	if g.router.q == nil {
 		return g.router.lease(model, g.unfit(cr, model)), nil
 	}
-	return g.router.acquire(r.Context(), model, g.unfit(cr, model), g.whoIs(p), maxWait)
+	ctx, w := r.Context(), g.whoIs(p)
+	if cr.batchID != "" {
+		// A batch line waits in the batch tier, as long as its batch's
+		// context allows (batchqueue.go).
+		ctx, w = cr.waitCtx, batchWho(w)
+	}
+	return g.router.acquire(ctx, model, g.unfit(cr, model), w, maxWait)
 }
 
 // maxWaitHeader lets a client wait less than queue.maxWait for a slot.

@@ -204,8 +204,8 @@ func (s *Service) runLines(ctx context.Context, b Batch) error {
 			stop = st
 			break
 		}
-		// The admission queue's lowest priority plugs in here: a batch line
-		// waits for a slot only when no interactive request does.
+		// s.slots bounds the lines in flight; the gateway's admission queue
+		// then holds each below interactive traffic (its batch tier).
 		select {
 		case s.slots <- struct{}{}:
 		case <-ctx.Done():
@@ -216,8 +216,9 @@ func (s *Service) runLines(ctx context.Context, b Batch) error {
 			defer func() { <-s.slots }()
 			// A started line is never cut by a stop: cut, it could be
 			// charged (what the backend used) and then run again after the
-			// restart. It finishes and is recorded; Run waits for it.
-			if err := s.runLine(context.WithoutCancel(ctx), b, p, req); err != nil {
+			// restart. It finishes and is recorded; Run waits for it. Only
+			// its wait for a backend slot ends with ctx (runLine).
+			if err := s.runLine(ctx, b, p, req); err != nil {
 				mu.Lock()
 				lineErr = errors.Join(lineErr, err)
 				mu.Unlock()
@@ -259,6 +260,10 @@ func (s *Service) runLines(ctx context.Context, b Batch) error {
 	return nil
 }
 
+// statusNotRun is Runner.RunLine's answer to a line whose ctx ended while
+// it waited for a backend slot (499, as for a client that left).
+const statusNotRun = 499
+
 func errorLine(batchID string, req Request, code, msg string) Line {
 	lj, _ := json.Marshal(outputLine{ID: "batch_req_" + requestID(batchID, req.LineNo), CustomID: req.CustomID,
 		Error: &lineErrorField{Code: code, Message: msg}})
@@ -266,9 +271,15 @@ func errorLine(batchID string, req Request, code, msg string) Line {
 }
 
 // runLine runs one line through the gateway and records its answer once.
+// ctx bounds only the line's wait for a backend slot: a line whose wait
+// ctx ended did not run, is not recorded and runs after the restart.
 func (s *Service) runLine(ctx context.Context, b Batch, p billing.Principal, req Request) error {
 	rid := requestID(b.ID, req.LineNo)
 	status, body := s.opts.Runner.RunLine(ctx, p, b.ID, b.Endpoint, req.Body, rid)
+	if status == statusNotRun && ctx.Err() != nil {
+		return nil
+	}
+	ctx = context.WithoutCancel(ctx) // the answer is recorded whatever ctx does
 	if !json.Valid(body) {
 		body, _ = json.Marshal(map[string]any{"error": map[string]string{"message": string(body), "type": "server_error"}})
 	}

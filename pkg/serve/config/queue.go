@@ -31,6 +31,9 @@ type Queue struct {
 	// FallbackOnQueue sends a request the queue refuses (full, or its wait
 	// ran out) to the model's fallbacks instead of answering 429.
 	FallbackOnQueue bool `yaml:"fallbackOnQueue"`
+	// BatchShare caps the share of a model's backend slots that lines of
+	// the Batches API may hold at once (above 0, at most 1); 0 means 0.5.
+	BatchShare float64 `yaml:"batchShare"`
 }
 
 // ValidateFallbacks names each wrong entry of the fallbacks section.
@@ -64,6 +67,9 @@ func (q Queue) Validate() error {
 		default:
 			errs = append(errs, fmt.Errorf("queue.priorities.%s: %q must be high, normal or low", k, q.Priorities[k]))
 		}
+	}
+	if q.BatchShare < 0 || q.BatchShare > 1 {
+		errs = append(errs, fmt.Errorf("queue.batchShare: %v must be above 0 and at most 1", q.BatchShare))
 	}
 	for _, k := range slices.Sorted(maps.Keys(q.Weights)) {
 		if q.Weights[k] <= 0 {
