@@ -5,15 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/llmctl/llmctl/pkg/serve"
 	"github.com/llmctl/llmctl/pkg/serve/engine"
-	"github.com/llmctl/llmctl/pkg/serve/engine/gguf"
-	"github.com/llmctl/llmctl/pkg/serve/engine/internal/llamaref"
 	"github.com/llmctl/llmctl/pkg/serve/engine/synth"
 )
 
@@ -32,27 +28,7 @@ func BenchmarkGrammarDecode(b *testing.B) {
 			return be
 		},
 		"qwen2-vocab": func(b *testing.B) *engine.Backend {
-			v, err := gguf.Open(filepath.Join(llamaref.VocabDir(b), "ggml-vocab-qwen2.gguf"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer v.Close()
-			path := filepath.Join(b.TempDir(), "qwen2.gguf")
-			f, err := os.Create(path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := synth.Write(f, synth.Qwen2Tiny, v.File, 3); err != nil {
-				b.Fatal(err)
-			}
-			if err := f.Close(); err != nil {
-				b.Fatal(err)
-			}
-			be, err := engine.Open(path, engine.Options{Threads: 1, Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			return be
+			return openRandomModel(b, "ggml-vocab-qwen2.gguf", synth.Qwen2Tiny, 3, 1)
 		},
 	}
 	formats := []struct{ name, rf string }{

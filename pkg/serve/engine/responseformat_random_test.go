@@ -4,15 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/llmctl/llmctl/pkg/serve"
-	"github.com/llmctl/llmctl/pkg/serve/engine"
-	"github.com/llmctl/llmctl/pkg/serve/engine/gguf"
-	"github.com/llmctl/llmctl/pkg/serve/engine/internal/llamaref"
 	"github.com/llmctl/llmctl/pkg/serve/engine/synth"
 )
 
@@ -20,26 +14,7 @@ import (
 // the real 32,000-token llama vocabulary, whose unconstrained output is
 // noise, constrained answers still parse and validate.
 func TestResponseFormatRandomWeights(t *testing.T) {
-	v, err := gguf.Open(filepath.Join(llamaref.VocabDir(t), "ggml-vocab-llama-spm.gguf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	path := filepath.Join(t.TempDir(), "random.gguf")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := synth.Write(f, synth.Small, v.File, 11); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b, err := engine.Open(path, engine.Options{Threads: 2, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := openRandomModel(t, "ggml-vocab-llama-spm.gguf", synth.Small, 11, 2)
 	defer b.Close()
 	for si, schema := range []string{responseSchemas[0], responseSchemas[2], responseSchemas[4]} {
 		val := compileSchema(t, schema)
