@@ -57,6 +57,10 @@ func TestDoctorE2E(t *testing.T) {
 			t.Errorf("%s: %+v", id, v[id])
 		}
 	}
+	// The charge is held to the price the admin API lists, to the micro-unit.
+	if !strings.Contains(v["e2e.ledger"].Message, "exactly its price") {
+		t.Errorf("e2e.ledger: %+v", v["e2e.ledger"])
+	}
 	if err != nil || v["e2e.metrics"].Verdict != preflight.Pass || rep.Summary.Fail != 0 {
 		t.Fatalf("healthy chain: %v %+v\n%s", err, rep, logs)
 	}

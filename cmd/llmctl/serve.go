@@ -274,6 +274,8 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger) error {
 		lv := admin.FromLedger(bill.ledger)
 		aopts.Ledger, opts.Ledger = lv, lv
 		aopts.Vouchers, opts.Vouchers = bill.ledger.Store(), bill.ledger.Store()
+		prices := bill.ledger.Prices()
+		aopts.Prices = &prices
 		opts.RedeemPerMinute = o.cfg.Billing.RedeemAttemptsPerMinute
 	}
 	if o.cfg.AdminAPI != serve.AdminAPIOff {

@@ -486,6 +486,9 @@ func (l *Ledger) Credit(ctx context.Context, e Entry) (bool, error) {
 // Store is the ledger's database, for reads.
 func (l *Ledger) Store() Store { return l.store }
 
+// Prices is the price list the ledger charges by.
+func (l *Ledger) Prices() Prices { return l.cfg.Prices }
+
 // Depth is how many journaled entries are not yet in the database.
 func (l *Ledger) Depth() int { return int(l.depth.Load()) }
 

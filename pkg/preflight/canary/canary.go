@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/llmctl/llmctl/pkg/billing"
+	"github.com/llmctl/llmctl/pkg/billing/ledger"
 	"github.com/llmctl/llmctl/pkg/preflight"
 	"github.com/llmctl/llmctl/pkg/serve/adminclient"
 )
@@ -158,16 +160,8 @@ func Run(ctx context.Context, o Options) []preflight.Result {
 		add("balance", "the balance moved by the charge", preflight.Outcome{Verdict: preflight.Skip, Message: "no charge to compare"})
 	default:
 		spent = -e.AmountMicros
-		switch {
-		case e.PromptTokens != ans.Prompt || e.CompletionTokens != ans.Completion:
-			add("ledger", "the ledger charged it", bad(preflight.Fail, fmt.Sprintf("charged %d+%d tokens, the answer said %d+%d", e.PromptTokens, e.CompletionTokens, ans.Prompt, ans.Completion),
-				"usage and charge disagree: run llmctl ledger reconcile against the backend's /metrics"))
-		case spent <= 0:
-			add("ledger", "the ledger charged it", bad(preflight.Fail, fmt.Sprintf("model %q was charged %s: served for free", ans.Model, e.Amount),
-				"price the model (prices: file, --prices) or the gateway gives it away"))
-		default:
-			add("ledger", "the ledger charged it", ok(fmt.Sprintf("charged %s for %d+%d tokens", e.Amount, e.PromptTokens, e.CompletionTokens)))
-		}
+		price, perr := o.Admin.PriceOf(ctx, ans.Model)
+		add("ledger", "the ledger charged it", judgeCharge(e, ans, price, perr))
 		after, err := o.Admin.Balance(ctx, name)
 		switch {
 		case err != nil:
@@ -375,4 +369,39 @@ func (o Options) requests() (float64, error) {
 		}
 	}
 	return n, nil
+}
+
+// judgeCharge holds the ledger's charge e to the answer's usage and to the
+// model's price as the admin API reports it: the amount must be what that
+// price costs for the tokens charged (ledger.Price.Cost, the ledger's own
+// rounding), to the micro-unit. perr: the price could not be read, so only
+// the tokens are checked (a warning, not a failure: an older server).
+func judgeCharge(e adminclient.Entry, ans Answer, price adminclient.Price, perr error) preflight.Outcome {
+	spent := -e.AmountMicros
+	if e.PromptTokens != ans.Prompt || e.CompletionTokens != ans.Completion {
+		return bad(preflight.Fail, fmt.Sprintf("charged %d+%d tokens, the answer said %d+%d", e.PromptTokens, e.CompletionTokens, ans.Prompt, ans.Completion),
+			"usage and charge disagree: run llmctl ledger reconcile against the backend's /metrics")
+	}
+	if spent <= 0 {
+		return bad(preflight.Fail, fmt.Sprintf("model %q was charged %s: served for free", ans.Model, e.Amount),
+			"price the model (prices: file, --prices) or the gateway gives it away")
+	}
+	if perr != nil {
+		return bad(preflight.Warn, fmt.Sprintf("charged %s for %d+%d tokens; the amount is not checked: the price list could not be read: %v", e.Amount, e.PromptTokens, e.CompletionTokens, perr),
+			"upgrade the gateway to one that serves GET /admin/v1/prices")
+	}
+	c := ledger.Micros(price.CachedInputMicro)
+	pr := ledger.Price{Input: ledger.Micros(price.InputMicros), CachedInput: &c, Output: ledger.Micros(price.OutputMicros), PerRequest: ledger.Micros(price.PerRequestMicros)}
+	u := billing.Usage{PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens, CachedPromptTokens: e.CachedPromptTokens}
+	want, err := pr.Cost(u)
+	if err != nil {
+		return bad(preflight.Fail, fmt.Sprintf("the price of %q cannot cost %d+%d tokens: %v", ans.Model, e.PromptTokens, e.CompletionTokens, err), "check the prices file")
+	}
+	ev := fmt.Sprintf("price of %q: input %d, cached input %d, output %d µ per 1M tokens, %d µ per request",
+		ans.Model, price.InputMicros, price.CachedInputMicro, price.OutputMicros, price.PerRequestMicros)
+	if int64(want) != spent {
+		return bad(preflight.Fail, fmt.Sprintf("charged %s for %d+%d tokens (%d cached); the price list says it costs %s", e.Amount, e.PromptTokens, e.CompletionTokens, e.CachedPromptTokens, want.String()),
+			"the ledger charged a different price than it lists: check that every replica runs the same prices file, then llmctl ledger verify", ev)
+	}
+	return ok(fmt.Sprintf("charged %s for %d+%d tokens, exactly its price", e.Amount, e.PromptTokens, e.CompletionTokens), ev)
 }

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/llmctl/llmctl/pkg/billing"
+	"github.com/llmctl/llmctl/pkg/billing/ledger"
 	"github.com/llmctl/llmctl/pkg/billing/store"
 )
 
@@ -63,6 +64,8 @@ type Options struct {
 	Vouchers Vouchers
 	// Alerts is the ledger's outbox (alerts.go); nil answers 501.
 	Alerts Outbox
+	// Prices is the ledger's price list (prices.go); nil answers 501.
+	Prices *ledger.Prices
 }
 
 // Handler serves the admin API.
@@ -74,6 +77,7 @@ type Handler struct {
 	ledger  Ledger
 	vouch   Vouchers
 	alerts  Outbox
+	prices  *ledger.Prices
 	mux     *http.ServeMux
 	openapi json.RawMessage // the OpenAPI document, as served
 }
@@ -109,7 +113,7 @@ func New(o Options) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{st: o.Store, log: o.Logger, maxBody: o.MaxBodyBytes, now: o.Now, ledger: o.Ledger, vouch: o.Vouchers, mux: http.NewServeMux(), openapi: doc}
-	h.alerts = o.Alerts
+	h.alerts, h.prices = o.Alerts, o.Prices
 	h.routes()
 	return h, nil
 }
@@ -144,6 +148,7 @@ func (h *Handler) table() []route {
 		{"/admin/v1/tenants/{name}/alerts", map[string]handlerFunc{"GET": h.getTenantAlerts, "PUT": h.putTenantAlerts}},
 		{"/admin/v1/alerts/deliveries", map[string]handlerFunc{"GET": h.listDeliveries}},
 		{"/admin/v1/alerts/deliveries/{id}/redeliver", map[string]handlerFunc{"POST": bodiless(h.redeliver)}},
+		{"/admin/v1/prices", map[string]handlerFunc{"GET": h.listPrices}},
 		{"/admin/v1/openapi.json", map[string]handlerFunc{"GET": h.getOpenAPI}},
 	}
 }

@@ -105,6 +105,8 @@ func newLedgerReplica(t *testing.T, st store.Store, mode string, lg *ledger.Ledg
 		aopts.Ledger, sopts.Ledger = lv, lv
 		aopts.Vouchers, sopts.Vouchers = lg.Store(), lg.Store()
 		aopts.Alerts, _ = ledger.OutboxOf(lg.Store())
+		prices := lg.Prices()
+		aopts.Prices = &prices
 	}
 	h, err := admin.New(aopts)
 	if err != nil {

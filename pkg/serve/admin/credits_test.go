@@ -14,11 +14,17 @@ import (
 // openLedger is a real ledger on dsn, as serve builds it.
 func openLedger(t *testing.T, dsn string) *ledger.Ledger {
 	t.Helper()
+	return openPricedLedger(t, dsn, ledger.Prices{})
+}
+
+// openPricedLedger is openLedger charging by p.
+func openPricedLedger(t *testing.T, dsn string, p ledger.Prices) *ledger.Ledger {
+	t.Helper()
 	ls, err := ledger.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lg, err := ledger.New(ls, ledger.Config{SpoolDir: t.TempDir()})
+	lg, err := ledger.New(ls, ledger.Config{Prices: p, SpoolDir: t.TempDir()})
 	if err != nil {
 		ls.Close()
 		t.Fatal(err)

@@ -234,6 +234,8 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 		want(t, v.call("DELETE", "/admin/v1/tenants/{name}", "/admin/v1/tenants/acme", ak, "", true), 200, "suspend tenant")
 		want(t, v.call("POST", "/admin/v1/tenants/{name}/resume", "/admin/v1/tenants/acme/resume", ak, "", true), 200, "resume tenant")
 		want(t, v.call("GET", "/admin/v1/openapi.json", "/admin/v1/openapi.json", ak, "", true), 200, "openapi.json")
+		want(t, v.call("GET", "/admin/v1/prices", "/admin/v1/prices", ak, "", true), 200, "prices")
+		want(t, v.call("GET", "/admin/v1/prices", "/admin/v1/prices?model=m1", ak, "", true), 404, "unpriced model")
 
 		// Errors, in OpenAI's shape.
 		want(t, v.call("POST", "/admin/v1/tenants", "/admin/v1/tenants", ak, `{"name":"acme"}`, true), 409, "duplicate tenant")

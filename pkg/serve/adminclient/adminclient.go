@@ -473,3 +473,51 @@ func (c *Client) Entries(ctx context.Context, tenant string, q EntryQuery) (es [
 	_, err = c.do(ctx, http.MethodGet, "/admin/v1/tenants/"+esc(tenant)+"/entries", v, nil, &l)
 	return l.Data, l.NextCursor, err
 }
+
+// Price is one model's effective price (GET /admin/v1/prices): tokens in
+// micro-units per 1,000,000, per request in micro-units; Batch is a batch
+// line's.
+type Price struct {
+	Model            string     `json:"model"`
+	Source           string     `json:"source"` // "model" or "default"
+	InputMicros      int64      `json:"input_micros"`
+	CachedInputMicro int64      `json:"cached_input_micros"`
+	OutputMicros     int64      `json:"output_micros"`
+	PerRequestMicros int64      `json:"per_request_micros"`
+	Batch            BatchPrice `json:"batch"`
+}
+
+// BatchPrice is a model's batch-line price.
+type BatchPrice struct {
+	InputMicros      int64 `json:"input_micros"`
+	CachedInputMicro int64 `json:"cached_input_micros"`
+	OutputMicros     int64 `json:"output_micros"`
+	PerRequestMicros int64 `json:"per_request_micros"`
+}
+
+// PriceList is GET /admin/v1/prices.
+type PriceList struct {
+	UnknownModel string  `json:"unknown_model"`
+	Default      *Price  `json:"default"`
+	Data         []Price `json:"data"`
+}
+
+// Prices is GET /admin/v1/prices: the whole list.
+func (c *Client) Prices(ctx context.Context) (PriceList, error) {
+	var l PriceList
+	_, err := c.do(ctx, http.MethodGet, "/admin/v1/prices", nil, nil, &l)
+	return l, err
+}
+
+// PriceOf is GET /admin/v1/prices?model=: what a request for model is
+// charged now (a 404 *Error with code model_not_priced when it is refused).
+func (c *Client) PriceOf(ctx context.Context, model string) (Price, error) {
+	var l PriceList
+	if _, err := c.do(ctx, http.MethodGet, "/admin/v1/prices", url.Values{"model": {model}}, nil, &l); err != nil {
+		return Price{}, err
+	}
+	if len(l.Data) != 1 {
+		return Price{}, fmt.Errorf("the server answered %d prices for model %q, want 1", len(l.Data), model)
+	}
+	return l.Data[0], nil
+}
