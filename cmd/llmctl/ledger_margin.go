@@ -45,21 +45,29 @@ func (o *ledgerMarginOptions) Complete(now time.Time) (err error) {
 		o.Costs.GPUMonthly = or(o.Costs.GPUMonthly, file.GPUMonthly)
 		o.Costs.OtherMonthly = or(o.Costs.OtherMonthly, file.OtherMonthly)
 	}
-	if o.State == "" {
+	o.EnergyTarget, o.State, err = energyFlags(o.EnergyTarget, o.State, "--state")
+	return err
+}
+
+// energyFlags checks an --energy-target and defaults the energy state file
+// (the one `ledger margin` and `top` share) to energy-state.json in the
+// data dir.
+func energyFlags(target, state, stateFlag string) (string, string, error) {
+	if state == "" {
 		dir, err := store.DataDir()
 		if err != nil {
-			return fmt.Errorf("--state: %w", err)
+			return "", "", fmt.Errorf("%s: %w", stateFlag, err)
 		}
-		o.State = filepath.Join(dir, "energy-state.json")
+		state = filepath.Join(dir, "energy-state.json")
 	}
-	if o.EnergyTarget != "" {
-		t, err := reconcile.ParseTarget(o.EnergyTarget)
+	if target != "" {
+		t, err := reconcile.ParseTarget(target)
 		if err != nil {
-			return fmt.Errorf("--energy-target: %w", err)
+			return "", "", fmt.Errorf("--energy-target: %w", err)
 		}
-		o.EnergyTarget = t.URL
+		target = t.URL
 	}
-	return nil
+	return target, state, nil
 }
 
 func or(a, b string) string {
@@ -108,25 +116,9 @@ func (o *ledgerMarginOptions) Run(cmd *cobra.Command, g *globals) error {
 	energy := margin.Energy{Note: "no --energy-target given"}
 	since := o.since
 	if o.EnergyTarget != "" {
-		cur, err := margin.ScrapeEnergy(ctx, &http.Client{Timeout: 10 * time.Second}, o.EnergyTarget, o.until)
-		switch {
-		case errors.Is(err, margin.ErrNoEnergy):
-			energy.Note = err.Error()
-		case err != nil:
+		var err error
+		if energy, since, err = margin.Measure(ctx, &http.Client{Timeout: 10 * time.Second}, o.EnergyTarget, o.State, o.since, o.until, 0); err != nil {
 			return err
-		default:
-			history, err := margin.LoadEnergyState(o.State)
-			if err != nil {
-				return err
-			}
-			var ok bool
-			var from time.Time
-			if energy, from, ok = margin.EnergyOver(history, cur, o.since); ok {
-				since = from // the window the energy covers
-			}
-			if err := margin.SaveEnergyState(o.State, history, cur); err != nil {
-				return err
-			}
 		}
 	}
 	c, err := o.db.openLedger(ctx)

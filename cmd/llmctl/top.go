@@ -40,6 +40,8 @@ type topOptions struct {
 	Once     bool
 	Kube     deploy.ClientFlags // Namespace set: discover gateway pods there
 	Selector string
+	// The Margin pane's energy (as ledger margin's flags).
+	EnergyTarget, EnergyState string
 
 	format    printer.Format
 	outputSet bool   // -o given: it applies to --once only
@@ -66,6 +68,9 @@ func (o *topOptions) Complete() error {
 		if o.Targets[i], err = top.ValidateTarget(strings.TrimSpace(t)); err != nil {
 			return err
 		}
+	}
+	if o.EnergyTarget, o.EnergyState, err = energyFlags(o.EnergyTarget, o.EnergyState, "--energy-state"); err != nil {
+		return err
 	}
 	o.dsn, err = o.resolveDSN()
 	return err
@@ -149,7 +154,8 @@ func (o *topOptions) Run(ctx context.Context, g *globals) error {
 		}
 		defer closeLedger()
 		src.Ledger = ls
-		src.Margin = ledgersource.Margins{Source: ls, Costs: costs}
+		src.Margin = ledgersource.Margins{Source: ls, Costs: costs, EnergyTarget: o.EnergyTarget, State: o.EnergyState,
+			HTTP: &http.Client{Timeout: timeout}}
 	}
 	if o.Once {
 		snap, err := top.Once(ctx, src, o.Interval)
@@ -184,7 +190,8 @@ model request rates, p50/p99 latency and time to first token, tokens per second,
 error and 429 rates, backend health, GPU readings, and each tenant's balance and
 recent spend from the ledger database (--db); m swaps the ledger for the Margin
 pane: revenue, attributed cost and margin per tenant and model over the last
-24h, priced with the costs: section of --config (as llmctl ledger margin).
+24h, priced with the costs: section of --config and, with --energy-target,
+the GPUs' measured energy (as llmctl ledger margin).
 
 Keys: ? help, tab switch pane, m margin/ledger, / filter, s/S sort, enter drill down, esc back, q quit.`,
 		Example: `  llmctl top --target http://127.0.0.1:9090/metrics --db sqlite:/var/lib/llmctl/llmctl.db
@@ -211,6 +218,8 @@ Keys: ? help, tab switch pane, m margin/ledger, / filter, s/S sort, enter drill 
 	f.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "with --namespace: kubeconfig file (default: $KUBECONFIG, then "+facts.K3sKubeconfig+", then ~/.kube/config)")
 	f.StringVar(&o.Kube.Context, "context", "", "with --namespace: kubeconfig context")
 	f.BoolVar(&o.Once, "once", false, "print one snapshot and exit")
+	f.StringVar(&o.EnergyTarget, "energy-target", "", "Margin pane: the gateway's admin /metrics URL with the GPUs' energy counter (without it, fixed costs only)")
+	f.StringVar(&o.EnergyState, "energy-state", "", "Margin pane: file of energy samples shared with ledger margin (default energy-state.json in the data dir); top adds one at most hourly")
 	printer.Bind(cmd, &o.format)
 	f.Lookup(printer.Flag).Usage = "with --once: " + f.Lookup(printer.Flag).Usage
 	return cmd

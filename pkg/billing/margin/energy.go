@@ -123,3 +123,38 @@ func SaveEnergyState(path string, history []EnergySample, cur EnergySample) erro
 	}
 	return reconcile.WriteAtomic(path, b)
 }
+
+// Measure is the energy the GPUs behind target (a gateway's admin /metrics)
+// used between since and until, from the newest sample in the state file at
+// or before since; from is where that window starts (since when there is
+// no such sample, and the energy is then unmeasured and says why). The read
+// is recorded in the state file when the target's newest recorded sample is
+// older than minGap (0: always), so a caller that reads often (top) keeps
+// the file's 500 samples spread over days instead of minutes. A target
+// without an energy counter is an unmeasured Energy, not an error.
+func Measure(ctx context.Context, c *http.Client, target, state string, since, until time.Time, minGap time.Duration) (e Energy, from time.Time, err error) {
+	cur, err := ScrapeEnergy(ctx, c, target, until)
+	if errors.Is(err, ErrNoEnergy) {
+		return Energy{Note: err.Error()}, since, nil
+	}
+	if err != nil {
+		return Energy{}, since, err
+	}
+	history, err := LoadEnergyState(state)
+	if err != nil {
+		return Energy{}, since, err
+	}
+	e, from, _ = EnergyOver(history, cur, since)
+	var newest time.Time
+	for _, h := range history {
+		if h.Target == cur.Target && h.Time.After(newest) {
+			newest = h.Time
+		}
+	}
+	if newest.IsZero() || cur.Time.Sub(newest) >= minGap {
+		if err := SaveEnergyState(state, history, cur); err != nil {
+			return Energy{}, since, err
+		}
+	}
+	return e, from, nil
+}

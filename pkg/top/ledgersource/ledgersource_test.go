@@ -77,6 +77,7 @@ func run(t *testing.T, dsn string) {
 		t.Fatalf("all entries = %+v, want 4 ending with the 2-day-old credit", all)
 	}
 	checkMargin(t, src, now)
+	checkMarginEnergy(t, src, now)
 }
 
 func populate(t *testing.T, dsn string, now time.Time) {
