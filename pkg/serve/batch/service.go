@@ -84,6 +84,7 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{opts: opts, log: opts.Logger, slots: make(chan struct{}, opts.Concurrency),
 		wake: make(chan struct{}, 1), running: map[string]bool{}}
+	s.opts.Runner = &quotaRunner{next: opts.Runner, running: s.isRunning, out: map[string]string{}} // quota.go
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("POST /v1/files", s.uploadFile)
 	s.mux.HandleFunc("GET /v1/files/{id}", s.getFile)
