@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/llmctl/llmctl/pkg/billing"
 )
 
@@ -49,5 +51,22 @@ func TestAdmitBatch(t *testing.T) {
 			admitOK(t, l, p, "m", 50).Done(ctx, billing.Usage{PromptTokens: 50})
 			admitRefused(t, l, p, "m", 1, "requests per minute on key "+p.KeyID+":")
 		})
+	}
+}
+
+// limits.batch in the config file reaches Config.Batch and is checked like
+// the other limits.
+func TestBatchSettings(t *testing.T) {
+	var s Settings
+	if err := yaml.Unmarshal([]byte("batch:\n  key: {rpm: 120, tpm: 400000}\n  tenant: {maxConcurrency: 8}\n"), &s); err != nil {
+		t.Fatal(err)
+	}
+	c := s.Config(nil, nil)
+	if c.Batch.Key != (billing.Limits{RPM: 120, TPM: 400000}) || c.Batch.Tenant != (billing.Limits{MaxConcurrency: 8}) {
+		t.Fatalf("batch limits %+v", c.Batch)
+	}
+	s.Batch.Key.RPM = -1
+	if err := s.Validate(); err == nil {
+		t.Fatal("a negative batch limit was accepted")
 	}
 }

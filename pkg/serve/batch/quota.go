@@ -1,7 +1,7 @@
 package batch
 
-// A tenant whose balance runs out mid-batch (docs/batches.md, "Running out
-// of credit"): the line the ledger refused is recorded with the gateway's
+// A tenant whose balance runs out mid-batch (docs/billing.md, "A batch that
+// runs out of credit"): the line the ledger refused is recorded with the gateway's
 // own 402 insufficient_quota answer, and every line of the batch not yet
 // started is failed with the same error without being run, so the batch
 // completes and nothing more is charged. OpenAI's error file carries a
