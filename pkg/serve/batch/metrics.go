@@ -18,7 +18,7 @@ import (
 var (
 	batchesDesc = prometheus.NewDesc("llmctl_batches",
 		"Batches in the store by status.", []string{"status"}, nil)
-	batchLinesDesc = prometheus.NewDesc("llmctl_batch_lines",
+	batchLinesDesc = prometheus.NewDesc("llmctl_batch_progress",
 		"Lines of each unfinished batch: state=total, completed (answered 2xx) or failed.",
 		[]string{"batch", "tenant", "status", "state"}, nil)
 )
@@ -55,7 +55,7 @@ func (s *sqlStore) CountByStatus(ctx context.Context) (map[Status]int64, error) 
 	return out, nil
 }
 
-// collector reports llmctl_batches and llmctl_batch_lines from store.
+// collector reports llmctl_batches and llmctl_batch_progress from store.
 type collector struct {
 	s *Service
 }

@@ -50,12 +50,12 @@ llmctl_batch_slots{model="double-model",state="held"} 1
 llmctl_batch_slots{model="double-model",state="limit"} 1
 `, "llmctl_batch_slots")
 	expect("progress of the running batch", fmt.Sprintf(`
-# HELP llmctl_batch_lines Lines of each unfinished batch: state=total, completed (answered 2xx) or failed.
-# TYPE llmctl_batch_lines gauge
-llmctl_batch_lines{batch=%[1]q,state="completed",status="in_progress",tenant=%[2]q} 0
-llmctl_batch_lines{batch=%[1]q,state="failed",status="in_progress",tenant=%[2]q} 0
-llmctl_batch_lines{batch=%[1]q,state="total",status="in_progress",tenant=%[2]q} 2
-`, slow.ID, e.tenantA), "llmctl_batch_lines")
+# HELP llmctl_batch_progress Lines of each unfinished batch: state=total, completed (answered 2xx) or failed.
+# TYPE llmctl_batch_progress gauge
+llmctl_batch_progress{batch=%[1]q,state="completed",status="in_progress",tenant=%[2]q} 0
+llmctl_batch_progress{batch=%[1]q,state="failed",status="in_progress",tenant=%[2]q} 0
+llmctl_batch_progress{batch=%[1]q,state="total",status="in_progress",tenant=%[2]q} 2
+`, slow.ID, e.tenantA), "llmctl_batch_progress")
 	if b := e.waitStatus(t, slow.ID, batch.StatusCompleted); b.Completed != 2 {
 		t.Fatalf("slow batch %+v", b)
 	}
@@ -78,5 +78,5 @@ llmctl_batch_lines_total{result="failed"} 1
 # TYPE llmctl_batch_slots gauge
 llmctl_batch_slots{model="double-model",state="held"} 0
 llmctl_batch_slots{model="double-model",state="limit"} 1
-`, "llmctl_batches", "llmctl_batch_lines_total", "llmctl_batch_slots", "llmctl_batch_lines")
+`, "llmctl_batches", "llmctl_batch_lines_total", "llmctl_batch_slots", "llmctl_batch_progress")
 }

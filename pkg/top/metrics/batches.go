@@ -3,7 +3,7 @@ package metrics
 import "sort"
 
 // Batch is one unfinished batch of the Batches API and its progress, from
-// the gateway's llmctl_batch_lines gauges.
+// the gateway's llmctl_batch_progress gauges.
 type Batch struct {
 	ID        string  `json:"id"`
 	Tenant    string  `json:"tenant"`
@@ -13,7 +13,7 @@ type Batch struct {
 	Failed    float64 `json:"failed"`
 }
 
-// batchLines adds one llmctl_batch_lines series to byID. Every replica
+// batchLines adds one llmctl_batch_progress series to byID. Every replica
 // reports every batch (the gauges come from the shared store), so the
 // targets' values are not summed: the largest count wins.
 func batchLines(byID map[string]*Batch, s Series) {

@@ -12,8 +12,8 @@ func TestSummarizeBatches(t *testing.T) {
 		l := func(state string) map[string]string {
 			return map[string]string{"batch": "batch_1", "tenant": "ten_a", "status": "in_progress", "state": state}
 		}
-		return []Series{{Name: BatchLines, Labels: l("total"), Value: 100}, {Name: BatchLines, Labels: l("completed"), Value: completed},
-			{Name: BatchLines, Labels: l("failed"), Value: 2}}
+		return []Series{{Name: BatchProgress, Labels: l("total"), Value: 100}, {Name: BatchProgress, Labels: l("completed"), Value: completed},
+			{Name: BatchProgress, Labels: l("failed"), Value: 2}}
 	}
 	tr := Summarize([]Window{{Target: "a", Seconds: 1, Series: series(40)}, {Target: "b", Seconds: 1, Series: series(41)}})
 	want := []Batch{{ID: "batch_1", Tenant: "ten_a", Status: "in_progress", Total: 100, Completed: 41, Failed: 2}}

@@ -26,8 +26,8 @@ const (
 	QueueWait         = "llmctl_queue_wait_seconds" // histogram {model, priority}
 	QueueRefusedTotal = "llmctl_queue_refused_total"
 	FallbacksTotal    = "llmctl_fallbacks_total"
-	// BatchLines is each unfinished batch's lines (batch.go).
-	BatchLines = "llmctl_batch_lines" // gauge {batch, tenant, status, state}
+	// BatchProgress is each unfinished batch's lines (batch.go).
+	BatchProgress = "llmctl_batch_progress" // gauge {batch, tenant, status, state}
 )
 
 // Stats are the rates and latencies of one model, or of all of them.
@@ -208,7 +208,7 @@ func Summarize(ws []Window) Traffic {
 				}
 			case FallbacksTotal:
 				fallback[[2]string{s.Labels["from"], s.Labels["to"]}] += rate
-			case BatchLines:
+			case BatchProgress:
 				batchLines(batches, s)
 			}
 		}

@@ -12,10 +12,10 @@ import (
 	"github.com/llmctl/llmctl/pkg/top/metrics"
 )
 
-// batchGauge registers the gateway's llmctl_batch_lines on f's stand-in
+// batchGauge registers the gateway's llmctl_batch_progress on f's stand-in
 // and sets two running batches, one with failed lines.
 func batchGauge(f *fixture) {
-	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: metrics.BatchLines, Help: "batch lines"}, []string{"batch", "tenant", "status", "state"})
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: metrics.BatchProgress, Help: "batch lines"}, []string{"batch", "tenant", "status", "state"})
 	f.gw.Registry.MustRegister(g)
 	set := func(id, status string, total, completed, failed float64) {
 		g.WithLabelValues(id, "ten_acme", status, "total").Set(total)
