@@ -404,7 +404,7 @@ type ledgerSpendOptions struct {
 	rf    *remoteFlags
 	Since string
 	Until string
-	By    string // tenant (default), key, model or user: see spend_by.go
+	By    string // tenant (default), key, model, user or batch: see spend_by.go
 
 	format       printer.Format
 	since, until time.Time
@@ -418,6 +418,7 @@ type spendRow struct {
 	KeyID       *string `json:"keyId,omitempty"`
 	Model       *string `json:"model,omitempty"`
 	User        *string `json:"user,omitempty"`
+	Batch       *string `json:"batchId,omitempty"`
 	Spent       string  `json:"spent"`
 	SpentMicros int64   `json:"spentMicros"`
 	Requests    int64   `json:"requests"`
@@ -475,14 +476,14 @@ func (o *ledgerSpendOptions) spendDB(ctx context.Context) ([]spendRow, error) {
 		return nil, err
 	}
 	sp, err := c.lg.Spend(ctx, ledger.SpendWindow{Since: o.since, Recent: o.since, Until: o.until,
-		ByKey: o.By == "key", ByModel: o.By == "model", ByUser: o.By == "user"})
+		ByKey: o.By == "key", ByModel: o.By == "model", ByUser: o.By == "user", ByBatch: o.By == "batch"})
 	if err != nil {
 		return nil, err
 	}
 	rows := make([]spendRow, 0, len(sp))
 	for _, x := range sp {
 		r := spendRow{TenantID: x.TenantID, Tenant: names[x.TenantID], Spent: x.Amount.String(), SpentMicros: int64(x.Amount), Requests: x.Requests}
-		r.split(o.By, x.KeyID, x.Model, x.EndUser)
+		r.split(o.By, x.KeyID, x.Model, x.EndUser, x.BatchID)
 		rows = append(rows, r)
 	}
 	return rows, nil
@@ -523,7 +524,7 @@ func newLedgerSpendCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&o.Since, "since", "24h", "window start: a duration back (24h), a date or an RFC 3339 time")
 	fl.StringVar(&o.Until, "until", "", "window end, same forms (default: now)")
-	fl.StringVar(&o.By, "by", "tenant", "one row per: tenant, key (API key id), model or user (the requests' OpenAI user field)")
+	fl.StringVar(&o.By, "by", "tenant", "one row per: tenant, key (API key id), model, user (the requests' OpenAI user field) or batch (batch id, empty for interactive requests)")
 	printer.Bind(cmd, &o.format, printer.Table, printer.JSON, printer.YAML, printer.CSV)
 	return cmd
 }

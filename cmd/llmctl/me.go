@@ -63,6 +63,8 @@ func printMe(g *globals, me adminclient.Me) error {
 		tw.Row("available:", b.Balance.Available)
 		tw.Row("spend 24h:", fmt.Sprintf("%s (%d requests)", b.Spend24h.Amount, b.Spend24h.Requests))
 		tw.Row("spend 30d:", fmt.Sprintf("%s (%d requests)", b.Spend30d.Amount, b.Spend30d.Requests))
+		tw.Row("of it batches 24h:", fmt.Sprintf("%s (%d lines)", b.BatchSpend24h.Amount, b.BatchSpend24h.Requests))
+		tw.Row("of it batches 30d:", fmt.Sprintf("%s (%d lines)", b.BatchSpend30d.Amount, b.BatchSpend30d.Requests))
 	} else {
 		tw.Row("billing:", dash(me.BillingMessage))
 	}

@@ -301,7 +301,7 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger) error {
 	// line through the gateway's own path (gw, set just below), so limits,
 	// holds and settlement apply as to any request.
 	var gw *serve.Gateway
-	batches, err := batch.New(batch.Options{Store: batch.OnDB(db), Logger: log,
+	batches, err := batch.New(batch.Options{Store: batch.OnDB(db), Logger: log, Registerer: opts.Registry,
 		Runner: batch.RunnerFunc(func(ctx context.Context, p billing.Principal, batchID, endpoint string, body []byte, requestID string) (int, []byte) {
 			return gw.RunLine(ctx, p, batchID, endpoint, body, requestID)
 		})})

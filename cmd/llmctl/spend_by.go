@@ -11,23 +11,23 @@ import (
 	"github.com/llmctl/llmctl/pkg/serve/adminclient"
 )
 
-// `llmctl ledger spend --by tenant|key|model|user`: the splits of
-// ledger.SpendWindow (ByKey, ByModel, ByUser), by the database or the admin
+// `llmctl ledger spend --by tenant|key|model|user|batch`: the splits of
+// ledger.SpendWindow (ByKey, ByModel, ByUser, ByBatch), by the database or the admin
 // API's spend?by=.
 
 func validateSpendBy(by string) error {
 	switch by {
-	case "", "tenant", "key", "model", "user":
+	case "", "tenant", "key", "model", "user", "batch":
 		return nil
 	}
-	return fmt.Errorf("--by %q: want tenant, key, model or user", by)
+	return fmt.Errorf("--by %q: want tenant, key, model, user or batch", by)
 }
 
 // splitBy reports whether by splits a tenant's row.
 func splitBy(by string) bool { return by != "" && by != "tenant" }
 
 // split sets the field by names.
-func (r *spendRow) split(by, keyID, model, user string) {
+func (r *spendRow) split(by, keyID, model, user, batchID string) {
 	switch by {
 	case "key":
 		r.KeyID = &keyID
@@ -35,12 +35,14 @@ func (r *spendRow) split(by, keyID, model, user string) {
 		r.Model = &model
 	case "user":
 		r.User = &user
+	case "batch":
+		r.Batch = &batchID
 	}
 }
 
 // column is the value of the split's column.
 func (r spendRow) column() string {
-	for _, p := range []*string{r.KeyID, r.Model, r.User} {
+	for _, p := range []*string{r.KeyID, r.Model, r.User, r.Batch} {
 		if p != nil {
 			return *p
 		}
@@ -66,7 +68,7 @@ func (o *ledgerSpendOptions) spendRemoteBy(ctx context.Context, c *adminclient.C
 				continue
 			}
 			r := spendRow{TenantID: t.ID, Tenant: t.Name, Spent: d.Amount, SpentMicros: d.AmountMicros, Requests: d.Requests,
-				KeyID: d.KeyID, Model: d.Model, User: d.User}
+				KeyID: d.KeyID, Model: d.Model, User: d.User, Batch: d.Batch}
 			rows = append(rows, r)
 		}
 	}

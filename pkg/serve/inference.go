@@ -98,7 +98,11 @@ func (g *Gateway) run(w http.ResponseWriter, r *http.Request, st *reqState, p bi
 	// One settlement from admission on: forward charges it (a plain answer
 	// before its bytes go out), finish settles what is left when the
 	// handler returns, on every path, a panic included.
-	s, aerr := g.admit(w, r, st, p, model, satAdd(completion, cr.promptEstimate))
+	admit := g.admit
+	if cr.batchID != "" {
+		admit = g.admitLine(cr) // batch lines have their own limits (batchlimit.go)
+	}
+	s, aerr := admit(w, r, st, p, model, satAdd(completion, cr.promptEstimate))
 	if aerr != nil {
 		g.fail(w, st, aerr)
 		return

@@ -83,6 +83,9 @@ func (g *Gateway) me(w http.ResponseWriter, r *http.Request, st *reqState) {
 		admin.BalanceJSON
 		Spend24h spendJSON `json:"spend_24h"`
 		Spend30d spendJSON `json:"spend_30d"`
+		// The part of the spend above that batch lines were charged.
+		BatchSpend24h spendJSON `json:"batch_spend_24h"`
+		BatchSpend30d spendJSON `json:"batch_spend_30d"`
 		// The tenant's own budgets and the calling key's.
 		Budgets []admin.BudgetJSON `json:"budgets"`
 	}
@@ -121,7 +124,7 @@ func (g *Gateway) me(w http.ResponseWriter, r *http.Request, st *reqState) {
 			// One aggregate over this tenant's entries: the 30-day window,
 			// of which the last 24 h is the recent part.
 			now := time.Now()
-			spend, err = g.opts.Ledger.Spend(r.Context(), ledger.SpendWindow{Since: now.Add(-30 * 24 * time.Hour), Recent: now.Add(-24 * time.Hour), Until: now, TenantID: p.TenantID})
+			spend, err = g.opts.Ledger.Spend(r.Context(), ledger.SpendWindow{Since: now.Add(-30 * 24 * time.Hour), Recent: now.Add(-24 * time.Hour), Until: now, TenantID: p.TenantID, ByBatch: true})
 		}
 		var budgets []admin.BudgetJSON
 		if err == nil {
@@ -138,16 +141,21 @@ func (g *Gateway) me(w http.ResponseWriter, r *http.Request, st *reqState) {
 			return
 		}
 		b := &billingJSON{BalanceJSON: admin.BalanceOut(a), Budgets: budgets}
+		// One row per batch ("" for interactive requests): summed, and
+		// the batches' part apart.
+		var all, batches ledger.Spend
 		for _, s := range spend {
-			if s.TenantID == p.TenantID {
-				b.Spend24h = spendJSON{s.RecentAmount.String(), int64(s.RecentAmount), s.RecentRequests}
-				b.Spend30d = spendJSON{s.Amount.String(), int64(s.Amount), s.Requests}
+			if s.TenantID != p.TenantID {
+				continue
+			}
+			all.Add(s)
+			if s.BatchID != "" {
+				batches.Add(s)
 			}
 		}
-		if b.Spend24h.Amount == "" {
-			zero := spendJSON{Amount: ledger.Micros(0).String()}
-			b.Spend24h, b.Spend30d = zero, zero
-		}
+		sj := func(s ledger.Micros, n int64) spendJSON { return spendJSON{s.String(), int64(s), n} }
+		b.Spend24h, b.Spend30d = sj(all.RecentAmount, all.RecentRequests), sj(all.Amount, all.Requests)
+		b.BatchSpend24h, b.BatchSpend30d = sj(batches.RecentAmount, batches.RecentRequests), sj(batches.Amount, batches.Requests)
 		out.Billing = b
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -34,6 +34,9 @@ func (g *Gateway) startQueue() error {
 	q := newQueue(qo, nil)
 	q.m = m
 	g.router.q = q
+	if err := g.registry.Register(batchSlots{g.router}); err != nil { // batchmetrics.go
+		return fmt.Errorf("serve: register batch slot metrics: %w", err)
+	}
 	return nil
 }
 

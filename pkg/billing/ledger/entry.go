@@ -35,7 +35,10 @@ type Entry struct {
 	KeyID string `json:"keyId,omitempty"`
 	// EndUser is the OpenAI `user` field of the request (the client's own
 	// end user, at most MaxEndUser bytes); empty when it sent none.
-	EndUser          string `json:"endUser,omitempty"`
+	EndUser string `json:"endUser,omitempty"`
+	// BatchID is the batch (Batches API) whose line the entry charges;
+	// empty for interactive requests and for credits.
+	BatchID          string `json:"batchId,omitempty"`
 	PromptTokens     int64  `json:"promptTokens,omitempty"`
 	CompletionTokens int64  `json:"completionTokens,omitempty"`
 	// CachedPromptTokens is the part of PromptTokens the backend served
@@ -70,6 +73,8 @@ func (e Entry) Validate() error {
 		return bad("more cached prompt tokens (%d) than prompt tokens (%d)", e.CachedPromptTokens, e.PromptTokens)
 	case len(e.EndUser) > MaxEndUser:
 		return bad("end user longer than %d bytes", MaxEndUser)
+	case len(e.BatchID) > 256:
+		return bad("batch id longer than 256 bytes")
 	case e.Time.IsZero():
 		return bad("no time")
 	}

@@ -253,7 +253,7 @@ func (l *Ledger) replay(left []spool.Segment) {
 			continue
 		default:
 			released++
-			r.e = Entry{Key: r.e.Key, TenantID: r.e.TenantID, Kind: KindRelease, KeyID: r.e.KeyID, EndUser: r.e.EndUser, Time: l.cfg.Now().UTC(),
+			r.e = Entry{Key: r.e.Key, TenantID: r.e.TenantID, Kind: KindRelease, KeyID: r.e.KeyID, EndUser: r.e.EndUser, BatchID: r.e.BatchID, Time: l.cfg.Now().UTC(),
 				Reason: "released at restart: its process stopped before settling"}
 		}
 		l.queue = append(l.queue, queued{e: r.e, seg: r.seg})
@@ -304,11 +304,12 @@ func (l *Ledger) Reserve(ctx context.Context, r billing.ReserveRequest) (billing
 	if err != nil {
 		return nil, fmt.Errorf("ledger: reserve: %w", err)
 	}
-	h := &hold{l: l, key: chargeKey(r.RequestID), tenant: r.Principal.TenantID, keyID: r.Principal.KeyID, endUser: r.EndUser, model: r.Model, price: price}
+	h := &hold{l: l, key: chargeKey(r.RequestID), tenant: r.Principal.TenantID, keyID: r.Principal.KeyID, endUser: r.EndUser, model: r.Model, price: price,
+		batchID: r.BatchID}
 	l.open.Add(1) // until Settle, or the refusal below
 	hr := HoldRequest{Key: h.key, TenantID: h.tenant, KeyID: h.keyID, Amount: amount, Overdraft: l.overdraft(r.Principal), Time: l.cfg.Now()}
 	intent := Entry{Key: hr.Key, TenantID: hr.TenantID, Kind: KindReservation, Amount: amount, Model: r.Model, KeyID: h.keyID,
-		EndUser: h.endUser, Time: hr.Time.UTC()}
+		EndUser: h.endUser, BatchID: h.batchID, Time: hr.Time.UTC()}
 	if err := l.writeIntent(intent); err != nil {
 		l.log.Warn("ledger cannot journal a reservation; a crash before it settles leaves its hold until HoldTTL",
 			"request_id", r.RequestID, "err", err)
@@ -380,6 +381,7 @@ type hold struct {
 	endUser string
 	model   string
 	price   Price
+	batchID string // the batch of a line: its entry's BatchID
 	settled atomic.Bool
 }
 
@@ -394,7 +396,7 @@ func (h *hold) Settle(_ context.Context, used billing.Usage) {
 	h.l.open.Add(-1)
 	used.PromptTokens, used.CompletionTokens = max(used.PromptTokens, 0), max(used.CompletionTokens, 0)
 	used.CachedPromptTokens = used.Cached()
-	e := Entry{Key: h.key, TenantID: h.tenant, Kind: KindRelease, Model: h.model, KeyID: h.keyID, EndUser: h.endUser,
+	e := Entry{Key: h.key, TenantID: h.tenant, Kind: KindRelease, Model: h.model, KeyID: h.keyID, EndUser: h.endUser, BatchID: h.batchID,
 		PromptTokens: used.PromptTokens, CompletionTokens: used.CompletionTokens, CachedPromptTokens: used.CachedPromptTokens,
 		Time: h.l.cfg.Now().UTC()}
 	// Nothing used is a release: no token, and no perRequest either.

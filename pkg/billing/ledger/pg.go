@@ -67,10 +67,10 @@ func (s *pgStore) Reserve(ctx context.Context, h HoldRequest) error {
 // that concurrent batches from several gateways cannot deadlock.
 const pgApply = `
 WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[], $10::text[], $11::text[], $12::bigint[])
-        AS t(idem_key, tenant_id, kind, amount, model, prompt_tokens, completion_tokens, reason, created_at, key_id, end_user, cached_prompt_tokens)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[], $10::text[], $11::text[], $12::bigint[], $15::text[])
+        AS t(idem_key, tenant_id, kind, amount, model, prompt_tokens, completion_tokens, reason, created_at, key_id, end_user, cached_prompt_tokens, batch_id)
 ), ins AS (
-    INSERT INTO ledger_entries (idem_key, tenant_id, kind, amount, model, prompt_tokens, completion_tokens, reason, created_at, key_id, end_user, cached_prompt_tokens)
+    INSERT INTO ledger_entries (idem_key, tenant_id, kind, amount, model, prompt_tokens, completion_tokens, reason, created_at, key_id, end_user, cached_prompt_tokens, batch_id)
     SELECT * FROM input
     ON CONFLICT (idem_key) DO NOTHING
     RETURNING idem_key, tenant_id, kind, amount, reason
@@ -109,7 +109,7 @@ func pgApplyOn(ctx context.Context, q pgRower, al *alertState, entries []Entry) 
 	n := len(entries)
 	var (
 		keys, tenants, kinds, models, reasons = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		keyIDs, endUsers                      = make([]string, n), make([]string, n)
+		keyIDs, endUsers, batchIDs            = make([]string, n), make([]string, n), make([]string, n)
 		cached                                = make([]int64, n)
 		amounts, pt, ct, times                = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	)
@@ -118,12 +118,12 @@ func pgApplyOn(ctx context.Context, q pgRower, al *alertState, entries []Entry) 
 			return 0, err
 		}
 		keys[i], tenants[i], kinds[i], models[i], reasons[i] = e.Key, e.TenantID, string(e.Kind), e.Model, e.Reason
-		keyIDs[i], endUsers[i], cached[i] = e.KeyID, e.EndUser, e.CachedPromptTokens
+		keyIDs[i], endUsers[i], cached[i], batchIDs[i] = e.KeyID, e.EndUser, e.CachedPromptTokens, e.BatchID
 		amounts[i], pt[i], ct[i], times[i] = int64(e.Amount), e.PromptTokens, e.CompletionTokens, e.Time.UnixMicro()
 	}
 	var inserted, accounts int64
 	err := q.QueryRow(ctx, pgApply, keys, tenants, kinds, amounts, models, pt, ct, reasons, times, keyIDs, endUsers, cached,
-		int64(al.lowBalance()), time.Now().UnixMicro()).Scan(&inserted, &accounts)
+		int64(al.lowBalance()), time.Now().UnixMicro(), batchIDs).Scan(&inserted, &accounts)
 	if err != nil {
 		return 0, fmt.Errorf("ledger: apply %d entries: %w", n, err)
 	}

@@ -19,11 +19,22 @@ type Spend struct {
 	KeyID string `json:"keyID,omitempty"`
 	// EndUser is set when the window asked ByUser: one row per OpenAI
 	// `user` value, "" for requests that named none.
-	EndUser        string `json:"endUser,omitempty"`
+	EndUser string `json:"endUser,omitempty"`
+	// BatchID is set when the window asked ByBatch: one row per batch,
+	// "" for interactive requests.
+	BatchID        string `json:"batchId,omitempty"`
 	Amount         Micros `json:"amount"`
 	Requests       int64  `json:"requests"`
 	RecentAmount   Micros `json:"recentAmount"`
 	RecentRequests int64  `json:"recentRequests"`
+}
+
+// Add adds o's amounts and requests to s (rows of a split, summed).
+func (s *Spend) Add(o Spend) {
+	s.Amount += o.Amount
+	s.Requests += o.Requests
+	s.RecentAmount += o.RecentAmount
+	s.RecentRequests += o.RecentRequests
 }
 
 // SpendWindow bounds a Spend query: entries created in [Since, Until], of
@@ -38,6 +49,9 @@ type SpendWindow struct {
 	ByKey bool
 	// ByUser splits each tenant's row by the entries' end user.
 	ByUser bool
+	// ByBatch splits each tenant's row by the entries' batch ("" for
+	// interactive requests).
+	ByBatch bool
 }
 
 // The aggregate runs in the database so `llmctl top` reads one row per
@@ -49,15 +63,16 @@ const spendQuery = `SELECT tenant_id,
         COALESCE(SUM(CASE WHEN created_at >= %[2]s THEN 1 ELSE 0 END), 0),
         CASE WHEN %[5]s = 1 THEN model ELSE '' END,
         CASE WHEN %[6]s = 1 THEN key_id ELSE '' END,
-        CASE WHEN %[7]s = 1 THEN end_user ELSE '' END
+        CASE WHEN %[7]s = 1 THEN end_user ELSE '' END,
+        CASE WHEN %[8]s = 1 THEN batch_id ELSE '' END
     FROM ledger_entries
     WHERE kind IN ('debit', 'release') AND created_at >= %[1]s AND created_at <= %[3]s
         AND (%[4]s = '' OR tenant_id = %[4]s)
-    GROUP BY 1, 6, 7, 8 ORDER BY 1, 6, 7, 8`
+    GROUP BY 1, 6, 7, 8, 9 ORDER BY 1, 6, 7, 8, 9`
 
 var (
-	pgSpend     = fmt.Sprintf(spendQuery, "$1::bigint", "$2::bigint", "$3::bigint", "$4::text", "$5::int", "$6::int", "$7::int")
-	sqliteSpend = fmt.Sprintf(spendQuery, "?1", "?2", "?3", "?4", "?5", "?6", "?7")
+	pgSpend     = fmt.Sprintf(spendQuery, "$1::bigint", "$2::bigint", "$3::bigint", "$4::text", "$5::int", "$6::int", "$7::int", "$8::int")
+	sqliteSpend = fmt.Sprintf(spendQuery, "?1", "?2", "?3", "?4", "?5", "?6", "?7", "?8")
 )
 
 func spendArgs(w SpendWindow) []any {
@@ -67,7 +82,7 @@ func spendArgs(w SpendWindow) []any {
 		}
 		return 0
 	}
-	return []any{sinceMicros(w.Since), sinceMicros(w.Recent), w.Until.UnixMicro(), w.TenantID, flag(w.ByModel), flag(w.ByKey), flag(w.ByUser)}
+	return []any{sinceMicros(w.Since), sinceMicros(w.Recent), w.Until.UnixMicro(), w.TenantID, flag(w.ByModel), flag(w.ByKey), flag(w.ByUser), flag(w.ByBatch)}
 }
 
 func (s *pgStore) Spend(ctx context.Context, w SpendWindow) ([]Spend, error) {
@@ -97,7 +112,7 @@ func collectSpend(rows interface {
 	var out []Spend
 	for rows.Next() {
 		var sp Spend
-		if err := rows.Scan(&sp.TenantID, &sp.Amount, &sp.Requests, &sp.RecentAmount, &sp.RecentRequests, &sp.Model, &sp.KeyID, &sp.EndUser); err != nil {
+		if err := rows.Scan(&sp.TenantID, &sp.Amount, &sp.Requests, &sp.RecentAmount, &sp.RecentRequests, &sp.Model, &sp.KeyID, &sp.EndUser, &sp.BatchID); err != nil {
 			return nil, fmt.Errorf("ledger: spend: %w", err)
 		}
 		out = append(out, sp)

@@ -9,7 +9,7 @@ import (
 
 // Queries and helpers shared by both dialects.
 
-const entryColumns = `seq, idem_key, tenant_id, kind, amount, model, key_id, prompt_tokens, completion_tokens, reason, created_at, end_user, cached_prompt_tokens`
+const entryColumns = `seq, idem_key, tenant_id, kind, amount, model, key_id, prompt_tokens, completion_tokens, reason, created_at, end_user, cached_prompt_tokens, batch_id`
 
 func scanEntry(r interface{ Scan(...any) error }) (Entry, error) {
 	var (
@@ -17,7 +17,7 @@ func scanEntry(r interface{ Scan(...any) error }) (Entry, error) {
 		kind string
 		at   int64
 	)
-	if err := r.Scan(&e.Seq, &e.Key, &e.TenantID, &kind, &e.Amount, &e.Model, &e.KeyID, &e.PromptTokens, &e.CompletionTokens, &e.Reason, &at, &e.EndUser, &e.CachedPromptTokens); err != nil {
+	if err := r.Scan(&e.Seq, &e.Key, &e.TenantID, &kind, &e.Amount, &e.Model, &e.KeyID, &e.PromptTokens, &e.CompletionTokens, &e.Reason, &at, &e.EndUser, &e.CachedPromptTokens, &e.BatchID); err != nil {
 		return Entry{}, err
 	}
 	e.Kind = Kind(kind)

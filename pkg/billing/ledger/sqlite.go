@@ -157,10 +157,10 @@ func sqliteApplyTx(ctx context.Context, tx *sql.Tx, al *alertState, entries []En
 	inserted := 0
 	for _, e := range entries {
 		res, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries
-                (idem_key, tenant_id, kind, amount, model, key_id, prompt_tokens, completion_tokens, reason, created_at, end_user, cached_prompt_tokens)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idem_key) DO NOTHING`,
+                (idem_key, tenant_id, kind, amount, model, key_id, prompt_tokens, completion_tokens, reason, created_at, end_user, cached_prompt_tokens, batch_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idem_key) DO NOTHING`,
 			e.Key, e.TenantID, string(e.Kind), int64(e.Amount), e.Model, e.KeyID, e.PromptTokens, e.CompletionTokens, e.Reason, e.Time.UnixMicro(),
-			e.EndUser, e.CachedPromptTokens)
+			e.EndUser, e.CachedPromptTokens, e.BatchID)
 		if err != nil {
 			return 0, err
 		}

@@ -64,6 +64,10 @@ type Config struct {
 	Tenant billing.Limits
 	// Models adds per-model limits, keyed by the model name requested.
 	Models map[string]ModelLimits
+	// Batch are the limits of batch lines (AdmitBatch), counted apart:
+	// a batch line never counts against Key, Tenant or Models (batch.go).
+	// Zero fields: no limit.
+	Batch ModelLimits
 	// Window is the counting window of "per minute" limits: one minute
 	// unless a test wants it shorter.
 	Window time.Duration
@@ -115,7 +119,7 @@ func (c *Config) defaults() error {
 	case c.FailMode != FailOpen && c.FailMode != FailClosed:
 		return fmt.Errorf("limits: fail mode %q: want %q or %q", c.FailMode, FailOpen, FailClosed)
 	}
-	for _, l := range []billing.Limits{c.Key, c.Tenant} {
+	for _, l := range []billing.Limits{c.Key, c.Tenant, c.Batch.Key, c.Batch.Tenant} {
 		if err := checkLimits(l); err != nil {
 			return err
 		}
@@ -232,7 +236,11 @@ func (l *Limiter) Close() error {
 // (the caller's prompt estimate plus max_tokens) reserved against TPM, one
 // concurrency slot. It returns a *billing.LimitError to refuse.
 func (l *Limiter) Admit(ctx context.Context, p billing.Principal, model string, maxTokens int64) (billing.Ticket, error) {
-	bs := l.buckets(p, model)
+	return l.admitIn(ctx, p, l.buckets(p, model), maxTokens)
+}
+
+// admitIn is Admit over the buckets bs.
+func (l *Limiter) admitIn(ctx context.Context, p billing.Principal, bs []bucket, maxTokens int64) (billing.Ticket, error) {
 	if len(bs) == 0 {
 		return noTicket{}, nil
 	}
@@ -339,16 +347,7 @@ func (l *Limiter) seeds() bool { return l.fallback != nil && l.cfg.FailMode == F
 // no limit at all (so an unlimited caller costs no store round trip).
 func (l *Limiter) buckets(p billing.Principal, model string) []bucket {
 	var bs []bucket
-	add := func(scope, id, key string, lim billing.Limits) {
-		if lim.RPM == 0 && lim.TPM == 0 && lim.MaxConcurrency == 0 {
-			return
-		}
-		// The tenant id as a hash tag keeps all of a request's keys in one
-		// Redis Cluster slot (a script may only touch one slot).
-		k := l.cfg.Prefix + "{" + p.TenantID + "}:" + key
-		bs = append(bs, bucket{scope: scope, id: id, counter: k + ":w", slots: k + ":c",
-			rpm: lim.RPM, tpm: lim.TPM, conc: lim.MaxConcurrency})
-	}
+	add := func(scope, id, key string, lim billing.Limits) { bs = l.appendBucket(bs, p, scope, id, key, lim) }
 	if p.KeyID != "" {
 		add("key", "key "+p.KeyID, "k:"+p.KeyID, override(p.KeyLimits, l.cfg.Key))
 	}
@@ -364,6 +363,19 @@ func (l *Limiter) buckets(p billing.Principal, model string) []bucket {
 		}
 	}
 	return bs
+}
+
+// appendBucket appends the bucket key of p's tenant with limits lim, unless
+// lim limits nothing.
+func (l *Limiter) appendBucket(bs []bucket, p billing.Principal, scope, id, key string, lim billing.Limits) []bucket {
+	if lim.RPM == 0 && lim.TPM == 0 && lim.MaxConcurrency == 0 {
+		return bs
+	}
+	// The tenant id as a hash tag keeps all of a request's keys in one
+	// Redis Cluster slot (a script may only touch one slot).
+	k := l.cfg.Prefix + "{" + p.TenantID + "}:" + key
+	return append(bs, bucket{scope: scope, id: id, counter: k + ":w", slots: k + ":c",
+		rpm: lim.RPM, tpm: lim.TPM, conc: lim.MaxConcurrency})
 }
 
 // override takes each stored field that is set, else the default. Stored

@@ -22,6 +22,8 @@ type Settings struct {
 	Key       LimitSet                 `yaml:"key"`
 	Tenant    LimitSet                 `yaml:"tenant"`
 	Models    map[string]ModelLimitSet `yaml:"models"`
+	// Batch are the batch-only limits of batch lines (Config.Batch).
+	Batch ModelLimitSet `yaml:"batch"`
 }
 
 // LimitSet is billing.Limits as written in YAML.
@@ -44,7 +46,8 @@ func (l LimitSet) limits() billing.Limits {
 // Config turns the settings into a limiter Config.
 func (s Settings) Config(log *slog.Logger, reg prometheus.Registerer) Config {
 	c := Config{Key: s.Key.limits(), Tenant: s.Tenant.limits(), Window: s.Window, SlotLease: s.SlotLease,
-		FailMode: s.FailMode, Logger: log, Registerer: reg}
+		FailMode: s.FailMode, Logger: log, Registerer: reg,
+		Batch: ModelLimits{Key: s.Batch.Key.limits(), Tenant: s.Batch.Tenant.limits()}}
 	if len(s.Models) > 0 {
 		c.Models = make(map[string]ModelLimits, len(s.Models))
 		for m, ml := range s.Models {

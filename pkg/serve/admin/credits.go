@@ -147,7 +147,9 @@ type entryJSON struct {
 	// served from cache (charged at cachedInput).
 	EndUser            string `json:"end_user,omitempty"`
 	CachedPromptTokens int64  `json:"cached_prompt_tokens,omitempty"`
-	Reason             string `json:"reason,omitempty"`
+	// BatchID is the batch whose line a debit or release charges.
+	BatchID string `json:"batch_id,omitempty"`
+	Reason  string `json:"reason,omitempty"`
 	// The key the client sent with a credit; the gateway's own are internal.
 	IdempotencyKey string    `json:"idempotency_key,omitempty"`
 	CreatedAt      time.Time `json:"created_at"`
@@ -156,7 +158,7 @@ type entryJSON struct {
 func entryOut(e ledger.Entry, tenant, key string) entryJSON {
 	return entryJSON{Object: "ledger_entry", Tenant: tenant, Kind: string(e.Kind), Amount: e.Amount.String(),
 		AmountMicros: int64(e.Amount), Model: e.Model, KeyID: e.KeyID, PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens,
-		EndUser: e.EndUser, CachedPromptTokens: e.CachedPromptTokens, Reason: e.Reason, IdempotencyKey: key, CreatedAt: e.Time.UTC()}
+		EndUser: e.EndUser, CachedPromptTokens: e.CachedPromptTokens, BatchID: e.BatchID, Reason: e.Reason, IdempotencyKey: key, CreatedAt: e.Time.UTC()}
 }
 
 // BalanceJSON is a tenant's account: decimal strings for people, micro-unit

@@ -160,6 +160,8 @@ type splitSpendJSON struct {
 	Model *string `json:"model,omitempty"`
 	KeyID *string `json:"key_id,omitempty"`
 	User  *string `json:"user,omitempty"`
+	// Batch is the batch id of by=batch ("" for interactive requests).
+	Batch *string `json:"batch_id,omitempty"`
 	spendJSON
 }
 
@@ -187,9 +189,9 @@ func (h *Handler) getSpend(r *http.Request, _ []byte) (int, any, *apiError) {
 	}
 	by := q.Get("by")
 	switch by {
-	case "", "model", "key", "user":
+	case "", "model", "key", "user", "batch":
 	default:
-		return 0, nil, badRequest("by", "%q must be model, key or user (got %q)", "by", by)
+		return 0, nil, badRequest("by", "%q must be model, key, user or batch (got %q)", "by", by)
 	}
 	name := r.PathValue("name")
 	t, err := h.st.GetTenant(r.Context(), name)
@@ -197,7 +199,7 @@ func (h *Handler) getSpend(r *http.Request, _ []byte) (int, any, *apiError) {
 		return 0, nil, h.storeError(r, tenantWhat(name), err)
 	}
 	rows, err := h.ledger.Spend(r.Context(), ledger.SpendWindow{Since: since, Recent: until, Until: until,
-		TenantID: t.ID, ByModel: by == "model", ByKey: by == "key", ByUser: by == "user"})
+		TenantID: t.ID, ByModel: by == "model", ByKey: by == "key", ByUser: by == "user", ByBatch: by == "batch"})
 	if err != nil {
 		return 0, nil, h.ledgerError(r, err)
 	}
@@ -219,6 +221,8 @@ func (h *Handler) getSpend(r *http.Request, _ []byte) (int, any, *apiError) {
 			row.KeyID = &s.KeyID
 		case "user":
 			row.User = &s.EndUser
+		case "batch":
+			row.Batch = &s.BatchID
 		default:
 			continue
 		}

@@ -210,8 +210,8 @@ func TestAdminEntriesAndSpendBadInput(t *testing.T) {
 		{"entries?cursor=-3", "cursor", "next_cursor"},
 		{"entries?before=3", "before", `unknown query parameter "before"; use since, until, limit, cursor`},
 		{"entries?by=model", "by", `unknown query parameter "by"`},
-		{"spend?by=tenant", "by", `"by" must be model, key or user (got "tenant")`},
-		{"spend?by=Key", "by", `"by" must be model, key or user (got "Key")`},
+		{"spend?by=tenant", "by", `"by" must be model, key, user or batch (got "tenant")`},
+		{"spend?by=Key", "by", `"by" must be model, key, user or batch (got "Key")`},
 		{"spend?limit=3", "limit", `unknown query parameter "limit"; use since, until, by`},
 		{"spend?since=abc", "since", `(got "abc")`},
 	} {

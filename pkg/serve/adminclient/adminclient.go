@@ -292,6 +292,9 @@ type Me struct {
 		Balance
 		Spend24h Spend `json:"spend_24h"`
 		Spend30d Spend `json:"spend_30d"`
+		// The part of the spend that batch lines were charged.
+		BatchSpend24h Spend `json:"batch_spend_24h"`
+		BatchSpend30d Spend `json:"batch_spend_30d"`
 	} `json:"billing"`
 	BillingMessage string `json:"billing_message,omitempty"`
 }

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/llmctl/llmctl/pkg/billing"
 )
 
@@ -36,13 +38,17 @@ type Options struct {
 	PollInterval time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Registerer gets the batches' metrics (metrics.go); nil registers none.
+	Registerer prometheus.Registerer
 }
 
 // Service is the Files and Batches API and the worker that runs batches.
 type Service struct {
 	opts Options
 	log  *slog.Logger
-	mux  *http.ServeMux
+	// store is Options.Store as given (metrics.go wraps opts.Store).
+	store Store
+	mux   *http.ServeMux
 	// slots bound the lines in flight (Options.Concurrency).
 	slots chan struct{}
 	// wake tells the worker a batch was created or cancelled.
@@ -84,6 +90,13 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{opts: opts, log: opts.Logger, slots: make(chan struct{}, opts.Concurrency),
 		wake: make(chan struct{}, 1), running: map[string]bool{}}
+	s.opts.Runner = &quotaRunner{next: opts.Runner, running: s.isRunning, out: map[string]string{}} // quota.go
+	s.store = opts.Store
+	if opts.Registerer != nil {
+		if err := s.register(opts.Registerer); err != nil {
+			return nil, err
+		}
+	}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("POST /v1/files", s.uploadFile)
 	s.mux.HandleFunc("GET /v1/files/{id}", s.getFile)

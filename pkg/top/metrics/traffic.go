@@ -26,6 +26,8 @@ const (
 	QueueWait         = "llmctl_queue_wait_seconds" // histogram {model, priority}
 	QueueRefusedTotal = "llmctl_queue_refused_total"
 	FallbacksTotal    = "llmctl_fallbacks_total"
+	// BatchProgress is each unfinished batch's lines (batch.go).
+	BatchProgress = "llmctl_batch_progress" // gauge {batch, tenant, status, state}
 )
 
 // Stats are the rates and latencies of one model, or of all of them.
@@ -87,6 +89,9 @@ type Traffic struct {
 	Backends []Backend    `json:"backends"`
 	// Fallbacks in the window, by from and to model; empty when none.
 	Fallbacks []Fallback `json:"fallbacks"`
+	// Batches are the unfinished batches and their progress, oldest id
+	// first; empty when none (or the gateway serves no Batches API).
+	Batches []Batch `json:"batches"`
 }
 
 // acc accumulates one model's counts across routes and targets.
@@ -125,6 +130,7 @@ func Summarize(ws []Window) Traffic {
 		models   = map[string]*acc{}
 		backends = map[string]*Backend{}
 		fallback = map[[2]string]float64{}
+		batches  = map[string]*Batch{}
 	)
 	model := func(name string) *acc {
 		a := models[name]
@@ -202,6 +208,8 @@ func Summarize(ws []Window) Traffic {
 				}
 			case FallbacksTotal:
 				fallback[[2]string{s.Labels["from"], s.Labels["to"]}] += rate
+			case BatchProgress:
+				batchLines(batches, s)
 			}
 		}
 	}
@@ -222,6 +230,7 @@ func Summarize(ws []Window) Traffic {
 			t.Fallbacks = append(t.Fallbacks, Fallback{From: k[0], To: k[1], PS: ps})
 		}
 	}
+	t.Batches = sortedBatches(batches)
 	sort.Slice(t.Fallbacks, func(i, j int) bool {
 		a, b := t.Fallbacks[i], t.Fallbacks[j]
 		if a.From != b.From {

@@ -143,7 +143,7 @@ func (p *trafficPane) view(mon *top.Monitor, st *styles, width, height int) []st
 		return r
 	}
 	rows := [][]cell{row("all", tr.Overall, mon.History.RPS.Last(histW), true)}
-	queue := queueLine(tr, st)
+	queue := append(queueLine(tr, st), batchesLine(tr, st, width)...) // batches.go
 	// Keep room for backends and down targets below the models.
 	room := height - 4 - len(tr.Backends) - len(down) - 2 - len(queue)
 	for i, m := range ms {

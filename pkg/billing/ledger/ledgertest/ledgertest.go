@@ -560,7 +560,8 @@ func Run(t *testing.T, h Harness) {
 	})
 
 	runBudgets(t, open)
-	runOutbox(t, open) // outbox.go
+	runOutbox(t, open)        // outbox.go
+	runBatchSpend(t, h, open) // batch.go
 }
 
 func mustEq(t *testing.T, err error, got, want int) {
