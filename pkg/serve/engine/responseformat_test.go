@@ -23,6 +23,9 @@ var responseSchemas = []string{
 	`{"type":"object","properties":{"color":{"enum":["red","green","blue"]},"size":{"enum":[1,12,123]},"ok":{"const":true}},"required":["color","size","ok"]}`,
 	`{"type":"object","properties":{"point":{"type":"object","properties":{"x":{"type":"number"},"y":{"type":"number"}},"required":["x","y"]},"label":{"type":"string","maxLength":10}},"required":["point","label"]}`,
 	`{"type":"array","items":{"type":"integer"},"minItems":2,"maxItems":5}`,
+	// anyOf with null, a oneOf told apart by a const, a recursive $ref.
+	`{"$defs":{"item":{"type":"object","properties":{"id":{"anyOf":[{"type":"integer"},{"type":"null"}]},"kind":{"oneOf":[{"const":"leaf"},{"const":"box"}]},` +
+		`"in":{"type":"array","items":{"$ref":"#/$defs/item"},"maxItems":2}},"required":["id","kind","in"]}},"$ref":"#/$defs/item"}`,
 }
 
 func compileSchema(t *testing.T, schema string) *jsonschema.Schema {
@@ -124,8 +127,11 @@ func TestResponseFormatAlwaysValid(t *testing.T) {
 func TestResponseFormatRefusals(t *testing.T) {
 	b := demo(t)
 	for body, want := range map[string]string{
-		`{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object","properties":{"d":{"type":"string","format":"date"}},"anyOf":[]}}}`: "anyOf, format (at properties.d)",
-		`{"type":"json_schema","json_schema":{"name":"x"}}`: "json_schema.schema",
+		`{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object","properties":{"d":{"type":"string","format":"date"}},"allOf":[]}}}`: "allOf, format (at properties.d)",
+		`{"type":"json_schema","json_schema":{"name":"x","schema":{"oneOf":[{"type":"number"},{"type":"integer"}]}}}`:                                  "oneOf whose alternatives may both match",
+		`{"type":"json_schema","json_schema":{"name":"x","schema":{"$ref":"https://example.com/s.json"}}}`:                                             "outside this schema",
+		`{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object","properties":{"me":{"$ref":"#"}},"required":["me"]}}}`:              "recursing more than",
+		`{"type":"json_schema","json_schema":{"name":"x"}}`:                                                                                            "json_schema.schema",
 		`{"type":"xml"}`: `"xml"`,
 		`"json"`:         "must be an object",
 		`{"type":"json_schema","json_schema":{"schema":{"type":"object","properties":{},"required":["a"]}}}`: `"a"`,

@@ -49,6 +49,7 @@ var negInf = float32(math.Inf(-1))
 func (s *State) Mask(logits []float32, v *Vocab, budget int) {
 	// Most tokens fail on their first byte: try each first byte once.
 	var first [256]int8 // 0 untried, 1 allowed, -1 rejected
+	var t State         // scratch copy for trying a token
 	// rest is what is left after token id, or -1 when the grammar refuses it.
 	rest := func(id int) int {
 		if v.EOG(int32(id)) {
@@ -65,7 +66,7 @@ func (s *State) Mask(logits []float32, v *Vocab, budget int) {
 		case -1:
 			return -1
 		case 0:
-			t := *s
+			t.CopyFrom(s)
 			if t.feed(p[0]) {
 				first[p[0]] = 1
 			} else {
@@ -73,7 +74,7 @@ func (s *State) Mask(logits []float32, v *Vocab, budget int) {
 				return -1
 			}
 		}
-		t := *s
+		t.CopyFrom(s)
 		if !t.Feed(p) {
 			return -1
 		}
@@ -82,8 +83,8 @@ func (s *State) Mask(logits []float32, v *Vocab, budget int) {
 	// Inside a string, plain pieces only add characters: what is left
 	// after them follows from what is left now.
 	inString, base, room, owed := false, 0, 0, 0
-	if s.depth > 0 && v.runes != nil {
-		if f := &s.stack[s.depth-1]; f.k == kString && f.phase == 1 && f.aux == 0 {
+	if s.r.depth > 0 && v.runes != nil && len(s.more) == 0 {
+		if f := &s.r.stack[s.r.depth-1]; f.k == kString && f.phase == 1 && f.aux == 0 {
 			inString, base = true, s.MinRemaining()
 			room = math.MaxInt
 			if f.n.maxLen >= 0 {
