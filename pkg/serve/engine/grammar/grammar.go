@@ -170,11 +170,16 @@ func (s *State) Clone() State {
 	return State{r: s.r, more: append([]run(nil), s.more...)}
 }
 
-// CopyFrom makes s an independent copy of o, reusing s's memory: the
-// cheap way to try a token on a scratch state.
-func (s *State) CopyFrom(o *State) {
-	s.r = o.r
-	s.more = append(s.more[:0], o.more...)
+// fork is an independent copy of s whose alternatives live in *scratch
+// (reused from call to call): the cheap way to try a token. The copy is
+// returned by value so that it stays on the stack (a heap copy of runs,
+// which hold pointers, pays write barriers).
+func (s *State) fork(scratch *[]run) State {
+	if len(s.more) == 0 {
+		return State{r: s.r}
+	}
+	*scratch = append((*scratch)[:0], s.more...)
+	return State{r: s.r, more: *scratch}
 }
 
 func newFrame(n *node) frame {
@@ -235,14 +240,63 @@ func (s *State) feed(b byte) bool {
 		case fedReject:
 			return false
 		}
+		// s.r stands just before the split: feeding it again splits
+		// again, with nothing consumed.
+		var buf [4]run
+		return s.set(grow(buf[:0], s.r, b))
 	}
-	// (After a split s.r stands just before it: feeding it again splits
-	// again, with nothing consumed.)
+	// Several runs: feed each in place (run 0 is s.r, run i is more[i-1]);
+	// one that splits stays before b, to be forked below.
+	at := func(i int) *run {
+		if i == 0 {
+			return &s.r
+		}
+		return &s.more[i-1]
+	}
+	var ok, split uint64
+	for i := 0; i <= len(s.more); i++ {
+		switch at(i).feed(b) {
+		case fedOK:
+			ok |= 1 << i
+		case fedSplit:
+			split |= 1 << i
+		}
+	}
+	if split == 0 {
+		if ok == 0 {
+			return false
+		}
+		// Keep the survivors in order, in place.
+		n, first := 0, true
+		for i := 0; i <= len(s.more); i++ {
+			if ok&(1<<i) == 0 {
+				continue
+			}
+			if first {
+				s.r, first = *at(i), false
+			} else {
+				s.more[n] = *at(i)
+				n++
+			}
+		}
+		s.more = s.more[:n]
+		return true
+	}
 	var buf [4]run
-	out := grow(buf[:0], s.r, b)
-	for _, r := range s.more {
-		out = grow(out, r, b)
+	out := buf[:0]
+	for i := 0; i <= len(s.more); i++ {
+		switch {
+		case ok&(1<<i) != 0:
+			out = keep(out, *at(i))
+		case split&(1<<i) != 0:
+			out = grow(out, *at(i), b)
+		}
 	}
+	return s.set(out)
+}
+
+// set makes out the runs (false when there are none).
+func (s *State) set(out []run) bool {
 	if len(out) == 0 {
 		return false
 	}
@@ -251,14 +305,19 @@ func (s *State) feed(b byte) bool {
 	return true
 }
 
+func keep(out []run, r run) []run {
+	if len(out) < maxRuns && !slices.Contains(out, r) {
+		out = append(out, r)
+	}
+	return out
+}
+
 // grow feeds b to r, forking it at anyOfs, and adds the runs that accept
 // b to out (once each, at most maxRuns).
 func grow(out []run, r run, b byte) []run {
 	switch r.feed(b) {
 	case fedOK:
-		if len(out) < maxRuns && !slices.Contains(out, r) {
-			out = append(out, r)
-		}
+		out = keep(out, r)
 	case fedSplit:
 		for _, a := range r.stack[r.depth-1].n.alts {
 			c := r

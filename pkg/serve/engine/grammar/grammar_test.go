@@ -26,6 +26,9 @@ var testSchemas = map[string]string{
 	"tree": `{"$defs":{"node":{"type":"object","properties":{"v":{"type":"integer"},"kids":{"type":"array","items":{"$ref":"#/$defs/node"},"maxItems":2}},"required":["v","kids"]}},"$ref":"#/$defs/node"}`,
 	"rooted": `{"anyOf":[{"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"boolean"}},"required":["a","b"]},` +
 		`{"type":"object","properties":{"a":{"type":"integer"},"c":{"type":"string","maxLength":3}},"required":["a","c"]},{"type":"array","items":{"$ref":"#"},"maxItems":2}]}`,
+	// Two runs alive inside a string with different length bounds.
+	"shared": `{"anyOf":[{"type":"object","properties":{"s":{"type":"string","maxLength":4},"b":{"type":"integer"}},"required":["s","b"]},` +
+		`{"type":"object","properties":{"s":{"type":"string","minLength":2,"maxLength":9},"c":{"type":"boolean"}},"required":["s","c"]}]}`,
 	"list-of": `{"definitions":{"cell":{"type":"object","properties":{"v":{"type":"boolean"},"next":{"$ref":"#/definitions/cell"}},"required":["v"]}},"$ref":"#/definitions/cell"}`,
 }
 
@@ -69,11 +72,11 @@ func tryValidator(schema string) *jsonschema.Schema {
 func walk(rng *rand.Rand, g *Grammar, budget int) ([]byte, State) {
 	s := g.Start()
 	var out []byte
-	var t State
+	var scratch []run
 	for !s.Done() || rng.IntN(4) != 0 {
 		var ok []byte
 		for b := range 256 {
-			t.CopyFrom(&s)
+			t := s.fork(&scratch)
 			if t.feed(byte(b)) && t.MinRemaining() <= budget-len(out)-1 {
 				ok = append(ok, byte(b))
 			}
