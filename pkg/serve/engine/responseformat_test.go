@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -45,16 +47,27 @@ func compileSchema(t *testing.T, schema string) *jsonschema.Schema {
 	return s
 }
 
+// grammarSeeds is how many seeds the constrained-output tests run: def
+// (small under -short or the race detector), or LLMCTL_GRAMMAR_SEEDS when
+// set (`make test-grammar` runs 200: minutes at 2 cores, too long for
+// make test).
+func grammarSeeds(def, small int) int {
+	if v, err := strconv.Atoi(os.Getenv("LLMCTL_GRAMMAR_SEEDS")); err == nil && v > 0 {
+		return v
+	}
+	if testing.Short() || raceEnabled {
+		return small
+	}
+	return def
+}
+
 // TestResponseFormatAlwaysValid: over many seeds at temperature 1, every
 // json_schema answer parses and validates (santhosh-tekuri/jsonschema) and
 // every json_object answer is an object, including answers cut short by a
 // small max_tokens.
 func TestResponseFormatAlwaysValid(t *testing.T) {
 	b := demo(t)
-	seeds := 40
-	if testing.Short() || raceEnabled {
-		seeds = 2
-	}
+	seeds := grammarSeeds(40, 2)
 	type result struct {
 		schema int
 		seed   int

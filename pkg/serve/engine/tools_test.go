@@ -45,10 +45,7 @@ func TestToolChoiceRequired(t *testing.T) {
 	}
 	hermes := demoWithTemplate(t, `{% for m in messages %}<|im_start|>{{ m.role }}{{ '\n' }}{{ m.content }}<|im_end|>{{ '\n' }}{% endfor %}{% if tools %}Tools: {{ tools | tojson }} Call with <tool_call>{"name": ..., "arguments": ...}</tool_call>{% endif %}<|im_start|>assistant{{ '\n' }}`)
 	for name, b := range map[string]*engine.Backend{"generic": demo(t), "hermes": hermes} {
-		seeds := 12
-		if testing.Short() || raceEnabled {
-			seeds = 1
-		}
+		seeds := grammarSeeds(12, 1)
 		for seed := range seeds {
 			choice := `"required"`
 			if seed%3 == 2 {
