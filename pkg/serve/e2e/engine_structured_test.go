@@ -58,14 +58,26 @@ func TestEngineStructuredOutput(t *testing.T) {
 	if err := json.Unmarshal([]byte(msg.ToolCalls[0].Function.Arguments), &args); err != nil || args.City == nil {
 		t.Fatalf("arguments %q: %v", msg.ToolCalls[0].Function.Arguments, err)
 	}
-	// Streamed, the same call arrives as delta.tool_calls.
+	// Streamed, the same call arrives as delta.tool_calls, its arguments
+	// in pieces as they are generated.
 	st := c.Chat.Completions.NewStreaming(ctx, params)
 	var acc openai.ChatCompletionAccumulator
+	pieces := 0
 	for st.Next() {
 		acc.AddChunk(st.Current())
+		for _, ch := range st.Current().Choices {
+			for _, tc := range ch.Delta.ToolCalls {
+				if tc.Function.Arguments != "" {
+					pieces++
+				}
+			}
+		}
 	}
 	if err := st.Err(); err != nil {
 		t.Fatal(err)
+	}
+	if pieces < 2 {
+		t.Fatalf("arguments %q came in %d piece(s)", msg.ToolCalls[0].Function.Arguments, pieces)
 	}
 	if len(acc.Choices) != 1 || acc.Choices[0].FinishReason != "tool_calls" || len(acc.Choices[0].Message.ToolCalls) != 1 ||
 		acc.Choices[0].Message.ToolCalls[0].Function.Arguments != msg.ToolCalls[0].Function.Arguments {

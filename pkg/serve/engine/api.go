@@ -13,6 +13,7 @@ import (
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/serve"
 	"github.com/llmctl/llmctl/pkg/serve/engine/sample"
+	"github.com/llmctl/llmctl/pkg/serve/engine/toolcall"
 )
 
 // RequestError is a request the engine refuses (bad parameters, prompt too
@@ -305,11 +306,12 @@ type stream struct {
 
 	started  bool
 	finished bool
-	queue    [][]byte        // chunks ready to hand out
-	held     strings.Builder // with tools: the answer so far, parsed at the end
-	echo     string          // completions echo: the prompt, sent before the answer
-	lps      []tokenLogprob  // taken from the job, not yet sent
-	lpOffset int             // completions: text_offset of the next token
+	queue    [][]byte         // chunks ready to hand out
+	calls    *toolcall.Parser // with tools: sorts the answer into content and calls as it comes
+	nCalls   int              // calls started so far
+	echo     string           // completions echo: the prompt, sent before the answer
+	lps      []tokenLogprob   // taken from the job, not yet sent
+	lpOffset int              // completions: text_offset of the next token
 	usage    *billing.Usage
 }
 
@@ -371,19 +373,10 @@ func (s *stream) Next() ([]byte, error) {
 			return nil, fmt.Errorf("engine: %w", err)
 		}
 		if s.j.tools != nil {
-			// With tools the answer is parsed for calls once whole, so
-			// its text is held back until then.
-			s.held.WriteString(text)
+			s.toolEvents(text, finish != "")
 			text = ""
-			if finish != "" {
-				content, calls := s.j.tools.format.Parse(s.held.String(), s.j.tools.known)
-				if content != "" {
-					s.queue = append(s.queue, s.chunk(map[string]any{"content": content}, content, nil))
-				}
-				if len(calls) > 0 {
-					s.queue = append(s.queue, s.chunk(map[string]any{"tool_calls": openAIToolCalls(s.id, calls, true)}, "", nil))
-					finish = "tool_calls"
-				}
+			if finish != "" && s.nCalls > 0 {
+				finish = "tool_calls"
 			}
 		}
 		if text != "" {
@@ -400,7 +393,7 @@ func (s *stream) Next() ([]byte, error) {
 			}
 			continue
 		}
-		if text != "" {
+		if text != "" || len(s.queue) > 0 {
 			continue
 		}
 		if err := s.j.wait(s.ctx); err != nil {
@@ -443,7 +436,7 @@ func (s *stream) collect() (*serve.Response, error) {
 					content, calls := s.j.tools.format.Parse(out.String(), s.j.tools.known)
 					msg["content"] = content
 					if len(calls) > 0 {
-						msg["tool_calls"] = openAIToolCalls(s.id, calls, false)
+						msg["tool_calls"] = openAIToolCalls(s.id, calls)
 						finish = "tool_calls"
 						if content == "" {
 							msg["content"] = nil

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/serve"
 	"github.com/llmctl/llmctl/pkg/serve/engine"
 )
@@ -58,26 +59,38 @@ func do(t *testing.T, b *engine.Backend, ep serve.Endpoint, body string) answer 
 	return a
 }
 
-// streamText runs a streaming request and returns the concatenated text,
-// the finish reason and the usage chunk's completion tokens.
-func streamText(t *testing.T, ctx context.Context, b *engine.Backend, ep serve.Endpoint, body string) (string, string, int64) {
+// streamChunks runs a streaming request and returns its chunks and the
+// usage the stream reports after its end.
+func streamChunks(t *testing.T, ctx context.Context, b *engine.Backend, req *serve.Request) ([][]byte, *billing.Usage) {
 	t.Helper()
-	resp, err := b.Do(ctx, &serve.Request{Endpoint: ep, Body: []byte(body), Stream: true})
+	req.Stream = true
+	resp, err := b.Do(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Events.Close()
-	var text strings.Builder
-	var finish string
-	var usageTokens int64 = -1
+	var chunks [][]byte
 	for {
 		data, err := resp.Events.Next()
 		if errors.Is(err, io.EOF) {
-			break
+			return chunks, resp.Events.Usage()
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
+		chunks = append(chunks, data)
+	}
+}
+
+// streamText runs a streaming request and returns the concatenated text,
+// the finish reason and the usage chunk's completion tokens.
+func streamText(t *testing.T, ctx context.Context, b *engine.Backend, ep serve.Endpoint, body string) (string, string, int64) {
+	t.Helper()
+	chunks, u := streamChunks(t, ctx, b, &serve.Request{Endpoint: ep, Body: []byte(body)})
+	var text strings.Builder
+	var finish string
+	var usageTokens int64 = -1
+	for _, data := range chunks {
 		var c struct {
 			Choices []struct {
 				Delta        struct{ Content string } `json:"delta"`
@@ -101,7 +114,6 @@ func streamText(t *testing.T, ctx context.Context, b *engine.Backend, ep serve.E
 			usageTokens = c.Usage.CompletionTokens
 		}
 	}
-	u := resp.Events.Usage()
 	if u == nil {
 		t.Fatal("no usage after EOF")
 	}

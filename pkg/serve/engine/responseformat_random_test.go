@@ -16,7 +16,7 @@ import (
 func TestResponseFormatRandomWeights(t *testing.T) {
 	b := openRandomModel(t, "ggml-vocab-llama-spm.gguf", synth.Small, 11, 2)
 	defer b.Close()
-	for si, schema := range []string{responseSchemas[0], responseSchemas[2], responseSchemas[4]} {
+	for si, schema := range []string{responseSchemas[0], responseSchemas[2], responseSchemas[4], responseSchemas[5]} {
 		val := compileSchema(t, schema)
 		seeds := 6
 		if testing.Short() || raceEnabled {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +25,9 @@ var responseSchemas = []string{
 	`{"type":"object","properties":{"color":{"enum":["red","green","blue"]},"size":{"enum":[1,12,123]},"ok":{"const":true}},"required":["color","size","ok"]}`,
 	`{"type":"object","properties":{"point":{"type":"object","properties":{"x":{"type":"number"},"y":{"type":"number"}},"required":["x","y"]},"label":{"type":"string","maxLength":10}},"required":["point","label"]}`,
 	`{"type":"array","items":{"type":"integer"},"minItems":2,"maxItems":5}`,
+	// anyOf with null, a oneOf told apart by a const, a recursive $ref.
+	`{"$defs":{"item":{"type":"object","properties":{"id":{"anyOf":[{"type":"integer"},{"type":"null"}]},"kind":{"oneOf":[{"const":"leaf"},{"const":"box"}]},` +
+		`"in":{"type":"array","items":{"$ref":"#/$defs/item"},"maxItems":2}},"required":["id","kind","in"]}},"$ref":"#/$defs/item"}`,
 }
 
 func compileSchema(t *testing.T, schema string) *jsonschema.Schema {
@@ -42,16 +47,27 @@ func compileSchema(t *testing.T, schema string) *jsonschema.Schema {
 	return s
 }
 
+// grammarSeeds is how many seeds the constrained-output tests run: def
+// (small under -short or the race detector), or LLMCTL_GRAMMAR_SEEDS when
+// set (`make test-grammar` runs 200: minutes at 2 cores, too long for
+// make test).
+func grammarSeeds(def, small int) int {
+	if v, err := strconv.Atoi(os.Getenv("LLMCTL_GRAMMAR_SEEDS")); err == nil && v > 0 {
+		return v
+	}
+	if testing.Short() || raceEnabled {
+		return small
+	}
+	return def
+}
+
 // TestResponseFormatAlwaysValid: over many seeds at temperature 1, every
 // json_schema answer parses and validates (santhosh-tekuri/jsonschema) and
 // every json_object answer is an object, including answers cut short by a
 // small max_tokens.
 func TestResponseFormatAlwaysValid(t *testing.T) {
 	b := demo(t)
-	seeds := 40
-	if testing.Short() || raceEnabled {
-		seeds = 2
-	}
+	seeds := grammarSeeds(40, 2)
 	type result struct {
 		schema int
 		seed   int
@@ -124,8 +140,11 @@ func TestResponseFormatAlwaysValid(t *testing.T) {
 func TestResponseFormatRefusals(t *testing.T) {
 	b := demo(t)
 	for body, want := range map[string]string{
-		`{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object","properties":{"d":{"type":"string","format":"date"}},"anyOf":[]}}}`: "anyOf, format (at properties.d)",
-		`{"type":"json_schema","json_schema":{"name":"x"}}`: "json_schema.schema",
+		`{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object","properties":{"d":{"type":"string","format":"date"}},"allOf":[]}}}`: "allOf, format (at properties.d)",
+		`{"type":"json_schema","json_schema":{"name":"x","schema":{"oneOf":[{"type":"number"},{"type":"integer"}]}}}`:                                  "oneOf whose alternatives may both match",
+		`{"type":"json_schema","json_schema":{"name":"x","schema":{"$ref":"https://example.com/s.json"}}}`:                                             "outside this schema",
+		`{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object","properties":{"me":{"$ref":"#"}},"required":["me"]}}}`:              "recursing more than",
+		`{"type":"json_schema","json_schema":{"name":"x"}}`:                                                                                            "json_schema.schema",
 		`{"type":"xml"}`: `"xml"`,
 		`"json"`:         "must be an object",
 		`{"type":"json_schema","json_schema":{"schema":{"type":"object","properties":{},"required":["a"]}}}`: `"a"`,

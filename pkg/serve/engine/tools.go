@@ -146,17 +146,46 @@ func toolCallsJSON(raw json.RawMessage) string {
 	return strings.Join(parts, "\n")
 }
 
-// openAIToolCalls renders parsed calls as OpenAI tool_calls; index is
-// added for stream deltas.
-func openAIToolCalls(id string, calls []toolcall.Call, withIndex bool) []any {
+// callID names call i of answer id.
+func callID(id string, i int) string {
+	return fmt.Sprintf("call_%s_%d", strings.TrimPrefix(id, "chatcmpl-"), i)
+}
+
+// openAIToolCalls renders parsed calls as the message's OpenAI tool_calls.
+func openAIToolCalls(id string, calls []toolcall.Call) []any {
 	out := make([]any, len(calls))
 	for i, c := range calls {
-		tc := map[string]any{"id": fmt.Sprintf("call_%s_%d", strings.TrimPrefix(id, "chatcmpl-"), i), "type": "function",
+		out[i] = map[string]any{"id": callID(id, i), "type": "function",
 			"function": map[string]any{"name": c.Name, "arguments": c.Arguments}}
-		if withIndex {
-			tc["index"] = i
-		}
-		out[i] = tc
 	}
 	return out
+}
+
+// toolEvents queues the chunks for the next piece of a streamed answer
+// with tools: content as it is known not to be a call, and each call as
+// OpenAI streams it, a first delta with its id and name and then the
+// arguments in fragments as they are generated.
+func (s *stream) toolEvents(text string, end bool) {
+	if s.calls == nil {
+		s.calls = s.j.tools.format.NewParser(s.j.tools.known)
+	}
+	evs := s.calls.Feed(text)
+	if end {
+		evs = append(evs, s.calls.End()...)
+	}
+	for _, e := range evs {
+		var tc map[string]any
+		switch {
+		case e.IsStart():
+			s.nCalls++
+			tc = map[string]any{"index": e.Call, "id": callID(s.id, e.Call), "type": "function",
+				"function": map[string]any{"name": e.Name, "arguments": ""}}
+		case e.Args != "":
+			tc = map[string]any{"index": e.Call, "function": map[string]any{"arguments": e.Args}}
+		default:
+			s.queue = append(s.queue, s.chunk(map[string]any{"content": e.Text}, e.Text, nil))
+			continue
+		}
+		s.queue = append(s.queue, s.chunk(map[string]any{"tool_calls": []any{tc}}, "", nil))
+	}
 }

@@ -33,7 +33,7 @@ var ErrTemplate = errors.New("chat template")
 // Compile compiles a chat template. bos and eos are the texts of the
 // model's beginning- and end-of-sequence tokens (bos_token, eos_token).
 func Compile(src, bos, eos string) (*Template, error) {
-	t, err := compileSafe(src)
+	t, err := compileSafe(rewriteTojson(src))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTemplate, err)
 	}
@@ -98,6 +98,7 @@ func (t *Template) Render(c Conversation) (string, error) {
 		"tools":                 tools,
 		"add_generation_prompt": jinja.NewBool(c.AddGenerationPrompt),
 		"bos_token":             jinja.NewString(t.bos),
+		tojsonName:              jinja.NewCallable(tojsonName, tojson),
 		"eos_token":             jinja.NewString(t.eos),
 		"strftime_now": jinja.NewCallable("strftime_now", func(args []jinja.Value, _ map[string]jinja.Value) (jinja.Value, error) {
 			if len(args) != 1 || !args[0].IsString() {

@@ -11,6 +11,8 @@
 // answer cut by max_tokens is still a whole value.
 package grammar
 
+import "slices"
+
 // MaxDepth bounds the nesting of constrained output (and of schemas).
 const MaxDepth = 16
 
@@ -33,26 +35,33 @@ const (
 	kInteger
 	kLiterals // enum, const, boolean, null: one of a few JSON texts
 	kAlts     // one of several prefix literal, value, suffix literal (tool calls)
+	kAnyOf    // any of several values (anyOf, oneOf): the run forks
+	kNever    // no value: a recursion cut at the depth bound
 )
 
 // node is one compiled schema node.
 type node struct {
 	kind kind
-	// kObject: props[i] is the property's value node and keys[i] its
-	// literal `"name":` (with a leading comma after the first).
+	// kObject: props[i] is the property's value node, names[i] its name
+	// and keys[i] its literal `"name":` (with a leading comma after the
+	// first).
 	props []*node
+	names []string
 	keys  []string
 	// kArray
 	items              *node
 	minItems, maxItems int // maxItems < 0: unbounded
 	// kString
 	minLen, maxLen int // characters; maxLen < 0: unbounded
-	// kLiterals; kAlts: prefixes, with alts and suffixes beside them
+	// kLiterals; kAlts: prefixes, with alts and suffixes beside them;
+	// kAnyOf: alts only.
 	lits     []string
 	alts     []*node
 	suffixes []string
 	// minBytes is the length of this node's shortest value.
 	minBytes int
+	// types are the JSON types of the values the schema allows.
+	types uint8
 	// restMin[i] (kObject) is the shortest text that finishes the object
 	// once property i's key is about to be written: keys and values i..n-1
 	// and the closing brace.
@@ -97,6 +106,13 @@ func finish(n *node) *node {
 		for _, l := range n.lits[1:] {
 			n.minBytes = min(n.minBytes, len(l))
 		}
+	case kAnyOf:
+		n.minBytes = n.alts[0].minBytes
+		for _, a := range n.alts[1:] {
+			n.minBytes = min(n.minBytes, a.minBytes)
+		}
+	case kNever:
+		n.minBytes = neverBytes
 	case kAlts:
 		n.minBytes = -1
 		for i, l := range n.lits {
@@ -117,34 +133,86 @@ type frame struct {
 	aux   int32 // position in a key literal or literal, digits, UTF-8 bytes pending
 }
 
-// State recognizes one answer. It is a value: copying it forks it.
-type State struct {
+// neverBytes stands for "no finite value" in length arithmetic.
+const neverBytes = 1 << 40
+
+// maxRuns bounds the alternatives followed at once; beyond it the later
+// ones are dropped, which only narrows what may be written.
+const maxRuns = 32
+
+// run is one way of reading the answer: a stack of open values. It is a
+// comparable value: copying it forks it.
+type run struct {
 	stack [MaxDepth + 2]frame // +2: a string key inside an object at MaxDepth
 	depth int
 	done  bool // a whole value was read
 }
 
+// State recognizes one answer. Usually one run reads it; while an anyOf
+// is undecided, one run per alternative still alive (in more).
+type State struct {
+	r    run
+	more []run
+}
+
 // Start returns the recognizer at the beginning of an answer.
 func (g *Grammar) Start() State {
 	var s State
-	s.push(g.root)
+	s.r.push(g.root)
 	return s
 }
 
-func (s *State) push(n *node) bool {
+// Clone returns an independent copy (a plain copy shares the alternatives).
+func (s *State) Clone() State {
+	if len(s.more) == 0 {
+		return State{r: s.r}
+	}
+	return State{r: s.r, more: append([]run(nil), s.more...)}
+}
+
+// fork is an independent copy of s whose alternatives live in *scratch
+// (reused from call to call): the cheap way to try a token. The copy is
+// returned by value so that it stays on the stack (a heap copy of runs,
+// which hold pointers, pays write barriers).
+func (s *State) fork(scratch *[]run) State {
+	if len(s.more) == 0 {
+		return State{r: s.r}
+	}
+	*scratch = append((*scratch)[:0], s.more...)
+	return State{r: s.r, more: *scratch}
+}
+
+func newFrame(n *node) frame {
+	f := frame{n: n, k: n.kind}
+	if n.kind == kLiterals || n.kind == kAlts {
+		f.i = 1<<len(n.lits) - 1
+	}
+	return f
+}
+
+func (s *run) push(n *node) bool {
 	if s.depth == len(s.stack) {
 		return false
 	}
-	s.stack[s.depth] = frame{n: n, k: n.kind}
-	if n.kind == kLiterals || n.kind == kAlts {
-		s.stack[s.depth].i = 1<<len(n.lits) - 1
-	}
+	s.stack[s.depth] = newFrame(n)
 	s.depth++
 	return true
 }
 
 // Done reports whether the text so far is a whole value that may end here.
 func (s *State) Done() bool {
+	if s.r.isDone() {
+		return true
+	}
+	for i := range s.more {
+		if s.more[i].isDone() {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *run) isDone() bool {
 	if s.done {
 		return true
 	}
@@ -152,7 +220,7 @@ func (s *State) Done() bool {
 }
 
 // Feed advances by the bytes of one token and reports whether they are
-// allowed; on false the state is garbage (feed a copy when trying).
+// allowed; on false the state is garbage (feed a Clone when trying).
 func (s *State) Feed(p []byte) bool {
 	for _, b := range p {
 		if !s.feed(b) {
@@ -160,6 +228,104 @@ func (s *State) Feed(p []byte) bool {
 		}
 	}
 	return true
+}
+
+// feed advances every run by b, forking a run at an anyOf into one run per
+// alternative and keeping those that accept b.
+func (s *State) feed(b byte) bool {
+	if len(s.more) == 0 {
+		switch s.r.feed(b) {
+		case fedOK:
+			return true
+		case fedReject:
+			return false
+		}
+		// s.r stands just before the split: feeding it again splits
+		// again, with nothing consumed.
+		var buf [4]run
+		return s.set(grow(buf[:0], s.r, b))
+	}
+	// Several runs: feed each in place (run 0 is s.r, run i is more[i-1]);
+	// one that splits stays before b, to be forked below.
+	at := func(i int) *run {
+		if i == 0 {
+			return &s.r
+		}
+		return &s.more[i-1]
+	}
+	var ok, split uint64
+	for i := 0; i <= len(s.more); i++ {
+		switch at(i).feed(b) {
+		case fedOK:
+			ok |= 1 << i
+		case fedSplit:
+			split |= 1 << i
+		}
+	}
+	if split == 0 {
+		if ok == 0 {
+			return false
+		}
+		// Keep the survivors in order, in place.
+		n, first := 0, true
+		for i := 0; i <= len(s.more); i++ {
+			if ok&(1<<i) == 0 {
+				continue
+			}
+			if first {
+				s.r, first = *at(i), false
+			} else {
+				s.more[n] = *at(i)
+				n++
+			}
+		}
+		s.more = s.more[:n]
+		return true
+	}
+	var buf [4]run
+	out := buf[:0]
+	for i := 0; i <= len(s.more); i++ {
+		switch {
+		case ok&(1<<i) != 0:
+			out = keep(out, *at(i))
+		case split&(1<<i) != 0:
+			out = grow(out, *at(i), b)
+		}
+	}
+	return s.set(out)
+}
+
+// set makes out the runs (false when there are none).
+func (s *State) set(out []run) bool {
+	if len(out) == 0 {
+		return false
+	}
+	s.r = out[0]
+	s.more = append(s.more[:0], out[1:]...)
+	return true
+}
+
+func keep(out []run, r run) []run {
+	if len(out) < maxRuns && !slices.Contains(out, r) {
+		out = append(out, r)
+	}
+	return out
+}
+
+// grow feeds b to r, forking it at anyOfs, and adds the runs that accept
+// b to out (once each, at most maxRuns).
+func grow(out []run, r run, b byte) []run {
+	switch r.feed(b) {
+	case fedOK:
+		out = keep(out, r)
+	case fedSplit:
+		for _, a := range r.stack[r.depth-1].n.alts {
+			c := r
+			c.stack[c.depth-1] = newFrame(a)
+			out = grow(out, c, b)
+		}
+	}
+	return out
 }
 
 type result uint8
@@ -172,20 +338,31 @@ const (
 	pushed          // the top frame pushed a child: refeed to it
 )
 
-func (s *State) feed(b byte) bool {
+type fed uint8
+
+const (
+	fedReject fed = iota
+	fedOK
+	fedSplit // the top frame is an anyOf: fork before feeding b
+)
+
+func (s *run) feed(b byte) fed {
 	for {
 		if s.depth == 0 {
-			return false // after the value only end-of-generation
+			return fedReject // after the value only end-of-generation
 		}
 		f := &s.stack[s.depth-1]
+		if f.k == kAnyOf {
+			return fedSplit
+		}
 		switch s.step(f, b) {
 		case reject:
-			return false
+			return fedReject
 		case consumed:
-			return true
+			return fedOK
 		case closed:
 			s.pop()
-			return true
+			return fedOK
 		case ended:
 			s.pop()
 		case pushed:
@@ -194,7 +371,7 @@ func (s *State) feed(b byte) bool {
 }
 
 // pop removes the finished top frame and tells its parent.
-func (s *State) pop() {
+func (s *run) pop() {
 	s.depth--
 	if s.depth == 0 {
 		s.done = true
@@ -223,7 +400,7 @@ func (s *State) pop() {
 func isDigit(b byte) bool { return b >= '0' && b <= '9' }
 
 // step feeds b to the top frame f.
-func (s *State) step(f *frame, b byte) result {
+func (s *run) step(f *frame, b byte) result {
 	switch f.k {
 	case kAny:
 		switch {
@@ -322,6 +499,9 @@ func (s *State) step(f *frame, b byte) result {
 		case 1, 3:
 			if b == ']' && f.phase == 1 && n.minItems == 0 {
 				return closed
+			}
+			if n.maxItems == 0 {
+				return reject
 			}
 			if s.depth > MaxDepth || !s.push(n.items) {
 				return reject
@@ -609,7 +789,7 @@ func stepNumber(f *frame, b byte) result {
 
 // Shared nodes for the parts of kAny values.
 var (
-	anyValue    = finish(&node{kind: kAny})
+	anyValue    = finish(&node{kind: kAny, types: tAll})
 	anyString   = finish(&node{kind: kString, maxLen: -1})
 	anyArray    = finish(&node{kind: kArray, items: anyValue, maxItems: -1})
 	anyLiterals = finish(&node{kind: kLiterals, lits: []string{"true", "false", "null"}})
@@ -618,7 +798,15 @@ var (
 // MinRemaining is the length in bytes of the shortest text that completes
 // the value from this state (0 when it may end now).
 func (s *State) MinRemaining() int {
-	if s.Done() {
+	best := s.r.minRemaining()
+	for i := range s.more {
+		best = min(best, s.more[i].minRemaining())
+	}
+	return best
+}
+
+func (s *run) minRemaining() int {
+	if s.isDone() {
 		return 0
 	}
 	total := 0
@@ -697,6 +885,8 @@ func frameRest(f *frame) int {
 			return 1
 		}
 		return 0
+	case kAnyOf, kNever: // not yet forked; never
+		return n.minBytes
 	case kAlts:
 		switch f.phase {
 		case 1: // the value is open

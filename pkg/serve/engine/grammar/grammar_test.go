@@ -18,6 +18,18 @@ var testSchemas = map[string]string{
 	"enum":   `{"type":"object","properties":{"color":{"enum":["red","green","blue"]},"size":{"enum":[1,12,123]},"fixed":{"const":"yes"}},"required":["color","size","fixed"]}`,
 	"nested": `{"type":"object","properties":{"point":{"type":"object","properties":{"x":{"type":"number"},"y":{"type":"number"}},"required":["x","y"]},"note":{"type":["string"]}},"required":["point"]}`,
 	"scalar": `{"type":"array","items":{"type":"null"},"maxItems":3}`,
+	// anyOf (nullable, and alternatives sharing a prefix), a oneOf told
+	// apart by a const, and recursive $refs to $defs and to the root.
+	"union": `{"type":"object","properties":{"id":{"anyOf":[{"type":"integer"},{"type":"string","maxLength":5},{"type":"null"}]},` +
+		`"shape":{"oneOf":[{"type":"object","properties":{"kind":{"const":"circle"},"r":{"type":"number"}},"required":["kind","r"]},` +
+		`{"type":"object","properties":{"kind":{"const":"square"},"side":{"type":"integer"}},"required":["kind","side"]}]}},"required":["id","shape"]}`,
+	"tree": `{"$defs":{"node":{"type":"object","properties":{"v":{"type":"integer"},"kids":{"type":"array","items":{"$ref":"#/$defs/node"},"maxItems":2}},"required":["v","kids"]}},"$ref":"#/$defs/node"}`,
+	"rooted": `{"anyOf":[{"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"boolean"}},"required":["a","b"]},` +
+		`{"type":"object","properties":{"a":{"type":"integer"},"c":{"type":"string","maxLength":3}},"required":["a","c"]},{"type":"array","items":{"$ref":"#"},"maxItems":2}]}`,
+	// Two runs alive inside a string with different length bounds.
+	"shared": `{"anyOf":[{"type":"object","properties":{"s":{"type":"string","maxLength":4},"b":{"type":"integer"}},"required":["s","b"]},` +
+		`{"type":"object","properties":{"s":{"type":"string","minLength":2,"maxLength":9},"c":{"type":"boolean"}},"required":["s","c"]}]}`,
+	"list-of": `{"definitions":{"cell":{"type":"object","properties":{"v":{"type":"boolean"},"next":{"$ref":"#/definitions/cell"}},"required":["v"]}},"$ref":"#/definitions/cell"}`,
 }
 
 // validator compiles schema with an independent JSON Schema library.
@@ -38,15 +50,33 @@ func validator(t testing.TB, schema string) *jsonschema.Schema {
 	return s
 }
 
+// tryValidator is validator for schemas the library may refuse (nil then).
+func tryValidator(schema string) *jsonschema.Schema {
+	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(schema))
+	if err != nil {
+		return nil
+	}
+	c := jsonschema.NewCompiler()
+	if c.AddResource("schema.json", doc) != nil {
+		return nil
+	}
+	s, err := c.Compile("schema.json")
+	if err != nil {
+		return nil
+	}
+	return s
+}
+
 // walk generates one random accepted text: each step picks a random byte
 // the state allows and that keeps the value finishable within budget bytes.
 func walk(rng *rand.Rand, g *Grammar, budget int) ([]byte, State) {
 	s := g.Start()
 	var out []byte
+	var scratch []run
 	for !s.Done() || rng.IntN(4) != 0 {
 		var ok []byte
 		for b := range 256 {
-			t := s
+			t := s.fork(&scratch)
 			if t.feed(byte(b)) && t.MinRemaining() <= budget-len(out)-1 {
 				ok = append(ok, byte(b))
 			}
@@ -83,7 +113,7 @@ func TestRandomWalksValidate(t *testing.T) {
 		v := validator(t, schema)
 		rng := rand.New(rand.NewPCG(1, uint64(len(name))))
 		for i := range 300 {
-			out, s := walk(rng, g, 60+i)
+			out, s := walk(rng, g, max(60, g.root.minBytes+10)+i)
 			if !s.Done() {
 				t.Fatalf("%s: walk %d stopped unfinished at %q", name, i, out)
 			}
@@ -140,12 +170,15 @@ func TestAcceptsAndRejects(t *testing.T) {
 }
 
 func TestUnsupportedKeywords(t *testing.T) {
-	_, err := CompileSchema([]byte(`{"type":"object","properties":{"a":{"anyOf":[{"type":"string"}]},"b":{"type":"string","format":"date-time","pattern":"x"}},"$defs":{}}`))
+	_, err := CompileSchema([]byte(`{"type":"object","properties":{"a":{"allOf":[{"type":"string"}]},"b":{"type":"string","format":"date-time","pattern":"x"},` +
+		`"c":{"type":"string","anyOf":[{"maxLength":2}]},"d":{"oneOf":[{"type":"integer"},{"type":"number"}]},"e":{"$ref":"other.json#/x"},` +
+		`"f":{"$ref":"#/$defs/g"}},"$defs":{"g":{"not":{}}}}`))
 	var ue *UnsupportedError
 	if !errors.As(err, &ue) {
 		t.Fatalf("got %v", err)
 	}
-	for _, k := range []string{"anyOf (at properties.a)", "format (at properties.b)", "pattern (at properties.b)", "$defs"} {
+	for _, k := range []string{"allOf (at properties.a)", "format (at properties.b)", "pattern (at properties.b)", "type beside anyOf (at properties.c)",
+		"oneOf whose alternatives may both match", "(at properties.d)", `$ref "other.json#/x" outside this schema`, "not (at $defs.g)"} {
 		if !strings.Contains(err.Error(), k) {
 			t.Errorf("%q does not name %s", err, k)
 		}
@@ -154,7 +187,9 @@ func TestUnsupportedKeywords(t *testing.T) {
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "properties.note") {
 		t.Errorf("type array: got %v", err)
 	}
-	for _, bad := range []string{`[]`, `{"type":"object","properties":{"a":{}},"required":["b"]}`, `{"type":"string","minLength":-1}`, `{"enum":[]}`} {
+	for _, bad := range []string{`[]`, `{"type":"object","properties":{"a":{}},"required":["b"]}`, `{"type":"string","minLength":-1}`, `{"enum":[]}`,
+		`{"$ref":"#/$defs/missing"}`, `{"anyOf":[]}`, `{"$ref":"#"}`, `{"$defs":{"a":{"$ref":"#/$defs/b"},"b":{"$ref":"#/$defs/a"}},"$ref":"#/$defs/a"}`,
+		`{"type":"object","properties":{"next":{"$ref":"#"}},"required":["next"]}`} {
 		if _, err := CompileSchema([]byte(bad)); !errors.Is(err, ErrSchema) {
 			t.Errorf("%s: got %v, want ErrSchema", bad, err)
 		}
@@ -203,12 +238,34 @@ func allowedIDs(logits []float32) string {
 	return strings.Join(ids, ",")
 }
 
+// TestOneOfDisjoint: oneOf compiles only where no value can match two
+// alternatives.
+func TestOneOfDisjoint(t *testing.T) {
+	for schema, ok := range map[string]bool{
+		`{"oneOf":[{"type":"string"},{"type":"integer"},{"type":"null"}]}`:                                                          true,
+		`{"oneOf":[{"type":"integer"},{"type":"number"}]}`:                                                                          false,
+		`{"oneOf":[{"enum":[1,2]},{"enum":[3,"1"]}]}`:                                                                               true,
+		`{"oneOf":[{"enum":[1,2]},{"const":1.0}]}`:                                                                                  false,
+		`{"oneOf":[{"properties":{"a":{"type":"string"}}},{"type":"string"}]}`:                                                      false, // properties alone allow strings
+		`{"oneOf":[{"type":"object","properties":{"k":{"const":"a"}}},{"type":"object","properties":{"k":{"const":"b"}}}]}`:         true,
+		`{"oneOf":[{"type":"object","properties":{"k":{"type":"string"}}},{"type":"object","properties":{"j":{"type":"string"}}}]}`: false,
+	} {
+		_, err := CompileSchema([]byte(schema))
+		if (err == nil) != ok {
+			t.Errorf("%s: got %v, want compiled %v", schema, err, ok)
+		}
+	}
+}
+
 // FuzzSchema: any schema text compiles or is refused with an error; what
-// compiles accepts only texts that parse as JSON.
+// compiles accepts only texts that parse as JSON and, where an independent
+// validator reads the schema, validate against it.
 func FuzzSchema(f *testing.F) {
 	for _, s := range testSchemas {
 		f.Add(s, `{"name":"x","age":1,"admin":true}`)
 	}
+	f.Add(testSchemas["tree"], `{"v":1,"kids":[{"v":2,"kids":[]}]}`)
+	f.Add(testSchemas["union"], `{"id":null,"shape":{"kind":"square","side":2}}`)
 	f.Add(`{"type":"array","items":{"enum":[1,"a",null,[1]]},"minItems":2}`, `[1,[1]]`)
 	f.Add(`true`, `{"a":-0.5E+10}`)
 	f.Fuzz(func(t *testing.T, schema, text string) {
@@ -221,8 +278,29 @@ func FuzzSchema(f *testing.F) {
 			return
 		}
 		s := g.Start()
-		if s.Feed([]byte(text)) && s.Done() && !json.Valid([]byte(text)) {
-			t.Fatalf("accepted %q, which is not JSON", text)
+		if s.Feed([]byte(text)) && s.Done() {
+			var v any
+			if err := json.Unmarshal([]byte(text), &v); err != nil {
+				t.Fatalf("accepted %q, which is not JSON", text)
+			}
+			if val := tryValidator(schema); val != nil {
+				if err := val.Validate(v); err != nil {
+					t.Fatalf("accepted %q, which does not validate: %v", text, err)
+				}
+			}
+		}
+		// A random text the grammar writes validates too.
+		val := tryValidator(schema)
+		if val == nil {
+			return
+		}
+		out, w := walk(rand.New(rand.NewPCG(uint64(len(text)), 7)), g, max(64, g.root.minBytes+8))
+		var v any
+		if !w.Done() || json.Unmarshal(out, &v) != nil {
+			t.Fatalf("walk %q (done %v) is not a whole JSON value", out, w.Done())
+		}
+		if err := val.Validate(v); err != nil {
+			t.Fatalf("walk %q does not validate: %v", out, err)
 		}
 		if s.MinRemaining() < 0 {
 			t.Fatal("negative MinRemaining")
@@ -302,7 +380,7 @@ func TestMaskFastPathAgrees(t *testing.T) {
 		}
 		g, _ := CompileSchema([]byte(schema))
 		for i := range 60 {
-			out, _ := walk(rng, g, 60+i)
+			out, _ := walk(rng, g, max(60, g.root.minBytes+10)+i)
 			s := g.Start()
 			s.Feed(out[:rng.IntN(len(out)+1)])
 			budget := 1 + rng.IntN(40)

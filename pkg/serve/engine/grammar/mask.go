@@ -49,6 +49,7 @@ var negInf = float32(math.Inf(-1))
 func (s *State) Mask(logits []float32, v *Vocab, budget int) {
 	// Most tokens fail on their first byte: try each first byte once.
 	var first [256]int8 // 0 untried, 1 allowed, -1 rejected
+	var scratch []run   // alternatives of the copy a token is tried on
 	// rest is what is left after token id, or -1 when the grammar refuses it.
 	rest := func(id int) int {
 		if v.EOG(int32(id)) {
@@ -65,7 +66,7 @@ func (s *State) Mask(logits []float32, v *Vocab, budget int) {
 		case -1:
 			return -1
 		case 0:
-			t := *s
+			t := s.fork(&scratch)
 			if t.feed(p[0]) {
 				first[p[0]] = 1
 			} else {
@@ -73,24 +74,38 @@ func (s *State) Mask(logits []float32, v *Vocab, budget int) {
 				return -1
 			}
 		}
-		t := *s
+		t := s.fork(&scratch)
 		if !t.Feed(p) {
 			return -1
 		}
 		return t.MinRemaining()
 	}
 	// Inside a string, plain pieces only add characters: what is left
-	// after them follows from what is left now.
-	inString, base, room, owed := false, 0, 0, 0
-	if s.depth > 0 && v.runes != nil {
-		if f := &s.stack[s.depth-1]; f.k == kString && f.phase == 1 && f.aux == 0 {
-			inString, base = true, s.MinRemaining()
-			room = math.MaxInt
-			if f.n.maxLen >= 0 {
-				room = f.n.maxLen - int(f.i)
-			}
-			owed = max(f.n.minLen-int(f.i), 0)
+	// after them follows from what is left now (for each run, when an
+	// anyOf keeps several alive, all inside a string).
+	type strRun struct{ base, room, owed int }
+	var strRuns [4]strRun
+	inStr := strRuns[:0]
+	inString := v.runes != nil
+	for i := 0; inString && i <= len(s.more); i++ {
+		r := &s.r
+		if i > 0 {
+			r = &s.more[i-1]
 		}
+		f := &r.stack[max(r.depth-1, 0)]
+		if r.depth == 0 || f.k != kString || f.phase != 1 || f.aux != 0 {
+			inString = false
+			break
+		}
+		sr := strRun{base: r.minRemaining(), room: math.MaxInt, owed: max(f.n.minLen-int(f.i), 0)}
+		if f.n.maxLen >= 0 {
+			sr.room = f.n.maxLen - int(f.i)
+		}
+		inStr = append(inStr, sr)
+	}
+	var one strRun // the usual case: a single run
+	if len(inStr) > 0 {
+		one = inStr[0]
 	}
 	left := make([]int, len(logits))
 	best := -1 // the least left by any allowed token
@@ -102,10 +117,22 @@ func (s *State) Mask(logits []float32, v *Vocab, budget int) {
 		}
 		var r int
 		if n := v.plainRunes(id, inString); n > 0 {
-			if n > room {
-				continue
+			if len(inStr) == 1 {
+				if n > one.room {
+					continue
+				}
+				r = one.base - min(n, one.owed)
+			} else {
+				r = -1
+				for _, sr := range inStr {
+					if n <= sr.room && (r < 0 || sr.base-min(n, sr.owed) < r) {
+						r = sr.base - min(n, sr.owed)
+					}
+				}
+				if r < 0 {
+					continue
+				}
 			}
-			r = base - min(n, owed)
 		} else {
 			r = rest(id)
 		}

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -24,8 +27,9 @@ var ErrSchema = errors.New("invalid schema")
 
 // Keywords the compiler enforces or, for annotations, may ignore.
 var (
-	enforced    = map[string]bool{"type": true, "properties": true, "required": true, "additionalProperties": true, "items": true, "minItems": true, "maxItems": true, "minLength": true, "maxLength": true, "enum": true, "const": true}
-	annotations = map[string]bool{"title": true, "description": true, "$schema": true, "$id": true, "$comment": true, "default": true, "examples": true}
+	enforced    = map[string]bool{"type": true, "properties": true, "required": true, "additionalProperties": true, "items": true, "minItems": true, "maxItems": true, "minLength": true, "maxLength": true, "enum": true, "const": true, "anyOf": true, "oneOf": true, "$ref": true}
+	annotations = map[string]bool{"title": true, "description": true, "$schema": true, "$id": true, "$comment": true, "default": true, "examples": true,
+		"$defs": true, "definitions": true} // definitions count where a $ref uses them
 )
 
 // maxLiterals bounds enum sizes (alive literals are a bitmask).
@@ -34,24 +38,59 @@ const maxLiterals = 31
 // CompileSchema compiles a JSON Schema (the supported subset: type object
 // with properties/required/additionalProperties false, array with items,
 // minItems, maxItems, string with minLength, maxLength, number, integer,
-// boolean, null, enum, const). Unsupported keywords are an
-// *UnsupportedError naming every one; other problems wrap ErrSchema.
+// boolean, null, enum, const, anyOf, oneOf whose alternatives cannot both
+// match, and $ref to this schema's own parts such as $defs). Unsupported
+// keywords are an *UnsupportedError naming every one; other problems wrap
+// ErrSchema.
+//
+// A recursive $ref is followed MaxRecursion times within itself (and no
+// deeper than MaxDepth); there the recursion is cut: an optional property
+// or an array's items that would recurse further are left out, and a
+// schema that cannot be written without recursing further is refused.
 func CompileSchema(raw []byte) (*Grammar, error) {
-	c := compiler{}
+	c := compiler{root: raw, refs: map[string]*node{}, active: map[string]int{}}
 	n, err := c.node(raw, "", 0)
 	if len(c.unsupported) > 0 {
 		sort.Strings(c.unsupported)
-		return nil, &UnsupportedError{Keywords: c.unsupported}
+		return nil, &UnsupportedError{Keywords: slices.Compact(c.unsupported)}
 	}
 	if err != nil {
 		return nil, err
 	}
+	if n.kind == kNever {
+		return nil, fmt.Errorf("%w: the schema has no value within the engine's bounds (a $ref recursing more than %d times into itself, or values nested %d deep, is required)", ErrSchema, MaxRecursion, MaxDepth)
+	}
 	return &Grammar{root: n}, nil
 }
 
+// MaxRecursion bounds how often a $ref is followed within itself.
+const MaxRecursion = 4
+
 type compiler struct {
 	unsupported []string
+	root        []byte
+	// refs are compiled $ref targets, by ref, depth and the refs being
+	// followed (copies of a recursive definition differ where it is cut).
+	refs   map[string]*node
+	active map[string]int // $refs being followed, and how many times
+	inRef  int            // how many $refs the node being compiled is under
 }
+
+// JSON types, as a set, for telling oneOf alternatives apart.
+const (
+	tObject uint8 = 1 << iota
+	tArray
+	tString
+	tNumber // integers too
+	tBool
+	tNull
+	tAll = tObject | tArray | tString | tNumber | tBool | tNull
+)
+
+var typeBits = map[string]uint8{"object": tObject, "array": tArray, "string": tString, "number": tNumber, "integer": tNumber, "boolean": tBool, "null": tNull}
+
+// neverNode has no value: a recursion cut at the depth bound.
+var neverNode = finish(&node{kind: kNever})
 
 func at(path string) string {
 	if path == "" {
@@ -68,6 +107,9 @@ func join(path, key string) string {
 }
 
 func (c *compiler) node(raw []byte, path string, depth int) (*node, error) {
+	if depth >= MaxDepth && c.inRef > 0 {
+		return neverNode, nil
+	}
 	if depth > MaxDepth {
 		return nil, fmt.Errorf("%w: nested deeper than %d%s", ErrSchema, MaxDepth, at(path))
 	}
@@ -86,12 +128,28 @@ func (c *compiler) node(raw []byte, path string, depth int) (*node, error) {
 			c.unsupported = append(c.unsupported, k+at(path))
 		}
 	}
+	// $ref, anyOf and oneOf stand alone (annotations aside).
+	for _, kw := range []string{"$ref", "anyOf", "oneOf"} {
+		v, ok := m[kw]
+		if !ok {
+			continue
+		}
+		for _, k := range keys {
+			if k != kw && enforced[k] {
+				c.unsupported = append(c.unsupported, k+" beside "+kw+at(path))
+			}
+		}
+		if kw == "$ref" {
+			return c.ref(v, path, depth)
+		}
+		return c.anyOf(kw, v, path, depth)
+	}
 	if v, ok := m["const"]; ok {
 		lit, err := compact(v)
 		if err != nil {
 			return nil, fmt.Errorf("%w: const%s: %w", ErrSchema, at(path), err)
 		}
-		return finish(&node{kind: kLiterals, lits: []string{lit}}), nil
+		return literals([]string{lit}), nil
 	}
 	if v, ok := m["enum"]; ok {
 		var items []json.RawMessage
@@ -110,7 +168,7 @@ func (c *compiler) node(raw []byte, path string, depth int) (*node, error) {
 			}
 			n.lits = append(n.lits, lit)
 		}
-		return finish(n), nil
+		return literals(n.lits), nil
 	}
 	typ := ""
 	if v, ok := m["type"]; ok {
@@ -132,19 +190,20 @@ func (c *compiler) node(raw []byte, path string, depth int) (*node, error) {
 		}
 		return x, nil
 	}
+	_, explicit := m["type"]
 	switch typ {
 	case "":
 		return anyValue, nil
 	case "null":
-		return finish(&node{kind: kLiterals, lits: []string{"null"}}), nil
+		return literals([]string{"null"}), nil
 	case "boolean":
-		return finish(&node{kind: kLiterals, lits: []string{"true", "false"}}), nil
+		return literals([]string{"true", "false"}), nil
 	case "number":
-		return finish(&node{kind: kNumber}), nil
+		return finish(&node{kind: kNumber, types: tNumber}), nil
 	case "integer":
-		return finish(&node{kind: kInteger}), nil
+		return finish(&node{kind: kInteger, types: tNumber}), nil
 	case "string":
-		n := &node{kind: kString}
+		n := &node{kind: kString, types: tString}
 		var err error
 		if n.minLen, err = intField("minLength", 0); err != nil {
 			return nil, err
@@ -157,7 +216,7 @@ func (c *compiler) node(raw []byte, path string, depth int) (*node, error) {
 		}
 		return finish(n), nil
 	case "array":
-		n := &node{kind: kArray, items: anyValue}
+		n := &node{kind: kArray, items: anyValue, types: tArray}
 		if v, ok := m["items"]; ok {
 			items, err := c.node(v, join(path, "items"), depth+1)
 			if err != nil {
@@ -175,41 +234,58 @@ func (c *compiler) node(raw []byte, path string, depth int) (*node, error) {
 		if n.maxItems >= 0 && n.maxItems < n.minItems {
 			return nil, fmt.Errorf("%w: maxItems is below minItems%s", ErrSchema, at(path))
 		}
+		if n.items.kind == kNever { // recursion cut: no items
+			if n.minItems > 0 {
+				return neverNode, nil
+			}
+			n.maxItems = 0
+		}
 		return finish(n), nil
 	case "object":
+		var types uint8 = tObject
+		if !explicit {
+			types = tAll // properties alone hold only for objects
+		}
 		props, ok := m["properties"]
 		if !ok {
-			return finish(&node{kind: kObjectAny}), nil
+			return finish(&node{kind: kObjectAny, types: types}), nil
 		}
 		names, vals, err := objectFields(props)
 		if err != nil {
 			return nil, fmt.Errorf("%w: properties must be an object%s", ErrSchema, at(path))
 		}
-		n := &node{kind: kObject}
-		seen := map[string]bool{}
-		for i, name := range names {
-			child, err := c.node(vals[i], join(join(path, "properties"), name), depth+1)
-			if err != nil {
-				return nil, err
-			}
-			key, _ := compact(mustJSON(name))
-			if i > 0 {
-				key = "," + key
-			}
-			n.keys = append(n.keys, key+":")
-			n.props = append(n.props, child)
-			seen[name] = true
-		}
+		required := map[string]bool{}
 		if v, ok := m["required"]; ok {
 			var req []string
 			if err := json.Unmarshal(v, &req); err != nil {
 				return nil, fmt.Errorf("%w: required must be an array of strings%s", ErrSchema, at(path))
 			}
 			for _, r := range req {
-				if !seen[r] {
+				if !slices.Contains(names, r) {
 					return nil, fmt.Errorf("%w: required property %q is not among the properties%s", ErrSchema, r, at(path))
 				}
+				required[r] = true
 			}
+		}
+		n := &node{kind: kObject, types: types}
+		for i, name := range names {
+			child, err := c.node(vals[i], join(join(path, "properties"), name), depth+1)
+			if err != nil {
+				return nil, err
+			}
+			if child.kind == kNever { // recursion cut
+				if required[name] {
+					return neverNode, nil
+				}
+				continue
+			}
+			key, _ := compact(mustJSON(name))
+			if len(n.keys) > 0 {
+				key = "," + key
+			}
+			n.keys = append(n.keys, key+":")
+			n.names = append(n.names, name)
+			n.props = append(n.props, child)
 		}
 		if v, ok := m["additionalProperties"]; ok && string(bytes.TrimSpace(v)) != "false" && string(bytes.TrimSpace(v)) != "true" {
 			c.unsupported = append(c.unsupported, "additionalProperties other than true or false"+at(path))
@@ -218,6 +294,187 @@ func (c *compiler) node(raw []byte, path string, depth int) (*node, error) {
 	}
 	c.unsupported = append(c.unsupported, fmt.Sprintf("type %q%s", typ, at(path)))
 	return anyValue, nil
+}
+
+// literals is an enum's node; its types are those of its values.
+func literals(lits []string) *node {
+	n := &node{kind: kLiterals, lits: lits}
+	for _, l := range lits {
+		switch l[0] {
+		case '{':
+			n.types |= tObject
+		case '[':
+			n.types |= tArray
+		case '"':
+			n.types |= tString
+		case 't', 'f':
+			n.types |= tBool
+		case 'n':
+			n.types |= tNull
+		default:
+			n.types |= tNumber
+		}
+	}
+	return finish(n)
+}
+
+// ref compiles a $ref to a part of this schema (a JSON pointer fragment).
+func (c *compiler) ref(v json.RawMessage, path string, depth int) (*node, error) {
+	var ref string
+	if err := json.Unmarshal(v, &ref); err != nil {
+		return nil, fmt.Errorf("%w: $ref must be a string%s", ErrSchema, at(path))
+	}
+	if ref != "#" && !strings.HasPrefix(ref, "#/") {
+		c.unsupported = append(c.unsupported, fmt.Sprintf("$ref %q outside this schema (only \"#/...\" refs)%s", ref, at(path)))
+		return anyValue, nil
+	}
+	if c.active[ref] >= MaxRecursion {
+		return neverNode, nil
+	}
+	active := make([]string, 0, len(c.active))
+	for r, k := range c.active {
+		active = append(active, fmt.Sprintf("%q=%d", r, k))
+	}
+	sort.Strings(active)
+	key := fmt.Sprintf("%q@%d:%s", ref, depth, strings.Join(active, ","))
+	if n, ok := c.refs[key]; ok {
+		return n, nil
+	}
+	target, tpath, err := pointer(c.root, ref)
+	if err != nil {
+		return nil, fmt.Errorf("%w: $ref %q: %v%s", ErrSchema, ref, err, at(path))
+	}
+	c.active[ref]++
+	c.inRef++
+	n, err := c.node(target, tpath, depth)
+	c.inRef--
+	if c.active[ref]--; c.active[ref] == 0 {
+		delete(c.active, ref)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.refs[key] = n
+	return n, nil
+}
+
+// pointer resolves a "#/a/b" JSON pointer in root; the path names it for
+// messages ("a.b").
+func pointer(root []byte, ref string) ([]byte, string, error) {
+	cur := root
+	if ref == "#" {
+		return cur, "", nil
+	}
+	var path []string
+	for _, tok := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+		if t, err := url.PathUnescape(tok); err == nil {
+			tok = t
+		}
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		path = append(path, tok)
+		var next json.RawMessage
+		if keys, vals, err := objectFields(cur); err == nil {
+			if i := slices.Index(keys, tok); i >= 0 {
+				next = vals[i]
+			}
+		} else {
+			var items []json.RawMessage
+			i, aerr := strconv.Atoi(tok)
+			if json.Unmarshal(cur, &items) == nil && aerr == nil && i >= 0 && i < len(items) {
+				next = items[i]
+			}
+		}
+		if next == nil {
+			return nil, "", fmt.Errorf("nothing at %s", strings.Join(path, "."))
+		}
+		cur = next
+	}
+	return cur, strings.Join(path, "."), nil
+}
+
+// anyOf compiles anyOf, and oneOf when no value can match two of its
+// alternatives (then any one that matches is the one).
+func (c *compiler) anyOf(kw string, v json.RawMessage, path string, depth int) (*node, error) {
+	var items []json.RawMessage
+	if err := json.Unmarshal(v, &items); err != nil || len(items) == 0 {
+		return nil, fmt.Errorf("%w: %s must be a non-empty array of schemas%s", ErrSchema, kw, at(path))
+	}
+	if len(items) > maxRuns {
+		c.unsupported = append(c.unsupported, fmt.Sprintf("%s with more than %d alternatives%s", kw, maxRuns, at(path)))
+		return anyValue, nil
+	}
+	n := &node{kind: kAnyOf}
+	cut := false
+	for i, it := range items {
+		a, err := c.node(it, join(path, fmt.Sprintf("%s.%d", kw, i)), depth)
+		if err != nil {
+			return nil, err
+		}
+		if a.kind == kNever {
+			cut = true
+			continue
+		}
+		n.alts = append(n.alts, a)
+		n.types |= a.types
+	}
+	if kw == "oneOf" {
+		overlap := cut && len(n.alts) > 0
+		for i := range n.alts {
+			for j := range i {
+				overlap = overlap || !disjoint(n.alts[i], n.alts[j])
+			}
+		}
+		if overlap {
+			c.unsupported = append(c.unsupported, "oneOf whose alternatives may both match (differing types, const/enum values or a property with such values tell them apart)"+at(path))
+			return anyValue, nil
+		}
+	}
+	switch len(n.alts) {
+	case 0:
+		return neverNode, nil
+	case 1:
+		return n.alts[0], nil
+	}
+	return finish(n), nil
+}
+
+// disjoint reports whether no value can match both a and b (false when
+// unsure). Values written for an object schema carry all its properties.
+func disjoint(a, b *node) bool {
+	switch {
+	case a.types&b.types == 0:
+		return true
+	case a.kind == kAnyOf:
+		return !slices.ContainsFunc(a.alts, func(x *node) bool { return !disjoint(x, b) })
+	case b.kind == kAnyOf:
+		return disjoint(b, a)
+	case a.kind == kLiterals && b.kind == kLiterals:
+		for _, x := range a.lits {
+			for _, y := range b.lits {
+				if sameLiteral(x, y) {
+					return false
+				}
+			}
+		}
+		return true
+	case a.kind == kObject && b.kind == kObject:
+		for i, name := range a.names {
+			if j := slices.Index(b.names, name); j >= 0 && disjoint(a.props[i], b.props[j]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sameLiteral compares compact JSON values, numbers by value (1 = 1.0).
+func sameLiteral(x, y string) bool {
+	if x == y {
+		return true
+	}
+	fx, ex := strconv.ParseFloat(x, 64)
+	fy, ey := strconv.ParseFloat(y, 64)
+	return ex == nil && ey == nil && fx == fy
 }
 
 func mustJSON(s string) []byte {
