@@ -11,11 +11,13 @@ import (
 )
 
 // Claim is one conditional UPDATE: the row changes only if the lease is
-// free (ended before now) or already owner's, so of two replicas racing
-// for a batch exactly one gets it, on PostgreSQL and SQLite alike.
+// already owner's (a renewal, whatever the batch's status: the owner may
+// have just finished it) or free (ended before now) on an unfinished
+// batch, so of two replicas racing for a batch exactly one gets it, on
+// PostgreSQL and SQLite alike.
 func (s *sqlStore) Claim(ctx context.Context, batchID, owner string, now time.Time, ttl time.Duration) (bool, error) {
 	res, err := s.db.ExecContext(ctx, s.q(`UPDATE batches SET lease_owner = $1, lease_until = $2
-		WHERE id = $3 AND status IN ($4, $5, $6, $7) AND (lease_owner = $1 OR lease_until < $8)`),
+		WHERE id = $3 AND (lease_owner = $1 OR (lease_until < $8 AND status IN ($4, $5, $6, $7)))`),
 		owner, now.Add(ttl).UnixMilli(), batchID, string(StatusValidating), string(StatusInProgress), string(StatusFinalizing),
 		string(StatusCancelling), now.UnixMilli())
 	if err != nil {

@@ -106,10 +106,10 @@ type Store interface {
 	// Lines is every finished line of the batch, in input order.
 	Lines(ctx context.Context, batchID string) ([]Line, error)
 
-	// Claim takes the lease on an unfinished batch for owner until
-	// now+ttl, if nobody holds it (its lease ended before now) or owner
-	// already does (a renewal); ok is false if another owner holds it or
-	// the batch is finished (lease.go).
+	// Claim takes the lease on a batch for owner until now+ttl: a
+	// renewal if owner holds it, else only an unfinished batch whose
+	// lease ended before now; ok is false if another owner holds it or
+	// the batch is finished and not owner's (lease.go).
 	Claim(ctx context.Context, batchID, owner string, now time.Time, ttl time.Duration) (ok bool, err error)
 	// Release ends owner's lease on the batch at once (a graceful stop),
 	// so another replica need not wait out the TTL; another's lease is kept.

@@ -248,12 +248,17 @@ func lease(t *testing.T, s batch.Store) {
 		t.Fatal(err)
 	}
 	claim(a, t0.Add(45*time.Second), true)
-	// A finished batch is nobody's to claim.
+	// A finished batch: its owner's renewal still succeeds (it may have
+	// just finished it); nobody else can take it, even once the lease ended.
 	done := newBatch("batch-1", "a", t0)
 	done.Status, done.CompletedAt = batch.StatusCompleted, t0.Add(time.Minute)
 	if ok, err := s.UpdateBatch(ctx, done, batch.StatusValidating); err != nil || !ok {
 		t.Fatalf("complete: %v %v", ok, err)
 	}
-	claim(a, t0.Add(time.Hour), false)
+	claim(a, t0.Add(50*time.Second), true)
+	claim(b, t0.Add(time.Hour), false)
+	if err := s.Release(ctx, "batch-1", a); err != nil {
+		t.Fatal(err)
+	}
 	claim(b, t0.Add(time.Hour), false)
 }
