@@ -19,7 +19,7 @@ import (
 
 // stores runs f on SQLite and on PostgreSQL.
 func stores(t *testing.T, f func(t *testing.T, dsn string)) {
-	for name, dsn := range map[string]func(*testing.T) string{"SQLite": sqliteDSN, "PostgreSQL": pgDSN} {
+	for name, dsn := range map[string]func(testing.TB) string{"SQLite": sqliteDSN, "PostgreSQL": pgDSN} {
 		t.Run(name, func(t *testing.T) { f(t, dsn(t)) })
 	}
 }

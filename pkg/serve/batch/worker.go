@@ -194,6 +194,11 @@ func (s *Service) runLines(ctx context.Context, b Batch, l *lease) error {
 	// stop ends starting lines when the batch is cancelled or expires or
 	// the lease is lost; a running line finishes (it is never cut halfway
 	// through its charge).
+	//
+	// A cancel is looked for at most every cancelEvery (real time): a read
+	// of the batch before every line would bound the batch's throughput by
+	// one database round trip a line.
+	var lastLook time.Time
 	stopped := func() (Status, bool) {
 		if !l.valid(s.opts.Now()) {
 			return statusLeaseLost, true
@@ -201,6 +206,13 @@ func (s *Service) runLines(ctx context.Context, b Batch, l *lease) error {
 		if s.opts.Now().After(b.ExpiresAt) {
 			return StatusExpired, true
 		}
+		if b.Status == StatusCancelling {
+			return StatusCancelling, true
+		}
+		if time.Since(lastLook) < cancelEvery {
+			return "", false
+		}
+		lastLook = time.Now()
 		cur, err := s.opts.Store.Batch(ctx, b.TenantID, b.ID)
 		if err == nil && cur.Status == StatusCancelling {
 			return StatusCancelling, true
@@ -279,6 +291,7 @@ func (s *Service) runLines(ctx context.Context, b Batch, l *lease) error {
 		return errLeaseLost
 	}
 	if stop == "" {
+		lastLook = time.Time{} // a cancel made while the last lines ran
 		if st, ok := stopped(); ok && b.Status != StatusCancelling {
 			stop = st
 		}
@@ -332,6 +345,9 @@ func (s *Service) unrecorded(ctx context.Context, batchID string, reqs []Request
 	}
 	return out, charges, nil
 }
+
+// cancelEvery is how often a running batch's worker looks for a cancel.
+const cancelEvery = 100 * time.Millisecond
 
 // statusNotRun is Runner.RunLine's answer to a line whose ctx ended while
 // it waited for a backend slot (499, as for a client that left).
