@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -264,8 +265,8 @@ func TestBatchChargedLineRerunChargedOnce(t *testing.T) {
 		e := newEnv(t, dsn, batch.Limits{})
 		c := e.client(e.keyA)
 		b := createLines(t, c, 4, "c%d", func(i int) string { return fmt.Sprintf("some words tokens=%d", 2+3*i) })
-		crashed := make(chan struct{})
-		var crash func()
+		crashed, ready := make(chan struct{}), make(chan struct{})
+		var crash func() // set once the replica is started: ready
 		stop, cancel := e.replicaCancel(t, func(o *batch.Options) {
 			o.Concurrency = 1
 			o.Runner = batch.RunnerFunc(func(ctx context.Context, p billing.Principal, batchID, ep string, body []byte, id string) (int, []byte) {
@@ -275,11 +276,13 @@ func TestBatchChargedLineRerunChargedOnce(t *testing.T) {
 				}
 				// Charged (its settlement is in the ledger's journal); the
 				// process dies before the answer is stored.
+				<-ready
 				crash()
 				return 499, out
 			})
 		})
 		crash = func() { cancel(); go func() { stop(); close(crashed) }() }
+		close(ready)
 		<-crashed
 		if lines, _ := e.bs.Lines(context.Background(), b.ID); len(lines) != 2 {
 			t.Fatalf("%d lines recorded before the crash, want 2", len(lines))
@@ -393,6 +396,81 @@ func TestBatchRunsLeftInTheLedger(t *testing.T) {
 		}
 		if a, err := e.ls.Account(ctx, e.tenantA); err != nil || a.Reserved != 0 || int64(a.Balance) != 1000*int64(ledger.Unit)-want {
 			t.Fatalf("account %+v, %v; want %d µ spent and nothing reserved", a, err, want)
+		}
+	})
+}
+
+// logBuffer is a slog destination the test can read while workers write.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) has(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Contains(l.b.String(), s)
+}
+
+// TestBatchLeaseRenewalFailsStopsLines: another replica takes the lease
+// (here: a claim as if its clock were an hour ahead) while A runs a line.
+// A's next renewal fails; A's running line finishes and is recorded, and
+// A starts no other line.
+func TestBatchLeaseRenewalFailsStopsLines(t *testing.T) {
+	stores(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		e := newEnv(t, dsn, batch.Limits{})
+		c := e.client(e.keyA)
+		b := createLines(t, c, 4, "c%d", func(int) string { return "x" })
+		started, resume := make(chan struct{}), make(chan struct{})
+		var mu sync.Mutex
+		runs := 0
+		logs := &logBuffer{}
+		stop := e.replica(t, func(o *batch.Options) {
+			o.Owner, o.Concurrency = "A", 1
+			o.LeaseTTL, o.LeaseRenew = time.Minute, 20*time.Millisecond
+			o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+			o.Runner = batch.RunnerFunc(func(ctx context.Context, p billing.Principal, batchID, ep string, body []byte, id string) (int, []byte) {
+				mu.Lock()
+				runs++
+				first := runs == 1
+				mu.Unlock()
+				if first {
+					close(started)
+					<-resume
+				}
+				return e.runLine(ctx, p, batchID, ep, body, id)
+			})
+		})
+		<-started
+		if ok, err := e.bs.Claim(ctx, b.ID, "thief", time.Now().Add(time.Hour), time.Hour); err != nil || !ok {
+			t.Fatalf("the other replica's claim: %v %v", ok, err)
+		}
+		for !logs.has("lost the batch's lease") {
+			time.Sleep(5 * time.Millisecond)
+		}
+		close(resume)
+		for !logs.has("batch worker stopped: its lease was lost") {
+			time.Sleep(5 * time.Millisecond)
+		}
+		stop()
+		lines, err := e.bs.Lines(ctx, b.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if runs != 1 || len(lines) != 1 || lines[0].CustomID != "c0" || lines[0].Failed {
+			t.Fatalf("A ran %d lines and %d were recorded (%+v); want its running line only", runs, len(lines), lines)
+		}
+		if cur, err := e.bs.Batch(ctx, e.tenantA, b.ID); err != nil || cur.Status != batch.StatusInProgress {
+			t.Fatalf("batch %+v, %v; want it left in progress for its new owner", cur.Status, err)
 		}
 	})
 }
