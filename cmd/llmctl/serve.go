@@ -302,6 +302,7 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger) error {
 	// holds and settlement apply as to any request.
 	var gw *serve.Gateway
 	batches, err := batch.New(batch.Options{Store: batch.OnDB(db), Logger: log, Registerer: opts.Registry,
+		LeaseTTL: o.cfg.Batch.LeaseTTL, LeaseRenew: o.cfg.Batch.LeaseRenew,
 		Runner: batch.RunnerFunc(func(ctx context.Context, p billing.Principal, batchID, endpoint string, body []byte, requestID string) (int, []byte) {
 			return gw.RunLine(ctx, p, batchID, endpoint, body, requestID)
 		})})

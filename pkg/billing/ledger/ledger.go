@@ -304,7 +304,11 @@ func (l *Ledger) Reserve(ctx context.Context, r billing.ReserveRequest) (billing
 	if err != nil {
 		return nil, fmt.Errorf("ledger: reserve: %w", err)
 	}
-	h := &hold{l: l, key: chargeKey(r.RequestID), tenant: r.Principal.TenantID, keyID: r.Principal.KeyID, endUser: r.EndUser, model: r.Model, price: price,
+	key := chargeKey(r.RequestID)
+	if r.BatchID != "" {
+		key = BatchLineKey(r.RequestID) // batchkey.go: every run of a line shares it
+	}
+	h := &hold{l: l, key: key, tenant: r.Principal.TenantID, keyID: r.Principal.KeyID, endUser: r.EndUser, model: r.Model, price: price,
 		batchID: r.BatchID}
 	l.open.Add(1) // until Settle, or the refusal below
 	hr := HoldRequest{Key: h.key, TenantID: h.tenant, KeyID: h.keyID, Amount: amount, Overdraft: l.overdraft(r.Principal), Time: l.cfg.Now()}

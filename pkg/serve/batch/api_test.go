@@ -42,7 +42,7 @@ type env struct {
 	svcOpts     batch.Options
 }
 
-func newEnv(t *testing.T, dsn string, limits batch.Limits, mutate ...func(*batch.Options)) *env {
+func newEnv(t testing.TB, dsn string, limits batch.Limits, mutate ...func(*batch.Options)) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, dsn)
@@ -126,7 +126,7 @@ func chatLine(id, model, prompt string) string {
 	return string(b)
 }
 
-func upload(t *testing.T, c openai.Client, content string) *openai.FileObject {
+func upload(t testing.TB, c openai.Client, content string) *openai.FileObject {
 	t.Helper()
 	f, err := c.Files.New(context.Background(), openai.FileNewParams{Purpose: openai.FilePurposeBatch,
 		File: openai.File(strings.NewReader(content), "input.jsonl", "application/jsonl")})
@@ -136,7 +136,7 @@ func upload(t *testing.T, c openai.Client, content string) *openai.FileObject {
 	return f
 }
 
-func create(t *testing.T, c openai.Client, fileID string) *openai.Batch {
+func create(t testing.TB, c openai.Client, fileID string) *openai.Batch {
 	t.Helper()
 	b, err := c.Batches.New(context.Background(), openai.BatchNewParams{InputFileID: fileID,
 		Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions, CompletionWindow: openai.BatchNewParamsCompletionWindow24h,
@@ -199,7 +199,7 @@ func download(t *testing.T, c openai.Client, id string) []outLine {
 }
 
 // debits is tenant a's debit entries (one per charged request).
-func (e *env) debits(t *testing.T) []ledger.Entry {
+func (e *env) debits(t testing.TB) []ledger.Entry {
 	t.Helper()
 	// The ledger writes what it journaled in the background.
 	for deadline := time.Now().Add(10 * time.Second); e.l.Depth() > 0; time.Sleep(5 * time.Millisecond) {
@@ -221,7 +221,7 @@ func (e *env) debits(t *testing.T) []ledger.Entry {
 }
 
 func TestBatchLifecycleWithOpenAIClient(t *testing.T) {
-	for name, dsn := range map[string]func(*testing.T) string{"SQLite": sqliteDSN, "PostgreSQL": pgDSN} {
+	for name, dsn := range map[string]func(testing.TB) string{"SQLite": sqliteDSN, "PostgreSQL": pgDSN} {
 		t.Run(name, func(t *testing.T) { testLifecycle(t, dsn(t)) })
 	}
 }
@@ -437,7 +437,7 @@ func TestBatchCancel(t *testing.T) {
 // one on the same store, as after a restart: every line ends in the output
 // exactly once.
 func TestBatchResumesExactlyOnce(t *testing.T) {
-	for name, dsn := range map[string]func(*testing.T) string{"SQLite": sqliteDSN, "PostgreSQL": pgDSN} {
+	for name, dsn := range map[string]func(testing.TB) string{"SQLite": sqliteDSN, "PostgreSQL": pgDSN} {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, dsn(t), batch.Limits{})
 			c := e.client(e.keyA)

@@ -21,7 +21,7 @@ import (
 // error without running; the batch completes; nothing more is charged
 // or sent, to the micro-unit, on the real ledger of SQLite and PostgreSQL.
 func TestBatchRunsOutOfCredit(t *testing.T) {
-	for name, dsn := range map[string]func(*testing.T) string{"SQLite": sqliteDSN, "PostgreSQL": pgDSN} {
+	for name, dsn := range map[string]func(testing.TB) string{"SQLite": sqliteDSN, "PostgreSQL": pgDSN} {
 		t.Run(name, func(t *testing.T) { testRunsOutOfCredit(t, dsn(t)) })
 	}
 }

@@ -40,6 +40,17 @@ type Options struct {
 	Now func() time.Time
 	// Registerer gets the batches' metrics (metrics.go); nil registers none.
 	Registerer prometheus.Registerer
+	// LeaseTTL is how long a replica's lease on a batch lasts past its
+	// last renewal (default 30s): a killed replica's batch is taken over
+	// that long after its last renewal (lease.go).
+	LeaseTTL time.Duration
+	// LeaseRenew is how often the lease is renewed (default a third of
+	// LeaseTTL; less than LeaseTTL). A replica stops starting lines
+	// LeaseRenew before its lease could end, so it also bounds the clock
+	// skew between replicas that the lease tolerates.
+	LeaseRenew time.Duration
+	// Owner names this process in the leases (default host/pid/random).
+	Owner string
 }
 
 // Service is the Files and Batches API and the worker that runs batches.
@@ -87,6 +98,18 @@ func New(opts Options) (*Service, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.LeaseTTL <= 0 {
+		opts.LeaseTTL = 30 * time.Second
+	}
+	if opts.LeaseRenew <= 0 {
+		opts.LeaseRenew = opts.LeaseTTL / 3
+	}
+	if opts.LeaseRenew >= opts.LeaseTTL {
+		return nil, fmt.Errorf("batch: the lease renewal interval %s must be shorter than its TTL %s", opts.LeaseRenew, opts.LeaseTTL)
+	}
+	if opts.Owner == "" {
+		opts.Owner = newOwner()
 	}
 	s := &Service{opts: opts, log: opts.Logger, slots: make(chan struct{}, opts.Concurrency),
 		wake: make(chan struct{}, 1), running: map[string]bool{}}

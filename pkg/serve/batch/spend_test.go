@@ -19,7 +19,7 @@ import (
 // ledger entry, and /v1/me shows the batches' part of the spend apart from
 // the whole, to the micro-unit, on SQLite and PostgreSQL.
 func TestMeShowsBatchSpend(t *testing.T) {
-	for name, dsn := range map[string]func(*testing.T) string{"SQLite": sqliteDSN, "PostgreSQL": pgDSN} {
+	for name, dsn := range map[string]func(testing.TB) string{"SQLite": sqliteDSN, "PostgreSQL": pgDSN} {
 		t.Run(name, func(t *testing.T) {
 			dsn := dsn(t)
 			e := newEnv(t, dsn, batch.Limits{})

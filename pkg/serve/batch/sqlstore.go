@@ -38,7 +38,12 @@ func Open(ctx context.Context, dsn string) (Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parse postgres DSN: %w", err)
 		}
-		return &sqlStore{db: stdlib.OpenDB(*cfg)}, nil
+		db := stdlib.OpenDB(*cfg)
+		// database/sql keeps 2 idle connections by default: the worker's
+		// concurrent lines would each open a new PostgreSQL connection
+		// for their write.
+		db.SetMaxIdleConns(16)
+		return &sqlStore{db: db}, nil
 	}
 	db, err := store.OpenSQLite(target)
 	if err != nil {

@@ -106,5 +106,17 @@ type Store interface {
 	// Lines is every finished line of the batch, in input order.
 	Lines(ctx context.Context, batchID string) ([]Line, error)
 
+	// Claim takes the lease on a batch for owner until now+ttl: a
+	// renewal if owner holds it, else only an unfinished batch whose
+	// lease ended before now; ok is false if another owner holds it or
+	// the batch is finished and not owner's (lease.go).
+	Claim(ctx context.Context, batchID, owner string, now time.Time, ttl time.Duration) (ok bool, err error)
+	// Release ends owner's lease on the batch at once (a graceful stop),
+	// so another replica need not wait out the TTL; another's lease is kept.
+	Release(ctx context.Context, batchID, owner string) error
+	// LineCharges is what the ledger holds of the batch's lines, by line
+	// number: the runs charged, still held, or released (charges.go).
+	LineCharges(ctx context.Context, batchID string) (map[int64]LineCharge, error)
+
 	Close() error
 }

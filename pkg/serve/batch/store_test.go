@@ -13,7 +13,7 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
-func openStore(t *testing.T, dsn string) batch.Store {
+func openStore(t testing.TB, dsn string) batch.Store {
 	t.Helper()
 	s, err := batch.Open(context.Background(), dsn)
 	if err != nil {
@@ -23,7 +23,7 @@ func openStore(t *testing.T, dsn string) batch.Store {
 	return s
 }
 
-func sqliteDSN(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "llmctl.db") }
+func sqliteDSN(t testing.TB) string { return "sqlite:" + filepath.Join(t.TempDir(), "llmctl.db") }
 
 func TestStoreSQLite(t *testing.T) {
 	batchtest.Run(t, func(t *testing.T) batch.Store { return openStore(t, sqliteDSN(t)) })
@@ -33,4 +33,4 @@ func TestStorePostgres(t *testing.T) {
 	batchtest.Run(t, func(t *testing.T) batch.Store { return openStore(t, pgDSN(t)) })
 }
 
-func pgDSN(t *testing.T) string { return testenv.PG(t).NewDatabase(t) }
+func pgDSN(t testing.TB) string { return testenv.PG(t).NewDatabase(t) }

@@ -13,12 +13,13 @@ import (
 )
 
 // Run is the worker: it takes every unfinished batch (its own, a restart's
-// leftovers) through validating → in_progress → finalizing → completed
-// (or failed, cancelled, expired) until ctx ends. Every finished line is
-// recorded once per (batch id, custom_id), so a batch resumes where it
-// stopped. One process works on a batch at a time; several replicas need a
-// lease on the batch row first (not done yet: lines would not be recorded
-// twice, but could be run and charged twice).
+// leftovers, another replica's once its lease ended) through validating →
+// in_progress → finalizing → completed (or failed, cancelled, expired)
+// until ctx ends. Every finished line is recorded once per (batch id,
+// custom_id), so a batch resumes where it stopped. One replica works on a
+// batch at a time: the one holding the batch row's lease (lease.go); a
+// line that a crashed owner ran and was charged for is charged once
+// (charges.go).
 func (s *Service) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -34,7 +35,19 @@ func (s *Service) Run(ctx context.Context) {
 			busy := s.running[b.ID]
 			s.running[b.ID] = true
 			s.mu.Unlock()
-			if busy {
+			var l *lease
+			if !busy {
+				var err error
+				if l, err = s.claim(ctx, b.ID); err != nil && ctx.Err() == nil {
+					s.log.ErrorContext(ctx, "batch worker: claim a batch", "batch", b.ID, "err", err)
+				}
+			}
+			if l == nil {
+				if !busy {
+					s.mu.Lock()
+					delete(s.running, b.ID)
+					s.mu.Unlock()
+				}
 				continue
 			}
 			wg.Go(func() {
@@ -43,7 +56,10 @@ func (s *Service) Run(ctx context.Context) {
 					delete(s.running, b.ID)
 					s.mu.Unlock()
 				}()
-				if err := s.process(ctx, b); err != nil && ctx.Err() == nil {
+				switch err := s.work(ctx, b, l); {
+				case errors.Is(err, errLeaseLost):
+					s.log.InfoContext(ctx, "batch worker stopped: its lease was lost", "batch", b.ID)
+				case err != nil && ctx.Err() == nil:
 					s.log.ErrorContext(ctx, "batch worker", "batch", b.ID, "err", err)
 				}
 			})
@@ -57,18 +73,21 @@ func (s *Service) Run(ctx context.Context) {
 	}
 }
 
-// process advances b until it is terminal or ctx ends.
-func (s *Service) process(ctx context.Context, b Batch) error {
+// process advances b until it is terminal, ctx ends or l is lost.
+func (s *Service) process(ctx context.Context, b Batch, l *lease) error {
 	for !b.Status.Terminal() {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if !l.valid(s.opts.Now()) {
+			return errLeaseLost
 		}
 		var err error
 		switch b.Status {
 		case StatusValidating:
 			err = s.validate(ctx, b)
 		case StatusInProgress, StatusCancelling:
-			err = s.runLines(ctx, b)
+			err = s.runLines(ctx, b, l)
 		case StatusFinalizing:
 			err = s.finalize(ctx, b)
 		default:
@@ -147,8 +166,10 @@ type lineErrorField struct {
 func requestID(batchID string, line int64) string { return fmt.Sprintf("%s-%d", batchID, line) }
 
 // runLines runs every line not yet recorded, Concurrency at a time, until
-// the batch is cancelled or expires; then moves it on.
-func (s *Service) runLines(ctx context.Context, b Batch) error {
+// the batch is cancelled or expires or l is lost; then moves it on. A line
+// whose earlier run still holds a reservation (charges.go) waits for its
+// outcome, polled every PollInterval.
+func (s *Service) runLines(ctx context.Context, b Batch, l *lease) error {
 	reqs, errs, err := s.inputRequests(ctx, b)
 	if err != nil {
 		return err
@@ -170,20 +191,28 @@ func (s *Service) runLines(ctx context.Context, b Batch) error {
 	if err := json.Unmarshal([]byte(b.Principal), &p); err != nil {
 		return fmt.Errorf("decode principal: %w", err)
 	}
-	done, err := s.opts.Store.Lines(ctx, b.ID)
-	if err != nil {
-		return err
-	}
-	recorded := map[string]bool{}
-	for _, l := range done {
-		recorded[l.CustomID] = true
-	}
-	// stop ends starting lines when the batch is cancelled or expires; a
-	// running line finishes (it is never cut halfway through its charge).
+	// stop ends starting lines when the batch is cancelled or expires or
+	// the lease is lost; a running line finishes (it is never cut halfway
+	// through its charge).
+	//
+	// A cancel is looked for at most every cancelEvery (real time): a read
+	// of the batch before every line would bound the batch's throughput by
+	// one database round trip a line.
+	var lastLook time.Time
 	stopped := func() (Status, bool) {
+		if !l.valid(s.opts.Now()) {
+			return statusLeaseLost, true
+		}
 		if s.opts.Now().After(b.ExpiresAt) {
 			return StatusExpired, true
 		}
+		if b.Status == StatusCancelling {
+			return StatusCancelling, true
+		}
+		if time.Since(lastLook) < cancelEvery {
+			return "", false
+		}
+		lastLook = time.Now()
 		cur, err := s.opts.Store.Batch(ctx, b.TenantID, b.ID)
 		if err == nil && cur.Status == StatusCancelling {
 			return StatusCancelling, true
@@ -196,34 +225,60 @@ func (s *Service) runLines(ctx context.Context, b Batch) error {
 		lineErr error
 		stop    Status
 	)
-	for _, req := range reqs {
-		if recorded[req.CustomID] {
-			continue
-		}
-		if st, ok := stopped(); ok {
-			stop = st
-			break
-		}
-		// s.slots bounds the lines in flight; the gateway's admission queue
-		// then holds each below interactive traffic (its batch tier).
-		select {
-		case s.slots <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return ctx.Err()
-		}
-		wg.Go(func() {
-			defer func() { <-s.slots }()
-			// A started line is never cut by a stop: cut, it could be
-			// charged (what the backend used) and then run again after the
-			// restart. It finishes and is recorded; Run waits for it. Only
-			// its wait for a backend slot ends with ctx (runLine).
-			if err := s.runLine(ctx, b, p, req); err != nil {
-				mu.Lock()
-				lineErr = errors.Join(lineErr, err)
-				mu.Unlock()
+	todo := reqs
+	for first := true; len(todo) > 0 && stop == ""; first = false {
+		if !first {
+			// Only lines whose earlier run is still held are left: look
+			// again after a poll.
+			select {
+			case <-ctx.Done():
+				wg.Wait()
+				return ctx.Err()
+			case <-time.After(s.opts.PollInterval):
 			}
-		})
+		}
+		// What is recorded and what the ledger holds, read after the
+		// lease was taken: what an earlier owner left behind.
+		pending, charges, err := s.unrecorded(ctx, b.ID, todo)
+		if err != nil {
+			wg.Wait()
+			return err
+		}
+		todo = nil
+		for _, req := range pending {
+			if ctx.Err() != nil {
+				break // a stopping process starts nothing more
+			}
+			if st, ok := stopped(); ok {
+				stop = st
+				break
+			}
+			rid, ok := runID(b.ID, req.LineNo, charges[req.LineNo])
+			if !ok {
+				todo = append(todo, req)
+				continue
+			}
+			// s.slots bounds the lines in flight; the gateway's admission
+			// queue then holds each below interactive traffic (its batch tier).
+			select {
+			case s.slots <- struct{}{}:
+			case <-ctx.Done():
+				wg.Wait()
+				return ctx.Err()
+			}
+			wg.Go(func() {
+				defer func() { <-s.slots }()
+				// A started line is never cut by a stop: cut, it could be
+				// charged (what the backend used) and then run again after
+				// the restart. It finishes and is recorded; Run waits for
+				// it. Only its wait for a backend slot ends with ctx (runLine).
+				if err := s.runLine(ctx, b, p, req, rid); err != nil {
+					mu.Lock()
+					lineErr = errors.Join(lineErr, err)
+					mu.Unlock()
+				}
+			})
+		}
 	}
 	wg.Wait()
 	if lineErr != nil {
@@ -232,7 +287,11 @@ func (s *Service) runLines(ctx context.Context, b Batch) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	if stop == statusLeaseLost {
+		return errLeaseLost
+	}
 	if stop == "" {
+		lastLook = time.Time{} // a cancel made while the last lines ran
 		if st, ok := stopped(); ok && b.Status != StatusCancelling {
 			stop = st
 		}
@@ -260,6 +319,36 @@ func (s *Service) runLines(ctx context.Context, b Batch) error {
 	return nil
 }
 
+// unrecorded is the lines of reqs not yet recorded, and what the ledger
+// holds of the batch's lines.
+func (s *Service) unrecorded(ctx context.Context, batchID string, reqs []Request) ([]Request, map[int64]LineCharge, error) {
+	done, err := s.opts.Store.Lines(ctx, batchID)
+	if err != nil {
+		return nil, nil, err
+	}
+	recorded := make(map[string]bool, len(done))
+	for _, l := range done {
+		recorded[l.CustomID] = true
+	}
+	var out []Request
+	for _, r := range reqs {
+		if !recorded[r.CustomID] {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil, nil
+	}
+	charges, err := s.opts.Store.LineCharges(ctx, batchID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, charges, nil
+}
+
+// cancelEvery is how often a running batch's worker looks for a cancel.
+const cancelEvery = 100 * time.Millisecond
+
 // statusNotRun is Runner.RunLine's answer to a line whose ctx ended while
 // it waited for a backend slot (499, as for a client that left).
 const statusNotRun = 499
@@ -270,11 +359,11 @@ func errorLine(batchID string, req Request, code, msg string) Line {
 	return Line{CustomID: req.CustomID, LineNo: req.LineNo, Failed: true, JSON: string(lj)}
 }
 
-// runLine runs one line through the gateway and records its answer once.
-// ctx bounds only the line's wait for a backend slot: a line whose wait
-// ctx ended did not run, is not recorded and runs after the restart.
-func (s *Service) runLine(ctx context.Context, b Batch, p billing.Principal, req Request) error {
-	rid := requestID(b.ID, req.LineNo)
+// runLine runs one line through the gateway as request rid (runID) and
+// records its answer once. ctx bounds only the line's wait for a backend
+// slot: a line whose wait ctx ended did not run, is not recorded and runs
+// after the restart.
+func (s *Service) runLine(ctx context.Context, b Batch, p billing.Principal, req Request, rid string) error {
 	status, body := s.opts.Runner.RunLine(ctx, p, b.ID, b.Endpoint, req.Body, rid)
 	if status == statusNotRun && ctx.Err() != nil {
 		return nil
@@ -283,7 +372,7 @@ func (s *Service) runLine(ctx context.Context, b Batch, p billing.Principal, req
 	if !json.Valid(body) {
 		body, _ = json.Marshal(map[string]any{"error": map[string]string{"message": string(body), "type": "server_error"}})
 	}
-	lj, err := json.Marshal(outputLine{ID: "batch_req_" + rid, CustomID: req.CustomID,
+	lj, err := json.Marshal(outputLine{ID: "batch_req_" + requestID(b.ID, req.LineNo), CustomID: req.CustomID,
 		Response: &lineResponse{StatusCode: status, RequestID: rid, Body: body}})
 	if err != nil {
 		return fmt.Errorf("encode line %d: %w", req.LineNo, err)

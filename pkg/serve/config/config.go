@@ -75,6 +75,8 @@ type Config struct {
 	// Fallbacks list, per model, the models that answer when none of its
 	// backends can (docs/routing.md).
 	Fallbacks map[string][]string `yaml:"fallbacks"`
+	// Batch tunes the Batches API's worker (batch.go).
+	Batch Batch `yaml:"batch"`
 }
 
 // Model is one GGUF file for the embedded engine.
@@ -369,6 +371,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := ValidateFallbacks(c.Fallbacks); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Batch.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -158,6 +158,8 @@ func Run(t *testing.T, open func(t *testing.T) batch.Store) {
 		}
 	})
 
+	t.Run("LeaseOneOwnerAtATime", func(t *testing.T) { lease(t, open(t)) })
+
 	t.Run("ListPagesNewestFirstPerTenant", func(t *testing.T) {
 		s := open(t)
 		for i := range 5 {
@@ -191,4 +193,72 @@ func Run(t *testing.T, open func(t *testing.T) batch.Store) {
 			t.Fatalf("another tenant's cursor: %v", err)
 		}
 	})
+}
+
+// lease: the batch row's lease goes to one owner at a time, is renewed by
+// it, and passes to another only once it has ended; a finished batch is
+// nobody's.
+func lease(t *testing.T, s batch.Store) {
+	ctx := context.Background()
+	const ttl = 30 * time.Second
+	if err := s.CreateBatch(ctx, newBatch("batch-1", "a", t0)); err != nil {
+		t.Fatal(err)
+	}
+	claim := func(owner string, at time.Time, want bool) {
+		t.Helper()
+		ok, err := s.Claim(ctx, "batch-1", owner, at, ttl)
+		if err != nil || ok != want {
+			t.Fatalf("%s claims at t0+%s: %v, %v; want %v", owner, at.Sub(t0), ok, err, want)
+		}
+	}
+	// Of many replicas racing for a fresh batch, exactly one gets it.
+	var won atomic.Int64
+	var winner atomic.Value
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			owner := fmt.Sprintf("r%d", i)
+			ok, err := s.Claim(ctx, "batch-1", owner, t0, ttl)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				won.Add(1)
+				winner.Store(owner)
+			}
+		})
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Fatalf("%d replicas took the lease at once, want 1", won.Load())
+	}
+	a := winner.Load().(string)
+	b := "other"
+	claim(b, t0.Add(ttl-time.Second), false) // still a's
+	claim(a, t0.Add(10*time.Second), true)   // renewed: until t0+40s
+	claim(b, t0.Add(ttl+time.Second), false) // the renewal counts
+	claim(b, t0.Add(10*time.Second+ttl+time.Millisecond), true)
+	claim(a, t0.Add(10*time.Second+ttl+2*time.Millisecond), false) // a lost it: its renewal fails
+	// Release by another owner changes nothing; by the owner, frees it.
+	if err := s.Release(ctx, "batch-1", a); err != nil {
+		t.Fatal(err)
+	}
+	claim(a, t0.Add(45*time.Second), false)
+	if err := s.Release(ctx, "batch-1", b); err != nil {
+		t.Fatal(err)
+	}
+	claim(a, t0.Add(45*time.Second), true)
+	// A finished batch: its owner's renewal still succeeds (it may have
+	// just finished it); nobody else can take it, even once the lease ended.
+	done := newBatch("batch-1", "a", t0)
+	done.Status, done.CompletedAt = batch.StatusCompleted, t0.Add(time.Minute)
+	if ok, err := s.UpdateBatch(ctx, done, batch.StatusValidating); err != nil || !ok {
+		t.Fatalf("complete: %v %v", ok, err)
+	}
+	claim(a, t0.Add(50*time.Second), true)
+	claim(b, t0.Add(time.Hour), false)
+	if err := s.Release(ctx, "batch-1", a); err != nil {
+		t.Fatal(err)
+	}
+	claim(b, t0.Add(time.Hour), false)
 }

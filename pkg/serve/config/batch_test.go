@@ -1,0 +1,24 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBatchLease(t *testing.T) {
+	c := Defaults("sqlite:x.db")
+	if err := c.MergeFile("serve.yaml", strings.NewReader("batch:\n  leaseTTL: 6s\n  leaseRenew: 1s\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil || c.Batch.LeaseTTL != 6*time.Second || c.Batch.LeaseRenew != time.Second {
+		t.Fatalf("batch %+v, %v", c.Batch, err)
+	}
+	for _, b := range []Batch{{LeaseTTL: -time.Second}, {LeaseTTL: 5 * time.Second, LeaseRenew: 5 * time.Second}, {LeaseRenew: time.Minute}} {
+		bad := Defaults("sqlite:x.db")
+		bad.Batch = b
+		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "batch") {
+			t.Errorf("%+v: Validate() = %v, want the batch section named", b, err)
+		}
+	}
+}
