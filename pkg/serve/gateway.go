@@ -35,8 +35,10 @@ type Options struct {
 
 	// Remotes are OpenAI-compatible HTTP backends.
 	Remotes []RemoteConfig
-	// Backends are extra backends (the embedded engine): weight 1, no
-	// concurrency cap, models discovered through Backend.Models.
+	// Backends are extra backends (the embedded engine): weight 1, models
+	// discovered through Backend.Models, and as many concurrent requests
+	// as a Slotted backend's Slots (the rest wait in the admission queue),
+	// else no cap.
 	Backends []Backend
 	// Aliases map a client-facing model name to a backend model name.
 	Aliases map[string]string
@@ -226,7 +228,7 @@ func New(opts Options) (*Gateway, error) {
 		}
 	}
 	for _, b := range opts.Backends {
-		if err := add(b, 1, 0, nil, nil); err != nil {
+		if err := add(b, 1, slots(b), nil, nil); err != nil {
 			return nil, err
 		}
 	}
