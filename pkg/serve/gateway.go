@@ -68,6 +68,10 @@ type Options struct {
 	// back when the queue's wait runs out or it is full.
 	Fallbacks       map[string][]string
 	FallbackOnQueue bool
+	// ContextFallbacks list, per model, longer-context models that answer
+	// a prompt its backend refuses as too long for its context
+	// (contextfallback.go).
+	ContextFallbacks map[string][]string
 
 	// Webhooks, when set, is mounted at /v1/billing/webhooks/ without API-key
 	// auth or limits, its bodies limited to WebhookMaxBodyBytes (default 1 MiB).

@@ -75,6 +75,9 @@ type Config struct {
 	// Fallbacks list, per model, the models that answer when none of its
 	// backends can (docs/routing.md).
 	Fallbacks map[string][]string `yaml:"fallbacks"`
+	// ContextFallbacks list, per model, the longer-context models that
+	// answer a prompt too long for its context (docs/routing.md).
+	ContextFallbacks map[string][]string `yaml:"contextFallbacks"`
 }
 
 // Model is one GGUF file for the embedded engine.
@@ -369,6 +372,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := ValidateFallbacks(c.Fallbacks); err != nil {
+		errs = append(errs, err)
+	}
+	if err := ValidateContextFallbacks(c.ContextFallbacks); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
