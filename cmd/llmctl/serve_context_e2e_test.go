@@ -16,8 +16,6 @@ import (
 	"github.com/llmctl/llmctl/internal/testenv"
 	"github.com/llmctl/llmctl/pkg/billing"
 	"github.com/llmctl/llmctl/pkg/billing/ledger"
-	"github.com/llmctl/llmctl/pkg/billing/store"
-	"github.com/llmctl/llmctl/pkg/serve"
 )
 
 func TestServeContextFallbackE2ESQLite(t *testing.T) {
@@ -37,19 +35,8 @@ func TestServeContextFallbackE2EPostgres(t *testing.T) {
 // each answer at the price of the model that answered, to the micro-unit.
 func serveContextFallbackE2E(t *testing.T, dir, dsn string) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminKey, err := serve.EnsureAdmin(ctx, st, "")
-	st.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	demoPath, err := filepath.Abs("../../pkg/serve/engine/demo/kjv.gguf")
-	if err != nil {
-		t.Fatal(err)
-	}
+	adminKey := adminKeyOn(t, dsn)
+	demoPath := demoGGUF(t)
 	prices := map[string]ledger.Price{"kjv-short": {Input: 1_000, Output: 2_000}, "kjv-long": {Input: 5_000, Output: 9_000, PerRequest: 7}}
 	cfg, pricesFile := filepath.Join(dir, "llmctl.yaml"), filepath.Join(dir, "prices.yaml")
 	for path, text := range map[string]string{

@@ -49,20 +49,9 @@ func TestServeFallbackE2EPostgres(t *testing.T) {
 // answer at the price of the model that answered, to the micro-unit.
 func serveFallbackE2E(t *testing.T, dir, dsn string) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminKey, err := serve.EnsureAdmin(ctx, st, "")
-	st.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	adminKey := adminKeyOn(t, dsn)
 	gpu := upstreamdouble.Start(t, upstreamdouble.Options{Name: "gpu", Models: []string{"big"}})
-	demoPath, err := filepath.Abs("../../pkg/serve/engine/demo/kjv.gguf")
-	if err != nil {
-		t.Fatal(err)
-	}
+	demoPath := demoGGUF(t)
 	cfg := filepath.Join(dir, "llmctl.yaml")
 	write := func(path, text string) {
 		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
@@ -204,4 +193,30 @@ func checkSpendByModel(t *testing.T, dsn string, want map[string]ledger.Micros, 
 	if bal.BalanceMicros != -int64(total) || bal.ReservedMicros != 0 {
 		t.Fatalf("admin balance %+v, want -%d µ and nothing reserved", bal, total)
 	}
+}
+
+// adminKeyOn bootstraps the admin tenant's key in the database at dsn, as
+// a first `llmctl serve` would.
+func adminKeyOn(t *testing.T, dsn string) string {
+	t.Helper()
+	st, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	key, err := serve.EnsureAdmin(context.Background(), st, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// demoGGUF is the path of the demo model's GGUF file in the repository.
+func demoGGUF(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs("../../pkg/serve/engine/demo/kjv.gguf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
