@@ -19,7 +19,8 @@ func newKeysCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage API keys"}
 	db.bind(cmd)
 	rf.bind(cmd)
-	cmd.AddCommand(newKeysCreateCmd(g, db, rf), newKeysListCmd(g, db, rf), newKeysRevokeCmd(g, db, rf), newKeysLimitsCmd(g, db, rf))
+	cmd.AddCommand(newKeysCreateCmd(g, db, rf), newKeysListCmd(g, db, rf), newKeysRevokeCmd(g, db, rf), newKeysLimitsCmd(g, db, rf),
+		newKeysUpdateCmd(g, db, rf))
 	return cmd
 }
 
@@ -33,6 +34,8 @@ type keysCreateOptions struct {
 	Models  []string
 	Expires string
 	Limits  limitFlags
+	// Priority is the key's place in the admission queue (keys_priority.go).
+	Priority string
 
 	format    printer.Format
 	role      billing.Role
@@ -49,6 +52,9 @@ type createdKey struct {
 func (o *keysCreateOptions) Complete() (err error) {
 	if o.role, err = billing.ParseRole(o.Role); err != nil {
 		return fmt.Errorf("--role %q: want %s or %s", o.Role, billing.RoleUser, billing.RoleAdmin)
+	}
+	if err := checkPriorityFlag(o.Priority); err != nil {
+		return err
 	}
 	if o.Expires != "" {
 		t, err := parseExpiry(o.Expires, o.now())
@@ -103,6 +109,7 @@ func (o *keysCreateOptions) Run(cmd *cobra.Command, g *globals) error {
 	defer st.Close()
 	k, secret, err := st.CreateKey(cmd.Context(), store.NewKey{
 		Tenant: o.Tenant, Name: o.Name, Role: o.role, Models: o.Models, Limits: o.Limits.Limits, ExpiresAt: o.expiresAt,
+		Priority: o.Priority,
 	})
 	if err != nil {
 		return err
@@ -114,13 +121,15 @@ func (o *keysCreateOptions) Run(cmd *cobra.Command, g *globals) error {
 	}
 	return recordAudit(cmd.Context(), st, store.AuditKeyCreate, k.ID, keyAudit{
 		Tenant: k.TenantName, Name: k.Name, Role: k.Role, Models: k.Models, Limits: k.Limits, ExpiresAt: k.ExpiresAt,
+		Priority: k.Priority,
 	})
 }
 
 // runRemote creates the key through the admin API, which writes the audit
 // record itself (actor: the calling key).
 func (o *keysCreateOptions) runRemote(ctx context.Context, c *adminclient.Client, g *globals) error {
-	nk := adminclient.NewKey{Name: o.Name, Role: string(o.role), Models: o.Models, Limits: limitsToAPI(o.Limits.Limits)}
+	nk := adminclient.NewKey{Name: o.Name, Role: string(o.role), Models: o.Models, Limits: limitsToAPI(o.Limits.Limits),
+		Priority: o.Priority}
 	if o.expiresAt != nil {
 		// The API takes a duration from its own clock; whole seconds are
 		// precise enough for an expiry.
@@ -146,6 +155,7 @@ type keyAudit struct {
 	Models    []string       `json:"models,omitempty"`
 	Limits    billing.Limits `json:"limits"`
 	ExpiresAt *time.Time     `json:"expiresAt,omitempty"`
+	Priority  string         `json:"priority,omitempty"`
 }
 
 func (o *keysCreateOptions) print(g *globals, k store.Key, secret string) error {
@@ -181,6 +191,7 @@ func newKeysCreateCmd(g *globals, db *dbFlag, rf *remoteFlags) *cobra.Command {
 	f.StringVar(&o.Role, "role", string(billing.RoleUser), "user (the model API) or admin (the admin API as well)")
 	f.StringSliceVar(&o.Models, "models", nil, "models the key may use, comma separated (default: all)")
 	f.StringVar(&o.Expires, "expires", "", "expiry: a duration (720h) or an RFC 3339 time (default: never)")
+	f.StringVar(&o.Priority, "priority", "", "place in the admission queue: high, normal or low (default: the config's for its tenant, else normal)")
 	o.Limits.bind(cmd)
 	printer.Bind(cmd, &o.format)
 	return cmd

@@ -83,7 +83,7 @@ func keyFromAPI(k adminclient.Key) store.Key {
 	}
 	return store.Key{ID: k.ID, TenantName: k.Tenant, Name: k.Name, Role: billing.Role(k.Role), Models: models,
 		Limits:    billing.Limits{RPM: k.RPM, TPM: k.TPM, MaxConcurrency: k.MaxConcurrency},
-		ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, CreatedAt: k.CreatedAt}
+		ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, CreatedAt: k.CreatedAt, Priority: k.Priority}
 }
 
 func limitsToAPI(l billing.Limits) adminclient.Limits {

@@ -220,6 +220,7 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger) error {
 		Queue:            queueOptions(o.cfg.Queue),
 		Fallbacks:        o.cfg.Fallbacks,
 		FallbackOnQueue:  o.cfg.Queue.FallbackOnQueue,
+		ContextFallbacks: o.cfg.ContextFallbacks,
 	}
 	for _, b := range o.cfg.Backends {
 		apiKey := b.APIKey

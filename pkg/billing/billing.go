@@ -26,6 +26,9 @@ type Principal struct {
 	// Limits stored on the key and tenant; zero fields mean "use the default".
 	KeyLimits    Limits
 	TenantLimits Limits
+	// Priority is the key's stored priority in the admission queue
+	// (CheckPriority); "" = not set.
+	Priority string `json:",omitempty"`
 }
 
 // Role is what a key may do: a user key calls the model API, an admin key

@@ -53,13 +53,7 @@ func TestFallback(t *testing.T) {
 		waitFor(t, "the request to settle", func() bool { return bill.count() == before+1 })
 		return resp.StatusCode, v.Model, resp.Header.Get(fallbackHeader)
 	}
-	holds := func() ([]string, []billing.Usage) {
-		bill.mu.Lock()
-		defer bill.mu.Unlock()
-		r, s := bill.reserved, bill.settles
-		bill.reserved, bill.settles = nil, nil
-		return r, s
-	}
+	holds := bill.take
 	fallbacks := g.queueMetrics.fallbacks.WithLabelValues("big", "small")
 
 	if st, model, h := ask("tokens=3"); st != 200 || model != "big" || h != "" {

@@ -35,8 +35,10 @@ type Options struct {
 
 	// Remotes are OpenAI-compatible HTTP backends.
 	Remotes []RemoteConfig
-	// Backends are extra backends (the embedded engine): weight 1, no
-	// concurrency cap, models discovered through Backend.Models.
+	// Backends are extra backends (the embedded engine): weight 1, models
+	// discovered through Backend.Models, and as many concurrent requests
+	// as a Slotted backend's Slots (the rest wait in the admission queue),
+	// else no cap.
 	Backends []Backend
 	// Aliases map a client-facing model name to a backend model name.
 	Aliases map[string]string
@@ -66,6 +68,10 @@ type Options struct {
 	// back when the queue's wait runs out or it is full.
 	Fallbacks       map[string][]string
 	FallbackOnQueue bool
+	// ContextFallbacks list, per model, longer-context models that answer
+	// a prompt its backend refuses as too long for its context
+	// (contextfallback.go).
+	ContextFallbacks map[string][]string
 
 	// Webhooks, when set, is mounted at /v1/billing/webhooks/ without API-key
 	// auth or limits, its bodies limited to WebhookMaxBodyBytes (default 1 MiB).
@@ -226,7 +232,7 @@ func New(opts Options) (*Gateway, error) {
 		}
 	}
 	for _, b := range opts.Backends {
-		if err := add(b, 1, 0, nil, nil); err != nil {
+		if err := add(b, 1, slots(b), nil, nil); err != nil {
 			return nil, err
 		}
 	}

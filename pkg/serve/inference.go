@@ -122,20 +122,32 @@ func (g *Gateway) run(w http.ResponseWriter, r *http.Request, st *reqState, p bi
 	if !reserve(model) {
 		return
 	}
+	longer := g.contextChain(p, model)
 	for {
 		l := first
 		first = nil
-		var next bool
-		used, next = g.forward(w, r, st, cr, model, l, s, i+1 < len(chain))
-		if !next {
-			break
+		var next nextModel
+		used, next = g.forward(w, r, st, cr, model, l, s, onward{fallback: i+1 < len(chain), longer: len(longer) > 0})
+		switch next {
+		case nextNone:
+		case nextFallback:
+			// Every backend of the model failed before the first byte: the
+			// next model answers, charged at its own price.
+			i++
+			g.fellBack(w, st, model, chain[i])
+			model = chain[i]
+		case nextLonger:
+			// The prompt does not fit: a longer-context model answers, at
+			// its own price, through the queue as any request.
+			var aerr *apiError
+			if _, first, aerr = g.choose(r, p, cr, longer[:1]); aerr != nil {
+				g.fail(w, st, aerr)
+				return
+			}
+			g.fellBack(w, st, model, longer[0])
+			model, longer, chain, i = longer[0], longer[1:], longer[:1], 0
 		}
-		// Every backend of the model failed before the first byte: the
-		// next model answers, charged at its own price.
-		i++
-		g.fellBack(w, st, model, chain[i])
-		model = chain[i]
-		if !reserve(model) {
+		if next == nextNone || !reserve(model) {
 			break
 		}
 	}
@@ -186,17 +198,19 @@ func (g *Gateway) reserveError(r *http.Request, st *reqState, cr *clientRequest,
 // been sent to the client, and returns the usage to settle. Each backend
 // tried is a lease from the router, ended once with how it went.
 //
-// When more is set (a fallback model remains) and every backend failed
-// before anything was sent, the client's own error aside, forward answers
-// nothing and reports next: the caller tries the fallback.
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, model string, first *lease, s *settlement, more bool) (used billing.Usage, next bool) {
+// When more.fallback is set (a fallback model remains) and every backend
+// failed before anything was sent, the client's own error aside, forward
+// answers nothing and reports nextFallback: the caller tries the fallback.
+// When more.longer is set and a backend refused the prompt as longer than
+// its context, forward answers nothing and reports nextLonger.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, model string, first *lease, s *settlement, more onward) (used billing.Usage, next nextModel) {
 	ubody, err := cr.upstreamBody(model)
 	if err != nil {
 		if first != nil {
 			first.done(nil)
 		}
 		g.fail(w, st, badRequest("", "cannot re-encode request: %v", err))
-		return billing.Usage{}, false
+		return billing.Usage{}, nextNone
 	}
 	req := &Request{Endpoint: cr.endpoint, Model: model, Body: ubody, Stream: cr.stream, RequestID: st.id}
 	tried := g.unfit(cr, model)
@@ -212,21 +226,24 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, 
 		tried[l.m] = true
 		used, fault, retry := g.attempt(w, r, st, cr, req, l, s, more)
 		if !retry {
-			return used, false
+			return used, nextNone
+		}
+		if more.longer && contextExceeded(fault) {
+			return billing.Usage{}, nextLonger
 		}
 		lastErr = fault
 		if r.Context().Err() != nil {
 			break
 		}
 	}
-	if more && r.Context().Err() == nil && (lastErr == nil || classify(lastErr).fallback) {
-		return billing.Usage{}, true
+	if more.fallback && r.Context().Err() == nil && (lastErr == nil || classify(lastErr).fallback) {
+		return billing.Usage{}, nextFallback
 	}
 	if lastErr == nil {
 		st.backend = ""
 	}
 	g.fail(w, st, g.backendAPIError(r, model, lastErr))
-	return billing.Usage{}, false
+	return billing.Usage{}, nextNone
 }
 
 // attempt sends the request to the leased backend and ends the lease, also
@@ -234,9 +251,10 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *reqState, 
 // another backend may answer (fault is why); otherwise the answer, or an
 // error answer, went out and used is what to charge.
 //
-// With more (a fallback model remains), a failure that a fallback may
-// answer is left unanswered too (retry) for forward to decide.
-func (g *Gateway) attempt(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, req *Request, l *lease, s *settlement, more bool) (used billing.Usage, fault error, retry bool) {
+// With more.fallback (a fallback model remains), a failure that a fallback
+// may answer is left unanswered too (retry) for forward to decide; with
+// more.longer, so is a refusal of the prompt as too long for the context.
+func (g *Gateway) attempt(w http.ResponseWriter, r *http.Request, st *reqState, cr *clientRequest, req *Request, l *lease, s *settlement, more onward) (used billing.Usage, fault error, retry bool) {
 	defer func() { l.done(fault) }()
 	st.backend = l.name()
 	mreq, native := req, cr.native.on(l.m)
@@ -249,7 +267,7 @@ func (g *Gateway) attempt(w http.ResponseWriter, r *http.Request, st *reqState, 
 	}
 	resp, err := l.m.b.Do(r.Context(), mreq)
 	if err != nil {
-		if v := classify(err); (v.retry || more && v.fallback) && r.Context().Err() == nil {
+		if v := classify(err); (v.retry || more.fallback && v.fallback || more.longer && contextExceeded(err)) && r.Context().Err() == nil {
 			return billing.Usage{}, err, true
 		}
 		g.fail(w, st, g.backendAPIError(r, req.Model, err))

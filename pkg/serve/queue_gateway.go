@@ -40,13 +40,18 @@ func (g *Gateway) startQueue() error {
 	return nil
 }
 
-// whoIs places p in the queue's order: its priority (the key's entry, else
-// the tenant's by id or name) and its tenant's weight.
+// whoIs places p in the queue's order: its priority (the config's entry
+// for the key, else the key's stored priority, else the config's entry for
+// its tenant by id or name) and its tenant's weight.
 func (g *Gateway) whoIs(p billing.Principal) who {
 	qo := g.opts.Queue
 	w := who{tenant: p.TenantID, tier: 1, weight: 1}
-	for _, k := range []string{p.KeyID, p.TenantID, p.TenantName} {
-		if pr, ok := qo.Priorities[k]; ok && k != "" {
+	for i, k := range []string{p.KeyID, p.TenantID, p.TenantName} {
+		pr, ok := qo.Priorities[k]
+		if i == 1 && p.Priority != "" {
+			pr, ok = p.Priority, true // the key's own, over its tenant's
+		}
+		if ok && k != "" {
 			w.tier, _ = tierOf(pr)
 			w.priority = pr
 			break

@@ -137,6 +137,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, bearer string) (billin
 		ExpiresAt:    c.key.ExpiresAt,
 		KeyLimits:    c.key.Limits,
 		TenantLimits: c.tenant.Limits,
+		Priority:     c.key.Priority,
 	}, nil
 }
 

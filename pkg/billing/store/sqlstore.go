@@ -21,7 +21,7 @@ type sqlStore struct {
 const tenantCols = `id, name, rpm, tpm, max_concurrency, created_at, suspended_at`
 
 const keyCols = `k.id, k.tenant_id, t.name, k.name, k.role, k.secret_hash, k.models, k.rpm, k.tpm,
-	k.max_concurrency, k.expires_at, k.revoked_at, k.created_at`
+	k.max_concurrency, k.expires_at, k.revoked_at, k.created_at, k.priority`
 
 // ValidateName checks a tenant or key name: printable, 1–64 runes, no spaces
 // at the ends, and not shaped like a generated id.
@@ -155,6 +155,9 @@ func (s *sqlStore) CreateKey(ctx context.Context, nk NewKey) (Key, string, error
 	if err != nil {
 		return Key{}, "", err
 	}
+	if err := billing.CheckPriority(nk.Priority); err != nil {
+		return Key{}, "", err
+	}
 	mj, err := modelsJSON(nk.Models)
 	if err != nil {
 		return Key{}, "", err
@@ -179,7 +182,7 @@ func (s *sqlStore) CreateKey(ctx context.Context, nk NewKey) (Key, string, error
 		return Key{}, "", err
 	}
 	k := Key{ID: id, TenantID: t.ID, TenantName: t.Name, Name: nk.Name, Role: role, Models: nk.Models,
-		Limits: nk.Limits, CreatedAt: now, SecretHash: hash}
+		Limits: nk.Limits, CreatedAt: now, SecretHash: hash, Priority: nk.Priority}
 	var exp *int64
 	if nk.ExpiresAt != nil {
 		e := micros(*nk.ExpiresAt)
@@ -188,9 +191,9 @@ func (s *sqlStore) CreateKey(ctx context.Context, nk NewKey) (Key, string, error
 		exp = &v
 	}
 	_, err = s.c.exec(ctx, `INSERT INTO api_keys (id, tenant_id, name, role, secret_hash, models, rpm, tpm,
-		max_concurrency, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		max_concurrency, expires_at, created_at, priority) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		k.ID, k.TenantID, k.Name, string(role), hash, mj, k.Limits.RPM, k.Limits.TPM, k.Limits.MaxConcurrency,
-		exp, now.UnixMicro())
+		exp, now.UnixMicro(), k.Priority)
 	if errors.Is(err, ErrConflict) {
 		return Key{}, "", fmt.Errorf("key %s: %w", k.ID, ErrConflict)
 	}
@@ -225,7 +228,7 @@ func scanKey(sc scanner, extra ...any) (Key, error) {
 		rpm, tpm, maxConc int64
 	)
 	dest := append([]any{&k.ID, &k.TenantID, &k.TenantName, &k.Name, &k.Role, &secretHash, &models, &rpm, &tpm,
-		&maxConc, &exp, &rev, &created}, extra...)
+		&maxConc, &exp, &rev, &created, &k.Priority}, extra...)
 	if err := sc.Scan(dest...); err != nil {
 		return Key{}, err
 	}
@@ -343,6 +346,12 @@ func (s *sqlStore) UpdateKey(ctx context.Context, id string, u KeyUpdate) (Key, 
 		set("rpm", u.Limits.RPM)
 		set("tpm", u.Limits.TPM)
 		set("max_concurrency", u.Limits.MaxConcurrency)
+	}
+	if u.Priority != nil {
+		if err := billing.CheckPriority(*u.Priority); err != nil {
+			return Key{}, err
+		}
+		set("priority", *u.Priority)
 	}
 	if len(sets) > 0 {
 		n, err := s.c.exec(ctx, `UPDATE api_keys SET `+strings.Join(sets, ", ")+` WHERE id = $1`, args...)

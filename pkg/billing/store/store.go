@@ -50,6 +50,8 @@ type Key struct {
 	RevokedAt  *time.Time     `json:"revokedAt,omitempty"`
 	CreatedAt  time.Time      `json:"createdAt"`
 	SecretHash []byte         `json:"-"`
+	// Priority in the admission queue: high, normal or low; "" = not set.
+	Priority string `json:"priority,omitempty"`
 }
 
 // NewKey describes a key to create.
@@ -60,6 +62,7 @@ type NewKey struct {
 	Models    []string
 	Limits    billing.Limits
 	ExpiresAt *time.Time
+	Priority  string // high, normal, low or "" (not set)
 	// Import, when set, is an existing full key (sk-llm-<id>_<secret>) to
 	// store instead of generating one: a bootstrap key from a Secret.
 	Import string
@@ -70,6 +73,8 @@ type NewKey struct {
 type KeyUpdate struct {
 	Models *[]string // an empty list means every model
 	Limits *billing.Limits
+	// Priority: high, normal, low, or "" to unset it.
+	Priority *string
 }
 
 // Store is the tenants-and-keys store.

@@ -394,7 +394,7 @@ func (h *Handler) createKey(r *http.Request, body []byte) (int, any, *apiError) 
 	if e != nil {
 		return 0, nil, e
 	}
-	nk := store.NewKey{Tenant: name, Name: c.Name, Role: c.Role, Limits: c.Limits.over(billing.Limits{})}
+	nk := store.NewKey{Tenant: name, Name: c.Name, Role: c.Role, Limits: c.Limits.over(billing.Limits{}), Priority: c.Priority}
 	if c.Models != nil {
 		nk.Models = *c.Models
 	}
@@ -408,7 +408,8 @@ func (h *Handler) createKey(r *http.Request, body []byte) (int, any, *apiError) 
 	}
 	// What was granted, never the secret or its hash.
 	h.audit(r, store.AuditKeyCreate, k.ID, map[string]any{"tenant": k.TenantName, "name": k.Name, "role": k.Role,
-		"models": keyOut(k, h.now()).Models, "expires_at": k.ExpiresAt, "limits": limitsDetails(k.Limits)})
+		"models": keyOut(k, h.now()).Models, "expires_at": k.ExpiresAt, "limits": limitsDetails(k.Limits),
+		"priority": k.Priority})
 	return http.StatusCreated, createdKeyJSON{keyJSON: keyOut(k, h.now()), Key: secret}, nil
 }
 
@@ -429,8 +430,11 @@ func (h *Handler) patchKey(r *http.Request, body []byte) (int, any, *apiError) {
 	if e != nil {
 		return 0, nil, e
 	}
-	u := store.KeyUpdate{Models: p.Models}
+	u := store.KeyUpdate{Models: p.Models, Priority: p.Priority}
 	details := map[string]any{}
+	if p.Priority != nil {
+		details["priority"] = *p.Priority
+	}
 	if p.Models != nil {
 		details["models"] = *p.Models
 	}

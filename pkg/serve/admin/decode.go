@@ -163,6 +163,7 @@ func decodeLimits(body []byte) (limitsBody, *apiError) {
 // createKey is POST /admin/v1/tenants/{name}/keys.
 type createKey struct {
 	Name      string
+	Priority  string
 	Role      billing.Role
 	Models    *[]string
 	ExpiresIn time.Duration // 0: never expires
@@ -175,7 +176,7 @@ func decodeCreateKey(body []byte) (createKey, *apiError) {
 		role, expires string
 	)
 	fs := c.Limits.fields(map[string]field{"name": text(&c.Name), "role": text(&role),
-		"models": modelList(&c.Models), "expires_in": text(&expires)})
+		"models": modelList(&c.Models), "expires_in": text(&expires), "priority": priority(&c.Priority)})
 	if e := decodeObject(body, fs); e != nil {
 		return c, e
 	}
@@ -201,17 +202,19 @@ func decodeCreateKey(body []byte) (createKey, *apiError) {
 
 // patchKey is PATCH /admin/v1/keys/{id}.
 type patchKey struct {
-	Models *[]string
-	Limits limitsBody
+	Models   *[]string
+	Limits   limitsBody
+	Priority *string
 }
 
 func decodePatchKey(body []byte) (patchKey, *apiError) {
 	var p patchKey
-	if e := decodeObject(body, p.Limits.fields(map[string]field{"models": modelList(&p.Models)})); e != nil {
+	fs := p.Limits.fields(map[string]field{"models": modelList(&p.Models), "priority": optPriority(&p.Priority)})
+	if e := decodeObject(body, fs); e != nil {
 		return p, e
 	}
-	if p.Models == nil && !p.Limits.set() {
-		return p, badRequest("", "nothing to change: send models, rpm, tpm or max_concurrency")
+	if p.Models == nil && !p.Limits.set() && p.Priority == nil {
+		return p, badRequest("", "nothing to change: send models, rpm, tpm, max_concurrency or priority")
 	}
 	return p, nil
 }

@@ -47,6 +47,7 @@ type keyJSON struct {
 	CreatedAt      time.Time  `json:"created_at"`
 	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
 	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
+	Priority       string     `json:"priority,omitempty"` // high | normal | low; absent = not set
 }
 
 type createdKeyJSON struct {
@@ -68,7 +69,7 @@ func keyOut(k store.Key, now time.Time) keyJSON {
 	}
 	return keyJSON{Object: "api_key", ID: k.ID, Tenant: k.TenantName, Name: k.Name, Role: string(k.Role), Status: status,
 		Models: models, RPM: k.Limits.RPM, TPM: k.Limits.TPM, MaxConcurrency: k.Limits.MaxConcurrency,
-		CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt}
+		CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, Priority: k.Priority}
 }
 
 type auditJSON struct {

@@ -200,6 +200,7 @@ type Key struct {
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	Priority  string     `json:"priority,omitempty"` // high | normal | low; "" = not set
 }
 
 // CreatedKey is a new key with its secret, shown this once.
@@ -214,6 +215,7 @@ type NewKey struct {
 	Role      string   `json:"role,omitempty"`
 	Models    []string `json:"models,omitempty"`
 	ExpiresIn string   `json:"expires_in,omitempty"`
+	Priority  string   `json:"priority,omitempty"`
 	Limits
 }
 

@@ -77,6 +77,9 @@ type Config struct {
 	Fallbacks map[string][]string `yaml:"fallbacks"`
 	// Batch tunes the Batches API's worker (batch.go).
 	Batch Batch `yaml:"batch"`
+	// ContextFallbacks list, per model, the longer-context models that
+	// answer a prompt too long for its context (docs/routing.md).
+	ContextFallbacks map[string][]string `yaml:"contextFallbacks"`
 }
 
 // Model is one GGUF file for the embedded engine.
@@ -374,6 +377,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Batch.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := ValidateContextFallbacks(c.ContextFallbacks); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -37,15 +37,23 @@ type Queue struct {
 }
 
 // ValidateFallbacks names each wrong entry of the fallbacks section.
-func ValidateFallbacks(f map[string][]string) error {
+func ValidateFallbacks(f map[string][]string) error { return validateModelLists("fallbacks", f) }
+
+// ValidateContextFallbacks names each wrong entry of the contextFallbacks section.
+func ValidateContextFallbacks(f map[string][]string) error {
+	return validateModelLists("contextFallbacks", f)
+}
+
+// validateModelLists checks a section mapping models to lists of others.
+func validateModelLists(section string, f map[string][]string) error {
 	var errs []error
 	for _, model := range slices.Sorted(maps.Keys(f)) {
 		for i, fb := range f[model] {
 			switch {
 			case strings.TrimSpace(fb) == "":
-				errs = append(errs, fmt.Errorf("fallbacks.%s[%d]: must name a model", model, i))
+				errs = append(errs, fmt.Errorf("%s.%s[%d]: must name a model", section, model, i))
 			case fb == model:
-				errs = append(errs, fmt.Errorf("fallbacks.%s[%d]: a model cannot be its own fallback", model, i))
+				errs = append(errs, fmt.Errorf("%s.%s[%d]: a model cannot be its own fallback", section, model, i))
 			}
 		}
 	}

@@ -23,6 +23,10 @@ type RequestError struct {
 	Status  int
 	Param   string
 	Message string
+	// Code is the OpenAI error code, "" for none (null):
+	// context_length_exceeded for a prompt the model's context cannot hold,
+	// which the gateway's context-window fallback reads.
+	Code string
 }
 
 func (e *RequestError) Error() string { return "engine: " + e.Message }
@@ -33,14 +37,26 @@ func (e *RequestError) Body() []byte {
 	if e.Param != "" {
 		param = &e.Param
 	}
+	var code *string
+	if e.Code != "" {
+		code = &e.Code
+	}
 	b, _ := json.Marshal(map[string]any{"error": map[string]any{
-		"message": e.Message, "type": "invalid_request_error", "param": param, "code": nil,
+		"message": e.Message, "type": "invalid_request_error", "param": param, "code": code,
 	}})
 	return b
 }
 
 func badParam(param, format string, a ...any) error {
 	return &RequestError{Status: http.StatusBadRequest, Param: param, Message: fmt.Sprintf(format, a...)}
+}
+
+// codeContextLength is OpenAI's code for a prompt longer than the context.
+const codeContextLength = "context_length_exceeded"
+
+// tooLong is badParam for input the model's context cannot hold.
+func tooLong(param, format string, a ...any) error {
+	return &RequestError{Status: http.StatusBadRequest, Param: param, Message: fmt.Sprintf(format, a...), Code: codeContextLength}
 }
 
 // request is the union of the chat/completions and completions fields the

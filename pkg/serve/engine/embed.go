@@ -81,11 +81,11 @@ func (b *Backend) embedTexts(texts []string) ([][]int32, error) {
 		// (prompt.go): refused by its length alone, or once it overflows.
 		ctx := b.sched.ctxSize
 		if least := leastTokens(b.tok, len(s)); least > ctx {
-			return nil, badParam("input", "input[%d] is %d bytes, at least %d tokens; this model's context holds %d", i, len(s), least, ctx)
+			return nil, tooLong("input", "input[%d] is %d bytes, at least %d tokens; this model's context holds %d", i, len(s), least, ctx)
 		}
 		toks, ok := b.tok.EncodeLimit(s, true, false, ctx)
 		if !ok {
-			return nil, badParam("input", "input[%d] is more than %d tokens; this model's context holds %d", i, ctx, ctx)
+			return nil, tooLong("input", "input[%d] is more than %d tokens; this model's context holds %d", i, ctx, ctx)
 		}
 		out[i] = toks
 		if len(out[i]) == 0 {
@@ -117,7 +117,7 @@ func (b *Backend) fitsContext(toks []int32, i int) error {
 	if i >= 0 {
 		which = fmt.Sprintf("input[%d]", i)
 	}
-	return badParam("input", "%s is %d tokens; this model's context holds %d", which, len(toks), b.sched.ctxSize)
+	return tooLong("input", "%s is %d tokens; this model's context holds %d", which, len(toks), b.sched.ctxSize)
 }
 
 // embed serves /v1/embeddings: the inputs go through the scheduler as one

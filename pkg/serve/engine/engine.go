@@ -59,7 +59,14 @@ type Backend struct {
 	wg     sync.WaitGroup
 }
 
-var _ serve.Backend = (*Backend)(nil)
+var (
+	_ serve.Backend = (*Backend)(nil)
+	_ serve.Slotted = (*Backend)(nil)
+)
+
+// Slots is how many requests decode together (Options.MaxActive): the
+// gateway queues the rest in its admission queue.
+func (b *Backend) Slots() int { return b.sched.maxActive }
 
 // Open loads a GGUF model into memory (a copy: the file may change or go
 // away afterwards) and starts its scheduler. Close releases it.

@@ -22,13 +22,13 @@ func promptTokens(tok *tokenizer.Tokenizer, ctxSize int, prompt string, parseSpe
 		if param == "messages" {
 			what = "the messages, in the model's chat format, are"
 		}
-		return nil, badParam(param, "%s %d bytes, at least %d tokens; this model's context holds %d tokens, prompt and answer together",
+		return nil, tooLong(param, "%s %d bytes, at least %d tokens; this model's context holds %d tokens, prompt and answer together",
 			what, len(prompt), least, ctxSize)
 	}
 	// One token must stay free for the answer.
 	toks, ok := tok.EncodeLimit(prompt, true, parseSpecial, ctxSize-1)
 	if !ok {
-		return nil, badParam(param, "the prompt is more than %d tokens; this model's context holds %d tokens, prompt and answer together",
+		return nil, tooLong(param, "the prompt is more than %d tokens; this model's context holds %d tokens, prompt and answer together",
 			ctxSize-1, ctxSize)
 	}
 	return toks, nil

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Roles", testRoles},
 		{"Suspend", testSuspend},
 		{"UpdateKey", testUpdateKey},
+		{"KeyPriority", testKeyPriority},
 		{"Audit", testAudit},
 		{"AuditNoSecret", testAuditNoSecret},
 	}
