@@ -136,6 +136,11 @@ func (g *Gateway) run(w http.ResponseWriter, r *http.Request, st *reqState, p bi
 		}
 	}
 	st.usage = used
+	g.tokenMetrics(model, used)
+}
+
+// tokenMetrics adds a request's usage to llmctl_tokens_total.
+func (g *Gateway) tokenMetrics(model string, used billing.Usage) {
 	g.metrics.tokens.WithLabelValues(model, "in").Add(float64(used.PromptTokens))
 	g.metrics.tokens.WithLabelValues(model, "out").Add(float64(used.CompletionTokens))
 }
