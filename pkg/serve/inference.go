@@ -141,8 +141,9 @@ func (g *Gateway) run(w http.ResponseWriter, r *http.Request, st *reqState, p bi
 
 // tokenMetrics adds a request's usage to llmctl_tokens_total.
 func (g *Gateway) tokenMetrics(model string, used billing.Usage) {
-	g.metrics.tokens.WithLabelValues(model, "in").Add(float64(used.PromptTokens))
-	g.metrics.tokens.WithLabelValues(model, "out").Add(float64(used.CompletionTokens))
+	c := g.metrics.children.tokens.get(model)
+	c[0].Add(float64(used.PromptTokens))
+	c[1].Add(float64(used.CompletionTokens))
 }
 
 // admit applies the rate limits (when there is an Admitter) and starts the
