@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/llmctl/llmctl/internal/cputime"
 	"github.com/llmctl/llmctl/pkg/billing"
 )
 
@@ -16,7 +17,8 @@ import (
 // metrics and access log: the in-flight gauge, the token counters, the
 // request counter and duration histogram, and one access-log line through
 // the text handler `llmctl serve` logs with (into io.Discard), as a plain
-// b.N loop for ns/op, B/op and allocs/op under benchstat:
+// b.N loop for ns/op, B/op, allocs/op and the process's CPU per op under
+// benchstat:
 //
 //	go test -run '^$' -bench RequestFinish -benchmem -count 6 ./pkg/serve
 func BenchmarkRequestFinish(b *testing.B) {
@@ -29,7 +31,9 @@ func BenchmarkRequestFinish(b *testing.B) {
 	rw := &respWriter{ResponseWriter: httptest.NewRecorder(), status: 200, bytes: 812}
 	used := billing.Usage{PromptTokens: 31, CompletionTokens: 64}
 	b.ReportAllocs()
+	cpu0, n := cputime.Process(), 0
 	for b.Loop() {
+		n++
 		st := newBenchState()
 		inflight := g.metrics.children.inFlight.get(st.route)
 		inflight.Inc()
@@ -39,6 +43,7 @@ func BenchmarkRequestFinish(b *testing.B) {
 		inflight.Dec()
 		g.finish(r, rw, st)
 	}
+	cputime.Report(b, cpu0, n)
 }
 
 // newBenchState makes the request's state on the heap, as serve does (its

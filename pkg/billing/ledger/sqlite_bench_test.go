@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmctl/llmctl/internal/cputime"
 	"github.com/llmctl/llmctl/pkg/billing/ledger"
 )
 
@@ -22,7 +23,7 @@ func BenchmarkSQLiteReserveSettle(b *testing.B) {
 	defer s.Close()
 	fund(b, s, "t", 1_000_000*ledger.Unit)
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	i := 0
 	for b.Loop() {
 		i++
@@ -38,5 +39,5 @@ func BenchmarkSQLiteReserveSettle(b *testing.B) {
 		}
 	}
 	// The process's CPU (user + system), which the disk's wait is not.
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(i), "cpu-µs/op")
+	cputime.Report(b, cpu0, i)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/llmctl/llmctl/internal/cputime"
 	"github.com/llmctl/llmctl/pkg/billing"
 )
 
@@ -139,8 +140,8 @@ func BenchmarkLimiterCost(b *testing.B) {
 }
 
 // BenchmarkAdmitDone is one request's Admit + Done (key and tenant limits
-// on RPM, TPM and concurrency) as a plain b.N loop, for ns/op, B/op and
-// allocs/op under benchstat:
+// on RPM, TPM and concurrency) as a plain b.N loop, for ns/op, B/op,
+// allocs/op and the process's CPU per op under benchstat:
 //
 //	go test -run '^$' -bench AdmitDone -benchmem -count 6 ./pkg/billing/limits
 func BenchmarkAdmitDone(b *testing.B) {
@@ -149,7 +150,9 @@ func BenchmarkAdmitDone(b *testing.B) {
 		Tenant: billing.Limits{RPM: 1e9, TPM: 1e9, MaxConcurrency: 1e6}}
 	run := func(b *testing.B, l *Limiter) {
 		p := principal()
+		cpu0, n := cputime.Process(), 0
 		for b.Loop() {
+			n++
 			tk, err := l.Admit(ctx, p, "m", 500)
 			if err != nil {
 				b.Fatal(err)
@@ -157,6 +160,7 @@ func BenchmarkAdmitDone(b *testing.B) {
 			_ = tk.Header()
 			tk.Done(ctx, billing.Usage{PromptTokens: 100, CompletionTokens: 200})
 		}
+		cputime.Report(b, cpu0, n)
 	}
 	b.Run("memory", func(b *testing.B) {
 		l, err := NewMemory(lim)
