@@ -11,7 +11,6 @@ import (
 	"math"
 	"net/http"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +33,7 @@ type reqState struct {
 	keyID   string
 	usage   billing.Usage
 	start   time.Time
+	logTail [8]slog.Attr // the access log's attributes past a Record's five (accesslog.go)
 }
 
 // respWriter records the status and whether anything reached the client.
@@ -116,7 +116,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, route func(http.
 	rw := &respWriter{ResponseWriter: w}
 	r, stop := g.withShutdown(r)
 	defer stop()
-	inflight := g.metrics.inFlight.WithLabelValues(st.route)
+	inflight := g.metrics.children.inFlight.get(st.route)
 	inflight.Inc()
 	defer func() {
 		p := recover()
@@ -145,19 +145,15 @@ func (g *Gateway) finish(r *http.Request, rw *respWriter, st *reqState) {
 		st.status = http.StatusOK
 	}
 	d := time.Since(st.start)
-	g.metrics.requests.WithLabelValues(st.route, st.model, strconv.Itoa(st.status), st.backend).Inc()
-	g.metrics.duration.WithLabelValues(st.route, st.model).Observe(d.Seconds())
+	c := g.metrics.children.finished.get(finishLabels{route: st.route, model: st.model, backend: st.backend, status: st.status})
+	c.requests.Inc()
+	c.duration.Observe(d.Seconds())
 	lvl := slog.LevelInfo
 	if st.route == "other" && st.status < 400 {
 		lvl = slog.LevelDebug // probes
 	}
 	// Never the key, never the body: ids, sizes and outcome only.
-	g.log.LogAttrs(r.Context(), lvl, "request",
-		slog.String("request_id", st.id), slog.String("method", r.Method), slog.String("route", st.route),
-		slog.String("model", st.model), slog.Int("status", st.status), slog.String("backend", st.backend),
-		slog.String("tenant", st.tenant), slog.String("key_id", st.keyID),
-		slog.Int64("prompt_tokens", st.usage.PromptTokens), slog.Int64("completion_tokens", st.usage.CompletionTokens),
-		slog.Int64("bytes", rw.bytes), slog.Duration("duration", d))
+	accessLog(r.Context(), g.log, lvl, r.Method, st, rw.bytes, d)
 }
 
 func (g *Gateway) route(w http.ResponseWriter, r *http.Request, st *reqState) {

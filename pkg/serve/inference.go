@@ -152,8 +152,14 @@ func (g *Gateway) run(w http.ResponseWriter, r *http.Request, st *reqState, p bi
 		}
 	}
 	st.usage = used
-	g.metrics.tokens.WithLabelValues(model, "in").Add(float64(used.PromptTokens))
-	g.metrics.tokens.WithLabelValues(model, "out").Add(float64(used.CompletionTokens))
+	g.tokenMetrics(model, used)
+}
+
+// tokenMetrics adds a request's usage to llmctl_tokens_total.
+func (g *Gateway) tokenMetrics(model string, used billing.Usage) {
+	c := g.metrics.children.tokens.get(model)
+	c[0].Add(float64(used.PromptTokens))
+	c[1].Add(float64(used.CompletionTokens))
 }
 
 // admit applies the rate limits (when there is an Admitter) and starts the

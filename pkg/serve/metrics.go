@@ -18,6 +18,7 @@ type metrics struct {
 	inFlight      *prometheus.GaugeVec
 	upstreamError *prometheus.CounterVec
 	bodyRefused   prometheus.Counter
+	children      *metricChildren // metric_children.go
 }
 
 func newMetrics(reg prometheus.Registerer, r *router, bodies *bodyBudget) (*metrics, error) {
@@ -62,6 +63,7 @@ func newMetrics(reg prometheus.Registerer, r *router, bodies *bodyBudget) (*metr
 		Name: "llmctl_request_body_bytes_buffered",
 		Help: "Bytes held for request bodies in flight, against the body budget.",
 	}, func() float64 { return float64(bodies.inUse()) })
+	m.children = newMetricChildren(m)
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.ttft, m.itl, m.tokens, m.inFlight,
 		m.upstreamError, m.bodyRefused, buffered, &backendCollector{r: r}} {
 		if err := reg.Register(c); err != nil {

@@ -151,7 +151,7 @@ func tenantLowBalance(ctx context.Context, db obDB, tenantID string) (Micros, bo
 		v     Micros
 		found bool
 	)
-	err := db.query(ctx, `SELECT low_balance FROM alert_thresholds WHERE tenant_id = $1`, []any{tenantID},
+	err := db.query(ctx, tenantLowBalanceQuery, []any{tenantID},
 		func(scan func(...any) error) error { found = true; return scan(&v) })
 	return v, found, err
 }

@@ -17,7 +17,8 @@ import (
 // balance check; WAL keeps readers off the writer's back.
 type sqliteStore struct {
 	db     *sql.DB
-	alerts alertState // outbox.go
+	alerts alertState  // outbox.go
+	stmts  sqliteStmts // sqlite_stmts.go
 	// release, when set, is what Close does instead of closing db: it is a
 	// store.DB's (OnDB, Open).
 	release func() error
@@ -33,10 +34,11 @@ func NewSQLite(db *sql.DB) Store {
 }
 
 func (s *sqliteStore) Close() error {
+	serr := s.stmts.close()
 	if s.release != nil {
-		return s.release()
+		return errors.Join(serr, s.release())
 	}
-	return s.db.Close()
+	return errors.Join(serr, s.db.Close())
 }
 func (s *sqliteStore) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
@@ -92,14 +94,16 @@ func (s *sqliteStore) Reserve(ctx context.Context, h HoldRequest) error {
 	}
 	short := false
 	var refusedEvents []Event
-	err := s.holdTx(ctx, func(tx *sql.Tx) error {
+	// Unprepared, the statements still run (and show any error themselves).
+	_ = s.stmts.prepare(ctx, s.db)
+	err := s.holdTx(ctx, func(sqltx *sql.Tx) error {
+		tx := s.stmts.in(sqltx)
 		if h.Overdraft >= h.Amount {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO ledger_accounts (tenant_id) VALUES (?) ON CONFLICT DO NOTHING`, h.TenantID); err != nil {
+			if _, err := tx.ExecContext(ctx, sqliteOpenAccount, h.TenantID); err != nil {
 				return err
 			}
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE ledger_accounts SET reserved = reserved + ?
-            WHERE tenant_id = ? AND balance - reserved - ? >= -?`, int64(h.Amount), h.TenantID, int64(h.Amount), int64(h.Overdraft))
+		res, err := tx.ExecContext(ctx, sqliteHold, int64(h.Amount), h.TenantID, int64(h.Amount), int64(h.Overdraft))
 		if err != nil {
 			return err
 		}
@@ -116,8 +120,7 @@ func (s *sqliteStore) Reserve(ctx context.Context, h HoldRequest) error {
 		if err := emitEvents(ctx, sqlOB{tx}, evs); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO ledger_holds (hold_key, tenant_id, amount, created_at, key_id) VALUES (?, ?, ?, ?, ?)`,
-			h.Key, h.TenantID, int64(h.Amount), h.Time.UnixMicro(), h.KeyID)
+		_, err = tx.ExecContext(ctx, sqliteInsertHold, h.Key, h.TenantID, int64(h.Amount), h.Time.UnixMicro(), h.KeyID)
 		return err
 	})
 	if len(refusedEvents) > 0 {
@@ -140,9 +143,10 @@ func (s *sqliteStore) Apply(ctx context.Context, entries []Entry) (int, error) {
 		}
 	}
 	inserted := 0
+	_ = s.stmts.prepare(ctx, s.db) // as in Reserve
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		inserted, err = sqliteApplyTx(ctx, tx, &s.alerts, entries)
+		inserted, err = sqliteApplyTx(ctx, s.stmts.in(tx), &s.alerts, entries)
 		return err
 	})
 	if err != nil {
@@ -153,13 +157,10 @@ func (s *sqliteStore) Apply(ctx context.Context, entries []Entry) (int, error) {
 
 // sqliteApplyTx is Apply's work inside tx (its own, or RedeemVoucher's); the
 // entries are already validated.
-func sqliteApplyTx(ctx context.Context, tx *sql.Tx, al *alertState, entries []Entry) (int, error) {
+func sqliteApplyTx(ctx context.Context, tx sqliteTx, al *alertState, entries []Entry) (int, error) {
 	inserted := 0
 	for _, e := range entries {
-		res, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries
-                (idem_key, tenant_id, kind, amount, model, key_id, prompt_tokens, completion_tokens, reason, created_at, end_user, cached_prompt_tokens, batch_id)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idem_key) DO NOTHING`,
-			e.Key, e.TenantID, string(e.Kind), int64(e.Amount), e.Model, e.KeyID, e.PromptTokens, e.CompletionTokens, e.Reason, e.Time.UnixMicro(),
+		res, err := tx.ExecContext(ctx, sqliteInsertEntry, e.Key, e.TenantID, string(e.Kind), int64(e.Amount), e.Model, e.KeyID, e.PromptTokens, e.CompletionTokens, e.Reason, e.Time.UnixMicro(),
 			e.EndUser, e.CachedPromptTokens, e.BatchID)
 		if err != nil {
 			return 0, err
@@ -169,7 +170,7 @@ func sqliteApplyTx(ctx context.Context, tx *sql.Tx, al *alertState, entries []En
 			return 0, err
 		}
 		var held int64
-		err = tx.QueryRowContext(ctx, `DELETE FROM ledger_holds WHERE hold_key = ? RETURNING amount`, e.Key).Scan(&held)
+		err = tx.QueryRowContext(ctx, sqliteTakeHold, e.Key).Scan(&held)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return 0, err
 		}
@@ -187,10 +188,7 @@ func sqliteApplyTx(ctx context.Context, tx *sql.Tx, al *alertState, entries []En
 			exact   bool
 			balance int64
 		)
-		if err := tx.QueryRowContext(ctx, `INSERT INTO ledger_accounts (tenant_id, balance, reserved) VALUES (?, ?, ?)
-                ON CONFLICT (tenant_id) DO UPDATE SET balance = balance + excluded.balance, reserved = reserved + excluded.reserved
-                RETURNING typeof(balance) = 'integer' AND typeof(reserved) = 'integer', CAST(balance AS INTEGER)`,
-			e.TenantID, moved, -held).Scan(&exact, &balance); err != nil {
+		if err := tx.QueryRowContext(ctx, sqliteMoveBalance, e.TenantID, moved, -held).Scan(&exact, &balance); err != nil {
 			return 0, err
 		}
 		if !exact {

@@ -22,5 +22,5 @@ func (l *Limiter) AdmitBatch(ctx context.Context, p billing.Principal, model str
 	if p.TenantID != "" {
 		bs = l.appendBucket(bs, p, "tenant", "tenant "+p.TenantID+" (batch lines)", "t:batch", l.cfg.Batch.Tenant)
 	}
-	return l.admitIn(ctx, p, bs, maxTokens)
+	return l.admitIn(ctx, bs, ownerOf(p), maxTokens)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/llmctl/llmctl/internal/cputime"
 	"github.com/llmctl/llmctl/pkg/billing"
 )
 
@@ -136,4 +137,47 @@ func BenchmarkLimiterCost(b *testing.B) {
 	b.ReportMetric(float64(results[3].serialP50.Microseconds()), "redis-sync-done-p50-µs")
 	b.ReportMetric(float64(results[4].serialP50.Microseconds()), "redis-p50-µs")
 	b.ReportMetric(float64(results[2].serialP50.Nanoseconds()), "memory-p50-ns")
+}
+
+// BenchmarkAdmitDone is one request's Admit + Done (key and tenant limits
+// on RPM, TPM and concurrency) as a plain b.N loop, for ns/op, B/op,
+// allocs/op and the process's CPU per op under benchstat:
+//
+//	go test -run '^$' -bench AdmitDone -benchmem -count 6 ./pkg/billing/limits
+func BenchmarkAdmitDone(b *testing.B) {
+	ctx := context.Background()
+	lim := Config{Window: time.Hour, Key: billing.Limits{RPM: 1e9, TPM: 1e9, MaxConcurrency: 1e6},
+		Tenant: billing.Limits{RPM: 1e9, TPM: 1e9, MaxConcurrency: 1e6}}
+	run := func(b *testing.B, l *Limiter) {
+		p := principal()
+		cpu0, n := cputime.Process(), 0
+		for b.Loop() {
+			n++
+			tk, err := l.Admit(ctx, p, "m", 500)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = tk.Header()
+			tk.Done(ctx, billing.Usage{PromptTokens: 100, CompletionTokens: 200})
+		}
+		cputime.Report(b, cpu0, n)
+	}
+	b.Run("memory", func(b *testing.B) {
+		l, err := NewMemory(lim)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		b.ReportAllocs()
+		run(b, l)
+	})
+	b.Run("redis", func(b *testing.B) {
+		l, err := NewRedis(redisClient(b), lim)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		b.ReportAllocs()
+		run(b, l)
+	})
 }

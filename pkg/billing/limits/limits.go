@@ -170,6 +170,8 @@ type Limiter struct {
 	mu   sync.Mutex
 	live map[*ticket]struct{} // tickets holding concurrency slots
 
+	bucketCache bucketCache // bucketcache.go
+
 	settler *settler // Redis settlements off the request path; nil: synchronous
 
 	stop chan struct{}
@@ -236,23 +238,21 @@ func (l *Limiter) Close() error {
 // (the caller's prompt estimate plus max_tokens) reserved against TPM, one
 // concurrency slot. It returns a *billing.LimitError to refuse.
 func (l *Limiter) Admit(ctx context.Context, p billing.Principal, model string, maxTokens int64) (billing.Ticket, error) {
-	return l.admitIn(ctx, p, l.buckets(p, model), maxTokens)
+	bs, owner := l.forRequest(p, model)
+	return l.admitIn(ctx, bs, owner, maxTokens)
 }
 
-// admitIn is Admit over the buckets bs.
-func (l *Limiter) admitIn(ctx context.Context, p billing.Principal, bs []bucket, maxTokens int64) (billing.Ticket, error) {
+// admitIn is Admit over the buckets bs, owned by owner (ownerOf).
+func (l *Limiter) admitIn(ctx context.Context, bs []bucket, owner string, maxTokens int64) (billing.Ticket, error) {
 	if len(bs) == 0 {
 		return noTicket{}, nil
 	}
 	// A client's max_tokens is unbounded input; anything above MaxLimit can
 	// fit no TPM limit anyway, and clamping keeps the counters exact.
 	maxTokens = min(max(maxTokens, 0), MaxLimit+1)
-	owner := "k:" + p.KeyID
-	if p.KeyID == "" {
-		owner = "t:" + p.TenantID
-	}
+	var id [32]byte // the ticket id built in place: one allocation
 	req := admitRequest{owner: owner,
-		buckets: bs, ticket: l.idPrefix + strconv.FormatUint(l.seq.Add(1), 36),
+		buckets: bs, ticket: string(strconv.AppendUint(append(id[:0], l.idPrefix...), l.seq.Add(1), 36)),
 		tokens: maxTokens, window: l.cfg.Window, lease: l.cfg.SlotLease,
 	}
 	st, res, degraded, err := l.admit(ctx, req)
@@ -375,7 +375,8 @@ func (l *Limiter) appendBucket(bs []bucket, p billing.Principal, scope, id, key 
 	// Redis Cluster slot (a script may only touch one slot).
 	k := l.cfg.Prefix + "{" + p.TenantID + "}:" + key
 	return append(bs, bucket{scope: scope, id: id, counter: k + ":w", slots: k + ":c",
-		rpm: lim.RPM, tpm: lim.TPM, conc: lim.MaxConcurrency})
+		rpm: lim.RPM, tpm: lim.TPM, conc: lim.MaxConcurrency,
+		args: [3]any{lim.RPM, lim.TPM, lim.MaxConcurrency}})
 }
 
 // override takes each stored field that is set, else the default. Stored
@@ -397,13 +398,6 @@ func override(stored, def billing.Limits) billing.Limits {
 func (l *Limiter) header(bs []bucket, res admitResult) http.Header {
 	win := l.cfg.Window.Milliseconds()
 	h := make(http.Header, 6)
-	// Keys in canonical form, written directly: Set would canonicalize
-	// (and allocate) on every request.
-	set := func(limitName, remName, resetName string, limit, rem int64, reset time.Duration) {
-		h[limitName] = []string{strconv.FormatInt(limit, 10)}
-		h[remName] = []string{strconv.FormatInt(rem, 10)}
-		h[resetName] = []string{formatDuration(reset)}
-	}
 	bestR, bestT := int64(math.MaxInt64), int64(math.MaxInt64)
 	var rq, tk [3]int64
 	var rqReset, tkReset time.Duration
@@ -420,11 +414,53 @@ func (l *Limiter) header(bs []bucket, res admitResult) http.Header {
 			}
 		}
 	}
+	// Keys in canonical form, written directly (Set would canonicalize, and
+	// allocate, on every request); the values share one []string and the
+	// numbers one string, so the six values cost four allocations, not twelve.
+	var (
+		vals [6]string
+		n    int
+		num  [64]byte
+		ends [4]int
+	)
+	nums := num[:0]
 	if bestR != math.MaxInt64 {
-		set(hdrLimitRequests, hdrRemainingRequests, hdrResetRequests, rq[0], rq[1], rqReset)
+		nums = strconv.AppendInt(nums, rq[0], 10)
+		ends[0] = len(nums)
+		nums = strconv.AppendInt(nums, rq[1], 10)
+		ends[1] = len(nums)
 	}
 	if bestT != math.MaxInt64 {
-		set(hdrLimitTokens, hdrRemainingTokens, hdrResetTokens, tk[0], tk[1], tkReset)
+		ends[2] = len(nums) // the tokens' numbers start here
+		nums = strconv.AppendInt(nums, tk[0], 10)
+		ends[3] = len(nums)
+		nums = strconv.AppendInt(nums, tk[1], 10)
+	}
+	all := string(nums)
+	if bestR != math.MaxInt64 {
+		vals[0], vals[1], vals[2] = all[:ends[0]], all[ends[0]:ends[1]], formatDuration(rqReset)
+		n = 3
+	}
+	if bestT != math.MaxInt64 {
+		vals[n], vals[n+1], vals[n+2] = all[ends[2]:ends[3]], all[ends[3]:], formatDuration(tkReset)
+		n += 3
+	}
+	if n == 0 {
+		return h
+	}
+	vs := make([]string, n)
+	copy(vs, vals[:n])
+	i := 0
+	set := func(limitName, remName, resetName string) {
+		// Full slice expressions: an append to one value cannot spill into the next.
+		h[limitName], h[remName], h[resetName] = vs[i:i+1:i+1], vs[i+1:i+2:i+2], vs[i+2:i+3:i+3]
+		i += 3
+	}
+	if bestR != math.MaxInt64 {
+		set(hdrLimitRequests, hdrRemainingRequests, hdrResetRequests)
+	}
+	if bestT != math.MaxInt64 {
+		set(hdrLimitTokens, hdrRemainingTokens, hdrResetTokens)
 	}
 	return h
 }
@@ -573,6 +609,10 @@ func (t *ticket) Done(ctx context.Context, used billing.Usage) {
 		}
 		if t.l.settler != nil && t.st == t.l.store && t.l.settler.enqueue(sr) {
 			return // sent by the flusher or ahead of the next Admit
+		}
+		if ms, ok := t.st.(*memStore); ok { // in process: no round trip to bound
+			ms.release(sr, 0)
+			return
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()

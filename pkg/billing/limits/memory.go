@@ -157,10 +157,9 @@ func (m *memStore) release(r settleRequest, requests int64) {
 			}
 		}
 		if held := m.slots[b.slots]; held != nil {
+			// An emptied set stays for the next request (maybeSweep drops
+			// it): dropping it here made a new map for every request.
 			delete(held, r.ticket)
-			if len(held) == 0 {
-				delete(m.slots, b.slots)
-			}
 		}
 	}
 }

@@ -3,6 +3,8 @@ package limits
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -11,6 +13,9 @@ import (
 // are bounded: scope is "key" or "tenant", never an id.
 type metrics struct {
 	decisions *prometheus.CounterVec
+	// children: the counter of each scope and result, looked up on first
+	// use (so a series appears when it is first counted, as before).
+	children [2][3]atomic.Pointer[prometheus.Counter]
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -34,11 +39,27 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
+// counter is the child of scope and result: WithLabelValues would hash
+// and look up the labels on every call.
+func (m *metrics) counter(scope, result string) prometheus.Counter {
+	si := slices.Index([]string{"key", "tenant"}, scope)
+	ri := slices.Index([]string{"allowed", "limited", "error"}, result)
+	if si < 0 || ri < 0 {
+		return m.decisions.WithLabelValues(scope, result)
+	}
+	if c := m.children[si][ri].Load(); c != nil {
+		return *c
+	}
+	c := m.decisions.WithLabelValues(scope, result)
+	m.children[si][ri].Store(&c)
+	return c
+}
+
 // record counts one decision once per scope it involved. For "limited", only
 // the scope of the bucket that refused (denied) is counted as limited.
 func (m *metrics) record(bs []bucket, result string, denied int) {
 	if denied >= 0 {
-		m.decisions.WithLabelValues(bs[denied].scope, result).Inc()
+		m.counter(bs[denied].scope, result).Inc()
 		return
 	}
 	var key, tenant bool
@@ -51,9 +72,9 @@ func (m *metrics) record(bs []bucket, result string, denied int) {
 		}
 	}
 	if key {
-		m.decisions.WithLabelValues("key", result).Inc()
+		m.counter("key", result).Inc()
 	}
 	if tenant {
-		m.decisions.WithLabelValues("tenant", result).Inc()
+		m.counter("tenant", result).Inc()
 	}
 }

@@ -36,7 +36,7 @@ func admitArgs(r admitRequest) ([]string, []any) {
 	args = append(args, "admit", r.window.Milliseconds(), r.lease.Milliseconds(), r.ticket, r.tokens)
 	for _, b := range r.buckets {
 		keys = append(keys, b.counter, b.slots)
-		args = append(args, b.rpm, b.tpm, b.conc)
+		args = append(args, b.args[:]...)
 	}
 	return keys, args
 }

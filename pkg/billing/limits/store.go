@@ -16,6 +16,7 @@ type bucket struct {
 	rpm     int64
 	tpm     int64
 	conc    int64
+	args    [3]any // rpm, tpm, conc as the Redis script's arguments, boxed once
 }
 
 // admitRequest is one atomic decision over all of a request's buckets.
