@@ -72,6 +72,15 @@ type RealNode struct {
 	ctr     string
 	bridge  string
 	cgroups []string
+	sysctls map[string]string
+}
+
+// kubeletSysctls are the host settings the kubelet rewrites at start
+// (protectKernelDefaults false: vm.overcommit_memory=1, kernel.panic=10,
+// kernel.panic_on_oops=1, ...); the harness puts them back on stop.
+var kubeletSysctls = []string{
+	"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
+	"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes",
 }
 
 // RealNodeTaint keeps pods off the real node unless they tolerate it.
@@ -104,6 +113,44 @@ func (n *RealNode) ImportImage(ctx context.Context, archive string) error {
 		return fmt.Errorf("import %s into containerd: %w: %s", archive, err, bytes.TrimSpace(out))
 	}
 	return nil
+}
+
+// ExposeHost makes a loopback-only service on this host (testenv's
+// PostgreSQL, Redis) reachable from the node's pods: it returns an address
+// on Gateway that forwards each connection to addr, until t ends.
+func (n *RealNode) ExposeHost(t testing.TB, addr string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(n.Gateway.String(), "0"))
+	if err != nil {
+		t.Fatalf("kubetest: expose %s to pods: %v", addr, err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go forward(in, addr)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// forward copies between in and a new connection to addr until either closes.
+func forward(in net.Conn, addr string) {
+	defer in.Close()
+	out, err := net.Dial("tcp", addr)
+	if err != nil {
+		return
+	}
+	defer out.Close()
+	copied := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(out, in); copied <- struct{}{} }()
+	go func() { _, _ = io.Copy(in, out); copied <- struct{}{} }()
+	<-copied
 }
 
 // RealNode returns c's real node, starting it on first use. A missing piece
@@ -236,12 +283,27 @@ func (c *Cluster) startNode(ctx context.Context, b nodeBins) (_ *RealNode, err e
 	if n.Subnet, n.Gateway, err = freeSubnet(); err != nil {
 		return nil, err
 	}
+	// The bridge exists before the first pod (the CNI plugin adopts it), so
+	// a test can listen on Gateway as soon as the node is up.
+	ip, err := lookPath("ip")
+	if err != nil {
+		return nil, err
+	}
+	ones, _ := n.Subnet.Mask.Size()
+	for _, args := range [][]string{
+		{"link", "add", "name", n.bridge, "type", "bridge"},
+		{"addr", "add", fmt.Sprintf("%s/%d", n.Gateway, ones), "dev", n.bridge},
+		{"link", "set", n.bridge, "up"},
+	} {
+		if out, err := nodeCmd(ip, args...).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+		}
+	}
 	cgroupRoot := "/llmctl-kubetest-" + suffix
 	if n.cgroups, err = makeCgroupRoot(cgroupRoot); err != nil {
 		return nil, err
 	}
 
-	ones, _ := n.Subnet.Mask.Size()
 	conflist := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "kubetest", "plugins": [
   {"type": "bridge", "bridge": %q, "isGateway": true, "hairpinMode": true,
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "%s/%d", "gateway": %q}]],
@@ -329,6 +391,12 @@ resolvConf: /etc/resolv.conf
 `, cgroupRoot, n.Containerd, port, filepath.Join(dir, "pod-logs"), filepath.Join(dir, "volume-plugins"), RealNodeTaint)
 	if err := os.WriteFile(filepath.Join(dir, "kubelet.yaml"), []byte(kubeletConf), 0o644); err != nil {
 		return nil, err
+	}
+	n.sysctls = map[string]string{}
+	for _, k := range kubeletSysctls {
+		if v, err := os.ReadFile("/proc/sys/" + k); err == nil {
+			n.sysctls[k] = string(v)
+		}
 	}
 	if err := c.runCmd("kubelet", nodeCmd(b.kubelet,
 		"--config="+filepath.Join(dir, "kubelet.yaml"),
@@ -547,6 +615,9 @@ func (n *RealNode) cleanup() {
 		for i := len(dirs) - 1; i >= 0; i-- {
 			_ = os.Remove(dirs[i])
 		}
+	}
+	for k, v := range n.sysctls {
+		_ = os.WriteFile("/proc/sys/"+k, []byte(v), 0o644)
 	}
 	if ip, err := lookPath("ip"); err == nil && n.bridge != "" {
 		_ = nodeCmd(ip, "link", "delete", n.bridge).Run()

@@ -158,6 +158,10 @@ func start(ctx context.Context, bin, root string) (_ *Cluster, err error) {
 		"--root-ca-file="+filepath.Join(pki, "serving.crt"),
 		"--use-service-account-credentials=false",
 		"--controller-start-interval=0",
+		// KWOK renews the fake node's lease; on a loaded 2-core box (a
+		// kubelet, containerd and go build beside it) a renewal came late
+		// enough for the default 50 s grace to mark it NotReady mid-test.
+		"--node-monitor-grace-period=3m",
 	); err != nil {
 		return nil, err
 	}
