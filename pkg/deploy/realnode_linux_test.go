@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -61,7 +62,8 @@ func gatewayImage(t *testing.T, n *kubetest.RealNode) {
 // image` (pullPolicy Never: the imported one or nothing), external
 // PostgreSQL and Redis on the host, the gateway passing its real probes as
 // uid 65532 on a read-only root, a chat completion to the pod answered and
-// billed in PostgreSQL, a no-op second up, a rolled-out values change, down.
+// billed in PostgreSQL, a no-op second up, a rolled-out values change, an
+// image the node lacks explained by up's timeout, down.
 // The gateway's /data is an emptyDir here: the cluster has no volume
 // provisioner, and a hostPath volume would not honour the pod's fsGroup.
 func TestUpOnRealNode(t *testing.T) {
@@ -177,6 +179,14 @@ func TestUpOnRealNode(t *testing.T) {
 	}
 	if !p.Status.ContainerStatuses[0].Ready {
 		t.Fatalf("rolled-out gateway pod not Ready: %+v", p.Status)
+	}
+
+	// An image the node does not have: up's timeout says why, from the
+	// kubelet's real status, in the diagnoser's words.
+	_, err = e.up(t, 30*time.Second, io.Discard, append(set, "image.tag=not-imported")...)
+	if !errors.Is(err, deploy.ErrRolloutTimeout) || !strings.Contains(err.Error(), "cannot pull image ghcr.io/llmctl/llmctl:not-imported") ||
+		!strings.Contains(err.Error(), "must be imported into the node's containerd") {
+		t.Fatalf("up with an image the node lacks: %v", err)
 	}
 
 	if _, err := e.d.Down(ctx, deploy.DownOptions{Release: "llmctl", Namespace: e.ns, Timeout: 2 * time.Minute}); err != nil {
