@@ -16,12 +16,13 @@ TEST_TIMEOUT ?= 75m
 
 # Debian packages the tests need: the services they start as throwaway
 # instances (internal/testenv), tmux and iproute2 for the top tests, a C
-# toolchain (llama.cpp reference, -race). APT_CMDS are installed only when the
+# toolchain (llama.cpp reference, -race), containerd, runc and the CNI plugins
+# for the test cluster's real node (internal/kubetest). APT_CMDS are installed only when the
 # command is missing (npm packs llama.cpp; a node/npm from elsewhere is fine).
-APT_PKGS := postgresql redis-server tmux iproute2 ca-certificates gcc libc6-dev
+APT_PKGS := postgresql redis-server tmux iproute2 ca-certificates gcc libc6-dev containerd runc containernetworking-plugins
 APT_CMDS := npm:npm
 
-.PHONY: all build test test-unit bench lint deps fmt clean llamaref kube-tools release-check image demo-model
+.PHONY: all build test test-unit bench lint deps fmt clean llamaref kube-tools kube-node release-check image demo-model
 
 all: build
 
@@ -72,7 +73,7 @@ deps:
 RACE_PKGS ?= ./pkg/billing/ ./pkg/billing/alerts/ ./pkg/billing/ledger/... ./pkg/billing/limits/ ./pkg/billing/store/... ./pkg/billing/webhook/ ./pkg/serve/ ./pkg/serve/protocol/... ./pkg/serve/batch/ ./pkg/serve/engine/ ./pkg/top/ ./pkg/top/ui/ ./pkg/top/metrics/ ./pkg/top/ledgersource/ ./internal/kubetest/
 
 ## test: every test, real services required; then the race detector.
-test: deps lint llamaref kube-tools
+test: deps lint llamaref kube-tools kube-node
 	LLMCTL_TEST_REQUIRE_SERVICES=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 	LLMCTL_TEST_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
 
@@ -107,6 +108,10 @@ demo-model:
 ## kube-tools: build the test control plane (etcd, kube-apiserver, ...) once into the cache.
 kube-tools:
 	@hack/kube-tools.sh >/dev/null
+
+## kube-node: build the test cluster's real node (kubelet, pause) once into the cache.
+kube-node:
+	@hack/kube-node.sh >/dev/null
 
 ## release-check: validate goreleaser.yaml and build both release targets (snapshot).
 # goreleaser v2.12.7 is the newest that builds with Go 1.26.

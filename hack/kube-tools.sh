@@ -7,13 +7,13 @@
 # Env:   LLMCTL_KUBE_TOOLS             override the output directory
 set -euo pipefail
 
-KUBE_VERSION=v1.37.2
 hack_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$hack_dir/kube-version.sh"
 out="${LLMCTL_KUBE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/llmctl/kube-${KUBE_VERSION}}"
 bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
-# The stamp is the hash of what decides the binaries: the module graph and this script.
-stamp=$(cat "$hack_dir/go.mod" "$hack_dir/go.sum" "$hack_dir/etcd/main.go" "$0" | sha256sum | cut -d' ' -f1)
+# The stamp is the hash of what decides the binaries: the module graph, the version and this script.
+stamp=$(cat "$hack_dir/go.mod" "$hack_dir/go.sum" "$hack_dir/etcd/main.go" "$hack_dir/kube-version.sh" "$0" | sha256sum | cut -d' ' -f1)
 ok=1
 for b in "${bins[@]}"; do [ -x "$out/$b" ] || ok=0; done
 [ -d "$out/kwok-stages" ] || ok=0
@@ -27,15 +27,9 @@ mkdir -p "$out"
 tmp=$(mktemp -d "$out/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-# Without these, /version reports v0.0.0-master and clients cannot parse it.
-cb=k8s.io/component-base/version
-ldflags="-s -w -X $cb.gitVersion=${KUBE_VERSION} -X $cb.gitMajor=1 -X $cb.gitMinor=37"
-ldflags="$ldflags -X $cb.gitTreeState=clean -X $cb.gitCommit=0000000000000000000000000000000000000000"
-ldflags="$ldflags -X $cb.buildDate=2026-01-01T00:00:00Z"
-
 cd "$hack_dir"
 export CGO_ENABLED=0
-nice -n 10 go build -trimpath -ldflags "$ldflags" -o "$tmp/" \
+nice -n 10 go build -trimpath -ldflags "$kube_ldflags" -o "$tmp/" \
   ./etcd \
   k8s.io/kubernetes/cmd/kube-apiserver \
   k8s.io/kubernetes/cmd/kube-controller-manager \

@@ -63,6 +63,12 @@ type Cluster struct {
 
 	procs []*proc
 	spawn *spawner
+	// after runs once the processes have stopped (the real node's cleanup).
+	after []func()
+
+	nodeMu  sync.Mutex
+	node    *RealNode
+	nodeErr error
 }
 
 // Client returns a typed clientset for the admin user.

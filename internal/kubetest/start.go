@@ -158,6 +158,10 @@ func start(ctx context.Context, bin, root string) (_ *Cluster, err error) {
 		"--root-ca-file="+filepath.Join(pki, "serving.crt"),
 		"--use-service-account-credentials=false",
 		"--controller-start-interval=0",
+		// KWOK renews the fake node's lease; on a loaded 2-core box (a
+		// kubelet, containerd and go build beside it) a renewal came late
+		// enough for the default 50 s grace to mark it NotReady mid-test.
+		"--node-monitor-grace-period=3m",
 	); err != nil {
 		return nil, err
 	}
@@ -274,11 +278,15 @@ type proc struct {
 }
 
 func (c *Cluster) run(bin, name string, args ...string) error {
+	return c.runCmd(name, exec.Command(filepath.Join(bin, name), args...))
+}
+
+// runCmd starts cmd as the process name, logging to logs/<name>.log.
+func (c *Cluster) runCmd(name string, cmd *exec.Cmd) error {
 	log, err := os.Create(filepath.Join(c.Dir, "logs", name+".log"))
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(bin, name), args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Dir = c.Dir
 	if err := c.spawn.start(cmd); err != nil {
@@ -317,6 +325,10 @@ func (c *Cluster) stop() {
 		p.log.Close()
 	}
 	c.procs = nil
+	for i := len(c.after) - 1; i >= 0; i-- {
+		c.after[i]()
+	}
+	c.after = nil
 	if c.spawn != nil {
 		c.spawn.close()
 		c.spawn = nil
