@@ -75,7 +75,7 @@ func TestToolChoiceRequired(t *testing.T) {
 			if err := validators[call.Function.Name].Validate(args); err != nil {
 				t.Fatalf("%s seed %d: arguments %q do not validate: %v", name, seed, call.Function.Arguments, err)
 			}
-			// The stream carries the same call, its arguments in pieces as
+			// The stream carries the same call, its arguments in fragments as
 			// they are generated; openai-go's accumulator puts it together.
 			acc, fragments := streamToolCalls(t, b, body)
 			if len(acc.Choices) != 1 || acc.Choices[0].FinishReason != "tool_calls" || acc.Choices[0].Message.Content != "" {
@@ -86,8 +86,12 @@ func TestToolChoiceRequired(t *testing.T) {
 				got[0].Function.Arguments != call.Function.Arguments {
 				t.Fatalf("%s seed %d: streamed %+v, whole %+v", name, seed, got, call)
 			}
-			if fragments[0] < 2 {
-				t.Fatalf("%s seed %d: arguments %q arrived in %d piece(s)", name, seed, call.Function.Arguments, fragments[0])
+			// How many fragments depends on how many tokens were generated
+			// between two reads of the stream (under load, several at once),
+			// so only their presence is held here; toolcall's
+			// TestParserPieces holds the fragmenting itself.
+			if fragments[0] < 1 {
+				t.Fatalf("%s seed %d: arguments %q never arrived as a fragment", name, seed, call.Function.Arguments)
 			}
 		}
 	}
