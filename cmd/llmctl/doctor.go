@@ -47,6 +47,7 @@ type doctorOptions struct {
 	List        bool
 	Timeout     time.Duration
 	MinDriver   string
+	CRISocket   string
 
 	format printer.Format
 	checks []preflight.Check
@@ -105,6 +106,7 @@ too with --strict).`,
 	f.BoolVar(&o.List, "list", false, "list the checks and exit")
 	f.DurationVar(&o.Timeout, "timeout", preflight.DefaultCallTimeout, "timeout of each external call (NVML, one API request)")
 	f.StringVar(&o.MinDriver, "min-driver", preflight.DefaultMinDriver, "oldest acceptable NVIDIA driver version")
+	f.StringVar(&o.CRISocket, "cri-socket", "", "containerd's CRI socket to read the live runtime status from (default: "+strings.Join(facts.ContainerdSockets(), ", then ")+", with --root /)")
 	withE2E(cmd, g, &o.format) // doctor_e2e.go
 	return cmd
 }
@@ -141,6 +143,7 @@ func (o *doctorOptions) Complete() error {
 		Root: o.Root, GPU: gpu, Kube: kube, Namespace: o.Namespace,
 		Model: o.Model, Context: o.Context, CPU: o.CPU, GPUMemoryUtilization: o.GPUMemUtil,
 		MinDriver: o.MinDriver, CallTimeout: o.Timeout, Statfs: o.deps.statfs,
+		CRISocket: o.CRISocket,
 	}
 	return nil
 }

@@ -105,7 +105,7 @@ func TestDoctorJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
-	if rep.Schema != preflight.Schema || rep.Summary["total"] != len(rep.Results) || rep.Summary["fail"] != 0 || len(rep.Results) != 18 {
+	if rep.Schema != preflight.Schema || rep.Summary["total"] != len(rep.Results) || rep.Summary["fail"] != 0 || len(rep.Results) != 20 {
 		t.Errorf("schema %q summary %v, %d results", rep.Schema, rep.Summary, len(rep.Results))
 	}
 	for _, r := range rep.Results {

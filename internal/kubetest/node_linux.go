@@ -313,29 +313,7 @@ func (c *Cluster) startNode(ctx context.Context, b nodeBins) (_ *RealNode, err e
 	if err := os.WriteFile(filepath.Join(dir, "cni/net.d/10-kubetest.conflist"), []byte(conflist), 0o644); err != nil {
 		return nil, err
 	}
-	conf := fmt.Sprintf(`version = 2
-root = %[1]q
-state = %[2]q
-[grpc]
-  address = %[3]q
-[ttrpc]
-  address = %[4]q
-[plugins."io.containerd.internal.v1.opt"]
-  path = %[5]q
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = %[6]q
-  restrict_oom_score_adj = true
-  netns_mounts_under_state_dir = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = %[7]q
-    conf_dir = %[8]q
-`, filepath.Join(dir, "containerd"), filepath.Join(dir, "containerd-state"), n.Containerd,
-		n.Containerd+".ttrpc", filepath.Join(dir, "opt"), PauseImage, b.cniDir, filepath.Join(dir, "cni/net.d"))
+	conf := containerdConf(containerdParams{dir: dir, socket: n.Containerd, cniBin: b.cniDir, cniConf: filepath.Join(dir, "cni/net.d")})
 	if err := os.WriteFile(n.ContainerdConfig, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}

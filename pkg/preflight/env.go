@@ -44,6 +44,10 @@ type Env struct {
 	// and CUDA driver API version (12020 = 12.2).
 	MinDriver string
 	MinCUDA   int
+	// CRISocket is the node's container runtime's CRI socket, a path on
+	// this machine (empty: facts.ContainerdSockets(), tried only when Root
+	// is "/"). The runtime checks read its live status and config there.
+	CRISocket string
 	// CallTimeout bounds each external call (NVML, one API request).
 	CallTimeout time.Duration
 	// Statfs reports free and total bytes of the filesystem holding path.
@@ -76,6 +80,9 @@ type runFacts struct {
 
 	apiOnce sync.Once
 	api     apiFacts
+
+	criOnce sync.Once
+	cri     criFacts
 
 	nodesOnce sync.Once
 	nodes     []corev1.Node

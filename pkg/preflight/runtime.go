@@ -21,14 +21,14 @@ const (
 )
 
 func runtimeChecks() []Check {
-	return []Check{
+	return append([]Check{
 		{ID: "runtime.nvidia-binary", Category: CatRuntime, Title: "nvidia-container-runtime installed", Run: checkRuntimeBinary},
 		{ID: "runtime.k3s-containerd", Category: CatRuntime, Title: "K3s containerd has the nvidia runtime", Run: checkK3sContainerd},
 		{ID: "runtime.systemd-cgroup", Category: CatRuntime, Title: "nvidia runtime SystemdCgroup matches runc", Run: checkSystemdCgroup},
 		{ID: "runtime.template", Category: CatRuntime, Title: "K3s containerd template extends the base", Run: checkTemplate},
 		{ID: "runtime.cdi", Category: CatRuntime, Title: "CDI specs present when CDI is used", Run: checkCDI},
 		{ID: "runtime.dev-char", Category: CatRuntime, Title: "/dev/char symlinks for NVIDIA devices", Run: checkDevChar},
-	}
+	}, criChecks()...) // runtime_cri.go
 }
 
 // runtimeDirs are where the NVIDIA Container Toolkit installs its runtimes:

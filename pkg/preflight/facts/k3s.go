@@ -17,4 +17,14 @@ const (
 	K3sContainerdConfig = K3sContainerdDir + "/config.toml"
 	// SystemContainerdConfig is the distro containerd's config, which K3s ignores.
 	SystemContainerdConfig = "/etc/containerd/config.toml"
+	// K3sContainerdSocket is K3s's own containerd's socket: its CRI endpoint.
+	K3sContainerdSocket = "/run/k3s/containerd/containerd.sock"
+	// SystemContainerdSocket is the distro containerd's socket.
+	SystemContainerdSocket = "/run/containerd/containerd.sock"
 )
+
+// ContainerdSockets are the CRI sockets doctor tries, K3s's first: where
+// both run, the kubelet K3s starts talks to its own.
+func ContainerdSockets() []string {
+	return []string{K3sContainerdSocket, SystemContainerdSocket}
+}
