@@ -397,19 +397,11 @@ func (s *Service) listBatches(w http.ResponseWriter, r *http.Request) {
 		s.storeFailed(w, r, "batch", "", err)
 		return
 	}
-	page := struct {
-		Object  string        `json:"object"`
-		Data    []batchObject `json:"data"`
-		FirstID *string       `json:"first_id"`
-		LastID  *string       `json:"last_id"`
-		HasMore bool          `json:"has_more"`
-	}{Object: "list", Data: []batchObject{}, HasMore: more}
+	data, ids := make([]batchObject, 0, len(bs)), make([]string, 0, len(bs))
 	for _, b := range bs {
-		page.Data = append(page.Data, toBatchObject(b))
+		data, ids = append(data, toBatchObject(b)), append(ids, b.ID)
 	}
-	if len(bs) > 0 {
-		page.FirstID, page.LastID = &bs[0].ID, &bs[len(bs)-1].ID
-	}
+	page := newListPage(data, ids, more)
 	writeJSON(w, page)
 }
 
