@@ -406,39 +406,20 @@ func (s *Service) listBatches(w http.ResponseWriter, r *http.Request) {
 }
 
 // cancelBatch moves a running batch to cancelling (the worker finishes it
-// as cancelled); a batch still validating is cancelled at once.
+// as cancelled).
 func (s *Service) cancelBatch(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	tenant := principal(r).TenantID
-	for range 5 { // a concurrent transition is retried on the new state
-		b, err := s.opts.Store.Batch(r.Context(), tenant, id)
-		if err != nil {
-			s.storeFailed(w, r, "batch", id, err)
-			return
-		}
-		from := b.Status
-		now := s.opts.Now()
-		switch from {
-		case StatusValidating, StatusInProgress:
-			b.Status, b.CancellingAt = StatusCancelling, now
-		case StatusCancelling, StatusCancelled:
-			writeJSON(w, toBatchObject(b))
-			return
-		default:
-			writeError(w, http.StatusConflict, apierror.TypeInvalidRequest, "batch_not_cancellable", "",
-				fmt.Sprintf("batch %s is %s and can no longer be cancelled", id, from))
-			return
-		}
-		ok, err := s.opts.Store.UpdateBatch(r.Context(), b, from)
-		if err != nil {
-			s.storeFailed(w, r, "batch", id, err)
-			return
-		}
-		if ok {
-			s.notify()
-			writeJSON(w, toBatchObject(b))
-			return
-		}
+	b, err := Cancel(r.Context(), s.opts.Store, principal(r).TenantID, id, s.opts.Now())
+	switch {
+	case errors.Is(err, ErrNotCancellable):
+		writeError(w, http.StatusConflict, apierror.TypeInvalidRequest, "batch_not_cancellable", "",
+			fmt.Sprintf("batch %s is %s and can no longer be cancelled", id, b.Status))
+	case errors.Is(err, errCancelConflict):
+		writeError(w, http.StatusConflict, apierror.TypeInvalidRequest, "conflict", "", "the batch changed while cancelling; try again")
+	case err != nil:
+		s.storeFailed(w, r, "batch", id, err)
+	default:
+		s.notify()
+		writeJSON(w, toBatchObject(b))
 	}
-	writeError(w, http.StatusConflict, apierror.TypeInvalidRequest, "conflict", "", "the batch changed while cancelling; try again")
 }
