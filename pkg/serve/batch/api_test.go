@@ -376,7 +376,7 @@ func TestBatchAPIRefusesUnknownFields(t *testing.T) {
 	f := upload(t, c, chatLine("a", "double-model", "x")[:90])
 	for _, tc := range []struct{ body, param string }{
 		{`{"input_file_id":"` + f.ID + `","endpoint":"/v1/chat/completions","completion_window":"24h","output_expires_after":{"anchor":"created_at","seconds":3600}}`, "output_expires_after"},
-		{`{"input_file_id":"` + f.ID + `","endpoint":"/v1/responses","completion_window":"24h"}`, "endpoint"},
+		{`{"input_file_id":"` + f.ID + `","endpoint":"/v1/audio/speech","completion_window":"24h"}`, "endpoint"},
 		{`{"input_file_id":"` + f.ID + `","endpoint":"/v1/chat/completions","completion_window":"1h"}`, "completion_window"},
 		{`{"input_file_id":"file-nope","endpoint":"/v1/chat/completions","completion_window":"24h"}`, "input_file_id"},
 	} {

@@ -11,7 +11,7 @@ import (
 )
 
 // Endpoints a batch may call.
-var endpoints = []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
+var endpoints = []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"}
 
 // Limits bound a batch's input file.
 type Limits struct {
