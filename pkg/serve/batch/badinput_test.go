@@ -68,6 +68,8 @@ func testBadInputFiles(t *testing.T, dsn string) {
 		{"unknown field", with("a", `"method"`, `"priority":1,"method"`), "unknown_parameter", "priority", 1, `unknown field "priority"`},
 		{"stream true", with("a", `"max_tokens"`, `"stream":true,"max_tokens"`), "invalid_value", "body.stream", 1, "cannot be streamed"},
 		{"stream a string", with("a", `"max_tokens"`, `"stream":"yes","max_tokens"`), "invalid_value", "body.stream", 1, "cannot be streamed"},
+		{"a field twice", with("a", `"method":"POST"`, `"method":"POST","method":"GET"`), "invalid_json_line", "method", 1, `the field "method" is given twice`},
+		{"body.model twice", with("a", `"max_tokens"`, `"model":[],"max_tokens"`), "invalid_value", "body.model", 1, "body.model is given twice"},
 		{"duplicate custom_id", ok + "\n" + chatLine("b", "double-model", "y") + "\n" + chatLine("ok", "double-model", "z"), "duplicate_custom_id", "custom_id", 3, "already used on line 1"},
 		{"line over the per-line limit", ok + "\n" + chatLine("big", "double-model", strings.Repeat("w ", 1500)), "request_too_large", "body", 2, "above the limit of 2000 bytes"},
 		{"NUL bytes", ok + "\n" + strings.Replace(chatLine("b", "double-model", "y"), "y", "\x00", 1), "invalid_json_line", "", 2, "binary data (a NUL byte"},

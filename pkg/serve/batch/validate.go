@@ -117,6 +117,9 @@ func validateLine(n int64, line []byte, endpoint string, lim Limits, allows func
 	if err := json.Unmarshal(line, &fields); err != nil || fields == nil {
 		return fail("invalid_json_line", "", "%s; every line must be one JSON object {\"custom_id\", \"method\", \"url\", \"body\"}", notAnObject(line, err))
 	}
+	if k, dup := duplicateKey(line); dup {
+		return fail("invalid_json_line", k, "the field %q is given twice; give each field once", k)
+	}
 	for k := range fields {
 		if !slices.Contains(lineFields, k) {
 			return fail("unknown_parameter", k, "unknown field %q; a line has only custom_id, method, url and body", k)
@@ -167,6 +170,9 @@ func validateLine(n int64, line []byte, endpoint string, lim Limits, allows func
 	if err := json.Unmarshal(body, &b); err != nil || b == nil {
 		return fail("invalid_value", "body", "body must be a JSON object (the request to %s), not %s", endpoint, jsonKind(body))
 	}
+	if k, dup := duplicateKey(body); dup {
+		return fail("invalid_value", "body."+k, "body.%s is given twice; give each field once", k)
+	}
 	var model string
 	raw, ok := b["model"]
 	if !ok {
@@ -213,6 +219,33 @@ func notAnObject(line []byte, err error) string {
 		return "not valid JSON"
 	}
 	return "a JSON " + jsonKind(line) + ", not an object"
+}
+
+// duplicateKey is a key the JSON object obj (already known to be valid)
+// has twice at its top level. Go's decoder keeps the last of them, a
+// backend may keep the first: the line would not mean one thing.
+func duplicateKey(obj []byte) (string, bool) {
+	d := json.NewDecoder(bytes.NewReader(obj))
+	if _, err := d.Token(); err != nil { // {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for d.More() {
+		t, err := d.Token()
+		if err != nil {
+			return "", false
+		}
+		k, _ := t.(string)
+		if seen[k] {
+			return k, true
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := d.Decode(&skip); err != nil {
+			return "", false
+		}
+	}
+	return "", false
 }
 
 // jsonKind names a JSON value's type as JSON calls it.
