@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -109,6 +110,20 @@ func testBadInputFiles(t *testing.T, dsn string) {
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusRequestEntityTooLarge || apiErr.Code != "file_too_large" ||
 		!strings.Contains(apiErr.Message, "32768 bytes") {
 		t.Fatalf("upload over the per-file limit: %v", err)
+	}
+	// A multipart upload cut short is refused in the user's terms.
+	cut := "--b\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"in.jsonl\"\r\n\r\n" + ok
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/v1/files", strings.NewReader(cut))
+	req.Header.Set("Authorization", "Bearer "+e.keyA)
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !bytes.Contains(body, []byte("cut short")) || bytes.Contains(body, []byte("NextPart")) {
+		t.Fatalf("a cut multipart upload: %d %s", resp.StatusCode, body)
 	}
 	// Nothing reached the backend; the ledger holds only the credit: no
 	// hold, no charge, no release.

@@ -143,7 +143,7 @@ func (s *Service) uploadFile(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, s.opts.Limits.MaxFileBytes+1<<20)
 	mr, err := r.MultipartReader()
 	if err != nil {
-		badRequest(w, "", "cannot read the multipart form: %v", err)
+		badRequest(w, "", "the upload is not a multipart form with a boundary; send multipart/form-data with the fields purpose and file")
 		return
 	}
 	var (
@@ -217,7 +217,8 @@ func (s *Service) uploadReadFailed(w http.ResponseWriter, err error) {
 			fmt.Sprintf("the upload is larger than the limit of %d bytes", s.opts.Limits.MaxFileBytes))
 		return
 	}
-	badRequest(w, "", "cannot read the multipart form: %v", err)
+	// Go's own reason (multipart: NextPart: …) would mean little to a client.
+	badRequest(w, "", "the multipart form is cut short or malformed; send multipart/form-data with the fields purpose and file")
 }
 
 func (s *Service) getFile(w http.ResponseWriter, r *http.Request) {
