@@ -13,11 +13,15 @@ import (
 	"github.com/llmctl/llmctl/internal/printer"
 )
 
-// batchesOptions is `llmctl batches list|show|cancel`: the caller's
-// batches on a server, through its OpenAI Batches API (the key's tenant's
-// batches only, as for any client).
+// batchesOptions is `llmctl batches list|show|cancel`: either the
+// caller's batches on a server, through its OpenAI Batches API (the key's
+// tenant's batches only, as for any client), or one tenant's batches in
+// the database (--db, --tenant; batchesdb.go).
 type batchesOptions struct {
 	server, apiKey string
+	db             *dbFlag
+	tenant         string
+	useDB          bool
 	verb           string
 	id             string
 	limit          int64
@@ -57,8 +61,21 @@ func (o *batchesOptions) Complete(args []string) error {
 	if len(args) > 0 {
 		o.id = args[0]
 	}
-	if o.server == "" {
-		o.server = strings.TrimSpace(os.Getenv("LLMCTL_SERVER"))
+	// A flag beats the other's environment variable; both flags, or both
+	// variables and neither flag, are an error, as for ledger and tenants.
+	envServer, envDB := strings.TrimSpace(os.Getenv("LLMCTL_SERVER")), os.Getenv("LLMCTL_DB")
+	switch {
+	case o.server != "" && o.db.DSN != "":
+		return fmt.Errorf("--server and --db both given: use one (--server for a server's Batches API, --db for the database)")
+	case o.server != "":
+	case o.db.DSN != "":
+		o.useDB = true
+	case envServer != "" && envDB != "":
+		return fmt.Errorf("LLMCTL_SERVER and LLMCTL_DB both set: pass --server or --db to choose")
+	case envServer != "":
+		o.server = envServer
+	default:
+		o.useDB = true
 	}
 	if o.apiKey == "" {
 		o.apiKey = strings.TrimSpace(os.Getenv("LLMCTL_API_KEY"))
@@ -67,8 +84,13 @@ func (o *batchesOptions) Complete(args []string) error {
 }
 
 func (o *batchesOptions) Validate() error {
-	if o.server == "" || o.apiKey == "" {
-		return fmt.Errorf("llmctl batches asks a server: pass --server URL (or LLMCTL_SERVER) and --api-key (or LLMCTL_API_KEY)")
+	switch {
+	case o.useDB && o.tenant == "":
+		return fmt.Errorf("llmctl batches on the database needs --tenant NAME (or ask a server: --server URL with the tenant's --api-key)")
+	case !o.useDB && o.apiKey == "":
+		return fmt.Errorf("llmctl batches --server needs an API key of the batches' tenant: --api-key or LLMCTL_API_KEY")
+	case !o.useDB && o.tenant != "":
+		return fmt.Errorf("--tenant is for --db; with --server the API key names the tenant")
 	}
 	if o.limit < 1 || o.limit > 100 {
 		return fmt.Errorf("--limit %d: must be 1 to 100", o.limit)
@@ -77,6 +99,13 @@ func (o *batchesOptions) Validate() error {
 }
 
 func (o *batchesOptions) Run(cmd *cobra.Command, g *globals) error {
+	if o.useDB {
+		views, err := o.runDB(cmd.Context())
+		if err != nil {
+			return err
+		}
+		return o.print(g, views)
+	}
 	c := openai.NewClient(option.WithBaseURL(strings.TrimSuffix(o.server, "/")+"/v1/"), option.WithAPIKey(o.apiKey), option.WithMaxRetries(1))
 	ctx := cmd.Context()
 	var bs []openai.Batch
@@ -108,6 +137,10 @@ func (o *batchesOptions) Run(cmd *cobra.Command, g *globals) error {
 	for _, b := range bs {
 		views = append(views, toBatchView(b))
 	}
+	return o.print(g, views)
+}
+
+func (o *batchesOptions) print(g *globals, views []batchView) error {
 	if o.format != printer.Table {
 		if o.verb == "list" {
 			return printer.Structured(g.Out, o.format, views)
@@ -132,14 +165,17 @@ func (o *batchesOptions) Run(cmd *cobra.Command, g *globals) error {
 func newBatchesCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "batches",
-		Short: "List, show and cancel the API key's batches on a server (the OpenAI Batches API)",
+		Short: "List, show and cancel a tenant's batches, in the database (--db --tenant) or on a server (--server, the OpenAI Batches API)",
 		Args:  cobra.NoArgs,
 	}
+	db := &dbFlag{g: g}
+	db.bind(cmd)
 	sub := func(verb, use, short string, args cobra.PositionalArgs) *cobra.Command {
-		o := &batchesOptions{verb: verb, limit: 20}
+		o := &batchesOptions{verb: verb, limit: 20, db: db}
 		c := &cobra.Command{Use: use, Short: short, Args: args, RunE: runOptions(g, o)}
 		c.Flags().StringVar(&o.server, "server", "", "the llmctl server's URL (env LLMCTL_SERVER)")
 		c.Flags().StringVar(&o.apiKey, "api-key", "", "an API key of the batches' tenant (env LLMCTL_API_KEY)")
+		c.Flags().StringVar(&o.tenant, "tenant", "", "with --db: the tenant (name or id) whose batches these are")
 		if verb == "list" {
 			c.Flags().Int64Var(&o.limit, "limit", 20, "batches per page, newest first (1 to 100)")
 			c.Flags().StringVar(&o.after, "after", "", "list the batches after this batch id (the next page)")

@@ -47,7 +47,7 @@ func (g *Gateway) batchAPI(w http.ResponseWriter, r *http.Request, st *reqState)
 }
 
 // RunLine runs one line of batch batchID (charged at the batch price), body for endpoint (/v1/chat/completions,
-// /v1/completions, /v1/embeddings), as principal p: the same decode, model
+// /v1/completions, /v1/embeddings, /v1/responses: batchresponses.go), as principal p: the same decode, model
 // check, admission, ledger reservation, routing and settlement as a
 // client's request (the seam /v1/responses uses, run), with the access log
 // and metrics. requestID is the line's (the ledger's key). It returns the
@@ -76,6 +76,9 @@ func (g *Gateway) RunLine(ctx context.Context, p billing.Principal, batchID, end
 			ep = EndpointCompletions
 		case "/v1/embeddings":
 			ep = EndpointEmbeddings
+		case "/v1/responses":
+			g.responsesLine(ctx, w, r, st, p, batchID, body)
+			return
 		default:
 			g.fail(w, st, badRequest("url", "a batch line cannot call %s", endpoint))
 			return

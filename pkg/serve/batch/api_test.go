@@ -44,6 +44,12 @@ type env struct {
 
 func newEnv(t testing.TB, dsn string, limits batch.Limits, mutate ...func(*batch.Options)) *env {
 	t.Helper()
+	return newEnvGateway(t, dsn, limits, nil, mutate...)
+}
+
+// newEnvGateway is newEnv with the gateway's options changed by gw.
+func newEnvGateway(t testing.TB, dsn string, limits batch.Limits, gw func(*serve.Options), mutate ...func(*batch.Options)) *env {
+	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, dsn)
 	if err != nil {
@@ -94,8 +100,12 @@ func newEnv(t testing.TB, dsn string, limits batch.Limits, mutate ...func(*batch
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.gw, err = serve.New(serve.Options{Auth: store.NewAuthenticator(st, time.Minute), Reserver: l, Batches: svc,
-		Remotes: []serve.RemoteConfig{{Name: "d", URL: e.double.URL()}}})
+	gopts := serve.Options{Auth: store.NewAuthenticator(st, time.Minute), Reserver: l, Batches: svc,
+		Remotes: []serve.RemoteConfig{{Name: "d", URL: e.double.URL()}}}
+	if gw != nil {
+		gw(&gopts)
+	}
+	e.gw, err = serve.New(gopts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +376,7 @@ func TestBatchAPIRefusesUnknownFields(t *testing.T) {
 	f := upload(t, c, chatLine("a", "double-model", "x")[:90])
 	for _, tc := range []struct{ body, param string }{
 		{`{"input_file_id":"` + f.ID + `","endpoint":"/v1/chat/completions","completion_window":"24h","output_expires_after":{"anchor":"created_at","seconds":3600}}`, "output_expires_after"},
-		{`{"input_file_id":"` + f.ID + `","endpoint":"/v1/responses","completion_window":"24h"}`, "endpoint"},
+		{`{"input_file_id":"` + f.ID + `","endpoint":"/v1/audio/speech","completion_window":"24h"}`, "endpoint"},
 		{`{"input_file_id":"` + f.ID + `","endpoint":"/v1/chat/completions","completion_window":"1h"}`, "completion_window"},
 		{`{"input_file_id":"file-nope","endpoint":"/v1/chat/completions","completion_window":"24h"}`, "input_file_id"},
 	} {

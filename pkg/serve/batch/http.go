@@ -143,7 +143,7 @@ func (s *Service) uploadFile(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, s.opts.Limits.MaxFileBytes+1<<20)
 	mr, err := r.MultipartReader()
 	if err != nil {
-		badRequest(w, "", "cannot read the multipart form: %v", err)
+		badRequest(w, "", "the upload is not a multipart form with a boundary; send multipart/form-data with the fields purpose and file")
 		return
 	}
 	var (
@@ -217,7 +217,8 @@ func (s *Service) uploadReadFailed(w http.ResponseWriter, err error) {
 			fmt.Sprintf("the upload is larger than the limit of %d bytes", s.opts.Limits.MaxFileBytes))
 		return
 	}
-	badRequest(w, "", "cannot read the multipart form: %v", err)
+	// Go's own reason (multipart: NextPart: …) would mean little to a client.
+	badRequest(w, "", "the multipart form is cut short or malformed; send multipart/form-data with the fields purpose and file")
 }
 
 func (s *Service) getFile(w http.ResponseWriter, r *http.Request) {
@@ -397,56 +398,29 @@ func (s *Service) listBatches(w http.ResponseWriter, r *http.Request) {
 		s.storeFailed(w, r, "batch", "", err)
 		return
 	}
-	page := struct {
-		Object  string        `json:"object"`
-		Data    []batchObject `json:"data"`
-		FirstID *string       `json:"first_id"`
-		LastID  *string       `json:"last_id"`
-		HasMore bool          `json:"has_more"`
-	}{Object: "list", Data: []batchObject{}, HasMore: more}
+	data, ids := make([]batchObject, 0, len(bs)), make([]string, 0, len(bs))
 	for _, b := range bs {
-		page.Data = append(page.Data, toBatchObject(b))
+		data, ids = append(data, toBatchObject(b)), append(ids, b.ID)
 	}
-	if len(bs) > 0 {
-		page.FirstID, page.LastID = &bs[0].ID, &bs[len(bs)-1].ID
-	}
+	page := newListPage(data, ids, more)
 	writeJSON(w, page)
 }
 
 // cancelBatch moves a running batch to cancelling (the worker finishes it
-// as cancelled); a batch still validating is cancelled at once.
+// as cancelled).
 func (s *Service) cancelBatch(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	tenant := principal(r).TenantID
-	for range 5 { // a concurrent transition is retried on the new state
-		b, err := s.opts.Store.Batch(r.Context(), tenant, id)
-		if err != nil {
-			s.storeFailed(w, r, "batch", id, err)
-			return
-		}
-		from := b.Status
-		now := s.opts.Now()
-		switch from {
-		case StatusValidating, StatusInProgress:
-			b.Status, b.CancellingAt = StatusCancelling, now
-		case StatusCancelling, StatusCancelled:
-			writeJSON(w, toBatchObject(b))
-			return
-		default:
-			writeError(w, http.StatusConflict, apierror.TypeInvalidRequest, "batch_not_cancellable", "",
-				fmt.Sprintf("batch %s is %s and can no longer be cancelled", id, from))
-			return
-		}
-		ok, err := s.opts.Store.UpdateBatch(r.Context(), b, from)
-		if err != nil {
-			s.storeFailed(w, r, "batch", id, err)
-			return
-		}
-		if ok {
-			s.notify()
-			writeJSON(w, toBatchObject(b))
-			return
-		}
+	b, err := Cancel(r.Context(), s.opts.Store, principal(r).TenantID, id, s.opts.Now())
+	switch {
+	case errors.Is(err, ErrNotCancellable):
+		writeError(w, http.StatusConflict, apierror.TypeInvalidRequest, "batch_not_cancellable", "",
+			fmt.Sprintf("batch %s is %s and can no longer be cancelled", id, b.Status))
+	case errors.Is(err, errCancelConflict):
+		writeError(w, http.StatusConflict, apierror.TypeInvalidRequest, "conflict", "", "the batch changed while cancelling; try again")
+	case err != nil:
+		s.storeFailed(w, r, "batch", id, err)
+	default:
+		s.notify()
+		writeJSON(w, toBatchObject(b))
 	}
-	writeError(w, http.StatusConflict, apierror.TypeInvalidRequest, "conflict", "", "the batch changed while cancelling; try again")
 }

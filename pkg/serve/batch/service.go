@@ -122,6 +122,7 @@ func New(opts Options) (*Service, error) {
 	}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("POST /v1/files", s.uploadFile)
+	s.mux.HandleFunc("GET /v1/files", s.listFiles)
 	s.mux.HandleFunc("GET /v1/files/{id}", s.getFile)
 	s.mux.HandleFunc("GET /v1/files/{id}/content", s.fileContent)
 	s.mux.HandleFunc("DELETE /v1/files/{id}", s.deleteFile)

@@ -86,7 +86,7 @@ func (s *sqlStore) CreateFile(ctx context.Context, f File) error {
 }
 
 func (s *sqlStore) file(ctx context.Context, tenantID, id string, content bool) (File, error) {
-	cols := "id, tenant_id, purpose, filename, size, created_at"
+	cols := fileCols
 	if content {
 		cols += ", content"
 	}
@@ -116,6 +116,55 @@ func (s *sqlStore) File(ctx context.Context, tenantID, id string) (File, error) 
 
 func (s *sqlStore) FileContent(ctx context.Context, tenantID, id string) (File, error) {
 	return s.file(ctx, tenantID, id, true)
+}
+
+const fileCols = "id, tenant_id, purpose, filename, size, created_at"
+
+func (s *sqlStore) ListFiles(ctx context.Context, tenantID string, q FileQuery) ([]File, bool, error) {
+	limit := max(q.Limit, 1)
+	where, args := "tenant_id = $1", []any{tenantID}
+	if q.Purpose != "" {
+		args = append(args, q.Purpose)
+		where += " AND purpose = $" + strconv.Itoa(len(args))
+	}
+	cmp, order := "<", "DESC"
+	if q.Asc {
+		cmp, order = ">", "ASC"
+	}
+	if q.After != "" {
+		cur, err := s.File(ctx, tenantID, q.After)
+		if err != nil {
+			return nil, false, err
+		}
+		args = append(args, cur.CreatedAt.Unix(), cur.ID)
+		c, i := strconv.Itoa(len(args)-1), strconv.Itoa(len(args))
+		where += " AND (created_at " + cmp + " $" + c + " OR (created_at = $" + c + " AND id " + cmp + " $" + i + "))"
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+fileCols+` FROM batch_files WHERE `+where+
+		` ORDER BY created_at `+order+`, id `+order+` LIMIT `+strconv.Itoa(limit+1)), args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("list files: %w", err)
+	}
+	defer rows.Close()
+	var fs []File
+	for rows.Next() {
+		var (
+			f       File
+			created int64
+		)
+		if err := rows.Scan(&f.ID, &f.TenantID, &f.Purpose, &f.Filename, &f.Size, &created); err != nil {
+			return nil, false, fmt.Errorf("list files: %w", err)
+		}
+		f.CreatedAt = time.Unix(created, 0).UTC()
+		fs = append(fs, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("list files: %w", err)
+	}
+	if len(fs) > limit {
+		return fs[:limit], true, nil
+	}
+	return fs, false, nil
 }
 
 func (s *sqlStore) DeleteFile(ctx context.Context, tenantID, id string) error {

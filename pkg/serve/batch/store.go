@@ -78,6 +78,14 @@ type Line struct {
 	JSON     string
 }
 
+// FileQuery selects a page of a tenant's files.
+type FileQuery struct {
+	Purpose string // "" = every purpose
+	After   string // a file id; "" = from the start
+	Limit   int
+	Asc     bool // oldest first; else newest first
+}
+
 // Store is what the API and the worker need from the database. Every
 // read and write of a file or batch names the tenant, so one tenant never
 // reaches another's (ErrNotFound); only the worker's methods are global.
@@ -87,6 +95,11 @@ type Store interface {
 	File(ctx context.Context, tenantID, id string) (File, error)
 	FileContent(ctx context.Context, tenantID, id string) (File, error)
 	DeleteFile(ctx context.Context, tenantID, id string) error
+	// ListFiles is the tenant's files (without Content) of purpose ("" =
+	// all), in created order (oldest first if asc, else newest first),
+	// after the file with id after ("" = from the start); more says whether
+	// any follow. An after that is not the tenant's file is ErrNotFound.
+	ListFiles(ctx context.Context, tenantID string, q FileQuery) (fs []File, more bool, err error)
 
 	CreateBatch(ctx context.Context, b Batch) error
 	Batch(ctx context.Context, tenantID, id string) (Batch, error)

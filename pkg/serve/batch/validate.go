@@ -3,6 +3,7 @@ package batch
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,7 +11,7 @@ import (
 )
 
 // Endpoints a batch may call.
-var endpoints = []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
+var endpoints = []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"}
 
 // Limits bound a batch's input file.
 type Limits struct {
@@ -69,7 +70,7 @@ func Validate(content []byte, endpoint string, lim Limits, allows func(model str
 			continue
 		}
 		if lim.MaxLines > 0 && len(reqs)+len(errs) >= lim.MaxLines {
-			add(n, "too_many_requests", "", "the input file has more than %d lines, the most one batch may hold", lim.MaxLines)
+			add(n, "too_many_requests", "", "line %d: the input file has more than %d lines, the most one batch may hold", n, lim.MaxLines)
 			return nil, errs
 		}
 		r, e := validateLine(n, line, endpoint, lim, allows)
@@ -103,12 +104,21 @@ func validateLine(n int64, line []byte, endpoint string, lim Limits, allows func
 	fail := func(code, param, format string, args ...any) (Request, *LineError) {
 		return Request{}, &LineError{Code: code, Param: param, Line: n, Message: fmt.Sprintf("line %d: ", n) + fmt.Sprintf(format, args...)}
 	}
-	if !utf8.Valid(line) {
-		return fail("invalid_json_line", "", "not UTF-8 text; every line must be one JSON request")
+	if n == 1 && bytes.HasPrefix(line, utf8BOM) {
+		return fail("invalid_json_line", "", "the file starts with a byte order mark (BOM); save it as UTF-8 without a BOM")
+	}
+	if i := bytes.IndexByte(line, 0); i >= 0 {
+		return fail("invalid_json_line", "", "binary data (a NUL byte at character %d); every line must be one JSON request in UTF-8 text", i+1)
+	}
+	if i := invalidUTF8At(line); i >= 0 {
+		return fail("invalid_json_line", "", "not UTF-8 text (an invalid byte at character %d); every line must be one JSON request", i+1)
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(line, &fields); err != nil || fields == nil {
-		return fail("invalid_json_line", "", "not a JSON object; every line must be {\"custom_id\", \"method\", \"url\", \"body\"}")
+		return fail("invalid_json_line", "", "%s; every line must be one JSON object {\"custom_id\", \"method\", \"url\", \"body\"}", notAnObject(line, err))
+	}
+	if k, dup := duplicateKey(line); dup {
+		return fail("invalid_json_line", k, "the field %q is given twice; give each field once", k)
 	}
 	for k := range fields {
 		if !slices.Contains(lineFields, k) {
@@ -122,8 +132,8 @@ func validateLine(n int64, line []byte, endpoint string, lim Limits, allows func
 			return "", e
 		}
 		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			_, e := fail("invalid_value", name, "%s must be a string", name)
+		if err := json.Unmarshal(raw, &s); err != nil || string(raw) == "null" {
+			_, e := fail("invalid_value", name, "%s must be a string, not %s", name, jsonKind(raw))
 			return "", e
 		}
 		return s, nil
@@ -158,11 +168,18 @@ func validateLine(n int64, line []byte, endpoint string, lim Limits, allows func
 	}
 	var b map[string]json.RawMessage
 	if err := json.Unmarshal(body, &b); err != nil || b == nil {
-		return fail("invalid_value", "body", "body must be a JSON object")
+		return fail("invalid_value", "body", "body must be a JSON object (the request to %s), not %s", endpoint, jsonKind(body))
+	}
+	if k, dup := duplicateKey(body); dup {
+		return fail("invalid_value", "body."+k, "body.%s is given twice; give each field once", k)
 	}
 	var model string
-	if raw, ok := b["model"]; !ok || json.Unmarshal(raw, &model) != nil || model == "" {
-		return fail("missing_required_parameter", "body.model", "body.model must be a model name")
+	raw, ok := b["model"]
+	if !ok {
+		return fail("missing_required_parameter", "body.model", "body.model is missing; name the model to call")
+	}
+	if json.Unmarshal(raw, &model) != nil || model == "" {
+		return fail("invalid_value", "body.model", "body.model must be a model name (a non-empty string), not %s", jsonKind(raw))
 	}
 	if !allows(model) {
 		return fail("model_not_allowed", "body.model", "this API key may not use the model %q", model)
@@ -170,10 +187,87 @@ func validateLine(n int64, line []byte, endpoint string, lim Limits, allows func
 	if raw, ok := b["stream"]; ok {
 		var stream bool
 		if json.Unmarshal(raw, &stream) != nil || stream {
-			return fail("invalid_value", "body.stream", "a batch line cannot be streamed; remove stream")
+			return fail("invalid_value", "body.stream", "body.stream is %s; a batch line cannot be streamed, remove stream or set it to false", raw)
 		}
 	}
 	return Request{LineNo: n, CustomID: id, Body: body}, nil
+}
+
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// invalidUTF8At is the offset of line's first byte that is not UTF-8, or -1.
+func invalidUTF8At(line []byte) int {
+	for i := 0; i < len(line); {
+		r, size := utf8.DecodeRune(line[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
+}
+
+// notAnObject says, in JSON's terms, why line is not one JSON object.
+func notAnObject(line []byte, err error) string {
+	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
+		if se.Offset >= int64(len(bytes.TrimRight(line, " \t"))) {
+			return "the JSON ends too early (a truncated line?)"
+		}
+		return fmt.Sprintf("not valid JSON at character %d", se.Offset)
+	}
+	if err != nil && !json.Valid(line) {
+		return "not valid JSON"
+	}
+	return "a JSON " + jsonKind(line) + ", not an object"
+}
+
+// duplicateKey is a key the JSON object obj (already known to be valid)
+// has twice at its top level. Go's decoder keeps the last of them, a
+// backend may keep the first: the line would not mean one thing.
+func duplicateKey(obj []byte) (string, bool) {
+	d := json.NewDecoder(bytes.NewReader(obj))
+	if _, err := d.Token(); err != nil { // {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for d.More() {
+		t, err := d.Token()
+		if err != nil {
+			return "", false
+		}
+		k, _ := t.(string)
+		if seen[k] {
+			return k, true
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := d.Decode(&skip); err != nil {
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// jsonKind names a JSON value's type as JSON calls it.
+func jsonKind(raw []byte) string {
+	v := bytes.TrimSpace(raw)
+	if len(v) == 0 {
+		return "empty"
+	}
+	switch v[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	default:
+		return "number"
+	}
 }
 
 // errorSummary joins errors for logs.

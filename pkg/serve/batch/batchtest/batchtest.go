@@ -193,6 +193,64 @@ func Run(t *testing.T, open func(t *testing.T) batch.Store) {
 			t.Fatalf("another tenant's cursor: %v", err)
 		}
 	})
+
+	t.Run("ListFilesPagesPerTenant", func(t *testing.T) { listFiles(t, open(t)) })
+}
+
+// listFiles: a tenant's files page in created order either way (the id
+// breaks a tie within a second), by purpose, never another tenant's.
+func listFiles(t *testing.T, s batch.Store) {
+	ctx := context.Background()
+	for i := range 5 {
+		purpose := "batch"
+		if i%2 == 1 {
+			purpose = "batch_output"
+		}
+		f := batch.File{ID: fmt.Sprintf("file-%d", i), TenantID: "a", Purpose: purpose, Filename: "f.jsonl",
+			CreatedAt: t0.Add(time.Duration(i/2) * time.Second), Content: []byte("x")}
+		if err := s.CreateFile(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateFile(ctx, batch.File{ID: "file-x", TenantID: "b", Purpose: "batch", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	all := func(q batch.FileQuery) string {
+		t.Helper()
+		var ids []string
+		for {
+			page, more, err := s.ListFiles(ctx, "a", q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range page {
+				if f.Content != nil || f.Size != 1 {
+					t.Fatalf("listed %+v", f)
+				}
+				ids = append(ids, f.ID)
+			}
+			if !more {
+				return fmt.Sprint(ids)
+			}
+			q.After = page[len(page)-1].ID
+		}
+	}
+	for _, tc := range []struct {
+		q    batch.FileQuery
+		want string
+	}{
+		{batch.FileQuery{Limit: 2}, "[file-4 file-3 file-2 file-1 file-0]"},
+		{batch.FileQuery{Limit: 2, Asc: true}, "[file-0 file-1 file-2 file-3 file-4]"},
+		{batch.FileQuery{Limit: 1, Purpose: "batch_output"}, "[file-3 file-1]"},
+		{batch.FileQuery{Limit: 10, Purpose: "batch", Asc: true}, "[file-0 file-2 file-4]"},
+	} {
+		if got := all(tc.q); got != tc.want {
+			t.Fatalf("%+v: %s, want %s", tc.q, got, tc.want)
+		}
+	}
+	if _, _, err := s.ListFiles(ctx, "a", batch.FileQuery{Limit: 2, After: "file-x"}); !errors.Is(err, batch.ErrNotFound) {
+		t.Fatalf("another tenant's cursor: %v", err)
+	}
 }
 
 // lease: the batch row's lease goes to one owner at a time, is renewed by
