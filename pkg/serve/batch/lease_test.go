@@ -237,8 +237,12 @@ func TestBatchLeaseExpiryHandsOver(t *testing.T) {
 			}
 		}
 		mu.Unlock()
-		if n := e.double.Requests(); n != 6 {
-			t.Fatalf("the backend answered %d requests, want 6 (line c0 twice)", n)
+		// A's resumed line races A's stop: it either reaches the backend
+		// (6 requests, c0 twice, and the checks below hold it to one
+		// charge) or ends in its wait for a slot, unsent (5). Either is
+		// right; anything else is not.
+		if n := e.double.Requests(); n != 5 && n != 6 {
+			t.Fatalf("the backend answered %d requests, want 5, or 6 with line c0 twice", n)
 		}
 		out := download(t, c, got.OutputFileID)
 		var want int64
