@@ -225,7 +225,7 @@ func TestRemoteCLIEndToEnd(t *testing.T) {
 // startPricedServe starts the built `llmctl serve` on dsn with model "m"
 // on a backend double, priced so billing is on (0.10 per 1M prompt tokens,
 // 0.30 per 1M completion tokens). It is killed when the test ends.
-func startPricedServe(t *testing.T, bin, dir, dsn string) (*gatewayProc, *upstreamdouble.Double, *bytes.Buffer) {
+func startPricedServe(t *testing.T, bin, dir, dsn string, extra ...string) (*gatewayProc, *upstreamdouble.Double, *bytes.Buffer) {
 	t.Helper()
 	double := upstreamdouble.Start(t, upstreamdouble.Options{Models: []string{"m"}})
 	prices := filepath.Join(dir, "prices.yaml")
@@ -233,8 +233,8 @@ func startPricedServe(t *testing.T, bin, dir, dsn string) (*gatewayProc, *upstre
 		t.Fatal(err)
 	}
 	logs := &bytes.Buffer{}
-	g := startGateway(t, bin, []string{"serve", "--db", dsn, "--listen", "127.0.0.1:0", "--admin-listen", "off",
-		"--backend", "d=" + double.URL(), "--prices", prices, "--spool-dir", filepath.Join(dir, "spool")}, logs)
+	g := startGateway(t, bin, append([]string{"serve", "--db", dsn, "--listen", "127.0.0.1:0", "--admin-listen", "off",
+		"--backend", "d=" + double.URL(), "--prices", prices, "--spool-dir", filepath.Join(dir, "spool")}, extra...), logs)
 	t.Cleanup(func() { _ = g.cmd.Process.Kill(); <-g.done })
 	return g, double, logs
 }

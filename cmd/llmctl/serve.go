@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -304,6 +305,8 @@ func (o *serveOptions) serve(ctx context.Context, log *slog.Logger) error {
 	var gw *serve.Gateway
 	batches, err := batch.New(batch.Options{Store: batch.OnDB(db), Logger: log, Registerer: opts.Registry,
 		LeaseTTL: o.cfg.Batch.LeaseTTL, LeaseRenew: o.cfg.Batch.LeaseRenew,
+		Limits: batch.Limits{MaxFileBytes: o.cfg.Batch.MaxFileBytes, MaxLineBytes: cmp.Or(o.cfg.Batch.MaxLineBytes, o.cfg.MaxBodyBytes),
+			MaxLines: o.cfg.Batch.MaxLines},
 		Runner: batch.RunnerFunc(func(ctx context.Context, p billing.Principal, batchID, endpoint string, body []byte, requestID string) (int, []byte) {
 			return gw.RunLine(ctx, p, batchID, endpoint, body, requestID)
 		})})

@@ -15,6 +15,14 @@ type Batch struct {
 	// LeaseRenew is how often the lease is renewed, shorter than
 	// leaseTTL; 0 means a third of it.
 	LeaseRenew time.Duration `yaml:"leaseRenew"`
+	// MaxFileBytes bounds an uploaded batch input file (a larger upload is
+	// refused with 413); 0 means 100 MiB. File bytes live in the database.
+	MaxFileBytes int64 `yaml:"maxFileBytes"`
+	// MaxLineBytes bounds one input line; 0 means maxBodyBytes, the limit
+	// the same request would meet sent directly.
+	MaxLineBytes int64 `yaml:"maxLineBytes"`
+	// MaxLines bounds the lines of one batch; 0 means 50,000 (OpenAI's).
+	MaxLines int `yaml:"maxLines"`
 }
 
 // Validate names each wrong field of the batch section.
@@ -22,6 +30,12 @@ func (b Batch) Validate() error {
 	var errs []error
 	if b.LeaseTTL < 0 || b.LeaseRenew < 0 {
 		errs = append(errs, errors.New("batch: leaseTTL and leaseRenew must not be negative"))
+	}
+	if b.MaxFileBytes < 0 || b.MaxLineBytes < 0 || b.MaxLines < 0 {
+		errs = append(errs, errors.New("batch: maxFileBytes, maxLineBytes and maxLines must not be negative (0 takes the default)"))
+	}
+	if b.MaxFileBytes > 0 && b.MaxLineBytes > b.MaxFileBytes {
+		errs = append(errs, fmt.Errorf("batch.maxLineBytes: %d is above batch.maxFileBytes (%d)", b.MaxLineBytes, b.MaxFileBytes))
 	}
 	ttl := b.LeaseTTL
 	if ttl == 0 {
