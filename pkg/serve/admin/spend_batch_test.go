@@ -17,11 +17,7 @@ func TestAdminSpendByBatch(t *testing.T) {
 	onEachLedger(t, func(t *testing.T, f *fixture, lg *ledger.Ledger) {
 		ctx := context.Background()
 		api, ak := f.api.URL, f.adminKey
-		want(t, do(t, api, "POST", "/admin/v1/tenants", ak, `{"name":"acme"}`), 201, "tenant")
-		acme, err := f.st.GetTenant(ctx, "acme")
-		if err != nil {
-			t.Fatal(err)
-		}
+		acme := createAcme(t, f)
 		now := f.clock.Now().UTC()
 		for i, c := range []struct {
 			batch  string

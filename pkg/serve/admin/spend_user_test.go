@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/llmctl/llmctl/pkg/billing/ledger"
+	"github.com/llmctl/llmctl/pkg/billing/store"
 )
 
 // Spend by end user: one row per OpenAI `user` value the charges record
@@ -17,11 +18,7 @@ func TestAdminSpendByUser(t *testing.T) {
 	onEachLedger(t, func(t *testing.T, f *fixture, lg *ledger.Ledger) {
 		ctx := context.Background()
 		api, ak := f.api.URL, f.adminKey
-		want(t, do(t, api, "POST", "/admin/v1/tenants", ak, `{"name":"acme"}`), 201, "tenant")
-		acme, err := f.st.GetTenant(ctx, "acme")
-		if err != nil {
-			t.Fatal(err)
-		}
+		acme := createAcme(t, f)
 		f.clock.Add(-time.Duration(f.clock.Now().Nanosecond() % 1000))
 		now := f.clock.Now().UTC()
 		for i, c := range []struct {
@@ -58,4 +55,16 @@ func TestAdminSpendByUser(t *testing.T) {
 		}
 		want(t, do(t, api, "GET", "/admin/v1/tenants/acme/spend?by=tenant", ak, ""), 400, "by=tenant")
 	})
+}
+
+// createAcme creates tenant acme through the admin API and returns it as
+// the store holds it.
+func createAcme(t *testing.T, f *fixture) store.Tenant {
+	t.Helper()
+	want(t, do(t, f.api.URL, "POST", "/admin/v1/tenants", f.adminKey, `{"name":"acme"}`), 201, "tenant")
+	acme, err := f.st.GetTenant(context.Background(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acme
 }
