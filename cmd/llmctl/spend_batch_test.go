@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,24 +11,15 @@ import (
 // `ledger spend --by batch` splits each tenant's row by batch ("" for
 // interactive requests), to the micro-unit; entries show the batch.
 func TestLedgerSpendByBatch(t *testing.T) {
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "llmctl.db")
-	if _, errOut, err := run(t, "tenants", "create", "acme", "--db", dsn); err != nil {
-		t.Fatalf("%v %s", err, errOut)
-	}
-	acme := tenantID(t, dsn, "acme")
-	lg, err := ledger.Open(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now().UTC().Add(-time.Minute)
-	if _, err := lg.Apply(context.Background(), []ledger.Entry{
-		{Key: "1", TenantID: acme, Kind: ledger.KindDebit, Amount: -500_001, Model: "m", KeyID: "k", BatchID: "batch_x", Time: now},
-		{Key: "2", TenantID: acme, Kind: ledger.KindDebit, Amount: -5, Model: "m", KeyID: "k", Time: now},
-		{Key: "3", TenantID: acme, Kind: ledger.KindDebit, Amount: -499_999, Model: "m", KeyID: "k", BatchID: "batch_x", Time: now},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	lg.Close()
+	dsn := acmeWithEntries(t, func(acme string) []ledger.Entry {
+		return []ledger.Entry{
+			{Key: "1", TenantID: acme, Kind: ledger.KindDebit, Amount: -500_001, Model: "m", KeyID: "k", BatchID: "batch_x", Time: now},
+			{Key: "2", TenantID: acme, Kind: ledger.KindDebit, Amount: -5, Model: "m", KeyID: "k", Time: now},
+			{Key: "3", TenantID: acme, Kind: ledger.KindDebit, Amount: -499_999, Model: "m", KeyID: "k", BatchID: "batch_x", Time: now},
+		}
+	})
+	acme := tenantID(t, dsn, "acme")
 	out, errOut, err := run(t, "ledger", "spend", "--by", "batch", "-o", "csv", "--db", dsn)
 	if want := "tenant_id,tenant,batch,spent_micros,spent,requests\n" + acme + ",acme,,5,0.000005,1\n" + acme + ",acme,batch_x,1000000,1.000000,2\n"; err != nil || out != want {
 		t.Errorf("--by batch: %v %s\n%s\nwant %s", err, errOut, out, want)
