@@ -156,8 +156,11 @@ func (r *Remote) Do(ctx context.Context, req *Request) (*Response, error) {
 	r.auth(hreq)
 	resp, err := r.client.Do(hreq)
 	if err != nil {
+		// Classified before cancel: after it, ctx.Err() would read every
+		// reset as the client going away (no retry, no fallback).
+		err = r.transportError(ctx, err)
 		cancel()
-		return nil, r.transportError(ctx, err)
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

@@ -2,6 +2,7 @@ package serve_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -40,5 +41,28 @@ func TestBackendNotFoundSaysWhatWasTried(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "GET "+srv.URL+"/api/v1/models: status 404") ||
 		!strings.Contains(err.Error(), "OpenAI-compatible") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestRemoteCutBeforeAnswerIsTheBackends: a backend that drops the
+// connection before answering is a retryable connect failure of the
+// backend's, never read as the client going away (which would stop the
+// retry and the fallback: the 502 a fresh-clone CI run once saw).
+func TestRemoteCutBeforeAnswerIsTheBackends(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			_ = conn.Close()
+		}
+	}))
+	defer srv.Close()
+	r, err := serve.NewRemote(serve.RemoteConfig{Name: "gpu", URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Do(t.Context(), &serve.Request{Endpoint: "chat/completions", Model: "m", Body: []byte(`{"model":"m"}`)})
+	be, ok := errors.AsType[*serve.BackendError](err)
+	if !ok || be.Reason != serve.ReasonConnect || !errors.Is(err, serve.ErrRetryable) || errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v (%T), want a retryable %s failure of the backend", err, err, serve.ReasonConnect)
 	}
 }
