@@ -67,9 +67,9 @@ func BenchmarkFullPath(b *testing.B) {
 		secs = v
 	}
 	profDir := os.Getenv("LLMCTL_BENCH_PROFILE")
-	if profDir != "" {
-		// Every allocation sampled: slices are short. Profiled runs are for
-		// where the time goes, not for their latency figures.
+	if profDir != "" && os.Getenv("LLMCTL_BENCH_PROFILE_ALLOCS") != "" {
+		// Every allocation sampled: slices are short. Not by default: the
+		// sampling's stack walks would be most of the CPU profile.
 		defer func(r int) { runtime.MemProfileRate = r }(runtime.MemProfileRate)
 		runtime.MemProfileRate = 1
 	}
