@@ -224,11 +224,11 @@ func modelsJSON(models []string) (string, error) {
 // scanKey reads keyCols, then any extra columns into extra.
 func scanKey(sc scanner, extra ...any) (Key, error) {
 	var (
-		k                 Key
-		models            string
-		exp, rev          *int64
-		created           int64
-		secretHash        []byte
+		k          Key
+		models     string
+		exp, rev   *int64
+		created    int64
+		secretHash []byte
 	)
 	dest := append([]any{&k.ID, &k.TenantID, &k.TenantName, &k.Name, &k.Role, &secretHash, &models, &k.Limits.RPM,
 		&k.Limits.TPM, &k.Limits.MaxConcurrency, &exp, &rev, &created, &k.Priority, &k.Limits.BatchRPM, &k.Limits.BatchTPM},
