@@ -176,6 +176,9 @@ type Limits struct {
 	RPM            int64 `json:"rpm"`
 	TPM            int64 `json:"tpm"`
 	MaxConcurrency int64 `json:"max_concurrency"`
+	// BatchRPM and BatchTPM limit batch lines, apart from RPM and TPM.
+	BatchRPM int64 `json:"batch_rpm"`
+	BatchTPM int64 `json:"batch_tpm"`
 }
 
 // Tenant is a customer account.
@@ -345,7 +348,7 @@ func (c *Client) GetTenant(ctx context.Context, name string) (Tenant, error) {
 	return t, err
 }
 
-// SetTenantLimits replaces all three of a tenant's limits (PATCH).
+// SetTenantLimits replaces all of a tenant's limits (PATCH).
 func (c *Client) SetTenantLimits(ctx context.Context, name string, l Limits) (Tenant, error) {
 	var t Tenant
 	_, err := c.do(ctx, http.MethodPatch, "/admin/v1/tenants/"+esc(name), nil, l, &t)
@@ -381,7 +384,7 @@ func (c *Client) ListKeys(ctx context.Context, tenant string) ([]Key, error) {
 	return l.Data, err
 }
 
-// SetKeyLimits replaces all three of a key's limits (PATCH).
+// SetKeyLimits replaces all of a key's limits (PATCH).
 func (c *Client) SetKeyLimits(ctx context.Context, id string, l Limits) (Key, error) {
 	var k Key
 	_, err := c.do(ctx, http.MethodPatch, "/admin/v1/keys/"+esc(id), nil, l, &k)
