@@ -70,8 +70,9 @@ func testKeysPriority(t *testing.T, dsn string) {
 }
 
 // adminGateway opens the store at dsn with an admin key and serves the
-// admin API on it, for a command run with --db and with --server alike.
-func adminGateway(t *testing.T, dsn string) (st store.Store, url, adminKey string) {
+// admin API on it (opts add to its options), for a command run with --db
+// and with --server alike.
+func adminGateway(t *testing.T, dsn string, opts ...func(*admin.Options)) (st store.Store, url, adminKey string) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, dsn)
@@ -82,7 +83,11 @@ func adminGateway(t *testing.T, dsn string) (st store.Store, url, adminKey strin
 	if adminKey, err = serve.EnsureAdmin(ctx, st, ""); err != nil {
 		t.Fatal(err)
 	}
-	ah, err := admin.New(admin.Options{Store: st})
+	ao := admin.Options{Store: st}
+	for _, o := range opts {
+		o(&ao)
+	}
+	ah, err := admin.New(ao)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -249,12 +249,14 @@ type Entry struct {
 	PromptTokens     int64  `json:"prompt_tokens,omitempty"`
 	CompletionTokens int64  `json:"completion_tokens,omitempty"`
 	// The request's key id, OpenAI user field and cached prompt tokens.
-	KeyID              string    `json:"key_id,omitempty"`
-	EndUser            string    `json:"end_user,omitempty"`
-	CachedPromptTokens int64     `json:"cached_prompt_tokens,omitempty"`
-	Reason             string    `json:"reason,omitempty"`
-	IdempotencyKey     string    `json:"idempotency_key"`
-	CreatedAt          time.Time `json:"created_at"`
+	KeyID              string `json:"key_id,omitempty"`
+	EndUser            string `json:"end_user,omitempty"`
+	CachedPromptTokens int64  `json:"cached_prompt_tokens,omitempty"`
+	// BatchID is the batch whose line the entry charges; "" otherwise.
+	BatchID        string    `json:"batch_id,omitempty"`
+	Reason         string    `json:"reason,omitempty"`
+	IdempotencyKey string    `json:"idempotency_key"`
+	CreatedAt      time.Time `json:"created_at"`
 }
 
 // AuditRecord is one admin write.
