@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/llmctl/llmctl/pkg/billing"
@@ -52,6 +53,13 @@ func testBatchLimits(t *testing.T, s store.Store) {
 	}
 	if ts, err := s.ListTenants(c); err != nil || len(ts) != 1 || ts[0].Limits != tl {
 		t.Fatalf("ListTenants = %+v, %v", ts, err)
+	}
+	// What a running batch's lines read: the limits stored now, by key id.
+	if gotK, gotT, err := store.NewAuthenticator(s, 0).StoredLimits(c, k.ID); err != nil || gotK != kl || gotT != tl {
+		t.Fatalf("StoredLimits = %+v, %+v, %v; want %+v and %+v", gotK, gotT, err, kl, tl)
+	}
+	if _, _, err := store.NewAuthenticator(s, 0).StoredLimits(c, "aaaaaaaaaaaa"); !errors.Is(err, store.ErrInvalidKey) {
+		t.Fatalf("StoredLimits(unknown key): %v, want ErrInvalidKey", err)
 	}
 	for _, bad := range []billing.Limits{{BatchRPM: -1}, {BatchTPM: -1}} {
 		if _, err := s.SetKeyLimits(c, k.ID, bad); err == nil {
