@@ -22,12 +22,8 @@ func TestStoredBatchLimits(t *testing.T) {
 		"SQLite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "llmctl.db") },
 		"Postgres": func(t *testing.T) string { return testenv.PG(t).NewDatabase(t) },
 	}
-	limiters := map[string]func(*testing.T) harness{
-		"Memory": func(*testing.T) harness { return memoryHarness() },
-		"Redis":  redisHarness,
-	}
 	for sn, dsn := range stores {
-		for ln, h := range limiters {
+		for ln, h := range memoryAndRedis() {
 			t.Run(sn+"/"+ln, func(t *testing.T) {
 				ctx := context.Background()
 				st, err := keystore.Open(ctx, dsn(t))

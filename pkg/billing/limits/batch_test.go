@@ -16,10 +16,7 @@ import (
 // interactive limits still has its lines admitted, lines never use up the
 // interactive RPM, TPM or concurrency, and the batch-only limits are exact.
 func TestAdmitBatch(t *testing.T) {
-	for name, h := range map[string]func(*testing.T) harness{
-		"Memory": func(*testing.T) harness { return memoryHarness() },
-		"Redis":  redisHarness,
-	} {
+	for name, h := range memoryAndRedis() {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			l := h(t).newLimiter(t, Config{Window: time.Hour,
@@ -60,10 +57,7 @@ func TestAdmitBatch(t *testing.T) {
 // all its keys' lines; a changed stored limit applies to the next line (the
 // cached buckets follow the stored limits they were built from).
 func TestAdmitBatchStoredLimits(t *testing.T) {
-	for name, h := range map[string]func(*testing.T) harness{
-		"Memory": func(*testing.T) harness { return memoryHarness() },
-		"Redis":  redisHarness,
-	} {
+	for name, h := range memoryAndRedis() {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			l := h(t).newLimiter(t, Config{Window: time.Hour,
@@ -127,6 +121,15 @@ func TestAdmitBatchStoredLimits(t *testing.T) {
 				t.Fatalf("another key's line: %v, want the tenant's stored batch RPM 1", err)
 			}
 		})
+	}
+}
+
+// memoryAndRedis are the two limiter stores, by name, for tests that run
+// on both.
+func memoryAndRedis() map[string]func(*testing.T) harness {
+	return map[string]func(*testing.T) harness{
+		"Memory": func(*testing.T) harness { return memoryHarness() },
+		"Redis":  redisHarness,
 	}
 }
 
