@@ -331,7 +331,8 @@ func printKeys(g *globals, f printer.Format, list bool, ks ...store.Key) error {
 		}
 		return printer.Items(g.Out, f, ks)
 	}
-	tw := printer.TableWriter(g.Out, "id", "tenant", "name", "role", "models", "rpm", "tpm", "max-concurrency", "expires", "status")
+	tw := printer.TableWriter(g.Out, "id", "tenant", "name", "role", "models", "rpm", "tpm", "max-concurrency", "batch-rpm",
+		"batch-tpm", "expires", "status")
 	for _, k := range ks {
 		exp, status := "never", "active"
 		if k.ExpiresAt != nil {
@@ -348,7 +349,7 @@ func printKeys(g *globals, f printer.Format, list bool, ks ...store.Key) error {
 			name = "-"
 		}
 		tw.Row(k.ID, k.TenantName, name, string(k.Role), fmtModels(k.Models), fmtLimit(k.Limits.RPM), fmtLimit(k.Limits.TPM),
-			fmtLimit(k.Limits.MaxConcurrency), exp, status)
+			fmtLimit(k.Limits.MaxConcurrency), fmtLimit(k.Limits.BatchRPM), fmtLimit(k.Limits.BatchTPM), exp, status)
 	}
 	return tw.Flush()
 }

@@ -25,30 +25,12 @@ func TestKeysPriorityPostgres(t *testing.T) {
 // testKeysPriority: `keys create --priority` and `keys update --priority`
 // through the database and through the admin API of a gateway on it.
 func testKeysPriority(t *testing.T, dsn string) {
+	st, srvURL, adminKey := adminGateway(t, dsn)
 	ctx := context.Background()
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	adminKey, err := serve.EnsureAdmin(ctx, st, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ah, err := admin.New(admin.Options{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw, err := serve.New(serve.Options{Auth: store.NewAuthenticator(st, 0), Admin: ah})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gw)
-	defer srv.Close()
 	if _, err := st.CreateTenant(ctx, "acme", store.Tenant{}.Limits); err != nil {
 		t.Fatal(err)
 	}
-	for _, where := range [][]string{{"--db", dsn}, {"--server", srv.URL, "--api-key", adminKey}} {
+	for _, where := range [][]string{{"--db", dsn}, {"--server", srvURL, "--api-key", adminKey}} {
 		llmctl := func(args ...string) (string, error) {
 			t.Helper()
 			out, errOut, err := run(t, append(args, where...)...)
@@ -85,4 +67,35 @@ func testKeysPriority(t *testing.T, dsn string) {
 			}
 		}
 	}
+}
+
+// adminGateway opens the store at dsn with an admin key and serves the
+// admin API on it (opts add to its options), for a command run with --db
+// and with --server alike.
+func adminGateway(t *testing.T, dsn string, opts ...func(*admin.Options)) (st store.Store, url, adminKey string) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if adminKey, err = serve.EnsureAdmin(ctx, st, ""); err != nil {
+		t.Fatal(err)
+	}
+	ao := admin.Options{Store: st}
+	for _, o := range opts {
+		o(&ao)
+	}
+	ah, err := admin.New(ao)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := serve.New(serve.Options{Auth: store.NewAuthenticator(st, 0), Admin: ah})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	return st, srv.URL, adminKey
 }

@@ -265,17 +265,17 @@ func (o *ledgerEntriesOptions) Run(cmd *cobra.Command, g *globals) error {
 	case printer.CSV:
 		w := csv.NewWriter(g.Out)
 		_ = w.Write([]string{"seq", "time", "tenant", "kind", "amount_micros", "amount", "model", "prompt_tokens", "completion_tokens", "key", "reason",
-			"key_id", "end_user", "cached_prompt_tokens"})
+			"key_id", "end_user", "cached_prompt_tokens", "batch_id"}) // new columns go last: consumers read by position
 		for _, e := range rows {
 			_ = w.Write([]string{strconv.FormatInt(e.Seq, 10), e.Time.Format(time.RFC3339Nano), cmp.Or(e.TenantName, e.TenantID), string(e.Kind),
 				strconv.FormatInt(int64(e.Amount), 10), e.Amount.String(), e.Model,
 				strconv.FormatInt(e.PromptTokens, 10), strconv.FormatInt(e.CompletionTokens, 10), e.Key, e.Reason,
-				e.KeyID, e.EndUser, strconv.FormatInt(e.CachedPromptTokens, 10)})
+				e.KeyID, e.EndUser, strconv.FormatInt(e.CachedPromptTokens, 10), e.BatchID})
 		}
 		w.Flush()
 		return w.Error()
 	}
-	tw := printer.TableWriter(g.Out, "seq", "time", "tenant", "kind", "amount", "model", "tokens", "reason")
+	tw := printer.TableWriter(g.Out, "seq", "time", "tenant", "kind", "amount", "model", "tokens", "batch", "reason")
 	for _, e := range rows {
 		tokens := "-"
 		if e.PromptTokens+e.CompletionTokens > 0 {
@@ -285,7 +285,7 @@ func (o *ledgerEntriesOptions) Run(cmd *cobra.Command, g *globals) error {
 			tokens = fmt.Sprintf("%d(%d cached)+%d", e.PromptTokens, e.CachedPromptTokens, e.CompletionTokens)
 		}
 		tw.Row(strconv.FormatInt(e.Seq, 10), e.Time.Format(time.RFC3339), cmp.Or(e.TenantName, e.TenantID), string(e.Kind), e.Amount.String(),
-			dash(e.Model), tokens, dash(e.Reason))
+			dash(e.Model), tokens, dash(e.BatchID), dash(e.Reason))
 	}
 	return tw.Flush()
 }
@@ -341,7 +341,7 @@ func (o *ledgerEntriesOptions) entriesRemote(ctx context.Context, c *adminclient
 			es = append(es, ledger.Entry{Time: e.CreatedAt, TenantID: t.ID, Kind: ledger.Kind(e.Kind),
 				Amount: ledger.Micros(e.AmountMicros), Model: e.Model, PromptTokens: e.PromptTokens,
 				CompletionTokens: e.CompletionTokens, Reason: e.Reason, Key: e.IdempotencyKey,
-				KeyID: e.KeyID, EndUser: e.EndUser, CachedPromptTokens: e.CachedPromptTokens})
+				KeyID: e.KeyID, EndUser: e.EndUser, CachedPromptTokens: e.CachedPromptTokens, BatchID: e.BatchID})
 		}
 		if next == "" || len(page) == 0 {
 			break

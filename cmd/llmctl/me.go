@@ -41,7 +41,8 @@ func (o *meOptions) Run(cmd *cobra.Command, g *globals) error {
 }
 
 func fmtLimits(l adminclient.Limits) string {
-	return fmt.Sprintf("rpm %s, tpm %s, max-concurrency %s", fmtLimit(l.RPM), fmtLimit(l.TPM), fmtLimit(l.MaxConcurrency))
+	return fmt.Sprintf("rpm %s, tpm %s, max-concurrency %s, batch-rpm %s, batch-tpm %s", fmtLimit(l.RPM), fmtLimit(l.TPM),
+		fmtLimit(l.MaxConcurrency), fmtLimit(l.BatchRPM), fmtLimit(l.BatchTPM))
 }
 
 func printMe(g *globals, me adminclient.Me) error {

@@ -73,7 +73,7 @@ func notRemote(cmd string) error {
 
 func tenantFromAPI(t adminclient.Tenant) store.Tenant {
 	return store.Tenant{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, SuspendedAt: t.SuspendedAt,
-		Limits: billing.Limits{RPM: t.RPM, TPM: t.TPM, MaxConcurrency: t.MaxConcurrency}}
+		Limits: limitsFromAPI(t.Limits)}
 }
 
 func keyFromAPI(k adminclient.Key) store.Key {
@@ -82,12 +82,16 @@ func keyFromAPI(k adminclient.Key) store.Key {
 		models = nil // the store's "every model", printed as * and omitted from JSON
 	}
 	return store.Key{ID: k.ID, TenantName: k.Tenant, Name: k.Name, Role: billing.Role(k.Role), Models: models,
-		Limits:    billing.Limits{RPM: k.RPM, TPM: k.TPM, MaxConcurrency: k.MaxConcurrency},
+		Limits:    limitsFromAPI(k.Limits),
 		ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, CreatedAt: k.CreatedAt, Priority: k.Priority}
 }
 
 func limitsToAPI(l billing.Limits) adminclient.Limits {
-	return adminclient.Limits{RPM: l.RPM, TPM: l.TPM, MaxConcurrency: l.MaxConcurrency}
+	return adminclient.Limits{RPM: l.RPM, TPM: l.TPM, MaxConcurrency: l.MaxConcurrency, BatchRPM: l.BatchRPM, BatchTPM: l.BatchTPM}
+}
+
+func limitsFromAPI(l adminclient.Limits) billing.Limits {
+	return billing.Limits{RPM: l.RPM, TPM: l.TPM, MaxConcurrency: l.MaxConcurrency, BatchRPM: l.BatchRPM, BatchTPM: l.BatchTPM}
 }
 
 func balanceFromAPI(b adminclient.Balance, tenantID string) balanceRow {

@@ -37,7 +37,7 @@ func TestLedgerSpendBy(t *testing.T) {
 		t.Errorf("table by user:\n%s", out)
 	}
 	// Entries show what each charge records.
-	if out, _, _ := run(t, "ledger", "entries", "-o", "csv", "--db", dsn); !strings.Contains(out, ",k1,alice,2\n") || !strings.Contains(out, "key_id,end_user,cached_prompt_tokens") {
+	if out, _, _ := run(t, "ledger", "entries", "-o", "csv", "--db", dsn); !strings.Contains(out, ",k1,alice,2,\n") || !strings.Contains(out, "key_id,end_user,cached_prompt_tokens,batch_id\n") {
 		t.Errorf("entries -o csv:\n%s", out)
 	}
 	if out, _, _ := run(t, "ledger", "entries", "--db", dsn); !strings.Contains(out, "4(2 cached)+0") {

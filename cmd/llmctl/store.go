@@ -82,7 +82,8 @@ func (d *dbFlag) open(ctx context.Context) (store.Store, error) {
 	return store.Open(ctx, dsn)
 }
 
-// limitFlags binds --rpm, --tpm and --max-concurrency.
+// limitFlags binds --rpm, --tpm, --max-concurrency, --batch-rpm and
+// --batch-tpm.
 type limitFlags struct{ billing.Limits }
 
 func (l *limitFlags) bind(cmd *cobra.Command) {
@@ -90,11 +91,20 @@ func (l *limitFlags) bind(cmd *cobra.Command) {
 	f.Int64Var(&l.RPM, "rpm", 0, "requests per minute (0 = config default)")
 	f.Int64Var(&l.TPM, "tpm", 0, "tokens per minute (0 = config default)")
 	f.Int64Var(&l.MaxConcurrency, "max-concurrency", 0, "concurrent requests (0 = config default)")
+	bindBatchLimits(cmd, &l.BatchRPM, &l.BatchTPM)
+}
+
+// bindBatchLimits binds --batch-rpm and --batch-tpm: the limits of batch
+// lines, counted apart from --rpm and --tpm (docs/limits.md).
+func bindBatchLimits(cmd *cobra.Command, rpm, tpm *int64) {
+	f := cmd.Flags()
+	f.Int64Var(rpm, "batch-rpm", 0, "requests per minute of batch lines, apart from --rpm (0 = config default, limits.batch)")
+	f.Int64Var(tpm, "batch-tpm", 0, "tokens per minute of batch lines, apart from --tpm (0 = config default, limits.batch)")
 }
 
 func (l *limitFlags) validate() error {
-	if l.RPM < 0 || l.TPM < 0 || l.MaxConcurrency < 0 {
-		return fmt.Errorf("--rpm, --tpm and --max-concurrency must not be negative")
+	if l.RPM < 0 || l.TPM < 0 || l.MaxConcurrency < 0 || l.BatchRPM < 0 || l.BatchTPM < 0 {
+		return fmt.Errorf("--rpm, --tpm, --max-concurrency, --batch-rpm and --batch-tpm must not be negative")
 	}
 	return nil
 }

@@ -220,14 +220,14 @@ func printTenants(g *globals, f printer.Format, list bool, ts ...store.Tenant) e
 		}
 		return printer.Items(g.Out, f, ts)
 	}
-	tw := printer.TableWriter(g.Out, "id", "name", "rpm", "tpm", "max-concurrency", "created", "status")
+	tw := printer.TableWriter(g.Out, "id", "name", "rpm", "tpm", "max-concurrency", "batch-rpm", "batch-tpm", "created", "status")
 	for _, t := range ts {
 		status := "active"
 		if t.SuspendedAt != nil {
 			status = "suspended"
 		}
 		tw.Row(t.ID, t.Name, fmtLimit(t.Limits.RPM), fmtLimit(t.Limits.TPM), fmtLimit(t.Limits.MaxConcurrency),
-			t.CreatedAt.Format("2006-01-02T15:04:05Z"), status)
+			fmtLimit(t.Limits.BatchRPM), fmtLimit(t.Limits.BatchTPM), t.CreatedAt.Format("2006-01-02T15:04:05Z"), status)
 	}
 	return tw.Flush()
 }

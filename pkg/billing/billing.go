@@ -73,6 +73,11 @@ type Limits struct {
 	RPM            int64 `json:"rpm,omitempty"`
 	TPM            int64 `json:"tpm,omitempty"`
 	MaxConcurrency int64 `json:"maxConcurrency,omitempty"`
+	// BatchRPM and BatchTPM limit batch lines (the Batches API), counted
+	// apart from RPM and TPM; stored on a key or tenant only (the config's
+	// batch limits are limits.batch).
+	BatchRPM int64 `json:"batchRpm,omitempty"`
+	BatchTPM int64 `json:"batchTpm,omitempty"`
 }
 
 // Usage is what one request consumed, in tokens. Its JSON is OpenAI's usage

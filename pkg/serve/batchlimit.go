@@ -22,6 +22,33 @@ type BatchAdmitter interface {
 	AdmitBatch(ctx context.Context, p billing.Principal, model string, maxTokens int64) (billing.Ticket, error)
 }
 
+// StoredLimits is an optional part of the Authenticator
+// (store.Authenticator): the limits stored now on a key and its tenant. A
+// batch's lines run as the principal the batch was created with; with it,
+// each line is admitted under the key's current batch limits instead, so a
+// limit changed while a batch runs applies to its next line.
+type StoredLimits interface {
+	StoredLimits(ctx context.Context, keyID string) (key, tenant billing.Limits, err error)
+}
+
+// currentLimits is p with its key's and tenant's current stored limits,
+// or p as it is when they cannot be read (the batch's own snapshot is the
+// best there is; the store's trouble is logged).
+func (g *Gateway) currentLimits(ctx context.Context, st *reqState, p billing.Principal) billing.Principal {
+	sl, ok := g.opts.Auth.(StoredLimits)
+	if !ok || p.KeyID == "" {
+		return p
+	}
+	k, t, err := sl.StoredLimits(ctx, p.KeyID)
+	if err != nil {
+		g.log.Warn("batch line: reading the key's stored limits; using those it had when the batch was created",
+			"request_id", st.id, "key", p.KeyID, "err", err)
+		return p
+	}
+	p.KeyLimits, p.TenantLimits = k, t
+	return p
+}
+
 // admitLine is admit for a line of cr's batch: it waits out a batch-only
 // limit (Retry-After) for as long as the batch's context allows, holding
 // the backend slot it has (one of the batch share's, so interactive
@@ -34,7 +61,7 @@ func (g *Gateway) admitLine(cr *clientRequest) func(http.ResponseWriter, *http.R
 			return newSettlement(r.Context(), nil), nil
 		}
 		for {
-			ticket, err := ba.AdmitBatch(cr.waitCtx, p, model, tokens)
+			ticket, err := ba.AdmitBatch(cr.waitCtx, g.currentLimits(cr.waitCtx, st, p), model, tokens)
 			if err == nil {
 				for k, vs := range ticket.Header() {
 					w.Header()[k] = vs

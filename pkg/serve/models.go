@@ -73,6 +73,8 @@ func (g *Gateway) me(w http.ResponseWriter, r *http.Request, st *reqState) {
 		RPM            int64 `json:"rpm"`
 		TPM            int64 `json:"tpm"`
 		MaxConcurrency int64 `json:"max_concurrency"`
+		BatchRPM       int64 `json:"batch_rpm"`
+		BatchTPM       int64 `json:"batch_tpm"`
 	}
 	type spendJSON struct {
 		Amount       string `json:"amount"`
@@ -89,7 +91,9 @@ func (g *Gateway) me(w http.ResponseWriter, r *http.Request, st *reqState) {
 		// The tenant's own budgets and the calling key's.
 		Budgets []admin.BudgetJSON `json:"budgets"`
 	}
-	lim := func(l billing.Limits) limitsJSON { return limitsJSON{l.RPM, l.TPM, l.MaxConcurrency} }
+	lim := func(l billing.Limits) limitsJSON {
+		return limitsJSON{l.RPM, l.TPM, l.MaxConcurrency, l.BatchRPM, l.BatchTPM}
+	}
 	models := p.Models
 	if models == nil {
 		models = []string{}

@@ -25,6 +25,7 @@ const maxBucketEntries = 1 << 14
 type bucketsKey struct {
 	key, tenant, model string
 	perModel           bool
+	batch              bool // a batch line's buckets (AdmitBatch)
 }
 
 type bucketsEntry struct {
@@ -48,6 +49,12 @@ func (l *Limiter) forRequest(p billing.Principal, model string) ([]bucket, strin
 	if _, ok := l.cfg.Models[model]; ok { // only configured models have buckets of their own
 		k.model, k.perModel = model, true
 	}
+	return l.cachedBuckets(k, p, model)
+}
+
+// cachedBuckets returns the cached buckets of k, built again when p's
+// stored limits are not the ones they were built from.
+func (l *Limiter) cachedBuckets(k bucketsKey, p billing.Principal, model string) ([]bucket, string) {
 	c := &l.bucketCache
 	c.mu.RLock()
 	e := c.m[k]
@@ -55,7 +62,12 @@ func (l *Limiter) forRequest(p billing.Principal, model string) ([]bucket, strin
 	if e != nil && e.keyLimits == p.KeyLimits && e.tenantLimits == p.TenantLimits {
 		return e.buckets, e.owner
 	}
-	e = &bucketsEntry{keyLimits: p.KeyLimits, tenantLimits: p.TenantLimits, buckets: l.buckets(p, model), owner: ownerOf(p)}
+	e = &bucketsEntry{keyLimits: p.KeyLimits, tenantLimits: p.TenantLimits, owner: ownerOf(p)}
+	if k.batch {
+		e.buckets = l.batchBuckets(p)
+	} else {
+		e.buckets = l.buckets(p, model)
+	}
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= maxBucketEntries {
 		c.m = make(map[bucketsKey]*bucketsEntry)

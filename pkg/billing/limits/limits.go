@@ -143,6 +143,10 @@ const (
 )
 
 func checkLimits(l billing.Limits) error {
+	if l.BatchRPM != 0 || l.BatchTPM != 0 {
+		// Stored on keys and tenants only: in a config they would count nothing.
+		return fmt.Errorf("limits: batch rpm/tpm in %+v: set the batch limits in Batch (limits.batch)", l)
+	}
 	if l.RPM < 0 || l.TPM < 0 || l.MaxConcurrency < 0 {
 		return fmt.Errorf("limits: negative limit in %+v", l)
 	}

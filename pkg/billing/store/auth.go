@@ -92,29 +92,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, bearer string) (billin
 	// unknown id take the same work: no key-id oracle by timing.
 	presented := HashSecret(secret)
 	now := a.now()
-	a.mu.Lock()
-	c, ok := a.cache[id]
-	missedAt, missed := a.missing[id]
-	a.mu.Unlock()
-	if missed && now.Sub(missedAt) < a.ttl {
-		return billing.Principal{}, errUnknownKey
-	}
-	if !ok || now.Sub(c.fetched) >= a.ttl {
-		k, t, err := a.st.LookupKey(ctx, id)
-		if errors.Is(err, ErrNotFound) {
-			a.mu.Lock()
-			putBounded(a.missing, id, now, a.maxItems)
-			a.mu.Unlock()
-			return billing.Principal{}, errUnknownKey
-		}
-		if err != nil {
-			return billing.Principal{}, fmt.Errorf("look up key: %w", err)
-		}
-		c = cachedKey{key: k, tenant: t, fetched: now}
-		a.mu.Lock()
-		delete(a.missing, id)
-		putBounded(a.cache, id, c, a.maxItems)
-		a.mu.Unlock()
+	c, err := a.record(ctx, id, now)
+	if err != nil {
+		return billing.Principal{}, err
 	}
 	if subtle.ConstantTimeCompare(presented, c.key.SecretHash) != 1 {
 		return billing.Principal{}, fmt.Errorf("%w: wrong secret", ErrInvalidKey)
@@ -139,6 +119,50 @@ func (a *Authenticator) Authenticate(ctx context.Context, bearer string) (billin
 		TenantLimits: c.tenant.Limits,
 		Priority:     c.key.Priority,
 	}, nil
+}
+
+// record is key id's record and its tenant's, from the cache while it is
+// younger than the TTL, else from the store.
+func (a *Authenticator) record(ctx context.Context, id string, now time.Time) (cachedKey, error) {
+	a.mu.Lock()
+	c, ok := a.cache[id]
+	missedAt, missed := a.missing[id]
+	a.mu.Unlock()
+	if missed && now.Sub(missedAt) < a.ttl {
+		return cachedKey{}, errUnknownKey
+	}
+	if ok && now.Sub(c.fetched) < a.ttl {
+		return c, nil
+	}
+	k, t, err := a.st.LookupKey(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		a.mu.Lock()
+		putBounded(a.missing, id, now, a.maxItems)
+		a.mu.Unlock()
+		return cachedKey{}, errUnknownKey
+	}
+	if err != nil {
+		return cachedKey{}, fmt.Errorf("look up key: %w", err)
+	}
+	c = cachedKey{key: k, tenant: t, fetched: now}
+	a.mu.Lock()
+	delete(a.missing, id)
+	putBounded(a.cache, id, c, a.maxItems)
+	a.mu.Unlock()
+	return c, nil
+}
+
+// StoredLimits returns the limits stored now on key keyID and on its
+// tenant, as fresh as Authenticate's (the same cache and TTL). It checks no
+// secret: it is for work a key already started, the lines of a batch that
+// run as the key it was created with, so that they follow a limit changed
+// since.
+func (a *Authenticator) StoredLimits(ctx context.Context, keyID string) (key, tenant billing.Limits, err error) {
+	c, err := a.record(ctx, keyID, a.now())
+	if err != nil {
+		return billing.Limits{}, billing.Limits{}, err
+	}
+	return c.key.Limits, c.tenant.Limits, nil
 }
 
 // putBounded stores v under k, emptying m first when it holds max entries:

@@ -18,10 +18,10 @@ type sqlStore struct {
 	now func() time.Time
 }
 
-const tenantCols = `id, name, rpm, tpm, max_concurrency, created_at, suspended_at`
+const tenantCols = `id, name, rpm, tpm, max_concurrency, created_at, suspended_at, batch_rpm, batch_tpm`
 
 const keyCols = `k.id, k.tenant_id, t.name, k.name, k.role, k.secret_hash, k.models, k.rpm, k.tpm,
-	k.max_concurrency, k.expires_at, k.revoked_at, k.created_at, k.priority`
+	k.max_concurrency, k.expires_at, k.revoked_at, k.created_at, k.priority, k.batch_rpm, k.batch_tpm`
 
 // ValidateName checks a tenant or key name: printable, 1–64 runes, no spaces
 // at the ends, and not shaped like a generated id.
@@ -43,8 +43,9 @@ func ValidateName(kind, name string) error {
 }
 
 func validateLimits(l billing.Limits) error {
-	if l.RPM < 0 || l.TPM < 0 || l.MaxConcurrency < 0 {
-		return fmt.Errorf("limits must not be negative (rpm=%d tpm=%d max-concurrency=%d)", l.RPM, l.TPM, l.MaxConcurrency)
+	if l.RPM < 0 || l.TPM < 0 || l.MaxConcurrency < 0 || l.BatchRPM < 0 || l.BatchTPM < 0 {
+		return fmt.Errorf("limits must not be negative (rpm=%d tpm=%d max-concurrency=%d batch-rpm=%d batch-tpm=%d)",
+			l.RPM, l.TPM, l.MaxConcurrency, l.BatchRPM, l.BatchTPM)
 	}
 	return nil
 }
@@ -61,8 +62,9 @@ func (s *sqlStore) CreateTenant(ctx context.Context, name string, l billing.Limi
 		return Tenant{}, err
 	}
 	t := Tenant{ID: id, Name: name, Limits: l, CreatedAt: micros(s.now())}
-	_, err = s.c.exec(ctx, `INSERT INTO tenants (id, name, rpm, tpm, max_concurrency, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		t.ID, t.Name, l.RPM, l.TPM, l.MaxConcurrency, t.CreatedAt.UnixMicro())
+	_, err = s.c.exec(ctx, `INSERT INTO tenants (id, name, rpm, tpm, max_concurrency, created_at, batch_rpm, batch_tpm)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		t.ID, t.Name, l.RPM, l.TPM, l.MaxConcurrency, t.CreatedAt.UnixMicro(), l.BatchRPM, l.BatchTPM)
 	if errors.Is(err, ErrConflict) {
 		return Tenant{}, fmt.Errorf("tenant %q: %w", name, ErrConflict)
 	}
@@ -76,7 +78,8 @@ func scanTenant(sc scanner) (Tenant, error) {
 	var t Tenant
 	var created int64
 	var suspended *int64
-	if err := sc.Scan(&t.ID, &t.Name, &t.Limits.RPM, &t.Limits.TPM, &t.Limits.MaxConcurrency, &created, &suspended); err != nil {
+	if err := sc.Scan(&t.ID, &t.Name, &t.Limits.RPM, &t.Limits.TPM, &t.Limits.MaxConcurrency, &created, &suspended,
+		&t.Limits.BatchRPM, &t.Limits.BatchTPM); err != nil {
 		return Tenant{}, err
 	}
 	t.CreatedAt = time.UnixMicro(created).UTC()
@@ -113,8 +116,8 @@ func (s *sqlStore) SetTenantLimits(ctx context.Context, nameOrID string, l billi
 	if err := validateLimits(l); err != nil {
 		return Tenant{}, err
 	}
-	n, err := s.c.exec(ctx, `UPDATE tenants SET rpm = $2, tpm = $3, max_concurrency = $4 WHERE id = $1 OR name = $1`,
-		nameOrID, l.RPM, l.TPM, l.MaxConcurrency)
+	n, err := s.c.exec(ctx, `UPDATE tenants SET rpm = $2, tpm = $3, max_concurrency = $4, batch_rpm = $5, batch_tpm = $6
+		WHERE id = $1 OR name = $1`, nameOrID, l.RPM, l.TPM, l.MaxConcurrency, l.BatchRPM, l.BatchTPM)
 	if err != nil {
 		return Tenant{}, fmt.Errorf("set tenant limits: %w", err)
 	}
@@ -191,9 +194,10 @@ func (s *sqlStore) CreateKey(ctx context.Context, nk NewKey) (Key, string, error
 		exp = &v
 	}
 	_, err = s.c.exec(ctx, `INSERT INTO api_keys (id, tenant_id, name, role, secret_hash, models, rpm, tpm,
-		max_concurrency, expires_at, created_at, priority) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		max_concurrency, expires_at, created_at, priority, batch_rpm, batch_tpm)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		k.ID, k.TenantID, k.Name, string(role), hash, mj, k.Limits.RPM, k.Limits.TPM, k.Limits.MaxConcurrency,
-		exp, now.UnixMicro(), k.Priority)
+		exp, now.UnixMicro(), k.Priority, k.Limits.BatchRPM, k.Limits.BatchTPM)
 	if errors.Is(err, ErrConflict) {
 		return Key{}, "", fmt.Errorf("key %s: %w", k.ID, ErrConflict)
 	}
@@ -220,20 +224,19 @@ func modelsJSON(models []string) (string, error) {
 // scanKey reads keyCols, then any extra columns into extra.
 func scanKey(sc scanner, extra ...any) (Key, error) {
 	var (
-		k                 Key
-		models            string
-		exp, rev          *int64
-		created           int64
-		secretHash        []byte
-		rpm, tpm, maxConc int64
+		k          Key
+		models     string
+		exp, rev   *int64
+		created    int64
+		secretHash []byte
 	)
-	dest := append([]any{&k.ID, &k.TenantID, &k.TenantName, &k.Name, &k.Role, &secretHash, &models, &rpm, &tpm,
-		&maxConc, &exp, &rev, &created, &k.Priority}, extra...)
+	dest := append([]any{&k.ID, &k.TenantID, &k.TenantName, &k.Name, &k.Role, &secretHash, &models, &k.Limits.RPM,
+		&k.Limits.TPM, &k.Limits.MaxConcurrency, &exp, &rev, &created, &k.Priority, &k.Limits.BatchRPM, &k.Limits.BatchTPM},
+		extra...)
 	if err := sc.Scan(dest...); err != nil {
 		return Key{}, err
 	}
 	k.SecretHash = append([]byte(nil), secretHash...)
-	k.Limits = billing.Limits{RPM: rpm, TPM: tpm, MaxConcurrency: maxConc}
 	if err := json.Unmarshal([]byte(models), &k.Models); err != nil {
 		return Key{}, fmt.Errorf("key %s: corrupt model list: %w", k.ID, err)
 	}
@@ -257,9 +260,9 @@ func (s *sqlStore) LookupKey(ctx context.Context, id string) (Key, Tenant, error
 	var t Tenant
 	var tCreated int64
 	var tSuspended *int64
-	k, err := scanKey(s.c.queryRow(ctx, `SELECT `+keyCols+`, t.rpm, t.tpm, t.max_concurrency, t.created_at, t.suspended_at
-		FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = $1`, id),
-		&t.Limits.RPM, &t.Limits.TPM, &t.Limits.MaxConcurrency, &tCreated, &tSuspended)
+	k, err := scanKey(s.c.queryRow(ctx, `SELECT `+keyCols+`, t.rpm, t.tpm, t.max_concurrency, t.created_at, t.suspended_at,
+		t.batch_rpm, t.batch_tpm FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = $1`, id),
+		&t.Limits.RPM, &t.Limits.TPM, &t.Limits.MaxConcurrency, &tCreated, &tSuspended, &t.Limits.BatchRPM, &t.Limits.BatchTPM)
 	if err != nil {
 		return Key{}, Tenant{}, fmt.Errorf("key %q: %w", id, err)
 	}
@@ -312,8 +315,8 @@ func (s *sqlStore) SetKeyLimits(ctx context.Context, id string, l billing.Limits
 	if err := validateLimits(l); err != nil {
 		return Key{}, err
 	}
-	n, err := s.c.exec(ctx, `UPDATE api_keys SET rpm = $2, tpm = $3, max_concurrency = $4 WHERE id = $1`,
-		id, l.RPM, l.TPM, l.MaxConcurrency)
+	n, err := s.c.exec(ctx, `UPDATE api_keys SET rpm = $2, tpm = $3, max_concurrency = $4, batch_rpm = $5, batch_tpm = $6
+		WHERE id = $1`, id, l.RPM, l.TPM, l.MaxConcurrency, l.BatchRPM, l.BatchTPM)
 	if err != nil {
 		return Key{}, fmt.Errorf("set key limits: %w", err)
 	}
@@ -346,6 +349,8 @@ func (s *sqlStore) UpdateKey(ctx context.Context, id string, u KeyUpdate) (Key, 
 		set("rpm", u.Limits.RPM)
 		set("tpm", u.Limits.TPM)
 		set("max_concurrency", u.Limits.MaxConcurrency)
+		set("batch_rpm", u.Limits.BatchRPM)
+		set("batch_tpm", u.Limits.BatchTPM)
 	}
 	if u.Priority != nil {
 		if err := billing.CheckPriority(*u.Priority); err != nil {

@@ -314,7 +314,8 @@ func (h *Handler) createTenant(r *http.Request, body []byte) (int, any, *apiErro
 }
 
 func limitsDetails(l billing.Limits) map[string]int64 {
-	return map[string]int64{"rpm": l.RPM, "tpm": l.TPM, "max_concurrency": l.MaxConcurrency}
+	return map[string]int64{"rpm": l.RPM, "tpm": l.TPM, "max_concurrency": l.MaxConcurrency,
+		"batch_rpm": l.BatchRPM, "batch_tpm": l.BatchTPM}
 }
 
 func (h *Handler) getTenant(r *http.Request, _ []byte) (int, any, *apiError) {

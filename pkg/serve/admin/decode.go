@@ -108,22 +108,27 @@ func modelList(dst **[]string) field {
 	}
 }
 
-// limitsBody is the rpm/tpm/max_concurrency part of a body; nil = not sent.
-type limitsBody struct{ RPM, TPM, MaxConcurrency *int64 }
+// limitsBody is the rpm/tpm/max_concurrency/batch_rpm/batch_tpm part of a
+// body; nil = not sent.
+type limitsBody struct{ RPM, TPM, MaxConcurrency, BatchRPM, BatchTPM *int64 }
 
 func (l *limitsBody) fields(m map[string]field) map[string]field {
 	m["rpm"], m["tpm"], m["max_concurrency"] = count(&l.RPM), count(&l.TPM), count(&l.MaxConcurrency)
+	m["batch_rpm"], m["batch_tpm"] = count(&l.BatchRPM), count(&l.BatchTPM)
 	return m
 }
 
-func (l limitsBody) set() bool { return l.RPM != nil || l.TPM != nil || l.MaxConcurrency != nil }
+func (l limitsBody) set() bool {
+	return l.RPM != nil || l.TPM != nil || l.MaxConcurrency != nil || l.BatchRPM != nil || l.BatchTPM != nil
+}
 
 // over applies the fields that were sent to base.
 func (l limitsBody) over(base billing.Limits) billing.Limits {
 	for _, f := range []struct {
 		v   *int64
 		dst *int64
-	}{{l.RPM, &base.RPM}, {l.TPM, &base.TPM}, {l.MaxConcurrency, &base.MaxConcurrency}} {
+	}{{l.RPM, &base.RPM}, {l.TPM, &base.TPM}, {l.MaxConcurrency, &base.MaxConcurrency},
+		{l.BatchRPM, &base.BatchRPM}, {l.BatchTPM, &base.BatchTPM}} {
 		if f.v != nil {
 			*f.dst = *f.v
 		}
@@ -155,7 +160,7 @@ func decodeLimits(body []byte) (limitsBody, *apiError) {
 		return l, e
 	}
 	if !l.set() {
-		return l, badRequest("", "nothing to change: send rpm, tpm or max_concurrency")
+		return l, badRequest("", "nothing to change: send rpm, tpm, max_concurrency, batch_rpm or batch_tpm")
 	}
 	return l, nil
 }
@@ -214,7 +219,7 @@ func decodePatchKey(body []byte) (patchKey, *apiError) {
 		return p, e
 	}
 	if p.Models == nil && !p.Limits.set() && p.Priority == nil {
-		return p, badRequest("", "nothing to change: send models, rpm, tpm, max_concurrency or priority")
+		return p, badRequest("", "nothing to change: send models, rpm, tpm, max_concurrency, batch_rpm, batch_tpm or priority")
 	}
 	return p, nil
 }

@@ -15,6 +15,7 @@ import (
 func FuzzAdminDecode(f *testing.F) {
 	for _, s := range []string{
 		`{"name":"acme","rpm":1,"tpm":2,"max_concurrency":3}`,
+		`{"batch_rpm":1,"batch_tpm":2}`, `{"batch_rpm":-1}`, `{"batch_tpm":1.5}`, `{"batch_concurrency":1}`,
 		`{"name":"acme","foo":1}`, `{"rpm":"1"}`, `{"rpm":1e3}`, `{"rpm":-0}`, `{"rpm":18446744073709551616}`,
 		`{"models":[],"expires_in":"720h","role":"admin","rpm":1,"tpm":2}`, `{"models":null}`, `{"models":[1]}`,
 		`{"role":null}`, `{"expires_in":"1e9h"}`, `{"name":"\u0000"}`, `{"name":"a","name":"b"}`,
@@ -42,7 +43,7 @@ func FuzzAdminDecode(f *testing.F) {
 	}
 	nonNegative := func(t *testing.T, which string, l limitsBody) {
 		t.Helper()
-		for _, v := range []*int64{l.RPM, l.TPM, l.MaxConcurrency} {
+		for _, v := range []*int64{l.RPM, l.TPM, l.MaxConcurrency, l.BatchRPM, l.BatchTPM} {
 			if v != nil && *v < 0 {
 				t.Fatalf("%s: accepted a negative limit %d", which, *v)
 			}

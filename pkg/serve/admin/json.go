@@ -18,6 +18,8 @@ type tenantJSON struct {
 	RPM            int64      `json:"rpm"`
 	TPM            int64      `json:"tpm"`
 	MaxConcurrency int64      `json:"max_concurrency"`
+	BatchRPM       int64      `json:"batch_rpm"`
+	BatchTPM       int64      `json:"batch_tpm"`
 	CreatedAt      time.Time  `json:"created_at"`
 	SuspendedAt    *time.Time `json:"suspended_at,omitempty"`
 }
@@ -28,7 +30,8 @@ func tenantOut(t store.Tenant) tenantJSON {
 		status = "suspended"
 	}
 	return tenantJSON{Object: "tenant", ID: t.ID, Name: t.Name, Status: status, RPM: t.Limits.RPM, TPM: t.Limits.TPM,
-		MaxConcurrency: t.Limits.MaxConcurrency, CreatedAt: t.CreatedAt, SuspendedAt: t.SuspendedAt}
+		MaxConcurrency: t.Limits.MaxConcurrency, BatchRPM: t.Limits.BatchRPM, BatchTPM: t.Limits.BatchTPM,
+		CreatedAt: t.CreatedAt, SuspendedAt: t.SuspendedAt}
 }
 
 // keyJSON never carries the secret or its hash; only the create answer adds
@@ -44,6 +47,8 @@ type keyJSON struct {
 	RPM            int64      `json:"rpm"`
 	TPM            int64      `json:"tpm"`
 	MaxConcurrency int64      `json:"max_concurrency"`
+	BatchRPM       int64      `json:"batch_rpm"`
+	BatchTPM       int64      `json:"batch_tpm"`
 	CreatedAt      time.Time  `json:"created_at"`
 	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
 	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
@@ -69,7 +74,7 @@ func keyOut(k store.Key, now time.Time) keyJSON {
 	}
 	return keyJSON{Object: "api_key", ID: k.ID, Tenant: k.TenantName, Name: k.Name, Role: string(k.Role), Status: status,
 		Models: models, RPM: k.Limits.RPM, TPM: k.Limits.TPM, MaxConcurrency: k.Limits.MaxConcurrency,
-		CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, Priority: k.Priority}
+		BatchRPM: k.Limits.BatchRPM, BatchTPM: k.Limits.BatchTPM, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, Priority: k.Priority}
 }
 
 type auditJSON struct {

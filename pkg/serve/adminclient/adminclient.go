@@ -176,6 +176,9 @@ type Limits struct {
 	RPM            int64 `json:"rpm"`
 	TPM            int64 `json:"tpm"`
 	MaxConcurrency int64 `json:"max_concurrency"`
+	// BatchRPM and BatchTPM limit batch lines, apart from RPM and TPM.
+	BatchRPM int64 `json:"batch_rpm"`
+	BatchTPM int64 `json:"batch_tpm"`
 }
 
 // Tenant is a customer account.
@@ -246,12 +249,14 @@ type Entry struct {
 	PromptTokens     int64  `json:"prompt_tokens,omitempty"`
 	CompletionTokens int64  `json:"completion_tokens,omitempty"`
 	// The request's key id, OpenAI user field and cached prompt tokens.
-	KeyID              string    `json:"key_id,omitempty"`
-	EndUser            string    `json:"end_user,omitempty"`
-	CachedPromptTokens int64     `json:"cached_prompt_tokens,omitempty"`
-	Reason             string    `json:"reason,omitempty"`
-	IdempotencyKey     string    `json:"idempotency_key"`
-	CreatedAt          time.Time `json:"created_at"`
+	KeyID              string `json:"key_id,omitempty"`
+	EndUser            string `json:"end_user,omitempty"`
+	CachedPromptTokens int64  `json:"cached_prompt_tokens,omitempty"`
+	// BatchID is the batch whose line the entry charges; "" otherwise.
+	BatchID        string    `json:"batch_id,omitempty"`
+	Reason         string    `json:"reason,omitempty"`
+	IdempotencyKey string    `json:"idempotency_key"`
+	CreatedAt      time.Time `json:"created_at"`
 }
 
 // AuditRecord is one admin write.
@@ -345,7 +350,7 @@ func (c *Client) GetTenant(ctx context.Context, name string) (Tenant, error) {
 	return t, err
 }
 
-// SetTenantLimits replaces all three of a tenant's limits (PATCH).
+// SetTenantLimits replaces all of a tenant's limits (PATCH).
 func (c *Client) SetTenantLimits(ctx context.Context, name string, l Limits) (Tenant, error) {
 	var t Tenant
 	_, err := c.do(ctx, http.MethodPatch, "/admin/v1/tenants/"+esc(name), nil, l, &t)
@@ -381,7 +386,7 @@ func (c *Client) ListKeys(ctx context.Context, tenant string) ([]Key, error) {
 	return l.Data, err
 }
 
-// SetKeyLimits replaces all three of a key's limits (PATCH).
+// SetKeyLimits replaces all of a key's limits (PATCH).
 func (c *Client) SetKeyLimits(ctx context.Context, id string, l Limits) (Key, error) {
 	var k Key
 	_, err := c.do(ctx, http.MethodPatch, "/admin/v1/keys/"+esc(id), nil, l, &k)

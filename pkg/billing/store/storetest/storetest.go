@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Suspend", testSuspend},
 		{"UpdateKey", testUpdateKey},
 		{"KeyPriority", testKeyPriority},
+		{"BatchLimits", testBatchLimits},
 		{"Audit", testAudit},
 		{"AuditNoSecret", testAuditNoSecret},
 	}
