@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -334,7 +335,17 @@ func (s *sqlStore) recordLines(ctx context.Context, ws []*lineWrite, recorded []
 	first := make(map[key]int, len(ws))
 	var values strings.Builder
 	args := make([]any, 0, 5*len(ws))
-	for i, w := range ws {
+	// Rows in key order: two replicas writing the same lines (a lease
+	// hand-over) then never wait on each other's rows in opposite orders.
+	order := make([]int, len(ws))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return cmp.Or(cmp.Compare(ws[a].batchID, ws[b].batchID), cmp.Compare(ws[a].line.CustomID, ws[b].line.CustomID))
+	})
+	for _, i := range order {
+		w := ws[i]
 		k := key{w.batchID, w.line.CustomID}
 		if _, dup := first[k]; dup {
 			continue
@@ -383,8 +394,7 @@ func (s *sqlStore) recordLines(ctx context.Context, ws []*lineWrite, recorded []
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	// Batches in one order, so two replicas' groups never wait on each
-	// other's rows in opposite orders.
+	// Batches in one order too.
 	for _, id := range slices.Sorted(maps.Keys(counts)) {
 		c := counts[id]
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE batches SET completed = completed + $1, failed = failed + $2 WHERE id = $3`),
