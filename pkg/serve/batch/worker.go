@@ -91,6 +91,7 @@ func (s *Service) process(ctx context.Context, b Batch, l *lease) error {
 			valid, err = s.validate(ctx, b)
 		case StatusInProgress, StatusCancelling:
 			err = s.runLines(ctx, b, l, valid)
+			valid = nil // a second pass reads the input again
 		case StatusFinalizing:
 			err = s.finalize(ctx, b)
 		default:
