@@ -60,8 +60,9 @@ type Service struct {
 	// store is Options.Store as given (metrics.go wraps opts.Store).
 	store Store
 	mux   *http.ServeMux
-	// slots bound the lines in flight (Options.Concurrency).
-	slots chan struct{}
+	// slots bound the lines running (Options.Concurrency); toRecord,
+	// the lines started and not yet recorded (worker.go).
+	slots, toRecord chan struct{}
 	// wake tells the worker a batch was created or cancelled.
 	wake chan struct{}
 
@@ -112,7 +113,8 @@ func New(opts Options) (*Service, error) {
 		opts.Owner = newOwner()
 	}
 	s := &Service{opts: opts, log: opts.Logger, slots: make(chan struct{}, opts.Concurrency),
-		wake: make(chan struct{}, 1), running: map[string]bool{}}
+		toRecord: make(chan struct{}, recordAhead*opts.Concurrency),
+		wake:     make(chan struct{}, 1), running: map[string]bool{}}
 	s.opts.Runner = &quotaRunner{next: opts.Runner, running: s.isRunning, out: map[string]string{}} // quota.go
 	s.store = opts.Store
 	if opts.Registerer != nil {

@@ -1,10 +1,13 @@
 package batch
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +24,13 @@ type sqlStore struct {
 	db     *sql.DB
 	sqlite bool
 	shared bool // on a store.DB: not ours to close
+	lines  *lineGroups
+}
+
+func newSQLStore(db *sql.DB, sqlite, shared bool) *sqlStore {
+	s := &sqlStore{db: db, sqlite: sqlite, shared: shared}
+	s.lines = &lineGroups{write: s.recordLines}
+	return s
 }
 
 // Open connects to the billing database dsn (as store.Open takes it),
@@ -43,19 +53,19 @@ func Open(ctx context.Context, dsn string) (Store, error) {
 		// concurrent lines would each open a new PostgreSQL connection
 		// for their write.
 		db.SetMaxIdleConns(16)
-		return &sqlStore{db: db}, nil
+		return newSQLStore(db, false, false), nil
 	}
 	db, err := store.OpenSQLite(target)
 	if err != nil {
 		return nil, err
 	}
-	return &sqlStore{db: db, sqlite: true}, nil
+	return newSQLStore(db, true, false), nil
 }
 
 // OnDB is the batch Store on the process's one database handle (already
 // migrated by store.OpenDB); its Close does nothing, d's owner closes d.
 func OnDB(d *store.DB) Store {
-	return &sqlStore{db: d.SQL(), sqlite: d.Driver() == store.SQLite, shared: true}
+	return newSQLStore(d.SQL(), d.Driver() == store.SQLite, true)
 }
 
 func (s *sqlStore) Close() error {
@@ -305,32 +315,105 @@ func (s *sqlStore) Unfinished(ctx context.Context) ([]Batch, error) {
 		string(StatusValidating), string(StatusInProgress), string(StatusFinalizing), string(StatusCancelling))
 }
 
+// RecordLine joins the lines recorded at the same time in one
+// transaction (linegroup.go).
 func (s *sqlStore) RecordLine(ctx context.Context, batchID string, l Line) (bool, error) {
+	return s.lines.record(ctx, batchID, l)
+}
+
+// recordLines is lineGroups.write: ws in one transaction, one INSERT for
+// all and one counter UPDATE a batch, recorded[i] set for each line that
+// was not already there.
+func (s *sqlStore) recordLines(ctx context.Context, ws []*lineWrite, recorded []bool) error {
+	what := "record line " + ws[0].line.CustomID
+	if len(ws) > 1 {
+		what = fmt.Sprintf("record %d lines", len(ws))
+	}
+	type key struct{ batchID, customID string }
+	// A custom id twice in one group: the first write is tried, the
+	// others are repeats (recorded false), as one after the other.
+	first := make(map[key]int, len(ws))
+	var values strings.Builder
+	args := make([]any, 0, 5*len(ws))
+	// Rows in key order: two replicas writing the same lines (a lease
+	// hand-over) then never wait on each other's rows in opposite orders.
+	order := make([]int, len(ws))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return cmp.Or(cmp.Compare(ws[a].batchID, ws[b].batchID), cmp.Compare(ws[a].line.CustomID, ws[b].line.CustomID))
+	})
+	for _, i := range order {
+		w := ws[i]
+		k := key{w.batchID, w.line.CustomID}
+		if _, dup := first[k]; dup {
+			continue
+		}
+		first[k] = i
+		if len(args) > 0 {
+			values.WriteString(", ")
+		}
+		n := len(args)
+		fmt.Fprintf(&values, "($%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5)
+		args = append(args, w.batchID, w.line.CustomID, w.line.LineNo, failedInt(w.line.Failed), w.line.JSON)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return false, fmt.Errorf("record line %s: %w", l.CustomID, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	failed := int64(0)
-	if l.Failed {
-		failed = 1
-	}
-	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO batch_lines (batch_id, custom_id, line_no, failed, line)
-		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (batch_id, custom_id) DO NOTHING`), batchID, l.CustomID, l.LineNo, failed, l.JSON)
+	rows, err := tx.QueryContext(ctx, s.q(`INSERT INTO batch_lines (batch_id, custom_id, line_no, failed, line)
+		VALUES `+values.String()+` ON CONFLICT (batch_id, custom_id) DO NOTHING RETURNING batch_id, custom_id`), args...)
 	if err != nil {
-		return false, fmt.Errorf("record line %s: %w", l.CustomID, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return false, err
+	counts := map[string]*[2]int64{} // batch id → lines completed, failed
+	for rows.Next() {
+		var k key
+		if err := rows.Scan(&k.batchID, &k.customID); err != nil {
+			rows.Close()
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		i, ok := first[k]
+		if !ok {
+			rows.Close()
+			return fmt.Errorf("%s: the database returned a line not written: %s/%s", what, k.batchID, k.customID)
+		}
+		recorded[i] = true
+		c := counts[k.batchID]
+		if c == nil {
+			c = new([2]int64)
+			counts[k.batchID] = c
+		}
+		c[failedInt(ws[i].line.Failed)]++
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE batches SET completed = completed + $1, failed = failed + $2 WHERE id = $3`),
-		1-failed, failed, batchID); err != nil {
-		return false, fmt.Errorf("count line %s: %w", l.CustomID, err)
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	// Batches in one order too.
+	for _, id := range slices.Sorted(maps.Keys(counts)) {
+		c := counts[id]
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE batches SET completed = completed + $1, failed = failed + $2 WHERE id = $3`),
+			c[0], c[1], id); err != nil {
+			return fmt.Errorf("%s: count the lines of batch %s: %w", what, id, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("record line %s: %w", l.CustomID, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	return true, nil
+	return nil
+}
+
+// failedInt is a line's failed column: 1 failed, 0 not.
+func failedInt(failed bool) int64 {
+	if failed {
+		return 1
+	}
+	return 0
 }
 
 func (s *sqlStore) Lines(ctx context.Context, batchID string) ([]Line, error) {

@@ -75,6 +75,9 @@ func (s *Service) Run(ctx context.Context) {
 
 // process advances b until it is terminal, ctx ends or l is lost.
 func (s *Service) process(ctx context.Context, b Batch, l *lease) error {
+	// valid is the input as validate just read it, so that runLines
+	// need not read and parse the whole file again.
+	var valid []Request
 	for !b.Status.Terminal() {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -85,9 +88,10 @@ func (s *Service) process(ctx context.Context, b Batch, l *lease) error {
 		var err error
 		switch b.Status {
 		case StatusValidating:
-			err = s.validate(ctx, b)
+			valid, err = s.validate(ctx, b)
 		case StatusInProgress, StatusCancelling:
-			err = s.runLines(ctx, b, l)
+			err = s.runLines(ctx, b, l, valid)
+			valid = nil // a second pass reads the input again
 		case StatusFinalizing:
 			err = s.finalize(ctx, b)
 		default:
@@ -121,25 +125,27 @@ func (s *Service) inputRequests(ctx context.Context, b Batch) ([]Request, []Line
 }
 
 // validate checks the input file up front: the batch fails with errors
-// naming the lines, before anything runs or is charged; or it starts.
-func (s *Service) validate(ctx context.Context, b Batch) error {
+// naming the lines, before anything runs or is charged; or it starts
+// with the lines returned.
+func (s *Service) validate(ctx context.Context, b Batch) ([]Request, error) {
 	reqs, errs, err := s.inputRequests(ctx, b)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	now := s.opts.Now()
 	if len(errs) > 0 {
 		ej, err := json.Marshal(errs)
 		if err != nil {
-			return fmt.Errorf("encode errors: %w", err)
+			return nil, fmt.Errorf("encode errors: %w", err)
 		}
 		b.Status, b.Errors, b.FailedAt = StatusFailed, string(ej), now
 		s.log.InfoContext(ctx, "batch failed validation", "batch", b.ID, "errors", errorSummary(errs))
+		reqs = nil // nothing of a failed input runs
 	} else {
 		b.Status, b.Total, b.InProgressAt = StatusInProgress, int64(len(reqs)), now
 	}
 	_, err = s.opts.Store.UpdateBatch(ctx, b, StatusValidating) // lost to a cancel: process rereads
-	return err
+	return reqs, err
 }
 
 // outputLine is one line of the output or error file, as OpenAI documents.
@@ -168,11 +174,15 @@ func requestID(batchID string, line int64) string { return fmt.Sprintf("%s-%d", 
 // runLines runs every line not yet recorded, Concurrency at a time, until
 // the batch is cancelled or expires or l is lost; then moves it on. A line
 // whose earlier run still holds a reservation (charges.go) waits for its
-// outcome, polled every PollInterval.
-func (s *Service) runLines(ctx context.Context, b Batch, l *lease) error {
-	reqs, errs, err := s.inputRequests(ctx, b)
-	if err != nil {
-		return err
+// outcome, polled every PollInterval. valid is the input if this process
+// just validated it, else nil (it is read again).
+func (s *Service) runLines(ctx context.Context, b Batch, l *lease, valid []Request) error {
+	reqs, errs := valid, []LineError(nil)
+	if reqs == nil {
+		var err error
+		if reqs, errs, err = s.inputRequests(ctx, b); err != nil {
+			return err
+		}
 	}
 	if len(errs) > 0 {
 		// The input changed under a running batch (it was deleted): the
@@ -258,16 +268,27 @@ func (s *Service) runLines(ctx context.Context, b Batch, l *lease) error {
 				todo = append(todo, req)
 				continue
 			}
-			// s.slots bounds the lines in flight; the gateway's admission
-			// queue then holds each below interactive traffic (its batch tier).
+			// s.slots bounds the lines running; the gateway's admission
+			// queue then holds each below interactive traffic (its batch
+			// tier). A line gives its slot back once answered, before it
+			// is recorded, so the next runs while it is written (in a
+			// group with the others finishing then: linegroup.go);
+			// s.toRecord bounds the lines started and not yet recorded.
 			select {
-			case s.slots <- struct{}{}:
+			case s.toRecord <- struct{}{}:
 			case <-ctx.Done():
 				wg.Wait()
 				return ctx.Err()
 			}
+			select {
+			case s.slots <- struct{}{}:
+			case <-ctx.Done():
+				<-s.toRecord
+				wg.Wait()
+				return ctx.Err()
+			}
 			wg.Go(func() {
-				defer func() { <-s.slots }()
+				defer func() { <-s.toRecord }()
 				// A started line is never cut by a stop: cut, it could be
 				// charged (what the backend used) and then run again after
 				// the restart. It finishes and is recorded; Run waits for
@@ -346,6 +367,13 @@ func (s *Service) unrecorded(ctx context.Context, batchID string, reqs []Request
 	return out, charges, nil
 }
 
+// recordAhead × Options.Concurrency lines may be started and not yet
+// recorded: the running ones, and the answered ones waiting for their
+// group's commit (a group gathers for lineGroupDelay). It bounds what a
+// stalled database holds in memory, and the answered lines a kill -9
+// loses (each is run again after the restart and charged once).
+const recordAhead = 16
+
 // cancelEvery is how often a running batch's worker looks for a cancel.
 const cancelEvery = 100 * time.Millisecond
 
@@ -359,12 +387,16 @@ func errorLine(batchID string, req Request, code, msg string) Line {
 	return Line{CustomID: req.CustomID, LineNo: req.LineNo, Failed: true, JSON: string(lj)}
 }
 
-// runLine runs one line through the gateway as request rid (runID) and
-// records its answer once. ctx bounds only the line's wait for a backend
-// slot: a line whose wait ctx ended did not run, is not recorded and runs
-// after the restart.
+// runLine runs one line through the gateway as request rid (runID),
+// gives back the s.slots place it was started with, and records the
+// line's answer once. ctx bounds only the line's wait for a backend slot:
+// a line whose wait ctx ended did not run, is not recorded and runs after
+// the restart.
 func (s *Service) runLine(ctx context.Context, b Batch, p billing.Principal, req Request, rid string) error {
-	status, body := s.opts.Runner.RunLine(ctx, p, b.ID, b.Endpoint, req.Body, rid)
+	status, body := func() (int, []byte) {
+		defer func() { <-s.slots }()
+		return s.opts.Runner.RunLine(ctx, p, b.ID, b.Endpoint, req.Body, rid)
+	}()
 	if status == statusNotRun && ctx.Err() != nil {
 		return nil
 	}
