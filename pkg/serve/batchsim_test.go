@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sort"
 	"testing"
 )
 
@@ -43,7 +44,8 @@ func BenchmarkBatchPolicySim(b *testing.B) {
 	auto := func(c int) int { return autoHeadroom(load * float64(c)) }
 	for _, c := range []int{4, 16, 64} {
 		base := simQueue(c, load, horizon, nil)
-		fmt.Printf("policy sim: %d slots, interactive at %.0f%%, alone p50 %.3f S p99 %.3f S\n", c, load*100, base.p50, base.p99)
+		fmt.Printf("policy sim: %d slots, interactive at %.0f%%, alone p50 %.3f S p99 %.3f S, %.0f%% of requests wait\n",
+			c, load*100, base.p50, base.p99, base.waited*100)
 		for _, p := range []policy{
 			share(1), share(0.5), share(0.25),
 			headroom(fmt.Sprintf("headroom auto (h=%d)", auto(c)), auto),
@@ -52,13 +54,13 @@ func BenchmarkBatchPolicySim(b *testing.B) {
 			headroom("headroom 4", func(int) int { return 4 }),
 		} {
 			r := simQueue(c, load, horizon, p.allow)
-			fmt.Printf("policy sim: %d slots, %-22s p50 ×%.3f p99 ×%.3f, batch %.0f%% of the slot time left\n",
-				c, p.name, r.p50/base.p50, r.p99/base.p99, r.used*100)
+			fmt.Printf("policy sim: %d slots, %-22s p50 ×%.3f p99 ×%.3f, batch %.0f%% of the slot time left, %.0f%% of requests wait\n",
+				c, p.name, r.p50/base.p50, r.p99/base.p99, r.used*100, r.waited*100)
 		}
 	}
 }
 
-type simResult struct{ p50, p99, used float64 }
+type simResult struct{ p50, p99, used, waited float64 }
 
 type simEvent struct {
 	t    float64
@@ -127,5 +129,7 @@ func simQueue(c int, load float64, horizon float64, allow func(c, inter, lines i
 		}
 	}
 	slices.Sort(lat)
-	return simResult{p50: lat[len(lat)/2], p99: lat[len(lat)*99/100], used: busyLine / (float64(c)*horizon - busyI)}
+	waited := len(lat) - sort.SearchFloat64s(lat, math.Nextafter(1, 2))
+	return simResult{p50: lat[len(lat)/2], p99: lat[len(lat)*99/100], used: busyLine / (float64(c)*horizon - busyI),
+		waited: float64(waited) / float64(len(lat))}
 }

@@ -28,21 +28,23 @@ import (
 // openai-go, for `window`; first alone, then, in the same run and
 // gateway, with a large batch running (LLMCTL_BENCH_INTERFERENCE_LINES
 // lines, default 1,000, more than can finish in the window, so it runs
-// throughout). It reports the interactive p50/p99 with the batch against
-// without, and the batch's share of the slot time the interactive
+// throughout; LLMCTL_BENCH_INTERFERENCE_WINDOW sets the window). It
+// reports the interactive p50/p99 with the batch against without, their
+// mean wait in the admission queue (the slots alone, without the CPU
+// the box spends), and the batch's share of the slot time the interactive
 // requests left: lines finished in the window × service / (slots × window
 // − interactive answers × service). Once per slot count and batch policy
 // (queue.batchShare, queue.batchHeadroom). On SQLite; it ignores b.N
 // (`make bench`, -benchtime 1x). BenchmarkBatchPolicySim (pkg/serve) is
 // the same question without the gateway, as an event simulation.
 func BenchmarkBatchInterference(b *testing.B) {
-	const (
-		load   = 0.8
-		window = 15 * time.Second
-	)
-	lines := 1000
+	const load = 0.8
+	lines, window := 1000, 15*time.Second
 	if v, err := strconv.Atoi(os.Getenv("LLMCTL_BENCH_INTERFERENCE_LINES")); err == nil && v > 0 {
 		lines = v
+	}
+	if v, err := time.ParseDuration(os.Getenv("LLMCTL_BENCH_INTERFERENCE_WINDOW")); err == nil && v > 0 {
+		window = v
 	}
 	type policy struct {
 		name     string
@@ -62,9 +64,10 @@ func BenchmarkBatchInterference(b *testing.B) {
 			arrivals = append(arrivals, t)
 		}
 		for _, pol := range []policy{
-			{"share 0.50, no headroom", 0.5, serve.BatchHeadroomNone},
+			{"share 0.50, no headroom", 0.5, serve.BatchHeadroomNone}, // before batchHeadroom
 			{"share 1, headroom auto", 1, serve.BatchHeadroomAuto},
-			{"share 1, headroom 1", 1, 1},
+			{"share 1, headroom 1", 1, 1}, // on 4 slots auto's h is 1: the same policy, a gauge of noise
+			{"share 1, headroom 2", 1, 2},
 		} {
 			b.Run(fmt.Sprintf("slots=%d/%s", slots, strings.ReplaceAll(pol.name, " ", "")), func(b *testing.B) {
 				e := newEnvGateway(b, sqliteDSN(b), batch.Limits{}, func(o *serve.Options) {
@@ -117,7 +120,9 @@ func interferenceRun(b *testing.B, e *env, slots int, service time.Duration, rat
 		return lat[len(lat)/2], lat[len(lat)*99/100], len(lat)
 	}
 	interactive() // warm-up: connections, caches, the queue's load average
-	p50, p99, _ := interactive()
+	w0 := interactiveWaits(b, e)
+	p50, p99, aloneAnswered := interactive()
+	aloneWaits := interactiveWaits(b, e).minus(w0)
 
 	var ls []string
 	for i := range lines {
@@ -141,8 +146,10 @@ func interferenceRun(b *testing.B, e *env, slots int, service time.Duration, rat
 		time.Sleep(20 * time.Millisecond)
 	}
 	before := done()
+	w0 = interactiveWaits(b, e)
 	bp50, bp99, answered := interactive()
 	after := done()
+	batchWaits := interactiveWaits(b, e).minus(w0)
 	if after >= int64(lines) {
 		b.Fatalf("the batch of %d lines finished within the window; raise LLMCTL_BENCH_INTERFERENCE_LINES", lines)
 	}
@@ -152,13 +159,67 @@ func interferenceRun(b *testing.B, e *env, slots int, service time.Duration, rat
 	b.ReportMetric(float64(bp50)/float64(p50), "p50-ratio")
 	b.ReportMetric(float64(bp99)/float64(p99), "p99-ratio")
 	b.ReportMetric(used, "batch-share-of-left")
+	b.ReportMetric(batchWaits.mean(answered)*1000, "queue-wait-ms")
 	fmt.Printf("batch interference (%s, %d slots, %s answers, interactive %.0f/s Poisson = %.0f%% of %.0f/s, %s windows): "+
 		"interactive alone p50 %s p99 %s; with a %d-line batch p50 %s (×%.3f) p99 %s (×%.3f); batch ran %d lines in the window, "+
-		"%.0f%% of the slot time interactive left (%.1f of %.1f slot-seconds)\n",
+		"%.0f%% of the slot time interactive left (%.1f of %.1f slot-seconds); in the admission queue interactive requests "+
+		"waited %.1f ms on average alone, %.1f ms with the batch, and %.0f%% / %.0f%% of them waited 1 ms or more\n",
 		policy, slots, service, rate, rate*service.Seconds()/float64(slots)*100, float64(slots)/service.Seconds(), window, p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond),
 		lines, bp50.Round(100*time.Microsecond), float64(bp50)/float64(p50), bp99.Round(100*time.Microsecond), float64(bp99)/float64(p99),
-		after-before, used*100, batchBusy, left)
+		after-before, used*100, batchBusy, left, aloneWaits.mean(aloneAnswered)*1000, batchWaits.mean(answered)*1000,
+		aloneWaits.waitedShare(aloneAnswered)*100, batchWaits.waitedShare(answered)*100)
 	if _, err := c.Batches.Cancel(ctx, bt.ID); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// queueWaits sums llmctl_queue_wait_seconds of the interactive tiers: the
+// time requests spent waiting for a slot, apart from the CPU time the box
+// spends on them (on a loaded box the latency holds both).
+type queueWaits struct {
+	sum          float64
+	count, quick uint64 // quick: waited under 1 ms
+}
+
+func (w queueWaits) minus(o queueWaits) queueWaits {
+	return queueWaits{sum: w.sum - o.sum, count: w.count - o.count, quick: w.quick - o.quick}
+}
+
+// mean and waitedShare are per request answered: one that found a free
+// slot at once is not in the histogram.
+func (w queueWaits) mean(answered int) float64 { return w.sum / float64(max(answered, 1)) }
+
+func (w queueWaits) waitedShare(answered int) float64 {
+	return float64(w.count-w.quick) / float64(max(answered, 1))
+}
+
+func interactiveWaits(b *testing.B, e *env) queueWaits {
+	mfs, err := e.gw.Registry().Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var w queueWaits
+	for _, mf := range mfs {
+		if mf.GetName() != "llmctl_queue_wait_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			batchTier := false
+			for _, lp := range m.GetLabel() {
+				batchTier = batchTier || lp.GetName() == "priority" && lp.GetValue() == "batch"
+			}
+			if batchTier {
+				continue
+			}
+			h := m.GetHistogram()
+			w.sum += h.GetSampleSum()
+			w.count += h.GetSampleCount()
+			for _, bk := range h.GetBucket() {
+				if bk.GetUpperBound() == 0.001 {
+					w.quick += bk.GetCumulativeCount()
+				}
+			}
+		}
+	}
+	return w
 }
