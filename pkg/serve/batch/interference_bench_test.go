@@ -54,7 +54,7 @@ func BenchmarkBatchInterference(b *testing.B) {
 	for _, backend := range []struct {
 		slots   int
 		service time.Duration
-	}{{4, 100 * time.Millisecond}, {16, 200 * time.Millisecond}} { // 16 slots: fewer requests/s for the 2-CPU box
+	}{{4, 250 * time.Millisecond}, {16, 500 * time.Millisecond}} { // long answers: the box's CPU time and jitter small beside them
 		slots, service := backend.slots, backend.service
 		rate := load * float64(slots) / service.Seconds()
 		// The interactive arrivals: Poisson, the same in every window.
