@@ -11,12 +11,14 @@ package serve
 // With queue.batchHeadroom: auto, h follows the interactive load: with A
 // the interactive requests in service, time-averaged over the last
 // headroomWindow (Little's law: arrival rate × service time, observed by
-// the queue itself), h = round(headroomZ × √A), half the standard
-// deviation of a Poisson count of mean A. A deterministic simulation of the
-// queue (batchsim_test.go) chose the factor: it keeps the interactive p50
-// within a few percent from 16 slots up while the batch takes 70–90 % of
-// the slot time left; a larger factor protects p99 further at the cost of
-// the batch's share.
+// the queue itself), h = round(A^¼). The headroom has to absorb the rise
+// of interactive traffic only until the next batch line ends, a time that
+// shrinks as more lines run, so it grows far slower than the spread of A
+// (√A). The exponent is a fit to a deterministic simulation of the queue
+// at 80 % load (BenchmarkBatchPolicySim, docs/benchmarks.md): the h that
+// keeps the interactive p50 within 5 % while the batch takes the most of
+// the slot time left is 1 at A ≈ 3 (4 slots), 2 at 13 (16 slots), 3 at
+// 51 (64 slots), 4 at 205 (256 slots).
 
 import (
 	"math"
@@ -30,7 +32,6 @@ const (
 	BatchHeadroomNone = -1
 
 	headroomWindow = 10 * time.Second
-	headroomZ      = 0.5
 )
 
 // autoHeadroom is the slots kept free for an interactive load of avg
@@ -39,7 +40,7 @@ func autoHeadroom(avg float64) int {
 	if avg <= 0 {
 		return 0
 	}
-	return int(math.Floor(headroomZ*math.Sqrt(avg) + 0.5))
+	return int(math.Round(math.Pow(avg, 0.25)))
 }
 
 // headroomAllows is the policy: may a batch line take one of free slots

@@ -9,7 +9,7 @@ func TestAutoHeadroom(t *testing.T) {
 	for _, c := range []struct {
 		avg  float64
 		want int
-	}{{0, 0}, {0.8, 0}, {3.2, 1}, {12.8, 2}, {51.2, 4}, {204.8, 7}} {
+	}{{0, 0}, {0.05, 0}, {0.8, 1}, {3.2, 1}, {12.8, 2}, {51.2, 3}, {204.8, 4}} {
 		if got := autoHeadroom(c.avg); got != c.want {
 			t.Errorf("autoHeadroom(%v) = %d, want %d", c.avg, got, c.want)
 		}
@@ -90,7 +90,7 @@ func doneAll(ls []*lease) {
 }
 
 // TestBatchHeadroomAuto: 12 interactive requests in service for 100 s (ten
-// averaging windows) make the auto headroom round(0.5 × √12) = 2: batch
+// averaging windows) make the auto headroom round(12^¼) = 2: batch
 // lines take the free slots until 2 would be left, the next one waits
 // while interactive requests still get slots at once, and it gets a slot
 // when one frees with 3 free. Once interactive traffic has stopped for a

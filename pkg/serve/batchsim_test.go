@@ -42,7 +42,7 @@ func BenchmarkBatchPolicySim(b *testing.B) {
 		}}
 	}
 	auto := func(c int) int { return autoHeadroom(load * float64(c)) }
-	for _, c := range []int{4, 16, 64} {
+	for _, c := range []int{4, 16, 64, 256} {
 		base := simQueue(c, load, horizon, nil)
 		fmt.Printf("policy sim: %d slots, interactive at %.0f%%, alone p50 %.3f S p99 %.3f S, %.0f%% of requests wait\n",
 			c, load*100, base.p50, base.p99, base.waited*100)
@@ -51,6 +51,7 @@ func BenchmarkBatchPolicySim(b *testing.B) {
 			headroom(fmt.Sprintf("headroom auto (h=%d)", auto(c)), auto),
 			headroom("headroom 1", func(int) int { return 1 }),
 			headroom("headroom 2", func(int) int { return 2 }),
+			headroom("headroom 3", func(int) int { return 3 }),
 			headroom("headroom 4", func(int) int { return 4 }),
 		} {
 			r := simQueue(c, load, horizon, p.allow)
