@@ -68,6 +68,11 @@ type QueueOptions struct {
 	// BatchShare caps the share of a model's backend slots batch lines
 	// may hold (batchqueue.go; default 0.5).
 	BatchShare float64
+	// BatchHeadroom is how many slots a batch line must leave free
+	// (batchheadroom.go): BatchHeadroomAuto (0, the default) sizes it from
+	// the observed interactive load, BatchHeadroomNone keeps none, N > 0
+	// keeps N.
+	BatchHeadroom int
 }
 
 // clock is the queue's time, a fake one in tests.
@@ -110,7 +115,8 @@ type queue struct {
 	waiters []*waiter
 	depth   map[string]int // waiting per model
 	tiers   [len(tierNames)]tierState
-	batch   batchCounts // batch lines waiting and holding slots (batchqueue.go)
+	batch   batchCounts           // batch lines waiting and holding slots (batchqueue.go)
+	occ     map[string]*occupancy // interactive requests in service (batchheadroom.go)
 	seq     uint64
 	drained map[string]*drainRate
 }
@@ -131,7 +137,8 @@ func newQueue(opts QueueOptions, c clock) *queue {
 	if c == nil {
 		c = realClock{}
 	}
-	q := &queue{opts: opts, clock: c, depth: map[string]int{}, drained: map[string]*drainRate{}, batch: newBatchCounts()}
+	q := &queue{opts: opts, clock: c, depth: map[string]int{}, drained: map[string]*drainRate{}, batch: newBatchCounts(),
+		occ: map[string]*occupancy{}}
 	for i := range q.tiers {
 		q.tiers[i] = tierState{finish: map[string]float64{}, queued: map[string]int{}}
 	}
@@ -179,6 +186,8 @@ func (r *router) acquire(ctx context.Context, model string, tried map[*member]bo
 		if l := r.lease(model, tried); l != nil {
 			if batch {
 				q.holdBatch(l, model)
+			} else {
+				q.holdInteractive(l, model)
 			}
 			q.mu.Unlock()
 			return l, nil
@@ -368,6 +377,8 @@ func (r *router) drainLocked() {
 		}
 		if next.tier == tierBatch {
 			q.holdBatch(l, next.model)
+		} else {
+			q.holdInteractive(l, next.model)
 		}
 		q.grant(next, l)
 	}

@@ -8,7 +8,8 @@ package serve
 // arrives while lines run, batch lines hold at most
 // max(1, ⌊queue.batchShare × Σ maxConcurrency⌋) of a model's backend
 // slots at once (the healthy backends'; a model with a backend without
-// maxConcurrency has no cap). A batch line has no maxWait and no depth
+// maxConcurrency has no cap), and leave queue.batchHeadroom slots free
+// (batchheadroom.go). A batch line has no maxWait and no depth
 // limit: it waits as long as the context it waits under (the batch's).
 
 import (
@@ -69,18 +70,28 @@ func (q *queue) holdBatch(l *lease, model string) {
 }
 
 // batchRoom reports whether one more batch line of model stays within the
-// batch share of its slots (q.mu held).
+// batch share of its slots and leaves the headroom free (q.mu held).
 func (r *router) batchRoom(model string) bool {
 	q := r.q
-	return q.batch.held[model] < r.batchCap(model)
+	return q.batch.held[model] < r.batchCap(model) && r.batchHeadroomOK(model)
 }
 
 // batchCap is how many of model's slots batch lines may hold.
 func (r *router) batchCap(model string) int {
+	total, _, capped := r.slots(model)
+	if !capped {
+		return math.MaxInt // an uncapped backend: no share to keep
+	}
+	return max(1, int(math.Floor(r.q.opts.BatchShare*float64(total))))
+}
+
+// slots sums the maxConcurrency and the requests in flight of model's
+// healthy backends; capped is false when one of them has no
+// maxConcurrency (its slots cannot be counted).
+func (r *router) slots(model string) (total, busy int64, capped bool) {
 	r.mu.RLock()
 	cands := r.byModel[model]
 	r.mu.RUnlock()
-	var total int64
 	for _, m := range cands {
 		m.mu.Lock()
 		healthy := m.healthy
@@ -89,9 +100,10 @@ func (r *router) batchCap(model string) int {
 			continue
 		}
 		if m.maxConcurrency <= 0 {
-			return math.MaxInt // an uncapped backend: no share to keep
+			return 0, 0, false
 		}
 		total += m.maxConcurrency
+		busy += min(m.outstanding.Load(), m.maxConcurrency)
 	}
-	return max(1, int(math.Floor(r.q.opts.BatchShare*float64(total))))
+	return total, busy, true
 }

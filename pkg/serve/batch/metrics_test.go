@@ -14,8 +14,9 @@ import (
 )
 
 // TestBatchMetrics: batches by status, lines recorded by result, the
-// progress of an unfinished batch, and the batch share of a model's slots
-// (llmctl_batch_slots), as scraped from the gateway's registry.
+// progress of an unfinished batch, and the batch share and headroom of a
+// model's slots (llmctl_batch_slots; no interactive traffic, so the auto
+// headroom is 0), as scraped from the gateway's registry.
 func TestBatchMetrics(t *testing.T) {
 	dsn := sqliteDSN(t)
 	reg := prometheus.NewRegistry()
@@ -44,8 +45,9 @@ func TestBatchMetrics(t *testing.T) {
 		t.Fatalf("%s: %v", what, last)
 	}
 	expect("the slow line holds the batch share", `
-# HELP llmctl_batch_slots Backend slots of a model held by batch lines (state=held) and the most they may hold, the batch share (state=limit; absent when a backend of the model has no maxConcurrency).
+# HELP llmctl_batch_slots Backend slots of a model held by batch lines (state=held) and the most they may hold, the batch share (state=limit; absent when a backend of the model has no maxConcurrency), and the slots a starting batch line must leave free (state=headroom).
 # TYPE llmctl_batch_slots gauge
+llmctl_batch_slots{model="double-model",state="headroom"} 0
 llmctl_batch_slots{model="double-model",state="held"} 1
 llmctl_batch_slots{model="double-model",state="limit"} 1
 `, "llmctl_batch_slots")
@@ -74,8 +76,9 @@ llmctl_batches{status="validating"} 0
 # TYPE llmctl_batch_lines_total counter
 llmctl_batch_lines_total{result="completed"} 4
 llmctl_batch_lines_total{result="failed"} 1
-# HELP llmctl_batch_slots Backend slots of a model held by batch lines (state=held) and the most they may hold, the batch share (state=limit; absent when a backend of the model has no maxConcurrency).
+# HELP llmctl_batch_slots Backend slots of a model held by batch lines (state=held) and the most they may hold, the batch share (state=limit; absent when a backend of the model has no maxConcurrency), and the slots a starting batch line must leave free (state=headroom).
 # TYPE llmctl_batch_slots gauge
+llmctl_batch_slots{model="double-model",state="headroom"} 0
 llmctl_batch_slots{model="double-model",state="held"} 0
 llmctl_batch_slots{model="double-model",state="limit"} 1
 `, "llmctl_batches", "llmctl_batch_lines_total", "llmctl_batch_slots", "llmctl_batch_progress")

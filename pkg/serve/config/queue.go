@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -34,6 +35,24 @@ type Queue struct {
 	// BatchShare caps the share of a model's backend slots that lines of
 	// the Batches API may hold at once (above 0, at most 1); 0 means 0.5.
 	BatchShare float64 `yaml:"batchShare"`
+	// BatchHeadroom is how many of a model's slots a batch line must leave
+	// free when it starts: auto (the default, sized from the interactive
+	// load the queue observes) or a number of slots (0: none, only
+	// batchShare limits batch lines).
+	BatchHeadroom string `yaml:"batchHeadroom"`
+}
+
+// BatchHeadroomAuto is batchHeadroom's default.
+const BatchHeadroomAuto = "auto"
+
+// BatchHeadroomSlots is batchHeadroom as a number of slots; auto is true
+// for auto (or unset). Call it on a validated section.
+func (q Queue) BatchHeadroomSlots() (n int, auto bool) {
+	if q.BatchHeadroom == "" || q.BatchHeadroom == BatchHeadroomAuto {
+		return 0, true
+	}
+	n, _ = strconv.Atoi(q.BatchHeadroom)
+	return n, false
 }
 
 // ValidateFallbacks names each wrong entry of the fallbacks section.
@@ -78,6 +97,11 @@ func (q Queue) Validate() error {
 	}
 	if q.BatchShare < 0 || q.BatchShare > 1 {
 		errs = append(errs, fmt.Errorf("queue.batchShare: %v must be above 0 and at most 1", q.BatchShare))
+	}
+	if h := q.BatchHeadroom; h != "" && h != BatchHeadroomAuto {
+		if n, err := strconv.Atoi(h); err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("queue.batchHeadroom: %q must be auto or a number of slots, 0 or more", h))
+		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(q.Weights)) {
 		if q.Weights[k] <= 0 {
