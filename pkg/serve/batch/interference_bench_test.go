@@ -25,17 +25,21 @@ import (
 // double's delay), so its capacity alone is slots/service answers/s.
 // Interactive requests arrive open-loop as a Poisson process (seeded, the
 // same arrival times in every window) at 80 % of that capacity, through
-// openai-go, for `window`; first alone, then, in the same run and
-// gateway, with a large batch running (LLMCTL_BENCH_INTERFERENCE_LINES
+// openai-go, for `window` after a warm-up of 5 answer times that is not
+// counted; first alone, then, in the same run and gateway, with a large
+// batch started at the warm-up's start (LLMCTL_BENCH_INTERFERENCE_LINES
 // lines, default 1,000, more than can finish in the window, so it runs
-// throughout; LLMCTL_BENCH_INTERFERENCE_WINDOW sets the window). It
+// throughout; LLMCTL_BENCH_INTERFERENCE_LINE_SPREAD varies their length;
+// LLMCTL_BENCH_INTERFERENCE_WINDOW sets the window, and
+// LLMCTL_BENCH_INTERFERENCE_BACKENDS the slot counts and answer times;
+// LLMCTL_BENCH_INTERFERENCE_STORE=postgres runs it on PostgreSQL). It
 // reports the interactive p50/p99 with the batch against without, their
 // mean wait in the admission queue (the slots alone, without the CPU
 // the box spends), and the batch's share of the slot time the interactive
 // requests left: lines finished in the window × service / (slots × window
 // − interactive answers × service). Once per slot count and batch policy
-// (queue.batchShare, queue.batchHeadroom). On SQLite; it ignores b.N
-// (`make bench`, -benchtime 1x). BenchmarkBatchPolicySim (pkg/serve) is
+// (queue.batchShare, queue.batchHeadroom). On SQLite by default; it
+// ignores b.N (`make bench`, -benchtime 1x). BenchmarkBatchPolicySim (pkg/serve) is
 // the same question without the gateway, as an event simulation.
 func BenchmarkBatchInterference(b *testing.B) {
 	const load = 0.8
@@ -51,10 +55,25 @@ func BenchmarkBatchInterference(b *testing.B) {
 		share    float64
 		headroom int
 	}
-	for _, backend := range []struct {
+	type backendShape struct {
 		slots   int
 		service time.Duration
-	}{{4, 250 * time.Millisecond}, {16, 500 * time.Millisecond}} { // long answers: the box's CPU time and jitter small beside them
+	}
+	// Long answers: the box's CPU time and jitter small beside them.
+	backends := []backendShape{{4, 250 * time.Millisecond}, {16, 500 * time.Millisecond}}
+	if v := os.Getenv("LLMCTL_BENCH_INTERFERENCE_BACKENDS"); v != "" { // e.g. "64:1s,16:500ms"
+		backends = nil
+		for f := range strings.SplitSeq(v, ",") {
+			n, d, _ := strings.Cut(strings.TrimSpace(f), ":")
+			slots, err1 := strconv.Atoi(n)
+			service, err2 := time.ParseDuration(d)
+			if err1 != nil || err2 != nil || slots <= 0 || service <= 0 {
+				b.Fatalf("LLMCTL_BENCH_INTERFERENCE_BACKENDS: %q is not SLOTS:ANSWER-TIME (like 64:1s)", f)
+			}
+			backends = append(backends, backendShape{slots, service})
+		}
+	}
+	for _, backend := range backends {
 		slots, service := backend.slots, backend.service
 		rate := load * float64(slots) / service.Seconds()
 		// The interactive arrivals: Poisson, the same in every window.
@@ -70,7 +89,11 @@ func BenchmarkBatchInterference(b *testing.B) {
 			{"share 1, headroom 2", 1, 2},
 		} {
 			b.Run(fmt.Sprintf("slots=%d/%s", slots, strings.ReplaceAll(pol.name, " ", "")), func(b *testing.B) {
-				e := newEnvGateway(b, sqliteDSN(b), batch.Limits{}, func(o *serve.Options) {
+				dsn := sqliteDSN
+				if os.Getenv("LLMCTL_BENCH_INTERFERENCE_STORE") == "postgres" {
+					dsn = pgDSN
+				}
+				e := newEnvGateway(b, dsn(b), batch.Limits{}, func(o *serve.Options) {
 					o.Remotes[0].MaxConc = slots
 					o.Queue.BatchShare = pol.share
 					o.Queue.BatchHeadroom = pol.headroom
@@ -86,7 +109,15 @@ func interferenceRun(b *testing.B, e *env, slots int, service time.Duration, rat
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	c := openai.NewClient(option.WithBaseURL(e.srv.URL+"/v1/"), option.WithAPIKey(e.keyA), option.WithMaxRetries(0), option.WithHTTPClient(hc))
 	prompt := fmt.Sprintf("x delay=%s tokens=1", service)
-	interactive := func() (p50, p99 time.Duration, answered int) {
+	// Each measurement runs the arrivals of a warm-up (those of the first
+	// `warm`) and then of the window; only the window's are counted. The
+	// batch starts with the warm-up, under interactive load: started on
+	// an idle backend it would take every free slot at once, and with
+	// answers of one length its lines would stay in step, freeing and
+	// retaking the slots together (a transient of the benchmark, not of
+	// the policy). atWindow and atEnd run when the window opens and ends.
+	warm := 5 * service
+	interactive := func(atStart, atWindow, atEnd func()) (p50, p99 time.Duration, answered int) {
 		params := openai.ChatCompletionNewParams{Model: "double-model", MaxTokens: openai.Int(20),
 			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(prompt)}}
 		var (
@@ -95,10 +126,27 @@ func interferenceRun(b *testing.B, e *env, slots int, service time.Duration, rat
 			failed int
 			wg     sync.WaitGroup
 		)
-		start := time.Now()
+		var schedule []time.Duration
 		for _, off := range arrivals {
+			if off < warm {
+				schedule = append(schedule, off)
+			}
+		}
+		nWarm := len(schedule)
+		for _, off := range arrivals {
+			schedule = append(schedule, warm+off)
+		}
+		start := time.Now()
+		if atStart != nil {
+			atStart()
+		}
+		for i, off := range schedule {
 			at := start.Add(off)
 			time.Sleep(time.Until(at))
+			if i == nWarm && atWindow != nil {
+				atWindow()
+			}
+			counted := i >= nWarm
 			wg.Go(func() {
 				_, err := c.Chat.Completions.New(context.Background(), params)
 				d := time.Since(at)
@@ -108,10 +156,15 @@ func interferenceRun(b *testing.B, e *env, slots int, service time.Duration, rat
 					failed++
 					return
 				}
-				lat = append(lat, d)
+				if counted {
+					lat = append(lat, d)
+				}
 			})
 		}
-		time.Sleep(time.Until(start.Add(window)))
+		time.Sleep(time.Until(start.Add(warm + window)))
+		if atEnd != nil {
+			atEnd()
+		}
 		wg.Wait()
 		if failed > 0 {
 			b.Fatalf("%d interactive requests failed", failed)
@@ -119,18 +172,22 @@ func interferenceRun(b *testing.B, e *env, slots int, service time.Duration, rat
 		slices.Sort(lat)
 		return lat[len(lat)/2], lat[len(lat)*99/100], len(lat)
 	}
-	interactive() // warm-up: connections, caches, the queue's load average
-	w0 := interactiveWaits(b, e)
-	p50, p99, aloneAnswered := interactive()
-	aloneWaits := interactiveWaits(b, e).minus(w0)
+	var w0, aloneWaits, batchWaits queueWaits
+	p50, p99, aloneAnswered := interactive(nil, func() { w0 = interactiveWaits(b, e) }, nil)
+	aloneWaits = interactiveWaits(b, e).minus(w0)
 
 	var ls []string
+	// LLMCTL_BENCH_INTERFERENCE_LINE_SPREAD=f gives the batch's answers
+	// lengths spread uniformly over service × [1−f, 1+f] (same mean), as
+	// a real batch's vary; 0 (the default): all the same length.
+	spread, _ := strconv.ParseFloat(os.Getenv("LLMCTL_BENCH_INTERFERENCE_LINE_SPREAD"), 64)
+	spread = min(max(spread, 0), 1)
+	lrng := rand.New(rand.NewPCG(24, uint64(lines)))
 	for i := range lines {
-		ls = append(ls, chatLine(fmt.Sprintf("l%05d", i), "double-model", prompt))
+		d := time.Duration(float64(service) * (1 + spread*(2*lrng.Float64()-1))).Round(time.Millisecond)
+		ls = append(ls, chatLine(fmt.Sprintf("l%05d", i), "double-model", fmt.Sprintf("x delay=%s tokens=1", d)))
 	}
 	bt := create(b, c, upload(b, c, strings.Join(ls, "\n")).ID)
-	stop := e.startWorker()
-	defer stop()
 	ctx := context.Background()
 	done := func() int64 {
 		cur, err := e.bs.Batch(ctx, e.tenantA, bt.ID)
@@ -142,14 +199,16 @@ func interferenceRun(b *testing.B, e *env, slots int, service time.Duration, rat
 		}
 		return cur.Completed
 	}
-	for done() < int64(2*slots) { // the batch is running
-		time.Sleep(20 * time.Millisecond)
+	var before, after int64
+	stop := func() {}
+	defer func() { stop() }()
+	bp50, bp99, answered := interactive(func() { stop = e.startWorker() },
+		func() { before, w0 = done(), interactiveWaits(b, e) },
+		func() { after = done() })
+	batchWaits = interactiveWaits(b, e).minus(w0)
+	if before == 0 {
+		b.Fatal("the batch had not started when the window opened")
 	}
-	before := done()
-	w0 = interactiveWaits(b, e)
-	bp50, bp99, answered := interactive()
-	after := done()
-	batchWaits := interactiveWaits(b, e).minus(w0)
 	if after >= int64(lines) {
 		b.Fatalf("the batch of %d lines finished within the window; raise LLMCTL_BENCH_INTERFERENCE_LINES", lines)
 	}
