@@ -70,7 +70,9 @@ func TestWorkloadsOnRealNode(t *testing.T) {
 
 	env := clusterEnv(t, "healthy-k3s", kc, ns)
 	wants := []string{
-		"pod crash: container c in CrashLoopBackOff", "last termination: reason Error, exit code 1",
+		// In back-off (CrashLoopBackOff) or just exited (terminated, before
+		// the kubelet's next sync): both name the container and its exit.
+		"pod crash: container c ", "last termination: reason Error, exit code 1",
 		"pod oom: container c", "OOMKilled", "raise its memory limit",
 		"pod pull: cannot pull image llmctl.invalid/llmctl:0",
 		"pod gpu-backend: the node's containerd has no nvidia runtime",

@@ -162,6 +162,15 @@ func containerProblem(p *corev1.Pod, cs corev1.ContainerStatus) (Problem, bool) 
 			Evidence: []string{fmt.Sprintf("pod %s container %s: terminated, reason %s, exit code %d", p.Name, cs.Name, t.Reason, t.ExitCode)},
 			Remedy:   oomRemedy}, true
 	}
+	if t := cs.State.Terminated; t != nil && t.ExitCode != 0 && p.Status.Phase == corev1.PodRunning {
+		// Between a crash and the kubelet's next sync the container shows
+		// as terminated, not yet CrashLoopBackOff: the same failure, seen
+		// a moment earlier (a crash loop spends seconds in this state).
+		return Problem{Object: obj, Summary: fmt.Sprintf("container %s exited with code %d and is being restarted", cs.Name, t.ExitCode),
+			Evidence: []string{fmt.Sprintf("pod %s container %s: %d restarts", p.Name, cs.Name, cs.RestartCount),
+				fmt.Sprintf("last termination: reason %s, exit code %d", t.Reason, t.ExitCode)},
+			Remedy: "read why it exits: `kubectl logs -n " + p.Namespace + " " + p.Name + " -c " + cs.Name + " --previous`"}, true
+	}
 	return Problem{}, false
 }
 

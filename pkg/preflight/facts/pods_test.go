@@ -49,6 +49,9 @@ func TestDiagnosePod(t *testing.T) {
 			return cs
 		}()}}},
 			summary: "container backend in CrashLoopBackOff (OOMKilled)", remedy: "raise its memory limit"},
+		{name: "crashed, not yet in back-off", pod: corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "gateway", RestartCount: 4,
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}}}}}},
+			summary: "container gateway exited with code 1 and is being restarted", remedy: "--previous"},
 		{name: "oom, never restarted", pod: corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{Name: "job",
 			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled"}}}}}},
 			summary: "container job OOMKilled", remedy: "memory limit"},
