@@ -89,12 +89,15 @@ func (q *queue) holdInteractive(l *lease, model string) {
 	}
 	o.advance(q.clock.Now())
 	o.n++
-	l.onDone = func() {
-		q.mu.Lock()
-		o.advance(q.clock.Now())
-		o.n--
-		q.mu.Unlock()
-	}
+	l.occ = o // lease.done calls q.interactiveDone: no closure per request
+}
+
+// interactiveDone ends the count holdInteractive started for o.
+func (q *queue) interactiveDone(o *occupancy) {
+	q.mu.Lock()
+	o.advance(q.clock.Now())
+	o.n--
+	q.mu.Unlock()
 }
 
 // headroom is the slots a batch line of model must leave free (q.mu held).

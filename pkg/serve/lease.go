@@ -10,6 +10,9 @@ type lease struct {
 	m      *member
 	over   bool
 	onDone func() // before the slot is released (a batch line's share, batchqueue.go)
+	// occ counts the lease as an interactive request in service until it
+	// is done (the auto batch headroom, batchheadroom.go); nil: not counted.
+	occ *occupancy
 }
 
 // lease picks a backend for model as pick does and leases it, or nil.
@@ -47,6 +50,9 @@ func (l *lease) done(err error) {
 	}
 	if l.onDone != nil {
 		l.onDone()
+	}
+	if l.occ != nil {
+		l.r.q.interactiveDone(l.occ)
 	}
 	l.r.release(l.m)
 	l.r.drain() // a waiter may take the slot
