@@ -142,15 +142,21 @@ func TestLimitsExactAcrossReplicas(t *testing.T) {
 	defer rdb.Close()
 
 	// The backend double, wrapped to count requests in flight at the backend:
-	// a request reaches it only while it holds a concurrency slot.
+	// a request reaches it only while it holds a concurrency slot. A request
+	// stops counting when its answer starts: the gateway frees the slot
+	// once it has the answer, which can be before this handler's own return
+	// runs (on a loaded box it did, counting 10 "in flight" under a limit
+	// of 3 with only 9 requests admitted).
 	dbl := upstreamdouble.Start(t, upstreamdouble.Options{Models: []string{"m-rpm", "m-tpm", "m-conc", "m-out"}})
 	var inFlight, maxInFlight atomic.Int64
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1/chat/completions" {
 			n := inFlight.Add(1)
-			defer inFlight.Add(-1)
 			for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
 			}
+			aw := &answerStart{ResponseWriter: w, end: func() { inFlight.Add(-1) }}
+			defer aw.ended()
+			w = aw
 		}
 		dbl.ServeHTTP(w, r)
 	}))
@@ -467,4 +473,35 @@ func metric(t *testing.T, adminURL, series string) float64 {
 		}
 	}
 	return 0
+}
+
+// answerStart calls end once, when the answer's first byte or header is
+// written (or, failing that, when the handler returns).
+type answerStart struct {
+	http.ResponseWriter
+	end  func()
+	once sync.Once
+}
+
+func (a *answerStart) ended() { a.once.Do(a.end) }
+
+func (a *answerStart) WriteHeader(code int) {
+	a.ended()
+	a.ResponseWriter.WriteHeader(code)
+}
+
+func (a *answerStart) Write(b []byte) (int, error) {
+	a.ended()
+	return a.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (a *answerStart) Unwrap() http.ResponseWriter { return a.ResponseWriter }
+
+// Flush keeps streaming answers streaming through the wrapper.
+func (a *answerStart) Flush() {
+	a.ended()
+	if f, ok := a.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
